@@ -1,0 +1,1 @@
+"""Plain HTTP endpoints (health) and the JSON error envelope."""

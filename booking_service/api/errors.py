@@ -1,0 +1,45 @@
+"""One JSON error envelope for every HTTP error; internals never leave the process."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, message: str):
+    """{"error": {"status": N, "message": "..."}} with the given status."""
+    response = jsonify({"error": {"status": status, "message": message}})
+    response.status_code = status
+    return response
+
+
+_MESSAGES = {
+    400: "The request could not be read.",
+    401: "Missing or invalid credentials.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "The request body is too large.",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer HTTP errors with the JSON envelope; log unexpected ones with a traceback."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(status, _MESSAGES.get(status, exc.name))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):  # pragma: no cover - handled above
+            return _http_error(exc)
+        if app.testing:
+            # Bugs must fail tests instead of hiding behind a friendly 500.
+            raise exc
+        log.exception("unhandled error")
+        return error_response(500, InternalServerError.description)

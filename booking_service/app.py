@@ -1,0 +1,54 @@
+"""The application factory: config → logging → engine/sessions → blueprints, errors, CLI.
+
+No query runs here: the engine connects lazily, so a pre-forking server never shares a
+pooled connection across workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from booking_service.api.errors import register_error_handlers
+from booking_service.api.health import bp as health_bp
+from booking_service.cli import register_cli
+from booking_service.config import Settings
+from booking_service.db import make_engine, make_session_factory
+from booking_service.extensions import Runtime, init_runtime
+from booking_service.logging_setup import configure_logging
+from booking_service.schema_check import head_revision
+from booking_service.vapi.blueprint import bp as vapi_bp
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app from the environment, with optional setting overrides (tests)."""
+    settings = Settings.from_env().with_overrides(overrides).validate()
+    configure_logging(settings.log_level)
+
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=settings.testing,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.compact = True
+
+    engine = make_engine(settings)
+    init_runtime(
+        app,
+        Runtime(
+            settings=settings,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            head_revision=head_revision(),
+        ),
+    )
+
+    app.register_blueprint(vapi_bp)
+    app.register_blueprint(health_bp)
+    register_error_handlers(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,161 @@
+"""Flask CLI commands: `flask --app wsgi org|schema|demo ...`. Every command prints JSON."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import timedelta
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from booking_service.errors import DatabaseUnavailable
+from booking_service.extensions import runtime
+from booking_service.schema_check import check_schema
+from booking_service.services.orgs import (
+    OrgInfo,
+    OrgInputError,
+    create_org,
+    list_orgs,
+    rotate_secret,
+)
+from booking_service.services.times import utc_now
+
+org_cli = AppGroup("org", help="Manage organizations and their webhook secrets.")
+schema_cli = AppGroup("schema", help="Check the live database schema.")
+demo_cli = AppGroup("demo", help="Development helpers.")
+
+
+def _echo(payload: object) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False))
+
+
+def _fail(message: str) -> None:
+    click.echo(json.dumps({"error": message}), err=True)
+    sys.exit(1)
+
+
+def _org_json(org: OrgInfo) -> dict:
+    return {
+        "id": org.id,
+        "name": org.name,
+        "timezone": org.timezone,
+        "phone_region": org.phone_region,
+        "appointment_minutes": org.appointment_minutes,
+    }
+
+
+@org_cli.command("create")
+@click.option("--name", required=True, help="The business's name.")
+@click.option("--timezone", "timezone_name", required=True, help="IANA zone, e.g. Europe/Paris.")
+@click.option("--phone-region", default="US", show_default=True, help="ISO 3166 alpha-2.")
+@click.option("--appointment-minutes", default=30, show_default=True, type=int)
+def org_create(name: str, timezone_name: str, phone_region: str, appointment_minutes: int):
+    """Create an organization; prints its id and webhook secret (shown only this once)."""
+    try:
+        created = create_org(
+            runtime().uow(),
+            name=name,
+            timezone=timezone_name,
+            phone_region=phone_region,
+            appointment_minutes=appointment_minutes,
+        )
+    except OrgInputError as exc:
+        _fail(str(exc))
+    except DatabaseUnavailable:
+        _fail("the database is not reachable")
+    _echo({**_org_json(created.org), "secret": created.secret})
+
+
+@org_cli.command("rotate-secret")
+@click.argument("org_id", type=int)
+def org_rotate_secret(org_id: int):
+    """Replace an organization's webhook secret; prints the new one (the old stops working)."""
+    try:
+        secret = rotate_secret(runtime().uow(), org_id)
+    except DatabaseUnavailable:
+        _fail("the database is not reachable")
+    if secret is None:
+        _fail(f"no organization with id {org_id}")
+    _echo({"id": org_id, "secret": secret})
+
+
+@org_cli.command("list")
+def org_list():
+    """List organizations (never their secrets)."""
+    _echo([_org_json(org) for org in list_orgs(runtime().uow())])
+
+
+@schema_cli.command("check")
+def schema_check():
+    """Exit 0 when the database is at head with every named constraint, else 1 naming the gaps."""
+    rt = runtime()
+    try:
+        with rt.engine.connect() as conn:
+            problems = check_schema(conn, rt.head_revision)
+    except Exception as exc:  # any connection failure is reported, not raised
+        _fail(f"cannot check the schema: database unreachable ({type(exc).__name__})")
+    if problems:
+        click.echo(json.dumps({"status": "failed", "problems": problems}), err=True)
+        sys.exit(1)
+    _echo({"status": "ok", "head": rt.head_revision})
+
+
+@demo_cli.command("setup")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+def demo_setup(url: str):
+    """Create a demo organization on first run and print a curl that books an appointment."""
+    uow = runtime().uow
+    existing = [org for org in list_orgs(uow()) if org.name == "Demo Dental"]
+    if existing:
+        org = existing[0]
+        click.echo(
+            f"Demo organization exists (id {org.id}). Its secret was shown when it was created; "
+            f"get a new one with: flask --app wsgi org rotate-secret {org.id}",
+            err=True,
+        )
+        return
+    created = create_org(uow(), name="Demo Dental", timezone="America/New_York")
+    start = (utc_now().astimezone(created.org.zone) + timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    body = {
+        "message": {
+            "type": "tool-calls",
+            "call": {"id": "demo-call", "customer": {"number": "+14155550123"}},
+            "toolCallList": [
+                {
+                    "id": "demo-tool-call-1",
+                    "type": "function",
+                    "function": {
+                        "name": "bookAppointment",
+                        "arguments": {
+                            "name": "Maria Lopez",
+                            "start": start.strftime("%Y-%m-%dT%H:%M"),
+                            "service": "cleaning",
+                        },
+                    },
+                }
+            ],
+        }
+    }
+    click.echo(
+        f"Created demo organization {created.org.id}. Webhook secret (shown once):", err=True
+    )
+    click.echo(f"  {created.secret}", err=True)
+    click.echo("Book an appointment:", err=True)
+    click.echo(
+        f"  curl -s {url}/api/vapi/tools -H 'Content-Type: application/json' "
+        f"-H {shlex.quote('Authorization: Bearer ' + created.secret)} "
+        f"-d {shlex.quote(json.dumps(body))}",
+        err=True,
+    )
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the command groups to the app."""
+    app.cli.add_command(org_cli)
+    app.cli.add_command(schema_cli)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,91 @@
+"""Settings: the only module that reads os.environ.
+
+Every variable is documented in the README's configuration table; keep the two in step.
+Tests pass overrides to `create_app` instead of editing the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed application settings (environment variable names in the field comments)."""
+
+    database_url: str = ""  # DATABASE_URL
+    log_level: str = "INFO"  # LOG_LEVEL
+    max_body_bytes: int = 1024 * 1024  # MAX_BODY_BYTES
+    db_pool_size: int = 5  # DB_POOL_SIZE
+    db_connect_timeout_s: int = 3  # DB_CONNECT_TIMEOUT_S
+    db_statement_timeout_ms: int = 5000  # DB_STATEMENT_TIMEOUT_MS
+    db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
+    testing: bool = False  # not an environment variable: tests set it
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (defaults where unset)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field_name, kind in _ENV_VARS:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[field_name] = _coerce(name, raw, kind)
+        return cls(**values)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
+        """Return a copy with fields replaced; keys may be field names or variable names."""
+        if not overrides:
+            return self
+        by_env = {env: field for env, field, _ in _ENV_VARS}
+        known = {f.name for f in fields(self)}
+        changes = {}
+        for key, value in overrides.items():
+            name = by_env.get(key, key.lower())
+            if name not in known:
+                raise ConfigError(f"unknown setting {key!r}")
+            changes[name] = value
+        return replace(self, **changes)
+
+    def validate(self) -> Settings:
+        """Raise ConfigError when the settings cannot work."""
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL is not set (expected postgresql+psycopg://...)")
+        if not self.database_url.startswith("postgresql+psycopg://"):
+            raise ConfigError("DATABASE_URL must start with postgresql+psycopg:// (psycopg 3)")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("MAX_BODY_BYTES must be at least 1024")
+        return self
+
+
+_ENV_VARS: tuple[tuple[str, str, type], ...] = (
+    ("DATABASE_URL", "database_url", str),
+    ("LOG_LEVEL", "log_level", str),
+    ("MAX_BODY_BYTES", "max_body_bytes", int),
+    ("DB_POOL_SIZE", "db_pool_size", int),
+    ("DB_CONNECT_TIMEOUT_S", "db_connect_timeout_s", int),
+    ("DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms", int),
+    ("DB_LOCK_TIMEOUT_MS", "db_lock_timeout_ms", int),
+)
+
+
+def _coerce(name: str, raw: str, kind: type) -> Any:
+    if kind is int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative")
+        return value
+    if name == "LOG_LEVEL":
+        return raw.upper()
+    return raw

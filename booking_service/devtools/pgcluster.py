@@ -1,0 +1,289 @@
+"""A private PostgreSQL cluster for development (`make run`) and for the test suite.
+
+Neither command may rely on a PostgreSQL server that happens to run on the machine, so both
+start a cluster of their own with Debian's server binaries:
+
+- `start DIR` initialises DIR on first use, starts it on a free loopback port (the same port again
+  when it is still free) and prints the `DATABASE_URL`. Running it twice reuses the data.
+- `stop DIR` stops it.
+- `throwaway -- CMD ...` starts a disposable cluster (fsync off) in a temporary folder, runs CMD
+  with `DATABASE_URL` and `BOOKING_TEST_PG` pointing at it, then stops and deletes it.
+
+initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user; when the
+server binaries are missing, root gets them from apt-get and anyone else gets instructions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DB_NAME = "booking_service"
+SUPERUSER = "postgres"
+# Durable enough for development; the throwaway cluster trades durability for speed.
+THROWAWAY_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+class ClusterError(RuntimeError):
+    """A problem the person running the command has to fix; the message says how."""
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def find_bindir() -> Path | None:
+    """Return the folder holding initdb/pg_ctl, newest major version first, or None."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    for folder in candidates:
+        if Path(folder, "initdb").exists() and Path(folder, "pg_ctl").exists():
+            return Path(folder)
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("pg_ctl"):
+        return Path(on_path).parent
+    return None
+
+
+def ensure_server_binaries() -> Path:
+    """Find the PostgreSQL server binaries, installing Debian's package when root."""
+    bindir = find_bindir()
+    if bindir:
+        return bindir
+    if not _is_root() or not shutil.which("apt-get"):
+        raise ClusterError(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them, e.g. "
+            "`sudo apt-get install postgresql`, or set DATABASE_URL to an existing database."
+        )
+    print("Installing Debian's PostgreSQL server package (apt-get)...", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
+        check=True,
+        env=env,
+    )
+    bindir = find_bindir()
+    if not bindir:
+        raise ClusterError("apt-get installed postgresql but initdb/pg_ctl are still missing.")
+    return bindir
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    # initdb/pg_ctl refuse to run as root; the Debian package provides the postgres user.
+    if _is_root():
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(_as_owner(cmd), check=True, **kwargs)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """Ask the kernel for a currently unused loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _prepare_dir(datadir: Path) -> None:
+    datadir.mkdir(parents=True, exist_ok=True)
+    if _is_root():
+        shutil.chown(datadir, user="postgres", group="postgres")
+        probe = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "test", "-w", str(datadir)], check=False
+        )
+        if probe.returncode != 0:
+            raise ClusterError(
+                f"The postgres user cannot reach {datadir} (a parent folder is private). "
+                "Move the project to a folder others can traverse, or set DATABASE_URL."
+            )
+
+
+def _initdb(bindir: Path, pgdata: Path) -> None:
+    _run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(pgdata),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _running(bindir: Path, pgdata: Path) -> bool:
+    status = subprocess.run(
+        _as_owner([str(bindir / "pg_ctl"), "status", "-D", str(pgdata)]),
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return status.returncode == 0
+
+
+def _start(bindir: Path, pgdata: Path, port: int, settings: tuple[str, ...], log: Path) -> None:
+    # TCP on loopback only and no Unix socket: /var/run/postgresql may belong to a system server,
+    # and a socket inside a deep project path can exceed the 107-byte socket path limit.
+    options = [
+        "-c listen_addresses=127.0.0.1",
+        f"-c port={port}",
+        "-c unix_socket_directories=''",
+        "-c max_connections=200",
+        *(f"-c {s}" for s in settings),
+    ]
+    _run(
+        [
+            str(bindir / "pg_ctl"),
+            "start",
+            "-D",
+            str(pgdata),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(log),
+            "-o",
+            " ".join(options),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _wait_ready(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise ClusterError(f"PostgreSQL did not accept connections on 127.0.0.1:{port}.")
+
+
+def _create_database(port: int, name: str) -> None:
+    import psycopg  # imported late: the module is also used before dependencies exist
+
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def url_for(port: int, dbname: str = DB_NAME) -> str:
+    """The SQLAlchemy URL of a database in a cluster started here."""
+    return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{dbname}"
+
+
+def start(datadir: Path, *, settings: tuple[str, ...] = ()) -> int:
+    """Initialise (first time) and start the cluster in `datadir`; return its port."""
+    bindir = ensure_server_binaries()
+    datadir = datadir.resolve()
+    pgdata = datadir / "data"
+    port_file = datadir / "port"
+    _prepare_dir(datadir)
+    if not (pgdata / "PG_VERSION").exists():
+        _initdb(bindir, pgdata)
+    if _running(bindir, pgdata) and port_file.exists():
+        port = int(port_file.read_text())
+        _wait_ready(port)
+        return port
+    port = int(port_file.read_text()) if port_file.exists() else 0
+    if not port or not _port_is_free(port):
+        port = free_port()
+    _start(bindir, pgdata, port, settings, datadir / "postgres.log")
+    port_file.write_text(str(port))
+    _wait_ready(port)
+    _create_database(port, DB_NAME)
+    return port
+
+
+def stop(datadir: Path) -> None:
+    """Stop the cluster in `datadir` if it runs (fast shutdown: sessions are ended)."""
+    bindir = find_bindir()
+    pgdata = datadir.resolve() / "data"
+    if bindir and pgdata.exists() and _running(bindir, pgdata):
+        _run(
+            [str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"],
+            stdout=subprocess.DEVNULL,
+        )
+
+
+@contextlib.contextmanager
+def throwaway_cluster():
+    """Start a disposable cluster (fsync off) and yield its port; delete it afterwards."""
+    datadir = Path(tempfile.mkdtemp(prefix="booking-service-pg-"))
+    try:
+        port = start(datadir, settings=THROWAWAY_SETTINGS)
+        yield port
+    finally:
+        try:
+            stop(datadir)
+        finally:
+            shutil.rmtree(datadir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: start | stop | throwaway -- CMD."""
+    parser = argparse.ArgumentParser(prog="python -m booking_service.devtools.pgcluster")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p_start = sub.add_parser("start", help="start (and initialise) a persistent cluster")
+    p_start.add_argument("datadir", type=Path)
+    p_stop = sub.add_parser("stop", help="stop a persistent cluster")
+    p_stop.add_argument("datadir", type=Path)
+    p_throw = sub.add_parser("throwaway", help="run a command against a disposable cluster")
+    p_throw.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "start":
+            print(url_for(start(args.datadir)))
+            return 0
+        if args.action == "stop":
+            stop(args.datadir)
+            return 0
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            parser.error("throwaway needs a command after --")
+        with throwaway_cluster() as port:
+            env = {
+                **os.environ,
+                "DATABASE_URL": url_for(port),
+                "BOOKING_TEST_PG": f"127.0.0.1:{port}",
+            }
+            return subprocess.run(command, env=env, check=False).returncode
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"error: {' '.join(map(str, exc.cmd))} failed ({exc.returncode})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

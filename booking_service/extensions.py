@@ -1,0 +1,43 @@
+"""What create_app builds once and request handlers use: engine, sessions, unit-of-work factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from booking_service.config import Settings
+from booking_service.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
+
+KEY = "booking_service"
+
+
+@dataclass
+class Runtime:
+    """Per-app singletons, stored in app.extensions."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker
+    head_revision: str
+
+    def uow(self) -> AbstractUnitOfWork:
+        """A new unit of work (one per use case)."""
+        return SqlAlchemyUnitOfWork(self.session_factory)
+
+    @property
+    def uow_factory(self) -> Callable[[], AbstractUnitOfWork]:
+        return self.uow
+
+
+def init_runtime(app: Flask, runtime: Runtime) -> None:
+    """Attach the runtime to the app."""
+    app.extensions[KEY] = runtime
+
+
+def runtime() -> Runtime:
+    """The current app's runtime."""
+    return current_app.extensions[KEY]

@@ -1,0 +1,79 @@
+"""Logging: configured before the app exists, with request/call ids on every line.
+
+Ids live in context variables so that service code logs them without passing them around.
+A filter masks anything that looks like a phone number as a second line of defence; code
+should already log numbers through normalize.mask_phone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import logging.config
+import re
+from collections.abc import Iterator
+
+_FIELDS = ("request_id", "org_id", "call_id", "tool_call_id", "tool")
+_context: dict[str, contextvars.ContextVar[str]] = {
+    name: contextvars.ContextVar(name, default="-") for name in _FIELDS
+}
+_PHONE_LIKE = re.compile(r"\+?\d[\d ().-]{6,}\d")
+
+
+def _mask(match: re.Match) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return "***" + digits[-4:]
+
+
+class ContextFilter(logging.Filter):
+    """Adds the current ids to each record and masks phone-like digit runs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in _context.items():
+            setattr(record, name, var.get())
+        message = record.getMessage()
+        masked = _PHONE_LIKE.sub(_mask, message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+@contextlib.contextmanager
+def log_context(**values: object) -> Iterator[None]:
+    """Set ids (request_id, org_id, call_id, tool_call_id, tool) for the enclosed code."""
+    tokens = []
+    for name, value in values.items():
+        if value is not None:
+            tokens.append((_context[name], _context[name].set(str(value)[:80])))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s org=%(org_id)s call=%(call_id)s "
+    "tool_call=%(tool_call_id)s tool=%(tool)s] %(message)s"
+)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Configure the root logger once (dictConfig): one stream handler to stderr."""
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "filters": {"context": {"()": ContextFilter}},
+            "formatters": {"text": {"format": TEXT_FORMAT}},
+            "handlers": {
+                "stderr": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "text",
+                    "filters": ["context"],
+                }
+            },
+            "root": {"level": level, "handlers": ["stderr"]},
+        }
+    )

@@ -1,0 +1,90 @@
+"""Normalising what callers and language models say: phone numbers, emails, free text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from marshmallow import ValidationError
+from marshmallow.validate import Email
+
+_email_validator = Email()
+# Template text the model copied literally instead of the value, e.g. "{{customer.number}}".
+_TEMPLATE = re.compile(r"\{\{.*?\}\}|\{\{|\}\}")
+
+
+def looks_like_template(value: str) -> bool:
+    """True for unrendered template placeholders such as "{{ customer.number }}"."""
+    return bool(_TEMPLATE.search(value))
+
+
+def normalize_phone(raw: object, region: str) -> str | None:
+    """Return the E.164 form of `raw` parsed with `region` for local numbers, or None.
+
+    None means "absent": empty, not text, template text, or not a valid number.
+    """
+    if not isinstance(raw, str):
+        return None
+    value = raw.strip()
+    if not value or looks_like_template(value) or len(value) > 64:
+        return None
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: object) -> str | None:
+    """Return the trimmed, lower-cased email if it is syntactically valid, else None."""
+    if not isinstance(raw, str):
+        return None
+    value = raw.strip().lower()
+    if not value or looks_like_template(value) or len(value) > 254:
+        return None
+    try:
+        _email_validator(value)
+    except ValidationError:
+        return None
+    return value
+
+
+def is_valid_region(region: str) -> bool:
+    """True for ISO 3166 alpha-2 regions that phonenumbers can parse local numbers for."""
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
+def mask_phone(phone: str | None) -> str:
+    """Hide all but the last 4 digits, for logs."""
+    if not phone:
+        return "-"
+    digits = re.sub(r"\D", "", phone)
+    return "***" + digits[-4:] if len(digits) > 4 else "***"
+
+
+def clean_text(value: str | None) -> str | None:
+    """Collapse whitespace (line breaks included) and trim; empty becomes None."""
+    if value is None:
+        return None
+    collapsed = " ".join(value.split())
+    return collapsed or None
+
+
+def unstorable_character(value: str) -> str | None:
+    """Describe the first character PostgreSQL text cannot hold or a caller cannot mean.
+
+    NUL bytes and lone surrogates (from "\\ud800" in JSON) are refused; other control
+    characters are refused too, since no spoken answer contains them.
+    """
+    for ch in value:
+        if ch in "\t\n\r":
+            continue
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            return "an invalid character"
+        if category == "Cc":
+            return "a control character"
+    return None

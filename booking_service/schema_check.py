@@ -1,0 +1,112 @@
+"""Does the live database have what the code relies on?
+
+The original incident was an ON CONFLICT aimed at a constraint that did not exist. This check
+asserts the migrations are at head and that every named constraint and index the code uses is
+present, with the columns it expects. Used by `flask schema check`, /api/health and `make run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+from booking_service import models
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (table, kind, columns). kind: u unique constraint, c check, f foreign key, i unique index.
+REQUIRED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    models.UQ_CONTACTS_ORG_PHONE: ("contacts", "u", ("org_id", "phone")),
+    models.UQ_CONTACTS_ORG_ID: ("contacts", "u", ("org_id", "id")),
+    models.CK_CONTACTS_PHONE_OR_EMAIL: ("contacts", "c", ()),
+    models.UQ_CONTACTS_ORG_EMAIL_PHONELESS: ("contacts", "i", ("org_id", "email")),
+    models.UQ_APPOINTMENTS_ORG_REFERENCE: ("appointments", "u", ("org_id", "reference")),
+    "fk_appointments_org_id_contact_id_contacts": ("appointments", "f", ("org_id", "contact_id")),
+    models.UQ_TOOL_CALLS_ORG_TOOL_CALL: ("tool_calls", "u", ("org_id", "tool_call_id")),
+}
+
+_CONSTRAINTS_SQL = text(
+    """
+    SELECT con.conname AS name, rel.relname AS tbl, con.contype AS kind,
+           ARRAY(SELECT att.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
+                 ORDER BY k.ord)::text[] AS columns
+    FROM pg_constraint con
+    JOIN pg_class rel ON rel.oid = con.conrelid
+    JOIN pg_namespace nsp ON nsp.oid = rel.relnamespace
+    WHERE nsp.nspname = current_schema()
+    UNION ALL
+    SELECT idx.relname, rel.relname, 'i',
+           ARRAY(SELECT att.attname FROM unnest(ix.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute att ON att.attrelid = ix.indrelid AND att.attnum = k.attnum
+                 ORDER BY k.ord)::text[]
+    FROM pg_index ix
+    JOIN pg_class idx ON idx.oid = ix.indexrelid
+    JOIN pg_class rel ON rel.oid = ix.indrelid
+    JOIN pg_namespace nsp ON nsp.oid = rel.relnamespace
+    WHERE nsp.nspname = current_schema() AND ix.indisunique AND ix.indisvalid
+      -- indexes that back a constraint are reported as that constraint above
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid)
+    """
+)
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    """The project's alembic configuration, optionally pointed at a database URL."""
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if database_url:
+        cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision in the code (read from files; no database)."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"expected one alembic head, found {heads}")
+    return heads[0]
+
+
+def check_schema(connection: Connection, expected_head: str) -> list[str]:
+    """Return human-readable problems; an empty list means the schema is what the code needs."""
+    problems: list[str] = []
+    has_version_table = connection.execute(
+        text("SELECT to_regclass('alembic_version') IS NOT NULL")
+    ).scalar()
+    current = (
+        connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        if has_version_table
+        else []
+    )
+    if current != [expected_head]:
+        found = ", ".join(current) or "none"
+        problems.append(
+            f"migrations are not at head (database: {found}; code: {expected_head}); "
+            "run `alembic upgrade head`"
+        )
+    present = {
+        row.name: (row.tbl, row.kind, tuple(row.columns))
+        for row in connection.execute(_CONSTRAINTS_SQL)
+    }
+    for name, (table, kind, columns) in REQUIRED.items():
+        found = present.get(name)
+        if found is None:
+            problems.append(f"missing {_KIND_WORDS[kind]} {name} on {table}")
+        elif found[0] != table or found[1] != kind or (columns and found[2] != columns):
+            problems.append(
+                f"{name} exists but is not the expected {_KIND_WORDS[kind]} on "
+                f"{table}({', '.join(columns)})"
+            )
+    return problems
+
+
+_KIND_WORDS = {
+    "u": "unique constraint",
+    "c": "check constraint",
+    "f": "foreign key",
+    "i": "unique index",
+}

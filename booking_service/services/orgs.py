@@ -1,0 +1,148 @@
+"""Organizations: creation, webhook secrets, and authentication by secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from booking_service.models import Organization
+from booking_service.normalize import is_valid_region
+from booking_service.unit_of_work import AbstractUnitOfWork
+
+# Secrets carry their organization id so that lookup is by primary key and the comparison of
+# the hash is constant-time; the organization is never taken from the request payload.
+_SECRET = re.compile(r"^bks_(\d{1,18})_([A-Za-z0-9_-]{20,100})$")
+# Not hex, so no SHA-256 digest ever equals it.
+_UNMATCHABLE_HASH = "!"
+_DUMMY_HASH = hashlib.sha256(b"no such organization").hexdigest()
+
+
+class OrgInputError(ValueError):
+    """Invalid organization settings; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    """What a request needs to know about the authenticated organization."""
+
+    id: int
+    name: str
+    timezone: str
+    phone_region: str
+    appointment_minutes: int
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class CreatedOrg:
+    """A new organization and its plain secret (shown once, stored only as a hash)."""
+
+    org: OrgInfo
+    secret: str
+
+
+def _info(org: Organization) -> OrgInfo:
+    return OrgInfo(
+        id=org.id,
+        name=org.name,
+        timezone=org.timezone,
+        phone_region=org.phone_region,
+        appointment_minutes=org.appointment_minutes,
+    )
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a secret (secrets are 256-bit random, so no slow KDF is needed)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _new_secret(org_id: int) -> str:
+    return f"bks_{org_id}_{secrets.token_urlsafe(32)}"
+
+
+def validate_timezone(name: str) -> str:
+    """Return `name` if it is an IANA time zone zoneinfo knows, else raise OrgInputError."""
+    if not name or name != name.strip() or ("/" not in name and name != "UTC"):
+        raise OrgInputError(f"unknown time zone {name!r} (expected an IANA name like Europe/Paris)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise OrgInputError(
+            f"unknown time zone {name!r} (expected an IANA name like Europe/Paris)"
+        ) from None
+    return name
+
+
+def create_org(
+    uow: AbstractUnitOfWork,
+    *,
+    name: str,
+    timezone: str,
+    phone_region: str = "US",
+    appointment_minutes: int = 30,
+) -> CreatedOrg:
+    """Create an organization and return it with its freshly generated webhook secret."""
+    name = " ".join((name or "").split())
+    if not name:
+        raise OrgInputError("the organization needs a name")
+    validate_timezone(timezone)
+    region = (phone_region or "").strip().upper()
+    if not is_valid_region(region):
+        raise OrgInputError(
+            f"unknown phone region {phone_region!r} (expected ISO 3166 alpha-2, e.g. US, GB)"
+        )
+    if not 5 <= appointment_minutes <= 480:
+        raise OrgInputError("appointment minutes must be between 5 and 480")
+    with uow:
+        # The secret embeds the id, which exists only after the insert: store a placeholder
+        # hash that no secret can match, then the real one, in the same transaction.
+        org = uow.organizations.add(
+            Organization(
+                name=name,
+                timezone=timezone,
+                phone_region=region,
+                appointment_minutes=appointment_minutes,
+                secret_hash=_UNMATCHABLE_HASH,
+            )
+        )
+        secret = _new_secret(org.id)
+        uow.organizations.set_secret_hash(org.id, hash_secret(secret))
+        info = _info(org)
+        uow.commit()
+    return CreatedOrg(org=info, secret=secret)
+
+
+def rotate_secret(uow: AbstractUnitOfWork, org_id: int) -> str | None:
+    """Replace the organization's secret; return the new one, or None if there is no such org."""
+    secret = _new_secret(org_id)
+    with uow:
+        if not uow.organizations.set_secret_hash(org_id, hash_secret(secret)):
+            return None
+        uow.commit()
+    return secret
+
+
+def list_orgs(uow: AbstractUnitOfWork) -> list[OrgInfo]:
+    """All organizations, oldest first."""
+    with uow:
+        return [_info(org) for org in uow.organizations.list_all()]
+
+
+def authenticate(uow: AbstractUnitOfWork, secret: str | None) -> OrgInfo | None:
+    """Return the organization whose secret this is, or None. Constant-time in the secret."""
+    if not secret:
+        return None
+    match = _SECRET.match(secret)
+    org_id = int(match.group(1)) if match else 0
+    with uow:
+        org = uow.organizations.get(org_id) if match else None
+        stored = org.secret_hash if org is not None else _DUMMY_HASH
+        ok = hmac.compare_digest(hash_secret(secret), stored)
+        return _info(org) if ok and org is not None else None

@@ -1,0 +1,96 @@
+"""Answering a VAPI tool call exactly once.
+
+The ledger row is claimed first and written in the same transaction as the tool's effects, so
+a repeated toolCallId returns the stored answer and creates nothing, and a concurrent duplicate
+waits for the first and returns its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from booking_service.errors import ToolError
+from booking_service.unit_of_work import AbstractUnitOfWork
+
+log = logging.getLogger(__name__)
+
+REUSED_ID = (
+    "This request id was already used for a different request, so I did not act on it. "
+    "Please try again."
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What VAPI gets for one tool call: a result string or a speakable error sentence."""
+
+    result: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict:
+        return {"error": self.error} if self.error is not None else {"result": self.result}
+
+    @classmethod
+    def from_json(cls, stored: dict) -> Answer:
+        if "error" in stored:
+            return cls(error=stored["error"])
+        return cls(result=stored["result"])
+
+
+@dataclass(frozen=True)
+class ToolCallKey:
+    """Identifies one tool call for the ledger."""
+
+    org_id: int
+    tool_call_id: str
+    vapi_call_id: str | None
+    tool_name: str
+    fingerprint: str
+
+
+def fingerprint(tool_name: str, arguments: object) -> str:
+    """SHA-256 of the tool name and canonical JSON arguments."""
+    canonical = json.dumps(
+        [tool_name, arguments], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def answer_once(
+    uow: AbstractUnitOfWork,
+    key: ToolCallKey,
+    perform: Callable[[AbstractUnitOfWork], Answer],
+) -> Answer:
+    """Run `perform` in one transaction with the ledger, unless this call was answered before.
+
+    A ToolError from `perform` rolls everything back (nothing is written, the ledger claim
+    included) and becomes the error answer; a retry with the same id is evaluated afresh.
+    """
+    with uow:
+        claimed = uow.tool_calls.claim(
+            org_id=key.org_id,
+            tool_call_id=key.tool_call_id,
+            vapi_call_id=key.vapi_call_id,
+            tool_name=key.tool_name,
+            fingerprint=key.fingerprint,
+        )
+        if not claimed:
+            stored = uow.tool_calls.get(key.org_id, key.tool_call_id)
+            if stored is None or stored.answer is None:  # pragma: no cover - committed with answer
+                raise RuntimeError("ledger row without an answer")
+            if stored.fingerprint != key.fingerprint:
+                log.warning("tool call id reused with different arguments")
+                return Answer(error=REUSED_ID)
+            log.info("repeated tool call: returning the stored answer")
+            return Answer.from_json(stored.answer)
+        try:
+            answer = perform(uow)
+        except ToolError as exc:
+            return Answer(error=exc.message)
+        uow.tool_calls.record_answer(key.org_id, key.tool_call_id, answer.as_json())
+        uow.commit()
+        return answer

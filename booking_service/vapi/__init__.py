@@ -1,0 +1,1 @@
+"""The VAPI webhook: envelope parsing, tool registry, spoken replies."""

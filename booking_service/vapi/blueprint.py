@@ -1,0 +1,135 @@
+"""POST /api/vapi/tools: authenticate, parse, answer every tool call in order.
+
+Business outcomes are always HTTP 200 (VAPI ignores the body of any other status, so the caller
+would hear nothing); only a missing credential (401), an unreadable body (400) or an oversized
+one (413) get another status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Blueprint, abort, current_app, g, jsonify, request
+
+from booking_service.api.errors import error_response
+from booking_service.errors import DatabaseUnavailable
+from booking_service.extensions import runtime
+from booking_service.logging_setup import log_context
+from booking_service.services.orgs import authenticate
+from booking_service.services.times import utc_now
+from booking_service.services.tool_calls import Answer
+from booking_service.vapi import replies
+from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse
+from booking_service.vapi.tools import ToolContext, run_tool
+
+bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
+log = logging.getLogger(__name__)
+
+# A model in a loop can pack many calls into one message; each costs a transaction.
+MAX_CALLS_PER_REQUEST = 20
+
+
+def _credential() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    secret = request.headers.get("X-Vapi-Secret", "").strip()
+    return secret or None
+
+
+@bp.before_request
+def _request_id():
+    g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+
+
+@bp.post("/tools")
+def tools():
+    """Answer a VAPI server message; tool calls get `{"results": [...]}`."""
+    rt = runtime()
+    with log_context(request_id=g.request_id):
+        if (request.content_length or 0) > rt.settings.max_body_bytes:
+            abort(413)
+        try:
+            org = authenticate(rt.uow(), _credential())
+        except DatabaseUnavailable:
+            log.exception("authentication failed: database unavailable")
+            return _unavailable()
+        if org is None:
+            log.info("rejected request: missing or invalid credentials")
+            return error_response(401, "Missing or invalid credentials.")
+        try:
+            envelope = parse(request.get_data(cache=False))
+        except BadEnvelope as exc:
+            return error_response(400, str(exc))
+        call_id = envelope.vapi_call_id or request.headers.get("X-Call-Id", "")[:80] or None
+        with log_context(org_id=org.id, call_id=call_id):
+            if envelope.type != "tool-calls":
+                return jsonify({})
+            ctx = ToolContext(
+                org=org,
+                uow_factory=rt.uow_factory,
+                caller_number=envelope.caller_number,
+                vapi_call_id=call_id,
+                now=utc_now(),
+            )
+            answers = [
+                _answer(ctx, call)
+                if index < MAX_CALLS_PER_REQUEST
+                else replies.error("Too many requests at once; please ask again.")
+                for index, call in enumerate(envelope.calls)
+            ]
+            return _results(envelope.calls, answers)
+
+
+def _results(calls: list[ToolInvocation], answers: list[Answer]):
+    return jsonify(
+        {
+            "results": [
+                {"toolCallId": call.id, "name": call.name, **answer.as_json()}
+                for call, answer in zip(calls, answers, strict=True)
+            ]
+        }
+    )
+
+
+def _unavailable():
+    """Without a database we cannot authenticate, but the caller should still hear why.
+
+    Tool calls get the spoken "not reachable" error with HTTP 200 (VAPI drops other statuses);
+    nothing is read or written, so nothing leaks to an unauthenticated sender.
+    """
+    try:
+        envelope = parse(request.get_data(cache=False))
+    except BadEnvelope as exc:
+        return error_response(400, str(exc))
+    if envelope.type != "tool-calls":
+        return jsonify({})
+    return _results(envelope.calls, [replies.error(replies.UNAVAILABLE) for _ in envelope.calls])
+
+
+def _answer(ctx: ToolContext, call: ToolInvocation) -> Answer:
+    started = time.perf_counter()
+    with log_context(tool_call_id=call.id, tool=call.name):
+        outcome = "error"
+        try:
+            answer = run_tool(ctx, call)
+            outcome = "ok" if answer.error is None else "rejected"
+            return answer
+        except DatabaseUnavailable:
+            log.exception("tool call failed: database unavailable")
+            outcome = "unavailable"
+            return replies.error(replies.UNAVAILABLE)
+        except Exception:
+            if current_app.testing:
+                raise
+            log.exception("tool call failed unexpectedly")
+            return replies.error(replies.UNEXPECTED)
+        finally:
+            log.info(
+                "tool call answered: outcome=%s duration_ms=%.1f",
+                outcome,
+                (time.perf_counter() - started) * 1000,
+            )

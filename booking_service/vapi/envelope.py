@@ -1,0 +1,111 @@
+"""Reading VAPI's server messages tolerantly (see shared/docs/VAPI.md).
+
+Tool calls come in `message.toolCallList`, else `message.toolCalls`; each is
+`{id, type, function: {name, arguments}}` or, on some doc pages, `{id, name, arguments|parameters}`.
+Arguments arrive as an object or as a JSON string.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BadEnvelope(ValueError):
+    """The body is not a VAPI server message; the message is safe to return."""
+
+
+@dataclass(frozen=True)
+class ToolInvocation:
+    """One requested tool call. `arguments` is None when they could not be read."""
+
+    id: str | None
+    name: str | None
+    arguments: dict[str, Any] | None
+    raw_arguments: Any = None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The parts of a server message the webhook uses."""
+
+    type: str | None
+    calls: list[ToolInvocation] = field(default_factory=list)
+    caller_number: str | None = None
+    vapi_call_id: str | None = None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, limit: int = 200) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:limit]
+    return None
+
+
+def _arguments(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _invocation(item: Any) -> ToolInvocation:
+    item = _dict(item)
+    function = _dict(item.get("function"))
+    name = function.get("name", item.get("name"))
+    if "arguments" in function:
+        raw = function["arguments"]
+    elif "arguments" in item:
+        raw = item["arguments"]
+    else:
+        raw = item.get("parameters")
+    return ToolInvocation(
+        id=_text(item.get("id")),
+        name=_text(name, 64),
+        arguments=_arguments(raw),
+        raw_arguments=raw,
+    )
+
+
+def parse(body: bytes) -> Envelope:
+    """Parse a request body; raise BadEnvelope for non-JSON bodies or a missing `message`."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise BadEnvelope("The body is not valid JSON.") from None
+    if not isinstance(document, dict) or not isinstance(document.get("message"), dict):
+        raise BadEnvelope("The body has no 'message' object.")
+    message = document["message"]
+    kind = message.get("type") if isinstance(message.get("type"), str) else None
+    call = _dict(message.get("call"))
+    caller = _dict(message.get("customer")).get("number") or _dict(call.get("customer")).get(
+        "number"
+    )
+    envelope = Envelope(
+        type=kind,
+        caller_number=caller if isinstance(caller, str) else None,
+        vapi_call_id=_text(call.get("id")),
+    )
+    if kind != "tool-calls":
+        return envelope
+    items = message.get("toolCallList")
+    if not isinstance(items, list):
+        items = message.get("toolCalls")
+    if not isinstance(items, list):
+        raise BadEnvelope("The tool-calls message has no toolCallList.")
+    return Envelope(
+        type=kind,
+        calls=[_invocation(item) for item in items],
+        caller_number=envelope.caller_number,
+        vapi_call_id=envelope.vapi_call_id,
+    )
