@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import create_engine, text
 
-from alembic import context
 from booking_service import models  # noqa: F401 - registers the tables on Base.metadata
 from booking_service.config import Settings
 from booking_service.db import Base

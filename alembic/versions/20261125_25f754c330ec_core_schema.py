@@ -13,9 +13,8 @@ Create Date: 2026-11-25 17:28:58.437332
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "25f754c330ec"
 down_revision: str | Sequence[str] | None = None

@@ -1,0 +1,67 @@
+# The two commands a new user needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PGDIR := .pgdata
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint db-start db-stop clean _test-in-cluster
+
+# Debian's python3 needs python3-venv for `-m venv`; root gets it installed, others are told.
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv \
+	    && $(PYTHON) -m venv $(VENV); \
+	  else echo "python3 -m venv failed: install python3-venv (sudo apt-get install python3-venv)"; exit 1; fi; }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+## run: install, provide PostgreSQL (unless DATABASE_URL is set), migrate, serve on 127.0.0.1:8000
+run: $(VENV)/.installed
+	@set -euo pipefail; \
+	if [ -z "$${DATABASE_URL:-}" ]; then \
+	  DATABASE_URL=$$($(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR)); \
+	  export DATABASE_URL; \
+	  echo "Using the project-local PostgreSQL cluster in $(PGDIR) ($$DATABASE_URL)"; \
+	fi; \
+	$(BIN)/alembic upgrade head; \
+	$(BIN)/flask --app wsgi schema check; \
+	$(BIN)/flask --app wsgi demo setup --url http://$(HOST):$(PORT); \
+	exec $(BIN)/gunicorn -c deploy/gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+
+## test: install dev dependencies, lint, check migrations against models, run the whole suite
+test: $(VENV)/.installed-dev lint
+	$(BIN)/python -m booking_service.devtools.pgcluster throwaway -- \
+	  $(MAKE) --no-print-directory _test-in-cluster
+
+# Runs inside a throwaway cluster: DATABASE_URL and BOOKING_TEST_PG point at it.
+_test-in-cluster:
+	$(BIN)/alembic upgrade head
+	$(BIN)/alembic check
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+db-start: $(VENV)/.installed
+	@$(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR)
+
+db-stop:
+	@[ ! -x $(BIN)/python ] || $(BIN)/python -m booking_service.devtools.pgcluster stop $(PGDIR)
+
+clean: db-stop
+	rm -rf $(VENV) $(PGDIR)

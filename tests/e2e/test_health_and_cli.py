@@ -1,0 +1,122 @@
+"""Health endpoint and the flask CLI, against a real database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import booked, booking, envelope, post, tool_call
+
+
+def test_health_is_ok_on_a_migrated_database(client):
+    response = client.get("/api/health")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "schema": "ok"}
+
+
+def test_health_is_503_when_the_database_is_unreachable(unreachable_app):
+    response = unreachable_app.test_client().get("/api/health")
+
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "status": "unavailable",
+        "database": "unavailable",
+        "schema": "unknown",
+    }
+
+
+def test_tool_calls_get_a_spoken_error_when_the_database_is_unreachable(unreachable_app):
+    response = unreachable_app.test_client().post(
+        "/api/vapi/tools",
+        json=envelope(tool_call(**booking())),
+        headers={"Authorization": "Bearer bks_1_abcdefghijklmnopqrstuvwxyz"},
+    )
+
+    assert response.status_code == 200
+    entry = response.get_json()["results"][0]
+    assert "not reachable" in entry["error"]
+
+
+def invoke(app, *args):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_org_create_prints_id_and_secret_that_works(app, client):
+    result = invoke(
+        app,
+        "org",
+        "create",
+        "--name",
+        "Smile",
+        "--timezone",
+        "Europe/London",
+        "--phone-region",
+        "gb",
+        "--appointment-minutes",
+        "45",
+    )
+
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["phone_region"] == "GB"
+    assert created["appointment_minutes"] == 45
+    response = client.post(
+        "/api/vapi/tools",
+        json=envelope(tool_call(**booking(phone="020 7946 0958")), customer=None),
+        headers={"Authorization": f"Bearer {created['secret']}"},
+    )
+    result = booked(response)
+    assert "until" in result["message"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--timezone", "Mars/Olympus", "unknown time zone"),
+        ("--timezone", "EST", "unknown time zone"),
+        ("--phone-region", "XX", "unknown phone region"),
+        ("--appointment-minutes", "0", "between 5 and 480"),
+    ],
+)
+def test_org_create_rejects_bad_settings_clearly(app, option, value, words):
+    args = {"--name": "Smile", "--timezone": "Europe/London", option: value}
+    result = invoke(app, "org", "create", *[x for kv in args.items() for x in kv])
+
+    assert result.exit_code == 1
+    assert words in result.stderr
+
+
+def test_org_rotate_secret_prints_a_working_secret(app, client, org):
+    result = invoke(app, "org", "rotate-secret", str(org.id))
+
+    assert result.exit_code == 0
+    secret = json.loads(result.stdout)["secret"]
+    assert secret != org.secret
+    org.secret = secret
+    booked(post(client, org, envelope(tool_call(**booking()))))
+
+
+def test_org_rotate_secret_of_unknown_org_fails(app):
+    result = invoke(app, "org", "rotate-secret", "424242")
+
+    assert result.exit_code == 1
+    assert "no organization" in result.stderr
+
+
+def test_schema_check_passes_at_head(app):
+    result = invoke(app, "schema", "check")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "ok"
+
+
+def test_demo_setup_creates_one_org_and_prints_a_curl(app, db):
+    first = invoke(app, "demo", "setup")
+    second = invoke(app, "demo", "setup")
+
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert "curl -s http://127.0.0.1:8000/api/vapi/tools" in first.stderr
+    assert "rotate-secret" in second.stderr
+    assert db.execute("SELECT count(*) FROM organizations").fetchone() == (1,)

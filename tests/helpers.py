@@ -1,0 +1,99 @@
+"""Helpers for building VAPI requests and reading answers in tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+from flask.testing import FlaskClient
+
+
+def local_start(zone: ZoneInfo | str = "America/New_York", days: int = 7, hour: int = 10) -> str:
+    """A naive local ISO start `days` from now at `hour`:00 (always in the future)."""
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    day = datetime.now(zone) + timedelta(days=days)
+    return day.replace(hour=hour, minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")
+
+
+def tool_call(tool: str = "bookAppointment", call_id: str | None = None, **arguments) -> dict:
+    return {
+        "id": call_id or f"call_{uuid.uuid4().hex[:20]}",
+        "type": "function",
+        "function": {"name": tool, "arguments": arguments},
+    }
+
+
+def envelope(*calls: dict, customer: str | None = "+14155550123", call_id: str = "call-1") -> dict:
+    message: dict = {"type": "tool-calls", "call": {"id": call_id}, "toolCallList": list(calls)}
+    if customer:
+        message["customer"] = {"number": customer}
+    return {"message": message}
+
+
+def booking(**overrides) -> dict:
+    """Arguments of a valid booking a week from now."""
+    args = {"name": "Maria Lopez", "start": local_start()}
+    args.update(overrides)
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def post(client: FlaskClient, org, body, headers: dict | None = None):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(
+        "/api/vapi/tools",
+        data=data,
+        headers={"Content-Type": "application/json", **org.headers, **(headers or {})},
+    )
+
+
+def only_result(response) -> dict:
+    """The single result entry of a webhook response (asserting HTTP 200)."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    results = response.get_json()["results"]
+    assert len(results) == 1
+    return results[0]
+
+
+def booked(response) -> dict:
+    """The decoded `result` of a successful single booking."""
+    entry = only_result(response)
+    assert "result" in entry, entry
+    result = json.loads(entry["result"])
+    assert result["status"] == "booked"
+    return result
+
+
+def error_of(response) -> str:
+    entry = only_result(response)
+    assert "error" in entry and "result" not in entry, entry
+    assert "\n" not in entry["error"]
+    return entry["error"]
+
+
+def count(conn: psycopg.Connection, sql: str, *params) -> int:
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def run_concurrently(n: int, work) -> list:
+    """Run work(i) in n threads released together by a barrier; return results or exceptions."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def runner(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except BaseException as exc:  # collected and asserted by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "threads did not finish"
+    return results

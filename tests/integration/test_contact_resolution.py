@@ -1,0 +1,177 @@
+"""Contact resolution against real PostgreSQL, including forced races between two sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+from sqlalchemy import event
+
+from booking_service.services import contacts
+from booking_service.services.booking import BookingRequest, book_appointment
+from booking_service.services.contacts import CallerIdentity, resolve_contact
+from booking_service.services.times import utc_now
+from tests.helpers import booking, count, envelope, error_of, post, tool_call
+
+
+def request_for(who: CallerIdentity, days: int = 7) -> BookingRequest:
+    return BookingRequest(
+        who=who,
+        starts_at=utc_now() + timedelta(days=days),
+        duration_minutes=None,
+        service=None,
+        notes=None,
+    )
+
+
+def wait_until_blocked(db: psycopg.Connection, timeout: float = 10.0) -> None:
+    """Wait until some booking_service session waits on a lock held by the test's session."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        blocked = db.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'booking_service' AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
+        if blocked:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the booking never waited on the competing insert")
+
+
+def test_email_insert_that_loses_the_race_recovers_and_still_commits(
+    runtime, org, db, database_url
+):
+    """Forced deterministically: another session inserts the same email first and commits
+    while our insert waits on the unique index, so ours must take the 23505 recovery path."""
+    rival = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    rival.execute(
+        "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'race@example.com', 'Rival')",
+        (org.id,),
+    )
+    outcome = {}
+
+    def book():
+        who = CallerIdentity(phone=None, email="race@example.com", name="Sam")
+        with runtime.uow() as uow:
+            outcome["booking"] = book_appointment(
+                uow, org.info, request_for(who), vapi_call_id=None, tool_call_id=None
+            )
+            uow.commit()
+
+    thread = threading.Thread(target=book)
+    thread.start()
+    try:
+        wait_until_blocked(db)
+    finally:
+        rival.commit()
+        rival.close()
+    thread.join(timeout=30)
+
+    booked = outcome["booking"]
+    assert booked.contact_path == contacts.EMAIL_RACE_RECOVERED
+    rival_id = db.execute("SELECT id FROM contacts WHERE email = 'race@example.com'").fetchone()[0]
+    assert booked.contact_id == rival_id
+    assert count(db, "SELECT count(*) FROM contacts") == 1
+    # The savepoint rollback left the outer transaction usable: the appointment committed.
+    assert db.execute("SELECT contact_id FROM appointments").fetchall() == [(rival_id,)]
+    assert db.execute("SELECT name FROM contacts").fetchone() == ("Sam",)
+
+
+def test_phone_given_to_email_contact_loses_race_and_the_upsert_wins(
+    runtime, org, db, database_url
+):
+    """A phone-less contact exists for the email; a rival gives the phone to a new contact
+    first. Our update then violates uq_contacts_org_phone inside its savepoint, and the
+    upsert attaches the booking to the rival's contact."""
+    db.execute(
+        "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'sam@example.com', 'Sam')",
+        (org.id,),
+    )
+    rival = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    rival.execute(
+        "INSERT INTO contacts (org_id, phone, name) VALUES (%s, '+14155550123', 'Rival')",
+        (org.id,),
+    )
+    outcome = {}
+
+    def book():
+        who = CallerIdentity(phone="+14155550123", email="sam@example.com", name=None)
+        with runtime.uow() as uow:
+            outcome["booking"] = book_appointment(
+                uow, org.info, request_for(who), vapi_call_id=None, tool_call_id=None
+            )
+            uow.commit()
+
+    thread = threading.Thread(target=book)
+    thread.start()
+    try:
+        wait_until_blocked(db)
+    finally:
+        rival.commit()
+        rival.close()
+    thread.join(timeout=30)
+
+    assert outcome["booking"].contact_path == contacts.PHONE_UPDATED
+    assert db.execute("SELECT phone, email FROM contacts ORDER BY id").fetchall() == [
+        (None, "sam@example.com"),
+        ("+14155550123", "sam@example.com"),
+    ]
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        (CallerIdentity(phone="+14155550123", email=None, name="A"), contacts.PHONE_INSERTED),
+        (CallerIdentity(phone=None, email="a@example.com", name="A"), contacts.EMAIL_INSERTED),
+    ],
+)
+def test_first_and_second_resolution_paths(runtime, org, who, path):
+    with runtime.uow() as uow:
+        first = resolve_contact(uow, org.id, who)
+        uow.commit()
+    with runtime.uow() as uow:
+        second = resolve_contact(uow, org.id, who)
+        uow.commit()
+
+    assert first.path == path
+    assert second.path in (contacts.PHONE_UPDATED, contacts.EMAIL_FOUND)
+    assert first.contact.id == second.contact.id
+
+
+def test_phoneless_contact_gains_the_phone(runtime, org, db):
+    with runtime.uow() as uow:
+        resolve_contact(uow, org.id, CallerIdentity(phone=None, email="s@example.com", name="S"))
+        uow.commit()
+    with runtime.uow() as uow:
+        resolved = resolve_contact(
+            uow, org.id, CallerIdentity(phone="+14155550123", email="s@example.com", name=None)
+        )
+        uow.commit()
+
+    assert resolved.path == contacts.PHONE_GIVEN_TO_EMAIL_CONTACT
+    assert db.execute("SELECT phone, email, name FROM contacts").fetchall() == [
+        ("+14155550123", "s@example.com", "S")
+    ]
+
+
+def test_caller_with_neither_phone_nor_email_costs_no_query(client, org, runtime, db):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        error_of(post(client, org, envelope(tool_call(**booking()), customer=None)))
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", record)
+
+    touched = [
+        s for s in statements if any(t in s for t in ("contacts", "appointments", "tool_calls"))
+    ]
+    assert touched == []
+    assert all("organizations" in s for s in statements)

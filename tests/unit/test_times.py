@@ -1,0 +1,55 @@
+"""Parsing starts in the organization's zone and speaking dates (zoneinfo, DST-aware)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from booking_service.errors import ToolError
+from booking_service.services.times import parse_start, spoken_datetime
+
+NY = ZoneInfo("America/New_York")
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def test_naive_start_is_local_time():
+    start, ambiguous = parse_start("2026-12-01T10:00", NY, NOW)
+
+    assert start.isoformat() == "2026-12-01T10:00:00-05:00"
+    assert not ambiguous
+
+
+def test_start_with_offset_is_kept():
+    start, _ = parse_start("2026-12-01T15:00:00Z", NY, NOW)
+
+    assert start.astimezone(NY).hour == 10
+
+
+def test_spring_forward_gap_is_an_error():
+    with pytest.raises(ToolError, match="does not exist"):
+        parse_start("2027-03-14T02:30", NY, NOW)
+
+
+def test_fall_back_overlap_takes_the_earlier_occurrence():
+    start, ambiguous = parse_start("2027-11-07T01:30", NY, NOW)
+
+    assert ambiguous
+    assert start.utcoffset().total_seconds() == -4 * 3600
+
+
+@pytest.mark.parametrize("raw", ["2020-01-06T10:00", "2026-11-25T09:59"])
+def test_past_start_states_today(raw):
+    with pytest.raises(ToolError, match="Today is Wednesday, November 25, 2026"):
+        parse_start(raw, NY, NOW)
+
+
+@pytest.mark.parametrize("raw", ["tomorrow at ten", "2026-12-01", "", "2026-02-30T10:00"])
+def test_unusable_start_asks_again_with_today(raw):
+    with pytest.raises(ToolError, match="Today is"):
+        parse_start(raw, NY, NOW)
+
+
+def test_spoken_datetime_has_weekday_date_and_time():
+    assert spoken_datetime(datetime(2026, 12, 1, 14, 5)) == "Tuesday, December 1, 2026 at 2:05 PM"
