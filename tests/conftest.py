@@ -27,7 +27,8 @@ from booking_service.schema_check import alembic_config
 from booking_service.services.orgs import create_org
 from tests.helpers import local_start
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "vapi"
+# Copied from the shared VAPI fixtures so that a fresh clone is self-contained.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vapi"
 FORBIDDEN_IN_RESPONSES = ("constraint", "psycopg", "SELECT", "Traceback")
 
 _cluster = None
