@@ -59,8 +59,20 @@ TEXT_FORMAT = (
 )
 
 
+_configured = False
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Configure the root logger once (dictConfig): one stream handler to stderr."""
+    """Configure the root logger once per process (dictConfig): one stream handler to stderr.
+
+    Later calls only adjust the level, so apps built after the first (tests, CLI) keep the
+    handlers already in place instead of replacing them.
+    """
+    global _configured
+    if _configured:
+        logging.getLogger().setLevel(level)
+        return
+    _configured = True
     logging.config.dictConfig(
         {
             "version": 1,

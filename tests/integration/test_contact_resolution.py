@@ -41,20 +41,17 @@ def wait_until_blocked(db: psycopg.Connection, timeout: float = 10.0) -> None:
     raise AssertionError("the booking never waited on the competing insert")
 
 
-def test_email_insert_that_loses_the_race_recovers_and_still_commits(
-    runtime, org, db, database_url
-):
-    """Forced deterministically: another session inserts the same email first and commits
-    while our insert waits on the unique index, so ours must take the 23505 recovery path."""
+def book_while_rival_inserts(runtime, org, db, database_url, who, rival_sql, params):
+    """Book for `who` while another session holds an uncommitted insert (`rival_sql`).
+
+    The booking runs in a thread; once it waits on the rival's row, the rival commits, so
+    the booking's own insert or update must lose the race. Returns the Booking.
+    """
     rival = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
-    rival.execute(
-        "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'race@example.com', 'Rival')",
-        (org.id,),
-    )
+    rival.execute(rival_sql, params)
     outcome = {}
 
     def book():
-        who = CallerIdentity(phone=None, email="race@example.com", name="Sam")
         with runtime.uow() as uow:
             outcome["booking"] = book_appointment(
                 uow, org.info, request_for(who), vapi_call_id=None, tool_call_id=None
@@ -69,8 +66,24 @@ def test_email_insert_that_loses_the_race_recovers_and_still_commits(
         rival.commit()
         rival.close()
     thread.join(timeout=30)
+    return outcome["booking"]
 
-    booked = outcome["booking"]
+
+def test_email_insert_that_loses_the_race_recovers_and_still_commits(
+    runtime, org, db, database_url
+):
+    """Forced deterministically: another session inserts the same email first and commits
+    while our insert waits on the unique index, so ours must take the 23505 recovery path."""
+    booked = book_while_rival_inserts(
+        runtime,
+        org,
+        db,
+        database_url,
+        CallerIdentity(phone=None, email="race@example.com", name="Sam"),
+        "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'race@example.com', 'Rival')",
+        (org.id,),
+    )
+
     assert booked.contact_path == contacts.EMAIL_RACE_RECOVERED
     rival_id = db.execute("SELECT id FROM contacts WHERE email = 'race@example.com'").fetchone()[0]
     assert booked.contact_id == rival_id
@@ -90,31 +103,17 @@ def test_phone_given_to_email_contact_loses_race_and_the_upsert_wins(
         "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'sam@example.com', 'Sam')",
         (org.id,),
     )
-    rival = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
-    rival.execute(
+    booked = book_while_rival_inserts(
+        runtime,
+        org,
+        db,
+        database_url,
+        CallerIdentity(phone="+14155550123", email="sam@example.com", name=None),
         "INSERT INTO contacts (org_id, phone, name) VALUES (%s, '+14155550123', 'Rival')",
         (org.id,),
     )
-    outcome = {}
 
-    def book():
-        who = CallerIdentity(phone="+14155550123", email="sam@example.com", name=None)
-        with runtime.uow() as uow:
-            outcome["booking"] = book_appointment(
-                uow, org.info, request_for(who), vapi_call_id=None, tool_call_id=None
-            )
-            uow.commit()
-
-    thread = threading.Thread(target=book)
-    thread.start()
-    try:
-        wait_until_blocked(db)
-    finally:
-        rival.commit()
-        rival.close()
-    thread.join(timeout=30)
-
-    assert outcome["booking"].contact_path == contacts.PHONE_UPDATED
+    assert booked.contact_path == contacts.PHONE_UPDATED
     assert db.execute("SELECT phone, email FROM contacts ORDER BY id").fetchall() == [
         (None, "sam@example.com"),
         ("+14155550123", "sam@example.com"),

@@ -47,14 +47,20 @@ def test_uq_contacts_org_phone_is_a_real_named_constraint(db):
     assert row == ("u", "UNIQUE (org_id, phone)")
 
 
-def test_schema_check_and_health_fail_clearly_without_uq_contacts_org_phone(database_url, db):
-    db.execute("ALTER TABLE contacts DROP CONSTRAINT uq_contacts_org_phone")
-    app = make_app(database_url)
+def schema_check(url: str):
+    """Run `flask schema check` (and GET /api/health) against `url`."""
+    app = make_app(url)
     try:
         result = app.test_cli_runner().invoke(args=["schema", "check"])
         health = app.test_client().get("/api/health")
     finally:
         app.extensions["booking_service"].engine.dispose()
+    return result, health
+
+
+def test_schema_check_and_health_fail_clearly_without_uq_contacts_org_phone(database_url, db):
+    db.execute("ALTER TABLE contacts DROP CONSTRAINT uq_contacts_org_phone")
+    result, health = schema_check(database_url)
 
     assert result.exit_code == 1
     report = json.loads(result.stderr)
@@ -67,23 +73,16 @@ def test_schema_check_and_health_fail_clearly_without_uq_contacts_org_phone(data
 def test_a_unique_index_in_place_of_the_constraint_is_reported(database_url, db):
     db.execute("ALTER TABLE contacts DROP CONSTRAINT uq_contacts_org_phone")
     db.execute("CREATE UNIQUE INDEX uq_contacts_org_phone ON contacts (org_id, phone)")
-    app = make_app(database_url)
-    try:
-        result = app.test_cli_runner().invoke(args=["schema", "check"])
-    finally:
-        app.extensions["booking_service"].engine.dispose()
+    result, _ = schema_check(database_url)
 
     assert result.exit_code == 1
     assert "uq_contacts_org_phone exists but is not the expected unique constraint" in result.stderr
 
 
 def test_schema_check_reports_migrations_behind_head(blank_url):
-    app = make_app(blank_url)
-    try:
-        result = app.test_cli_runner().invoke(args=["schema", "check"])
-    finally:
-        app.extensions["booking_service"].engine.dispose()
+    result, health = schema_check(blank_url)
 
     assert result.exit_code == 1
     assert "migrations are not at head" in result.stderr
     assert "missing unique constraint uq_contacts_org_phone" in result.stderr
+    assert health.status_code == 503
