@@ -30,7 +30,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         TESTING=settings.testing,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        # One byte more than allowed, so that the webhook can tell "too large" from "exactly
+        # at the limit" for chunked bodies (werkzeug cuts them silently at this length).
+        MAX_CONTENT_LENGTH=settings.max_body_bytes + 1,
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False

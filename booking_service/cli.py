@@ -20,12 +20,24 @@ from booking_service.services.orgs import (
     create_org,
     list_orgs,
     rotate_secret,
+    update_rules,
+)
+from booking_service.services.resources import (
+    ScheduleInputError,
+    add_resource,
+    add_service,
+    list_resources,
+    set_day,
 )
 from booking_service.services.times import utc_now
+from booking_service.vapi.definitions import tool_definitions
 
-org_cli = AppGroup("org", help="Manage organizations and their webhook secrets.")
+org_cli = AppGroup("org", help="Manage organizations, their rules and webhook secrets.")
 schema_cli = AppGroup("schema", help="Check the live database schema.")
 demo_cli = AppGroup("demo", help="Development helpers.")
+resource_cli = AppGroup("resource", help="Bookable resources and their hours.")
+service_cli = AppGroup("service", help="Named services and their durations.")
+vapi_cli = AppGroup("vapi", help="What to paste into VAPI.")
 
 
 def _echo(payload: object) -> None:
@@ -44,6 +56,19 @@ def _org_json(org: OrgInfo) -> dict:
         "timezone": org.timezone,
         "phone_region": org.phone_region,
         "appointment_minutes": org.appointment_minutes,
+        "slot_minutes": org.rules.slot_minutes,
+        "min_notice_minutes": org.rules.min_notice_minutes,
+        "horizon_days": org.rules.horizon_days,
+        "buffer_minutes": org.rules.buffer_minutes,
+    }
+
+
+def _resource_json(resource) -> dict:
+    return {
+        "id": resource.id,
+        "org_id": resource.org_id,
+        "name": resource.name,
+        "hours": resource.hours,
     }
 
 
@@ -80,6 +105,89 @@ def org_rotate_secret(org_id: int):
     if secret is None:
         _fail(f"no organization with id {org_id}")
     _echo({"id": org_id, "secret": secret})
+
+
+@org_cli.command("update")
+@click.argument("org_id", type=int)
+@click.option("--slot-minutes", type=int, help="Start times fall on this grid (default 15).")
+@click.option("--min-notice-minutes", type=int, help="No bookings sooner than this (default 60).")
+@click.option("--horizon-days", type=int, help="No bookings further ahead (default 60).")
+@click.option("--buffer-minutes", type=int, help="Gap kept free after each booking (default 0).")
+def org_update(org_id: int, slot_minutes, min_notice_minutes, horizon_days, buffer_minutes):
+    """Change an organization's booking rules; prints the organization."""
+    try:
+        org = update_rules(
+            runtime().uow(),
+            org_id,
+            slot_minutes=slot_minutes,
+            min_notice_minutes=min_notice_minutes,
+            horizon_days=horizon_days,
+            buffer_minutes=buffer_minutes,
+        )
+    except OrgInputError as exc:
+        _fail(str(exc))
+    if org is None:
+        _fail(f"no organization with id {org_id}")
+    _echo(_org_json(org))
+
+
+@resource_cli.command("add")
+@click.argument("org_id", type=int)
+@click.option("--name", required=True, help="e.g. 'Dr. Patel' or 'Chair 2'.")
+@click.option(
+    "--hours",
+    "hours",
+    multiple=True,
+    required=True,
+    help='Weekly hours, local time, e.g. "mon-fri 09:00-12:00,13:00-17:00" (repeatable).',
+)
+def resource_add(org_id: int, name: str, hours: tuple[str, ...]):
+    """Add a bookable resource with weekly working hours; prints it."""
+    try:
+        resource = add_resource(runtime().uow(), org_id, name, list(hours))
+    except ScheduleInputError as exc:
+        _fail(str(exc))
+    _echo(_resource_json(resource))
+
+
+@resource_cli.command("list")
+@click.argument("org_id", type=int)
+def resource_list(org_id: int):
+    """List an organization's resources with their weekly hours."""
+    _echo([_resource_json(r) for r in list_resources(runtime().uow(), org_id)])
+
+
+@resource_cli.command("closed")
+@click.argument("resource_id", type=int)
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option(
+    "--hours", default=None, help='Open these hours instead of closing, e.g. "10:00-14:00".'
+)
+def resource_closed(resource_id: int, day, hours: str | None):
+    """Close a resource on a date (or, with --hours, change its hours that day)."""
+    try:
+        _echo(set_day(runtime().uow(), resource_id, day.date(), hours))
+    except ScheduleInputError as exc:
+        _fail(str(exc))
+
+
+@service_cli.command("add")
+@click.argument("org_id", type=int)
+@click.option("--name", required=True, help="e.g. cleaning")
+@click.option("--minutes", required=True, type=int, help="How long it takes.")
+def service_add(org_id: int, name: str, minutes: int):
+    """Add a service (or change its duration); callers' service names must then match one."""
+    try:
+        _echo(add_service(runtime().uow(), org_id, name, minutes))
+    except ScheduleInputError as exc:
+        _fail(str(exc))
+
+
+@vapi_cli.command("tools")
+@click.option("--url", required=True, help="Public URL of POST /api/vapi/tools.")
+def vapi_tools(url: str):
+    """Print the VAPI function-tool definitions for every tool, ready to paste."""
+    click.echo(json.dumps(tool_definitions(url), indent=2, ensure_ascii=False))
 
 
 @org_cli.command("list")
@@ -159,3 +267,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(org_cli)
     app.cli.add_command(schema_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(resource_cli)
+    app.cli.add_command(service_cli)
+    app.cli.add_command(vapi_cli)

@@ -27,6 +27,7 @@ class Settings:
     db_connect_timeout_s: int = 3  # DB_CONNECT_TIMEOUT_S
     db_statement_timeout_ms: int = 5000  # DB_STATEMENT_TIMEOUT_MS
     db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
+    request_budget_s: int = 12  # REQUEST_BUDGET_S
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -74,6 +75,7 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("DB_CONNECT_TIMEOUT_S", "db_connect_timeout_s", int),
     ("DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms", int),
     ("DB_LOCK_TIMEOUT_MS", "db_lock_timeout_ms", int),
+    ("REQUEST_BUDGET_S", "request_budget_s", int),
 )
 
 

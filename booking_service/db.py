@@ -46,6 +46,8 @@ def make_engine(settings: Settings) -> Engine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Logged errors must not carry callers' phone numbers, emails or names.
+        hide_parameters=True,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
             "options": options,

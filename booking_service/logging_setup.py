@@ -26,17 +26,29 @@ def _mask(match: re.Match) -> str:
     return "***" + digits[-4:]
 
 
+def mask_digits(text: str) -> str:
+    """Mask every phone-like run of digits to its last four."""
+    return _PHONE_LIKE.sub(_mask, text)
+
+
 class ContextFilter(logging.Filter):
-    """Adds the current ids to each record and masks phone-like digit runs."""
+    """Adds the current ids to each record and masks phone-like digit runs in the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _context.items():
             setattr(record, name, var.get())
         message = record.getMessage()
-        masked = _PHONE_LIKE.sub(_mask, message)
+        masked = mask_digits(message)
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+
+class MaskingFormatter(logging.Formatter):
+    """Also masks tracebacks: an exception's text may quote a caller's number."""
+
+    def formatException(self, ei) -> str:
+        return mask_digits(super().formatException(ei))
 
 
 @contextlib.contextmanager
@@ -78,7 +90,7 @@ def configure_logging(level: str = "INFO") -> None:
             "version": 1,
             "disable_existing_loggers": False,
             "filters": {"context": {"()": ContextFilter}},
-            "formatters": {"text": {"format": TEXT_FORMAT}},
+            "formatters": {"text": {"()": MaskingFormatter, "format": TEXT_FORMAT}},
             "handlers": {
                 "stderr": {
                     "class": "logging.StreamHandler",

@@ -7,7 +7,7 @@ refuses to attach one organization's appointment to another's contact.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import (
     BigInteger,
@@ -17,13 +17,18 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    Date as SqlDate,
+)
+from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import Base
@@ -35,6 +40,12 @@ UQ_CONTACTS_ORG_ID = "uq_contacts_org_id_id"
 CK_CONTACTS_PHONE_OR_EMAIL = "ck_contacts_phone_or_email"
 UQ_APPOINTMENTS_ORG_REFERENCE = "uq_appointments_org_id_reference"
 UQ_TOOL_CALLS_ORG_TOOL_CALL = "uq_tool_calls_org_id_tool_call_id"
+UQ_RESOURCES_ORG_ID = "uq_resources_org_id_id"
+UQ_RESOURCES_ORG_NAME = "uq_resources_org_id_name_key"
+UQ_SERVICES_ORG_NAME = "uq_services_org_id_name_key"
+# The guard against double booking: no two booked appointments of one resource may overlap,
+# buffers included (blocked_until = ends_at + the organization's buffer at booking time).
+EX_APPOINTMENTS_NO_OVERLAP = "ex_appointments_no_overlap"
 
 APPOINTMENT_STATUSES = ("booked", "cancelled")
 
@@ -46,6 +57,10 @@ class Organization(Base):
     __table_args__ = (
         CheckConstraint("appointment_minutes BETWEEN 5 AND 480", name="appointment_minutes_range"),
         CheckConstraint("phone_region ~ '^[A-Z]{2}$'", name="phone_region_format"),
+        CheckConstraint("slot_minutes BETWEEN 5 AND 240", name="slot_minutes_range"),
+        CheckConstraint("min_notice_minutes BETWEEN 0 AND 43200", name="min_notice_range"),
+        CheckConstraint("horizon_days BETWEEN 1 AND 730", name="horizon_days_range"),
+        CheckConstraint("buffer_minutes BETWEEN 0 AND 240", name="buffer_minutes_range"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -56,6 +71,11 @@ class Organization(Base):
     # SHA-256 of the secret: secrets are 256-bit random tokens, so a fast hash is enough and
     # the plain secret never touches the database.
     secret_hash: Mapped[str] = mapped_column(Text)
+    # Booking rules: start granularity, minimum notice, how far ahead, gap after each booking.
+    slot_minutes: Mapped[int] = mapped_column(Integer, server_default="15")
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="60")
+    horizon_days: Mapped[int] = mapped_column(Integer, server_default="60")
+    buffer_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -100,8 +120,22 @@ class Appointment(Base):
             ["contacts.org_id", "contacts.id"],
             name="fk_appointments_org_id_contact_id_contacts",
         ),
+        ForeignKeyConstraint(
+            ["org_id", "resource_id"],
+            ["resources.org_id", "resources.id"],
+            name="fk_appointments_org_id_resource_id_resources",
+        ),
         UniqueConstraint("org_id", "reference", name=UQ_APPOINTMENTS_ORG_REFERENCE),
         CheckConstraint("ends_at > starts_at", name="ends_after_starts"),
+        CheckConstraint("blocked_until >= ends_at", name="blocked_covers_appointment"),
+        ExcludeConstraint(
+            ("org_id", "="),
+            ("resource_id", "="),
+            (func.tstzrange(text("starts_at"), text("blocked_until"), "[)"), "&&"),
+            where=text("status = 'booked'"),
+            using="gist",
+            name=EX_APPOINTMENTS_NO_OVERLAP,
+        ),
         CheckConstraint(
             "status IN ('booked', 'cancelled')",
             name="status_known",
@@ -115,10 +149,16 @@ class Appointment(Base):
         BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
     )
     contact_id: Mapped[int] = mapped_column(BigInteger)
+    resource_id: Mapped[int] = mapped_column(BigInteger)
     reference: Mapped[str] = mapped_column(Text)
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # End of the time this booking keeps the resource busy: ends_at plus the buffer.
+    blocked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(Text, server_default="booked")
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    rescheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     service: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
     vapi_call_id: Mapped[str | None] = mapped_column(Text)
@@ -144,3 +184,90 @@ class ToolCall(Base):
     # {"result": "..."} or {"error": "..."}: exactly what was answered.
     answer: Mapped[dict | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Resource(Base):
+    """Something bookable (a hygienist, a chair, a room) with its own hours."""
+
+    __tablename__ = "resources"
+    __table_args__ = (
+        UniqueConstraint("org_id", "id", name=UQ_RESOURCES_ORG_ID),
+        # name_key = lower(trimmed name): names are unique per organization, case-insensitively.
+        UniqueConstraint("org_id", "name_key", name=UQ_RESOURCES_ORG_NAME),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(Text)
+    name_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WorkingHours(Base):
+    """A weekly opening range of a resource, in the organization's local time."""
+
+    __tablename__ = "working_hours"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "resource_id"],
+            ["resources.org_id", "resources.id"],
+            ondelete="CASCADE",
+            name="fk_working_hours_org_id_resource_id_resources",
+        ),
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
+        CheckConstraint("closes > opens", name="closes_after_opens"),
+        Index("ix_working_hours_resource_id", "resource_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    resource_id: Mapped[int] = mapped_column(BigInteger)
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 = Monday
+    opens: Mapped[time] = mapped_column(Time)
+    closes: Mapped[time] = mapped_column(Time)
+
+
+class ScheduleException(Base):
+    """A dated change to a resource's hours: closed all day (no times) or these hours instead."""
+
+    __tablename__ = "schedule_exceptions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "resource_id"],
+            ["resources.org_id", "resources.id"],
+            ondelete="CASCADE",
+            name="fk_schedule_exceptions_org_id_resource_id_resources",
+        ),
+        CheckConstraint(
+            "(opens IS NULL AND closes IS NULL) OR (opens IS NOT NULL AND closes > opens)",
+            name="closed_or_hours",
+        ),
+        Index("ix_schedule_exceptions_resource_id_day", "resource_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    resource_id: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[date] = mapped_column(SqlDate)
+    opens: Mapped[time | None] = mapped_column(Time)
+    closes: Mapped[time | None] = mapped_column(Time)
+
+
+class Service(Base):
+    """A named service with its duration, e.g. "cleaning", 60 minutes."""
+
+    __tablename__ = "services"
+    __table_args__ = (
+        UniqueConstraint("org_id", "name_key", name=UQ_SERVICES_ORG_NAME),
+        CheckConstraint("duration_minutes BETWEEN 5 AND 480", name="duration_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(Text)
+    name_key: Mapped[str] = mapped_column(Text)
+    duration_minutes: Mapped[int] = mapped_column(Integer)

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import and_, exists, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 
+from booking_service.errors import LockTimeout
 from booking_service.models import (
     UQ_APPOINTMENTS_ORG_REFERENCE,
     UQ_CONTACTS_ORG_PHONE,
+    UQ_SERVICES_ORG_NAME,
     UQ_TOOL_CALLS_ORG_TOOL_CALL,
     Appointment,
     Contact,
     Organization,
+    Resource,
+    ScheduleException,
+    Service,
     ToolCall,
+    WorkingHours,
 )
+
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,21 @@ class OrganizationRepository:
     def add(self, org: Organization) -> Organization:
         self.session.add(org)
         self.session.flush()
+        self.session.refresh(org)  # server defaults (booking rules) become visible
         return org
 
     def list_all(self) -> list[Organization]:
         return list(self.session.scalars(select(Organization).order_by(Organization.id)))
+
+    def update_rules(self, org_id: int, values: dict[str, int]) -> Organization | None:
+        """Change booking rules (slot/notice/horizon/buffer); None when there is no such org."""
+        org = self.session.get(Organization, org_id)
+        if org is None:
+            return None
+        for key, value in values.items():
+            setattr(org, key, value)
+        self.session.flush()
+        return org
 
     def set_secret_hash(self, org_id: int, secret_hash: str) -> bool:
         result = self.session.execute(
@@ -123,6 +143,12 @@ class ContactRepository:
         row = self.session.execute(stmt).first()
         return _contact(row) if row else None
 
+    def find_by_phone(self, org_id: int, phone: str) -> ContactRow | None:
+        row = self.session.execute(
+            select(*_CONTACT_COLUMNS).where(Contact.org_id == org_id, Contact.phone == phone)
+        ).first()
+        return _contact(row) if row else None
+
     def find_by_email(self, org_id: int, email: str) -> ContactRow | None:
         """The contact with this email, preferring a phone-less one, then the oldest."""
         stmt = (
@@ -145,7 +171,12 @@ class ContactRepository:
     def rename(self, org_id: int, contact_id: int, name: str) -> None:
         self.session.execute(
             update(Contact)
-            .where(Contact.org_id == org_id, Contact.id == contact_id, Contact.name != name)
+            .where(
+                Contact.org_id == org_id,
+                Contact.id == contact_id,
+                # != would be NULL (not true) for a contact without a name yet
+                Contact.name.is_distinct_from(name),
+            )
             .values(name=name, updated_at=func.now())
         )
 
@@ -161,9 +192,11 @@ class AppointmentRepository:
         *,
         org_id: int,
         contact_id: int,
+        resource_id: int,
         reference: str,
         starts_at: datetime,
         ends_at: datetime,
+        blocked_until: datetime,
         service: str | None,
         notes: str | None,
         vapi_call_id: str | None,
@@ -175,9 +208,11 @@ class AppointmentRepository:
             .values(
                 org_id=org_id,
                 contact_id=contact_id,
+                resource_id=resource_id,
                 reference=reference,
                 starts_at=starts_at,
                 ends_at=ends_at,
+                blocked_until=blocked_until,
                 status="booked",
                 service=service,
                 notes=notes,
@@ -188,6 +223,197 @@ class AppointmentRepository:
             .returning(Appointment)
         )
         return self.session.scalars(stmt).first()
+
+    def booked_at(self, org_id: int, contact_id: int, starts_at: datetime) -> Appointment | None:
+        """The contact's booked appointment starting exactly then, if any."""
+        return self.session.scalars(
+            select(Appointment).where(
+                Appointment.org_id == org_id,
+                Appointment.contact_id == contact_id,
+                Appointment.starts_at == starts_at,
+                Appointment.status == "booked",
+            )
+        ).first()
+
+    def upcoming(self, org_id: int, contact_id: int, now: datetime) -> list[Appointment]:
+        """The contact's booked appointments that have not ended, soonest first."""
+        return list(
+            self.session.scalars(
+                select(Appointment)
+                .where(
+                    Appointment.org_id == org_id,
+                    Appointment.contact_id == contact_id,
+                    Appointment.status == "booked",
+                    Appointment.ends_at > now,
+                )
+                .order_by(Appointment.starts_at)
+                .limit(20)
+            )
+        )
+
+    def of_contact(
+        self,
+        org_id: int,
+        contact_id: int,
+        *,
+        reference: str | None = None,
+        starts_at: datetime | None = None,
+    ) -> Appointment | None:
+        """The contact's own appointment by reference or start (booked ones first), locked.
+
+        FOR UPDATE: a cancel and a reschedule of the same appointment run one after the other.
+        """
+        stmt = select(Appointment).where(
+            Appointment.org_id == org_id, Appointment.contact_id == contact_id
+        )
+        if reference is not None:
+            stmt = stmt.where(Appointment.reference == reference)
+        if starts_at is not None:
+            stmt = stmt.where(Appointment.starts_at == starts_at)
+        stmt = stmt.order_by((Appointment.status == "booked").desc(), Appointment.id.desc())
+        return self.session.scalars(stmt.limit(1).with_for_update()).first()
+
+    def cancel(self, appointment: Appointment, reason: str | None) -> None:
+        appointment.status = "cancelled"
+        appointment.cancelled_at = func.now()
+        appointment.cancel_reason = reason
+        self.session.flush()
+
+    def move(
+        self,
+        appointment: Appointment,
+        *,
+        resource_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        blocked_until: datetime,
+    ) -> None:
+        """Move in place (same row, same reference); may raise the exclusion violation."""
+        appointment.resource_id = resource_id
+        appointment.starts_at = starts_at
+        appointment.ends_at = ends_at
+        appointment.blocked_until = blocked_until
+        appointment.rescheduled_at = func.now()
+        self.session.flush()
+
+
+class ScheduleRepository:
+    """Resources, their weekly hours and dated exceptions, busy ranges, and services."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def resources(self, org_id: int) -> list[Resource]:
+        return list(
+            self.session.scalars(
+                select(Resource).where(Resource.org_id == org_id).order_by(Resource.id)
+            )
+        )
+
+    def resource(self, resource_id: int) -> Resource | None:
+        return self.session.get(Resource, resource_id)
+
+    def add_resource(self, org_id: int, name: str, name_key: str) -> Resource:
+        resource = Resource(org_id=org_id, name=name, name_key=name_key)
+        self.session.add(resource)
+        self.session.flush()
+        return resource
+
+    def add_hours(self, resource: Resource, weekday: int, opens: time, closes: time) -> None:
+        self.session.add(
+            WorkingHours(
+                org_id=resource.org_id,
+                resource_id=resource.id,
+                weekday=weekday,
+                opens=opens,
+                closes=closes,
+            )
+        )
+
+    def set_exception(self, resource: Resource, day: date, ranges: list[tuple[time, time]]) -> None:
+        """Replace the exceptions of `day`: no ranges means closed all day."""
+        self.session.execute(
+            ScheduleException.__table__.delete().where(
+                ScheduleException.resource_id == resource.id, ScheduleException.day == day
+            )
+        )
+        for opens, closes in ranges or [(None, None)]:
+            self.session.add(
+                ScheduleException(
+                    org_id=resource.org_id,
+                    resource_id=resource.id,
+                    day=day,
+                    opens=opens,
+                    closes=closes,
+                )
+            )
+        self.session.flush()
+
+    def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list:
+        return self.session.execute(
+            select(
+                WorkingHours.resource_id,
+                WorkingHours.weekday,
+                WorkingHours.opens,
+                WorkingHours.closes,
+            )
+            .where(WorkingHours.org_id == org_id, WorkingHours.resource_id.in_(resource_ids))
+            .order_by(WorkingHours.opens)
+        ).all()
+
+    def exceptions(self, org_id: int, resource_ids: list[int], first: date, last: date) -> list:
+        return self.session.execute(
+            select(
+                ScheduleException.resource_id,
+                ScheduleException.day,
+                ScheduleException.opens,
+                ScheduleException.closes,
+            ).where(
+                ScheduleException.org_id == org_id,
+                ScheduleException.resource_id.in_(resource_ids),
+                ScheduleException.day.between(first, last),
+            )
+        ).all()
+
+    def busy(
+        self,
+        org_id: int,
+        resource_ids: list[int],
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_id: int | None = None,
+    ) -> list:
+        """[starts_at, blocked_until) of booked appointments overlapping [start, end)."""
+        stmt = select(
+            Appointment.resource_id, Appointment.starts_at, Appointment.blocked_until
+        ).where(
+            Appointment.org_id == org_id,
+            Appointment.resource_id.in_(resource_ids),
+            Appointment.status == "booked",
+            Appointment.starts_at < end,
+            Appointment.blocked_until > start,
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(Appointment.id != exclude_id)
+        return self.session.execute(stmt).all()
+
+    def services(self, org_id: int) -> list[Service]:
+        return list(
+            self.session.scalars(
+                select(Service).where(Service.org_id == org_id).order_by(Service.name)
+            )
+        )
+
+    def upsert_service(self, org_id: int, name: str, name_key: str, minutes: int) -> Service:
+        stmt = insert(Service).values(
+            org_id=org_id, name=name, name_key=name_key, duration_minutes=minutes
+        )
+        stmt = stmt.on_conflict_do_update(
+            constraint=UQ_SERVICES_ORG_NAME,
+            set_={"name": stmt.excluded.name, "duration_minutes": stmt.excluded.duration_minutes},
+        ).returning(Service)
+        return self.session.scalars(stmt).one()
 
 
 @dataclass(frozen=True)
@@ -231,7 +457,12 @@ class ToolCallLedger:
             .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
             .returning(ToolCall.id)
         )
-        return self.session.execute(stmt).first() is not None
+        try:
+            return self.session.execute(stmt).first() is not None
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise LockTimeout() from exc
+            raise
 
     def get(self, org_id: int, tool_call_id: str) -> LedgerEntry | None:
         row = self.session.execute(

@@ -10,16 +10,25 @@ import abc
 import contextlib
 from collections.abc import Iterator
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking_service import repositories
-from booking_service.errors import DatabaseUnavailable, UniqueViolation
+from booking_service.errors import (
+    DatabaseUnavailable,
+    ExclusionViolation,
+    UniqueViolation,
+)
 
 UNIQUE_VIOLATION = "23505"
+EXCLUSION_VIOLATION = "23P01"
 # Connection failures, timeouts (57014 query_canceled, 55P03 lock_not_available) and
 # "the server is shutting down" (57P01..57P03) all mean: try again later.
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57", "55P03", "53")
+# A schema that is not what the code needs (missing table, constraint or privilege) is an
+# outage for the caller, not a bug in the request: 42P01, 42704, 42501.
+_BROKEN_SCHEMA_SQLSTATES = ("42P01", "42704", "42501", "42703")
 
 
 class AbstractUnitOfWork(abc.ABC):
@@ -29,6 +38,7 @@ class AbstractUnitOfWork(abc.ABC):
     contacts: repositories.ContactRepository
     appointments: repositories.AppointmentRepository
     tool_calls: repositories.ToolCallLedger
+    schedule: repositories.ScheduleRepository
 
     def __enter__(self) -> AbstractUnitOfWork:
         return self
@@ -46,12 +56,15 @@ class AbstractUnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def savepoint(self) -> contextlib.AbstractContextManager[None]:
-        """A SAVEPOINT; a unique violation inside rolls back to it and raises UniqueViolation."""
+        """A SAVEPOINT; a unique or exclusion violation inside rolls back to it and raises
+        UniqueViolation or ExclusionViolation."""
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError | PoolTimeout):
         return True
+    if isinstance(exc, ProgrammingError):
+        return getattr(exc.orig, "sqlstate", None) in _BROKEN_SCHEMA_SQLSTATES
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -73,6 +86,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.contacts = repositories.ContactRepository(self.session)
         self.appointments = repositories.AppointmentRepository(self.session)
         self.tool_calls = repositories.ToolCallLedger(self.session)
+        self.schedule = repositories.ScheduleRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -100,7 +114,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             with self.session.begin_nested():
                 yield
         except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
-                diag = getattr(exc.orig, "diag", None)
-                raise UniqueViolation(getattr(diag, "constraint_name", None)) from exc
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+            if sqlstate == UNIQUE_VIOLATION:
+                raise UniqueViolation(constraint) from exc
+            if sqlstate == EXCLUSION_VIOLATION:
+                raise ExclusionViolation(constraint) from exc
             raise

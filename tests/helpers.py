@@ -12,11 +12,24 @@ import psycopg
 from flask.testing import FlaskClient
 
 
-def local_start(zone: ZoneInfo | str = "America/New_York", days: int = 7, hour: int = 10) -> str:
-    """A naive local ISO start `days` from now at `hour`:00 (always in the future)."""
+def business_day(zone: ZoneInfo | str = "America/New_York", days: int = 7):
+    """The `days`-th Monday-to-Friday date after today (distinct days give distinct dates)."""
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
-    day = datetime.now(zone) + timedelta(days=days)
-    return day.replace(hour=hour, minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M")
+    day = datetime.now(zone).date()
+    counted = 0
+    while counted < days:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            counted += 1
+    return day
+
+
+def local_start(
+    zone: ZoneInfo | str = "America/New_York", days: int = 7, hour: int = 10, minute: int = 0
+) -> str:
+    """A naive local ISO start on the `days`-th business day from now (default opening hours)."""
+    day = business_day(zone, days)
+    return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
 
 
 def tool_call(tool: str = "bookAppointment", call_id: str | None = None, **arguments) -> dict:

@@ -1,15 +1,32 @@
-"""Booking an appointment for a caller."""
+"""Booking an appointment: the rules decide the message, the exclusion constraint decides.
+
+Pre-checks (hours, notice, horizon, grid, busy) shape a helpful answer; the guard against a
+double booking is PostgreSQL's exclusion constraint. Each insert runs in a SAVEPOINT: an
+exclusion violation (23P01) moves on to the next free resource, and when none is left the
+caller hears that the time was just taken, with the nearest alternatives.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from booking_service.errors import ExclusionViolation, ToolError
+from booking_service.models import Appointment, Resource
+from booking_service.services import scheduling
+from booking_service.services.availability import (
+    alternatives,
+    choose_resources,
+    choose_service,
+    load_schedules,
+    offer_sentence,
+    reason_sentence,
+)
 from booking_service.services.contacts import CallerIdentity, resolve_contact
 from booking_service.services.orgs import OrgInfo
-from booking_service.services.times import minutes
+from booking_service.services.times import ParsedStart, nonexistent_sentence, spoken_datetime
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -27,13 +44,14 @@ def new_reference() -> str:
 
 @dataclass(frozen=True)
 class BookingRequest:
-    """A validated booking: who, when (aware), for how long, and what for."""
+    """A validated booking: who, when, for how long, what for, and with whom (optional)."""
 
     who: CallerIdentity
-    starts_at: datetime
+    start: ParsedStart
     duration_minutes: int | None
     service: str | None
     notes: str | None
+    resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,84 @@ class Booking:
     starts_at: datetime
     ends_at: datetime
     service: str | None
+    resource: str
     contact_path: str
+    already_booked: bool = False
+
+
+def _booking(
+    appointment: Appointment, resource: str, contact, path: str, *, existing=False
+) -> Booking:
+    return Booking(
+        reference=appointment.reference,
+        contact_id=contact.id,
+        contact_name=contact.name,
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        service=appointment.service,
+        resource=resource,
+        contact_path=path,
+        already_booked=existing,
+    )
+
+
+def refuse(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[Resource],
+    sentence: str,
+    around: datetime,
+    duration: timedelta,
+    now: datetime,
+    *,
+    exclude_appointment: int | None = None,
+) -> ToolError:
+    """A ToolError naming why, plus up to three nearest alternatives."""
+    offers = alternatives(
+        uow, org, resources, around, duration, now, exclude_appointment=exclude_appointment
+    )
+    return ToolError(f"{sentence} {offer_sentence(offers, org.zone)}")
+
+
+def verdict_for(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[Resource],
+    start: ParsedStart,
+    duration: timedelta,
+    now: datetime,
+    *,
+    exclude_appointment: int | None = None,
+) -> list[int]:
+    """The resources that can take `start`, or raise ToolError with reasons and alternatives."""
+    if start.nonexistent:
+        raise refuse(
+            uow,
+            org,
+            resources,
+            nonexistent_sentence(start.wall, org.zone),
+            start.start,
+            duration,
+            now,
+            exclude_appointment=exclude_appointment,
+        )
+    day = start.start.astimezone(org.zone).date()
+    schedules = load_schedules(
+        uow, org, resources, day, day, exclude_appointment=exclude_appointment
+    )
+    verdict = scheduling.check_start(schedules, org.rules, org.zone, now, start.start, duration)
+    if verdict.reason is not None:
+        raise refuse(
+            uow,
+            org,
+            resources,
+            reason_sentence(verdict.reason, org, start.start, now),
+            start.start,
+            duration,
+            now,
+            exclude_appointment=exclude_appointment,
+        )
+    return verdict.resources
 
 
 def book_appointment(
@@ -54,43 +149,103 @@ def book_appointment(
     org: OrgInfo,
     request: BookingRequest,
     *,
+    now: datetime,
     vapi_call_id: str | None,
     tool_call_id: str | None,
 ) -> Booking:
-    """Resolve the caller's contact and insert the appointment, in the caller's transaction.
+    """Resolve the caller's contact and book, in the caller's transaction (not committed here).
 
-    The caller (answer_once) commits together with the idempotency ledger.
+    The same contact asking again for a start they already hold gets that appointment back
+    (a model re-issuing the call with a new id must not create a duplicate).
     """
+    resources = choose_resources(uow, org, request.resource)
+    names = {r.id: r.name for r in resources}
+    choice = choose_service(uow, org, request.service, request.duration_minutes)
+    duration = timedelta(minutes=choice.minutes)
     resolved = resolve_contact(uow, org.id, request.who)
-    duration = request.duration_minutes or org.appointment_minutes
-    ends_at = request.starts_at + minutes(duration)
+    contact = resolved.contact
+
+    def existing() -> Booking | None:
+        found = uow.appointments.booked_at(org.id, contact.id, request.start.start)
+        if found is None:
+            return None
+        log.info("already booked: reference=%s", found.reference)
+        resource = names.get(found.resource_id) or next(
+            (r.name for r in uow.schedule.resources(org.id) if r.id == found.resource_id), ""
+        )
+        return _booking(found, resource, contact, resolved.path, existing=True)
+
+    if not request.start.nonexistent and (already := existing()) is not None:
+        return already
+    free = verdict_for(uow, org, resources, request.start, duration, now)
+    starts_at = request.start.start
+    ends_at = starts_at + duration
+    for resource_id in free:
+        try:
+            with uow.savepoint():
+                appointment = _insert(
+                    uow,
+                    org,
+                    contact.id,
+                    resource_id,
+                    starts_at,
+                    ends_at,
+                    choice.name,
+                    request,
+                    vapi_call_id,
+                    tool_call_id,
+                )
+        except ExclusionViolation:
+            log.info("slot taken concurrently on resource %s; trying the next", resource_id)
+            continue
+        log.info(
+            "appointment booked: reference=%s resource=%s contact_path=%s",
+            appointment.reference,
+            resource_id,
+            resolved.path,
+        )
+        return _booking(appointment, names[resource_id], contact, resolved.path)
+    if (already := existing()) is not None:
+        return already
+    log.info("booking conflict: every free resource was taken concurrently")
+    local = starts_at.astimezone(org.zone)
+    raise refuse(
+        uow,
+        org,
+        resources,
+        f"Sorry, {spoken_datetime(local)} was just taken.",
+        starts_at,
+        duration,
+        now,
+    )
+
+
+def _insert(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    contact_id: int,
+    resource_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    service: str | None,
+    request: BookingRequest,
+    vapi_call_id: str | None,
+    tool_call_id: str | None,
+) -> Appointment:
     for _ in range(_REFERENCE_ATTEMPTS):
         appointment = uow.appointments.insert(
             org_id=org.id,
-            contact_id=resolved.contact.id,
+            contact_id=contact_id,
+            resource_id=resource_id,
             reference=new_reference(),
-            starts_at=request.starts_at,
+            starts_at=starts_at,
             ends_at=ends_at,
-            service=request.service,
+            blocked_until=ends_at + org.rules.buffer,
+            service=service,
             notes=request.notes,
             vapi_call_id=vapi_call_id,
             tool_call_id=tool_call_id,
         )
         if appointment is not None:
-            break
-    else:  # pragma: no cover - 25^6 references; eight collisions in a row mean a bug
-        raise RuntimeError("could not find a free appointment reference")
-    log.info(
-        "appointment booked: reference=%s contact_path=%s",
-        appointment.reference,
-        resolved.path,
-    )
-    return Booking(
-        reference=appointment.reference,
-        contact_id=resolved.contact.id,
-        contact_name=resolved.contact.name,
-        starts_at=appointment.starts_at,
-        ends_at=appointment.ends_at,
-        service=appointment.service,
-        contact_path=resolved.path,
-    )
+            return appointment
+    raise RuntimeError("could not find a free appointment reference")  # pragma: no cover

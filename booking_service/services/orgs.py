@@ -6,11 +6,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from booking_service.models import Organization
 from booking_service.normalize import is_valid_region
+from booking_service.services.scheduling import Rules
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 # Secrets carry their organization id so that lookup is by primary key and the comparison of
@@ -34,6 +35,7 @@ class OrgInfo:
     timezone: str
     phone_region: str
     appointment_minutes: int
+    rules: Rules = field(default_factory=Rules)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -55,6 +57,12 @@ def _info(org: Organization) -> OrgInfo:
         timezone=org.timezone,
         phone_region=org.phone_region,
         appointment_minutes=org.appointment_minutes,
+        rules=Rules(
+            slot_minutes=org.slot_minutes,
+            min_notice_minutes=org.min_notice_minutes,
+            horizon_days=org.horizon_days,
+            buffer_minutes=org.buffer_minutes,
+        ),
     )
 
 
@@ -114,9 +122,45 @@ def create_org(
         )
         secret = _new_secret(org.id)
         uow.organizations.set_secret_hash(org.id, hash_secret(secret))
+        add_default_resource(uow, org.id)
         info = _info(org)
         uow.commit()
     return CreatedOrg(org=info, secret=secret)
+
+
+DEFAULT_RESOURCE = "Main"
+DEFAULT_HOURS = "mon-fri 09:00-17:00"
+
+
+def add_default_resource(uow: AbstractUnitOfWork, org_id: int) -> None:
+    """A new organization can take bookings at once: one resource open Mon-Fri 09:00-17:00."""
+    from booking_service.services.resources import add_resource_in
+
+    add_resource_in(uow, org_id, DEFAULT_RESOURCE, [DEFAULT_HOURS])
+
+
+RULE_LIMITS = {
+    "slot_minutes": (5, 240),
+    "min_notice_minutes": (0, 43200),
+    "horizon_days": (1, 730),
+    "buffer_minutes": (0, 240),
+}
+
+
+def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> OrgInfo | None:
+    """Change booking rules; None values are left alone. None when there is no such org."""
+    changes = {k: v for k, v in values.items() if v is not None}
+    for key, value in changes.items():
+        low, high = RULE_LIMITS[key]
+        if not low <= value <= high:
+            raise OrgInputError(f"{key.replace('_', ' ')} must be between {low} and {high}")
+    with uow:
+        org = uow.organizations.update_rules(org_id, changes)
+        if org is None:
+            return None
+        info = _info(org)
+        uow.commit()
+    return info
 
 
 def rotate_secret(uow: AbstractUnitOfWork, org_id: int) -> str | None:

@@ -6,6 +6,7 @@ right across daylight-saving changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,52 +34,68 @@ def today_sentence(zone: ZoneInfo, now: datetime) -> str:
     return f"Today is {spoken_date(now.astimezone(zone))}."
 
 
-def localize(naive: datetime, zone: ZoneInfo) -> tuple[datetime, bool]:
-    """Attach `zone` to a wall-clock time; return (aware time, was_ambiguous).
+@dataclass(frozen=True)
+class ParsedStart:
+    """A start as understood: the instant, and whether the wall time was ambiguous or absent.
 
-    A wall time that does not exist (the spring-forward gap) raises ToolError; an ambiguous
-    one (the fall-back hour) resolves to the earlier occurrence (fold=0).
+    `nonexistent` wall times (the spring-forward gap) carry the instant just after the gap,
+    so that alternatives can be offered around it.
+    """
+
+    start: datetime
+    ambiguous: bool = False
+    nonexistent: bool = False
+    wall: datetime | None = None  # the local wall time as said, when it is nonexistent
+
+
+def localize(naive: datetime, zone: ZoneInfo) -> ParsedStart:
+    """Attach `zone` to a wall-clock time.
+
+    An ambiguous wall time (the fall-back hour) resolves to the earlier occurrence (fold=0).
     """
     aware = naive.replace(tzinfo=zone, fold=0)
-    round_trip = aware.astimezone(UTC).astimezone(zone)
-    if round_trip.replace(tzinfo=None) != naive:
-        raise ToolError(
-            f"{spoken_time(naive)} on {spoken_date(naive)} does not exist in {zone.key} "
-            "because the clocks change then. Please choose another time."
-        )
+    normalized = aware.astimezone(UTC).astimezone(zone)
+    if normalized.replace(tzinfo=None) != naive:
+        return ParsedStart(normalized, nonexistent=True, wall=naive)
     later = naive.replace(tzinfo=zone, fold=1)
-    return aware, aware.utcoffset() != later.utcoffset()
+    return ParsedStart(aware, ambiguous=aware.utcoffset() != later.utcoffset())
 
 
-def parse_start(raw: str, zone: ZoneInfo, now: datetime) -> tuple[datetime, bool]:
+def parse_start(raw: str, zone: ZoneInfo, now: datetime) -> ParsedStart:
     """Parse an ISO 8601 start; a naive value is local time in `zone`.
 
-    Returns (aware start, was_ambiguous). Unparseable or past starts raise ToolError with
-    today's local date so the assistant can correct itself.
+    Unparseable text raises ToolError with today's local date so the assistant can correct
+    itself. Whether the time can be booked (past, hours, ...) is decided by the scheduler.
     """
     text = (raw or "").strip()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ToolError(
-            f"I could not understand the start time {text[:40]!r}. {today_sentence(zone, now)} "
+            f"I could not understand the time {text[:40]!r}. {today_sentence(zone, now)} "
             "Please give the date and time, for example 2026-12-01T10:00."
         ) from None
+    if not 1900 <= parsed.year <= 2200:
+        raise ToolError(
+            f"I could not understand the time {text[:40]!r}. {today_sentence(zone, now)} "
+            "Please give the date and time, for example 2026-12-01T10:00."
+        )
     if len(text) <= 10:
         # A bare date would silently become midnight; ask for the time instead.
         raise ToolError(
             f"Please include a time of day with the date {text!r}. {today_sentence(zone, now)}"
         )
-    ambiguous = False
     if parsed.tzinfo is None:
-        parsed, ambiguous = localize(parsed, zone)
-    if parsed <= now:
-        local = parsed.astimezone(zone)
-        raise ToolError(
-            f"{spoken_datetime(local)} is in the past. {today_sentence(zone, now)} "
-            "Please choose a future date and time."
-        )
-    return parsed, ambiguous
+        return localize(parsed, zone)
+    return ParsedStart(parsed)
+
+
+def nonexistent_sentence(naive: datetime, zone: ZoneInfo) -> str:
+    """Explains a wall time that the clock change skips."""
+    return (
+        f"{spoken_time(naive)} on {spoken_date(naive)} does not exist in {zone.key} "
+        "because the clocks change then."
+    )
 
 
 def utc_now() -> datetime:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from booking_service.errors import ToolError
+from booking_service.errors import DatabaseUnavailable, LockTimeout, ToolError
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ def fingerprint(tool_name: str, arguments: object) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+# A duplicate waits for the first call at most lock_timeout per attempt; the first call can
+# legitimately take longer (its own lock waits), so the duplicate tries this many times
+# before giving up with "not reachable".
+CLAIM_ATTEMPTS = 3
+
+
 def answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
@@ -70,6 +76,19 @@ def answer_once(
     A ToolError from `perform` rolls everything back (nothing is written, the ledger claim
     included) and becomes the error answer; a retry with the same id is evaluated afresh.
     """
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            return _answer_once(uow, key, perform)
+        except LockTimeout:
+            log.info("duplicate tool call still running elsewhere (wait %d)", attempt)
+    raise DatabaseUnavailable("a duplicate of this tool call is still running")
+
+
+def _answer_once(
+    uow: AbstractUnitOfWork,
+    key: ToolCallKey,
+    perform: Callable[[AbstractUnitOfWork], Answer],
+) -> Answer:
     with uow:
         claimed = uow.tool_calls.claim(
             org_id=key.org_id,

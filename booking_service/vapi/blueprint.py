@@ -21,7 +21,7 @@ from booking_service.services.orgs import authenticate
 from booking_service.services.times import utc_now
 from booking_service.services.tool_calls import Answer
 from booking_service.vapi import replies
-from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse
+from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse, usable_id
 from booking_service.vapi.tools import ToolContext, run_tool
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
@@ -45,26 +45,43 @@ def _request_id():
     g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
 
 
+def _body(limit: int) -> bytes:
+    """The request body, or 413 when it exceeds `limit` (chunked bodies included)."""
+    if (request.content_length or 0) > limit:
+        abort(413)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    return body
+
+
 @bp.post("/tools")
 def tools():
     """Answer a VAPI server message; tool calls get `{"results": [...]}`."""
     rt = runtime()
+    started = time.monotonic()
     with log_context(request_id=g.request_id):
         if (request.content_length or 0) > rt.settings.max_body_bytes:
-            abort(413)
+            abort(413)  # before any database work
         try:
             org = authenticate(rt.uow(), _credential())
         except DatabaseUnavailable:
             log.exception("authentication failed: database unavailable")
-            return _unavailable()
+            return _unavailable(rt.settings.max_body_bytes)
+        except Exception:
+            if current_app.testing:
+                raise
+            log.exception("authentication failed unexpectedly")
+            return _unavailable(rt.settings.max_body_bytes)
         if org is None:
             log.info("rejected request: missing or invalid credentials")
             return error_response(401, "Missing or invalid credentials.")
         try:
-            envelope = parse(request.get_data(cache=False))
+            envelope = parse(_body(rt.settings.max_body_bytes))
         except BadEnvelope as exc:
             return error_response(400, str(exc))
-        call_id = envelope.vapi_call_id or request.headers.get("X-Call-Id", "")[:80] or None
+        header_call_id = usable_id(request.headers.get("X-Call-Id"))
+        call_id = envelope.vapi_call_id or header_call_id
         with log_context(org_id=org.id, call_id=call_id):
             if envelope.type != "tool-calls":
                 return jsonify({})
@@ -75,34 +92,43 @@ def tools():
                 vapi_call_id=call_id,
                 now=utc_now(),
             )
-            answers = [
-                _answer(ctx, call)
-                if index < MAX_CALLS_PER_REQUEST
-                else replies.error("Too many requests at once; please ask again.")
-                for index, call in enumerate(envelope.calls)
-            ]
+            deadline = started + rt.settings.request_budget_s
+            answers = []
+            for index, call in enumerate(envelope.calls):
+                if index >= MAX_CALLS_PER_REQUEST:
+                    answers.append(replies.error(TOO_MANY))
+                elif time.monotonic() > deadline:
+                    # VAPI gives up after 20 s; an answer in time beats a complete one too late.
+                    answers.append(replies.error(OUT_OF_TIME))
+                else:
+                    answers.append(_answer(ctx, call))
             return _results(envelope.calls, answers)
+
+
+TOO_MANY = "Too many requests at once; please ask again one at a time."
+OUT_OF_TIME = "I ran out of time before I could do this one; please ask again."
 
 
 def _results(calls: list[ToolInvocation], answers: list[Answer]):
     return jsonify(
         {
             "results": [
-                {"toolCallId": call.id, "name": call.name, **answer.as_json()}
+                {"toolCallId": call.reply_id, "name": call.name, **answer.as_json()}
                 for call, answer in zip(calls, answers, strict=True)
             ]
         }
     )
 
 
-def _unavailable():
+def _unavailable(limit: int):
     """Without a database we cannot authenticate, but the caller should still hear why.
 
     Tool calls get the spoken "not reachable" error with HTTP 200 (VAPI drops other statuses);
-    nothing is read or written, so nothing leaks to an unauthenticated sender.
+    nothing is read or written, so nothing leaks to an unauthenticated sender. A wrong secret
+    therefore gets this answer instead of 401 while the database is down.
     """
     try:
-        envelope = parse(request.get_data(cache=False))
+        envelope = parse(_body(limit))
     except BadEnvelope as exc:
         return error_response(400, str(exc))
     if envelope.type != "tool-calls":

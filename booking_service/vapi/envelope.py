@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from booking_service.normalize import unstorable_character
+
 
 class BadEnvelope(ValueError):
     """The body is not a VAPI server message; the message is safe to return."""
@@ -18,12 +20,17 @@ class BadEnvelope(ValueError):
 
 @dataclass(frozen=True)
 class ToolInvocation:
-    """One requested tool call. `arguments` is None when they could not be read."""
+    """One requested tool call. `arguments` is None when they could not be read.
+
+    `id` is the toolCallId exactly as sent when it is usable as a ledger key, else None;
+    `reply_id` is what the answer echoes (VAPI matches answers to calls by it).
+    """
 
     id: str | None
     name: str | None
     arguments: dict[str, Any] | None
     raw_arguments: Any = None
+    reply_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,22 @@ def _text(value: Any, limit: int = 200) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()[:limit]
     return None
+
+
+MAX_ID_LENGTH = 200
+
+
+def usable_id(value: Any) -> str | None:
+    """An identifier kept exactly as sent, or None when it cannot serve as a key.
+
+    Never trimmed or cut: two ids that differ only past a cut would share a ledger row.
+    """
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    text = str(value)
+    if not text.strip() or len(text) > MAX_ID_LENGTH or unstorable_character(text):
+        return None
+    return text
 
 
 def _arguments(raw: Any) -> dict[str, Any] | None:
@@ -69,11 +92,13 @@ def _invocation(item: Any) -> ToolInvocation:
         raw = item["arguments"]
     else:
         raw = item.get("parameters")
+    raw_id = item.get("id")
     return ToolInvocation(
-        id=_text(item.get("id")),
+        id=usable_id(raw_id),
         name=_text(name, 64),
         arguments=_arguments(raw),
         raw_arguments=raw,
+        reply_id=raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None,
     )
 
 
@@ -94,7 +119,7 @@ def parse(body: bytes) -> Envelope:
     envelope = Envelope(
         type=kind,
         caller_number=caller if isinstance(caller, str) else None,
-        vapi_call_id=_text(call.get("id")),
+        vapi_call_id=usable_id(call.get("id")),
     )
     if kind != "tool-calls":
         return envelope

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
+from booking_service.services.appointments import AppointmentView, Cancellation, Rescheduling
+from booking_service.services.availability import Availability
 from booking_service.services.booking import Booking
 from booking_service.services.orgs import OrgInfo
-from booking_service.services.times import spoken_datetime, spoken_time
+from booking_service.services.scheduling import Slot
+from booking_service.services.times import spoken_date, spoken_datetime, spoken_time
 from booking_service.services.tool_calls import Answer
 
+# Not "nothing was booked": a commit may have succeeded before the connection dropped.
+# Asking again is safe: the same caller at the same time gets the existing booking back.
 UNAVAILABLE = (
-    "I'm sorry, the booking system is not reachable right now, so nothing was booked. "
-    "Please try again in a minute."
+    "I'm sorry, the booking system is not reachable right now. Please try again in a minute."
 )
 UNEXPECTED = (
     "I'm sorry, something went wrong on our side and nothing was booked. "
@@ -34,17 +40,43 @@ def error(sentence: str) -> Answer:
     return Answer(error=one_line(sentence))
 
 
+def _times(start: datetime, end: datetime, zone: ZoneInfo) -> dict:
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    return {
+        "start": local_start.isoformat(),
+        "end": local_end.isoformat(),
+        "spoken": f"{spoken_datetime(local_start)} until {spoken_time(local_end)}",
+    }
+
+
+def _appointment(view: AppointmentView, zone: ZoneInfo) -> dict:
+    return {
+        "reference": view.reference,
+        **_times(view.starts_at, view.ends_at, zone),
+        "timezone": zone.key,
+        "service": view.service,
+        "resource": view.resource,
+        "status": view.status,
+    }
+
+
 def booked(org: OrgInfo, booking: Booking, *, ambiguous: bool = False) -> Answer:
-    """The answer for a new booking, with weekday, date and local time."""
+    """The answer for a booking (new, or the one the caller already holds at that time)."""
     zone = org.zone
     start = booking.starts_at.astimezone(zone)
     end = booking.ends_at.astimezone(zone)
     who = f" for {booking.contact_name}" if booking.contact_name else ""
     what = f" ({booking.service})" if booking.service else ""
-    message = (
-        f"You're booked{who}{what} on {spoken_datetime(start)} until {spoken_time(end)}. "
-        f"Your reference is {booking.reference}."
-    )
+    if booking.already_booked:
+        message = (
+            f"You already have this appointment{who}{what} on {spoken_datetime(start)} until "
+            f"{spoken_time(end)}; nothing new was booked. Your reference is {booking.reference}."
+        )
+    else:
+        message = (
+            f"You're booked{who}{what} on {spoken_datetime(start)} until {spoken_time(end)}. "
+            f"Your reference is {booking.reference}."
+        )
     if ambiguous:
         message += (
             f" That time happens twice because the clocks change; this is the first one "
@@ -60,6 +92,128 @@ def booked(org: OrgInfo, booking: Booking, *, ambiguous: bool = False) -> Answer
                 "end": end.isoformat(),
                 "timezone": zone.key,
                 "service": booking.service,
+                "resource": booking.resource,
+                "spoken": f"{spoken_datetime(start)} until {spoken_time(end)}",
             },
+            "alreadyBooked": booking.already_booked,
+        }
+    )
+
+
+def _slot(slot: Slot, zone: ZoneInfo) -> dict:
+    local = slot.start.astimezone(zone)
+    return {
+        "start": local.isoformat(),
+        "resource": slot.resource_name,
+        "spoken": spoken_datetime(local),
+    }
+
+
+def _spoken_slots(slots: list[Slot], zone: ZoneInfo) -> str:
+    by_day: dict = {}
+    for slot in slots:
+        local = slot.start.astimezone(zone)
+        by_day.setdefault(local.date(), []).append(spoken_time(local))
+    parts = [f"on {spoken_date(day)} at {', '.join(times)}" for day, times in by_day.items()]
+    return "; ".join(parts)
+
+
+def _day(day: date) -> str:
+    return spoken_date(datetime.combine(day, datetime.min.time()))
+
+
+def availability(org: OrgInfo, found: Availability) -> Answer:
+    """Free starts, or that there are none and the next day with room."""
+    zone = org.zone
+    length = f"{found.minutes}-minute {found.service or 'appointment'}"
+    if found.slots:
+        message = f"Free times for a {length}: {_spoken_slots(found.slots, zone)}."
+        status = "available"
+    else:
+        window = (
+            _day(found.first)
+            if found.first == found.last
+            else f"{_day(found.first)} to {_day(found.last)}"
+        )
+        status = "unavailable"
+        message = f"There are no free times for a {length} on {window}."
+        if found.next_day is not None:
+            message += (
+                f" The next day with room is {_day(found.next_day)}: "
+                f"{_spoken_slots(list(found.next_day_slots), zone)}."
+            )
+        else:
+            message += " I could not find a free time within our booking window."
+    return result(
+        {
+            "status": status,
+            "message": message,
+            "durationMinutes": found.minutes,
+            "service": found.service,
+            "slots": [_slot(s, zone) for s in found.slots],
+            "nextAvailableDay": found.next_day.isoformat() if found.next_day else None,
+            "nextAvailableSlots": [_slot(s, zone) for s in found.next_day_slots],
+            "timezone": zone.key,
+        }
+    )
+
+
+def appointments(org: OrgInfo, views: list[AppointmentView]) -> Answer:
+    """The caller's upcoming appointments."""
+    zone = org.zone
+    if not views:
+        message = "I could not find any upcoming appointments for you."
+    else:
+        listed = "; ".join(
+            f"{spoken_datetime(v.starts_at.astimezone(zone))}"
+            f"{' for ' + v.service if v.service else ''}, reference {v.reference}"
+            for v in views
+        )
+        count = len(views)
+        message = f"You have {count} upcoming appointment{'s' if count != 1 else ''}: {listed}."
+    return result(
+        {
+            "status": "found" if views else "not_found",
+            "message": message,
+            "appointments": [_appointment(v, zone) for v in views],
+        }
+    )
+
+
+def cancelled(org: OrgInfo, outcome: Cancellation) -> Answer:
+    """The answer to a cancel request."""
+    zone = org.zone
+    view = outcome.appointment
+    when = spoken_datetime(view.starts_at.astimezone(zone))
+    if outcome.already_cancelled:
+        message = f"The appointment on {when} (reference {view.reference}) was already cancelled."
+        status = "already_cancelled"
+    else:
+        message = f"Your appointment on {when} (reference {view.reference}) is cancelled."
+        status = "cancelled"
+    return result({"status": status, "message": message, "appointment": _appointment(view, zone)})
+
+
+def rescheduled(org: OrgInfo, outcome: Rescheduling, *, ambiguous: bool = False) -> Answer:
+    """The answer to a successful move."""
+    zone = org.zone
+    view = outcome.appointment
+    start = view.starts_at.astimezone(zone)
+    message = (
+        f"Your appointment is moved from {spoken_datetime(outcome.before.astimezone(zone))} to "
+        f"{spoken_datetime(start)} until {spoken_time(view.ends_at.astimezone(zone))}. "
+        f"The reference stays {view.reference}."
+    )
+    if ambiguous:
+        message += (
+            f" That time happens twice because the clocks change; this is the first one "
+            f"({start.tzname()})."
+        )
+    return result(
+        {
+            "status": "rescheduled",
+            "message": message,
+            "appointment": _appointment(view, zone),
+            "previousStart": outcome.before.astimezone(zone).isoformat(),
         }
     )

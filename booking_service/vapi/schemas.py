@@ -38,32 +38,68 @@ class LenientInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class BookAppointmentArgs(Schema):
-    """Arguments of `bookAppointment`; unknown extra arguments are ignored."""
+def _text(description: str, max_length: int = 200, **kwargs) -> SpokenText:
+    return SpokenText(
+        max_length=max_length,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+def _minutes(description: str) -> LenientInteger:
+    return LenientInteger(
+        load_default=None,
+        allow_none=True,
+        strict=False,
+        validate=validate.Range(min=5, max=480, error="must be between 5 and 480 minutes"),
+        metadata={"description": description},
+    )
+
+
+def _phone() -> SpokenText:
+    return _text(
+        "Phone number; defaults to the number the caller is calling from.",
+        max_length=64,
+        accept_numbers=True,
+    )
+
+
+def _email(description: str = "Email address, needed when there is no phone number.") -> SpokenText:
+    return _text(description, max_length=254)
+
+
+def _resource() -> SpokenText:
+    return _text("Who or what to book with (a person, chair or room), if the caller asks.")
+
+
+class ToolArgs(Schema):
+    """Base for tool arguments: unknown extra arguments are ignored."""
 
     class Meta:
         unknown = EXCLUDE
 
+    #: Arguments that must be non-blank after trimming (`required` accepts "   ").
+    non_blank: tuple[str, ...] = ()
+
+    @validates_schema
+    def _non_blank(self, data, **kwargs):
+        missing = {k: ["is missing"] for k in self.non_blank if k in data and not data[k]}
+        if missing:
+            raise ValidationError(missing)
+
+
+class BookAppointmentArgs(ToolArgs):
+    """Arguments of `bookAppointment`."""
+
+    non_blank = ("name", "start")
+
     name = SpokenText(
-        max_length=200,
-        required=True,
-        metadata={"description": "The caller's full name."},
+        max_length=200, required=True, metadata={"description": "The caller's full name."}
     )
-    phone = SpokenText(
-        max_length=64,
-        accept_numbers=True,
-        load_default=None,
-        allow_none=True,
-        metadata={
-            "description": "Phone number; defaults to the number the caller is calling from."
-        },
-    )
-    email = SpokenText(
-        max_length=254,
-        load_default=None,
-        allow_none=True,
-        metadata={"description": "Email address, needed when there is no phone number."},
-    )
+    phone = _phone()
+    email = _email()
     start = SpokenText(
         max_length=64,
         required=True,
@@ -71,36 +107,77 @@ class BookAppointmentArgs(Schema):
             "description": "Start as ISO 8601, e.g. 2026-12-01T10:00 (local time of the business)."
         },
     )
-    durationMinutes = LenientInteger(
-        load_default=None,
-        allow_none=True,
-        strict=False,
-        validate=validate.Range(min=5, max=480, error="must be between 5 and 480 minutes"),
-        metadata={"description": "Length in minutes; defaults to the business's usual length."},
+    durationMinutes = _minutes(
+        "Length in minutes; defaults to the service's or the business's usual length."
     )
-    service = SpokenText(
-        max_length=200,
-        load_default=None,
-        allow_none=True,
-        metadata={"description": "What the appointment is for, e.g. cleaning."},
+    service = _text("What the appointment is for, e.g. cleaning.")
+    notes = _text("Anything the business should know.", max_length=2000)
+    resource = _resource()
+
+
+class CheckAvailabilityArgs(ToolArgs):
+    """Arguments of `checkAvailability`."""
+
+    date = _text("A local date, YYYY-MM-DD.", max_length=32)
+    from_ = _text(
+        "Start of the window (ISO 8601 date or date-time, local time).",
+        max_length=64,
+        data_key="from",
     )
-    notes = SpokenText(
-        max_length=2000,
-        load_default=None,
-        allow_none=True,
-        metadata={"description": "Anything the business should know."},
-    )
+    to = _text("End of the window (ISO 8601 date or date-time, local time).", max_length=64)
+    service = _text("The service wanted, e.g. cleaning (sets the length).")
+    durationMinutes = _minutes("Length in minutes, if no service is named.")
+    resource = _resource()
+
+
+class FindAppointmentsArgs(ToolArgs):
+    """Arguments of `findAppointments`."""
+
+    phone = _phone()
+    email = _email("Email address, if the caller booked with one.")
+
+
+class OwnAppointmentArgs(ToolArgs):
+    """Identifies one of the caller's own appointments: by reference or by current start."""
+
+    reference = _text("The booking reference, e.g. K7M2QX.", max_length=32)
+    start = _text("Or the appointment's current start (ISO 8601, local time).", max_length=64)
+    phone = _phone()
+    email = _email("Email address, if the caller booked with one.")
 
     @validates_schema
-    def _name_and_start_present(self, data, **kwargs):
-        # Whitespace-only values pass `required` but mean nothing was said.
-        missing = {k: ["is missing"] for k in ("name", "start") if k in data and not data[k]}
-        if missing:
-            raise ValidationError(missing)
+    def _reference_or_start(self, data, **kwargs):
+        if not data.get("reference") and not data.get("start"):
+            raise ValidationError({"reference": ["or the current start time is needed"]})
+
+
+class CancelAppointmentArgs(OwnAppointmentArgs):
+    """Arguments of `cancelAppointment`."""
+
+    reason = _text("Why the caller cancels, if they say.", max_length=500)
+
+
+class RescheduleAppointmentArgs(OwnAppointmentArgs):
+    """Arguments of `rescheduleAppointment`."""
+
+    non_blank = ("newStart",)
+
+    newStart = SpokenText(
+        max_length=64,
+        required=True,
+        metadata={"description": "The new start, ISO 8601 (local time of the business)."},
+    )
 
 
 _FIELD_WORDS = {
     "name": "the caller's name",
+    "resource": "the resource",
+    "date": "the date",
+    "from": "the start of the window",
+    "to": "the end of the window",
+    "reference": "the booking reference",
+    "reason": "the reason",
+    "newStart": "the new start time",
     "phone": "the phone number",
     "email": "the email address",
     "start": "the start time",
@@ -110,7 +187,7 @@ _FIELD_WORDS = {
 }
 
 
-def spoken_errors(error: ValidationError) -> str:
+def spoken_errors(error: ValidationError, action: str = "make the booking") -> str:
     """One speakable sentence describing what is wrong with the arguments."""
     messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
     parts = []
@@ -118,13 +195,17 @@ def spoken_errors(error: ValidationError) -> str:
         if key == "_schema" or key not in _FIELD_WORDS:
             continue
         words = _FIELD_WORDS[key]
-        first = problems[0] if isinstance(problems, list) and problems else "is not valid"
-        if first == "Missing data for required field.":
+        first = problems[0] if isinstance(problems, list) and problems else ""
+        if not isinstance(first, str):
+            first = ""
+        if first in ("Missing data for required field.", "Field may not be null."):
             first = "is missing"
-        elif first.startswith("Not a valid") or first.startswith("Invalid"):
+        elif not first or first[0].isupper():
+            # marshmallow's own messages ("Not a valid integer.", "Number too large.") read
+            # badly after a field name; ours start in lower case and are kept.
             first = "is not in a form I can use"
         parts.append(f"{words} {first}")
     if not parts:
         parts = ["the request details are not in a form I can use"]
     sentence = "; ".join(parts)
-    return f"I could not make the booking because {sentence}."
+    return f"I could not {action} because {sentence}."

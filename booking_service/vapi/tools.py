@@ -1,26 +1,47 @@
-"""The tool registry: each VAPI function name maps to its argument schema and handler."""
+"""The tool registry: each VAPI function name maps to its argument schema and handler.
+
+Handlers validate and normalise (no database), then call one service use case. Tools that
+change something (book, cancel, reschedule) run through answer_once, so a repeated
+toolCallId returns the stored answer; read-only tools (availability, find) just answer.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError
 
 from booking_service.errors import ToolError
+from booking_service.services.appointments import (
+    cancel_appointment,
+    find_appointments,
+    reschedule_appointment,
+)
+from booking_service.services.availability import check_availability
 from booking_service.services.booking import BookingRequest, book_appointment
-from booking_service.services.contacts import identify_caller, require_identity
+from booking_service.services.contacts import CallerIdentity, identify_caller, require_identity
 from booking_service.services.orgs import OrgInfo
-from booking_service.services.times import parse_start
+from booking_service.services.times import ParsedStart, parse_start, today_sentence
 from booking_service.services.tool_calls import Answer, ToolCallKey, answer_once, fingerprint
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import ToolInvocation
-from booking_service.vapi.schemas import BookAppointmentArgs, spoken_errors
+from booking_service.vapi.schemas import (
+    BookAppointmentArgs,
+    CancelAppointmentArgs,
+    CheckAvailabilityArgs,
+    FindAppointmentsArgs,
+    RescheduleAppointmentArgs,
+    spoken_errors,
+)
 
 log = logging.getLogger(__name__)
+
+# checkAvailability without dates looks this many days ahead.
+DEFAULT_WINDOW_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -43,25 +64,22 @@ class Tool:
     schema: type[Schema]
     handler: Callable[[ToolContext, ToolInvocation, dict], Answer]
     request_start: str
+    action: str  # "I could not <action> because ..." for argument errors
 
 
-def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+def _caller(ctx: ToolContext, args: dict, name: str | None = None) -> CallerIdentity:
     who = identify_caller(
         region=ctx.org.phone_region,
-        name=args["name"],
-        phone_argument=args["phone"],
-        email_argument=args["email"],
+        name=name,
+        phone_argument=args.get("phone"),
+        email_argument=args.get("email"),
         caller_number=ctx.caller_number,
     )
     require_identity(who)
-    starts_at, ambiguous = parse_start(args["start"], ctx.org.zone, ctx.now)
-    request = BookingRequest(
-        who=who,
-        starts_at=starts_at,
-        duration_minutes=args["durationMinutes"],
-        service=args["service"],
-        notes=args["notes"],
-    )
+    return who
+
+
+def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
     key = ToolCallKey(
         org_id=ctx.org.id,
         tool_call_id=call.id,
@@ -69,28 +87,180 @@ def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
     )
+    return answer_once(ctx.uow_factory(), key, perform)
+
+
+def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+    who = _caller(ctx, args, name=args["name"])
+    start = parse_start(args["start"], ctx.org.zone, ctx.now)
+    request = BookingRequest(
+        who=who,
+        start=start,
+        duration_minutes=args["durationMinutes"],
+        service=args["service"],
+        notes=args["notes"],
+        resource=args["resource"],
+    )
 
     def perform(uow: AbstractUnitOfWork) -> Answer:
         booking = book_appointment(
-            uow, ctx.org, request, vapi_call_id=ctx.vapi_call_id, tool_call_id=call.id
+            uow, ctx.org, request, now=ctx.now, vapi_call_id=ctx.vapi_call_id, tool_call_id=call.id
         )
-        return replies.booked(ctx.org, booking, ambiguous=ambiguous)
+        return replies.booked(ctx.org, booking, ambiguous=start.ambiguous)
 
-    return answer_once(ctx.uow_factory(), key, perform)
+    return _once(ctx, call, perform)
+
+
+def _local_day_or_time(raw: str, ctx: ToolContext, what: str) -> tuple[date, datetime | None]:
+    """A date ('2026-12-01') or a date-time; date-times also bound the window precisely."""
+    text = raw.strip()
+    zone = ctx.org.zone
+    try:
+        if len(text) <= 10:
+            return date.fromisoformat(text), None
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise ToolError(
+            f"I could not understand {what} {text[:40]!r}. {today_sentence(zone, ctx.now)} "
+            "Please give a date like 2026-12-01."
+        ) from None
+    moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+    return moment.astimezone(zone).date(), moment
+
+
+def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+    today = ctx.now.astimezone(ctx.org.zone).date()
+    window_start = window_end = None
+    if args["date"]:
+        first, _ = _local_day_or_time(args["date"], ctx, "the date")
+        last = first
+    else:
+        first, window_start = (
+            _local_day_or_time(args["from_"], ctx, "the start of the window")
+            if args["from_"]
+            else (today, None)
+        )
+        if args["to"]:
+            last, window_end = _local_day_or_time(args["to"], ctx, "the end of the window")
+        else:
+            last = first + timedelta(days=DEFAULT_WINDOW_DAYS - 1)
+    if last < first:
+        raise ToolError("The end of the window is before its start. Please check the dates.")
+    last = min(last, first + timedelta(days=62))  # bounded work per call
+    with ctx.uow_factory() as uow:
+        found = check_availability(
+            uow,
+            ctx.org,
+            first=first,
+            last=last,
+            window_start=window_start,
+            window_end=window_end,
+            service=args["service"],
+            minutes=args["durationMinutes"],
+            resource=args["resource"],
+            now=ctx.now,
+        )
+    return replies.availability(ctx.org, found)
+
+
+def _find(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+    who = _caller(ctx, args)
+    return replies.appointments(
+        ctx.org, find_appointments(ctx.uow_factory(), ctx.org, who, ctx.now)
+    )
+
+
+def _current_start(ctx: ToolContext, args: dict) -> ParsedStart | None:
+    return parse_start(args["start"], ctx.org.zone, ctx.now) if args.get("start") else None
+
+
+def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+    who = _caller(ctx, args)
+    start = _current_start(ctx, args)
+
+    def perform(uow: AbstractUnitOfWork) -> Answer:
+        outcome = cancel_appointment(
+            uow, ctx.org, who, reference=args["reference"], start=start, reason=args["reason"]
+        )
+        return replies.cancelled(ctx.org, outcome)
+
+    return _once(ctx, call, perform)
+
+
+def _reschedule(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+    who = _caller(ctx, args)
+    start = _current_start(ctx, args)
+    new_start = parse_start(args["newStart"], ctx.org.zone, ctx.now)
+
+    def perform(uow: AbstractUnitOfWork) -> Answer:
+        outcome = reschedule_appointment(
+            uow,
+            ctx.org,
+            who,
+            reference=args["reference"],
+            start=start,
+            new_start=new_start,
+            now=ctx.now,
+        )
+        return replies.rescheduled(ctx.org, outcome, ambiguous=new_start.ambiguous)
+
+    return _once(ctx, call, perform)
 
 
 TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
         Tool(
+            name="checkAvailability",
+            description=(
+                "Find free appointment times. Give a date (YYYY-MM-DD) or a from/to window, and "
+                "the service or length if known. Offer the caller the returned times."
+            ),
+            schema=CheckAvailabilityArgs,
+            handler=_availability,
+            request_start="Let me check the diary.",
+            action="check the diary",
+        ),
+        Tool(
             name="bookAppointment",
             description=(
                 "Book an appointment for the caller. Confirm the name and the date and time "
-                "with the caller first."
+                "with the caller first; prefer a time returned by checkAvailability."
             ),
             schema=BookAppointmentArgs,
             handler=_book,
             request_start="One moment while I book that.",
+            action="make the booking",
+        ),
+        Tool(
+            name="findAppointments",
+            description="List the caller's upcoming appointments (by their phone number or email).",
+            schema=FindAppointmentsArgs,
+            handler=_find,
+            request_start="Let me look that up.",
+            action="look up the appointments",
+        ),
+        Tool(
+            name="cancelAppointment",
+            description=(
+                "Cancel one of the caller's own appointments, identified by its reference or "
+                "its current start time. Confirm with the caller first."
+            ),
+            schema=CancelAppointmentArgs,
+            handler=_cancel,
+            request_start="One moment while I cancel that.",
+            action="cancel the appointment",
+        ),
+        Tool(
+            name="rescheduleAppointment",
+            description=(
+                "Move one of the caller's own appointments (by reference or current start) to "
+                "newStart. If the new time is taken the original booking stays."
+            ),
+            schema=RescheduleAppointmentArgs,
+            handler=_reschedule,
+            request_start="One moment while I move that.",
+            action="move the appointment",
         ),
     )
 }
@@ -99,22 +269,22 @@ TOOLS: dict[str, Tool] = {
 def run_tool(ctx: ToolContext, call: ToolInvocation) -> Answer:
     """Answer one tool call; caller mistakes become speakable errors, never exceptions."""
     if not call.id:
-        return replies.error("I could not act on this request because it has no id.")
+        return replies.error("I could not act on this request because it has no usable id.")
     tool = TOOLS.get(call.name or "")
     if tool is None:
-        offered = ", ".join(sorted(TOOLS))
+        offered = ", ".join(TOOLS)
         return replies.error(
             f"I can't do {(call.name or 'that')[:64]!r} here. The tools I have are: {offered}."
         )
     if call.arguments is None:
         return replies.error(
             "I could not read the details of this request. Please try again with the "
-            "name, phone or email, and start time."
+            "details as named fields."
         )
     try:
         args = tool.schema().load(call.arguments)
         return tool.handler(ctx, call, args)
     except ValidationError as exc:
-        return replies.error(spoken_errors(exc))
+        return replies.error(spoken_errors(exc, tool.action))
     except ToolError as exc:
         return replies.error(exc.message)

@@ -35,7 +35,9 @@ def test_twenty_threads_booking_the_same_new_phone_make_one_contact(wide_app, or
     bodies = [
         envelope(
             tool_call(
-                **booking(start=local_start(days=7, hour=8 + i % 10), email=f"m{i}@example.com")
+                **booking(
+                    start=local_start(days=7 + i // 8, hour=9 + i % 8), email=f"m{i}@example.com"
+                )
             )
         )
         for i in range(THREADS)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -13,14 +14,17 @@ from sqlalchemy import event
 from booking_service.services import contacts
 from booking_service.services.booking import BookingRequest, book_appointment
 from booking_service.services.contacts import CallerIdentity, resolve_contact
-from booking_service.services.times import utc_now
-from tests.helpers import booking, count, envelope, error_of, post, tool_call
+from booking_service.services.times import ParsedStart, utc_now
+from tests.helpers import booking, count, envelope, error_of, local_start, post, tool_call
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def request_for(who: CallerIdentity, days: int = 7) -> BookingRequest:
+    start = datetime.fromisoformat(local_start(days=days)).replace(tzinfo=NEW_YORK)
     return BookingRequest(
         who=who,
-        starts_at=utc_now() + timedelta(days=days),
+        start=ParsedStart(start),
         duration_minutes=None,
         service=None,
         notes=None,
@@ -54,7 +58,7 @@ def book_while_rival_inserts(runtime, org, db, database_url, who, rival_sql, par
     def book():
         with runtime.uow() as uow:
             outcome["booking"] = book_appointment(
-                uow, org.info, request_for(who), vapi_call_id=None, tool_call_id=None
+                uow, org.info, request_for(who), now=utc_now(), vapi_call_id=None, tool_call_id=None
             )
             uow.commit()
 
