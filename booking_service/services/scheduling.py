@@ -103,7 +103,9 @@ def wall_to_aware(day: date, at: time, zone: ZoneInfo) -> datetime | None:
     aware = naive.replace(tzinfo=zone, fold=0)
     if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
         return None
-    return aware
+    # UTC from here on: adding a timedelta to a zoneinfo-aware datetime is wall-clock
+    # arithmetic, and comparing two with the same zone ignores the DST fold.
+    return aware.astimezone(UTC)
 
 
 def _range_bounds(
@@ -112,8 +114,7 @@ def _range_bounds(
     # Opening/closing inside a DST gap moves to the first existing minute after it.
     def edge(at: time) -> datetime:
         naive = datetime.combine(day, at)
-        aware = naive.replace(tzinfo=zone, fold=0)
-        return aware.astimezone(UTC).astimezone(zone)
+        return naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
     return edge(opens), edge(closes)
 
@@ -194,6 +195,7 @@ def check_start(
     duration: timedelta,
 ) -> StartCheck:
     """Decide whether `start` can be booked for `duration`, and on which resources."""
+    start = start.astimezone(UTC)
     if start <= now:
         return StartCheck([], PAST)
     if start < rules.earliest(now):
@@ -239,6 +241,7 @@ def nearest_slots(
     limit: int = 3,
 ) -> list[Slot]:
     """Up to `limit` bookable starts closest to `around` (before or after), nearest first."""
+    around = around.astimezone(UTC)
     today = now.astimezone(zone).date()
     last_allowed = rules.latest(now).astimezone(zone).date()
     center = max(around, now).astimezone(zone).date()

@@ -56,9 +56,11 @@ def localize(naive: datetime, zone: ZoneInfo) -> ParsedStart:
     aware = naive.replace(tzinfo=zone, fold=0)
     normalized = aware.astimezone(UTC).astimezone(zone)
     if normalized.replace(tzinfo=None) != naive:
-        return ParsedStart(normalized, nonexistent=True, wall=naive)
+        return ParsedStart(normalized.astimezone(UTC), nonexistent=True, wall=naive)
     later = naive.replace(tzinfo=zone, fold=1)
-    return ParsedStart(aware, ambiguous=aware.utcoffset() != later.utcoffset())
+    # Stored and computed in UTC: timedelta arithmetic on a zoneinfo datetime is wall-clock
+    # arithmetic and would get durations across a DST change wrong.
+    return ParsedStart(aware.astimezone(UTC), ambiguous=aware.utcoffset() != later.utcoffset())
 
 
 def parse_start(raw: str, zone: ZoneInfo, now: datetime) -> ParsedStart:
@@ -87,7 +89,7 @@ def parse_start(raw: str, zone: ZoneInfo, now: datetime) -> ParsedStart:
         )
     if parsed.tzinfo is None:
         return localize(parsed, zone)
-    return ParsedStart(parsed)
+    return ParsedStart(parsed.astimezone(UTC))
 
 
 def nonexistent_sentence(naive: datetime, zone: ZoneInfo) -> str:

@@ -1,0 +1,269 @@
+"""The scheduler's pure rules, including property tests (hypothesis) of every offered slot."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from booking_service.services import scheduling
+from booking_service.services.scheduling import ResourceSchedule, Rules, check_start, free_slots
+
+NY = ZoneInfo("America/New_York")
+LONDON = ZoneInfo("Europe/London")
+NOW = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)  # a Wednesday, 09:00 in New York
+WEEKDAYS_9_TO_5 = {d: [(time(9), time(17))] for d in range(5)}
+
+
+def at(day: str, clock: str, zone: ZoneInfo = NY) -> datetime:
+    return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=zone)
+
+
+def test_a_day_with_two_ranges_offers_only_inside_them():
+    schedule = ResourceSchedule(1, "Main", {0: [(time(9), time(12)), (time(13), time(17))]})
+    slots = free_slots(
+        [schedule],
+        Rules(slot_minutes=60),
+        NY,
+        NOW,
+        date(2026, 11, 30),
+        date(2026, 11, 30),
+        timedelta(minutes=60),
+    )
+
+    assert [s.start.astimezone(NY).hour for s in slots] == [9, 10, 11, 13, 14, 15, 16]
+
+
+def test_busy_ranges_and_buffers_are_avoided():
+    # Busy ranges are [start, blocked_until): a 10:00-10:30 booking plus its 15-minute buffer.
+    busy = [(at("2026-11-30", "10:00"), at("2026-11-30", "10:45"))]
+    schedule = ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5, busy=busy)
+    rules = Rules(slot_minutes=15, buffer_minutes=15)
+    slots = free_slots(
+        [schedule], rules, NY, NOW, date(2026, 11, 30), date(2026, 11, 30), timedelta(minutes=30)
+    )
+    starts = {s.start.astimezone(NY).strftime("%H:%M") for s in slots}
+
+    # A 30-minute booking plus its 15-minute buffer must end by 10:00, and the busy one's
+    # buffer keeps 10:30-10:45 free.
+    assert "09:15" in starts and "09:30" not in starts
+    assert "10:30" not in starts and "10:45" in starts
+
+
+def test_closed_day_exception_and_changed_hours():
+    schedule = ResourceSchedule(
+        1,
+        "Main",
+        WEEKDAYS_9_TO_5,
+        exceptions={date(2026, 11, 30): [], date(2026, 12, 1): [(time(10), time(11))]},
+    )
+    rules = Rules(slot_minutes=30)
+    closed = free_slots(
+        [schedule], rules, NY, NOW, date(2026, 11, 30), date(2026, 11, 30), timedelta(minutes=30)
+    )
+    short = free_slots(
+        [schedule], rules, NY, NOW, date(2026, 12, 1), date(2026, 12, 1), timedelta(minutes=30)
+    )
+
+    assert closed == []
+    assert [s.start.astimezone(NY).strftime("%H:%M") for s in short] == ["10:00", "10:30"]
+    assert (
+        check_start(
+            [schedule], rules, NY, NOW, at("2026-11-30", "10:00"), timedelta(minutes=30)
+        ).reason
+        == scheduling.CLOSED_DAY
+    )
+
+
+def test_reasons_for_refusing_a_start():
+    schedule = ResourceSchedule(
+        1, "Main", WEEKDAYS_9_TO_5, busy=[(at("2026-12-01", "10:00"), at("2026-12-01", "10:30"))]
+    )
+    rules = Rules(slot_minutes=15, min_notice_minutes=120, horizon_days=30)
+    half_hour = timedelta(minutes=30)
+
+    def reason(start):
+        return check_start([schedule], rules, NY, NOW, start, half_hour).reason
+
+    assert reason(at("2026-11-25", "08:00")) == scheduling.PAST
+    assert reason(at("2026-11-25", "10:00")) == scheduling.TOO_SOON
+    assert reason(at("2027-02-01", "10:00")) == scheduling.BEYOND_HORIZON
+    assert reason(at("2026-11-28", "10:00")) == scheduling.CLOSED_DAY  # Saturday
+    assert reason(at("2026-12-01", "16:45")) == scheduling.OUTSIDE_HOURS  # ends after 17:00
+    assert reason(at("2026-12-01", "11:10")) == scheduling.OFF_GRID
+    assert reason(at("2026-12-01", "10:15")) == scheduling.TAKEN
+    assert reason(at("2026-12-01", "10:30")) is None
+
+
+def test_the_first_free_resource_is_named_once_per_start():
+    a = ResourceSchedule(
+        1, "Ana", WEEKDAYS_9_TO_5, busy=[(at("2026-12-01", "09:00"), at("2026-12-01", "10:00"))]
+    )
+    b = ResourceSchedule(2, "Ben", WEEKDAYS_9_TO_5)
+    slots = free_slots(
+        [b, a],
+        Rules(slot_minutes=60),
+        NY,
+        NOW,
+        date(2026, 12, 1),
+        date(2026, 12, 1),
+        timedelta(minutes=60),
+    )
+
+    assert [(s.start.astimezone(NY).hour, s.resource_name) for s in slots[:2]] == [
+        (9, "Ben"),
+        (10, "Ana"),
+    ]
+
+
+def test_nearest_slots_are_sorted_by_distance():
+    schedule = ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5)
+    around = at("2026-12-01", "12:10")
+    slots = scheduling.nearest_slots(
+        [schedule], Rules(slot_minutes=60), NY, NOW, around, timedelta(minutes=60)
+    )
+
+    assert [s.start.astimezone(NY).hour for s in slots] == [12, 13, 11]
+
+
+# --- daylight saving time -----------------------------------------------------------------
+
+
+def open_all_day() -> ResourceSchedule:
+    return ResourceSchedule(1, "Night", {d: [(time(0), time(23, 59))] for d in range(7)})
+
+
+def local_starts(zone: ZoneInfo, day: date) -> list[str]:
+    rules = Rules(slot_minutes=30, min_notice_minutes=0, horizon_days=700)
+    slots = free_slots([open_all_day()], rules, zone, NOW, day, day, timedelta(minutes=30))
+    return [s.start.astimezone(zone).isoformat() for s in slots]
+
+
+def test_spring_forward_gap_is_never_offered_in_new_york_and_london():
+    ny = local_starts(NY, date(2027, 3, 14))
+    london = local_starts(LONDON, date(2027, 3, 28))
+
+    assert not any("T02:" in s for s in ny)
+    assert "2027-03-14T01:30:00-05:00" in ny and "2027-03-14T03:00:00-04:00" in ny
+    assert not any("T01:" in s for s in london)
+    assert "2027-03-28T02:00:00+01:00" in london
+
+
+def test_fall_back_hour_is_offered_once_at_its_first_occurrence():
+    ny = local_starts(NY, date(2027, 11, 7))
+    london = local_starts(LONDON, date(2027, 10, 31))
+
+    assert [s for s in ny if "T01:" in s] == [
+        "2027-11-07T01:00:00-04:00",
+        "2027-11-07T01:30:00-04:00",
+    ]
+    assert [s for s in london if "T01:" in s] == [
+        "2027-10-31T01:00:00+01:00",
+        "2027-10-31T01:30:00+01:00",
+    ]
+
+
+# --- properties -----------------------------------------------------------------------------
+
+slot_sizes = st.sampled_from([5, 10, 15, 20, 30, 45, 60])
+zones = st.sampled_from([NY, LONDON, ZoneInfo("Asia/Kolkata"), ZoneInfo("UTC")])
+
+
+@st.composite
+def weekly_hours(draw):
+    weekly = {}
+    for day in range(7):
+        ranges = []
+        minute = draw(st.integers(0, 12 * 60))
+        for _ in range(draw(st.integers(0, 3))):
+            opens = minute + draw(st.integers(0, 120))
+            closes = opens + draw(st.integers(15, 300))
+            if closes >= 24 * 60:
+                break
+            ranges.append((time(opens // 60, opens % 60), time(closes // 60, closes % 60)))
+            minute = closes
+        if ranges:
+            weekly[day] = ranges
+    return weekly
+
+
+@st.composite
+def scenarios(draw):
+    zone = draw(zones)
+    rules = Rules(
+        slot_minutes=draw(slot_sizes),
+        min_notice_minutes=draw(st.integers(0, 600)),
+        horizon_days=draw(st.integers(1, 20)),
+        buffer_minutes=draw(st.sampled_from([0, 5, 10, 15, 30])),
+    )
+    now = datetime(2026, 10, 20, tzinfo=UTC) + timedelta(
+        minutes=draw(st.integers(0, 200 * 24 * 60))
+    )
+    today = now.astimezone(zone).date()
+    resources = []
+    for rid in range(1, draw(st.integers(1, 3)) + 1):
+        exceptions = {}
+        for _ in range(draw(st.integers(0, 3))):
+            day = today + timedelta(days=draw(st.integers(0, 20)))
+            exceptions[day] = draw(
+                st.sampled_from(
+                    [[], [(time(10), time(12))], [(time(8), time(9)), (time(14), time(18))]]
+                )
+            )
+        busy = []
+        for _ in range(draw(st.integers(0, 12))):
+            start = now + timedelta(minutes=draw(st.integers(-600, 20 * 24 * 60)))
+            busy.append((start, start + timedelta(minutes=draw(st.integers(5, 240)))))
+        resources.append(ResourceSchedule(rid, f"R{rid}", draw(weekly_hours()), exceptions, busy))
+    duration = timedelta(minutes=draw(st.sampled_from([15, 30, 45, 60, 90])))
+    first = today + timedelta(days=draw(st.integers(-1, 10)))
+    last = first + timedelta(days=draw(st.integers(0, 10)))
+    return zone, rules, now, resources, duration, first, last
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_every_offered_slot_obeys_every_rule(scenario):
+    zone, rules, now, resources, duration, first, last = scenario
+    slots = free_slots(resources, rules, zone, now, first, last, duration)
+    by_id = {r.id: r for r in resources}
+
+    assert [s.start for s in slots] == sorted(s.start for s in slots)
+    assert len({s.start for s in slots}) == len(slots)
+    for slot in slots:
+        resource = by_id[slot.resource_id]
+        local = slot.start.astimezone(zone)
+        end = slot.start + duration
+        # notice and horizon
+        assert slot.start >= now + timedelta(minutes=rules.min_notice_minutes)
+        assert slot.start <= now + timedelta(days=rules.horizon_days)
+        # the grid, in local wall time
+        assert (local.hour * 60 + local.minute) % rules.slot_minutes == 0 and local.second == 0
+        assert first <= local.date() <= last
+        # inside one working range of that day (the exception's ranges if there is one)
+        ranges = resource.exceptions.get(local.date(), resource.weekly.get(local.weekday(), []))
+        assert any(
+            datetime.combine(local.date(), o, zone) <= slot.start
+            and end <= datetime.combine(local.date(), c, zone)
+            for o, c in ranges
+        )
+        # no overlap with any busy range, buffers included
+        blocked_until = end + timedelta(minutes=rules.buffer_minutes)
+        assert all(
+            b_end <= slot.start or blocked_until <= b_start for b_start, b_end in resource.busy
+        )
+        # and the booking check agrees: the slot can be booked on the named resource
+        verdict = check_start(resources, rules, zone, now, slot.start, duration)
+        assert verdict.reason is None and slot.resource_id in verdict.resources
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_booking_check_never_accepts_a_busy_start_on_its_resource(scenario):
+    zone, rules, now, resources, duration, _, _ = scenario
+    for resource in resources:
+        for busy_start, _ in resource.busy:
+            verdict = check_start(resources, rules, zone, now, busy_start, duration)
+            assert resource.id not in verdict.resources
