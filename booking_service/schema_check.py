@@ -17,15 +17,37 @@ from booking_service import models
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# name -> (table, kind, columns). kind: u unique constraint, c check, f foreign key, i unique index.
-REQUIRED: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    models.UQ_CONTACTS_ORG_PHONE: ("contacts", "u", ("org_id", "phone")),
-    models.UQ_CONTACTS_ORG_ID: ("contacts", "u", ("org_id", "id")),
-    models.CK_CONTACTS_PHONE_OR_EMAIL: ("contacts", "c", ()),
-    models.UQ_CONTACTS_ORG_EMAIL_PHONELESS: ("contacts", "i", ("org_id", "email")),
-    models.UQ_APPOINTMENTS_ORG_REFERENCE: ("appointments", "u", ("org_id", "reference")),
-    "fk_appointments_org_id_contact_id_contacts": ("appointments", "f", ("org_id", "contact_id")),
-    models.UQ_TOOL_CALLS_ORG_TOOL_CALL: ("tool_calls", "u", ("org_id", "tool_call_id")),
+# name -> (table, kind, columns, partial-index predicate). kind: u unique constraint,
+# c check, f foreign key, x exclusion constraint, i unique index (not backing a constraint).
+REQUIRED: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
+    models.UQ_CONTACTS_ORG_PHONE: ("contacts", "u", ("org_id", "phone"), None),
+    models.UQ_CONTACTS_ORG_ID: ("contacts", "u", ("org_id", "id"), None),
+    models.CK_CONTACTS_PHONE_OR_EMAIL: ("contacts", "c", (), None),
+    # Without its WHERE clause this index would refuse two phone contacts sharing an email.
+    models.UQ_CONTACTS_ORG_EMAIL_PHONELESS: (
+        "contacts",
+        "i",
+        ("org_id", "email"),
+        "(phone IS NULL)",
+    ),
+    models.UQ_APPOINTMENTS_ORG_REFERENCE: ("appointments", "u", ("org_id", "reference"), None),
+    "fk_appointments_org_id_contact_id_contacts": (
+        "appointments",
+        "f",
+        ("org_id", "contact_id"),
+        None,
+    ),
+    "fk_appointments_org_id_resource_id_resources": (
+        "appointments",
+        "f",
+        ("org_id", "resource_id"),
+        None,
+    ),
+    models.EX_APPOINTMENTS_NO_OVERLAP: ("appointments", "x", (), None),
+    models.UQ_TOOL_CALLS_ORG_TOOL_CALL: ("tool_calls", "u", ("org_id", "tool_call_id"), None),
+    models.UQ_RESOURCES_ORG_ID: ("resources", "u", ("org_id", "id"), None),
+    models.UQ_RESOURCES_ORG_NAME: ("resources", "u", ("org_id", "name_key"), None),
+    models.UQ_SERVICES_ORG_NAME: ("services", "u", ("org_id", "name_key"), None),
 }
 
 _CONSTRAINTS_SQL = text(
@@ -33,7 +55,8 @@ _CONSTRAINTS_SQL = text(
     SELECT con.conname AS name, rel.relname AS tbl, con.contype AS kind,
            ARRAY(SELECT att.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
                  JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
-                 ORDER BY k.ord)::text[] AS columns
+                 ORDER BY k.ord)::text[] AS columns,
+           NULL::text AS predicate
     FROM pg_constraint con
     JOIN pg_class rel ON rel.oid = con.conrelid
     JOIN pg_namespace nsp ON nsp.oid = rel.relnamespace
@@ -42,7 +65,8 @@ _CONSTRAINTS_SQL = text(
     SELECT idx.relname, rel.relname, 'i',
            ARRAY(SELECT att.attname FROM unnest(ix.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
                  JOIN pg_attribute att ON att.attrelid = ix.indrelid AND att.attnum = k.attnum
-                 ORDER BY k.ord)::text[]
+                 ORDER BY k.ord)::text[],
+           pg_get_expr(ix.indpred, ix.indrelid)
     FROM pg_index ix
     JOIN pg_class idx ON idx.oid = ix.indexrelid
     JOIN pg_class rel ON rel.oid = ix.indrelid
@@ -89,17 +113,23 @@ def check_schema(connection: Connection, expected_head: str) -> list[str]:
             "run `alembic upgrade head`"
         )
     present = {
-        row.name: (row.tbl, row.kind, tuple(row.columns))
+        row.name: (row.tbl, row.kind, tuple(row.columns), row.predicate)
         for row in connection.execute(_CONSTRAINTS_SQL)
     }
-    for name, (table, kind, columns) in REQUIRED.items():
+    for name, (table, kind, columns, predicate) in REQUIRED.items():
         found = present.get(name)
         if found is None:
             problems.append(f"missing {_KIND_WORDS[kind]} {name} on {table}")
-        elif found[0] != table or found[1] != kind or (columns and found[2] != columns):
+        elif (
+            found[0] != table
+            or found[1] != kind
+            or (columns and found[2] != columns)
+            or found[3] != predicate
+        ):
+            where = f" WHERE {predicate}" if predicate else ""
             problems.append(
                 f"{name} exists but is not the expected {_KIND_WORDS[kind]} on "
-                f"{table}({', '.join(columns)})"
+                f"{table}({', '.join(columns)}){where}"
             )
     return problems
 
@@ -109,4 +139,5 @@ _KIND_WORDS = {
     "c": "check constraint",
     "f": "foreign key",
     "i": "unique index",
+    "x": "exclusion constraint",
 }

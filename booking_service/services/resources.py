@@ -118,15 +118,16 @@ def add_resource(uow: AbstractUnitOfWork, org_id: int, name: str, hours: list[st
 
 def list_resources(uow: AbstractUnitOfWork, org_id: int) -> list[ResourceInfo]:
     """Resources of an organization with their weekly hours."""
+    # Built inside the unit of work: leaving it rolls back, which expires loaded rows.
     with uow:
         resources = uow.schedule.resources(org_id)
         hours = uow.schedule.weekly_hours(org_id, [r.id for r in resources])
-    by_resource: dict[int, dict[str, list[str]]] = {r.id: {} for r in resources}
-    for row in sorted(hours, key=lambda h: (h.weekday, h.opens)):
-        by_resource[row.resource_id].setdefault(DAYS[row.weekday], []).append(
-            f"{row.opens:%H:%M}-{row.closes:%H:%M}"
-        )
-    return [ResourceInfo(r.id, r.org_id, r.name, by_resource[r.id]) for r in resources]
+        by_resource: dict[int, dict[str, list[str]]] = {r.id: {} for r in resources}
+        for row in sorted(hours, key=lambda h: (h.weekday, h.opens)):
+            by_resource[row.resource_id].setdefault(DAYS[row.weekday], []).append(
+                f"{row.opens:%H:%M}-{row.closes:%H:%M}"
+            )
+        return [ResourceInfo(r.id, r.org_id, r.name, by_resource[r.id]) for r in resources]
 
 
 def set_day(uow: AbstractUnitOfWork, resource_id: int, day: date, hours: str | None = None) -> dict:

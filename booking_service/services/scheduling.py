@@ -244,7 +244,7 @@ def nearest_slots(
     around = around.astimezone(UTC)
     today = now.astimezone(zone).date()
     last_allowed = rules.latest(now).astimezone(zone).date()
-    center = max(around, now).astimezone(zone).date()
+    center = min(max(around, now).astimezone(zone).date(), last_allowed)
     first = max(today, center - timedelta(days=7))
     last = min(last_allowed, center + timedelta(days=21))
     slots = free_slots(schedules, rules, zone, now, first, last, duration) if first <= last else []

@@ -79,3 +79,76 @@ def test_the_same_tool_call_id_concurrently_books_once_with_identical_answers(wi
     answers = {r["result"] for r in results}
     assert len(answers) == 1
     assert json.loads(answers.pop())["status"] == "booked"
+
+
+def _same_slot_bodies(start: str) -> list[dict]:
+    return [
+        envelope(tool_call(**booking(start=start, phone=f"+1202555{i:04d}")))
+        for i in range(THREADS)
+    ]
+
+
+@pytest.mark.parametrize("resources", [1, 2])
+def test_twenty_callers_racing_for_one_slot_get_exactly_one_booking_per_resource(
+    wide_app, org, db, resources
+):
+    from booking_service.services.resources import add_resource
+
+    for n in range(1, resources):
+        add_resource(
+            wide_app.extensions["booking_service"].uow(),
+            org.id,
+            f"Chair {n}",
+            ["mon-fri 09:00-17:00"],
+        )
+    start = local_start(days=5, hour=11)
+    results, _ = _book_all(wide_app, org, _same_slot_bodies(start))
+
+    assert not any(isinstance(r, BaseException) for r in results)
+    winners = [r for r in results if "result" in r]
+    losers = [r for r in results if "error" in r]
+    assert len(winners) == resources
+    assert len(losers) == THREADS - resources
+    for loser in losers:
+        assert "taken" in loser["error"]
+        assert "The nearest free time" in loser["error"]
+    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == resources
+    assert count(db, "SELECT count(DISTINCT resource_id) FROM appointments") == resources
+
+
+def test_two_concurrent_reschedules_into_one_free_slot_one_wins_one_keeps_its_original(
+    wide_app, org, db
+):
+    client = wide_app.test_client()
+    originals = {}
+    for i, hour in enumerate((9, 10)):
+        phone = f"+1202555010{i}"
+        body = envelope(tool_call(**booking(start=local_start(days=5, hour=hour), phone=phone)))
+        response = post(client, org, body)
+        originals[phone] = json.loads(response.get_json()["results"][0]["result"])["appointment"]
+    target = local_start(days=5, hour=15)
+    phones = list(originals)
+    bodies = [
+        envelope(
+            tool_call(
+                "rescheduleAppointment",
+                reference=originals[phone]["reference"],
+                newStart=target,
+            ),
+            customer=phone,
+        )
+        for phone in phones
+    ]
+    results, _ = _book_all(wide_app, org, bodies)
+
+    assert not any(isinstance(r, BaseException) for r in results)
+    assert sorted("result" in r for r in results) == [False, True]
+    loser = next(r for r in results if "error" in r)
+    assert "stays at" in loser["error"] or "taken" in loser["error"]
+    rows = db.execute(
+        "SELECT reference, to_char(starts_at AT TIME ZONE 'America/New_York', 'HH24:MI') "
+        "FROM appointments WHERE status = 'booked' ORDER BY starts_at"
+    ).fetchall()
+    starts_by_ref = dict(rows)
+    assert sorted(starts_by_ref.values()) in (["09:00", "15:00"], ["10:00", "15:00"])
+    assert len(rows) == 2

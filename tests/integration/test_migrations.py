@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+import pytest
 from alembic import command
 
 from booking_service.schema_check import alembic_config, head_revision
@@ -85,4 +87,89 @@ def test_schema_check_reports_migrations_behind_head(blank_url):
     assert result.exit_code == 1
     assert "migrations are not at head" in result.stderr
     assert "missing unique constraint uq_contacts_org_phone" in result.stderr
+    assert health.status_code == 503
+
+
+CORE_REVISION = "25f754c330ec"
+
+
+def _seed_core_data(conn, *, overlapping: bool = False) -> None:
+    """Data as the core schema held it: an org, a contact and two appointments."""
+    conn.execute(
+        "INSERT INTO organizations (id, name, timezone, secret_hash) "
+        "VALUES (1, 'Old Clinic', 'America/New_York', 'x')"
+    )
+    conn.execute("INSERT INTO contacts (id, org_id, phone) VALUES (1, 1, '+14155550123')")
+    second = "10:15" if overlapping else "11:00"
+    for ref, clock in (("AAAAAA", "10:00"), ("CCCCCC", second)):
+        conn.execute(
+            "INSERT INTO appointments (org_id, contact_id, reference, starts_at, ends_at) "
+            f"VALUES (1, 1, '{ref}', '2030-01-07 {clock}-05', "
+            f"'2030-01-07 {clock}-05'::timestamptz + interval '30 minutes')"
+        )
+
+
+def test_scheduling_revision_upgrades_and_downgrades_with_data(blank_url, blank_db):
+    cfg = _cfg(blank_url)
+    command.upgrade(cfg, CORE_REVISION)
+    _seed_core_data(blank_db)
+
+    command.upgrade(cfg, "head")
+    rows = blank_db.execute(
+        "SELECT a.reference, r.name, a.blocked_until = a.ends_at FROM appointments a "
+        "JOIN resources r ON r.id = a.resource_id ORDER BY a.reference"
+    ).fetchall()
+    assert rows == [("AAAAAA", "Main", True), ("CCCCCC", "Main", True)]
+    hours = blank_db.execute("SELECT count(*) FROM working_hours").fetchone()[0]
+    assert hours == 5
+    command.check(cfg)
+
+    command.downgrade(cfg, CORE_REVISION)
+    assert blank_db.execute("SELECT count(*) FROM appointments").fetchone() == (2,)
+    command.upgrade(cfg, "head")
+    assert blank_db.execute("SELECT count(*) FROM appointments").fetchone() == (2,)
+
+
+def test_scheduling_revision_refuses_existing_double_bookings(blank_url, blank_db):
+    cfg = _cfg(blank_url)
+    command.upgrade(cfg, CORE_REVISION)
+    _seed_core_data(blank_db, overlapping=True)
+
+    with pytest.raises(RuntimeError, match="1 pairs of booked appointments overlap"):
+        command.upgrade(cfg, "head")
+    version = blank_db.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert version == [(CORE_REVISION,)]
+
+
+def test_the_exclusion_constraint_refuses_a_double_booking_written_directly(db, org):
+    db.execute(
+        "INSERT INTO contacts (id, org_id, phone) VALUES (1000, %s, '+14155550123')", (org.id,)
+    )
+    resource = db.execute("SELECT id FROM resources WHERE org_id = %s", (org.id,)).fetchone()[0]
+    insert = (
+        "INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, "
+        "ends_at, blocked_until) VALUES (%s, 1000, %s, %s, '2030-01-07 10:00Z', "
+        "'2030-01-07 10:30Z', '2030-01-07 10:30Z')"
+    )
+    db.execute(insert, (org.id, resource, "AAAAAA"))
+
+    with pytest.raises(psycopg.errors.ExclusionViolation):
+        db.execute(insert, (org.id, resource, "CCCCCC"))
+
+
+def test_the_phoneless_email_index_must_be_partial(database_url, db):
+    db.execute("DROP INDEX uq_contacts_org_email_phoneless")
+    db.execute("CREATE UNIQUE INDEX uq_contacts_org_email_phoneless ON contacts (org_id, email)")
+    result, _ = schema_check(database_url)
+
+    assert result.exit_code == 1
+    assert "WHERE (phone IS NULL)" in result.stderr
+
+
+def test_a_missing_exclusion_constraint_is_reported(database_url, db):
+    db.execute("ALTER TABLE appointments DROP CONSTRAINT ex_appointments_no_overlap")
+    result, health = schema_check(database_url)
+
+    assert result.exit_code == 1
+    assert "missing exclusion constraint ex_appointments_no_overlap" in result.stderr
     assert health.status_code == 503
