@@ -211,10 +211,33 @@ def schema_check():
     _echo({"status": "ok", "head": rt.head_revision})
 
 
+def _demo_body(tool: str, call_id: str, arguments: dict) -> dict:
+    return {
+        "message": {
+            "type": "tool-calls",
+            "call": {"id": "demo-call", "customer": {"number": "+14155550123"}},
+            "toolCallList": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": tool, "arguments": arguments},
+                }
+            ],
+        }
+    }
+
+
+def _curl(url: str, secret: str, body: dict) -> str:
+    return (
+        f"curl -s {url}/api/vapi/tools -H 'Content-Type: application/json' "
+        f"-H {shlex.quote('Authorization: Bearer ' + secret)} -d {shlex.quote(json.dumps(body))}"
+    )
+
+
 @demo_cli.command("setup")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 def demo_setup(url: str):
-    """Create a demo organization on first run and print a curl that books an appointment."""
+    """Create a demo organization on first run; print curls that check availability and book."""
     uow = runtime().uow
     existing = [org for org in list_orgs(uow()) if org.name == "Demo Dental"]
     if existing:
@@ -226,40 +249,24 @@ def demo_setup(url: str):
         )
         return
     created = create_org(uow(), name="Demo Dental", timezone="America/New_York")
-    start = (utc_now().astimezone(created.org.zone) + timedelta(days=1)).replace(
-        hour=10, minute=0, second=0, microsecond=0
+    # The next weekday (default hours are Mon-Fri 09:00-17:00), at 10:00 local time.
+    day = utc_now().astimezone(created.org.zone).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    check = _demo_body("checkAvailability", "demo-check-1", {"date": day.isoformat()})
+    book = _demo_body(
+        "bookAppointment",
+        "demo-book-1",
+        {"name": "Maria Lopez", "start": f"{day.isoformat()}T10:00", "service": "cleaning"},
     )
-    body = {
-        "message": {
-            "type": "tool-calls",
-            "call": {"id": "demo-call", "customer": {"number": "+14155550123"}},
-            "toolCallList": [
-                {
-                    "id": "demo-tool-call-1",
-                    "type": "function",
-                    "function": {
-                        "name": "bookAppointment",
-                        "arguments": {
-                            "name": "Maria Lopez",
-                            "start": start.strftime("%Y-%m-%dT%H:%M"),
-                            "service": "cleaning",
-                        },
-                    },
-                }
-            ],
-        }
-    }
     click.echo(
         f"Created demo organization {created.org.id}. Webhook secret (shown once):", err=True
     )
     click.echo(f"  {created.secret}", err=True)
+    click.echo("Check availability:", err=True)
+    click.echo(f"  {_curl(url, created.secret, check)}", err=True)
     click.echo("Book an appointment:", err=True)
-    click.echo(
-        f"  curl -s {url}/api/vapi/tools -H 'Content-Type: application/json' "
-        f"-H {shlex.quote('Authorization: Bearer ' + created.secret)} "
-        f"-d {shlex.quote(json.dumps(body))}",
-        err=True,
-    )
+    click.echo(f"  {_curl(url, created.secret, book)}", err=True)
 
 
 def register_cli(app: Flask) -> None:

@@ -11,7 +11,8 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
-# Well below VAPI's 20 s tool timeout: a request that takes longer is killed and logged.
+# Heartbeat timeout: a worker silent this long is restarted. gthread workers keep beating while
+# a request runs, so one slow request is bounded by statement/lock timeouts and REQUEST_BUDGET_S.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "15"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
 keepalive = 5

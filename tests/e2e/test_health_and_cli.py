@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -112,11 +113,20 @@ def test_schema_check_passes_at_head(app):
     assert json.loads(result.stdout)["status"] == "ok"
 
 
-def test_demo_setup_creates_one_org_and_prints_a_curl(app, db):
+def test_demo_setup_creates_one_org_and_prints_curls_that_work(app, client, db):
     first = invoke(app, "demo", "setup")
     second = invoke(app, "demo", "setup")
 
     assert first.exit_code == 0 and second.exit_code == 0
-    assert "curl -s http://127.0.0.1:8000/api/vapi/tools" in first.stderr
     assert "rotate-secret" in second.stderr
     assert db.execute("SELECT count(*) FROM organizations").fetchone() == (1,)
+    curls = [line.strip() for line in first.stderr.splitlines() if line.strip().startswith("curl")]
+    assert len(curls) == 2
+    for curl, status in zip(curls, ("available", "booked"), strict=True):
+        words = shlex.split(curl)
+        assert words[2] == "http://127.0.0.1:8000/api/vapi/tools"
+        headers = dict(h.split(": ", 1) for h in (words[4], words[6]))
+        body = words[words.index("-d") + 1]
+        response = client.post("/api/vapi/tools", data=body, headers=headers)
+        result = json.loads(response.get_json()["results"][0]["result"])
+        assert result["status"] == status
