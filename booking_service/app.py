@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking_service.api.errors import register_error_handlers
 from booking_service.api.health import bp as health_bp
+from booking_service.api.metrics import bp as metrics_bp
 from booking_service.cli import register_cli
 from booking_service.config import Settings
 from booking_service.db import make_engine, make_session_factory
@@ -25,7 +27,7 @@ from booking_service.vapi.blueprint import bp as vapi_bp
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app from the environment, with optional setting overrides (tests)."""
     settings = Settings.from_env().with_overrides(overrides).validate()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     app = Flask(__name__)
     app.config.update(
@@ -51,6 +53,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(vapi_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     register_error_handlers(app)
     register_cli(app)
+    # Exactly one proxy hop (nginx) is trusted: a client-sent X-Forwarded-For is not believed,
+    # only the address nginx appends.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     return app

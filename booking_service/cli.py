@@ -96,10 +96,22 @@ def org_create(name: str, timezone_name: str, phone_region: str, appointment_min
 
 @org_cli.command("rotate-secret")
 @click.argument("org_id", type=int)
-def org_rotate_secret(org_id: int):
-    """Replace an organization's webhook secret; prints the new one (the old stops working)."""
+@click.option(
+    "--grace-minutes",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Keep the old secret working this long, while VAPI's credential is updated.",
+)
+def org_rotate_secret(org_id: int, grace_minutes: int):
+    """Replace an organization's webhook secret; prints the new one.
+
+    The old secret stops working at once, or after --grace-minutes.
+    """
     try:
-        secret = rotate_secret(runtime().uow(), org_id)
+        secret = rotate_secret(runtime().uow(), org_id, grace_minutes)
+    except OrgInputError as exc:
+        _fail(str(exc))
     except DatabaseUnavailable:
         _fail("the database is not reachable")
     if secret is None:

@@ -28,6 +28,10 @@ class Settings:
     db_statement_timeout_ms: int = 5000  # DB_STATEMENT_TIMEOUT_MS
     db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
     request_budget_s: int = 12  # REQUEST_BUDGET_S
+    log_format: str = "text"  # LOG_FORMAT: text | json
+    metrics_token: str = ""  # METRICS_TOKEN
+    max_changes_per_call: int = 6  # MAX_CHANGES_PER_CALL
+    schema_check_override: bool = False  # SCHEMA_CHECK_OVERRIDE
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -64,6 +68,8 @@ class Settings:
             raise ConfigError("DATABASE_URL must start with postgresql+psycopg:// (psycopg 3)")
         if self.max_body_bytes < 1024:
             raise ConfigError("MAX_BODY_BYTES must be at least 1024")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT must be text or json")
         return self
 
 
@@ -76,6 +82,10 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms", int),
     ("DB_LOCK_TIMEOUT_MS", "db_lock_timeout_ms", int),
     ("REQUEST_BUDGET_S", "request_budget_s", int),
+    ("LOG_FORMAT", "log_format", str),
+    ("METRICS_TOKEN", "metrics_token", str),
+    ("MAX_CHANGES_PER_CALL", "max_changes_per_call", int),
+    ("SCHEMA_CHECK_OVERRIDE", "schema_check_override", bool),
 )
 
 
@@ -88,6 +98,14 @@ def _coerce(name: str, raw: str, kind: type) -> Any:
         if value < 0:
             raise ConfigError(f"{name} must not be negative")
         return value
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
     if name == "LOG_LEVEL":
         return raw.upper()
+    if name == "LOG_FORMAT":
+        return raw.lower()
     return raw

@@ -74,7 +74,28 @@ TEXT_FORMAT = (
 _configured = False
 
 
-def configure_logging(level: str = "INFO") -> None:
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class JsonFormatter(MaskingFormatter):
+    """One JSON object per line (python-json-logger), with our ids and masked tracebacks."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        from pythonjsonlogger.json import JsonFormatter as _Json
+
+        self._json = _Json(
+            JSON_FIELDS,
+            rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
+            timestamp=False,
+        )
+        self._json.formatException = self.formatException
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._json.format(record)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once per process (dictConfig): one stream handler to stderr.
 
     Later calls only adjust the level, so apps built after the first (tests, CLI) keep the
@@ -90,11 +111,14 @@ def configure_logging(level: str = "INFO") -> None:
             "version": 1,
             "disable_existing_loggers": False,
             "filters": {"context": {"()": ContextFilter}},
-            "formatters": {"text": {"()": MaskingFormatter, "format": TEXT_FORMAT}},
+            "formatters": {
+                "text": {"()": MaskingFormatter, "format": TEXT_FORMAT},
+                "json": {"()": JsonFormatter},
+            },
             "handlers": {
                 "stderr": {
                     "class": "logging.StreamHandler",
-                    "formatter": "text",
+                    "formatter": fmt,
                     "filters": ["context"],
                 }
             },

@@ -71,6 +71,10 @@ class Organization(Base):
     # SHA-256 of the secret: secrets are 256-bit random tokens, so a fast hash is enough and
     # the plain secret never touches the database.
     secret_hash: Mapped[str] = mapped_column(Text)
+    # After a rotation with a grace period the old secret works until this time, so VAPI's
+    # credential can be updated without refusing calls in between.
+    previous_secret_hash: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Booking rules: start granularity, minimum notice, how far ahead, gap after each booking.
     slot_minutes: Mapped[int] = mapped_column(Integer, server_default="15")
     min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="60")

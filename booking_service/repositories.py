@@ -74,11 +74,21 @@ class OrganizationRepository:
         self.session.flush()
         return org
 
-    def set_secret_hash(self, org_id: int, secret_hash: str) -> bool:
+    def set_secret_hash(
+        self, org_id: int, secret_hash: str, *, keep_previous_until: datetime | None = None
+    ) -> bool:
+        """Replace the secret hash; with `keep_previous_until` the old one stays valid till then."""
+        values: dict = {"secret_hash": secret_hash}
+        if keep_previous_until is not None:
+            values["previous_secret_hash"] = Organization.secret_hash
+            values["previous_secret_expires_at"] = keep_previous_until
+        else:
+            values["previous_secret_hash"] = None
+            values["previous_secret_expires_at"] = None
         result = self.session.execute(
             update(Organization)
             .where(Organization.id == org_id)
-            .values(secret_hash=secret_hash)
+            .values(**values)
             .returning(Organization.id)
         )
         return result.first() is not None
@@ -471,6 +481,18 @@ class ToolCallLedger:
             )
         ).first()
         return LedgerEntry(row.fingerprint, row.answer) if row else None
+
+    def changes_in_call(self, org_id: int, vapi_call_id: str, tool_names: tuple[str, ...]) -> int:
+        """How many changing tool calls this VAPI call has made (this transaction's included)."""
+        return self.session.scalar(
+            select(func.count())
+            .select_from(ToolCall)
+            .where(
+                ToolCall.org_id == org_id,
+                ToolCall.vapi_call_id == vapi_call_id,
+                ToolCall.tool_name.in_(tool_names),
+            )
+        )
 
     def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:
         self.session.execute(

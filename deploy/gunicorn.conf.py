@@ -5,6 +5,7 @@ Every value can be overridden from the environment; see the README's configurati
 
 import multiprocessing
 import os
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests mostly wait on PostgreSQL, so a few threads per worker use the cores well.
@@ -14,6 +15,7 @@ worker_class = "gthread"
 # Heartbeat timeout: a worker silent this long is restarted. gthread workers keep beating while
 # a request runs, so one slow request is bounded by statement/lock timeouts and REQUEST_BUDGET_S.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "15"))
+# On TERM, workers stop accepting and finish in-flight requests for up to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
 keepalive = 5
 # No app preloading: each worker builds its own engine, so no pooled connection crosses a fork.
@@ -23,3 +25,24 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The control socket is a runtime management interface we do not use.
 control_socket_disable = True
+
+# Production logs are JSON lines unless told otherwise (the app reads LOG_FORMAT).
+os.environ.setdefault("LOG_FORMAT", "json")
+# Metrics from all workers are aggregated through files in this folder (prometheus_client's
+# multiprocess mode); it must exist and be empty when the server starts.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="booking-metrics-")
+
+
+def on_starting(server):
+    """Refuse to serve when the schema check fails (unless SCHEMA_CHECK_OVERRIDE is set)."""
+    from booking_service.startup import gate
+
+    gate()
+
+
+def child_exit(server, worker):
+    """A dead worker's live-gauge files must not count any more."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from booking_service.errors import ExclusionViolation, ToolError
+from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment
 from booking_service.repositories import ContactRow
 from booking_service.services.availability import choose_resources
@@ -173,6 +174,7 @@ def reschedule_appointment(
                     blocked_until=new_start.start + duration + org.rules.buffer,
                 )
         except ExclusionViolation:
+            BOOKING_CONFLICTS.inc()
             continue
         log.info("appointment rescheduled: reference=%s", appointment.reference)
         return Rescheduling(before, _view(uow, org, appointment))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_service.errors import ExclusionViolation, ToolError
+from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment, Resource
 from booking_service.services import scheduling
 from booking_service.services.availability import (
@@ -196,6 +197,7 @@ def book_appointment(
                     tool_call_id,
                 )
         except ExclusionViolation:
+            BOOKING_CONFLICTS.inc()
             log.info("slot taken concurrently on resource %s; trying the next", resource_id)
             continue
         log.info(

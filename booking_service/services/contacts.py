@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from booking_service.errors import ToolError, UniqueViolation
+from booking_service.metrics import CONTACT_RESOLUTIONS
 from booking_service.normalize import mask_phone, normalize_email, normalize_phone
 from booking_service.repositories import ContactRow
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -99,6 +100,7 @@ def resolve_contact(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -
     """Find or create the one contact for this caller inside the caller's transaction."""
     require_identity(who)
     resolved = _by_phone(uow, org_id, who) if who.phone else _by_email(uow, org_id, who)
+    CONTACT_RESOLUTIONS.labels(resolved.path).inc()
     log.info(
         "contact resolved: path=%s contact_id=%s phone=%s",
         resolved.path,

@@ -7,11 +7,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from booking_service.models import Organization
 from booking_service.normalize import is_valid_region
 from booking_service.services.scheduling import Rules
+from booking_service.services.times import utc_now
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 # Secrets carry their organization id so that lookup is by primary key and the comparison of
@@ -163,11 +165,19 @@ def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> 
     return info
 
 
-def rotate_secret(uow: AbstractUnitOfWork, org_id: int) -> str | None:
-    """Replace the organization's secret; return the new one, or None if there is no such org."""
+def rotate_secret(uow: AbstractUnitOfWork, org_id: int, grace_minutes: int = 0) -> str | None:
+    """Replace the organization's secret; return the new one, or None if there is no such org.
+
+    With `grace_minutes` the old secret keeps working that long (both work meanwhile).
+    """
+    if not 0 <= grace_minutes <= 60 * 24 * 30:
+        raise OrgInputError("the grace period must be between 0 minutes and 30 days")
     secret = _new_secret(org_id)
+    until = utc_now() + timedelta(minutes=grace_minutes) if grace_minutes else None
     with uow:
-        if not uow.organizations.set_secret_hash(org_id, hash_secret(secret)):
+        if not uow.organizations.set_secret_hash(
+            org_id, hash_secret(secret), keep_previous_until=until
+        ):
             return None
         uow.commit()
     return secret
@@ -188,5 +198,12 @@ def authenticate(uow: AbstractUnitOfWork, secret: str | None) -> OrgInfo | None:
     with uow:
         org = uow.organizations.get(org_id) if match else None
         stored = org.secret_hash if org is not None else _DUMMY_HASH
-        ok = hmac.compare_digest(hash_secret(secret), stored)
+        presented = hash_secret(secret)
+        ok = hmac.compare_digest(presented, stored)
+        if org is not None and not ok and org.previous_secret_hash:
+            still_valid = (
+                org.previous_secret_expires_at is not None
+                and org.previous_secret_expires_at > utc_now()
+            )
+            ok = hmac.compare_digest(presented, org.previous_secret_hash) and still_valid
         return _info(org) if ok and org is not None else None

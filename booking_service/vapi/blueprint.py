@@ -17,12 +17,13 @@ from booking_service.api.errors import error_response
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
+from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
 from booking_service.services.orgs import authenticate
 from booking_service.services.times import utc_now
 from booking_service.services.tool_calls import Answer
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse, usable_id
-from booking_service.vapi.tools import ToolContext, run_tool
+from booking_service.vapi.tools import TOOLS, ToolContext, run_tool
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
 log = logging.getLogger(__name__)
@@ -43,6 +44,13 @@ def _credential() -> str | None:
 @bp.before_request
 def _request_id():
     g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    g.started = time.perf_counter()
+
+
+@bp.after_request
+def _observe(response):
+    REQUEST_LATENCY.labels("vapi_tools").observe(time.perf_counter() - g.started)
+    return response
 
 
 def _body(limit: int) -> bytes:
@@ -67,6 +75,7 @@ def tools():
             org = authenticate(rt.uow(), _credential())
         except DatabaseUnavailable:
             log.exception("authentication failed: database unavailable")
+            DATABASE_ERRORS.labels("authentication").inc()
             return _unavailable(rt.settings.max_body_bytes)
         except Exception:
             if current_app.testing:
@@ -91,6 +100,7 @@ def tools():
                 caller_number=envelope.caller_number,
                 vapi_call_id=call_id,
                 now=utc_now(),
+                max_changes_per_call=rt.settings.max_changes_per_call,
             )
             deadline = started + rt.settings.request_budget_s
             answers = []
@@ -146,6 +156,7 @@ def _answer(ctx: ToolContext, call: ToolInvocation) -> Answer:
             return answer
         except DatabaseUnavailable:
             log.exception("tool call failed: database unavailable")
+            DATABASE_ERRORS.labels("tool_call").inc()
             outcome = "unavailable"
             return replies.error(replies.UNAVAILABLE)
         except Exception:
@@ -154,8 +165,12 @@ def _answer(ctx: ToolContext, call: ToolInvocation) -> Answer:
             log.exception("tool call failed unexpectedly")
             return replies.error(replies.UNEXPECTED)
         finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            tool = call.name if call.name in TOOLS else "unknown"
+            TOOL_CALLS.labels(tool, outcome).inc()
             log.info(
                 "tool call answered: outcome=%s duration_ms=%.1f",
                 outcome,
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
+                extra={"outcome": outcome, "duration_ms": duration_ms},
             )

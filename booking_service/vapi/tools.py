@@ -53,6 +53,7 @@ class ToolContext:
     caller_number: str | None
     vapi_call_id: str | None
     now: datetime
+    max_changes_per_call: int = 6
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,23 @@ def _caller(ctx: ToolContext, args: dict, name: str | None = None) -> CallerIden
     return who
 
 
+# Tools that change the diary; a model stuck in a loop must not make dozens of changes.
+CHANGING_TOOLS = ("bookAppointment", "cancelAppointment", "rescheduleAppointment")
+HAND_OVER = (
+    "I have already made several changes on this call, so I can't make more automatically. "
+    "Please transfer the caller to a member of staff."
+)
+
+
 def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
+    def limited(uow: AbstractUnitOfWork) -> Answer:
+        if ctx.vapi_call_id:
+            made = uow.tool_calls.changes_in_call(ctx.org.id, ctx.vapi_call_id, CHANGING_TOOLS)
+            if made > ctx.max_changes_per_call:  # `made` counts this call's own claim
+                log.warning("per-call change limit reached (%d)", ctx.max_changes_per_call)
+                raise ToolError(HAND_OVER)
+        return perform(uow)
+
     key = ToolCallKey(
         org_id=ctx.org.id,
         tool_call_id=call.id,
@@ -87,7 +104,7 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
     )
-    return answer_once(ctx.uow_factory(), key, perform)
+    return answer_once(ctx.uow_factory(), key, limited)
 
 
 def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:

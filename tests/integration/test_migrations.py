@@ -173,3 +173,25 @@ def test_a_missing_exclusion_constraint_is_reported(database_url, db):
     assert result.exit_code == 1
     assert "missing exclusion constraint ex_appointments_no_overlap" in result.stderr
     assert health.status_code == 503
+
+
+def test_the_start_up_gate_refuses_an_outdated_database_unless_overridden(blank_url, capsys):
+    from booking_service.config import Settings
+    from booking_service.startup import gate
+
+    with pytest.raises(SystemExit) as exit_info:
+        gate(Settings(database_url=blank_url))
+    refused = capsys.readouterr().err
+    gate(Settings(database_url=blank_url, schema_check_override=True))
+    warned = capsys.readouterr().err
+
+    assert exit_info.value.code == 1
+    assert "Refusing to serve" in refused and "uq_contacts_org_phone" in refused
+    assert "WARNING: serving despite schema problems" in warned
+
+
+def test_the_start_up_gate_passes_a_database_at_head(database_url):
+    from booking_service.config import Settings
+    from booking_service.startup import gate
+
+    gate(Settings(database_url=database_url))

@@ -1,0 +1,35 @@
+"""GET /metrics for Prometheus, guarded by a token or limited to loopback clients."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from flask import Blueprint, Response, abort, request
+
+from booking_service.extensions import runtime
+from booking_service.metrics import render
+
+bp = Blueprint("metrics", __name__)
+
+
+def _allowed() -> bool:
+    token = runtime().settings.metrics_token
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(sent.encode(), token.encode())
+    # No token configured: only scrapers on this machine (the client address is the real one:
+    # ProxyFix trusts exactly one proxy hop).
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus exposition format; 404 for anyone not allowed (it does not exist for them)."""
+    if not _allowed():
+        abort(404)
+    body, content_type = render()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,49 @@
+"""The start-up gate: refuse to serve on a database the code cannot rely on.
+
+The incident behind this service was an upsert aimed at a constraint nobody had checked. The
+server checks once, before it forks workers, and exits with a clear message unless
+SCHEMA_CHECK_OVERRIDE is set.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from booking_service.config import Settings
+from booking_service.db import make_engine
+from booking_service.schema_check import check_schema, head_revision
+
+
+def schema_problems(settings: Settings) -> list[str]:
+    """What the live database lacks (empty when all is well); connection failures included."""
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            return check_schema(conn, head_revision())
+    except Exception as exc:  # reported, not raised: the operator needs the sentence
+        return [f"cannot reach the database ({type(exc).__name__})"]
+    finally:
+        # Nothing pooled survives into the forked workers.
+        engine.dispose()
+
+
+def gate(settings: Settings | None = None) -> None:
+    """Exit(1) with the problems on stderr, unless the schema is fine or the override is set."""
+    settings = (settings or Settings.from_env()).validate()
+    problems = schema_problems(settings)
+    if not problems:
+        return
+    lines = "\n".join(f"  - {p}" for p in problems)
+    if settings.schema_check_override:
+        print(
+            f"WARNING: serving despite schema problems (SCHEMA_CHECK_OVERRIDE):\n{lines}",
+            file=sys.stderr,
+        )
+        return
+    print(
+        "Refusing to serve: the database is not what this version needs:\n"
+        f"{lines}\nRun `alembic upgrade head` (and see `flask --app wsgi schema check`), "
+        "or set SCHEMA_CHECK_OVERRIDE=1 to serve anyway.",
+        file=sys.stderr,
+    )
+    sys.exit(1)
