@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.schema_check import check_schema
+from booking_service.services.adoption import adopt_contacts
 from booking_service.services.orgs import (
     OrgInfo,
     OrgInputError,
@@ -244,6 +245,20 @@ def _curl(url: str, secret: str, body: dict) -> str:
         f"curl -s {url}/api/vapi/tools -H 'Content-Type: application/json' "
         f"-H {shlex.quote('Authorization: Bearer ' + secret)} -d {shlex.quote(json.dumps(body))}"
     )
+
+
+@schema_cli.command("adopt")
+def schema_adopt():
+    """Take over an existing contacts table: normalise phones, merge duplicates, add constraints.
+
+    Runs in one transaction that keeps writers out until the constraint exists; prints a JSON
+    report of every merge. Run `schema check` before and after.
+    """
+    try:
+        report = adopt_contacts(runtime().uow())
+    except DatabaseUnavailable:
+        _fail("the database is not reachable")
+    _echo(report.as_json())
 
 
 @demo_cli.command("setup")

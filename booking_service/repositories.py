@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from sqlalchemy import and_, exists, func, literal_column, select, update
+from sqlalchemy import and_, exists, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased
 from booking_service.errors import LockTimeout
 from booking_service.models import (
     UQ_APPOINTMENTS_ORG_REFERENCE,
+    UQ_CONTACTS_ORG_EMAIL_PHONELESS,
     UQ_CONTACTS_ORG_PHONE,
     UQ_SERVICES_ORG_NAME,
     UQ_TOOL_CALLS_ORG_TOOL_CALL,
@@ -424,6 +425,93 @@ class ScheduleRepository:
             set_={"name": stmt.excluded.name, "duration_minutes": stmt.excluded.duration_minutes},
         ).returning(Service)
         return self.session.scalars(stmt).one()
+
+
+class AdoptionRepository:
+    """Statements for adopting an existing contacts table (see services/adoption.py)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def lock_for_adoption(self) -> None:
+        # Readers continue; writers wait until the merge and the new constraint are committed.
+        self.session.execute(text("LOCK TABLE contacts, appointments IN SHARE ROW EXCLUSIVE MODE"))
+
+    def org_regions(self) -> dict[int, str]:
+        rows = self.session.execute(select(Organization.id, Organization.phone_region))
+        return {row.id: row.phone_region for row in rows}
+
+    def all_contacts(self) -> list:
+        return self.session.execute(
+            select(
+                Contact.id,
+                Contact.org_id,
+                Contact.name,
+                Contact.phone,
+                Contact.email,
+                Contact.updated_at,
+            ).order_by(Contact.id)
+        ).all()
+
+    def set_phone(self, contact_id: int, phone: str | None) -> None:
+        self.session.execute(update(Contact).where(Contact.id == contact_id).values(phone=phone))
+
+    def set_contact(self, contact_id: int, *, name: str | None, email: str | None) -> None:
+        self.session.execute(
+            update(Contact)
+            .where(Contact.id == contact_id)
+            .values(name=name, email=email, updated_at=func.now())
+        )
+
+    def move_appointments(self, org_id: int, from_ids: list[int], to_id: int) -> int:
+        result = self.session.execute(
+            update(Appointment)
+            .where(Appointment.org_id == org_id, Appointment.contact_id.in_(from_ids))
+            .values(contact_id=to_id)
+        )
+        return result.rowcount
+
+    def delete_contacts(self, ids: list[int]) -> None:
+        self.session.execute(Contact.__table__.delete().where(Contact.id.in_(ids)))
+
+    def lowercase_emails(self) -> None:
+        self.session.execute(
+            update(Contact)
+            .where(
+                Contact.email.is_not(None), Contact.email != func.lower(func.trim(Contact.email))
+            )
+            .values(email=func.lower(func.trim(Contact.email)))
+        )
+
+    def add_missing_contact_constraints(self) -> list[str]:
+        """Create uq_contacts_org_phone and the phone-less email index where missing."""
+        added = []
+        exists_constraint = self.session.execute(
+            text("SELECT 1 FROM pg_constraint WHERE conname = :n"), {"n": UQ_CONTACTS_ORG_PHONE}
+        ).first()
+        if not exists_constraint:
+            # A plain index of that name would stop the constraint from being created.
+            self.session.execute(text(f"DROP INDEX IF EXISTS {UQ_CONTACTS_ORG_PHONE}"))
+            self.session.execute(
+                text(
+                    f"ALTER TABLE contacts ADD CONSTRAINT {UQ_CONTACTS_ORG_PHONE} "
+                    "UNIQUE (org_id, phone)"
+                )
+            )
+            added.append(UQ_CONTACTS_ORG_PHONE)
+        exists_index = self.session.execute(
+            text("SELECT 1 FROM pg_class WHERE relname = :n"),
+            {"n": UQ_CONTACTS_ORG_EMAIL_PHONELESS},
+        ).first()
+        if not exists_index:
+            self.session.execute(
+                text(
+                    f"CREATE UNIQUE INDEX {UQ_CONTACTS_ORG_EMAIL_PHONELESS} "
+                    "ON contacts (org_id, email) WHERE phone IS NULL"
+                )
+            )
+            added.append(UQ_CONTACTS_ORG_EMAIL_PHONELESS)
+        return added
 
 
 @dataclass(frozen=True)

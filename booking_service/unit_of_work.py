@@ -39,6 +39,7 @@ class AbstractUnitOfWork(abc.ABC):
     appointments: repositories.AppointmentRepository
     tool_calls: repositories.ToolCallLedger
     schedule: repositories.ScheduleRepository
+    adoption: repositories.AdoptionRepository
 
     def __enter__(self) -> AbstractUnitOfWork:
         return self
@@ -87,6 +88,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.appointments = repositories.AppointmentRepository(self.session)
         self.tool_calls = repositories.ToolCallLedger(self.session)
         self.schedule = repositories.ScheduleRepository(self.session)
+        self.adoption = repositories.AdoptionRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
