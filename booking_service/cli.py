@@ -21,6 +21,7 @@ from booking_service.services.orgs import (
     create_org,
     list_orgs,
     rotate_secret,
+    set_hmac,
     update_rules,
 )
 from booking_service.services.resources import (
@@ -118,6 +119,24 @@ def org_rotate_secret(org_id: int, grace_minutes: int):
     if secret is None:
         _fail(f"no organization with id {org_id}")
     _echo({"id": org_id, "secret": secret})
+
+
+@org_cli.command("hmac")
+@click.argument("org_id", type=int)
+@click.option("--disable", is_flag=True, help="Stop requiring signed requests.")
+def org_hmac(org_id: int, disable: bool):
+    """Require VAPI HMAC-signed requests; prints the key and the URL path to use.
+
+    Signed requests go to /api/vapi/tools/ORG_ID (VAPI's HMAC credential sends no bearer
+    secret); bearer requests to /api/vapi/tools must then be signed too.
+    """
+    outcome = set_hmac(runtime().uow(), org_id, enable=not disable)
+    if outcome is False:
+        _fail(f"no organization with id {org_id}")
+    if disable:
+        _echo({"id": org_id, "hmac": "disabled"})
+    else:
+        _echo({"id": org_id, "hmac_secret": outcome, "path": f"/api/vapi/tools/{org_id}"})
 
 
 @org_cli.command("update")

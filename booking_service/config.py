@@ -32,6 +32,7 @@ class Settings:
     metrics_token: str = ""  # METRICS_TOKEN
     max_changes_per_call: int = 6  # MAX_CHANGES_PER_CALL
     schema_check_override: bool = False  # SCHEMA_CHECK_OVERRIDE
+    hmac_window_s: int = 300  # HMAC_WINDOW_S
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -86,6 +87,7 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("METRICS_TOKEN", "metrics_token", str),
     ("MAX_CHANGES_PER_CALL", "max_changes_per_call", int),
     ("SCHEMA_CHECK_OVERRIDE", "schema_check_override", bool),
+    ("HMAC_WINDOW_S", "hmac_window_s", int),
 )
 
 

@@ -46,6 +46,7 @@ UQ_SERVICES_ORG_NAME = "uq_services_org_id_name_key"
 # The guard against double booking: no two booked appointments of one resource may overlap,
 # buffers included (blocked_until = ends_at + the organization's buffer at booking time).
 EX_APPOINTMENTS_NO_OVERLAP = "ex_appointments_no_overlap"
+UQ_WEBHOOK_SIGNATURES = "uq_webhook_signatures_org_id_signature"
 
 APPOINTMENT_STATUSES = ("booked", "cancelled")
 
@@ -75,6 +76,9 @@ class Organization(Base):
     # credential can be updated without refusing calls in between.
     previous_secret_hash: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Key for VAPI's optional HMAC credential. Kept in plain text because verifying an HMAC
+    # needs the key itself (unlike the bearer secret, which is only compared by hash).
+    hmac_secret: Mapped[str | None] = mapped_column(Text)
     # Booking rules: start granularity, minimum notice, how far ahead, gap after each booking.
     slot_minutes: Mapped[int] = mapped_column(Integer, server_default="15")
     min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="60")
@@ -275,3 +279,20 @@ class Service(Base):
     name: Mapped[str] = mapped_column(Text)
     name_key: Mapped[str] = mapped_column(Text)
     duration_minutes: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookSignature(Base):
+    """HMAC signatures already accepted, so a captured request cannot be replayed."""
+
+    __tablename__ = "webhook_signatures"
+    __table_args__ = (
+        UniqueConstraint("org_id", "signature", name=UQ_WEBHOOK_SIGNATURES),
+        Index("ix_webhook_signatures_seen_at", "seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    signature: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

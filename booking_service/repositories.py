@@ -17,6 +17,7 @@ from booking_service.models import (
     UQ_CONTACTS_ORG_PHONE,
     UQ_SERVICES_ORG_NAME,
     UQ_TOOL_CALLS_ORG_TOOL_CALL,
+    UQ_WEBHOOK_SIGNATURES,
     Appointment,
     Contact,
     Organization,
@@ -24,6 +25,7 @@ from booking_service.models import (
     ScheduleException,
     Service,
     ToolCall,
+    WebhookSignature,
     WorkingHours,
 )
 
@@ -74,6 +76,31 @@ class OrganizationRepository:
             setattr(org, key, value)
         self.session.flush()
         return org
+
+    def remember_signature(self, org_id: int, signature: str, *, older_than: datetime) -> bool:
+        """Record an accepted HMAC signature; False if it was seen before (a replay).
+
+        Signatures older than `older_than` are forgotten: their timestamps can no longer pass.
+        """
+        self.session.execute(
+            WebhookSignature.__table__.delete().where(WebhookSignature.seen_at < older_than)
+        )
+        stmt = (
+            insert(WebhookSignature)
+            .values(org_id=org_id, signature=signature)
+            .on_conflict_do_nothing(constraint=UQ_WEBHOOK_SIGNATURES)
+            .returning(WebhookSignature.id)
+        )
+        return self.session.execute(stmt).first() is not None
+
+    def set_hmac_key(self, org_id: int, key: str | None) -> bool:
+        result = self.session.execute(
+            update(Organization)
+            .where(Organization.id == org_id)
+            .values(hmac_secret=key)
+            .returning(Organization.id)
+        )
+        return result.first() is not None
 
     def set_secret_hash(
         self, org_id: int, secret_hash: str, *, keep_previous_until: datetime | None = None

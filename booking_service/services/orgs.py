@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from booking_service.models import Organization
 from booking_service.normalize import is_valid_region
 from booking_service.services.scheduling import Rules
+from booking_service.services.signatures import new_hmac_key
 from booking_service.services.times import utc_now
 from booking_service.unit_of_work import AbstractUnitOfWork
 
@@ -38,6 +39,8 @@ class OrgInfo:
     phone_region: str
     appointment_minutes: int
     rules: Rules = field(default_factory=Rules)
+    # The HMAC key when the organization requires signed requests (never logged or shown).
+    hmac_key: str | None = field(default=None, repr=False)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -65,6 +68,7 @@ def _info(org: Organization) -> OrgInfo:
             horizon_days=org.horizon_days,
             buffer_minutes=org.buffer_minutes,
         ),
+        hmac_key=org.hmac_secret,
     )
 
 
@@ -181,6 +185,26 @@ def rotate_secret(uow: AbstractUnitOfWork, org_id: int, grace_minutes: int = 0) 
             return None
         uow.commit()
     return secret
+
+
+def set_hmac(uow: AbstractUnitOfWork, org_id: int, *, enable: bool) -> str | bool:
+    """Require HMAC-signed requests (returns the new key) or stop requiring them (True).
+
+    False when there is no such organization.
+    """
+    key = new_hmac_key() if enable else None
+    with uow:
+        if not uow.organizations.set_hmac_key(org_id, key):
+            return False
+        uow.commit()
+    return key if key is not None else True
+
+
+def get_org(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo | None:
+    """The organization with this id, or None."""
+    with uow:
+        org = uow.organizations.get(org_id)
+        return _info(org) if org is not None else None
 
 
 def list_orgs(uow: AbstractUnitOfWork) -> list[OrgInfo]:

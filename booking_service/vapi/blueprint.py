@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
@@ -18,7 +19,8 @@ from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
-from booking_service.services.orgs import authenticate
+from booking_service.services.orgs import OrgInfo, authenticate, get_org
+from booking_service.services.signatures import verify
 from booking_service.services.times import utc_now
 from booking_service.services.tool_calls import Answer
 from booking_service.vapi import replies
@@ -63,30 +65,65 @@ def _body(limit: int) -> bytes:
     return body
 
 
+def _signature_problem(rt, org: OrgInfo, body: bytes) -> str | None:
+    return verify(
+        rt.uow(),
+        org_id=org.id,
+        key=org.hmac_key,
+        body=body,
+        signature=request.headers.get("X-Signature"),
+        timestamp=request.headers.get("X-Timestamp"),
+        now=utc_now(),
+        window=timedelta(seconds=rt.settings.hmac_window_s),
+    )
+
+
 @bp.post("/tools")
 def tools():
-    """Answer a VAPI server message; tool calls get `{"results": [...]}`."""
+    """Answer a VAPI server message (Bearer / X-Vapi-Secret credential)."""
     rt = runtime()
+    return _serve(rt, lambda: authenticate(rt.uow(), _credential()))
+
+
+@bp.post("/tools/<int:org_id>")
+def signed_tools(org_id: int):
+    """The same for VAPI's HMAC credential, which carries no bearer secret: the URL names the
+    organization and only a valid signature with its key is accepted."""
+    rt = runtime()
+
+    def org_with_hmac() -> OrgInfo | None:
+        org = get_org(rt.uow(), org_id)
+        return org if org is not None and org.hmac_key else None
+
+    return _serve(rt, org_with_hmac)
+
+
+def _serve(rt, find_org):
     started = time.monotonic()
     with log_context(request_id=g.request_id):
-        if (request.content_length or 0) > rt.settings.max_body_bytes:
-            abort(413)  # before any database work
+        limit = rt.settings.max_body_bytes
+        body = _body(limit)  # 413 before any database work
         try:
-            org = authenticate(rt.uow(), _credential())
+            org = find_org()
         except DatabaseUnavailable:
             log.exception("authentication failed: database unavailable")
             DATABASE_ERRORS.labels("authentication").inc()
-            return _unavailable(rt.settings.max_body_bytes)
+            return _unavailable(body)
         except Exception:
             if current_app.testing:
                 raise
             log.exception("authentication failed unexpectedly")
-            return _unavailable(rt.settings.max_body_bytes)
+            return _unavailable(body)
+        if org is not None and org.hmac_key:
+            problem = _signature_problem(rt, org, body)
+            if problem:
+                log.info("rejected request: %s", problem)
+                org = None
         if org is None:
             log.info("rejected request: missing or invalid credentials")
             return error_response(401, "Missing or invalid credentials.")
         try:
-            envelope = parse(_body(rt.settings.max_body_bytes))
+            envelope = parse(body)
         except BadEnvelope as exc:
             return error_response(400, str(exc))
         header_call_id = usable_id(request.headers.get("X-Call-Id"))
@@ -130,7 +167,7 @@ def _results(calls: list[ToolInvocation], answers: list[Answer]):
     )
 
 
-def _unavailable(limit: int):
+def _unavailable(body: bytes):
     """Without a database we cannot authenticate, but the caller should still hear why.
 
     Tool calls get the spoken "not reachable" error with HTTP 200 (VAPI drops other statuses);
@@ -138,7 +175,7 @@ def _unavailable(limit: int):
     therefore gets this answer instead of 401 while the database is down.
     """
     try:
-        envelope = parse(_body(limit))
+        envelope = parse(body)
     except BadEnvelope as exc:
         return error_response(400, str(exc))
     if envelope.type != "tool-calls":

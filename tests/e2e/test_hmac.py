@@ -1,0 +1,116 @@
+"""VAPI's HMAC credential: valid, tampered, stale and replayed requests."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from booking_service.services.orgs import set_hmac
+from booking_service.services.signatures import expected_signature
+from tests.helpers import booked, booking, count, envelope, tool_call
+
+
+@pytest.fixture
+def signed_org(org, runtime):
+    org.hmac_key = set_hmac(runtime.uow(), org.id, enable=True)
+    return org
+
+
+def send(
+    client, org, body: bytes, *, timestamp=None, signature=None, key=None, path=None, headers=None
+):
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    signature = signature or expected_signature(key or org.hmac_key, timestamp, body)
+    return client.post(
+        path or f"/api/vapi/tools/{org.id}",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Signature": signature,
+            "X-Timestamp": timestamp,
+            **(headers or {}),
+        },
+    )
+
+
+def body() -> bytes:
+    return json.dumps(envelope(tool_call(**booking()))).encode()
+
+
+def test_a_validly_signed_request_books(client, signed_org):
+    booked(send(client, signed_org, body()))
+
+
+def test_timestamps_in_milliseconds_are_accepted(client, signed_org):
+    booked(send(client, signed_org, body(), timestamp=str(int(time.time() * 1000))))
+
+
+def test_a_tampered_body_is_refused(client, signed_org, db):
+    original = body()
+    timestamp = str(int(time.time()))
+    signature = expected_signature(signed_org.hmac_key, timestamp, original)
+    tampered = original.replace(b"Maria Lopez", b"Mallory Lop")
+    response = send(client, signed_org, tampered, timestamp=timestamp, signature=signature)
+
+    assert response.status_code == 401
+    assert count(db, "SELECT count(*) FROM appointments") == 0
+
+
+def test_a_wrong_key_is_refused(client, signed_org):
+    assert send(client, signed_org, body(), key="not-the-key").status_code == 401
+
+
+def test_a_stale_timestamp_is_refused(client, signed_org):
+    stale = str(int(time.time()) - 3600)
+    assert send(client, signed_org, body(), timestamp=stale).status_code == 401
+
+
+def test_a_replayed_request_is_refused(client, signed_org, db):
+    payload = body()
+    timestamp = str(int(time.time()))
+    signature = expected_signature(signed_org.hmac_key, timestamp, payload)
+    first = send(client, signed_org, payload, timestamp=timestamp, signature=signature)
+    replay = send(client, signed_org, payload, timestamp=timestamp, signature=signature)
+
+    booked(first)
+    assert replay.status_code == 401
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_unsigned_or_unknown_org_paths_are_refused(client, org, signed_org):
+    unsigned = client.post(f"/api/vapi/tools/{signed_org.id}", data=body())
+    unknown = send(client, signed_org, body(), path="/api/vapi/tools/999999")
+
+    assert unsigned.status_code == 401
+    assert unknown.status_code == 401
+
+
+def test_an_org_without_hmac_cannot_be_reached_by_id(client, make_org):
+    plain = make_org(name="Plain")
+    response = client.post(
+        f"/api/vapi/tools/{plain.id}",
+        data=body(),
+        headers={"X-Signature": "00", "X-Timestamp": str(int(time.time()))},
+    )
+
+    assert response.status_code == 401
+
+
+def test_bearer_requests_must_be_signed_too_once_hmac_is_on(client, signed_org):
+    bearer = {"Authorization": f"Bearer {signed_org.secret}"}
+    unsigned = client.post("/api/vapi/tools", data=body(), headers=bearer)
+    signed = send(client, signed_org, body(), path="/api/vapi/tools", headers=bearer)
+
+    assert unsigned.status_code == 401
+    booked(signed)
+
+
+def test_cli_enables_and_disables_hmac(app, org):
+    runner = app.test_cli_runner()
+    enabled = json.loads(runner.invoke(args=["org", "hmac", str(org.id)]).stdout)
+    disabled = json.loads(runner.invoke(args=["org", "hmac", str(org.id), "--disable"]).stdout)
+
+    assert enabled["path"] == f"/api/vapi/tools/{org.id}" and len(enabled["hmac_secret"]) > 30
+    assert disabled == {"id": org.id, "hmac": "disabled"}
