@@ -23,6 +23,8 @@ _PHONE_LIKE = re.compile(r"\+?\d[\d ().-]{6,}\d")
 
 def _mask(match: re.Match) -> str:
     digits = re.sub(r"\D", "", match.group(0))
+    if len(digits) < 7:  # too short for a phone number (an IP address, a time, a count)
+        return match.group(0)
     return "***" + digits[-4:]
 
 

@@ -95,9 +95,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         try:
             super().__exit__(exc_type, exc, tb)
         except DBAPIError:
-            # Rolling back on a dead connection fails too; the original error is what matters.
-            if exc is None:
-                raise
+            # Rolling back on a dead connection fails too. Either the block failed (its own
+            # error is what matters) or it finished, and whatever it committed stays committed:
+            # reporting "unavailable" then would contradict a booking that exists.
+            pass
         finally:
             self.session.close()
             self.session = None

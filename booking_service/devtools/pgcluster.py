@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 DB_NAME = "booking_service"
@@ -235,18 +236,39 @@ def stop(datadir: Path) -> None:
         )
 
 
+def restart(datadir: Path, *, down_seconds: float = 0.0) -> None:
+    """Stop the cluster (fast: sessions are cut), stay down a while, start it on the same port.
+
+    Used by fault tests: a database restart under load.
+    """
+    datadir = datadir.resolve()
+    port = int((datadir / "port").read_text())
+    stop(datadir)
+    time.sleep(down_seconds)
+    bindir = ensure_server_binaries()
+    _start(bindir, datadir / "data", port, THROWAWAY_SETTINGS, datadir / "postgres.log")
+    _wait_ready(port)
+
+
 @contextlib.contextmanager
-def throwaway_cluster():
-    """Start a disposable cluster (fsync off) and yield its port; delete it afterwards."""
+def throwaway_cluster_at() -> Iterator[tuple[Path, int]]:
+    """Start a disposable cluster (fsync off); yield (folder, port); delete it afterwards."""
     datadir = Path(tempfile.mkdtemp(prefix="booking-service-pg-"))
     try:
         port = start(datadir, settings=THROWAWAY_SETTINGS)
-        yield port
+        yield datadir, port
     finally:
         try:
             stop(datadir)
         finally:
             shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[int]:
+    """Start a disposable cluster (fsync off) and yield its port; delete it afterwards."""
+    with throwaway_cluster_at() as (_, port):
+        yield port
 
 
 def main(argv: list[str] | None = None) -> int:
