@@ -30,8 +30,10 @@ control_socket_disable = True
 os.environ.setdefault("LOG_FORMAT", "json")
 # Metrics from all workers are aggregated through files in this folder (prometheus_client's
 # multiprocess mode); it must exist and be empty when the server starts.
+_own_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="booking-metrics-")
+    _own_metrics_dir = tempfile.mkdtemp(prefix="booking-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
 
 def on_starting(server):
@@ -46,3 +48,11 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this configuration created (not one given to it)."""
+    if _own_metrics_dir:
+        import shutil
+
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

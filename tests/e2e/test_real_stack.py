@@ -1,0 +1,391 @@
+"""End to end through the production stack: nginx (deploy/nginx.conf) -> gunicorn
+(deploy/gunicorn.conf.py) -> PostgreSQL, over real loopback sockets.
+
+The other tests call the Flask app in-process; these send VAPI's large realistic bodies through
+the proxy configuration that is deployed, check what the assistant would hear and what the
+database holds, and stop gunicorn while bookings are in flight. One stack (and one database,
+cloned from the migrated template) serves the whole module, so it starts once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from tests import stack
+from tests.conftest import url_of
+from tests.helpers import local_start
+from tests.stack import Stack
+
+ZONE = ZoneInfo("America/New_York")
+TOOLS = "/api/vapi/tools"
+CALLER = "+14155550123"  # the number in the fixtures' phone calls
+
+# Bookings must not collide across tests (one database for the module, and a slot cannot be
+# booked twice), so every test owns business days of its own. Times are on the default
+# Mon-Fri 09:00-17:00 hours and 15-minute grid, 30 minutes apart (appointments last 30).
+PAYLOAD_FIRST_DAY = 2  # the n-th payload test books on business day 2 + n
+SHUTDOWN_FIRST_DAY = 10  # two days of 16 half-hour slots
+SLOTS_PER_DAY = 16
+
+
+def slot(days: int, index: int) -> str:
+    """The index-th half-hour start from 10:00 (wrapping to 09:00) on business day `days`."""
+    minutes = (60 + 30 * index) % (SLOTS_PER_DAY * 30)
+    return local_start(ZONE, days=days, hour=9 + minutes // 60, minute=minutes % 60)
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nginx_binary() -> Path:
+    """Debian's nginx, installed once per session when missing (root) or a skip (others)."""
+    try:
+        return stack.ensure_nginx()
+    except stack.NginxUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def stack_database(postgresql_migrated) -> Iterator[str]:
+    """A database for this module only, cloned from the migrated template and dropped after.
+
+    The per-test `database_url` fixture is function-scoped; cloning the same template here
+    lets one server start serve every test of the module.
+    """
+    template = postgresql_migrated
+    dbname = f"bs_real_stack_{uuid.uuid4().hex[:8]}"
+    with DatabaseJanitor(
+        user=template.user,
+        host=template.host,
+        port=template.port,
+        password=template.password,
+        dbname=dbname,
+        template_dbname=template.template_dbname,
+    ):
+        yield url_of(template.host, template.port, dbname, template.user)
+
+
+@pytest.fixture(scope="module")
+def running(nginx_binary: Path, stack_database: str) -> Iterator[Stack]:
+    started = Stack(nginx_binary, stack_database).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def live(running: Stack) -> Stack:
+    """The module's stack with gunicorn up (the shutdown test stops it; the next test gets a
+    fresh one behind the same nginx)."""
+    running.ensure_gunicorn()
+    return running
+
+
+@pytest.fixture(scope="module")
+def secret(running: Stack) -> str:
+    """An organization created the way an operator does it: the CLI, printing JSON."""
+    result = running.flask(
+        "org", "create", "--name", "Real Stack Dental", "--timezone", "America/New_York"
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["secret"]
+
+
+@pytest.fixture(scope="module")
+def sql(stack_database: str) -> Iterator[psycopg.Connection]:
+    """A connection for looking at what the service wrote."""
+    with psycopg.connect(stack.psycopg_conninfo(stack_database), autocommit=True) as conn:
+        yield conn
+
+
+def auth(secret: str, request_id: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {secret}"}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return headers
+
+
+def one(sql: psycopg.Connection, query: str, *params: object):
+    """The single value a query returns."""
+    return sql.execute(query, params).fetchone()[0]
+
+
+def local(dt: datetime) -> datetime:
+    """A database timestamp as naive local wall time, comparable with the starts sent."""
+    return dt.astimezone(ZONE).replace(tzinfo=None)
+
+
+# --- the proxy itself --------------------------------------------------------------------
+
+
+def test_health_passes_through_with_a_request_id(live: Stack):
+    given = live.nginx_port
+    with_id = stack.http(given, "GET", "/api/health", headers={"X-Request-Id": "e2e-health-1"})
+    without_id = stack.http(given, "GET", "/api/health")
+
+    assert with_id.status == 200, with_id.text
+    assert with_id.json() == {"status": "ok", "database": "ok", "schema": "ok"}
+    # The caller's id is kept; without one nginx makes one up. Either way it comes back.
+    assert with_id.headers["x-request-id"] == "e2e-health-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", without_id.headers["x-request-id"])
+    assert with_id.headers["server"] == "nginx"  # server_tokens off: no version
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/", "/api/other"])
+def test_only_the_public_endpoints_are_exposed(live: Stack, path: str):
+    reply = stack.http(live.nginx_port, "GET", path)
+
+    assert reply.status == 404
+    assert b"booking_service" not in reply.body  # nginx's own page, nothing from the app
+
+
+def test_a_wrong_secret_gets_the_apps_own_401(live: Stack):
+    reply = live.post(TOOLS, {"message": {"type": "tool-calls"}}, auth("bks_1_wrong"))
+
+    assert reply.status == 401
+    assert reply.headers["content-type"].startswith("application/json")
+    assert "error" in reply.json()
+
+
+def test_bodies_up_to_the_apps_limit_and_beyond_reach_the_app(live: Stack, secret: str):
+    # 1.5 MiB passes nginx (client_max_body_size 2m), so the *app* refuses it, with its JSON;
+    # above 2 MiB nginx refuses it itself.
+    body = stack.load_payload("tool-calls-book.json", [slot(8, 0)], call_id="e2e-too-large")
+    body["message"]["padding"] = "x" * (1536 * 1024)
+    by_app = live.post(TOOLS, body, auth(secret))
+    body["message"]["padding"] = "x" * (2560 * 1024)
+    by_nginx = live.post(TOOLS, body, auth(secret))
+
+    assert by_app.status == 413, by_app.text
+    assert by_app.headers["content-type"].startswith("application/json"), by_app.text
+    assert by_nginx.status == 413
+    assert by_nginx.headers["content-type"].startswith("text/html")
+
+
+# --- VAPI's realistic payloads -----------------------------------------------------------
+
+PAYLOADS = [
+    "tool-calls-book.json",
+    "tool-calls-book-string-arguments.json",
+    "tool-calls-legacy-toolCalls-only.json",
+    "tool-calls-two-calls.json",
+    "tool-calls-web-call-email-only.json",
+]
+
+
+@pytest.mark.parametrize("name", PAYLOADS)
+def test_realistic_payload_books_through_nginx(live: Stack, secret: str, sql, name: str):
+    days = PAYLOAD_FIRST_DAY + PAYLOADS.index(name)
+    starts = [slot(days, 0), slot(days, 1)]  # at most two calls per payload
+    call_id = f"e2e-call-{uuid.uuid4().hex[:12]}"  # each VAPI call has its own id
+    body = stack.load_payload(name, starts, call_id=call_id)
+    request_id = f"e2e-{uuid.uuid4().hex[:12]}"
+    assert len(json.dumps(body)) > 40_000  # the large bodies VAPI really sends (~46 KB)
+
+    reply = live.post(TOOLS, body, auth(secret, request_id))
+
+    assert reply.status == 200, reply.text + live.logs()
+    assert reply.headers["x-request-id"] == request_id
+    results = reply.json()["results"]
+    ids = stack.tool_call_ids(body)
+    assert [entry["toolCallId"] for entry in results] == ids
+    booked = [json.loads(entry["result"]) for entry in results]
+    assert [result["status"] for result in booked] == ["booked"] * len(ids)
+    assert [
+        datetime.fromisoformat(result["appointment"]["start"]).replace(tzinfo=None)
+        for result in booked
+    ] == [datetime.fromisoformat(start) for start in starts[: len(ids)]]
+
+    # Each booking is in the database once, for the caller, with its answer in the ledger.
+    rows = sql.execute(
+        "SELECT a.tool_call_id, a.reference, a.starts_at, a.status, a.vapi_call_id, "
+        "c.phone, c.email, t.answer IS NOT NULL "
+        "FROM appointments a JOIN contacts c ON c.id = a.contact_id JOIN tool_calls t "
+        "ON t.org_id = a.org_id AND t.tool_call_id = a.tool_call_id "
+        "WHERE a.tool_call_id = ANY(%s) ORDER BY a.starts_at",
+        (ids,),
+    ).fetchall()
+    web_call = "customer" not in body["message"]
+    caller = (None, "sam.okafor@example.com") if web_call else (CALLER, "maria.lopez@example.com")
+    assert [(r[0], r[1], local(r[2]), *r[3:]) for r in rows] == [
+        (
+            tool_call_id,
+            result["appointment"]["reference"],
+            datetime.fromisoformat(start),
+            "booked",
+            call_id,
+            *caller,
+            True,
+        )
+        for tool_call_id, result, start in zip(ids, booked, starts, strict=False)
+    ]
+    # The request id nginx passed on is the one the app logged its work under, and nginx's
+    # access log has it too, with gunicorn's status.
+    stack.wait_until(
+        lambda: request_id in live.gunicorn.log_text(),
+        5,
+        f"request id {request_id} not in gunicorn's log",
+        live.gunicorn,
+    )
+    access_log = live.workdir / "booking_service.access.log"
+    stack.wait_until(
+        lambda: f"rid={request_id} up=200 " in access_log.read_text(),
+        5,
+        f"request id {request_id} not in nginx's access log",
+    )
+
+
+def test_status_update_gets_an_empty_object_and_writes_nothing(live: Stack, secret: str, sql):
+    before = one(sql, "SELECT count(*) FROM tool_calls")
+
+    reply = live.post(TOOLS, stack.load_payload("status-update.json", []), auth(secret))
+
+    assert reply.status == 200, reply.text
+    assert reply.json() == {}
+    assert one(sql, "SELECT count(*) FROM tool_calls") == before
+
+
+# --- graceful shutdown -------------------------------------------------------------------
+
+FIRST_WAVE = 8  # as many as gunicorn has request threads (2 workers x 4 threads)
+SECOND_WAVE = 22  # sent after SIGTERM: to a server that is stopping, then gone
+REQUEST_TIMEOUT_S = 30.0
+
+
+def test_sigterm_lets_in_flight_bookings_finish_and_books_nothing_half(
+    live: Stack, secret: str, sql
+):
+    """SIGTERM to gunicorn's master while bookings wait inside it: they all finish.
+
+    The test holds the organization's row lock (FOR UPDATE), which every booking needs in
+    KEY SHARE mode for its foreign keys, so the first wave is provably inside gunicorn and
+    waiting in PostgreSQL when the signal arrives. The second wave goes out once the master has
+    handled the signal, so it meets a server that is stopping and then gone. The lock is
+    released well inside gunicorn's graceful timeout (10 s) and the app's lock timeout (3 s).
+    Then every answer must match the database exactly.
+    """
+    gunicorn = live.gunicorn
+    org_id = one(sql, "SELECT id FROM organizations WHERE name = 'Real Stack Dental'")
+    total = FIRST_WAVE + SECOND_WAVE
+    ids = [f"e2e-shutdown-{i}-{uuid.uuid4().hex[:8]}" for i in range(total)]
+    bodies = [
+        stack.load_payload(
+            "tool-calls-book.json",
+            [slot(SHUTDOWN_FIRST_DAY + i // SLOTS_PER_DAY, i % SLOTS_PER_DAY)],
+            call_id=f"e2e-shutdown-call-{i}",
+            tool_call_ids=[ids[i]],
+            customer=f"+1202555{1000 + i:04d}",
+            arguments={"email": f"caller{i}@example.com"},
+        )
+        for i in range(total)
+    ]
+    outcomes: list[stack.Reply | BaseException | None] = [None] * total
+
+    def send(i: int) -> None:
+        try:
+            outcomes[i] = live.post(TOOLS, bodies[i], auth(secret), timeout=REQUEST_TIMEOUT_S)
+        except BaseException as exc:  # judged below with everything else
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(total)]
+    with psycopg.connect(stack.psycopg_conninfo(live.database_url)) as lock:
+        try:
+            lock.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", (org_id,))
+            for thread in threads[:FIRST_WAVE]:
+                thread.start()
+            stack.wait_until(
+                lambda: waiting_on_locks(sql) >= FIRST_WAVE // 2,
+                10,
+                "bookings did not reach PostgreSQL",
+                *live.services,
+            )
+            time.sleep(0.3)  # let the rest of the first wave arrive as well
+            in_flight = waiting_on_locks(sql)
+
+            log_offset = gunicorn.log_size()
+            gunicorn.send(signal.SIGTERM)
+            # Once the master has handled TERM it has closed its listeners and told the
+            # workers to stop; only then does the second wave go out.
+            stack.wait_until(
+                lambda: "Handling signal: term" in gunicorn.log_text(log_offset),
+                5,
+                "gunicorn did not handle SIGTERM",
+                gunicorn,
+            )
+            for thread in threads[FIRST_WAVE:]:
+                thread.start()
+                time.sleep(0.02)
+            time.sleep(0.3)
+        finally:
+            lock.rollback()  # releases the organization row: the waiting bookings go on
+
+    for thread in threads:
+        thread.join(timeout=REQUEST_TIMEOUT_S + 5)
+    assert not any(thread.is_alive() for thread in threads), "requests did not finish"
+    exit_code = gunicorn.wait(timeout=stack.STOP_TIMEOUT_S)
+    assert exit_code == 0, f"gunicorn exit code {exit_code}\n{gunicorn.tail()}"
+    log = gunicorn.log_text(log_offset)
+    assert "WORKER TIMEOUT" not in log and "SIGKILL" not in log, gunicorn.tail()
+
+    appointments = dict(
+        sql.execute(
+            "SELECT tool_call_id, count(*) FROM appointments "
+            "WHERE tool_call_id = ANY(%s) AND status = 'booked' GROUP BY tool_call_id",
+            (ids,),
+        ).fetchall()
+    )
+    booked, refused, bad_gateway = [], [], []
+    for tool_call_id, outcome in zip(ids, outcomes, strict=True):
+        assert isinstance(outcome, stack.Reply), f"{tool_call_id}: {outcome!r}\n{live.logs()}"
+        if outcome.status == 200:
+            (entry,) = outcome.json()["results"]
+            assert entry["toolCallId"] == tool_call_id
+            if "result" in entry and json.loads(entry["result"])["status"] == "booked":
+                booked.append(tool_call_id)
+                assert appointments.get(tool_call_id) == 1, (tool_call_id, entry)
+            else:
+                refused.append(tool_call_id)
+                assert tool_call_id not in appointments, (tool_call_id, entry)
+        elif outcome.status == 502:  # nginx: refused, or reset when the workers exited
+            bad_gateway.append(tool_call_id)
+            assert tool_call_id not in appointments, f"{tool_call_id} booked but answered 502"
+        else:
+            pytest.fail(f"{tool_call_id}: HTTP {outcome.status} {outcome.text[:300]}")
+
+    # Everything waiting inside gunicorn at SIGTERM was completed and answered, not dropped.
+    assert len(booked) >= in_flight >= FIRST_WAVE // 2, (len(booked), in_flight)
+    assert bad_gateway, "no request met the stopped server; the test did not test that"
+    # No half-done work: nothing was booked without a 200 answer, every ledger row has its
+    # answer, and every appointment has its ledger row.
+    assert sorted(appointments) == sorted(booked)
+    assert one(sql, "SELECT count(*) FROM tool_calls WHERE answer IS NULL") == 0
+    orphans = one(
+        sql,
+        "SELECT count(*) FROM appointments a WHERE NOT EXISTS (SELECT 1 FROM tool_calls t "
+        "WHERE t.org_id = a.org_id AND t.tool_call_id = a.tool_call_id)",
+    )
+    assert orphans == 0
+
+
+def waiting_on_locks(sql: psycopg.Connection) -> int:
+    """How many sessions of the service currently wait for a lock."""
+    return one(
+        sql,
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
