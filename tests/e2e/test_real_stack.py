@@ -264,6 +264,50 @@ def test_status_update_gets_an_empty_object_and_writes_nothing(live: Stack, secr
 
 FIRST_WAVE = 8  # as many as gunicorn has request threads (2 workers x 4 threads)
 SECOND_WAVE = 22  # sent after SIGTERM: to a server that is stopping, then gone
+
+
+def test_metrics_aggregate_all_workers_and_logs_are_json_lines(live: Stack, secret: str):
+    """Scraped from gunicorn on loopback (nginx does not expose it): multiprocess mode sums the
+    workers' counters, and gunicorn's default LOG_FORMAT is JSON with the ids on every line."""
+    for n in range(4):
+        day = PAYLOAD_FIRST_DAY + len(PAYLOADS) + 1
+        body = {
+            "message": {
+                "type": "tool-calls",
+                "call": {"id": f"metrics-call-{n}-{uuid.uuid4().hex[:6]}"},
+                "customer": {"number": f"+1202555{n:04d}"},
+                "toolCallList": [
+                    {
+                        "id": f"metrics-{uuid.uuid4().hex[:10]}",
+                        "type": "function",
+                        "function": {
+                            "name": "bookAppointment",
+                            "arguments": {"name": "M", "start": slot(day, n)},
+                        },
+                    }
+                ],
+            }
+        }
+        assert live.post(TOOLS, body, auth(secret)).status == 200
+
+    reply = stack.http(live.gunicorn_port, "GET", "/metrics")
+    text = reply.text
+    booked = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('booking_tool_calls_total{outcome="ok",tool="bookAppointment"}')
+    ]
+    assert reply.status == 200
+    assert booked and booked[0] >= 4
+    lines = [
+        line for line in live.gunicorn.log_text().splitlines() if '"tool call answered' in line
+    ]
+    record = json.loads(lines[-1])
+    assert record["logger"] == "booking_service.vapi.blueprint"
+    assert record["outcome"] == "ok" and record["tool"] == "bookAppointment"
+    assert record["org_id"] != "-" and record["tool_call_id"].startswith("metrics-")
+
+
 REQUEST_TIMEOUT_S = 30.0
 
 
