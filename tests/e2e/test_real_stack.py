@@ -10,6 +10,7 @@ cloned from the migrated template) serves the whole module, so it starts once.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import threading
@@ -39,6 +40,7 @@ CALLER = "+14155550123"  # the number in the fixtures' phone calls
 PAYLOAD_FIRST_DAY = 2  # the n-th payload test books on business day 2 + n
 SHUTDOWN_FIRST_DAY = 10  # two days of 16 half-hour slots
 SLOTS_PER_DAY = 16
+KILL_FIRST_DAY = 14  # two days for the SIGKILL test
 
 
 def slot(days: int, index: int) -> str:
@@ -433,3 +435,111 @@ def waiting_on_locks(sql: psycopg.Connection) -> int:
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'",
     )
+
+
+def gunicorn_workers(master_pid: int) -> list[int]:
+    """PIDs whose parent is gunicorn's master (its workers)."""
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:
+            workers.append(int(stat.parent.name))
+    return workers
+
+
+def test_sigkilled_workers_leave_no_half_written_booking_and_retries_book_once(
+    live: Stack, secret: str, sql
+):
+    """Every worker is SIGKILLed while bookings wait inside them (the organization row is
+    locked, as in the SIGTERM test). PostgreSQL rolls back their transactions, so ledger,
+    contact and appointment are written together or not at all; the master starts new workers,
+    and retrying every toolCallId returns the stored answer or books exactly once."""
+    gunicorn = live.gunicorn
+    org_id = one(sql, "SELECT id FROM organizations WHERE name = 'Real Stack Dental'")
+    total = 12
+    ids = [f"e2e-kill-{i}-{uuid.uuid4().hex[:8]}" for i in range(total)]
+    bodies = [
+        stack.load_payload(
+            "tool-calls-book.json",
+            [slot(KILL_FIRST_DAY + i // SLOTS_PER_DAY, i % SLOTS_PER_DAY)],
+            call_id=f"e2e-kill-call-{i}",
+            tool_call_ids=[ids[i]],
+            customer=f"+1202555{3000 + i:04d}",
+            arguments={"email": f"killed{i}@example.com"},
+        )
+        for i in range(total)
+    ]
+    outcomes: list[stack.Reply | BaseException | None] = [None] * total
+
+    def send(i: int) -> None:
+        try:
+            outcomes[i] = live.post(TOOLS, bodies[i], auth(secret), timeout=REQUEST_TIMEOUT_S)
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(total)]
+    with psycopg.connect(stack.psycopg_conninfo(live.database_url)) as lock:
+        try:
+            lock.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", (org_id,))
+            for thread in threads:
+                thread.start()
+            # Some bookings inside the workers is all this test needs (the SIGTERM test
+            # counts them); a loaded machine gets there later, so the wait is generous.
+            stack.wait_until(
+                lambda: waiting_on_locks(sql) >= 2,
+                20,
+                "bookings did not reach PostgreSQL",
+                *live.services,
+            )
+            victims = gunicorn_workers(gunicorn.proc.pid)
+            assert victims
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        finally:
+            lock.rollback()
+    for thread in threads:
+        thread.join(timeout=REQUEST_TIMEOUT_S + 5)
+    assert not any(thread.is_alive() for thread in threads)
+
+    def state():
+        rows = sql.execute(
+            "SELECT t.tool_call_id, t.answer IS NOT NULL, count(a.id) FROM tool_calls t "
+            "LEFT JOIN appointments a ON a.org_id = t.org_id AND a.tool_call_id = t.tool_call_id "
+            "WHERE t.tool_call_id = ANY(%s) GROUP BY t.tool_call_id, t.answer",
+            (ids,),
+        ).fetchall()
+        orphans = one(
+            sql,
+            "SELECT count(*) FROM appointments a WHERE a.tool_call_id = ANY(%s) AND NOT EXISTS "
+            "(SELECT 1 FROM tool_calls t WHERE t.org_id = a.org_id "
+            "AND t.tool_call_id = a.tool_call_id)",
+            ids,
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}, orphans
+
+    ledger, orphans = state()
+    # Nothing half-written: each ledger row has its answer and one appointment, and no
+    # appointment lacks its ledger row.
+    assert orphans == 0
+    assert all(value == (True, 1) for value in ledger.values()), ledger
+    for tool_call_id, outcome in zip(ids, outcomes, strict=True):
+        if isinstance(outcome, stack.Reply) and outcome.status == 200:
+            (entry,) = outcome.json()["results"]
+            assert ("result" in entry) == (tool_call_id in ledger), entry
+
+    # The master replaced the workers; retrying every call books each exactly once.
+    stack.wait_until(
+        lambda: stack.answers_200(live.nginx_port, "/api/health"), 10, "no new workers", gunicorn
+    )
+    for body in bodies:
+        reply = live.post(TOOLS, body, auth(secret), timeout=REQUEST_TIMEOUT_S)
+        (entry,) = reply.json()["results"]
+        assert json.loads(entry["result"])["status"] == "booked", entry
+    ledger, orphans = state()
+    assert orphans == 0
+    assert sorted(ledger) == sorted(ids)
+    assert all(value == (True, 1) for value in ledger.values()), ledger
