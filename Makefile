@@ -7,7 +7,7 @@ PGDIR := .pgdata
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint db-start db-stop clean _test-in-cluster
+.PHONY: run test bench lint db-start db-stop clean _test-in-cluster
 
 # Debian's python3 needs python3-venv for `-m venv`; root gets it installed, others are told.
 $(BIN)/python:
@@ -28,6 +28,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 ## run: install, provide PostgreSQL (unless DATABASE_URL is set), migrate, serve on 127.0.0.1:8000
 run: $(VENV)/.installed
@@ -52,6 +56,11 @@ _test-in-cluster:
 	$(BIN)/alembic upgrade head
 	$(BIN)/alembic check
 	$(BIN)/pytest
+
+## bench: measure the booking path (wrk → nginx → gunicorn → PostgreSQL, fsync on) and rewrite
+## docs/PERFORMANCE.md; not part of `make test` (it takes a few minutes)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

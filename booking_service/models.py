@@ -178,7 +178,11 @@ class ToolCall(Base):
     """The idempotency ledger: one row per answered VAPI tool call, written with its effects."""
 
     __tablename__ = "tool_calls"
-    __table_args__ = (UniqueConstraint("org_id", "tool_call_id", name=UQ_TOOL_CALLS_ORG_TOOL_CALL),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "tool_call_id", name=UQ_TOOL_CALLS_ORG_TOOL_CALL),
+        # The per-call change limit counts a VAPI call's rows on every booking.
+        Index("ix_tool_calls_org_id_vapi_call_id", "org_id", "vapi_call_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(

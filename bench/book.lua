@@ -1,0 +1,81 @@
+-- wrk script: one VAPI tool-calls request per call, ~50 KB like VAPI's real bodies.
+-- Arguments (after --): rest_file base_epoch mode secret
+--   rest_file   the JSON members of a realistic `message` (assistant, artifact, ...) that ride
+--               along unchanged, written by bench/run.py
+--   base_epoch  first start (UTC seconds); request k books the k-th free 5-minute slot after it
+--   mode        distinct | same | mixed
+-- Every request gets a unique toolCallId, VAPI call id and (except `same`) caller number, and a
+-- start of its own, so that every booking can succeed: errors mean something is wrong.
+
+local rest, base, mode, secret
+local counter = 0
+local threads = {}
+local SLOTS_PER_DAY = 287 -- 00:00 .. 23:50 (a 5-minute appointment must end by 23:55)
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local f = assert(io.open(args[1], "rb"))
+  rest = f:read("*a")
+  f:close()
+  base = tonumber(args[2])
+  mode = args[3]
+  secret = args[4]
+  nthreads = tonumber(args[5])
+  errors = 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. secret
+end
+
+function request()
+  local k = counter * nthreads + id
+  counter = counter + 1
+  local tag = id .. "-" .. counter .. "-" .. base
+  local call
+  if mode == "mixed" and counter % 2 == 0 then
+    local day = os.date("!%Y-%m-%d", base + 86400 * (k % 30))
+    call = '{"id":"a' .. tag .. '","type":"function","function":{"name":"checkAvailability",'
+      .. '"arguments":{"date":"' .. day .. '","durationMinutes":5}}}'
+  else
+    local epoch = base + 86400 * math.floor(k / SLOTS_PER_DAY) + 300 * (k % SLOTS_PER_DAY)
+    local start = os.date("!%Y-%m-%dT%H:%M:00Z", epoch)
+    call = '{"id":"b' .. tag .. '","type":"function","function":{"name":"bookAppointment",'
+      .. '"arguments":{"name":"Bench Caller","start":"' .. start .. '","durationMinutes":5}}}'
+  end
+  local phone = "+14155550123"
+  if mode ~= "same" then
+    -- valid NANP numbers (415, exchanges 220-289): 700,000 distinct callers
+    local n = (k + base) % 700000
+    phone = string.format("+1415%03d%04d", 220 + math.floor(n / 10000) % 70, n % 10000)
+  end
+  local body = '{"message":{"type":"tool-calls","call":{"id":"c' .. tag .. '"},'
+    .. '"customer":{"number":"' .. phone .. '"},"toolCallList":[' .. call .. '],' .. rest .. '}}'
+  return wrk.format(nil, "/api/vapi/tools", nil, body)
+end
+
+function response(status, headers, body)
+  if status ~= 200 or string.find(body, '"error"', 1, true) then
+    errors = errors + 1
+    if errors <= 3 then
+      io.stderr:write("bench error: " .. status .. " " .. string.sub(body, 1, 300) .. "\n")
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local app_errors = 0
+  for _, t in ipairs(threads) do
+    app_errors = app_errors + t:get("errors")
+  end
+  io.write(string.format(
+    'BENCH {"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,'
+      .. '"max_ms":%.3f,"socket_errors":%d,"http_errors":%d,"app_errors":%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, app_errors))
+end

@@ -1,0 +1,483 @@
+"""`make bench`: measure the booking path through nginx and gunicorn against a durable PostgreSQL.
+
+What it does, from a fresh clone:
+1. a throwaway PostgreSQL cluster with durable settings (fsync on), migrated to head;
+2. gunicorn with deploy/gunicorn.conf.py (the production worker and thread counts) behind nginx
+   with deploy/nginx.conf (tests/stack.py starts both, as the end-to-end test does);
+3. wrk (Debian's package, driven by bench/book.lua) posts ~50 KB VAPI bodies at rising
+   concurrency: distinct new callers, one caller over and over, availability+booking mixed, and
+   distinct callers again after pre-filling 1,000,000 contacts;
+4. pgbench at the highest concurrency runs the same SQL statements the service issues for one
+   booking, as one transaction: the ceiling the database allows on this machine;
+5. writes docs/PERFORMANCE.md (table, targets, machine) and docs/latency.png from this run.
+
+wrk was chosen because it is a small C program: at 2 cores the load generator must cost the
+server as little CPU as possible. Everything runs on loopback and stops by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from alembic import command
+
+from booking_service.devtools import pgcluster
+from booking_service.schema_check import alembic_config
+from tests import stack
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+LUA = Path(__file__).resolve().parent / "book.lua"
+FIXTURE = ROOT / "tests" / "fixtures" / "vapi" / "tool-calls-book.json"
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+LEVELS = [1, 2, 4, 8, 16, 32]
+SCENARIO_CONNECTIONS = 8
+PREFILL = 1_000_000
+
+
+@dataclass
+class Run:
+    """One wrk run."""
+
+    scenario: str
+    connections: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian's package (installed when missing and root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("wrk is missing: sudo apt-get install wrk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "wrk"], check=True, env=env
+    )
+    return shutil.which("wrk") or sys.exit("wrk did not install")
+
+
+class BenchStack(stack.Stack):
+    """The test stack, but with the production worker and thread counts and quieter logs."""
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.pop("GUNICORN_WORKERS", None)
+        env.pop("GUNICORN_THREADS", None)
+        return env
+
+
+def setup_org(url: str) -> tuple[int, str]:
+    """A UTC organization with one resource open around the clock on a 5-minute grid."""
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    flask = [str(stack.VENV_BIN / "flask"), "--app", "wsgi"]
+
+    def cli(*args: str) -> dict:
+        out = subprocess.run(
+            [*flask, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout
+        return json.loads(out)
+
+    org = cli("org", "create", "--name", "Bench Clinic", "--timezone", "UTC")
+    cli("resource", "add", str(org["id"]), "--name", "Bench", "--hours", "mon-sun 00:00-23:55")
+    cli(
+        "org",
+        "update",
+        str(org["id"]),
+        "--slot-minutes",
+        "5",
+        "--min-notice-minutes",
+        "0",
+        "--horizon-days",
+        "730",
+    )
+    return org["id"], org["secret"]
+
+
+def rest_of_message(path: Path) -> Path:
+    """The heavy members of a real message (assistant, artifact, ...) as a JSON fragment."""
+    message = json.loads(FIXTURE.read_text())["message"]
+    for key in ("type", "call", "customer", "toolCallList", "toolCalls", "toolWithToolCallList"):
+        message.pop(key, None)
+    path.write_text(json.dumps(message)[1:-1])
+    return path
+
+
+def wrk(
+    binary: str,
+    port: int,
+    connections: int,
+    scenario: str,
+    mode: str,
+    base: int,
+    secret: str,
+    rest: Path,
+) -> Run:
+    threads = min(2, connections)
+    cmd = [
+        binary,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{SECONDS}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(rest),
+        str(base),
+        mode,
+        secret,
+        str(threads),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
+    data = json.loads(line[6:])
+    if out.stderr.strip():
+        print(out.stderr.strip()[:600], file=sys.stderr)
+    errors = data["socket_errors"] + data["http_errors"] + data["app_errors"]
+    run = Run(
+        scenario,
+        connections,
+        data["requests"],
+        data["seconds"],
+        data["p50_ms"],
+        data["p90_ms"],
+        data["p99_ms"],
+        errors,
+    )
+    print(
+        f"{scenario:>22} c={connections:<3} {run.throughput:8.1f} req/s  p50 {run.p50_ms:6.1f} "
+        f"p90 {run.p90_ms:6.1f} p99 {run.p99_ms:6.1f} ms  errors {errors}",
+        flush=True,
+    )
+    return run
+
+
+PGBENCH_SCRIPT = r"""
+\set n random(1, 9000000000000)
+BEGIN;
+SELECT id, secret_hash, timezone, phone_region, slot_minutes FROM organizations WHERE id = :org;
+INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, tool_name, fingerprint)
+  VALUES (:org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, 'bookAppointment', 'f')
+  ON CONFLICT ON CONSTRAINT uq_tool_calls_org_id_tool_call_id DO NOTHING RETURNING id;
+SELECT count(*) FROM tool_calls WHERE org_id = :org AND vapi_call_id = 'pgc-' || :n
+  AND tool_name IN ('bookAppointment', 'cancelAppointment', 'rescheduleAppointment');
+SELECT id, name, name_key FROM resources WHERE org_id = :org ORDER BY id;
+SELECT id, name, name_key, duration_minutes FROM services WHERE org_id = :org ORDER BY name;
+INSERT INTO contacts (org_id, phone, name) VALUES (:org, '+1303' || lpad((:n % 10000000)::text, 7, '0'), 'Bench Caller')
+  ON CONFLICT ON CONSTRAINT uq_contacts_org_phone DO UPDATE SET name = coalesce(excluded.name, contacts.name),
+  email = coalesce(excluded.email, contacts.email), updated_at = now()
+  RETURNING id AS contact, (xmax = 0) AS inserted \gset
+SELECT id FROM appointments WHERE org_id = :org AND contact_id = :contact
+  AND starts_at = '2030-01-01Z'::timestamptz + :n * interval '1 second' AND status = 'booked';
+SELECT resource_id, weekday, opens, closes FROM working_hours WHERE org_id = :org AND resource_id IN (:resource);
+SELECT resource_id, day, opens, closes FROM schedule_exceptions WHERE org_id = :org AND resource_id IN (:resource)
+  AND day BETWEEN current_date AND current_date;
+SELECT resource_id, starts_at, blocked_until FROM appointments WHERE org_id = :org AND resource_id IN (:resource)
+  AND status = 'booked' AND starts_at < '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '2 days'
+  AND blocked_until > '2030-01-01Z'::timestamptz + :n * interval '1 second' - interval '1 day';
+SAVEPOINT book;
+INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, ends_at, blocked_until, status)
+  VALUES (:org, :contact, :resource, 'P' || :client_id || '-' || :n,
+          '2030-01-01Z'::timestamptz + :n * interval '1 second',
+          '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second',
+          '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', 'booked')
+  ON CONFLICT ON CONSTRAINT uq_appointments_org_id_reference DO NOTHING RETURNING id;
+RELEASE SAVEPOINT book;
+UPDATE tool_calls SET answer = '{"result": "booked"}' WHERE org_id = :org AND tool_call_id = 'pgb-' || :client_id || '-' || :n;
+COMMIT;
+"""
+
+
+def pgbench(port: int, connections: int, org: int, resource: int, workdir: Path) -> float:
+    """Transactions per second of the booking's statements, straight into PostgreSQL."""
+    script = workdir / "booking.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    binary = str((pgcluster.find_bindir() or Path("/usr/bin")) / "pgbench")
+    out = subprocess.run(
+        [
+            binary,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            pgcluster.SUPERUSER,
+            "-n",
+            "-c",
+            str(connections),
+            "-j",
+            "2",
+            "-T",
+            str(SECONDS),
+            "-f",
+            str(script),
+            "-D",
+            f"org={org}",
+            "-D",
+            f"resource={resource}",
+            pgcluster.DB_NAME,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 60,
+        check=True,
+    )
+    match = re.search(r"tps = ([0-9.]+)", out.stdout)
+    print(f"{'pgbench ceiling':>22} c={connections:<3} {float(match[1]):8.1f} tx/s", flush=True)
+    return float(match[1])
+
+
+def worker_peak_rss_mb(master_pid: int) -> list[float]:
+    """VmHWM (peak resident memory) of each gunicorn worker, in MiB."""
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        ppid = re.search(r"^PPid:\s+(\d+)", text, re.M)
+        hwm = re.search(r"^VmHWM:\s+(\d+) kB", text, re.M)
+        if ppid and hwm and int(ppid[1]) == master_pid:
+            peaks.append(int(hwm[1]) / 1024)
+    return sorted(peaks)
+
+
+def prefill_contacts(url: str, org: int, count: int) -> float:
+    started = time.monotonic()
+    with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO contacts (org_id, phone, name) SELECT %s, '+1404' || lpad(i::text, 7, '0'), "
+            "'Prefilled ' || i FROM generate_series(1, %s) i",
+            (org, count),
+        )
+        conn.execute("ANALYZE contacts")
+    return time.monotonic() - started
+
+
+def main() -> int:
+    wrk_bin = ensure_wrk()
+    nginx_bin = stack.ensure_nginx()
+    workdir = Path(tempfile.mkdtemp(prefix="booking-bench-"))
+    workdir.chmod(0o711)  # the postgres user (when root) must reach the cluster inside
+    try:
+        port = pgcluster.start(workdir / "pg")  # durable: fsync and synchronous_commit on
+        url = pgcluster.url_for(port)
+        cfg = alembic_config(url)
+        cfg.attributes["skip_logging_config"] = True
+        command.upgrade(cfg, "head")
+        org, secret = setup_org(url)
+        with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+            resource = conn.execute(
+                "SELECT id FROM resources WHERE org_id = %s AND name = 'Bench'", (org,)
+            ).fetchone()[0]
+        rest = rest_of_message(workdir / "rest.json")
+        server = BenchStack(nginx_bin, url).start()
+        runs: list[Run] = []
+        base = int(
+            (datetime.now(UTC) + timedelta(days=2))
+            .replace(hour=0, minute=0, second=0, microsecond=0)
+            .timestamp()
+        )
+        day = 86400
+        try:
+            # warm-up: connections, prepared statements, caches
+            wrk(wrk_bin, server.nginx_port, 4, "warm-up", "distinct", base, secret, rest)
+            base += 10 * day
+            for c in LEVELS:
+                runs.append(
+                    wrk(
+                        wrk_bin,
+                        server.nginx_port,
+                        c,
+                        "distinct callers",
+                        "distinct",
+                        base,
+                        secret,
+                        rest,
+                    )
+                )
+                base += 20 * day
+            runs.append(
+                wrk(
+                    wrk_bin,
+                    server.nginx_port,
+                    SCENARIO_CONNECTIONS,
+                    "same caller",
+                    "same",
+                    base,
+                    secret,
+                    rest,
+                )
+            )
+            base += 20 * day
+            runs.append(
+                wrk(
+                    wrk_bin,
+                    server.nginx_port,
+                    SCENARIO_CONNECTIONS,
+                    "availability + booking",
+                    "mixed",
+                    base,
+                    secret,
+                    rest,
+                )
+            )
+            base += 20 * day
+            fill_s = prefill_contacts(url, org, PREFILL)
+            print(f"pre-filled {PREFILL:,} contacts in {fill_s:.0f} s", flush=True)
+            runs.append(
+                wrk(
+                    wrk_bin,
+                    server.nginx_port,
+                    SCENARIO_CONNECTIONS,
+                    "distinct, 1M contacts",
+                    "distinct",
+                    base,
+                    secret,
+                    rest,
+                )
+            )
+            rss = worker_peak_rss_mb(server.gunicorn.proc.pid)
+        finally:
+            server.stop()
+        best = max(
+            (r for r in runs if r.scenario == "distinct callers"), key=lambda r: r.throughput
+        )
+        ceiling = pgbench(port, best.connections, org, resource, workdir)
+        ceiling_at_8 = pgbench(port, SCENARIO_CONNECTIONS, org, resource, workdir)
+        with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+            duplicates = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM contacts WHERE phone IS NOT NULL "
+                "GROUP BY org_id, phone HAVING count(*) > 1) d"
+            ).fetchone()[0]
+            pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        report(runs, best, ceiling, ceiling_at_8, rss, duplicates, pg_version)
+        return 0
+    finally:
+        pgcluster.stop(workdir / "pg")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(runs, best, ceiling, ceiling_at_8, rss, duplicates, pg_version) -> None:
+    """Write docs/PERFORMANCE.md and docs/latency.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    DOCS.mkdir(exist_ok=True)
+    load = [r for r in runs if r.scenario == "distinct callers"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for attr, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
+        ax.plot(
+            [r.throughput for r in load], [getattr(r, attr) for r in load], marker="o", label=label
+        )
+    for r in load:
+        ax.annotate(
+            f"c={r.connections}",
+            (r.throughput, r.p99_ms),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, 3),
+        )
+    ax.set_xlabel("throughput (bookings/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("bookAppointment through nginx + gunicorn (distinct callers)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "latency.png", dpi=120)
+
+    half = best.throughput / 2
+    at_half = min(load, key=lambda r: abs(r.throughput - half))
+    c8 = next(
+        r
+        for r in runs
+        if r.scenario == "distinct callers" and r.connections == SCENARIO_CONNECTIONS
+    )
+    filled = next(r for r in runs if r.scenario == "distinct, 1M contacts")
+    total_errors = sum(r.errors for r in runs)
+    ratio = best.throughput / ceiling if ceiling else 0.0
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    rows = "\n".join(
+        f"| {r.scenario} | {r.connections} | {r.throughput:.0f} | {r.p50_ms:.1f} | {r.p90_ms:.1f} "
+        f"| {r.p99_ms:.1f} | {r.errors} |"
+        for r in runs
+    )
+    cpu = os.cpu_count()
+    text = f"""# Performance
+
+Written by `make bench` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC); every figure below is from that
+run. Re-run it to refresh this file and `latency.png`.
+
+**Machine:** {cpu} cores, {platform.machine()}, Linux {platform.release()}; PostgreSQL {pg_version}
+(durable: fsync and synchronous_commit on); Python {platform.python_version()}; gunicorn with
+`deploy/gunicorn.conf.py` (gthread, 2 × cores workers, 4 threads) behind nginx with
+`deploy/nginx.conf`; load from wrk on the same machine ({SECONDS} s per run, ~50 KB realistic
+VAPI bodies, every request a new toolCallId and a free start so that every booking can succeed).
+
+| scenario | connections | bookings/s | p50 ms | p90 ms | p99 ms | errors |
+|---|---|---|---|---|---|---|
+{rows}
+
+![latency vs load](latency.png)
+
+## Against the targets
+
+| target | measured | |
+|---|---|---|
+| booking path ≥ 50% of the pgbench ceiling | {best.throughput:.0f}/s vs {ceiling:.0f} tx/s at c={best.connections} = **{ratio:.0%}** (at c={SCENARIO_CONNECTIONS}: {c8.throughput:.0f} vs {ceiling_at_8:.0f} = {c8.throughput / ceiling_at_8:.0%}) | {verdict(ratio >= 0.5)} |
+| p99 ≤ 25 ms at half the maximum throughput | max {best.throughput:.0f}/s; the run nearest half ({at_half.throughput:.0f}/s, c={at_half.connections}) has p99 {at_half.p99_ms:.1f} ms | {verdict(at_half.p99_ms <= 25)} |
+| zero errors | {total_errors} | {verdict(total_errors == 0)} |
+| exactly one contact per phone afterwards | {duplicates} phones with more than one contact | {verdict(duplicates == 0)} |
+| latency flat with 1,000,000 contacts | p50 {c8.p50_ms:.1f} → {filled.p50_ms:.1f} ms, p99 {c8.p99_ms:.1f} → {filled.p99_ms:.1f} ms at c={SCENARIO_CONNECTIONS} | {verdict(filled.p50_ms <= c8.p50_ms * 1.5)} |
+
+Peak RSS per gunicorn worker: {", ".join(f"{m:.0f} MiB" for m in rss) or "n/a"}.
+
+**Ceiling:** pgbench at the same concurrency against the same database, running as one
+transaction the statements the service issues for one booking (organization lookup, ledger
+claim, per-call limit count, resources, services, contact upsert on `uq_contacts_org_phone`,
+existing-booking check, hours, exceptions, busy ranges, SAVEPOINT + appointment insert, ledger
+answer). The service additionally parses ~50 KB of JSON, validates, renders the answer and
+goes through nginx, on the same 2 cores as PostgreSQL and the load generator.
+
+**Half the maximum throughput:** wrk is a closed-loop generator (a fixed number of
+connections), so load levels are set by connections; the row nearest half the best
+throughput is used.
+"""
+    (DOCS / "PERFORMANCE.md").write_text(text)
+    print(f"wrote {DOCS / 'PERFORMANCE.md'} and {DOCS / 'latency.png'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
