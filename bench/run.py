@@ -300,70 +300,27 @@ def main() -> int:
         rest = rest_of_message(workdir / "rest.json")
         server = BenchStack(nginx_bin, url).start()
         runs: list[Run] = []
+        # Each run books its own 20 days of 5-minute slots, so every booking can succeed.
         base = int(
             (datetime.now(UTC) + timedelta(days=2))
             .replace(hour=0, minute=0, second=0, microsecond=0)
             .timestamp()
         )
-        day = 86400
+
+        def load(connections: int, scenario: str, mode: str) -> Run:
+            nonlocal base
+            run = wrk(wrk_bin, server.nginx_port, connections, scenario, mode, base, secret, rest)
+            base += 20 * 86400
+            return run
+
         try:
-            # warm-up: connections, prepared statements, caches
-            wrk(wrk_bin, server.nginx_port, 4, "warm-up", "distinct", base, secret, rest)
-            base += 10 * day
-            for c in LEVELS:
-                runs.append(
-                    wrk(
-                        wrk_bin,
-                        server.nginx_port,
-                        c,
-                        "distinct callers",
-                        "distinct",
-                        base,
-                        secret,
-                        rest,
-                    )
-                )
-                base += 20 * day
-            runs.append(
-                wrk(
-                    wrk_bin,
-                    server.nginx_port,
-                    SCENARIO_CONNECTIONS,
-                    "same caller",
-                    "same",
-                    base,
-                    secret,
-                    rest,
-                )
-            )
-            base += 20 * day
-            runs.append(
-                wrk(
-                    wrk_bin,
-                    server.nginx_port,
-                    SCENARIO_CONNECTIONS,
-                    "availability + booking",
-                    "mixed",
-                    base,
-                    secret,
-                    rest,
-                )
-            )
-            base += 20 * day
+            load(4, "warm-up", "distinct")  # connections, prepared statements, caches
+            runs.extend(load(c, "distinct callers", "distinct") for c in LEVELS)
+            runs.append(load(SCENARIO_CONNECTIONS, "same caller", "same"))
+            runs.append(load(SCENARIO_CONNECTIONS, "availability + booking", "mixed"))
             fill_s = prefill_contacts(url, org, PREFILL)
             print(f"pre-filled {PREFILL:,} contacts in {fill_s:.0f} s", flush=True)
-            runs.append(
-                wrk(
-                    wrk_bin,
-                    server.nginx_port,
-                    SCENARIO_CONNECTIONS,
-                    "distinct, 1M contacts",
-                    "distinct",
-                    base,
-                    secret,
-                    rest,
-                )
-            )
+            runs.append(load(SCENARIO_CONNECTIONS, "distinct, 1M contacts", "distinct"))
             rss = worker_peak_rss_mb(server.gunicorn.proc.pid)
         finally:
             server.stop()
