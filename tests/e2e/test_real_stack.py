@@ -313,6 +313,37 @@ def test_metrics_aggregate_all_workers_and_logs_are_json_lines(live: Stack, secr
 REQUEST_TIMEOUT_S = 30.0
 
 
+def booking_wave(name: str, total: int, first_day: int, first_phone: int):
+    """`total` realistic bookings, each its own caller, VAPI call, toolCallId and free slot."""
+    ids = [f"e2e-{name}-{i}-{uuid.uuid4().hex[:8]}" for i in range(total)]
+    bodies = [
+        stack.load_payload(
+            "tool-calls-book.json",
+            [slot(first_day + i // SLOTS_PER_DAY, i % SLOTS_PER_DAY)],
+            call_id=f"e2e-{name}-call-{i}",
+            tool_call_ids=[ids[i]],
+            customer=f"+1202555{first_phone + i:04d}",
+            arguments={"email": f"{name}{i}@example.com"},
+        )
+        for i in range(total)
+    ]
+    return ids, bodies
+
+
+def senders(live: Stack, secret: str, bodies: list[dict]):
+    """One (unstarted) thread per body posting it through nginx; outcomes fill in as they end."""
+    outcomes: list[stack.Reply | BaseException | None] = [None] * len(bodies)
+
+    def send(i: int) -> None:
+        try:
+            outcomes[i] = live.post(TOOLS, bodies[i], auth(secret), timeout=REQUEST_TIMEOUT_S)
+        except BaseException as exc:  # judged by the test with everything else
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(len(bodies))]
+    return outcomes, threads
+
+
 def test_sigterm_lets_in_flight_bookings_finish_and_books_nothing_half(
     live: Stack, secret: str, sql
 ):
@@ -328,27 +359,8 @@ def test_sigterm_lets_in_flight_bookings_finish_and_books_nothing_half(
     gunicorn = live.gunicorn
     org_id = one(sql, "SELECT id FROM organizations WHERE name = 'Real Stack Dental'")
     total = FIRST_WAVE + SECOND_WAVE
-    ids = [f"e2e-shutdown-{i}-{uuid.uuid4().hex[:8]}" for i in range(total)]
-    bodies = [
-        stack.load_payload(
-            "tool-calls-book.json",
-            [slot(SHUTDOWN_FIRST_DAY + i // SLOTS_PER_DAY, i % SLOTS_PER_DAY)],
-            call_id=f"e2e-shutdown-call-{i}",
-            tool_call_ids=[ids[i]],
-            customer=f"+1202555{1000 + i:04d}",
-            arguments={"email": f"caller{i}@example.com"},
-        )
-        for i in range(total)
-    ]
-    outcomes: list[stack.Reply | BaseException | None] = [None] * total
-
-    def send(i: int) -> None:
-        try:
-            outcomes[i] = live.post(TOOLS, bodies[i], auth(secret), timeout=REQUEST_TIMEOUT_S)
-        except BaseException as exc:  # judged below with everything else
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(total)]
+    ids, bodies = booking_wave("shutdown", total, SHUTDOWN_FIRST_DAY, first_phone=1000)
+    outcomes, threads = senders(live, secret, bodies)
     with psycopg.connect(stack.psycopg_conninfo(live.database_url)) as lock:
         try:
             lock.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", (org_id,))
@@ -460,27 +472,8 @@ def test_sigkilled_workers_leave_no_half_written_booking_and_retries_book_once(
     gunicorn = live.gunicorn
     org_id = one(sql, "SELECT id FROM organizations WHERE name = 'Real Stack Dental'")
     total = 12
-    ids = [f"e2e-kill-{i}-{uuid.uuid4().hex[:8]}" for i in range(total)]
-    bodies = [
-        stack.load_payload(
-            "tool-calls-book.json",
-            [slot(KILL_FIRST_DAY + i // SLOTS_PER_DAY, i % SLOTS_PER_DAY)],
-            call_id=f"e2e-kill-call-{i}",
-            tool_call_ids=[ids[i]],
-            customer=f"+1202555{3000 + i:04d}",
-            arguments={"email": f"killed{i}@example.com"},
-        )
-        for i in range(total)
-    ]
-    outcomes: list[stack.Reply | BaseException | None] = [None] * total
-
-    def send(i: int) -> None:
-        try:
-            outcomes[i] = live.post(TOOLS, bodies[i], auth(secret), timeout=REQUEST_TIMEOUT_S)
-        except BaseException as exc:
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(total)]
+    ids, bodies = booking_wave("kill", total, KILL_FIRST_DAY, first_phone=3000)
+    outcomes, threads = senders(live, secret, bodies)
     with psycopg.connect(stack.psycopg_conninfo(live.database_url)) as lock:
         try:
             lock.execute("SELECT 1 FROM organizations WHERE id = %s FOR UPDATE", (org_id,))
