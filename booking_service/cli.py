@@ -277,6 +277,8 @@ def schema_adopt():
         report = adopt_contacts(runtime().uow())
     except DatabaseUnavailable:
         _fail("the database is not reachable")
+    except Exception as exc:  # rolled back as a whole; the operator needs a sentence
+        _fail(f"adoption failed and changed nothing ({type(exc).__name__})")
     _echo(report.as_json())
 
 

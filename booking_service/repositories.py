@@ -187,6 +187,22 @@ class ContactRepository:
         ).first()
         return _contact(row) if row else None
 
+    def find_phoneless_by_email(self, org_id: int, email: str) -> ContactRow | None:
+        row = self.session.execute(
+            select(*_CONTACT_COLUMNS).where(
+                Contact.org_id == org_id, Contact.email == email, Contact.phone.is_(None)
+            )
+        ).first()
+        return _contact(row) if row else None
+
+    def lock(self, org_id: int, contact_id: int) -> None:
+        """Hold the contact's row until commit: one booking decision per caller at a time."""
+        self.session.execute(
+            select(Contact.id)
+            .where(Contact.org_id == org_id, Contact.id == contact_id)
+            .with_for_update()
+        )
+
     def find_by_email(self, org_id: int, email: str) -> ContactRow | None:
         """The contact with this email, preferring a phone-less one, then the oldest."""
         stmt = (
@@ -598,7 +614,14 @@ class ToolCallLedger:
         return LedgerEntry(row.fingerprint, row.answer) if row else None
 
     def changes_in_call(self, org_id: int, vapi_call_id: str, tool_names: tuple[str, ...]) -> int:
-        """How many changing tool calls this VAPI call has made (this transaction's included)."""
+        """How many changing tool calls this VAPI call has made (this transaction's included).
+
+        Takes a transaction-scoped advisory lock per (organization, call) first, so parallel
+        tool calls of one VAPI call count one after the other and cannot all pass the limit.
+        """
+        self.session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"{org_id}:{vapi_call_id}", 0)))
+        )
         return self.session.scalar(
             select(func.count())
             .select_from(ToolCall)

@@ -26,8 +26,43 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The control socket is a runtime management interface we do not use.
 control_socket_disable = True
 
-# Production logs are JSON lines unless told otherwise (the app reads LOG_FORMAT).
+# Production logs are JSON lines unless told otherwise (the app reads LOG_FORMAT), and so are
+# gunicorn's own error and access lines.
 os.environ.setdefault("LOG_FORMAT", "json")
+if os.environ["LOG_FORMAT"] == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {
+            "error": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        # The app configures the root logger itself (booking_service.logging_setup).
+        "root": {"level": loglevel.upper(), "handlers": []},
+        "loggers": {
+            "gunicorn.error": {
+                "handlers": ["error"],
+                "level": loglevel.upper(),
+                "propagate": False,
+            },
+            "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
 # Metrics from all workers are aggregated through files in this folder (prometheus_client's
 # multiprocess mode); it must exist and be empty when the server starts.
 _own_metrics_dir = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from booking_service.normalize import mask_phone, normalize_email, normalize_phone
+from booking_service.normalize import mask_phone, normalize_phone
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,12 @@ def adopt_contacts(
                 elif normalized != phone:
                     report.normalized_phones += 1
                     phone = normalized
-            email = normalize_email(row.email) if row.email else None
+            # Exactly the SQL expression lowercase_emails() writes back (btrim strips spaces
+            # only), so that two spellings merged here can never collide in the index later.
+            email = row.email.strip(" ").lower() if row.email else None
             if row.email and email != row.email:
                 report.normalized_emails += 1
-            row = row._replace(phone=phone, email=email or row.email)
+            row = row._replace(phone=phone, email=email)
             if row.phone is not None:
                 by_phone[(row.org_id, row.phone)].append(row)
             elif row.email:

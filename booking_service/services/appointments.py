@@ -52,13 +52,15 @@ def _view(uow: AbstractUnitOfWork, org: OrgInfo, appointment: Appointment) -> Ap
 
 
 def find_contact(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -> ContactRow | None:
-    """The caller's existing contact (by phone, else by email); never creates one."""
+    """The caller's existing contact; never creates one.
+
+    By phone when there is one (never falling back to an email, which another contact with
+    a phone may share); by email only among phone-less contacts, whose email is unique.
+    """
     require_identity(who)
     if who.phone:
-        found = uow.contacts.find_by_phone(org_id, who.phone)
-        if found is not None or not who.email:
-            return found
-    return uow.contacts.find_by_email(org_id, who.email)
+        return uow.contacts.find_by_phone(org_id, who.phone)
+    return uow.contacts.find_phoneless_by_email(org_id, who.email)
 
 
 def normalize_reference(raw: str | None) -> str | None:
@@ -132,6 +134,7 @@ class Rescheduling:
 
     before: datetime
     appointment: AppointmentView
+    previous_resource: str = ""
 
 
 def reschedule_appointment(
@@ -156,6 +159,7 @@ def reschedule_appointment(
             "Would you like to book a new one?"
         )
     before = appointment.starts_at
+    previous_resource = _view(uow, org, appointment).resource
     duration = appointment.ends_at - appointment.starts_at
     resources = choose_resources(uow, org, None)
     # Its own resource first: moving within one person's diary is what callers expect.
@@ -177,7 +181,7 @@ def reschedule_appointment(
             BOOKING_CONFLICTS.inc()
             continue
         log.info("appointment rescheduled: reference=%s", appointment.reference)
-        return Rescheduling(before, _view(uow, org, appointment))
+        return Rescheduling(before, _view(uow, org, appointment), previous_resource)
     local = new_start.start.astimezone(org.zone)
     raise refuse(
         uow,

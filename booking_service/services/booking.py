@@ -165,6 +165,10 @@ def book_appointment(
     duration = timedelta(minutes=choice.minutes)
     resolved = resolve_contact(uow, org.id, request.who)
     contact = resolved.contact
+    if not resolved.path.startswith("phone"):
+        # The phone upsert already holds the contact's row; the email paths do not. Without
+        # the lock two concurrent re-issued calls could both miss each other's booking below.
+        uow.contacts.lock(org.id, contact.id)
 
     def existing() -> Booking | None:
         found = uow.appointments.booked_at(org.id, contact.id, request.start.start)

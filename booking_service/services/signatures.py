@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 
+_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # Timestamps above this are milliseconds (1e11 seconds is the year 5138).
 _MILLIS_THRESHOLD = 10**11
 
@@ -60,7 +62,10 @@ def verify(
     if not signature or not timestamp or not timestamp.isascii():
         return "missing signature or timestamp"
     presented = signature.strip().removeprefix("sha256=").lower()
-    if not hmac.compare_digest(presented, expected_signature(key, timestamp.strip(), body)):
+    if not _HEX_DIGEST.match(presented):
+        return "signature is not a hex SHA-256 digest"
+    expected = expected_signature(key, timestamp.strip(), body)
+    if not hmac.compare_digest(presented.encode("ascii"), expected.encode("ascii")):
         return "signature does not match"
     if not _timestamp_ok(timestamp.strip(), now, window):
         return "timestamp outside the replay window"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,17 +71,23 @@ def answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
+    *,
+    deadline: float | None = None,
 ) -> Answer:
     """Run `perform` in one transaction with the ledger, unless this call was answered before.
 
     A ToolError from `perform` rolls everything back (nothing is written, the ledger claim
     included) and becomes the error answer; a retry with the same id is evaluated afresh.
+    Waiting for a duplicate stops at `deadline` (time.monotonic()), so the caller still hears
+    an answer in time.
     """
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         try:
             return _answer_once(uow, key, perform)
         except LockTimeout:
             log.info("duplicate tool call still running elsewhere (wait %d)", attempt)
+            if deadline is not None and time.monotonic() > deadline:
+                break
     raise DatabaseUnavailable("a duplicate of this tool call is still running")
 
 

@@ -105,6 +105,11 @@ def _serve(rt, find_org):
         body = _body(limit)  # 413 before any database work
         try:
             org = find_org()
+            if org is not None and org.hmac_key:
+                problem = _signature_problem(rt, org, body)
+                if problem:
+                    log.info("rejected request: %s", problem)
+                    org = None
         except DatabaseUnavailable:
             log.exception("authentication failed: database unavailable")
             DATABASE_ERRORS.labels("authentication").inc()
@@ -114,11 +119,6 @@ def _serve(rt, find_org):
                 raise
             log.exception("authentication failed unexpectedly")
             return _unavailable(body)
-        if org is not None and org.hmac_key:
-            problem = _signature_problem(rt, org, body)
-            if problem:
-                log.info("rejected request: %s", problem)
-                org = None
         if org is None:
             log.info("rejected request: missing or invalid credentials")
             return error_response(401, "Missing or invalid credentials.")
@@ -138,8 +138,9 @@ def _serve(rt, find_org):
                 vapi_call_id=call_id,
                 now=utc_now(),
                 max_changes_per_call=rt.settings.max_changes_per_call,
+                deadline=started + rt.settings.request_budget_s,
             )
-            deadline = started + rt.settings.request_budget_s
+            deadline = ctx.deadline
             answers = []
             for index, call in enumerate(envelope.calls):
                 if index >= MAX_CALLS_PER_REQUEST:

@@ -204,6 +204,9 @@ def rescheduled(org: OrgInfo, outcome: Rescheduling, *, ambiguous: bool = False)
         f"{spoken_datetime(start)} until {spoken_time(view.ends_at.astimezone(zone))}. "
         f"The reference stays {view.reference}."
     )
+    if outcome.previous_resource and view.resource != outcome.previous_resource:
+        # Their usual person or room was taken then; the caller should hear who it is now.
+        message += f" It is now with {view.resource} instead of {outcome.previous_resource}."
     if ambiguous:
         message += (
             f" That time happens twice because the clocks change; this is the first one "

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from marshmallow import Schema, ValidationError
 
 from booking_service.errors import ToolError
+from booking_service.normalize import normalize_phone
 from booking_service.services.appointments import (
     cancel_appointment,
     find_appointments,
@@ -54,6 +55,7 @@ class ToolContext:
     vapi_call_id: str | None
     now: datetime
     max_changes_per_call: int = 6
+    deadline: float | None = None  # time.monotonic() by which the request must answer
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Tool:
 
 
 def _caller(ctx: ToolContext, args: dict, name: str | None = None) -> CallerIdentity:
+    """Who a booking is for: the phone argument (booking for someone else is fine), else the
+    number the call comes from, else the email."""
     who = identify_caller(
         region=ctx.org.phone_region,
         name=name,
@@ -78,6 +82,15 @@ def _caller(ctx: ToolContext, args: dict, name: str | None = None) -> CallerIden
     )
     require_identity(who)
     return who
+
+
+def _owner(ctx: ToolContext, args: dict) -> CallerIdentity:
+    """Whose appointments may be read, cancelled or moved: on a phone call only the number it
+    comes from (arguments cannot name somebody else's number or email); on a web call, which
+    has no number, the phone or email the caller gives."""
+    if normalize_phone(ctx.caller_number, ctx.org.phone_region):
+        return _caller(ctx, {})
+    return _caller(ctx, args)
 
 
 # Tools that change the diary; a model stuck in a loop must not make dozens of changes.
@@ -104,7 +117,7 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
     )
-    return answer_once(ctx.uow_factory(), key, limited)
+    return answer_once(ctx.uow_factory(), key, limited, deadline=ctx.deadline)
 
 
 def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
@@ -181,7 +194,7 @@ def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
 
 
 def _find(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _caller(ctx, args)
+    who = _owner(ctx, args)
     return replies.appointments(
         ctx.org, find_appointments(ctx.uow_factory(), ctx.org, who, ctx.now)
     )
@@ -192,7 +205,7 @@ def _current_start(ctx: ToolContext, args: dict) -> ParsedStart | None:
 
 
 def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _caller(ctx, args)
+    who = _owner(ctx, args)
     start = _current_start(ctx, args)
 
     def perform(uow: AbstractUnitOfWork) -> Answer:
@@ -205,7 +218,7 @@ def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
 
 
 def _reschedule(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _caller(ctx, args)
+    who = _owner(ctx, args)
     start = _current_start(ctx, args)
     new_start = parse_start(args["newStart"], ctx.org.zone, ctx.now)
 

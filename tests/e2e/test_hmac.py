@@ -114,3 +114,9 @@ def test_cli_enables_and_disables_hmac(app, org):
 
     assert enabled["path"] == f"/api/vapi/tools/{org.id}" and len(enabled["hmac_secret"]) > 30
     assert disabled == {"id": org.id, "hmac": "disabled"}
+
+
+def test_a_non_ascii_signature_is_refused_not_a_server_error(client, signed_org):
+    response = send(client, signed_org, body(), signature="éabc")
+
+    assert response.status_code == 401

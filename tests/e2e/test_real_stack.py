@@ -305,6 +305,10 @@ def test_metrics_aggregate_all_workers_and_logs_are_json_lines(live: Stack, secr
         line for line in live.gunicorn.log_text().splitlines() if '"tool call answered' in line
     ]
     record = json.loads(lines[-1])
+    # Every line is one JSON object: the app's, gunicorn's error log and its access log.
+    for line in live.gunicorn.log_text().splitlines():
+        if line.strip():
+            json.loads(line)
     assert record["logger"] == "booking_service.vapi.blueprint"
     assert record["outcome"] == "ok" and record["tool"] == "bookAppointment"
     assert record["org_id"] != "-" and record["tool_call_id"].startswith("metrics-")

@@ -362,3 +362,94 @@ def count_appointments(runtime) -> int:
 
     with runtime.engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM appointments")).scalar()
+
+
+def test_a_phone_caller_cannot_reach_another_contact_through_arguments(client, org, db):
+    """On a phone call only the calling number identifies the caller: naming the victim's
+    email or number in the arguments neither lists nor cancels the victim's appointment."""
+    victim = booked(
+        post(
+            client,
+            org,
+            envelope(tool_call(**booking(email="victim@example.com")), customer="+14155550123"),
+        )
+    )["appointment"]["reference"]
+    attacker = "+14155550999"
+
+    by_email = result_of(
+        call(client, org, "findAppointments", customer=attacker, email="victim@example.com")
+    )
+    by_phone = result_of(
+        call(client, org, "findAppointments", customer=attacker, phone="+14155550123")
+    )
+    cancel = error_of(
+        call(
+            client,
+            org,
+            "cancelAppointment",
+            customer=attacker,
+            reference=victim,
+            phone="+14155550123",
+            email="victim@example.com",
+        )
+    )
+
+    assert by_email["appointments"] == [] and by_phone["appointments"] == []
+    assert "could not find that appointment" in cancel
+    assert db.execute("SELECT status FROM appointments").fetchall() == [("booked",)]
+
+
+def test_a_web_caller_is_found_by_email_only_among_phoneless_contacts(client, org):
+    booked(
+        post(
+            client,
+            org,
+            envelope(tool_call(**booking(email="shared@example.com")), customer="+14155550123"),
+        )
+    )
+    booked(
+        post(
+            client,
+            org,
+            envelope(
+                tool_call(**booking(email="web@example.com", start=local_start(days=6))),
+                customer=None,
+            ),
+        )
+    )
+
+    mine = result_of(call(client, org, "findAppointments", customer=None, email="web@example.com"))
+    theirs = result_of(
+        call(client, org, "findAppointments", customer=None, email="shared@example.com")
+    )
+
+    assert len(mine["appointments"]) == 1
+    assert theirs["appointments"] == []
+
+
+def test_a_move_to_another_resource_is_said(client, org, runtime):
+    add_resource(runtime.uow(), org.id, "Dr. Patel", ["mon-fri 09:00-17:00"])
+    mine = booked(
+        post(client, org, envelope(tool_call(**booking(start=local_start(days=5, hour=10)))))
+    )
+    booked(
+        post(
+            client,
+            org,
+            envelope(
+                tool_call(**booking(start=local_start(days=5, hour=14), phone="+12025550101"))
+            ),
+        )
+    )
+    moved = result_of(
+        call(
+            client,
+            org,
+            "rescheduleAppointment",
+            reference=mine["appointment"]["reference"],
+            newStart=local_start(days=5, hour=14),
+        )
+    )
+
+    assert moved["appointment"]["resource"] == "Dr. Patel"
+    assert "now with Dr. Patel instead of Main" in moved["message"]

@@ -130,3 +130,15 @@ def test_writers_wait_for_adoption_and_cannot_sneak_a_duplicate_in(
     assert outcome["insert"] == "waited"
     with psycopg.connect(plain) as conn, pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute("INSERT INTO contacts (org_id, phone) VALUES (%s, '+14155550123')", (org.id,))
+
+
+def test_emails_differing_only_in_case_or_spaces_are_merged_not_a_failed_adoption(runtime, db, org):
+    db.execute("ALTER TABLE contacts DROP CONSTRAINT uq_contacts_org_phone")
+    db.execute("DROP INDEX uq_contacts_org_email_phoneless")
+    for email in ("Bob@Example", "bob@example", " BOB@example "):
+        db.execute("INSERT INTO contacts (org_id, email) VALUES (%s, %s)", (org.id, email))
+
+    report = adopt_contacts(runtime.uow())
+
+    assert db.execute("SELECT email FROM contacts").fetchall() == [("bob@example",)]
+    assert len(report.merged) == 1

@@ -38,7 +38,8 @@ def test_twenty_threads_booking_the_same_new_phone_make_one_contact(wide_app, or
                 **booking(
                     start=local_start(days=7 + i // 8, hour=9 + i % 8), email=f"m{i}@example.com"
                 )
-            )
+            ),
+            call_id=f"vapi-call-{i}",  # separate calls: the change limit is not what this tests
         )
         for i in range(THREADS)
     ]
@@ -57,6 +58,7 @@ def test_twenty_threads_booking_the_same_new_email_without_phone_make_one_contac
         envelope(
             tool_call(**booking(email="same@example.com", start=local_start(days=8 + i))),
             customer=None,
+            call_id=f"vapi-call-{i}",
         )
         for i in range(THREADS)
     ]
@@ -152,3 +154,45 @@ def test_two_concurrent_reschedules_into_one_free_slot_one_wins_one_keeps_its_or
     starts_by_ref = dict(rows)
     assert sorted(starts_by_ref.values()) in (["09:00", "15:00"], ["10:00", "15:00"])
     assert len(rows) == 2
+
+
+def test_parallel_tool_calls_of_one_vapi_call_cannot_pass_the_change_limit(database_url, org, db):
+    app = make_app(database_url, DB_POOL_SIZE=12, MAX_CHANGES_PER_CALL=6)
+    bodies = [
+        envelope(
+            tool_call(**booking(start=local_start(days=5 + i), phone=f"+1202555{i:04d}")),
+            call_id="one-looping-call",
+        )
+        for i in range(12)
+    ]
+    try:
+        results, _ = _book_all(app, org, bodies)
+    finally:
+        app.extensions["booking_service"].engine.dispose()
+
+    assert sum("result" in r for r in results) == 6
+    assert count(db, "SELECT count(*) FROM appointments") == 6
+
+
+def test_an_email_only_caller_reissuing_one_booking_concurrently_gets_one_appointment(
+    wide_app, org, db
+):
+    from booking_service.services.resources import add_resource
+
+    add_resource(
+        wide_app.extensions["booking_service"].uow(), org.id, "Chair 2", ["mon-fri 09:00-17:00"]
+    )
+    start = local_start(days=5, hour=11)
+    bodies = [
+        envelope(
+            tool_call(**booking(start=start, email="web@example.com")),
+            customer=None,
+            call_id=f"vapi-{i}",
+        )
+        for i in range(8)
+    ]
+    results, failures = _book_all(wide_app, org, bodies)
+
+    assert failures == []
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+    assert len({json.loads(r["result"])["appointment"]["reference"] for r in results}) == 1
