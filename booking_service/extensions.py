@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, current_app
@@ -25,12 +24,8 @@ class Runtime:
     head_revision: str
 
     def uow(self) -> AbstractUnitOfWork:
-        """A new unit of work (one per use case)."""
+        """A new unit of work (one per use case); the bound method is the factory."""
         return SqlAlchemyUnitOfWork(self.session_factory)
-
-    @property
-    def uow_factory(self) -> Callable[[], AbstractUnitOfWork]:
-        return self.uow
 
 
 def init_runtime(app: Flask, runtime: Runtime) -> None:

@@ -39,8 +39,11 @@ class AppointmentView:
     status: str
 
 
-def _view(uow: AbstractUnitOfWork, org: OrgInfo, appointment: Appointment) -> AppointmentView:
-    names = {r.id: r.name for r in uow.schedule.resources(org.id)}
+def _resource_names(uow: AbstractUnitOfWork, org: OrgInfo) -> dict[int, str]:
+    return {r.id: r.name for r in uow.schedule.resources(org.id)}
+
+
+def _view(appointment: Appointment, names: dict[int, str]) -> AppointmentView:
     return AppointmentView(
         reference=appointment.reference,
         starts_at=appointment.starts_at,
@@ -78,7 +81,9 @@ def find_appointments(
         contact = find_contact(uow, org.id, who)
         if contact is None:
             return []
-        return [_view(uow, org, a) for a in uow.appointments.upcoming(org.id, contact.id, now)]
+        upcoming = uow.appointments.upcoming(org.id, contact.id, now)
+        names = _resource_names(uow, org) if upcoming else {}
+        return [_view(a, names) for a in upcoming]
 
 
 def _own_appointment(
@@ -121,11 +126,12 @@ def cancel_appointment(
 ) -> Cancellation:
     """Cancel the caller's own appointment (a status change, never a delete); not committed."""
     appointment = _own_appointment(uow, org, who, reference, start)
+    names = _resource_names(uow, org)
     if appointment.status == "cancelled":
-        return Cancellation(_view(uow, org, appointment), already_cancelled=True)
+        return Cancellation(_view(appointment, names), already_cancelled=True)
     uow.appointments.cancel(appointment, reason)
     log.info("appointment cancelled: reference=%s", appointment.reference)
-    return Cancellation(_view(uow, org, appointment), already_cancelled=False)
+    return Cancellation(_view(appointment, names), already_cancelled=False)
 
 
 @dataclass(frozen=True)
@@ -159,9 +165,10 @@ def reschedule_appointment(
             "Would you like to book a new one?"
         )
     before = appointment.starts_at
-    previous_resource = _view(uow, org, appointment).resource
     duration = appointment.ends_at - appointment.starts_at
     resources = choose_resources(uow, org, None)
+    names = {r.id: r.name for r in resources}
+    previous_resource = names.get(appointment.resource_id, "")
     # Its own resource first: moving within one person's diary is what callers expect.
     free = verdict_for(
         uow, org, resources, new_start, duration, now, exclude_appointment=appointment.id
@@ -181,7 +188,7 @@ def reschedule_appointment(
             BOOKING_CONFLICTS.inc()
             continue
         log.info("appointment rescheduled: reference=%s", appointment.reference)
-        return Rescheduling(before, _view(uow, org, appointment), previous_resource)
+        return Rescheduling(before, _view(appointment, names), previous_resource)
     local = new_start.start.astimezone(org.zone)
     raise refuse(
         uow,

@@ -133,7 +133,7 @@ def _serve(rt, find_org):
                 return jsonify({})
             ctx = ToolContext(
                 org=org,
-                uow_factory=rt.uow_factory,
+                uow_factory=rt.uow,
                 caller_number=envelope.caller_number,
                 vapi_call_id=call_id,
                 now=utc_now(),
