@@ -181,36 +181,38 @@ def wrk(
 
 PGBENCH_SCRIPT = r"""
 \set n random(1, 9000000000000)
-BEGIN;
 SELECT id, secret_hash, timezone, phone_region, slot_minutes FROM organizations WHERE id = :org;
+BEGIN;
+WITH call_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(:org || ':pgc-' || :n, 0)))
 INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, tool_name, fingerprint)
-  VALUES (:org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, 'bookAppointment', 'f')
+  SELECT :org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, 'bookAppointment', 'f' FROM call_lock
   ON CONFLICT ON CONSTRAINT uq_tool_calls_org_id_tool_call_id DO NOTHING RETURNING id;
-SELECT pg_advisory_xact_lock(hashtextextended(:org || ':pgc-' || :n, 0));
 SELECT count(*) FROM tool_calls WHERE org_id = :org AND vapi_call_id = 'pgc-' || :n
   AND tool_name IN ('bookAppointment', 'cancelAppointment', 'rescheduleAppointment');
-SELECT id, name, name_key FROM resources WHERE org_id = :org ORDER BY id;
-SELECT id, name, name_key, duration_minutes FROM services WHERE org_id = :org ORDER BY name;
+SELECT 'r' AS kind, row_number() OVER (ORDER BY id) AS position, id, name, name_key, NULL::smallint
+  FROM resources WHERE org_id = :org
+  UNION ALL SELECT 's', row_number() OVER (ORDER BY name), id, name, name_key, duration_minutes
+  FROM services WHERE org_id = :org ORDER BY kind, position;
 INSERT INTO contacts (org_id, phone, name) VALUES (:org, '+1303' || lpad((:n % 10000000)::text, 7, '0'), 'Bench Caller')
   ON CONFLICT ON CONSTRAINT uq_contacts_org_phone DO UPDATE SET name = coalesce(excluded.name, contacts.name),
   email = coalesce(excluded.email, contacts.email), updated_at = now()
   RETURNING id AS contact, (xmax = 0) AS inserted \gset
-SELECT id FROM appointments WHERE org_id = :org AND contact_id = :contact
-  AND starts_at = '2030-01-01Z'::timestamptz + :n * interval '1 second' AND status = 'booked';
-SELECT resource_id, weekday, opens, closes FROM working_hours WHERE org_id = :org AND resource_id IN (:resource);
-SELECT resource_id, day, opens, closes FROM schedule_exceptions WHERE org_id = :org AND resource_id IN (:resource)
-  AND day BETWEEN current_date AND current_date;
-SELECT resource_id, starts_at, blocked_until FROM appointments WHERE org_id = :org AND resource_id IN (:resource)
-  AND status = 'booked' AND starts_at < '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '2 days'
-  AND blocked_until > '2030-01-01Z'::timestamptz + :n * interval '1 second' - interval '1 day';
-SAVEPOINT book;
+SELECT 'h' AS kind, resource_id, weekday, NULL::date AS day, opens, closes,
+    NULL::timestamptz AS starts_at, NULL::timestamptz AS blocked_until
+  FROM working_hours WHERE org_id = :org AND resource_id IN (:resource)
+  UNION ALL SELECT 'x', resource_id, NULL::smallint, day, opens, closes, NULL::timestamptz, NULL::timestamptz
+  FROM schedule_exceptions WHERE org_id = :org AND resource_id IN (:resource)
+    AND day BETWEEN current_date AND current_date
+  UNION ALL SELECT 'b', resource_id, NULL::smallint, NULL::date, NULL::time, NULL::time, starts_at, blocked_until
+  FROM appointments WHERE org_id = :org AND resource_id IN (:resource) AND status = 'booked'
+    AND starts_at < '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '2 days'
+    AND blocked_until > '2030-01-01Z'::timestamptz + :n * interval '1 second' - interval '1 day';
 INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, ends_at, blocked_until, status)
   VALUES (:org, :contact, :resource, 'P' || :client_id || '-' || :n,
           '2030-01-01Z'::timestamptz + :n * interval '1 second',
           '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second',
           '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', 'booked')
-  ON CONFLICT ON CONSTRAINT uq_appointments_org_id_reference DO NOTHING RETURNING id;
-RELEASE SAVEPOINT book;
+  ON CONFLICT DO NOTHING RETURNING id, reference, resource_id, starts_at, ends_at, service;
 UPDATE tool_calls SET answer = '{"result": "booked"}' WHERE org_id = :org AND tool_call_id = 'pgb-' || :client_id || '-' || :n;
 COMMIT;
 """
@@ -426,10 +428,10 @@ VAPI bodies, every request a new toolCallId and a free start so that every booki
 Peak RSS per gunicorn worker: {", ".join(f"{m:.0f} MiB" for m in rss) or "n/a"}.
 
 **Ceiling:** pgbench at the same concurrency against the same database, running as one
-transaction the statements the service issues for one booking (organization lookup, ledger
-claim, per-call lock and limit count, resources, services, contact upsert on `uq_contacts_org_phone`,
-existing-booking check, hours, exceptions, busy ranges, SAVEPOINT + appointment insert, ledger
-answer). The service additionally parses ~50 KB of JSON, validates, renders the answer and
+transaction the statements the service issues for one booking of a new caller (the
+organization lookup in autocommit before it; then the ledger claim under the per-call lock, the
+limit count, resources and services, the contact upsert on `uq_contacts_org_phone`, hours,
+exceptions and busy ranges, the appointment insert, the ledger answer). The service additionally parses ~50 KB of JSON, validates, renders the answer and
 goes through nginx, on the same 2 cores as PostgreSQL and the load generator.
 
 **Half the maximum throughput:** wrk is a closed-loop generator (a fixed number of

@@ -9,7 +9,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from booking_service.config import Settings
-from booking_service.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
+from booking_service.unit_of_work import (
+    AbstractUnitOfWork,
+    ConnectionScope,
+    SqlAlchemyUnitOfWork,
+)
 
 KEY = "booking_service"
 
@@ -26,6 +30,10 @@ class Runtime:
     def uow(self) -> AbstractUnitOfWork:
         """A new unit of work (one per use case); the bound method is the factory."""
         return SqlAlchemyUnitOfWork(self.session_factory)
+
+    def connection_scope(self) -> ConnectionScope:
+        """One connection shared by the units of work of one request (see ConnectionScope)."""
+        return ConnectionScope(self.engine, self.session_factory)
 
 
 def init_runtime(app: Flask, runtime: Runtime) -> None:

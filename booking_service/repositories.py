@@ -5,14 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from sqlalchemy import and_, exists, func, literal_column, select, text, update
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Row,
+    SmallInteger,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 
 from booking_service.errors import LockTimeout
 from booking_service.models import (
-    UQ_APPOINTMENTS_ORG_REFERENCE,
     UQ_CONTACTS_ORG_EMAIL_PHONELESS,
     UQ_CONTACTS_ORG_PHONE,
     UQ_SERVICES_ORG_NAME,
@@ -47,6 +62,35 @@ _CONTACT_COLUMNS = (Contact.id, Contact.name, Contact.phone, Contact.email)
 
 def _contact(row) -> ContactRow:
     return ContactRow(id=row.id, name=row.name, phone=row.phone, email=row.email)
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    """A bookable resource (person, chair, room) as the booking services need it."""
+
+    id: int
+    name: str
+    name_key: str
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """A service the organization offers, with its default length."""
+
+    name: str
+    name_key: str
+    duration_minutes: int
+
+
+@dataclass(frozen=True)
+class ScheduleRows:
+    """Rows for the scheduler: hours (resource_id, weekday, opens, closes), exceptions
+    (resource_id, day, opens, closes; no opens = closed) and busy ranges (resource_id,
+    starts_at, blocked_until)."""
+
+    hours: list
+    exceptions: list
+    busy: list
 
 
 class OrganizationRepository:
@@ -235,6 +279,17 @@ class ContactRepository:
         )
 
 
+# What a booking answer needs of an appointment (a Row, or an Appointment: same attributes).
+_BOOKED_COLUMNS = (
+    Appointment.id,
+    Appointment.reference,
+    Appointment.resource_id,
+    Appointment.starts_at,
+    Appointment.ends_at,
+    Appointment.service,
+)
+
+
 class AppointmentRepository:
     """Appointments: inserted with a reference unique per organization."""
 
@@ -255,8 +310,15 @@ class AppointmentRepository:
         notes: str | None,
         vapi_call_id: str | None,
         tool_call_id: str | None,
-    ) -> Appointment | None:
-        """Insert a booked appointment; None when `reference` is already used (pick another)."""
+    ) -> Row | None:
+        """Insert a booked appointment; None when it conflicts (see `reference_taken`).
+
+        No SAVEPOINT is needed: ON CONFLICT DO NOTHING, without a target, covers both the
+        exclusion constraint (the resource is taken at that time, also by a concurrent
+        transaction, which it waits for) and the unique reference. Only DO NOTHING accepts an
+        exclusion constraint as arbiter, and one statement can name only one arbiter, hence no
+        named target here; the start-up schema check asserts both constraints exist.
+        """
         stmt = (
             insert(Appointment)
             .values(
@@ -273,10 +335,20 @@ class AppointmentRepository:
                 vapi_call_id=vapi_call_id,
                 tool_call_id=tool_call_id,
             )
-            .on_conflict_do_nothing(constraint=UQ_APPOINTMENTS_ORG_REFERENCE)
-            .returning(Appointment)
+            .on_conflict_do_nothing()
+            .returning(*_BOOKED_COLUMNS)
         )
-        return self.session.scalars(stmt).first()
+        return self.session.execute(stmt).first()
+
+    def reference_taken(self, org_id: int, reference: str) -> bool:
+        """Whether the organization already has an appointment with this reference."""
+        return bool(
+            self.session.scalar(
+                select(
+                    exists().where(Appointment.org_id == org_id, Appointment.reference == reference)
+                )
+            )
+        )
 
     def booked_at(self, org_id: int, contact_id: int, starts_at: datetime) -> Appointment | None:
         """The contact's booked appointment starting exactly then, if any."""
@@ -403,6 +475,96 @@ class ScheduleRepository:
             )
         self.session.flush()
 
+    def catalogue(self, org_id: int) -> tuple[list[ResourceRow], list[ServiceRow]]:
+        """The organization's resources (by id) and services (by name), in one round trip."""
+        resources = select(
+            literal("r").label("kind"),
+            func.row_number().over(order_by=Resource.id).label("position"),
+            Resource.id,
+            Resource.name,
+            Resource.name_key,
+            cast(null(), SmallInteger).label("minutes"),
+        ).where(Resource.org_id == org_id)
+        services = select(
+            literal("s"),
+            func.row_number().over(order_by=Service.name),
+            Service.id,
+            Service.name,
+            Service.name_key,
+            Service.duration_minutes,
+        ).where(Service.org_id == org_id)
+        rows = self.session.execute(
+            union_all(resources, services).order_by(text("kind"), text("position"))
+        ).all()
+        return (
+            [ResourceRow(r.id, r.name, r.name_key) for r in rows if r.kind == "r"],
+            [ServiceRow(r.name, r.name_key, r.minutes) for r in rows if r.kind == "s"],
+        )
+
+    def schedule(
+        self,
+        org_id: int,
+        resource_ids: list[int],
+        first: date,
+        last: date,
+        busy_from: datetime,
+        busy_to: datetime,
+        *,
+        exclude_id: int | None = None,
+    ) -> ScheduleRows:
+        """Weekly hours, the exceptions dated first..last, and the booked ranges overlapping
+        [busy_from, busy_to) of these resources, in one round trip."""
+        no_time = cast(null(), WorkingHours.opens.type)
+        no_moment = cast(null(), DateTime(timezone=True))
+        hours = select(
+            literal("h").label("kind"),
+            WorkingHours.resource_id,
+            WorkingHours.weekday,
+            cast(null(), Date).label("day"),
+            WorkingHours.opens,
+            WorkingHours.closes,
+            no_moment.label("starts_at"),
+            no_moment.label("blocked_until"),
+        ).where(WorkingHours.org_id == org_id, WorkingHours.resource_id.in_(resource_ids))
+        exceptions = select(
+            literal("x"),
+            ScheduleException.resource_id,
+            cast(null(), SmallInteger),
+            ScheduleException.day,
+            ScheduleException.opens,
+            ScheduleException.closes,
+            no_moment,
+            no_moment,
+        ).where(
+            ScheduleException.org_id == org_id,
+            ScheduleException.resource_id.in_(resource_ids),
+            ScheduleException.day.between(first, last),
+        )
+        busy = select(
+            literal("b"),
+            Appointment.resource_id,
+            cast(null(), SmallInteger),
+            cast(null(), Date),
+            no_time,
+            no_time,
+            Appointment.starts_at,
+            Appointment.blocked_until,
+        ).where(
+            Appointment.org_id == org_id,
+            Appointment.resource_id.in_(resource_ids),
+            Appointment.status == "booked",
+            Appointment.starts_at < busy_to,
+            Appointment.blocked_until > busy_from,
+        )
+        if exclude_id is not None:
+            busy = busy.where(Appointment.id != exclude_id)
+        rows = self.session.execute(union_all(hours, exceptions, busy)).all()
+        return ScheduleRows(
+            hours=sorted((r for r in rows if r.kind == "h"), key=lambda r: r.opens),
+            exceptions=[r for r in rows if r.kind == "x"],
+            busy=[r for r in rows if r.kind == "b"],
+        )
+
     def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list:
         return self.session.execute(
             select(
@@ -414,50 +576,6 @@ class ScheduleRepository:
             .where(WorkingHours.org_id == org_id, WorkingHours.resource_id.in_(resource_ids))
             .order_by(WorkingHours.opens)
         ).all()
-
-    def exceptions(self, org_id: int, resource_ids: list[int], first: date, last: date) -> list:
-        return self.session.execute(
-            select(
-                ScheduleException.resource_id,
-                ScheduleException.day,
-                ScheduleException.opens,
-                ScheduleException.closes,
-            ).where(
-                ScheduleException.org_id == org_id,
-                ScheduleException.resource_id.in_(resource_ids),
-                ScheduleException.day.between(first, last),
-            )
-        ).all()
-
-    def busy(
-        self,
-        org_id: int,
-        resource_ids: list[int],
-        start: datetime,
-        end: datetime,
-        *,
-        exclude_id: int | None = None,
-    ) -> list:
-        """[starts_at, blocked_until) of booked appointments overlapping [start, end)."""
-        stmt = select(
-            Appointment.resource_id, Appointment.starts_at, Appointment.blocked_until
-        ).where(
-            Appointment.org_id == org_id,
-            Appointment.resource_id.in_(resource_ids),
-            Appointment.status == "booked",
-            Appointment.starts_at < end,
-            Appointment.blocked_until > start,
-        )
-        if exclude_id is not None:
-            stmt = stmt.where(Appointment.id != exclude_id)
-        return self.session.execute(stmt).all()
-
-    def services(self, org_id: int) -> list[Service]:
-        return list(
-            self.session.scalars(
-                select(Service).where(Service.org_id == org_id).order_by(Service.name)
-            )
-        )
 
     def upsert_service(self, org_id: int, name: str, name_key: str, minutes: int) -> Service:
         stmt = insert(Service).values(
@@ -582,18 +700,31 @@ class ToolCallLedger:
     ) -> bool:
         """Reserve the tool call id; False when it was answered before.
 
+        With a VAPI call id it first takes a transaction-scoped advisory lock on (organization,
+        call), so parallel tool calls of one VAPI call run one after the other.
+
         A concurrent transaction holding the same id makes this statement wait until that
         transaction ends (the unique index serialises them): then it is either answered
         (False) or rolled back (True, the claim is ours).
         """
+        values = select(
+            literal(org_id),
+            literal(tool_call_id),
+            literal(vapi_call_id, ToolCall.vapi_call_id.type),
+            literal(tool_name),
+            literal(fingerprint),
+        )
+        if vapi_call_id is not None:
+            # The per-call lock first, in the same round trip: the CTE is read before the row
+            # is built. It is held until commit, so `changes_in_call` counts race-free.
+            lock = select(
+                func.pg_advisory_xact_lock(func.hashtextextended(f"{org_id}:{vapi_call_id}", 0))
+            ).cte("call_lock")
+            values = values.select_from(lock)
         stmt = (
             insert(ToolCall)
-            .values(
-                org_id=org_id,
-                tool_call_id=tool_call_id,
-                vapi_call_id=vapi_call_id,
-                tool_name=tool_name,
-                fingerprint=fingerprint,
+            .from_select(
+                ["org_id", "tool_call_id", "vapi_call_id", "tool_name", "fingerprint"], values
             )
             .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
             .returning(ToolCall.id)
@@ -616,12 +747,10 @@ class ToolCallLedger:
     def changes_in_call(self, org_id: int, vapi_call_id: str, tool_names: tuple[str, ...]) -> int:
         """How many changing tool calls this VAPI call has made (this transaction's included).
 
-        Takes a transaction-scoped advisory lock per (organization, call) first, so parallel
-        tool calls of one VAPI call count one after the other and cannot all pass the limit.
+        Call it after `claim` in the same transaction: the claim holds the call's lock, so this
+        statement (with a snapshot taken after the lock was granted) sees every claim of the
+        call committed before, and parallel tool calls cannot all pass a limit.
         """
-        self.session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(f"{org_id}:{vapi_call_id}", 0)))
-        )
         return self.session.scalar(
             select(func.count())
             .select_from(ToolCall)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,14 +76,32 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
-    """Unit of work over a SQLAlchemy session from the app's sessionmaker."""
+    """Unit of work over a SQLAlchemy session from the app's sessionmaker.
 
-    def __init__(self, session_factory: sessionmaker):
+    By default each unit checks a connection out of the pool; `connect` instead supplies the
+    connection of a ConnectionScope, shared by the units of one request.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker,
+        connect: Callable[[], Connection] | None = None,
+    ):
         self._session_factory = session_factory
+        self._connect = connect
         self.session: Session | None = None
 
     def __enter__(self) -> SqlAlchemyUnitOfWork:
-        self.session = self._session_factory()
+        if self._connect is None:
+            self.session = self._session_factory()
+        else:
+            try:
+                connection = self._connect()
+            except DBAPIError as exc:
+                if _is_unavailable(exc):
+                    raise DatabaseUnavailable(type(exc).__name__) from exc
+                raise
+            self.session = self._session_factory(bind=connection)
         self.organizations = repositories.OrganizationRepository(self.session)
         self.contacts = repositories.ContactRepository(self.session)
         self.appointments = repositories.AppointmentRepository(self.session)
@@ -124,3 +143,55 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             if sqlstate == EXCLUSION_VIOLATION:
                 raise ExclusionViolation(constraint) from exc
             raise
+
+
+class ConnectionScope:
+    """One pooled connection for all the units of work of one request.
+
+    A webhook request authenticates, then answers each tool call in a transaction of its own.
+    Checking a connection out for each would pay the pool's pre-ping round trip and the pool's
+    bookkeeping every time; sharing one keeps one check-out (and one ping) per request.
+
+    `reader()` units run in autocommit: a single lookup (authentication) needs no transaction,
+    so it costs one round trip instead of BEGIN, SELECT and ROLLBACK. `uow()` units run in the
+    engine's default isolation level, each in its own transaction, exactly as unshared ones.
+    A connection that died during one unit is replaced for the next.
+    """
+
+    def __init__(self, engine: Engine, session_factory: sessionmaker):
+        self._engine = engine
+        self._session_factory = session_factory
+        self._connection: Connection | None = None
+
+    def uow(self) -> SqlAlchemyUnitOfWork:
+        """A unit of work (one transaction) on the shared connection."""
+        return SqlAlchemyUnitOfWork(self._session_factory, lambda: self._checked_out(False))
+
+    def reader(self) -> SqlAlchemyUnitOfWork:
+        """A unit of work in autocommit, for lookups only: it must not write."""
+        return SqlAlchemyUnitOfWork(self._session_factory, lambda: self._checked_out(True))
+
+    def _checked_out(self, autocommit: bool) -> Connection:
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated:
+            if connection is not None:
+                connection.close()
+            connection = self._connection = self._engine.connect()
+        level = "AUTOCOMMIT" if autocommit else connection.default_isolation_level
+        if connection.get_execution_options().get("isolation_level") != level:
+            # Client-side with psycopg (it only changes how the next transaction begins).
+            connection.execution_options(isolation_level=level)
+        return connection
+
+    def close(self) -> None:
+        """Return the connection to the pool (its isolation level is reset there)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(DBAPIError):
+                connection.close()
+
+    def __enter__(self) -> ConnectionScope:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -15,7 +15,7 @@ from booking_service.errors import ExclusionViolation, ToolError
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment
 from booking_service.repositories import ContactRow
-from booking_service.services.availability import choose_resources
+from booking_service.services.availability import choose_resources, load_catalogue
 from booking_service.services.booking import refuse, verdict_for
 from booking_service.services.contacts import CallerIdentity, require_identity
 from booking_service.services.orgs import OrgInfo
@@ -166,8 +166,9 @@ def reschedule_appointment(
         )
     before = appointment.starts_at
     duration = appointment.ends_at - appointment.starts_at
-    resources = choose_resources(uow, org, None)
-    names = {r.id: r.name for r in resources}
+    catalogue = load_catalogue(uow, org)
+    resources = choose_resources(catalogue, None)
+    names = catalogue.resource_names()
     previous_resource = names.get(appointment.resource_id, "")
     # Its own resource first: moving within one person's diary is what callers expect.
     free = verdict_for(

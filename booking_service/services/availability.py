@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from booking_service.errors import ToolError
-from booking_service.models import Resource
+from booking_service.repositories import ResourceRow, ServiceRow
 from booking_service.services import scheduling
 from booking_service.services.orgs import OrgInfo
 from booking_service.services.resources import name_key
@@ -27,11 +27,25 @@ class ServiceChoice:
     minutes: int
 
 
-def choose_resources(
-    uow: AbstractUnitOfWork, org: OrgInfo, requested: str | None
-) -> list[Resource]:
+@dataclass(frozen=True)
+class Catalogue:
+    """What an organization offers: its resources (by id) and services (by name)."""
+
+    resources: list[ResourceRow]
+    services: list[ServiceRow]
+
+    def resource_names(self) -> dict[int, str]:
+        return {r.id: r.name for r in self.resources}
+
+
+def load_catalogue(uow: AbstractUnitOfWork, org: OrgInfo) -> Catalogue:
+    """The organization's resources and services (one statement)."""
+    return Catalogue(*uow.schedule.catalogue(org.id))
+
+
+def choose_resources(catalogue: Catalogue, requested: str | None) -> list[ResourceRow]:
     """All resources, or the one the caller named (case-insensitive); unknown → ToolError."""
-    resources = uow.schedule.resources(org.id)
+    resources = catalogue.resources
     if not resources:
         raise ToolError(
             "Nothing can be booked online at the moment. Please ask the business directly."
@@ -46,10 +60,10 @@ def choose_resources(
 
 
 def choose_service(
-    uow: AbstractUnitOfWork, org: OrgInfo, service: str | None, minutes: int | None
+    catalogue: Catalogue, org: OrgInfo, service: str | None, minutes: int | None
 ) -> ServiceChoice:
     """Match the service (when the organization lists services) and settle the duration."""
-    offered = uow.schedule.services(org.id)
+    offered = catalogue.services
     if service and offered:
         match = next((s for s in offered if s.name_key == name_key(service)), None)
         if match is None:
@@ -66,29 +80,35 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
 def load_schedules(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    resources: list[Resource],
+    resources: list[ResourceRow],
     first: date,
     last: date,
     *,
     exclude_appointment: int | None = None,
 ) -> list[ResourceSchedule]:
     """Hours, exceptions and busy ranges of `resources` for local dates first..last."""
-    ids = [r.id for r in resources]
     zone = org.zone
     weekly: dict[int, dict] = {r.id: {} for r in resources}
     exceptions: dict[int, dict] = {r.id: {} for r in resources}
     busy: dict[int, list] = {r.id: [] for r in resources}
-    for row in uow.schedule.weekly_hours(org.id, ids):
+    # A day of margin on both sides: buffers and long appointments cross midnight.
+    rows = uow.schedule.schedule(
+        org.id,
+        [r.id for r in resources],
+        first,
+        last,
+        _midnight(first - timedelta(days=1), zone),
+        _midnight(last + timedelta(days=2), zone),
+        exclude_id=exclude_appointment,
+    )
+    for row in rows.hours:
         weekly[row.resource_id].setdefault(row.weekday, []).append((row.opens, row.closes))
-    for row in uow.schedule.exceptions(org.id, ids, first, last):
+    for row in rows.exceptions:
         ranges = exceptions[row.resource_id].setdefault(row.day, [])
         if row.opens is not None:  # a row without hours means closed all day
             ranges.append((row.opens, row.closes))
             ranges.sort()
-    # A day of margin on both sides: buffers and long appointments cross midnight.
-    start = _midnight(first - timedelta(days=1), zone)
-    end = _midnight(last + timedelta(days=2), zone)
-    for row in uow.schedule.busy(org.id, ids, start, end, exclude_id=exclude_appointment):
+    for row in rows.busy:
         busy[row.resource_id].append((row.starts_at, row.blocked_until))
     return [
         ResourceSchedule(r.id, r.name, weekly[r.id], exceptions[r.id], busy[r.id])
@@ -110,7 +130,7 @@ def describe_slots(slots: list[Slot], zone: ZoneInfo) -> str:
 def alternatives(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    resources: list[Resource],
+    resources: list[ResourceRow],
     around: datetime,
     duration: timedelta,
     now: datetime,
@@ -200,8 +220,9 @@ def check_availability(
     """Up to ten free starts in the window (soonest first); if none, the next day with room."""
     zone = org.zone
     rules = org.rules
-    resources = choose_resources(uow, org, resource)
-    choice = choose_service(uow, org, service, minutes)
+    catalogue = load_catalogue(uow, org)
+    resources = choose_resources(catalogue, resource)
+    choice = choose_service(catalogue, org, service, minutes)
     duration = timedelta(minutes=choice.minutes)
     lo, hi = scheduling.search_window(rules, zone, now, first, last)
     slots: list[Slot] = []

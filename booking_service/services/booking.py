@@ -1,9 +1,10 @@
 """Booking an appointment: the rules decide the message, the exclusion constraint decides.
 
 Pre-checks (hours, notice, horizon, grid, busy) shape a helpful answer; the guard against a
-double booking is PostgreSQL's exclusion constraint. Each insert runs in a SAVEPOINT: an
-exclusion violation (23P01) moves on to the next free resource, and when none is left the
-caller hears that the time was just taken, with the nearest alternatives.
+double booking is PostgreSQL's exclusion constraint. Each insert is ON CONFLICT DO NOTHING:
+when the constraint refuses it (a concurrent booking took the time) the next free resource is
+tried, and when none is left the caller hears that the time was just taken, with the nearest
+alternatives. No SAVEPOINT is needed, so the transaction stays usable without one.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking_service.errors import ExclusionViolation, ToolError
+from booking_service.errors import ToolError
 from booking_service.metrics import BOOKING_CONFLICTS
-from booking_service.models import Appointment, Resource
+from booking_service.repositories import ResourceRow
 from booking_service.services import scheduling
 from booking_service.services.availability import (
     alternatives,
     choose_resources,
     choose_service,
+    load_catalogue,
     load_schedules,
     offer_sentence,
     reason_sentence,
@@ -70,9 +72,7 @@ class Booking:
     already_booked: bool = False
 
 
-def _booking(
-    appointment: Appointment, resource: str, contact, path: str, *, existing=False
-) -> Booking:
+def _booking(appointment, resource: str, contact, path: str, *, existing=False) -> Booking:
     return Booking(
         reference=appointment.reference,
         contact_id=contact.id,
@@ -89,7 +89,7 @@ def _booking(
 def refuse(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    resources: list[Resource],
+    resources: list[ResourceRow],
     sentence: str,
     around: datetime,
     duration: timedelta,
@@ -107,7 +107,7 @@ def refuse(
 def verdict_for(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    resources: list[Resource],
+    resources: list[ResourceRow],
     start: ParsedStart,
     duration: timedelta,
     now: datetime,
@@ -159,9 +159,10 @@ def book_appointment(
     The same contact asking again for a start they already hold gets that appointment back
     (a model re-issuing the call with a new id must not create a duplicate).
     """
-    resources = choose_resources(uow, org, request.resource)
-    names = {r.id: r.name for r in resources}
-    choice = choose_service(uow, org, request.service, request.duration_minutes)
+    catalogue = load_catalogue(uow, org)
+    resources = choose_resources(catalogue, request.resource)
+    names = catalogue.resource_names()
+    choice = choose_service(catalogue, org, request.service, request.duration_minutes)
     duration = timedelta(minutes=choice.minutes)
     resolved = resolve_contact(uow, org.id, request.who)
     contact = resolved.contact
@@ -171,14 +172,15 @@ def book_appointment(
         uow.contacts.lock(org.id, contact.id)
 
     def existing() -> Booking | None:
+        if resolved.is_new:  # created just now: nothing can be booked for it yet
+            return None
         found = uow.appointments.booked_at(org.id, contact.id, request.start.start)
         if found is None:
             return None
         log.info("already booked: reference=%s", found.reference)
-        resource = names.get(found.resource_id) or next(
-            (r.name for r in uow.schedule.resources(org.id) if r.id == found.resource_id), ""
+        return _booking(
+            found, names.get(found.resource_id, ""), contact, resolved.path, existing=True
         )
-        return _booking(found, resource, contact, resolved.path, existing=True)
 
     if not request.start.nonexistent and (already := existing()) is not None:
         return already
@@ -186,21 +188,19 @@ def book_appointment(
     starts_at = request.start.start
     ends_at = starts_at + duration
     for resource_id in free:
-        try:
-            with uow.savepoint():
-                appointment = _insert(
-                    uow,
-                    org,
-                    contact.id,
-                    resource_id,
-                    starts_at,
-                    ends_at,
-                    choice.name,
-                    request,
-                    vapi_call_id,
-                    tool_call_id,
-                )
-        except ExclusionViolation:
+        appointment = _insert(
+            uow,
+            org,
+            contact.id,
+            resource_id,
+            starts_at,
+            ends_at,
+            choice.name,
+            request,
+            vapi_call_id,
+            tool_call_id,
+        )
+        if appointment is None:
             BOOKING_CONFLICTS.inc()
             log.info("slot taken concurrently on resource %s; trying the next", resource_id)
             continue
@@ -237,13 +237,16 @@ def _insert(
     request: BookingRequest,
     vapi_call_id: str | None,
     tool_call_id: str | None,
-) -> Appointment:
+):
+    """The inserted appointment, or None when the resource is taken at that time (by a
+    committed booking or a concurrent one, which the insert waits for)."""
     for _ in range(_REFERENCE_ATTEMPTS):
+        reference = new_reference()
         appointment = uow.appointments.insert(
             org_id=org.id,
             contact_id=contact_id,
             resource_id=resource_id,
-            reference=new_reference(),
+            reference=reference,
             starts_at=starts_at,
             ends_at=ends_at,
             blocked_until=ends_at + org.rules.buffer,
@@ -254,4 +257,6 @@ def _insert(
         )
         if appointment is not None:
             return appointment
+        if not uow.appointments.reference_taken(org.id, reference):
+            return None  # the exclusion constraint said no
     raise RuntimeError("could not find a free appointment reference")  # pragma: no cover

@@ -51,6 +51,11 @@ class ResolvedContact:
     contact: ContactRow
     path: str
 
+    @property
+    def is_new(self) -> bool:
+        """Created by this transaction, so it cannot have appointments yet."""
+        return self.path in (PHONE_INSERTED, EMAIL_INSERTED)
+
 
 def identify_caller(
     *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
@@ -23,6 +24,7 @@ from booking_service.services.orgs import OrgInfo, authenticate, get_org
 from booking_service.services.signatures import verify
 from booking_service.services.times import utc_now
 from booking_service.services.tool_calls import Answer
+from booking_service.unit_of_work import ConnectionScope
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse, usable_id
 from booking_service.vapi.tools import TOOLS, ToolContext, run_tool
@@ -65,9 +67,9 @@ def _body(limit: int) -> bytes:
     return body
 
 
-def _signature_problem(rt, org: OrgInfo, body: bytes) -> str | None:
+def _signature_problem(rt, scope: ConnectionScope, org: OrgInfo, body: bytes) -> str | None:
     return verify(
-        rt.uow(),
+        scope.uow(),
         org_id=org.id,
         key=org.hmac_key,
         body=body,
@@ -81,76 +83,81 @@ def _signature_problem(rt, org: OrgInfo, body: bytes) -> str | None:
 @bp.post("/tools")
 def tools():
     """Answer a VAPI server message (Bearer / X-Vapi-Secret credential)."""
-    rt = runtime()
-    return _serve(rt, lambda: authenticate(rt.uow(), _credential()))
+    return _serve(runtime(), lambda scope: authenticate(scope.reader(), _credential()))
 
 
 @bp.post("/tools/<int:org_id>")
 def signed_tools(org_id: int):
     """The same for VAPI's HMAC credential, which carries no bearer secret: the URL names the
     organization and only a valid signature with its key is accepted."""
-    rt = runtime()
 
-    def org_with_hmac() -> OrgInfo | None:
-        org = get_org(rt.uow(), org_id)
+    def org_with_hmac(scope: ConnectionScope) -> OrgInfo | None:
+        org = get_org(scope.reader(), org_id)
         return org if org is not None and org.hmac_key else None
 
-    return _serve(rt, org_with_hmac)
+    return _serve(runtime(), org_with_hmac)
 
 
-def _serve(rt, find_org):
+def _serve(rt, find_org: Callable[[ConnectionScope], OrgInfo | None]):
     started = time.monotonic()
     with log_context(request_id=g.request_id):
         limit = rt.settings.max_body_bytes
         body = _body(limit)  # 413 before any database work
-        try:
-            org = find_org()
-            if org is not None and org.hmac_key:
-                problem = _signature_problem(rt, org, body)
-                if problem:
-                    log.info("rejected request: %s", problem)
-                    org = None
-        except DatabaseUnavailable:
-            log.exception("authentication failed: database unavailable")
-            DATABASE_ERRORS.labels("authentication").inc()
-            return _unavailable(body)
-        except Exception:
-            if current_app.testing:
-                raise
-            log.exception("authentication failed unexpectedly")
-            return _unavailable(body)
-        if org is None:
-            log.info("rejected request: missing or invalid credentials")
-            return error_response(401, "Missing or invalid credentials.")
-        try:
-            envelope = parse(body)
-        except BadEnvelope as exc:
-            return error_response(400, str(exc))
-        header_call_id = usable_id(request.headers.get("X-Call-Id"))
-        call_id = envelope.vapi_call_id or header_call_id
-        with log_context(org_id=org.id, call_id=call_id):
-            if envelope.type != "tool-calls":
-                return jsonify({})
-            ctx = ToolContext(
-                org=org,
-                uow_factory=rt.uow,
-                caller_number=envelope.caller_number,
-                vapi_call_id=call_id,
-                now=utc_now(),
-                max_changes_per_call=rt.settings.max_changes_per_call,
-                deadline=started + rt.settings.request_budget_s,
-            )
-            deadline = ctx.deadline
-            answers = []
-            for index, call in enumerate(envelope.calls):
-                if index >= MAX_CALLS_PER_REQUEST:
-                    answers.append(replies.error(TOO_MANY))
-                elif time.monotonic() > deadline:
-                    # VAPI gives up after 20 s; an answer in time beats a complete one too late.
-                    answers.append(replies.error(OUT_OF_TIME))
-                else:
-                    answers.append(_answer(ctx, call))
-            return _results(envelope.calls, answers)
+        # Authentication and every tool call of this request share one pooled connection.
+        with rt.connection_scope() as scope:
+            return _authenticated(rt, scope, find_org, body, started)
+
+
+def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: float):
+    """Authenticate, parse, and answer each tool call on the request's connection."""
+    try:
+        org = find_org(scope)
+        if org is not None and org.hmac_key:
+            problem = _signature_problem(rt, scope, org, body)
+            if problem:
+                log.info("rejected request: %s", problem)
+                org = None
+    except DatabaseUnavailable:
+        log.exception("authentication failed: database unavailable")
+        DATABASE_ERRORS.labels("authentication").inc()
+        return _unavailable(body)
+    except Exception:
+        if current_app.testing:
+            raise
+        log.exception("authentication failed unexpectedly")
+        return _unavailable(body)
+    if org is None:
+        log.info("rejected request: missing or invalid credentials")
+        return error_response(401, "Missing or invalid credentials.")
+    try:
+        envelope = parse(body)
+    except BadEnvelope as exc:
+        return error_response(400, str(exc))
+    header_call_id = usable_id(request.headers.get("X-Call-Id"))
+    call_id = envelope.vapi_call_id or header_call_id
+    with log_context(org_id=org.id, call_id=call_id):
+        if envelope.type != "tool-calls":
+            return jsonify({})
+        ctx = ToolContext(
+            org=org,
+            uow_factory=scope.uow,
+            caller_number=envelope.caller_number,
+            vapi_call_id=call_id,
+            now=utc_now(),
+            max_changes_per_call=rt.settings.max_changes_per_call,
+            deadline=started + rt.settings.request_budget_s,
+        )
+        deadline = ctx.deadline
+        answers = []
+        for index, call in enumerate(envelope.calls):
+            if index >= MAX_CALLS_PER_REQUEST:
+                answers.append(replies.error(TOO_MANY))
+            elif time.monotonic() > deadline:
+                # VAPI gives up after 20 s; an answer in time beats a complete one too late.
+                answers.append(replies.error(OUT_OF_TIME))
+            else:
+                answers.append(_answer(ctx, call))
+        return _results(envelope.calls, answers)
 
 
 TOO_MANY = "Too many requests at once; please ask again one at a time."

@@ -12,7 +12,7 @@ from alembic import command
 
 from booking_service.devtools import pgcluster
 from booking_service.schema_check import alembic_config
-from booking_service.services.orgs import create_org
+from booking_service.services.orgs import create_org, update_rules
 from tests.conftest import Org, make_app
 from tests.helpers import business_day, envelope, post, tool_call
 
@@ -37,6 +37,8 @@ def test_requests_during_a_database_restart_are_answered_truthfully_and_the_serv
         app = make_app(url, DB_POOL_SIZE=THREADS, DB_CONNECT_TIMEOUT_S=1)
         runtime = app.extensions["booking_service"]
         created = create_org(runtime.uow(), name="Restart Clinic", timezone="America/New_York")
+        # Thousands of bookings, 16 a day: the default 60-day horizon would refuse later ones.
+        update_rules(runtime.uow(), created.org.id, horizon_days=730)
         org = Org(created.org, created.secret)
         counter = itertools.count()
         answers: list[tuple[float, str, int, dict]] = []

@@ -1,0 +1,129 @@
+"""`make profile`: where one booking's time goes, in-process, without nginx or wrk.
+
+Starts a throwaway PostgreSQL (fsync off: this measures our CPU and round trips, not the
+disk), builds the app as production does (JSON logs at INFO), and books N distinct callers
+through the WSGI app with ~50 KB VAPI bodies. Prints, per booking: wall time, this process's
+CPU time and the number of SQL statements sent (SAVEPOINT/RELEASE and pool pings included).
+With `--pyinstrument` it also prints a call tree of the measured bookings.
+
+    python -m bench.profile [-n 300] [--pyinstrument]
+
+It is the quick loop for making the booking path cheaper; `make bench` is the real measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from contextlib import redirect_stderr
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import event
+
+from bench.run import rest_of_message, setup_org
+from booking_service.devtools import pgcluster
+from booking_service.schema_check import alembic_config
+
+SLOTS_PER_DAY = 287  # 00:00 .. 23:50: the bench resource closes at 23:55
+
+
+def body(k: int, base: int, rest: str) -> bytes:
+    """The k-th booking, like bench/book.lua's `distinct` mode: a new caller and a free slot."""
+    epoch = base + 86400 * (k // SLOTS_PER_DAY) + 300 * (k % SLOTS_PER_DAY)
+    start = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+    phone = f"+1415{220 + (k // 10000) % 70:03d}{k % 10000:04d}"
+    call = {
+        "id": f"b{k}",
+        "type": "function",
+        "function": {
+            "name": "bookAppointment",
+            "arguments": {"name": "Bench Caller", "start": start, "durationMinutes": 5},
+        },
+    }
+    head = json.dumps(
+        {"type": "tool-calls", "call": {"id": f"c{k}"}, "customer": {"number": phone}}
+    )[:-1]
+    return f'{{"message":{head},"toolCallList":[{json.dumps(call)}],{rest}}}}}'.encode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=300, help="bookings to measure (default 300)")
+    parser.add_argument("--pyinstrument", action="store_true", help="print a call tree")
+    args = parser.parse_args()
+
+    with pgcluster.throwaway_cluster() as port:
+        url = pgcluster.url_for(port)
+        cfg = alembic_config(url)
+        cfg.attributes["skip_logging_config"] = True
+        command.upgrade(cfg, "head")
+        _org, secret = setup_org(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            rest = rest_of_message(Path(tmp) / "rest.json").read_text()
+        os.environ.update(DATABASE_URL=url, LOG_FORMAT="json", LOG_LEVEL="INFO")
+        from booking_service.app import create_app
+        from booking_service.extensions import KEY
+
+        app = create_app()
+        statements = 0
+
+        @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
+        def _count(*_args):
+            nonlocal statements
+            statements += 1
+
+        # The pool's pre-ping does not go through the cursor events; count it too.
+        @event.listens_for(app.extensions[KEY].engine, "engine_connect")
+        def _ping(*_args):
+            nonlocal statements
+            statements += 1
+
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        base = int((datetime.now(UTC) + timedelta(days=2)).timestamp()) // 86400 * 86400
+        warm = 50
+        bodies = [body(k, base, rest) for k in range(warm + args.n)]
+
+        def book(k: int) -> None:
+            response = client.post("/api/vapi/tools", data=bodies[k], headers=headers)
+            result = response.get_json()["results"][0]
+            if "result" not in result or "booked" not in result["result"]:
+                raise SystemExit(f"booking {k} failed: {result}")
+
+        sink = io.StringIO()
+        with redirect_stderr(sink):
+            logging.getLogger().handlers[0].setStream(sink)
+            for k in range(warm):
+                book(k)
+            statements = 0
+            profiler = None
+            if args.pyinstrument:
+                from pyinstrument import Profiler
+
+                profiler = Profiler(interval=0.0005)
+                profiler.start()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for k in range(warm, warm + args.n):
+                book(k)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if profiler:
+                profiler.stop()
+        n = args.n
+        print(
+            f"{n} bookings: wall {wall / n * 1000:.2f} ms, CPU {cpu / n * 1000:.2f} ms, "
+            f"{statements / n:.1f} statements per booking"
+        )
+        if profiler:
+            print(profiler.output_text(unicode=False, color=False, show_all=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
