@@ -7,7 +7,7 @@ PGDIR := .pgdata
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench lint db-start db-stop clean _test-in-cluster
+.PHONY: run test bench profile lint db-start db-stop clean _test-in-cluster
 
 # Debian's python3 needs python3-venv for `-m venv`; root gets it installed, others are told.
 $(BIN)/python:
@@ -61,6 +61,11 @@ _test-in-cluster:
 ## docs/PERFORMANCE.md; not part of `make test` (it takes a few minutes)
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run
+
+## profile: CPU time, statements and (PROFILE_ARGS=--pyinstrument) a call tree of one booking,
+## in-process against a throwaway cluster: the quick loop for making the booking path cheaper
+profile: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

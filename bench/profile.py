@@ -14,6 +14,7 @@ It is the quick loop for making the booking path cheaper; `make bench` is the re
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import logging
@@ -51,6 +52,22 @@ def body(k: int, base: int, rest: str) -> bytes:
         {"type": "tool-calls", "call": {"id": f"c{k}"}, "customer": {"number": phone}}
     )[:-1]
     return f'{{"message":{head},"toolCallList":[{json.dumps(call)}],{rest}}}}}'.encode()
+
+
+def _gc_timer(pauses: list[float]):
+    """A gc callback recording how long each collection of the oldest generation took."""
+    began = 0.0
+
+    def callback(phase: str, info: dict) -> None:
+        nonlocal began
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            began = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began)
+
+    return callback
 
 
 def main() -> int:
@@ -102,6 +119,8 @@ def main() -> int:
             logging.getLogger().handlers[0].setStream(sink)
             for k in range(warm):
                 book(k)
+            if os.environ.get("FREEZE"):
+                gc.freeze()
             statements = 0
             profiler = None
             if args.pyinstrument:
@@ -109,16 +128,28 @@ def main() -> int:
 
                 profiler = Profiler(interval=0.0005)
                 profiler.start()
+            pauses: list[float] = []
+            gc.callbacks.append(_gc_timer(pauses))
+            latencies = []
             wall, cpu = time.perf_counter(), time.process_time()
             for k in range(warm, warm + args.n):
+                began = time.perf_counter()
                 book(k)
+                latencies.append(time.perf_counter() - began)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            gc.callbacks.pop()
             if profiler:
                 profiler.stop()
         n = args.n
         print(
             f"{n} bookings: wall {wall / n * 1000:.2f} ms, CPU {cpu / n * 1000:.2f} ms, "
             f"{statements / n:.1f} statements per booking"
+        )
+        latencies.sort()
+        print(
+            f"latency p50 {latencies[n // 2] * 1000:.2f} ms, p99 {latencies[n * 99 // 100] * 1000:.2f}"
+            f" ms, max {latencies[-1] * 1000:.2f} ms; {len(pauses)} garbage collections of the"
+            f" oldest generation, longest {max(pauses, default=0) * 1000:.1f} ms"
         )
         if profiler:
             print(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Row,
     SmallInteger,
     and_,
+    bindparam,
     cast,
     exists,
     func,
@@ -166,6 +167,32 @@ class OrganizationRepository:
         return result.first() is not None
 
 
+# The statements every booking runs are built once (building one costs about as much as running
+# it); the values are bound per call. Bind names must differ from the column names.
+_contacts = Contact.__table__
+_new_contact = insert(_contacts).values(
+    org_id=bindparam("p_org"),
+    phone=bindparam("p_phone"),
+    name=bindparam("p_name"),
+    email=bindparam("p_email"),
+)
+_UPSERT_CONTACT = _new_contact.on_conflict_do_update(
+    constraint=UQ_CONTACTS_ORG_PHONE,
+    set_={
+        "name": func.coalesce(_new_contact.excluded.name, _contacts.c.name),
+        "email": func.coalesce(_new_contact.excluded.email, _contacts.c.email),
+        # Python-side onupdate is not applied to ON CONFLICT DO UPDATE.
+        "updated_at": func.now(),
+    },
+).returning(
+    _contacts.c.id,
+    _contacts.c.name,
+    _contacts.c.phone,
+    _contacts.c.email,
+    literal_column("(xmax = 0)").label("inserted"),
+)
+
+
 class ContactRepository:
     """Contact lookups and the race-safe writes behind contact resolution."""
 
@@ -181,17 +208,9 @@ class ContactRepository:
         row and whether it was inserted. Keyed on the named constraint, so a missing constraint
         fails loudly instead of silently creating duplicates.
         """
-        stmt = insert(Contact).values(org_id=org_id, phone=phone, name=name, email=email)
-        stmt = stmt.on_conflict_do_update(
-            constraint=UQ_CONTACTS_ORG_PHONE,
-            set_={
-                "name": func.coalesce(stmt.excluded.name, Contact.name),
-                "email": func.coalesce(stmt.excluded.email, Contact.email),
-                # Python-side onupdate is not applied to ON CONFLICT DO UPDATE.
-                "updated_at": func.now(),
-            },
-        ).returning(*_CONTACT_COLUMNS, literal_column("(xmax = 0)").label("inserted"))
-        row = self.session.execute(stmt).one()
+        row = self.session.execute(
+            _UPSERT_CONTACT, {"p_org": org_id, "p_phone": phone, "p_name": name, "p_email": email}
+        ).one()
         return _contact(row), bool(row.inserted)
 
     def phoneless_exists_by_email(self, org_id: int, email: str) -> bool:
@@ -279,14 +298,33 @@ class ContactRepository:
         )
 
 
-# What a booking answer needs of an appointment (a Row, or an Appointment: same attributes).
-_BOOKED_COLUMNS = (
-    Appointment.id,
-    Appointment.reference,
-    Appointment.resource_id,
-    Appointment.starts_at,
-    Appointment.ends_at,
-    Appointment.service,
+_appointments = Appointment.__table__
+_INSERT_APPOINTMENT = (
+    insert(_appointments)
+    .values(
+        org_id=bindparam("p_org"),
+        contact_id=bindparam("p_contact"),
+        resource_id=bindparam("p_resource"),
+        reference=bindparam("p_reference"),
+        starts_at=bindparam("p_starts"),
+        ends_at=bindparam("p_ends"),
+        blocked_until=bindparam("p_blocked"),
+        status="booked",
+        service=bindparam("p_service"),
+        notes=bindparam("p_notes"),
+        vapi_call_id=bindparam("p_call"),
+        tool_call_id=bindparam("p_tool_call"),
+    )
+    .on_conflict_do_nothing()
+    # What a booking answer needs (a Row, or an Appointment: the same attributes).
+    .returning(
+        _appointments.c.id,
+        _appointments.c.reference,
+        _appointments.c.resource_id,
+        _appointments.c.starts_at,
+        _appointments.c.ends_at,
+        _appointments.c.service,
+    )
 )
 
 
@@ -319,26 +357,20 @@ class AppointmentRepository:
         exclusion constraint as arbiter, and one statement can name only one arbiter, hence no
         named target here; the start-up schema check asserts both constraints exist.
         """
-        stmt = (
-            insert(Appointment)
-            .values(
-                org_id=org_id,
-                contact_id=contact_id,
-                resource_id=resource_id,
-                reference=reference,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                blocked_until=blocked_until,
-                status="booked",
-                service=service,
-                notes=notes,
-                vapi_call_id=vapi_call_id,
-                tool_call_id=tool_call_id,
-            )
-            .on_conflict_do_nothing()
-            .returning(*_BOOKED_COLUMNS)
-        )
-        return self.session.execute(stmt).first()
+        values = {
+            "p_org": org_id,
+            "p_contact": contact_id,
+            "p_resource": resource_id,
+            "p_reference": reference,
+            "p_starts": starts_at,
+            "p_ends": ends_at,
+            "p_blocked": blocked_until,
+            "p_service": service,
+            "p_notes": notes,
+            "p_call": vapi_call_id,
+            "p_tool_call": tool_call_id,
+        }
+        return self.session.execute(_INSERT_APPOINTMENT, values).first()
 
     def reference_taken(self, org_id: int, reference: str) -> bool:
         """Whether the organization already has an appointment with this reference."""
@@ -423,6 +455,86 @@ class AppointmentRepository:
         self.session.flush()
 
 
+def _blocked_range(start, end):
+    return func.tstzrange(start, end, literal_column("'[)'"))
+
+
+def _catalogue_statement():
+    resources = select(
+        literal("r").label("kind"),
+        func.row_number().over(order_by=Resource.id).label("position"),
+        Resource.id,
+        Resource.name,
+        Resource.name_key,
+        cast(null(), SmallInteger).label("minutes"),
+    ).where(Resource.org_id == bindparam("p_org"))
+    services = select(
+        literal("s"),
+        func.row_number().over(order_by=Service.name),
+        Service.id,
+        Service.name,
+        Service.name_key,
+        Service.duration_minutes,
+    ).where(Service.org_id == bindparam("p_org"))
+    return union_all(resources, services).order_by(text("kind"), text("position"))
+
+
+def _schedule_statement():
+    org = bindparam("p_org")
+    resources = bindparam("p_resources", expanding=True)
+    no_time = cast(null(), WorkingHours.opens.type)
+    no_moment = cast(null(), DateTime(timezone=True))
+    hours = select(
+        literal("h").label("kind"),
+        WorkingHours.resource_id,
+        WorkingHours.weekday,
+        cast(null(), Date).label("day"),
+        WorkingHours.opens,
+        WorkingHours.closes,
+        no_moment.label("starts_at"),
+        no_moment.label("blocked_until"),
+    ).where(WorkingHours.org_id == org, WorkingHours.resource_id.in_(resources))
+    exceptions = select(
+        literal("x"),
+        ScheduleException.resource_id,
+        cast(null(), SmallInteger),
+        ScheduleException.day,
+        ScheduleException.opens,
+        ScheduleException.closes,
+        no_moment,
+        no_moment,
+    ).where(
+        ScheduleException.org_id == org,
+        ScheduleException.resource_id.in_(resources),
+        ScheduleException.day.between(bindparam("p_first"), bindparam("p_last")),
+    )
+    busy = select(
+        literal("b"),
+        Appointment.resource_id,
+        cast(null(), SmallInteger),
+        cast(null(), Date),
+        no_time,
+        no_time,
+        Appointment.starts_at,
+        Appointment.blocked_until,
+    ).where(
+        Appointment.org_id == org,
+        Appointment.resource_id.in_(resources),
+        Appointment.status == "booked",
+        # Spelled as the exclusion constraint's indexed expression (the bounds literal, not a
+        # parameter), so its GiST index finds the overlaps, however long the history.
+        _blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
+            _blocked_range(bindparam("p_busy_from"), bindparam("p_busy_to"))
+        ),
+        Appointment.id != bindparam("p_exclude"),
+    )
+    return union_all(hours, exceptions, busy)
+
+
+_CATALOGUE = _catalogue_statement()
+_SCHEDULE = _schedule_statement()
+
+
 class ScheduleRepository:
     """Resources, their weekly hours and dated exceptions, busy ranges, and services."""
 
@@ -477,25 +589,7 @@ class ScheduleRepository:
 
     def catalogue(self, org_id: int) -> tuple[list[ResourceRow], list[ServiceRow]]:
         """The organization's resources (by id) and services (by name), in one round trip."""
-        resources = select(
-            literal("r").label("kind"),
-            func.row_number().over(order_by=Resource.id).label("position"),
-            Resource.id,
-            Resource.name,
-            Resource.name_key,
-            cast(null(), SmallInteger).label("minutes"),
-        ).where(Resource.org_id == org_id)
-        services = select(
-            literal("s"),
-            func.row_number().over(order_by=Service.name),
-            Service.id,
-            Service.name,
-            Service.name_key,
-            Service.duration_minutes,
-        ).where(Service.org_id == org_id)
-        rows = self.session.execute(
-            union_all(resources, services).order_by(text("kind"), text("position"))
-        ).all()
+        rows = self.session.execute(_CATALOGUE, {"p_org": org_id}).all()
         return (
             [ResourceRow(r.id, r.name, r.name_key) for r in rows if r.kind == "r"],
             [ServiceRow(r.name, r.name_key, r.minutes) for r in rows if r.kind == "s"],
@@ -513,52 +607,19 @@ class ScheduleRepository:
         exclude_id: int | None = None,
     ) -> ScheduleRows:
         """Weekly hours, the exceptions dated first..last, and the booked ranges overlapping
-        [busy_from, busy_to) of these resources, in one round trip."""
-        no_time = cast(null(), WorkingHours.opens.type)
-        no_moment = cast(null(), DateTime(timezone=True))
-        hours = select(
-            literal("h").label("kind"),
-            WorkingHours.resource_id,
-            WorkingHours.weekday,
-            cast(null(), Date).label("day"),
-            WorkingHours.opens,
-            WorkingHours.closes,
-            no_moment.label("starts_at"),
-            no_moment.label("blocked_until"),
-        ).where(WorkingHours.org_id == org_id, WorkingHours.resource_id.in_(resource_ids))
-        exceptions = select(
-            literal("x"),
-            ScheduleException.resource_id,
-            cast(null(), SmallInteger),
-            ScheduleException.day,
-            ScheduleException.opens,
-            ScheduleException.closes,
-            no_moment,
-            no_moment,
-        ).where(
-            ScheduleException.org_id == org_id,
-            ScheduleException.resource_id.in_(resource_ids),
-            ScheduleException.day.between(first, last),
-        )
-        busy = select(
-            literal("b"),
-            Appointment.resource_id,
-            cast(null(), SmallInteger),
-            cast(null(), Date),
-            no_time,
-            no_time,
-            Appointment.starts_at,
-            Appointment.blocked_until,
-        ).where(
-            Appointment.org_id == org_id,
-            Appointment.resource_id.in_(resource_ids),
-            Appointment.status == "booked",
-            Appointment.starts_at < busy_to,
-            Appointment.blocked_until > busy_from,
-        )
-        if exclude_id is not None:
-            busy = busy.where(Appointment.id != exclude_id)
-        rows = self.session.execute(union_all(hours, exceptions, busy)).all()
+        [busy_from, busy_to) of these resources (except `exclude_id`), in one round trip."""
+        rows = self.session.execute(
+            _SCHEDULE,
+            {
+                "p_org": org_id,
+                "p_resources": resource_ids,
+                "p_first": first,
+                "p_last": last,
+                "p_busy_from": busy_from,
+                "p_busy_to": busy_to,
+                "p_exclude": exclude_id if exclude_id is not None else 0,  # ids start at 1
+            },
+        ).all()
         return ScheduleRows(
             hours=sorted((r for r in rows if r.kind == "h"), key=lambda r: r.opens),
             exceptions=[r for r in rows if r.kind == "x"],
@@ -683,6 +744,53 @@ class LedgerEntry:
     answer: dict | None
 
 
+_tool_calls = ToolCall.__table__
+
+
+def _claim_statement(*, under_call_lock: bool):
+    values = select(
+        bindparam("p_org"),
+        bindparam("p_tool_call"),
+        bindparam("p_call", type_=_tool_calls.c.vapi_call_id.type),
+        bindparam("p_tool"),
+        bindparam("p_fingerprint"),
+    )
+    if under_call_lock:
+        # The per-call lock first, in the same round trip: the CTE is read before the row is
+        # built. It is held until commit, so `changes_in_call` counts race-free.
+        lock = select(
+            func.pg_advisory_xact_lock(func.hashtextextended(bindparam("p_lock"), 0))
+        ).cte("call_lock")
+        values = values.select_from(lock)
+    return (
+        insert(_tool_calls)
+        .from_select(["org_id", "tool_call_id", "vapi_call_id", "tool_name", "fingerprint"], values)
+        .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
+        .returning(_tool_calls.c.id)
+    )
+
+
+_CLAIM = _claim_statement(under_call_lock=False)
+_CLAIM_UNDER_CALL_LOCK = _claim_statement(under_call_lock=True)
+_CHANGES_IN_CALL = (
+    select(func.count())
+    .select_from(_tool_calls)
+    .where(
+        _tool_calls.c.org_id == bindparam("p_org"),
+        _tool_calls.c.vapi_call_id == bindparam("p_call"),
+        _tool_calls.c.tool_name.in_(bindparam("p_tools", expanding=True)),
+    )
+)
+_RECORD_ANSWER = (
+    update(_tool_calls)
+    .where(
+        _tool_calls.c.org_id == bindparam("p_org"),
+        _tool_calls.c.tool_call_id == bindparam("p_tool_call"),
+    )
+    .values(answer=bindparam("p_answer", type_=_tool_calls.c.answer.type))
+)
+
+
 class ToolCallLedger:
     """The idempotency ledger, written in the same transaction as the tool's effects."""
 
@@ -707,30 +815,17 @@ class ToolCallLedger:
         transaction ends (the unique index serialises them): then it is either answered
         (False) or rolled back (True, the claim is ours).
         """
-        values = select(
-            literal(org_id),
-            literal(tool_call_id),
-            literal(vapi_call_id, ToolCall.vapi_call_id.type),
-            literal(tool_name),
-            literal(fingerprint),
-        )
-        if vapi_call_id is not None:
-            # The per-call lock first, in the same round trip: the CTE is read before the row
-            # is built. It is held until commit, so `changes_in_call` counts race-free.
-            lock = select(
-                func.pg_advisory_xact_lock(func.hashtextextended(f"{org_id}:{vapi_call_id}", 0))
-            ).cte("call_lock")
-            values = values.select_from(lock)
-        stmt = (
-            insert(ToolCall)
-            .from_select(
-                ["org_id", "tool_call_id", "vapi_call_id", "tool_name", "fingerprint"], values
-            )
-            .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
-            .returning(ToolCall.id)
-        )
+        stmt = _CLAIM if vapi_call_id is None else _CLAIM_UNDER_CALL_LOCK
+        values = {
+            "p_org": org_id,
+            "p_tool_call": tool_call_id,
+            "p_call": vapi_call_id,
+            "p_tool": tool_name,
+            "p_fingerprint": fingerprint,
+            "p_lock": f"{org_id}:{vapi_call_id}",
+        }
         try:
-            return self.session.execute(stmt).first() is not None
+            return self.session.execute(stmt, values).first() is not None
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise LockTimeout() from exc
@@ -752,18 +847,10 @@ class ToolCallLedger:
         call committed before, and parallel tool calls cannot all pass a limit.
         """
         return self.session.scalar(
-            select(func.count())
-            .select_from(ToolCall)
-            .where(
-                ToolCall.org_id == org_id,
-                ToolCall.vapi_call_id == vapi_call_id,
-                ToolCall.tool_name.in_(tool_names),
-            )
+            _CHANGES_IN_CALL, {"p_org": org_id, "p_call": vapi_call_id, "p_tools": list(tool_names)}
         )
 
     def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:
         self.session.execute(
-            update(ToolCall)
-            .where(ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id)
-            .values(answer=answer)
+            _RECORD_ANSWER, {"p_org": org_id, "p_tool_call": tool_call_id, "p_answer": answer}
         )

@@ -85,20 +85,28 @@ def load_schedules(
     last: date,
     *,
     exclude_appointment: int | None = None,
+    busy_between: tuple[datetime, datetime] | None = None,
 ) -> list[ResourceSchedule]:
-    """Hours, exceptions and busy ranges of `resources` for local dates first..last."""
+    """Hours, exceptions and busy ranges of `resources` for local dates first..last.
+
+    `busy_between` narrows the busy ranges to those overlapping it (enough to check one start).
+    """
     zone = org.zone
+    # A day of margin on both sides: buffers and long appointments cross midnight.
+    busy_from, busy_to = busy_between or (
+        _midnight(first - timedelta(days=1), zone),
+        _midnight(last + timedelta(days=2), zone),
+    )
     weekly: dict[int, dict] = {r.id: {} for r in resources}
     exceptions: dict[int, dict] = {r.id: {} for r in resources}
     busy: dict[int, list] = {r.id: [] for r in resources}
-    # A day of margin on both sides: buffers and long appointments cross midnight.
     rows = uow.schedule.schedule(
         org.id,
         [r.id for r in resources],
         first,
         last,
-        _midnight(first - timedelta(days=1), zone),
-        _midnight(last + timedelta(days=2), zone),
+        busy_from,
+        busy_to,
         exclude_id=exclude_appointment,
     )
     for row in rows.hours:

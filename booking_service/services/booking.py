@@ -127,8 +127,15 @@ def verdict_for(
             exclude_appointment=exclude_appointment,
         )
     day = start.start.astimezone(org.zone).date()
+    # Only what overlaps the requested time (with the buffer) can make it taken.
     schedules = load_schedules(
-        uow, org, resources, day, day, exclude_appointment=exclude_appointment
+        uow,
+        org,
+        resources,
+        day,
+        day,
+        exclude_appointment=exclude_appointment,
+        busy_between=(start.start, start.start + duration + org.rules.buffer),
     )
     verdict = scheduling.check_start(schedules, org.rules, org.zone, now, start.start, duration)
     if verdict.reason is not None:
