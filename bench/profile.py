@@ -4,9 +4,11 @@ Starts a throwaway PostgreSQL (fsync off: this measures our CPU and round trips,
 disk), builds the app as production does (JSON logs at INFO), and books N distinct callers
 through the WSGI app with ~50 KB VAPI bodies. Prints, per booking: wall time, this process's
 CPU time and the number of SQL statements sent (SAVEPOINT/RELEASE and pool pings included).
-With `--pyinstrument` it also prints a call tree of the measured bookings.
+With `--pyinstrument` it also prints a call tree of the measured bookings; `--calls` counts
+Python function calls per booking (repeatable where timings on a shared machine are not);
+`--freeze` runs them after gc.freeze(), as production workers do.
 
-    python -m bench.profile [-n 300] [--pyinstrument]
+    python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze]
 
 It is the quick loop for making the booking path cheaper; `make bench` is the real measure.
 """
@@ -14,11 +16,13 @@ It is the quick loop for making the booking path cheaper; `make bench` is the re
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import io
 import json
 import logging
 import os
+import pstats
 import tempfile
 import time
 from contextlib import redirect_stderr
@@ -70,10 +74,34 @@ def _gc_timer(pauses: list[float]):
     return callback
 
 
+def _calls_by_package(stats: pstats.Stats) -> list[tuple[str, int]]:
+    """Function calls summed per installed package (or module file, or "~" for built-ins)."""
+    totals: dict[str, int] = {}
+    for (path, _, _), (_, calls, *_) in stats.stats.items():
+        if "site-packages/" in path:
+            package = path.split("site-packages/")[1].split("/")[0]
+        elif "booking_service" in path:
+            package = "booking_service"
+        else:
+            package = Path(path).name
+        totals[package] = totals.get(package, 0) + calls
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="bookings to measure (default 300)")
     parser.add_argument("--pyinstrument", action="store_true", help="print a call tree")
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="count Python function calls per booking (cProfile): a repeatable measure of work",
+    )
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="gc.freeze() after warming up, as deploy/gunicorn.conf.py does in each worker",
+    )
     args = parser.parse_args()
 
     with pgcluster.throwaway_cluster() as port:
@@ -119,10 +147,13 @@ def main() -> int:
             logging.getLogger().handlers[0].setStream(sink)
             for k in range(warm):
                 book(k)
-            if os.environ.get("FREEZE"):
+            if args.freeze:
                 gc.freeze()
             statements = 0
             profiler = None
+            counter = cProfile.Profile() if args.calls else None
+            if counter:
+                counter.enable()
             if args.pyinstrument:
                 from pyinstrument import Profiler
 
@@ -138,6 +169,8 @@ def main() -> int:
                 latencies.append(time.perf_counter() - began)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             gc.callbacks.pop()
+            if counter:
+                counter.disable()
             if profiler:
                 profiler.stop()
         n = args.n
@@ -151,6 +184,14 @@ def main() -> int:
             f" ms, max {latencies[-1] * 1000:.2f} ms; {len(pauses)} garbage collections of the"
             f" oldest generation, longest {max(pauses, default=0) * 1000:.1f} ms"
         )
+        if counter:
+            stats = pstats.Stats(counter)
+            print(
+                f"{stats.total_calls / n:.0f} Python function calls per booking (repeatable, "
+                "unlike time), by package:"
+            )
+            for package, calls in _calls_by_package(stats)[:12]:
+                print(f"  {package:28} {calls / n:7.0f}")
         if profiler:
             print(profiler.output_text(unicode=False, color=False, show_all=False))
     return 0

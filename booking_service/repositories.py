@@ -94,14 +94,18 @@ class ScheduleRows:
     busy: list
 
 
+_ORGANIZATION = select(Organization.__table__).where(Organization.id == bindparam("p_id"))
+
+
 class OrganizationRepository:
     """Organizations and their webhook secret hashes."""
 
     def __init__(self, session: Session):
         self.session = session
 
-    def get(self, org_id: int) -> Organization | None:
-        return self.session.get(Organization, org_id)
+    def get(self, org_id: int) -> Row | None:
+        """The organization's row (read-only; every request authenticates with it)."""
+        return self.session.execute(_ORGANIZATION, {"p_id": org_id}).first()
 
     def add(self, org: Organization) -> Organization:
         self.session.add(org)

@@ -348,6 +348,8 @@ class Stack:
     nginx_bin: Path
     database_url: str
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="booking-stack-")))
+    # What gunicorn serves: the service (`make bench` also serves its HTTP floor app).
+    app_spec: str = "wsgi:app"
     gunicorn_port: int = field(default_factory=free_port)
     nginx_port: int = field(default_factory=free_port)
     gunicorn: Service | None = None
@@ -402,7 +404,7 @@ class Stack:
             str(GUNICORN_CONF),
             "--bind",
             f"127.0.0.1:{self.gunicorn_port}",
-            "wsgi:app",
+            self.app_spec,
         ]
         self.gunicorn = Service.start(
             "gunicorn", cmd, self.workdir / "gunicorn.log", cwd=ROOT, env=env
