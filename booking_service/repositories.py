@@ -353,7 +353,7 @@ class AppointmentRepository:
         vapi_call_id: str | None,
         tool_call_id: str | None,
     ) -> Row | None:
-        """Insert a booked appointment; None when it conflicts (see `reference_taken`).
+        """Insert a booked appointment; None when it conflicts (see `why_not_inserted`).
 
         No SAVEPOINT is needed: ON CONFLICT DO NOTHING, without a target, covers both the
         exclusion constraint (the resource is taken at that time, also by a concurrent
@@ -376,15 +376,31 @@ class AppointmentRepository:
         }
         return self.session.execute(_INSERT_APPOINTMENT, values).first()
 
-    def reference_taken(self, org_id: int, reference: str) -> bool:
-        """Whether the organization already has an appointment with this reference."""
-        return bool(
-            self.session.scalar(
-                select(
-                    exists().where(Appointment.org_id == org_id, Appointment.reference == reference)
-                )
-            )
+    def why_not_inserted(
+        self,
+        org_id: int,
+        reference: str,
+        resource_id: int,
+        starts_at: datetime,
+        blocked_until: datetime,
+    ) -> str | None:
+        """After `insert` returned nothing: "reference" when the reference is used, "taken"
+        when a booked appointment overlaps on the resource, else None (another constraint)."""
+        reference_used = exists().where(
+            Appointment.org_id == org_id, Appointment.reference == reference
         )
+        overlap = exists().where(
+            Appointment.org_id == org_id,
+            Appointment.resource_id == resource_id,
+            Appointment.status == "booked",
+            _blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
+                _blocked_range(starts_at, blocked_until)
+            ),
+        )
+        row = self.session.execute(
+            select(reference_used.label("reference_used"), overlap.label("overlap"))
+        ).one()
+        return "reference" if row.reference_used else "taken" if row.overlap else None
 
     def booked_at(self, org_id: int, contact_id: int, starts_at: datetime) -> Appointment | None:
         """The contact's booked appointment starting exactly then, if any."""
@@ -759,19 +775,21 @@ def _claim_statement(*, under_call_lock: bool):
         bindparam("p_tool"),
         bindparam("p_fingerprint"),
     )
-    if under_call_lock:
-        # The per-call lock first, in the same round trip: the CTE is read before the row is
-        # built. It is held until commit, so `changes_in_call` counts race-free.
-        lock = select(
-            func.pg_advisory_xact_lock(func.hashtextextended(bindparam("p_lock"), 0))
-        ).cte("call_lock")
-        values = values.select_from(lock)
-    return (
+    claim = (
         insert(_tool_calls)
         .from_select(["org_id", "tool_call_id", "vapi_call_id", "tool_name", "fingerprint"], values)
         .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
         .returning(_tool_calls.c.id)
     )
+    if not under_call_lock:
+        return claim
+    # Then, in the same round trip and only for a new claim (a repeat gets its stored answer
+    # without waiting), the per-call lock. It is held until commit, so `changes_in_call`
+    # counts race-free. Each transaction takes one such lock, after its claim, so two tool
+    # calls cannot wait on each other.
+    claimed = claim.cte("claim")
+    lock = func.pg_advisory_xact_lock(func.hashtextextended(bindparam("p_lock"), 0))
+    return select(claimed.c.id, lock.label("locked")).select_from(claimed)
 
 
 _CLAIM = _claim_statement(under_call_lock=False)
@@ -812,8 +830,10 @@ class ToolCallLedger:
     ) -> bool:
         """Reserve the tool call id; False when it was answered before.
 
-        With a VAPI call id it first takes a transaction-scoped advisory lock on (organization,
-        call), so parallel tool calls of one VAPI call run one after the other.
+        With a VAPI call id, a new claim then takes a transaction-scoped advisory lock on
+        (organization, call), so parallel tool calls of one VAPI call run one after the other.
+        LockTimeout means the wait for either (a duplicate, or another tool call of the same
+        VAPI call) outlasted lock_timeout.
 
         A concurrent transaction holding the same id makes this statement wait until that
         transaction ends (the unique index serialises them): then it is either answered

@@ -97,7 +97,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         else:
             try:
                 connection = self._connect()
-            except DBAPIError as exc:
+            except Exception as exc:
+                # Checking out happens here, outside the block __exit__ guards: a refused
+                # connection or a pool timeout is an outage like one inside the block.
                 if _is_unavailable(exc):
                     raise DatabaseUnavailable(type(exc).__name__) from exc
                 raise

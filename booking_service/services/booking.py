@@ -264,6 +264,14 @@ def _insert(
         )
         if appointment is not None:
             return appointment
-        if not uow.appointments.reference_taken(org.id, reference):
+        why = uow.appointments.why_not_inserted(
+            org.id, reference, resource_id, starts_at, ends_at + org.rules.buffer
+        )
+        if why == "taken":
             return None  # the exclusion constraint said no
+        if why is None:
+            # DO NOTHING has no target, so any unique index can refuse the row (a primary key
+            # behind its sequence, an index added later). Telling the caller the time was
+            # taken would be a lie; this is an error to log and fix.
+            raise RuntimeError("an appointment insert was refused by an unexpected constraint")
     raise RuntimeError("could not find a free appointment reference")  # pragma: no cover

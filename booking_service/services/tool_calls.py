@@ -61,9 +61,10 @@ def fingerprint(tool_name: str, arguments: object) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-# A duplicate waits for the first call at most lock_timeout per attempt; the first call can
-# legitimately take longer (its own lock waits), so the duplicate tries this many times
-# before giving up with "not reachable".
+# A tool call waits for a duplicate of itself (or for another tool call of the same VAPI
+# call) at most lock_timeout per attempt; the other can legitimately take longer (its own lock
+# waits), so it tries this many times, within the request's budget, before giving up with
+# "not reachable".
 CLAIM_ATTEMPTS = 3
 
 
@@ -82,11 +83,17 @@ def answer_once(
     an answer in time.
     """
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        started = time.monotonic()
         try:
             return _answer_once(uow, key, perform)
         except LockTimeout:
-            log.info("duplicate tool call still running elsewhere (wait %d)", attempt)
-            if deadline is not None and time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            log.info(
+                "a duplicate or another tool call of this VAPI call is still running (wait %d)",
+                attempt,
+            )
+            # Wait again only if a wait as long as this one still ends before the deadline.
+            if deadline is not None and time.monotonic() + waited > deadline:
                 break
     raise DatabaseUnavailable("a duplicate of this tool call is still running")
 

@@ -4,13 +4,28 @@ appointment insert that needs no SAVEPOINT. Real PostgreSQL throughout."""
 from __future__ import annotations
 
 import json
+import logging
 
+import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import sessionmaker
 
 from booking_service.errors import DatabaseUnavailable
 from booking_service.services import booking as booking_service
-from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call
+from booking_service.unit_of_work import ConnectionScope
+from booking_service.vapi import replies
+from tests.conftest import make_app
+from tests.helpers import (
+    booked,
+    booking,
+    count,
+    envelope,
+    error_of,
+    local_start,
+    post,
+    tool_call,
+)
 
 
 def test_one_webhook_request_checks_out_one_pooled_connection(client, runtime, org, db):
@@ -91,3 +106,90 @@ def test_a_taken_slot_is_refused_without_touching_the_booking_that_holds_it(clie
         )
         == 1
     )
+
+
+def test_a_unique_clash_other_than_time_or_reference_is_an_error_not_taken(
+    database_url, org, db, caplog
+):
+    # The id sequence behind the data (rows copied in with explicit ids): the insert is
+    # refused by the primary key. The caller must not hear that a free time was taken.
+    app = make_app(database_url, TESTING=False)
+    client = app.test_client()
+    try:
+        booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=10))))))
+        db.execute("SELECT setval(pg_get_serial_sequence('appointments', 'id'), 1, false)")
+        with caplog.at_level(logging.INFO):
+            message = error_of(
+                post(
+                    client,
+                    org,
+                    envelope(
+                        tool_call(**booking(start=local_start(hour=11))), customer="+14155550124"
+                    ),
+                )
+            )
+    finally:
+        app.extensions["booking_service"].engine.dispose()
+    assert message == replies.UNEXPECTED
+    assert "taken" not in message
+    assert "unexpected constraint" in caplog.text
+    assert count(db, "SELECT count(*) FROM appointments WHERE org_id = %s", org.id) == 1
+
+
+def test_a_pool_timeout_while_checking_out_is_an_outage(database_url):
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    held = engine.connect()
+    try:
+        scope = ConnectionScope(engine, sessionmaker(bind=engine))
+        with scope, pytest.raises(DatabaseUnavailable), scope.uow() as uow:
+            uow.session.execute(text("SELECT 1"))
+    finally:
+        held.close()
+        engine.dispose()
+
+
+def _hold_call_lock(database_url: str, org_id: int, call_id: str) -> psycopg.Connection:
+    holder = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    holder.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{org_id}:{call_id}",)
+    )
+    return holder
+
+
+def test_a_repeated_tool_call_gets_its_answer_without_waiting_for_its_call(database_url, org, db):
+    app = make_app(database_url, DB_LOCK_TIMEOUT_MS=300)
+    client = app.test_client()
+    body = envelope(tool_call(call_id="call_once", **booking()), call_id="vapi-busy")
+    try:
+        first = booked(post(client, org, body))
+        # Another tool call of the same VAPI call is running (it holds the call's lock).
+        holder = _hold_call_lock(database_url, org.id, "vapi-busy")
+        try:
+            again = booked(post(client, org, body))
+        finally:
+            holder.rollback()
+            holder.close()
+    finally:
+        app.extensions["booking_service"].engine.dispose()
+    assert again == first
+    assert count(db, "SELECT count(*) FROM appointments WHERE org_id = %s", org.id) == 1
+
+
+def test_waiting_for_the_call_lock_stops_within_the_request_budget(database_url, org, db, caplog):
+    # Each wait lasts lock_timeout (0.3 s); with 0.5 s of budget a second wait would end too
+    # late, so the caller hears "not reachable" after one.
+    app = make_app(database_url, DB_LOCK_TIMEOUT_MS=300, REQUEST_BUDGET_S=0.5)
+    holder = _hold_call_lock(database_url, org.id, "vapi-busy")
+    try:
+        with caplog.at_level(logging.INFO):
+            message = error_of(
+                post(app.test_client(), org, envelope(tool_call(**booking()), call_id="vapi-busy"))
+            )
+    finally:
+        holder.rollback()
+        holder.close()
+        app.extensions["booking_service"].engine.dispose()
+    assert message == replies.UNAVAILABLE
+    assert caplog.text.count("is still running (wait") == 1
+    for table in ("contacts", "appointments", "tool_calls"):
+        assert count(db, f"SELECT count(*) FROM {table}") == 0
