@@ -185,10 +185,11 @@ PGBENCH_SCRIPT = r"""
 \set n random(1, 9000000000000)
 SELECT id, secret_hash, timezone, phone_region, slot_minutes FROM organizations WHERE id = :org;
 BEGIN;
-WITH call_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(:org || ':pgc-' || :n, 0)))
-INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, tool_name, fingerprint)
-  SELECT :org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, 'bookAppointment', 'f' FROM call_lock
-  ON CONFLICT ON CONSTRAINT uq_tool_calls_org_id_tool_call_id DO NOTHING RETURNING id;
+WITH claim AS (
+  INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, tool_name, fingerprint)
+  SELECT :org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, 'bookAppointment', 'f'
+  ON CONFLICT ON CONSTRAINT uq_tool_calls_org_id_tool_call_id DO NOTHING RETURNING id)
+SELECT claim.id, pg_advisory_xact_lock(hashtextextended(:org || ':pgc-' || :n, 0)) FROM claim;
 SELECT count(*) FROM tool_calls WHERE org_id = :org AND vapi_call_id = 'pgc-' || :n
   AND tool_name IN ('bookAppointment', 'cancelAppointment', 'rescheduleAppointment');
 SELECT 'r' AS kind, row_number() OVER (ORDER BY id) AS position, id, name, name_key, NULL::smallint
