@@ -40,7 +40,7 @@ class AppointmentView:
 
 
 def _resource_names(uow: AbstractUnitOfWork, org: OrgInfo) -> dict[int, str]:
-    return {r.id: r.name for r in uow.schedule.resources(org.id)}
+    return load_catalogue(uow, org).resource_names()
 
 
 def _view(appointment: Appointment, names: dict[int, str]) -> AppointmentView:
