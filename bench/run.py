@@ -186,19 +186,22 @@ PGBENCH_SCRIPT = r"""
 SELECT id, secret_hash, timezone, phone_region, slot_minutes FROM organizations WHERE id = :org;
 BEGIN;
 WITH claim AS (
-  INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, tool_name, fingerprint)
-  SELECT :org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, 'bookAppointment', 'f'
+  INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, caller, limit_key, tool_name, fingerprint)
+  SELECT :org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, '+13035550100', 'call:pgc-' || :n, 'bookAppointment', 'f'
   ON CONFLICT ON CONSTRAINT uq_tool_calls_org_id_tool_call_id DO NOTHING RETURNING id)
-SELECT claim.id, pg_advisory_xact_lock(hashtextextended(:org || ':pgc-' || :n, 0)) FROM claim;
-SELECT count(*) FROM tool_calls WHERE org_id = :org AND vapi_call_id = 'pgc-' || :n
-  AND tool_name IN ('bookAppointment', 'cancelAppointment', 'rescheduleAppointment');
+SELECT claim.id, pg_advisory_xact_lock(hashtextextended(:org || ':call:pgc-' || :n, 0)) FROM claim;
+SELECT count(*) FROM tool_calls WHERE org_id = :org AND limit_key = 'call:pgc-' || :n
+  AND tool_name IN ('bookAppointment', 'cancelAppointment', 'rescheduleAppointment')
+  AND created_at > now() - interval '1 day';
 SELECT 'r' AS kind, row_number() OVER (ORDER BY id) AS position, id, name, name_key, NULL::smallint
   FROM resources WHERE org_id = :org
   UNION ALL SELECT 's', row_number() OVER (ORDER BY name), id, name, name_key, duration_minutes
   FROM services WHERE org_id = :org ORDER BY kind, position;
 INSERT INTO contacts (org_id, phone, name) VALUES (:org, '+1303' || lpad((:n % 10000000)::text, 7, '0'), 'Bench Caller')
-  ON CONFLICT ON CONSTRAINT uq_contacts_org_phone DO UPDATE SET name = coalesce(excluded.name, contacts.name),
-  email = coalesce(excluded.email, contacts.email), updated_at = now()
+  ON CONFLICT ON CONSTRAINT uq_contacts_org_phone DO UPDATE SET
+  name = CASE WHEN true THEN coalesce(excluded.name, contacts.name) ELSE contacts.name END,
+  email = CASE WHEN true THEN coalesce(excluded.email, contacts.email) ELSE contacts.email END,
+  updated_at = CASE WHEN true THEN now() ELSE contacts.updated_at END
   RETURNING id AS contact, (xmax = 0) AS inserted \gset
 SELECT 'h' AS kind, resource_id, weekday, NULL::date AS day, opens, closes,
     NULL::timestamptz AS starts_at, NULL::timestamptz AS blocked_until
@@ -212,12 +215,12 @@ SELECT 'h' AS kind, resource_id, weekday, NULL::date AS day, opens, closes,
       '2030-01-01Z'::timestamptz + :n * interval '1 second',
       '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', '[)')
     AND id <> 0;
-INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, ends_at, blocked_until, status)
+INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, ends_at, blocked_until, status, name)
   VALUES (:org, :contact, :resource, 'P' || :client_id || '-' || :n,
           '2030-01-01Z'::timestamptz + :n * interval '1 second',
           '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second',
-          '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', 'booked')
-  ON CONFLICT DO NOTHING RETURNING id, reference, resource_id, starts_at, ends_at, service;
+          '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', 'booked', 'Bench Caller')
+  ON CONFLICT DO NOTHING RETURNING id, reference, resource_id, starts_at, ends_at, service, name;
 UPDATE tool_calls SET answer = '{"result": "booked"}' WHERE org_id = :org AND tool_call_id = 'pgb-' || :client_id || '-' || :n;
 COMMIT;
 """

@@ -62,6 +62,7 @@ def _org_json(org: OrgInfo) -> dict:
         "min_notice_minutes": org.rules.min_notice_minutes,
         "horizon_days": org.rules.horizon_days,
         "buffer_minutes": org.rules.buffer_minutes,
+        "max_upcoming_per_caller": org.max_upcoming_per_caller,
     }
 
 
@@ -145,8 +146,20 @@ def org_hmac(org_id: int, disable: bool):
 @click.option("--min-notice-minutes", type=int, help="No bookings sooner than this (default 60).")
 @click.option("--horizon-days", type=int, help="No bookings further ahead (default 60).")
 @click.option("--buffer-minutes", type=int, help="Gap kept free after each booking (default 0).")
-def org_update(org_id: int, slot_minutes, min_notice_minutes, horizon_days, buffer_minutes):
-    """Change an organization's booking rules; prints the organization."""
+@click.option(
+    "--max-upcoming-per-caller",
+    type=int,
+    help="Upcoming appointments one phone number (or email) may hold (default 4).",
+)
+def org_update(
+    org_id: int,
+    slot_minutes,
+    min_notice_minutes,
+    horizon_days,
+    buffer_minutes,
+    max_upcoming_per_caller,
+):
+    """Change an organization's booking rules and per-caller cap; prints the organization."""
     try:
         org = update_rules(
             runtime().uow(),
@@ -155,6 +168,7 @@ def org_update(org_id: int, slot_minutes, min_notice_minutes, horizon_days, buff
             min_notice_minutes=min_notice_minutes,
             horizon_days=horizon_days,
             buffer_minutes=buffer_minutes,
+            max_upcoming_per_caller=max_upcoming_per_caller,
         )
     except OrgInputError as exc:
         _fail(str(exc))

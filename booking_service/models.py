@@ -62,6 +62,9 @@ class Organization(Base):
         CheckConstraint("min_notice_minutes BETWEEN 0 AND 43200", name="min_notice_range"),
         CheckConstraint("horizon_days BETWEEN 1 AND 730", name="horizon_days_range"),
         CheckConstraint("buffer_minutes BETWEEN 0 AND 240", name="buffer_minutes_range"),
+        CheckConstraint(
+            "max_upcoming_per_caller BETWEEN 1 AND 100", name="max_upcoming_per_caller_range"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -84,6 +87,9 @@ class Organization(Base):
     min_notice_minutes: Mapped[int] = mapped_column(Integer, server_default="60")
     horizon_days: Mapped[int] = mapped_column(Integer, server_default="60")
     buffer_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    # How many upcoming booked appointments one caller (a phone, or an email when phone-less)
+    # may hold: one number must not be able to fill the diary.
+    max_upcoming_per_caller: Mapped[int] = mapped_column(Integer, server_default="4")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -167,8 +173,15 @@ class Appointment(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     rescheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A catalogue service name only: free text a caller typed never lands here (see notes).
     service: Mapped[str | None] = mapped_column(Text)
+    # What the caller typed (notes, a service outside any catalogue): for staff, never returned
+    # by a tool, since an assistant would read it out as instructions.
     notes: Mapped[str | None] = mapped_column(Text)
+    # The name and email given for this booking. The contact keeps its own (first) ones, so a
+    # booking for somebody else's number neither renames them nor is renamed later.
+    name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
     vapi_call_id: Mapped[str | None] = mapped_column(Text)
     tool_call_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -180,8 +193,8 @@ class ToolCall(Base):
     __tablename__ = "tool_calls"
     __table_args__ = (
         UniqueConstraint("org_id", "tool_call_id", name=UQ_TOOL_CALLS_ORG_TOOL_CALL),
-        # The per-call change limit counts a VAPI call's rows on every booking.
-        Index("ix_tool_calls_org_id_vapi_call_id", "org_id", "vapi_call_id"),
+        # The change limit counts the rows of one limit key on every change.
+        Index("ix_tool_calls_org_id_limit_key", "org_id", "limit_key"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -190,6 +203,12 @@ class ToolCall(Base):
     )
     tool_call_id: Mapped[str] = mapped_column(Text)
     vapi_call_id: Mapped[str | None] = mapped_column(Text)
+    # The verified caller's number (E.164), if any: a stored answer goes back only to the same
+    # organization, VAPI call and caller.
+    caller: Mapped[str | None] = mapped_column(Text)
+    # What the change limit counts by: "call:<VAPI call id>", else "caller:<number>", else
+    # "request:<request id>" (a request without a call id cannot escape the limit).
+    limit_key: Mapped[str] = mapped_column(Text)
     tool_name: Mapped[str] = mapped_column(Text)
     # SHA-256 of the canonical arguments: the same id with other arguments is refused.
     fingerprint: Mapped[str] = mapped_column(Text)

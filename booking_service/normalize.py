@@ -73,6 +73,24 @@ def clean_text(value: str | None) -> str | None:
     return collapsed or None
 
 
+MAX_NAME_LENGTH = 80
+
+
+def clean_name(value: str | None) -> str | None:
+    """A caller's name as it may be stored and read back: control and format characters
+    (zero-width and direction marks among them) removed, whitespace collapsed, at most 80
+    characters. Empty becomes None."""
+    if value is None:
+        return None
+    kept = "".join(
+        " " if ch.isspace() else ch
+        for ch in value
+        if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    collapsed = " ".join(kept.split())[:MAX_NAME_LENGTH].rstrip()
+    return collapsed or None
+
+
 def unstorable_character(value: str) -> str | None:
     """Describe the first character PostgreSQL text cannot hold or a caller cannot mean.
 

@@ -6,18 +6,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from sqlalchemy import (
+    Boolean,
     Date,
     DateTime,
     Row,
     SmallInteger,
+    Text,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
     literal,
     literal_column,
     null,
+    or_,
     select,
     text,
     union_all,
@@ -25,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from booking_service.errors import LockTimeout
 from booking_service.models import (
@@ -180,13 +184,23 @@ _new_contact = insert(_contacts).values(
     name=bindparam("p_name"),
     email=bindparam("p_email"),
 )
+# Only the contact's own verified caller changes its name and email; anyone else's booking
+# for this number only fills what the contact lacks. DO UPDATE runs either way: it locks the
+# row until commit, so one booking decision per contact is made at a time.
+_OWNER = bindparam("p_owner", type_=Boolean)
 _UPSERT_CONTACT = _new_contact.on_conflict_do_update(
     constraint=UQ_CONTACTS_ORG_PHONE,
     set_={
-        "name": func.coalesce(_new_contact.excluded.name, _contacts.c.name),
-        "email": func.coalesce(_new_contact.excluded.email, _contacts.c.email),
+        "name": case(
+            (_OWNER, func.coalesce(_new_contact.excluded.name, _contacts.c.name)),
+            else_=func.coalesce(_contacts.c.name, _new_contact.excluded.name),
+        ),
+        "email": case(
+            (_OWNER, func.coalesce(_new_contact.excluded.email, _contacts.c.email)),
+            else_=func.coalesce(_contacts.c.email, _new_contact.excluded.email),
+        ),
         # Python-side onupdate is not applied to ON CONFLICT DO UPDATE.
-        "updated_at": func.now(),
+        "updated_at": case((_OWNER, func.now()), else_=_contacts.c.updated_at),
     },
 ).returning(
     _contacts.c.id,
@@ -204,49 +218,21 @@ class ContactRepository:
         self.session = session
 
     def upsert_by_phone(
-        self, org_id: int, phone: str, name: str | None, email: str | None
+        self, org_id: int, phone: str, name: str | None, email: str | None, *, owner: bool
     ) -> tuple[ContactRow, bool]:
-        """Insert or update the contact with this phone in ONE statement.
+        """Insert the contact with this phone, or lock the existing one, in ONE statement.
 
-        Provided name/email overwrite stored ones; absent values (None) keep them. Returns the
-        row and whether it was inserted. Keyed on the named constraint, so a missing constraint
-        fails loudly instead of silently creating duplicates.
+        A new contact takes the name and email given. An existing one takes provided values
+        when `owner` (its own verified caller books for their own number), and otherwise only
+        where it has none; absent values (None) never erase stored ones. Returns the row and
+        whether it was inserted. Keyed on the named constraint, so a missing constraint fails
+        loudly instead of silently creating duplicates.
         """
         row = self.session.execute(
-            _UPSERT_CONTACT, {"p_org": org_id, "p_phone": phone, "p_name": name, "p_email": email}
+            _UPSERT_CONTACT,
+            {"p_org": org_id, "p_phone": phone, "p_name": name, "p_email": email, "p_owner": owner},
         ).one()
         return _contact(row), bool(row.inserted)
-
-    def phoneless_exists_by_email(self, org_id: int, email: str) -> bool:
-        stmt = select(
-            exists().where(
-                Contact.org_id == org_id, Contact.email == email, Contact.phone.is_(None)
-            )
-        )
-        return bool(self.session.scalar(stmt))
-
-    def give_phone_to_phoneless(
-        self, org_id: int, email: str, phone: str, name: str | None
-    ) -> ContactRow | None:
-        """The phone-less contact with this email gains the phone, unless the phone is taken.
-
-        May raise a unique violation on uq_contacts_org_phone when a concurrent transaction
-        gave the phone to another contact first; callers run it inside a savepoint.
-        """
-        other = aliased(Contact)
-        stmt = (
-            update(Contact)
-            .where(
-                Contact.org_id == org_id,
-                Contact.email == email,
-                Contact.phone.is_(None),
-                ~exists().where(and_(other.org_id == org_id, other.phone == phone)),
-            )
-            .values(phone=phone, name=func.coalesce(name, Contact.name), updated_at=func.now())
-            .returning(*_CONTACT_COLUMNS)
-        )
-        row = self.session.execute(stmt).first()
-        return _contact(row) if row else None
 
     def find_by_phone(self, org_id: int, phone: str) -> ContactRow | None:
         row = self.session.execute(
@@ -270,16 +256,13 @@ class ContactRepository:
             .with_for_update()
         )
 
-    def find_by_email(self, org_id: int, email: str) -> ContactRow | None:
-        """The contact with this email, preferring a phone-less one, then the oldest."""
-        stmt = (
-            select(*_CONTACT_COLUMNS)
-            .where(Contact.org_id == org_id, Contact.email == email)
-            .order_by(Contact.phone.is_(None).desc(), Contact.id)
-            .limit(1)
+    def fill_name(self, org_id: int, contact_id: int, name: str) -> None:
+        """Give a contact that has no name this one (a stored name is never replaced)."""
+        self.session.execute(
+            update(Contact)
+            .where(Contact.org_id == org_id, Contact.id == contact_id, Contact.name.is_(None))
+            .values(name=name, updated_at=func.now())
         )
-        row = self.session.execute(stmt).first()
-        return _contact(row) if row else None
 
     def insert_phoneless(self, org_id: int, email: str, name: str | None) -> ContactRow:
         stmt = (
@@ -288,18 +271,6 @@ class ContactRepository:
             .returning(*_CONTACT_COLUMNS)
         )
         return _contact(self.session.execute(stmt).one())
-
-    def rename(self, org_id: int, contact_id: int, name: str) -> None:
-        self.session.execute(
-            update(Contact)
-            .where(
-                Contact.org_id == org_id,
-                Contact.id == contact_id,
-                # != would be NULL (not true) for a contact without a name yet
-                Contact.name.is_distinct_from(name),
-            )
-            .values(name=name, updated_at=func.now())
-        )
 
 
 _appointments = Appointment.__table__
@@ -316,6 +287,8 @@ _INSERT_APPOINTMENT = (
         status="booked",
         service=bindparam("p_service"),
         notes=bindparam("p_notes"),
+        name=bindparam("p_name"),
+        email=bindparam("p_email"),
         vapi_call_id=bindparam("p_call"),
         tool_call_id=bindparam("p_tool_call"),
     )
@@ -328,7 +301,30 @@ _INSERT_APPOINTMENT = (
         _appointments.c.starts_at,
         _appointments.c.ends_at,
         _appointments.c.service,
+        _appointments.c.name,
     )
+)
+
+
+_HOLDINGS = select(
+    func.count().label("upcoming"),
+    # array_agg(...)[1]: the first matching id, in the same pass as the count.
+    func.array_agg(_appointments.c.id)
+    .filter(
+        and_(
+            _appointments.c.starts_at == bindparam("p_starts"),
+            or_(
+                bindparam("p_any_call", type_=Boolean),
+                _appointments.c.vapi_call_id == bindparam("p_call", type_=Text),
+            ),
+        )
+    )[1]
+    .label("existing_id"),
+).where(
+    _appointments.c.org_id == bindparam("p_org"),
+    _appointments.c.contact_id == bindparam("p_contact"),
+    _appointments.c.status == "booked",
+    _appointments.c.ends_at > bindparam("p_now"),
 )
 
 
@@ -350,6 +346,8 @@ class AppointmentRepository:
         blocked_until: datetime,
         service: str | None,
         notes: str | None,
+        name: str | None,
+        email: str | None,
         vapi_call_id: str | None,
         tool_call_id: str | None,
     ) -> Row | None:
@@ -371,6 +369,8 @@ class AppointmentRepository:
             "p_blocked": blocked_until,
             "p_service": service,
             "p_notes": notes,
+            "p_name": name,
+            "p_email": email,
             "p_call": vapi_call_id,
             "p_tool_call": tool_call_id,
         }
@@ -402,14 +402,37 @@ class AppointmentRepository:
         ).one()
         return "reference" if row.reference_used else "taken" if row.overlap else None
 
-    def booked_at(self, org_id: int, contact_id: int, starts_at: datetime) -> Appointment | None:
-        """The contact's booked appointment starting exactly then, if any."""
+    def holdings(
+        self,
+        org_id: int,
+        contact_id: int,
+        *,
+        now: datetime,
+        starts_at: datetime,
+        vapi_call_id: str | None,
+        any_call: bool,
+    ) -> tuple[int, int | None]:
+        """How many booked appointments the contact holds that have not ended, and the id of
+        the one starting exactly at `starts_at` that this request may be given back: any of
+        them (`any_call`: the verified caller's own), else only one booked in the same VAPI
+        call. One statement; call it with the contact's row locked."""
+        row = self.session.execute(
+            _HOLDINGS,
+            {
+                "p_org": org_id,
+                "p_contact": contact_id,
+                "p_now": now,
+                "p_starts": starts_at,
+                "p_call": vapi_call_id,
+                "p_any_call": any_call,
+            },
+        ).one()
+        return row.upcoming, row.existing_id
+
+    def get(self, org_id: int, appointment_id: int) -> Appointment | None:
         return self.session.scalars(
             select(Appointment).where(
-                Appointment.org_id == org_id,
-                Appointment.contact_id == contact_id,
-                Appointment.starts_at == starts_at,
-                Appointment.status == "booked",
+                Appointment.org_id == org_id, Appointment.id == appointment_id
             )
         ).first()
 
@@ -450,6 +473,43 @@ class AppointmentRepository:
             stmt = stmt.where(Appointment.starts_at == starts_at)
         stmt = stmt.order_by((Appointment.status == "booked").desc(), Appointment.id.desc())
         return self.session.scalars(stmt.limit(1).with_for_update()).first()
+
+    def by_reference_and_proof(
+        self,
+        org_id: int,
+        reference: str,
+        *,
+        phone: str | None,
+        email: str | None,
+        starts_at: datetime | None = None,
+        lock: bool = False,
+    ) -> Appointment | None:
+        """The appointment with this reference, only if it was booked with this phone (its
+        contact's) or this email (the booking's); with `lock`, FOR UPDATE."""
+        proofs = []
+        if phone is not None:
+            proofs.append(Contact.phone == phone)
+        if email is not None:
+            proofs.append(Appointment.email == email)
+        if not proofs:
+            return None
+        stmt = (
+            select(Appointment)
+            .join(
+                Contact,
+                and_(Contact.org_id == Appointment.org_id, Contact.id == Appointment.contact_id),
+            )
+            .where(
+                Appointment.org_id == org_id,
+                Appointment.reference == reference,
+                or_(*proofs),
+            )
+        )
+        if starts_at is not None:
+            stmt = stmt.where(Appointment.starts_at == starts_at)
+        if lock:
+            stmt = stmt.with_for_update(of=Appointment)
+        return self.session.scalars(stmt).first()
 
     def cancel(self, appointment: Appointment, reason: str | None) -> None:
         appointment.status = "cancelled"
@@ -758,49 +818,70 @@ class AdoptionRepository:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """What the ledger remembers of an answered tool call."""
+    """What the ledger remembers of an answered tool call, and for whom it answered."""
 
     fingerprint: str
     answer: dict | None
+    vapi_call_id: str | None
+    caller: str | None
 
 
 _tool_calls = ToolCall.__table__
+_LEDGER_COLUMNS = ["org_id", "tool_call_id", "vapi_call_id", "caller", "limit_key", "tool_name"]
 
 
-def _claim_statement(*, under_call_lock: bool):
-    values = select(
+def _ledger_values(*extra):
+    return select(
         bindparam("p_org"),
         bindparam("p_tool_call"),
         bindparam("p_call", type_=_tool_calls.c.vapi_call_id.type),
+        bindparam("p_caller", type_=_tool_calls.c.caller.type),
+        bindparam("p_limit_key"),
         bindparam("p_tool"),
-        bindparam("p_fingerprint"),
+        *extra,
     )
+
+
+def _claim_statement():
     claim = (
         insert(_tool_calls)
-        .from_select(["org_id", "tool_call_id", "vapi_call_id", "tool_name", "fingerprint"], values)
+        .from_select([*_LEDGER_COLUMNS, "fingerprint"], _ledger_values(bindparam("p_fingerprint")))
         .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
         .returning(_tool_calls.c.id)
     )
-    if not under_call_lock:
-        return claim
     # Then, in the same round trip and only for a new claim (a repeat gets its stored answer
-    # without waiting), the per-call lock. It is held until commit, so `changes_in_call`
-    # counts race-free. Each transaction takes one such lock, after its claim, so two tool
-    # calls cannot wait on each other.
+    # without waiting), the lock of the limit key (the VAPI call, else the caller, else the
+    # request). It is held until commit, so `changes` counts race-free. Each transaction
+    # takes one such lock, after its claim, so two tool calls cannot wait on each other.
     claimed = claim.cte("claim")
     lock = func.pg_advisory_xact_lock(func.hashtextextended(bindparam("p_lock"), 0))
     return select(claimed.c.id, lock.label("locked")).select_from(claimed)
 
 
-_CLAIM = _claim_statement(under_call_lock=False)
-_CLAIM_UNDER_CALL_LOCK = _claim_statement(under_call_lock=True)
-_CHANGES_IN_CALL = (
+_CLAIM = _claim_statement()
+# A refused change, recorded after its transaction rolled back: it counts toward the limit
+# and a repeat of the same id gets the same refusal.
+_RECORD_REFUSAL = (
+    insert(_tool_calls)
+    .from_select(
+        [*_LEDGER_COLUMNS, "fingerprint", "answer"],
+        _ledger_values(
+            bindparam("p_fingerprint"),
+            bindparam("p_answer", type_=_tool_calls.c.answer.type),
+        ),
+    )
+    .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
+)
+# Changes of one limit key in the last day: a VAPI call never lasts that long, and a caller
+# without call ids (no VAPI request lacks one) is not shut out for good.
+_CHANGES = (
     select(func.count())
     .select_from(_tool_calls)
     .where(
         _tool_calls.c.org_id == bindparam("p_org"),
-        _tool_calls.c.vapi_call_id == bindparam("p_call"),
+        _tool_calls.c.limit_key == bindparam("p_limit_key"),
         _tool_calls.c.tool_name.in_(bindparam("p_tools", expanding=True)),
+        _tool_calls.c.created_at > func.now() - literal_column("interval '1 day'"),
     )
 )
 _RECORD_ANSWER = (
@@ -819,59 +900,98 @@ class ToolCallLedger:
     def __init__(self, session: Session):
         self.session = session
 
+    @staticmethod
+    def _values(
+        org_id: int,
+        tool_call_id: str,
+        vapi_call_id: str | None,
+        caller: str | None,
+        limit_key: str,
+        tool_name: str,
+        fingerprint: str,
+    ) -> dict:
+        return {
+            "p_org": org_id,
+            "p_tool_call": tool_call_id,
+            "p_call": vapi_call_id,
+            "p_caller": caller,
+            "p_limit_key": limit_key,
+            "p_tool": tool_name,
+            "p_fingerprint": fingerprint,
+        }
+
     def claim(
         self,
         *,
         org_id: int,
         tool_call_id: str,
         vapi_call_id: str | None,
+        caller: str | None,
+        limit_key: str,
         tool_name: str,
         fingerprint: str,
     ) -> bool:
         """Reserve the tool call id; False when it was answered before.
 
-        With a VAPI call id, a new claim then takes a transaction-scoped advisory lock on
-        (organization, call), so parallel tool calls of one VAPI call run one after the other.
-        LockTimeout means the wait for either (a duplicate, or another tool call of the same
-        VAPI call) outlasted lock_timeout.
+        A new claim then takes a transaction-scoped advisory lock on (organization, limit
+        key), so changes of one VAPI call (or caller, or request) run one after the other.
+        LockTimeout means the wait for either (a duplicate, or another change under the same
+        key) outlasted lock_timeout.
 
         A concurrent transaction holding the same id makes this statement wait until that
         transaction ends (the unique index serialises them): then it is either answered
         (False) or rolled back (True, the claim is ours).
         """
-        stmt = _CLAIM if vapi_call_id is None else _CLAIM_UNDER_CALL_LOCK
-        values = {
-            "p_org": org_id,
-            "p_tool_call": tool_call_id,
-            "p_call": vapi_call_id,
-            "p_tool": tool_name,
-            "p_fingerprint": fingerprint,
-            "p_lock": f"{org_id}:{vapi_call_id}",
-        }
+        values = self._values(
+            org_id, tool_call_id, vapi_call_id, caller, limit_key, tool_name, fingerprint
+        )
+        values["p_lock"] = f"{org_id}:{limit_key}"
         try:
-            return self.session.execute(stmt, values).first() is not None
+            return self.session.execute(_CLAIM, values).first() is not None
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise LockTimeout() from exc
             raise
 
+    def record_refusal(
+        self,
+        *,
+        org_id: int,
+        tool_call_id: str,
+        vapi_call_id: str | None,
+        caller: str | None,
+        limit_key: str,
+        tool_name: str,
+        fingerprint: str,
+        answer: dict,
+    ) -> None:
+        """Record a refused tool call with its answer (nothing if the id is taken meanwhile)."""
+        values = self._values(
+            org_id, tool_call_id, vapi_call_id, caller, limit_key, tool_name, fingerprint
+        )
+        self.session.execute(_RECORD_REFUSAL, {**values, "p_answer": answer})
+
     def get(self, org_id: int, tool_call_id: str) -> LedgerEntry | None:
         row = self.session.execute(
-            select(ToolCall.fingerprint, ToolCall.answer).where(
-                ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id
-            )
+            select(
+                ToolCall.fingerprint, ToolCall.answer, ToolCall.vapi_call_id, ToolCall.caller
+            ).where(ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id)
         ).first()
-        return LedgerEntry(row.fingerprint, row.answer) if row else None
+        return (
+            LedgerEntry(row.fingerprint, row.answer, row.vapi_call_id, row.caller) if row else None
+        )
 
-    def changes_in_call(self, org_id: int, vapi_call_id: str, tool_names: tuple[str, ...]) -> int:
-        """How many changing tool calls this VAPI call has made (this transaction's included).
+    def changes(self, org_id: int, limit_key: str, tool_names: tuple[str, ...]) -> int:
+        """How many changing tool calls (refused ones included) were made under this limit
+        key in the last day, this transaction's own claim included.
 
-        Call it after `claim` in the same transaction: the claim holds the call's lock, so this
-        statement (with a snapshot taken after the lock was granted) sees every claim of the
-        call committed before, and parallel tool calls cannot all pass a limit.
+        Call it after `claim` in the same transaction: the claim holds the key's lock, so this
+        statement (with a snapshot taken after the lock was granted) sees every claim made
+        under the key before, and parallel tool calls cannot all pass a limit.
         """
         return self.session.scalar(
-            _CHANGES_IN_CALL, {"p_org": org_id, "p_call": vapi_call_id, "p_tools": list(tool_names)}
+            _CHANGES,
+            {"p_org": org_id, "p_limit_key": limit_key, "p_tools": list(tool_names)},
         )
 
     def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:

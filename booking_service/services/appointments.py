@@ -1,7 +1,13 @@
-"""A caller's own appointments: find, cancel, reschedule.
+"""Existing appointments: find, cancel, reschedule, reachable only with proof.
 
-Every lookup is scoped to the organization and to the contact identified by the caller's
-phone or email, so a caller can never read, cancel or move someone else's appointment.
+What a caller says (a phone number, an email, a name) is a claim. An appointment is reached
+only through proof:
+- on a phone call with a verified caller ID, exactly the appointments booked under that
+  number: arguments cannot name anybody else's;
+- without a verified caller (web calls, chats, withheld numbers), a booking reference together
+  with the phone number or email it was booked with reaches that one appointment.
+Anything else is answered with what is needed, and the answer is the same whether or not such
+a booking exists. Every lookup is scoped to the organization.
 """
 
 from __future__ import annotations
@@ -14,22 +20,48 @@ from datetime import datetime
 from booking_service.errors import ExclusionViolation, ToolError
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment
-from booking_service.repositories import ContactRow
 from booking_service.services.availability import choose_resources, load_catalogue
 from booking_service.services.booking import refuse, verdict_for
-from booking_service.services.contacts import CallerIdentity, require_identity
 from booking_service.services.orgs import OrgInfo
 from booking_service.services.times import ParsedStart, spoken_datetime
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = "I could not find that appointment for you. Please check the reference or the time."
+NOT_FOUND = (
+    "I could not find that appointment for the number you are calling from. Please check the "
+    "reference or the time. A booking made with another number can be changed from that phone, "
+    "or by a member of staff."
+)
+NO_MATCH = (
+    "I could not find a booking with that reference and that phone number or email. Please "
+    "check both: I need the reference and the phone number or email it was booked with."
+)
+NEED_PROOF = (
+    "To look up or change a booking I need its reference and the phone number or email it was "
+    "booked with, or a call from the phone it was booked with."
+)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What a request can show: the caller ID of a phone call (verified), and what the caller
+    says (a reference, a phone number, an email), which counts only all together."""
+
+    verified_number: str | None
+    reference: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    @property
+    def by_reference(self) -> bool:
+        """Reference plus phone or email, which counts only without a verified caller."""
+        return self.verified_number is None and bool(self.reference and (self.phone or self.email))
 
 
 @dataclass(frozen=True)
 class AppointmentView:
-    """An appointment as the caller hears it."""
+    """An appointment as the caller who may reach it hears it."""
 
     reference: str
     starts_at: datetime
@@ -37,6 +69,7 @@ class AppointmentView:
     service: str | None
     resource: str
     status: str
+    name: str | None
 
 
 def _resource_names(uow: AbstractUnitOfWork, org: OrgInfo) -> dict[int, str]:
@@ -51,19 +84,8 @@ def _view(appointment: Appointment, names: dict[int, str]) -> AppointmentView:
         service=appointment.service,
         resource=names.get(appointment.resource_id, ""),
         status=appointment.status,
+        name=appointment.name,
     )
-
-
-def find_contact(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -> ContactRow | None:
-    """The caller's existing contact; never creates one.
-
-    By phone when there is one (never falling back to an email, which another contact with
-    a phone may share); by email only among phone-less contacts, whose email is unique.
-    """
-    require_identity(who)
-    if who.phone:
-        return uow.contacts.find_by_phone(org_id, who.phone)
-    return uow.contacts.find_phoneless_by_email(org_id, who.email)
 
 
 def normalize_reference(raw: str | None) -> str | None:
@@ -74,11 +96,22 @@ def normalize_reference(raw: str | None) -> str | None:
 
 
 def find_appointments(
-    uow: AbstractUnitOfWork, org: OrgInfo, who: CallerIdentity, now: datetime
+    uow: AbstractUnitOfWork, org: OrgInfo, proof: Proof, now: datetime
 ) -> list[AppointmentView]:
-    """The caller's upcoming booked appointments, soonest first."""
+    """The appointments this proof reaches: the verified caller's upcoming booked ones, soonest
+    first; else the one named by reference with the phone or email it was booked with (any
+    status). Raises ToolError(NEED_PROOF / NO_MATCH) when there is no proof."""
     with uow:
-        contact = find_contact(uow, org.id, who)
+        if proof.by_reference:
+            found = uow.appointments.by_reference_and_proof(
+                org.id, normalize_reference(proof.reference), phone=proof.phone, email=proof.email
+            )
+            if found is None:
+                raise ToolError(NO_MATCH)
+            return [_view(found, _resource_names(uow, org))]
+        if proof.verified_number is None:
+            raise ToolError(NEED_PROOF)
+        contact = uow.contacts.find_by_phone(org.id, proof.verified_number)
         if contact is None:
             return []
         upcoming = uow.appointments.upcoming(org.id, contact.id, now)
@@ -86,25 +119,48 @@ def find_appointments(
         return [_view(a, names) for a in upcoming]
 
 
-def _own_appointment(
+def _reachable_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    who: CallerIdentity,
-    reference: str | None,
+    proof: Proof,
     start: ParsedStart | None,
 ) -> Appointment:
-    contact = find_contact(uow, org.id, who)
-    if contact is None:
-        raise ToolError(NOT_FOUND)
-    found = uow.appointments.of_contact(
-        org.id,
-        contact.id,
-        reference=normalize_reference(reference),
-        starts_at=start.start if start else None,
-    )
-    if found is None:
-        raise ToolError(NOT_FOUND)
-    return found
+    """The one appointment the proof reaches (by reference or current start), locked."""
+    reference = normalize_reference(proof.reference)
+    starts_at = start.start if start else None
+    if proof.verified_number is not None:
+        contact = uow.contacts.find_by_phone(org.id, proof.verified_number)
+        found = (
+            uow.appointments.of_contact(
+                org.id, contact.id, reference=reference, starts_at=starts_at
+            )
+            if contact is not None
+            else None
+        )
+        if found is None:
+            raise ToolError(NOT_FOUND)
+        return found
+    if proof.by_reference:
+        found = uow.appointments.by_reference_and_proof(
+            org.id,
+            reference,
+            phone=proof.phone,
+            email=proof.email,
+            starts_at=starts_at,
+            lock=True,
+        )
+        if found is None:
+            raise ToolError(NO_MATCH)
+        return found
+    raise ToolError(NEED_PROOF)
+
+
+def _not_started(appointment: Appointment, now: datetime, verb: str) -> None:
+    if appointment.starts_at <= now:
+        raise ToolError(
+            f"The appointment {appointment.reference} has already started or taken place, so "
+            f"I can't {verb} it. A member of staff can help with that."
+        )
 
 
 @dataclass(frozen=True)
@@ -118,17 +174,19 @@ class Cancellation:
 def cancel_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    who: CallerIdentity,
+    proof: Proof,
     *,
-    reference: str | None,
     start: ParsedStart | None,
     reason: str | None,
+    now: datetime,
 ) -> Cancellation:
-    """Cancel the caller's own appointment (a status change, never a delete); not committed."""
-    appointment = _own_appointment(uow, org, who, reference, start)
+    """Cancel the appointment the proof reaches (a status change, never a delete), if it has
+    not started; not committed."""
+    appointment = _reachable_appointment(uow, org, proof, start)
     names = _resource_names(uow, org)
     if appointment.status == "cancelled":
         return Cancellation(_view(appointment, names), already_cancelled=True)
+    _not_started(appointment, now, "cancel")
     uow.appointments.cancel(appointment, reason)
     log.info("appointment cancelled: reference=%s", appointment.reference)
     return Cancellation(_view(appointment, names), already_cancelled=False)
@@ -146,24 +204,25 @@ class Rescheduling:
 def reschedule_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    who: CallerIdentity,
+    proof: Proof,
     *,
-    reference: str | None,
     start: ParsedStart | None,
     new_start: ParsedStart,
     now: datetime,
 ) -> Rescheduling:
-    """Move the caller's appointment in place (same reference), atomically; not committed.
+    """Move the appointment the proof reaches in place (same reference), atomically, if it has
+    not started; not committed.
 
     The new time passes the same rules and the same exclusion constraint as a booking; if it
     is taken, the original booking stays as it was and the caller hears alternatives.
     """
-    appointment = _own_appointment(uow, org, who, reference, start)
+    appointment = _reachable_appointment(uow, org, proof, start)
     if appointment.status != "booked":
         raise ToolError(
             f"The appointment {appointment.reference} was cancelled, so it cannot be moved. "
             "Would you like to book a new one?"
         )
+    _not_started(appointment, now, "move")
     before = appointment.starts_at
     duration = appointment.ends_at - appointment.starts_at
     catalogue = load_catalogue(uow, org)

@@ -21,10 +21,12 @@ _NEXT_DAY_CHUNK = timedelta(days=14)
 
 @dataclass(frozen=True)
 class ServiceChoice:
-    """The service name to record and the appointment length."""
+    """The catalogue service to record (None when the organization has no catalogue), the
+    appointment length, and the caller's own words when no catalogue could match them."""
 
     name: str | None
     minutes: int
+    asked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ def choose_service(
             names = ", ".join(f"{s.name} ({s.duration_minutes} minutes)" for s in offered)
             raise ToolError(f"We don't offer {service[:60]!r}. We offer: {names}.")
         return ServiceChoice(match.name, minutes or match.duration_minutes)
-    return ServiceChoice(service, minutes or org.appointment_minutes)
+    # Without a catalogue the caller's words are only a note for staff: stored as the service,
+    # they would be read out to whoever holds the booking later.
+    return ServiceChoice(None, minutes or org.appointment_minutes, asked=service)
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -47,7 +47,12 @@ def new_reference() -> str:
 
 @dataclass(frozen=True)
 class BookingRequest:
-    """A validated booking: who, when, for how long, what for, and with whom (optional)."""
+    """A validated booking: who, when, for how long, what for, and with whom (optional).
+
+    `own_number`: the verified caller books for the number they call from. Only then may the
+    contact's stored name and email change, and only then is a booking the number already
+    holds at that time given back whatever call made it.
+    """
 
     who: CallerIdentity
     start: ParsedStart
@@ -55,6 +60,7 @@ class BookingRequest:
     service: str | None
     notes: str | None
     resource: str | None = None
+    own_number: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class Booking:
 
     reference: str
     contact_id: int
-    contact_name: str | None
+    name: str | None  # the name this appointment was booked under
     starts_at: datetime
     ends_at: datetime
     service: str | None
@@ -76,7 +82,7 @@ def _booking(appointment, resource: str, contact, path: str, *, existing=False) 
     return Booking(
         reference=appointment.reference,
         contact_id=contact.id,
-        contact_name=contact.name,
+        name=appointment.name,
         starts_at=appointment.starts_at,
         ends_at=appointment.ends_at,
         service=appointment.service,
@@ -152,6 +158,29 @@ def verdict_for(
     return verdict.resources
 
 
+class TooManyUpcoming(ToolError):
+    """The contact holds as many upcoming appointments as the organization allows."""
+
+
+def _too_many(org: OrgInfo, own_number: bool) -> TooManyUpcoming:
+    if own_number:
+        return TooManyUpcoming(
+            f"You already have {org.max_upcoming_per_caller} upcoming appointments, which is as "
+            "many as I can book automatically. I can pass you to a member of staff who can help."
+        )
+    # Nothing about whose bookings they are or how many: the caller may not hold them.
+    return TooManyUpcoming(
+        "I can't book another appointment for those details automatically. "
+        "I can pass you to a member of staff who can help."
+    )
+
+
+def _notes(asked_service: str | None, notes: str | None) -> str | None:
+    """What the caller typed, for staff only: a service outside any catalogue, and notes."""
+    parts = [f"Service asked for: {asked_service}" if asked_service else None, notes]
+    return "\n".join(p for p in parts if p) or None
+
+
 def book_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
@@ -163,34 +192,49 @@ def book_appointment(
 ) -> Booking:
     """Resolve the caller's contact and book, in the caller's transaction (not committed here).
 
-    The same contact asking again for a start they already hold gets that appointment back
-    (a model re-issuing the call with a new id must not create a duplicate).
+    A booking the contact already holds at that start is given back instead of a duplicate
+    (a model re-issuing the call with a new id), but only to the contact's own verified caller
+    or within the VAPI call that made it: anyone else learns nothing about that number's
+    bookings. A contact holding `max_upcoming_per_caller` upcoming bookings gets no more.
     """
     catalogue = load_catalogue(uow, org)
     resources = choose_resources(catalogue, request.resource)
     names = catalogue.resource_names()
     choice = choose_service(catalogue, org, request.service, request.duration_minutes)
     duration = timedelta(minutes=choice.minutes)
-    resolved = resolve_contact(uow, org.id, request.who)
+    resolved = resolve_contact(uow, org.id, request.who, own_number=request.own_number)
     contact = resolved.contact
     if not resolved.path.startswith("phone"):
         # The phone upsert already holds the contact's row; the email paths do not. Without
-        # the lock two concurrent re-issued calls could both miss each other's booking below.
+        # the lock two concurrent bookings could both miss each other below (a duplicate, or
+        # one past the cap).
         uow.contacts.lock(org.id, contact.id)
 
-    def existing() -> Booking | None:
+    def holdings() -> tuple[int, Booking | None]:
         if resolved.is_new:  # created just now: nothing can be booked for it yet
-            return None
-        found = uow.appointments.booked_at(org.id, contact.id, request.start.start)
+            return 0, None
+        upcoming, existing_id = uow.appointments.holdings(
+            org.id,
+            contact.id,
+            now=now,
+            starts_at=request.start.start,
+            vapi_call_id=vapi_call_id,
+            any_call=request.own_number,
+        )
+        found = uow.appointments.get(org.id, existing_id) if existing_id is not None else None
         if found is None:
-            return None
+            return upcoming, None
         log.info("already booked: reference=%s", found.reference)
-        return _booking(
+        return upcoming, _booking(
             found, names.get(found.resource_id, ""), contact, resolved.path, existing=True
         )
 
-    if not request.start.nonexistent and (already := existing()) is not None:
+    upcoming, already = holdings()
+    if already is not None and not request.start.nonexistent:
         return already
+    if upcoming >= org.max_upcoming_per_caller:
+        log.info("booking refused: the contact holds %d upcoming appointments", upcoming)
+        raise _too_many(org, request.own_number)
     free = verdict_for(uow, org, resources, request.start, duration, now)
     starts_at = request.start.start
     ends_at = starts_at + duration
@@ -204,6 +248,7 @@ def book_appointment(
             ends_at,
             choice.name,
             request,
+            _notes(choice.asked, request.notes),
             vapi_call_id,
             tool_call_id,
         )
@@ -218,7 +263,7 @@ def book_appointment(
             resolved.path,
         )
         return _booking(appointment, names[resource_id], contact, resolved.path)
-    if (already := existing()) is not None:
+    if (already := holdings()[1]) is not None:
         return already
     log.info("booking conflict: every free resource was taken concurrently")
     local = starts_at.astimezone(org.zone)
@@ -242,6 +287,7 @@ def _insert(
     ends_at: datetime,
     service: str | None,
     request: BookingRequest,
+    notes: str | None,
     vapi_call_id: str | None,
     tool_call_id: str | None,
 ):
@@ -258,7 +304,9 @@ def _insert(
             ends_at=ends_at,
             blocked_until=ends_at + org.rules.buffer,
             service=service,
-            notes=request.notes,
+            notes=notes,
+            name=request.who.name,
+            email=request.who.email,
             vapi_call_id=vapi_call_id,
             tool_call_id=tool_call_id,
         )

@@ -1,10 +1,15 @@
 """Contact resolution: one caller, one contact, whatever runs concurrently.
 
-Used by every tool that identifies a caller. The database guarantees the outcome:
+Used by every tool that books. The database guarantees the outcome:
 - phone known: one upsert statement keyed on the named constraint uq_contacts_org_phone;
-- no phone, email known: select-or-insert inside a SAVEPOINT, and on a unique violation
-  (SQLSTATE 23505) roll back to the savepoint and select the winner's row;
+- no phone, email known: select-or-insert of a phone-less contact inside a SAVEPOINT, and on a
+  unique violation (SQLSTATE 23505) roll back to the savepoint and select the winner's row;
 - neither: no query at all.
+
+What a caller names is a claim, never proof, so contacts never merge because something was
+named: a booking with a phone never touches an email-only contact, an email never attaches to
+a contact that has a phone, and a contact's stored name and email change only when its own
+verified caller books for their own number (anyone else's booking only fills blanks).
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ from dataclasses import dataclass
 
 from booking_service.errors import ToolError, UniqueViolation
 from booking_service.metrics import CONTACT_RESOLUTIONS
-from booking_service.normalize import mask_phone, normalize_email, normalize_phone
+from booking_service.normalize import (
+    looks_like_template,
+    mask_phone,
+    normalize_email,
+    normalize_phone,
+)
 from booking_service.repositories import ContactRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 
@@ -22,8 +32,7 @@ log = logging.getLogger(__name__)
 
 # The path each resolution took; logged per booking and asserted by tests.
 PHONE_INSERTED = "phone_inserted"
-PHONE_UPDATED = "phone_updated"
-PHONE_GIVEN_TO_EMAIL_CONTACT = "phone_given_to_email_contact"
+PHONE_UPDATED = "phone_updated"  # the contact existed (its fields change only for its owner)
 EMAIL_FOUND = "email_found"
 EMAIL_INSERTED = "email_inserted"
 EMAIL_RACE_RECOVERED = "email_race_recovered"
@@ -31,13 +40,11 @@ EMAIL_RACE_RECOVERED = "email_race_recovered"
 
 @dataclass(frozen=True)
 class CallerIdentity:
-    """Normalised ways to identify a caller, with what could not be understood."""
+    """Whom a booking is for: a normalised phone, else an email, and the name given."""
 
     phone: str | None
     email: str | None
     name: str | None
-    unreadable_phone: str | None = None
-    unreadable_email: str | None = None
 
     @property
     def known(self) -> bool:
@@ -57,54 +64,74 @@ class ResolvedContact:
         return self.path in (PHONE_INSERTED, EMAIL_INSERTED)
 
 
+def _given(raw: object) -> bool:
+    """Something was said (template text the assistant did not fill in counts as nothing)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return True
+    return isinstance(raw, str) and bool(raw.strip()) and not looks_like_template(raw)
+
+
+def read_phone(raw: object, region: str) -> str | None:
+    """The E.164 form of a phone argument; None when absent; ToolError when unreadable.
+
+    An unreadable number is never replaced by the caller's own: booking under a number the
+    caller did not mean is worse than asking again.
+    """
+    phone = normalize_phone(raw, region)
+    if phone is None and _given(raw):
+        raise ToolError(
+            f"I could not understand the phone number {str(raw).strip()[:40]!r}. "
+            "Please ask the caller to repeat it, with the area code."
+        )
+    return phone
+
+
+def read_email(raw: object) -> str | None:
+    """The normalised email argument; None when absent; ToolError when unreadable."""
+    email = normalize_email(raw)
+    if email is None and _given(raw):
+        raise ToolError(
+            f"The email {str(raw).strip()[:60]!r} does not look valid. "
+            "Please ask the caller to spell it again."
+        )
+    return email
+
+
 def identify_caller(
     *,
     region: str,
     name: str | None,
     phone_argument: object,
     email_argument: object,
-    caller_number: object,
+    verified_number: str | None,
 ) -> CallerIdentity:
-    """Normalise the phone (argument, else the caller's number) and email; no database."""
-    phone = normalize_phone(phone_argument, region)
-    unreadable_phone = None
-    if phone is None and isinstance(phone_argument, str) and phone_argument.strip():
-        unreadable_phone = phone_argument.strip()[:40]
-    if phone is None:
-        phone = normalize_phone(caller_number, region)
-    email = normalize_email(email_argument)
-    unreadable_email = None
-    if email is None and isinstance(email_argument, str) and email_argument.strip():
-        unreadable_email = email_argument.strip()[:60]
-    return CallerIdentity(
-        phone=phone,
-        email=email,
-        name=name,
-        unreadable_phone=unreadable_phone,
-        unreadable_email=unreadable_email,
-    )
+    """Whom a booking is for: the phone argument (booking for someone else is allowed), else
+    the verified caller's own number, else the email; no database."""
+    phone = read_phone(phone_argument, region) or verified_number
+    identity = CallerIdentity(phone=phone, email=read_email(email_argument), name=name)
+    if not identity.known:
+        raise ToolError("I need the caller's phone number or email address to make the booking.")
+    return identity
 
 
-def require_identity(identity: CallerIdentity) -> None:
-    """Raise ToolError (asking for a phone number or email) when nothing identifies the caller."""
-    if identity.known:
-        return
-    problems = []
-    if identity.unreadable_phone:
-        problems.append(f"I could not understand the phone number {identity.unreadable_phone!r}")
-    if identity.unreadable_email:
-        problems.append(f"the email {identity.unreadable_email!r} does not look valid")
-    prefix = (" and ".join(problems) + ". ") if problems else ""
-    prefix = prefix[:1].upper() + prefix[1:]
-    raise ToolError(
-        f"{prefix}I need the caller's phone number or email address to make the booking."
-    )
+def resolve_contact(
+    uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity, *, own_number: bool
+) -> ResolvedContact:
+    """Find or create the one contact for this caller inside the caller's transaction.
 
-
-def resolve_contact(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -> ResolvedContact:
-    """Find or create the one contact for this caller inside the caller's transaction."""
-    require_identity(who)
-    resolved = _by_phone(uow, org_id, who) if who.phone else _by_email(uow, org_id, who)
+    `own_number`: the verified caller books for the number they call from, so the contact's
+    name and email may take the ones given now. Anybody else's booking creates the contact if
+    it is new and otherwise leaves it as it is.
+    """
+    if who.phone:
+        contact, inserted = uow.contacts.upsert_by_phone(
+            org_id, who.phone, who.name, who.email, owner=own_number
+        )
+        resolved = ResolvedContact(contact, PHONE_INSERTED if inserted else PHONE_UPDATED)
+    elif who.email:
+        resolved = _by_email(uow, org_id, who)
+    else:  # pragma: no cover - identify_caller refuses an identity with neither
+        raise ValueError("a contact needs a phone or an email")
     CONTACT_RESOLUTIONS.labels(resolved.path).inc()
     log.info(
         "contact resolved: path=%s contact_id=%s phone=%s",
@@ -115,46 +142,29 @@ def resolve_contact(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -
     return resolved
 
 
-def _by_phone(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -> ResolvedContact:
-    # A caller first known by email only (say, from a web call) keeps that contact when they
-    # later call from a phone. The cheap existence check keeps the common case at one upsert.
-    if who.email and uow.contacts.phoneless_exists_by_email(org_id, who.email):
-        try:
-            with uow.savepoint():
-                adopted = uow.contacts.give_phone_to_phoneless(
-                    org_id, who.email, who.phone, who.name
-                )
-        except UniqueViolation:
-            # A concurrent booking gave this phone to a contact first: the upsert below wins.
-            adopted = None
-        if adopted is not None:
-            return ResolvedContact(adopted, PHONE_GIVEN_TO_EMAIL_CONTACT)
-    contact, inserted = uow.contacts.upsert_by_phone(org_id, who.phone, who.name, who.email)
-    return ResolvedContact(contact, PHONE_INSERTED if inserted else PHONE_UPDATED)
-
-
 def _by_email(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -> ResolvedContact:
+    # Only phone-less contacts: a contact with a phone is reached through its phone, never
+    # because somebody typed its email.
     try:
         with uow.savepoint():
-            found = uow.contacts.find_by_email(org_id, who.email)
+            found = uow.contacts.find_phoneless_by_email(org_id, who.email)
             if found is not None:
-                return ResolvedContact(_renamed(uow, org_id, found, who.name), EMAIL_FOUND)
+                return ResolvedContact(_named(uow, org_id, found, who.name), EMAIL_FOUND)
             inserted = uow.contacts.insert_phoneless(org_id, who.email, who.name)
             return ResolvedContact(inserted, EMAIL_INSERTED)
     except UniqueViolation:
         # Another transaction inserted the same email between our select and insert; the
         # savepoint rollback kept our transaction usable, and its row is now visible.
-        winner = uow.contacts.find_by_email(org_id, who.email)
+        winner = uow.contacts.find_phoneless_by_email(org_id, who.email)
         if winner is None:  # pragma: no cover - the winner's row cannot vanish without a delete
             raise
-        return ResolvedContact(_renamed(uow, org_id, winner, who.name), EMAIL_RACE_RECOVERED)
+        return ResolvedContact(_named(uow, org_id, winner, who.name), EMAIL_RACE_RECOVERED)
 
 
-def _renamed(
-    uow: AbstractUnitOfWork, org_id: int, contact: ContactRow, name: str | None
-) -> ContactRow:
-    # A provided name overwrites the stored one, as the phone upsert does.
-    if not name or name == contact.name:
+def _named(uow: AbstractUnitOfWork, org_id: int, contact: ContactRow, name: str | None):
+    # An email is a claim, so an email-only contact keeps its first name; one that has none
+    # takes the name given, as a new contact would.
+    if contact.name is not None or not name:
         return contact
-    uow.contacts.rename(org_id, contact.id, name)
+    uow.contacts.fill_name(org_id, contact.id, name)
     return ContactRow(contact.id, name, contact.phone, contact.email)

@@ -39,6 +39,8 @@ class OrgInfo:
     phone_region: str
     appointment_minutes: int
     rules: Rules = field(default_factory=Rules)
+    # Upcoming booked appointments one caller (a phone, or an email when phone-less) may hold.
+    max_upcoming_per_caller: int = 4
     # The HMAC key when the organization requires signed requests (never logged or shown).
     hmac_key: str | None = field(default=None, repr=False)
 
@@ -68,6 +70,7 @@ def _info(org: Organization) -> OrgInfo:
             horizon_days=org.horizon_days,
             buffer_minutes=org.buffer_minutes,
         ),
+        max_upcoming_per_caller=org.max_upcoming_per_caller,
         hmac_key=org.hmac_secret,
     )
 
@@ -150,11 +153,13 @@ RULE_LIMITS = {
     "min_notice_minutes": (0, 43200),
     "horizon_days": (1, 730),
     "buffer_minutes": (0, 240),
+    "max_upcoming_per_caller": (1, 100),
 }
 
 
 def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> OrgInfo | None:
-    """Change booking rules; None values are left alone. None when there is no such org."""
+    """Change booking rules (and the per-caller cap); None values are left alone. None when
+    there is no such org."""
     changes = {k: v for k, v in values.items() if v is not None}
     for key, value in changes.items():
         low, high = RULE_LIMITS[key]

@@ -2,7 +2,9 @@
 
 The ledger row is claimed first and written in the same transaction as the tool's effects, so
 a repeated toolCallId returns the stored answer and creates nothing, and a concurrent duplicate
-waits for the first and returns its answer.
+waits for the first and returns its answer. A stored answer goes back only to the same
+organization, VAPI call and caller that produced it: any other reuse of the id is refused
+without running anything or revealing anything.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 
-REUSED_ID = (
-    "This request id was already used for a different request, so I did not act on it. "
-    "Please try again."
-)
+REUSED_ID = "That request id was already used, so I did not act on it. Please try again."
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,31 @@ class ToolCallKey:
     org_id: int
     tool_call_id: str
     vapi_call_id: str | None
+    caller: str | None  # the verified caller's number
+    limit_key: str  # what the change limit counts by (see ToolCall.limit_key)
     tool_name: str
     fingerprint: str
+
+    def columns(self) -> dict:
+        return {
+            "org_id": self.org_id,
+            "tool_call_id": self.tool_call_id,
+            "vapi_call_id": self.vapi_call_id,
+            "caller": self.caller,
+            "limit_key": self.limit_key,
+            "tool_name": self.tool_name,
+            "fingerprint": self.fingerprint,
+        }
+
+    def may_see(self, stored) -> bool:
+        """The stored answer was produced for this same VAPI call and caller. Without a call
+        id nothing proves it was the same call, so nothing is given back."""
+        return (
+            stored.fingerprint == self.fingerprint
+            and self.vapi_call_id is not None
+            and stored.vapi_call_id == self.vapi_call_id
+            and stored.caller == self.caller
+        )
 
 
 def fingerprint(tool_name: str, arguments: object) -> str:
@@ -69,7 +91,7 @@ CLAIM_ATTEMPTS = 3
 
 
 def answer_once(
-    uow: AbstractUnitOfWork,
+    uow_factory: Callable[[], AbstractUnitOfWork],
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
     *,
@@ -77,24 +99,31 @@ def answer_once(
 ) -> Answer:
     """Run `perform` in one transaction with the ledger, unless this call was answered before.
 
-    A ToolError from `perform` rolls everything back (nothing is written, the ledger claim
-    included) and becomes the error answer; a retry with the same id is evaluated afresh.
+    A ToolError from `perform` rolls its effects back and becomes the error answer, which is
+    then recorded under the id in a transaction of its own: refused changes count toward the
+    change limit, and a repeat of the id gets the same refusal.
     Waiting for a duplicate stops at `deadline` (time.monotonic()), so the caller still hears
     an answer in time.
     """
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         started = time.monotonic()
         try:
-            return _answer_once(uow, key, perform)
+            answer, refused = _answer_once(uow_factory(), key, perform)
         except LockTimeout:
             waited = time.monotonic() - started
             log.info(
-                "a duplicate or another tool call of this VAPI call is still running (wait %d)",
+                "a duplicate or another change under the same limit is still running (wait %d)",
                 attempt,
             )
             # Wait again only if a wait as long as this one still ends before the deadline.
             if deadline is not None and time.monotonic() + waited > deadline:
                 break
+            continue
+        if refused:
+            with uow_factory() as uow:
+                uow.tool_calls.record_refusal(**key.columns(), answer=answer.as_json())
+                uow.commit()
+        return answer
     raise DatabaseUnavailable("a duplicate of this tool call is still running")
 
 
@@ -102,28 +131,23 @@ def _answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
-) -> Answer:
+) -> tuple[Answer, bool]:
+    """The answer, and whether it is a refusal still to be recorded."""
     with uow:
-        claimed = uow.tool_calls.claim(
-            org_id=key.org_id,
-            tool_call_id=key.tool_call_id,
-            vapi_call_id=key.vapi_call_id,
-            tool_name=key.tool_name,
-            fingerprint=key.fingerprint,
-        )
+        claimed = uow.tool_calls.claim(**key.columns())
         if not claimed:
             stored = uow.tool_calls.get(key.org_id, key.tool_call_id)
             if stored is None or stored.answer is None:  # pragma: no cover - committed with answer
                 raise RuntimeError("ledger row without an answer")
-            if stored.fingerprint != key.fingerprint:
-                log.warning("tool call id reused with different arguments")
-                return Answer(error=REUSED_ID)
+            if not key.may_see(stored):
+                log.warning("tool call id reused by another request, call or caller")
+                return Answer(error=REUSED_ID), False
             log.info("repeated tool call: returning the stored answer")
-            return Answer.from_json(stored.answer)
+            return Answer.from_json(stored.answer), False
         try:
             answer = perform(uow)
         except ToolError as exc:
-            return Answer(error=exc.message)
+            return Answer(error=exc.message), True
         uow.tool_calls.record_answer(key.org_id, key.tool_call_id, answer.as_json())
         uow.commit()
-        return answer
+        return answer, False

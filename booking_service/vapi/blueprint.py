@@ -20,6 +20,7 @@ from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
+from booking_service.normalize import normalize_phone
 from booking_service.services.orgs import OrgInfo, authenticate, get_org
 from booking_service.services.signatures import verify
 from booking_service.services.times import utc_now
@@ -141,7 +142,13 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
         ctx = ToolContext(
             org=org,
             uow_factory=scope.uow,
-            caller_number=envelope.caller_number,
+            # Only a phone call's caller ID is proof of who is calling; anything else that
+            # names a number (a web call, a chat, a withheld or SIP caller) is a claim.
+            verified_number=(
+                normalize_phone(envelope.caller_number, org.phone_region)
+                if envelope.is_phone_call
+                else None
+            ),
             vapi_call_id=call_id,
             now=utc_now(),
             max_changes_per_call=rt.settings.max_changes_per_call,

@@ -8,7 +8,7 @@ Arguments arrive as an object or as a JSON string.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from booking_service.normalize import unstorable_character
@@ -33,6 +33,11 @@ class ToolInvocation:
     reply_id: Any = None
 
 
+# The only calls whose customer.number is a caller ID the network vouches for (on outbound
+# calls it is the number dialled, which is where the call goes).
+PHONE_CALL_TYPES = ("inboundPhoneCall", "outboundPhoneCall")
+
+
 @dataclass(frozen=True)
 class Envelope:
     """The parts of a server message the webhook uses."""
@@ -41,6 +46,19 @@ class Envelope:
     calls: list[ToolInvocation] = field(default_factory=list)
     caller_number: str | None = None
     vapi_call_id: str | None = None
+    call_type: str | None = None
+    has_call: bool = False
+    is_chat: bool = False
+
+    @property
+    def is_phone_call(self) -> bool:
+        """A phone call: `call.type` says so, or, when absent, there is a call and no chat.
+        Web calls, chats and unknown call types are not: their customer.number is a claim."""
+        if self.is_chat:
+            return False
+        if self.call_type is not None:
+            return self.call_type in PHONE_CALL_TYPES
+        return self.has_call
 
 
 def _dict(value: Any) -> dict:
@@ -116,10 +134,15 @@ def parse(body: bytes) -> Envelope:
     caller = _dict(message.get("customer")).get("number") or _dict(call.get("customer")).get(
         "number"
     )
+    call_type = call.get("type")
     envelope = Envelope(
         type=kind,
         caller_number=caller if isinstance(caller, str) else None,
         vapi_call_id=usable_id(call.get("id")),
+        # A type that is not text is an unknown type, not an absent one.
+        call_type=None if call_type is None else call_type if isinstance(call_type, str) else "",
+        has_call=isinstance(message.get("call"), dict),
+        is_chat=message.get("chat") is not None,
     )
     if kind != "tool-calls":
         return envelope
@@ -128,9 +151,4 @@ def parse(body: bytes) -> Envelope:
         items = message.get("toolCalls")
     if not isinstance(items, list):
         raise BadEnvelope("The tool-calls message has no toolCallList.")
-    return Envelope(
-        type=kind,
-        calls=[_invocation(item) for item in items],
-        caller_number=envelope.caller_number,
-        vapi_call_id=envelope.vapi_call_id,
-    )
+    return replace(envelope, calls=[_invocation(item) for item in items])

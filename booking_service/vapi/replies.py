@@ -1,4 +1,9 @@
-"""What the assistant says: single-line result strings and error sentences."""
+"""What the assistant says: single-line result strings and error sentences.
+
+The assistant's model reads the whole result, not only `message`, so a result carries only
+what its caller may hear: names only to the caller who booked under them or holds the
+booking, and never notes (free text one caller typed must not be read to another).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from booking_service.normalize import clean_name
 from booking_service.services.appointments import AppointmentView, Cancellation, Rescheduling
 from booking_service.services.availability import Availability
 from booking_service.services.booking import Booking
@@ -54,6 +60,7 @@ def _appointment(view: AppointmentView, zone: ZoneInfo) -> dict:
         "reference": view.reference,
         **_times(view.starts_at, view.ends_at, zone),
         "timezone": zone.key,
+        "name": clean_name(view.name),
         "service": view.service,
         "resource": view.resource,
         "status": view.status,
@@ -65,7 +72,8 @@ def booked(org: OrgInfo, booking: Booking, *, ambiguous: bool = False) -> Answer
     zone = org.zone
     start = booking.starts_at.astimezone(zone)
     end = booking.ends_at.astimezone(zone)
-    who = f" for {booking.contact_name}" if booking.contact_name else ""
+    name = clean_name(booking.name)
+    who = f" for {name}" if name else ""
     what = f" ({booking.service})" if booking.service else ""
     if booking.already_booked:
         message = (
@@ -91,6 +99,7 @@ def booked(org: OrgInfo, booking: Booking, *, ambiguous: bool = False) -> Answer
                 "start": start.isoformat(),
                 "end": end.isoformat(),
                 "timezone": zone.key,
+                "name": name,
                 "service": booking.service,
                 "resource": booking.resource,
                 "spoken": f"{spoken_datetime(start)} until {spoken_time(end)}",
@@ -159,7 +168,7 @@ def availability(org: OrgInfo, found: Availability) -> Answer:
 
 
 def appointments(org: OrgInfo, views: list[AppointmentView]) -> Answer:
-    """The caller's upcoming appointments."""
+    """The caller's upcoming appointments, or the one named by reference (any status)."""
     zone = org.zone
     if not views:
         message = "I could not find any upcoming appointments for you."
@@ -167,10 +176,13 @@ def appointments(org: OrgInfo, views: list[AppointmentView]) -> Answer:
         listed = "; ".join(
             f"{spoken_datetime(v.starts_at.astimezone(zone))}"
             f"{' for ' + v.service if v.service else ''}, reference {v.reference}"
+            f"{' (cancelled)' if v.status == 'cancelled' else ''}"
             for v in views
         )
         count = len(views)
-        message = f"You have {count} upcoming appointment{'s' if count != 1 else ''}: {listed}."
+        noun = "appointment" if count == 1 else "appointments"
+        upcoming = "upcoming " if all(v.status == "booked" for v in views) else ""
+        message = f"You have {count} {upcoming}{noun}: {listed}."
     return result(
         {
             "status": "found" if views else "not_found",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from booking_service.normalize import clean_text, unstorable_character
+from booking_service.normalize import clean_name, clean_text, unstorable_character
 
 
 class SpokenText(fields.String):
@@ -27,13 +29,30 @@ class SpokenText(fields.String):
         return clean_text(text)
 
 
+class NameText(SpokenText):
+    """A person's name: control and format characters (zero-width, direction marks) are
+    removed rather than refused, and it is cut to 80 characters; it is read back later."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = fields.String._deserialize(self, value, attr, data, **kwargs)
+        if len(text) > self.max_length:
+            raise ValidationError(f"is longer than {self.max_length} characters")
+        if unstorable_character(text) == "an invalid character":
+            raise ValidationError("contains an invalid character")
+        return clean_name(text)
+
+
 class LenientInteger(fields.Integer):
-    """Whole numbers, also when the model sends them as "30" or 30.0."""
+    """Whole numbers, also when the model sends them as "30" or 30.0; never 45.5 cut to 45."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
             raise self.make_error("invalid")
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.make_error("invalid")
+            if not value.is_integer():
+                raise ValidationError("must be a whole number of minutes")
             value = int(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
@@ -95,8 +114,10 @@ class BookAppointmentArgs(ToolArgs):
 
     non_blank = ("name", "start")
 
-    name = SpokenText(
-        max_length=200, required=True, metadata={"description": "The caller's full name."}
+    name = NameText(
+        max_length=200,
+        required=True,
+        metadata={"description": "The full name of the person the appointment is for."},
     )
     phone = _phone()
     email = _email()
@@ -130,11 +151,28 @@ class CheckAvailabilityArgs(ToolArgs):
     resource = _resource()
 
 
+def _proof_phone() -> SpokenText:
+    return _text(
+        "The phone number the booking was made with; needed with the reference when the "
+        "call is not from that phone.",
+        max_length=64,
+        accept_numbers=True,
+    )
+
+
+def _proof_email() -> SpokenText:
+    return _email(
+        "Or the email address the booking was made with; needed with the reference when the "
+        "call is not from the booking's phone."
+    )
+
+
 class FindAppointmentsArgs(ToolArgs):
     """Arguments of `findAppointments`."""
 
-    phone = _phone()
-    email = _email("Email address, if the caller booked with one.")
+    reference = _text("A booking reference, e.g. K7M2QX.", max_length=32)
+    phone = _proof_phone()
+    email = _proof_email()
 
 
 class OwnAppointmentArgs(ToolArgs):
@@ -142,8 +180,8 @@ class OwnAppointmentArgs(ToolArgs):
 
     reference = _text("The booking reference, e.g. K7M2QX.", max_length=32)
     start = _text("Or the appointment's current start (ISO 8601, local time).", max_length=64)
-    phone = _phone()
-    email = _email("Email address, if the caller booked with one.")
+    phone = _proof_phone()
+    email = _proof_email()
 
     @validates_schema
     def _reference_or_start(self, data, **kwargs):

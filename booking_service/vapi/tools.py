@@ -3,27 +3,32 @@
 Handlers validate and normalise (no database), then call one service use case. Tools that
 change something (book, cancel, reschedule) run through answer_once, so a repeated
 toolCallId returns the stored answer; read-only tools (availability, find) just answer.
+
+Whose data a call may reach is decided from proof only (see services/appointments.py): the
+verified caller ID of a phone call (`ToolContext.verified_number`), or a booking reference
+with the phone or email it was booked with. Arguments are claims.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError
 
 from booking_service.errors import ToolError
-from booking_service.normalize import normalize_phone
 from booking_service.services.appointments import (
+    Proof,
     cancel_appointment,
     find_appointments,
     reschedule_appointment,
 )
 from booking_service.services.availability import check_availability
 from booking_service.services.booking import BookingRequest, book_appointment
-from booking_service.services.contacts import CallerIdentity, identify_caller, require_identity
+from booking_service.services.contacts import identify_caller, read_email, read_phone
 from booking_service.services.orgs import OrgInfo
 from booking_service.services.times import ParsedStart, parse_start, today_sentence
 from booking_service.services.tool_calls import Answer, ToolCallKey, answer_once, fingerprint
@@ -51,11 +56,24 @@ class ToolContext:
 
     org: OrgInfo
     uow_factory: Callable[[], AbstractUnitOfWork]
-    caller_number: str | None
+    # The caller ID (E.164) of a phone call, the only caller identity that is proof; None on
+    # web calls, chats, and for withheld or unreadable numbers.
+    verified_number: str | None
     vapi_call_id: str | None
     now: datetime
     max_changes_per_call: int = 6
     deadline: float | None = None  # time.monotonic() by which the request must answer
+    request_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def limit_key(self) -> str:
+        """What the per-call change limit counts by: the VAPI call, else the verified caller,
+        else this request (a request without a call id must not escape the limit)."""
+        if self.vapi_call_id is not None:
+            return f"call:{self.vapi_call_id}"
+        if self.verified_number is not None:
+            return f"caller:{self.verified_number}"
+        return f"request:{self.request_key}"
 
 
 @dataclass(frozen=True)
@@ -70,27 +88,17 @@ class Tool:
     action: str  # "I could not <action> because ..." for argument errors
 
 
-def _caller(ctx: ToolContext, args: dict, name: str | None = None) -> CallerIdentity:
-    """Who a booking is for: the phone argument (booking for someone else is fine), else the
-    number the call comes from, else the email."""
-    who = identify_caller(
-        region=ctx.org.phone_region,
-        name=name,
-        phone_argument=args.get("phone"),
-        email_argument=args.get("email"),
-        caller_number=ctx.caller_number,
+def _proof(ctx: ToolContext, args: dict) -> Proof:
+    """What this request can show. A phone or email argument counts only beside a reference
+    and without a verified caller, so it is read (and an unreadable one refused) only then."""
+    if ctx.verified_number is not None or not args.get("reference"):
+        return Proof(verified_number=ctx.verified_number)
+    return Proof(
+        verified_number=ctx.verified_number,
+        reference=args["reference"],
+        phone=read_phone(args.get("phone"), ctx.org.phone_region),
+        email=read_email(args.get("email")),
     )
-    require_identity(who)
-    return who
-
-
-def _owner(ctx: ToolContext, args: dict) -> CallerIdentity:
-    """Whose appointments may be read, cancelled or moved: on a phone call only the number it
-    comes from (arguments cannot name somebody else's number or email); on a web call, which
-    has no number, the phone or email the caller gives."""
-    if normalize_phone(ctx.caller_number, ctx.org.phone_region):
-        return _caller(ctx, {})
-    return _caller(ctx, args)
 
 
 # Tools that change the diary; a model stuck in a loop must not make dozens of changes.
@@ -103,25 +111,34 @@ HAND_OVER = (
 
 def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
     def limited(uow: AbstractUnitOfWork) -> Answer:
-        if ctx.vapi_call_id:
-            made = uow.tool_calls.changes_in_call(ctx.org.id, ctx.vapi_call_id, CHANGING_TOOLS)
-            if made > ctx.max_changes_per_call:  # `made` counts this call's own claim
-                log.warning("per-call change limit reached (%d)", ctx.max_changes_per_call)
-                raise ToolError(HAND_OVER)
+        made = uow.tool_calls.changes(ctx.org.id, ctx.limit_key, CHANGING_TOOLS)
+        if made > ctx.max_changes_per_call:  # `made` counts this call's own claim
+            log.warning("per-call change limit reached (%d)", ctx.max_changes_per_call)
+            raise ToolError(HAND_OVER)
         return perform(uow)
 
     key = ToolCallKey(
         org_id=ctx.org.id,
         tool_call_id=call.id,
         vapi_call_id=ctx.vapi_call_id,
+        caller=ctx.verified_number,
+        limit_key=ctx.limit_key,
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
     )
-    return answer_once(ctx.uow_factory(), key, limited, deadline=ctx.deadline)
+    return answer_once(ctx.uow_factory, key, limited, deadline=ctx.deadline)
 
 
 def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _caller(ctx, args, name=args["name"])
+    # Booking for another number (a parent for a child) is allowed; whose number it is
+    # decides what the booking may change or reveal.
+    who = identify_caller(
+        region=ctx.org.phone_region,
+        name=args["name"],
+        phone_argument=args.get("phone"),
+        email_argument=args.get("email"),
+        verified_number=ctx.verified_number,
+    )
     start = parse_start(args["start"], ctx.org.zone, ctx.now)
     request = BookingRequest(
         who=who,
@@ -130,6 +147,7 @@ def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
         service=args["service"],
         notes=args["notes"],
         resource=args["resource"],
+        own_number=ctx.verified_number is not None and who.phone == ctx.verified_number,
     )
 
     def perform(uow: AbstractUnitOfWork) -> Answer:
@@ -194,9 +212,9 @@ def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
 
 
 def _find(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _owner(ctx, args)
+    proof = _proof(ctx, args)
     return replies.appointments(
-        ctx.org, find_appointments(ctx.uow_factory(), ctx.org, who, ctx.now)
+        ctx.org, find_appointments(ctx.uow_factory(), ctx.org, proof, ctx.now)
     )
 
 
@@ -205,12 +223,12 @@ def _current_start(ctx: ToolContext, args: dict) -> ParsedStart | None:
 
 
 def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _owner(ctx, args)
+    proof = _proof(ctx, args)
     start = _current_start(ctx, args)
 
     def perform(uow: AbstractUnitOfWork) -> Answer:
         outcome = cancel_appointment(
-            uow, ctx.org, who, reference=args["reference"], start=start, reason=args["reason"]
+            uow, ctx.org, proof, start=start, reason=args["reason"], now=ctx.now
         )
         return replies.cancelled(ctx.org, outcome)
 
@@ -218,7 +236,7 @@ def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
 
 
 def _reschedule(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
-    who = _owner(ctx, args)
+    proof = _proof(ctx, args)
     start = _current_start(ctx, args)
     new_start = parse_start(args["newStart"], ctx.org.zone, ctx.now)
 
@@ -226,8 +244,7 @@ def _reschedule(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
         outcome = reschedule_appointment(
             uow,
             ctx.org,
-            who,
-            reference=args["reference"],
+            proof,
             start=start,
             new_start=new_start,
             now=ctx.now,
@@ -264,7 +281,11 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             name="findAppointments",
-            description="List the caller's upcoming appointments (by their phone number or email).",
+            description=(
+                "List the caller's upcoming appointments. On a phone call these are the ones "
+                "booked under the number calling. Otherwise give the booking reference with "
+                "the phone number or email it was booked with."
+            ),
             schema=FindAppointmentsArgs,
             handler=_find,
             request_start="Let me look that up.",
@@ -274,7 +295,8 @@ TOOLS: dict[str, Tool] = {
             name="cancelAppointment",
             description=(
                 "Cancel one of the caller's own appointments, identified by its reference or "
-                "its current start time. Confirm with the caller first."
+                "its current start time. If the call is not from the phone it was booked "
+                "with, give the reference with that phone number or email. Confirm first."
             ),
             schema=CancelAppointmentArgs,
             handler=_cancel,
@@ -285,7 +307,9 @@ TOOLS: dict[str, Tool] = {
             name="rescheduleAppointment",
             description=(
                 "Move one of the caller's own appointments (by reference or current start) to "
-                "newStart. If the new time is taken the original booking stays."
+                "newStart; if the call is not from the phone it was booked with, give the "
+                "reference with that phone number or email. If the new time is taken the "
+                "original booking stays."
             ),
             schema=RescheduleAppointmentArgs,
             handler=_reschedule,

@@ -105,7 +105,13 @@ def secret(running: Stack) -> str:
         "org", "create", "--name", "Real Stack Dental", "--timezone", "America/New_York"
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["secret"]
+    created = json.loads(result.stdout)
+    # Every payload here books for the fixtures' one caller: the per-caller cap (tested on its
+    # own) must not be what these stack tests run into.
+    raised = running.flask("org", "update", str(created["id"]), "--max-upcoming-per-caller", "100")
+    assert raised.returncode == 0, raised.stderr
+    assert json.loads(raised.stdout)["max_upcoming_per_caller"] == 100
+    return created["secret"]
 
 
 @pytest.fixture(scope="module")

@@ -110,9 +110,11 @@ def test_a_duplicate_waiting_longer_than_lock_timeout_still_gets_the_first_answe
     arguments = booking()
     stored = {"result": json.dumps({"status": "booked", "message": "from the first call"})}
     first = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    # The same VAPI call and caller as the duplicate below, as a real first attempt would be.
     first.execute(
-        "INSERT INTO tool_calls (org_id, tool_call_id, tool_name, fingerprint, answer) "
-        "VALUES (%s, 'call_slow', 'bookAppointment', %s, %s)",
+        "INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, caller, limit_key, "
+        "tool_name, fingerprint, answer) VALUES (%s, 'call_slow', 'call-1', '+14155550123', "
+        "'call:call-1', 'bookAppointment', %s, %s)",
         (org.id, fingerprint("bookAppointment", arguments), json.dumps(stored)),
     )
     app = make_app(database_url, DB_LOCK_TIMEOUT_MS=300)
@@ -149,21 +151,25 @@ def test_a_contact_without_a_name_gets_the_callers_name(client, org, db):
     assert db.execute("SELECT name FROM contacts").fetchall() == [("Sam Okafor",)]
 
 
-def test_a_taken_slot_error_rolls_back_the_claim_so_the_id_can_be_retried(client, org, db):
+def test_a_refused_booking_is_recorded_so_its_id_gets_the_same_refusal(client, org, db):
+    """A refusal rolls back everything it did (no contact, no appointment) but is recorded
+    under its id: refused changes count toward the change limit, and a repeat of the id gets
+    the same answer rather than being run again. (Before the identity rules a refusal left no
+    trace and the same id could be retried.)"""
     start = booking()["start"]
-    blocker = booked(
-        post(client, org, envelope(tool_call(**booking(start=start, phone="+12025550101"))))
+    booked(post(client, org, envelope(tool_call(**booking(start=start, phone="+12025550101")))))
+    body = envelope(
+        tool_call(call_id="call_retry", **booking(start=start)), customer="+12025550177"
     )
-    failed = post(client, org, envelope(tool_call(call_id="call_retry", **booking(start=start))))
-    assert "taken" in error_of(failed)
-    cancel = envelope(
-        tool_call("cancelAppointment", reference=blocker["appointment"]["reference"]),
-        customer="+12025550101",
-    )
-    post(client, org, cancel)
+    first = error_of(post(client, org, body))
+    again = error_of(post(client, org, body))
 
-    booked(post(client, org, envelope(tool_call(call_id="call_retry", **booking(start=start)))))
-    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 1
+    assert "taken" in first and again == first
+    assert count(db, "SELECT count(*) FROM contacts WHERE phone = '+12025550177'") == 0
+    assert db.execute(
+        "SELECT answer->>'error' FROM tool_calls WHERE tool_call_id = 'call_retry'"
+    ).fetchall() == [(first,)]
+    assert count(db, "SELECT count(*) FROM appointments") == 1
 
 
 def test_sql_parameters_never_reach_logs():

@@ -42,15 +42,19 @@ def test_realistic_payload_books_for_the_callers_number(client, org, db, fixture
     assert (end - start).total_seconds() == 30 * 60
     assert start.strftime("%A") in result["message"]
     row = db.execute(
-        "SELECT c.phone, c.email, c.name, a.service, a.reference, a.vapi_call_id "
-        "FROM appointments a JOIN contacts c ON c.id = a.contact_id"
+        "SELECT c.phone, c.email, c.name, a.name, a.email, a.service, a.notes, a.reference, "
+        "a.vapi_call_id FROM appointments a JOIN contacts c ON c.id = a.contact_id"
     ).fetchall()
+    # The organization has no catalogue, so the caller's "cleaning" is a note for staff.
     assert row == [
         (
             "+14155550123",
             "maria.lopez@example.com",
             "Maria Lopez",
-            "cleaning",
+            "Maria Lopez",
+            "maria.lopez@example.com",
+            None,
+            "Service asked for: cleaning",
             appointment["reference"],
             "019aa9bb-3c4d-7e8f-9a0b-1c2d3e4f5a6b",
         )
@@ -131,7 +135,10 @@ def test_same_email_only_booking_twice_keeps_one_contact(client, org, db):
     assert count(db, "SELECT count(*) FROM appointments") == 2
 
 
-def test_phoneless_contact_who_later_books_with_a_phone_stays_one_contact(client, org, db):
+def test_an_email_only_contact_never_gains_the_phone_of_whoever_names_its_email(client, org, db):
+    """Naming an email is a claim: the phone caller gets a contact of their own, and the
+    email-only contact (and its bookings) stays out of their reach. This replaces the old rule
+    "a phone-less contact gains the phone", which let any caller take an email over."""
     booked(
         post(client, org, envelope(tool_call(**booking(email="sam@example.com")), customer=None))
     )
@@ -143,10 +150,11 @@ def test_phoneless_contact_who_later_books_with_a_phone_stays_one_contact(client
         )
     )
 
-    assert db.execute("SELECT phone, email FROM contacts").fetchall() == [
-        ("+14155550123", "sam@example.com")
+    assert db.execute("SELECT phone, email FROM contacts ORDER BY id").fetchall() == [
+        (None, "sam@example.com"),
+        ("+14155550123", "sam@example.com"),
     ]
-    assert count(db, "SELECT count(DISTINCT contact_id) FROM appointments") == 1
+    assert count(db, "SELECT count(DISTINCT contact_id) FROM appointments") == 2
 
 
 @pytest.mark.parametrize("phone", ["(415) 555-0123", "415.555.0123", "+14155550123", 4155550123])
@@ -187,14 +195,24 @@ def test_no_phone_no_email_no_caller_number_writes_nothing(client, org, db):
         assert count(db, f"SELECT count(*) FROM {table}") == 0
 
 
-def test_unreadable_phone_is_mentioned_when_nothing_else_identifies_the_caller(client, org, db):
+@pytest.mark.parametrize("customer", [None, "+14155550123"])
+def test_an_unreadable_phone_is_asked_again_and_books_nothing(client, org, db, customer):
+    """Never silently replaced by the caller's own number (that books the wrong person)."""
     message = error_of(
-        post(client, org, envelope(tool_call(**booking(phone="call me maybe")), customer=None))
+        post(client, org, envelope(tool_call(**booking(phone="call me maybe")), customer=customer))
     )
 
     assert "call me maybe" in message
-    assert "phone number or email" in message
-    assert count(db, "SELECT count(*) FROM contacts") == 0
+    assert "repeat" in message
+    for table in ("contacts", "appointments", "tool_calls"):
+        assert count(db, f"SELECT count(*) FROM {table}") == 0
+
+
+def test_an_unreadable_email_is_asked_again_and_books_nothing(client, org, db):
+    message = error_of(post(client, org, envelope(tool_call(**booking(email="sam at example")))))
+
+    assert "sam at example" in message and "spell it again" in message
+    assert count(db, "SELECT count(*) FROM appointments") == 0
 
 
 # --- bookAppointment arguments -------------------------------------------------------------
@@ -219,7 +237,7 @@ def test_start_with_offset_is_converted_to_local_time(client, org):
 
 
 def test_duration_and_service_and_notes_are_kept(client, org, db):
-    booked(
+    result = booked(
         post(
             client,
             org,
@@ -232,7 +250,17 @@ def test_duration_and_service_and_notes_are_kept(client, org, db):
     row = db.execute(
         "SELECT extract(epoch FROM ends_at - starts_at)::int, service, notes FROM appointments"
     ).fetchone()
-    assert row == (45 * 60, "whitening", "first visit")
+    # Without a catalogue the service the caller named is kept as a note, for staff only.
+    assert row == (45 * 60, None, "Service asked for: whitening\nfirst visit")
+    assert "whitening" not in json.dumps(result) and "first visit" not in json.dumps(result)
+
+
+@pytest.mark.parametrize("minutes", [45.5, 30.25, "45.5"])
+def test_a_duration_that_is_not_whole_minutes_is_refused(client, org, db, minutes):
+    message = error_of(post(client, org, envelope(tool_call(**booking(durationMinutes=minutes)))))
+
+    assert "the duration" in message
+    assert count(db, "SELECT count(*) FROM appointments") == 0
 
 
 @pytest.mark.parametrize("start", ["2020-01-06T10:00", "next tuesday", "2026-13-45T10:00", ""])
@@ -258,7 +286,7 @@ def test_unknown_tool_gets_an_error_naming_the_tools(client, org):
 @pytest.mark.parametrize(
     "arguments",
     [
-        {"name": "Maria\x00Lopez", "start": local_start()},
+        {"name": "Maria", "start": local_start(), "notes": "a\x00b"},
         {"name": "M" * 100_000, "start": local_start()},
         {"name": "Maria", "start": local_start(), "notes": "x" * 50_000},
         {"name": "Maria", "start": "2026-12-01T10:00\x00"},

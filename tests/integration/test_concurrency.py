@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from booking_service.services.orgs import update_rules
 from tests.conftest import make_app
 from tests.helpers import booking, count, envelope, local_start, post, run_concurrently, tool_call
 
@@ -20,6 +21,11 @@ def wide_app(database_url):
     application.extensions["booking_service"].engine.dispose()
 
 
+def _allow_many_upcoming(app, org) -> None:
+    """These tests are about one contact per caller, not the per-caller cap (tested below)."""
+    update_rules(app.extensions["booking_service"].uow(), org.id, max_upcoming_per_caller=100)
+
+
 def _book_all(app, org, bodies):
     def work(i):
         response = post(app.test_client(), org, bodies[i])
@@ -32,6 +38,7 @@ def _book_all(app, org, bodies):
 
 
 def test_twenty_threads_booking_the_same_new_phone_make_one_contact(wide_app, org, db):
+    _allow_many_upcoming(wide_app, org)
     bodies = [
         envelope(
             tool_call(
@@ -54,6 +61,7 @@ def test_twenty_threads_booking_the_same_new_phone_make_one_contact(wide_app, or
 def test_twenty_threads_booking_the_same_new_email_without_phone_make_one_contact(
     wide_app, org, db
 ):
+    _allow_many_upcoming(wide_app, org)
     bodies = [
         envelope(
             tool_call(**booking(email="same@example.com", start=local_start(days=8 + i))),
@@ -84,8 +92,13 @@ def test_the_same_tool_call_id_concurrently_books_once_with_identical_answers(wi
 
 
 def _same_slot_bodies(start: str) -> list[dict]:
+    # Twenty callers are twenty VAPI calls (refusals count toward one call's change limit).
     return [
-        envelope(tool_call(**booking(start=start, phone=f"+1202555{i:04d}")))
+        envelope(
+            tool_call(**booking(start=start, phone=f"+1202555{i:04d}")),
+            customer=f"+1202555{i:04d}",
+            call_id=f"vapi-race-{i}",
+        )
         for i in range(THREADS)
     ]
 
@@ -177,6 +190,8 @@ def test_parallel_tool_calls_of_one_vapi_call_cannot_pass_the_change_limit(datab
 def test_an_email_only_caller_reissuing_one_booking_concurrently_gets_one_appointment(
     wide_app, org, db
 ):
+    """A model re-issuing one booking with new toolCallIds within its call gets it back; an
+    email is a claim, so only the same VAPI call is given an existing booking back."""
     from booking_service.services.resources import add_resource
 
     add_resource(
@@ -187,12 +202,35 @@ def test_an_email_only_caller_reissuing_one_booking_concurrently_gets_one_appoin
         envelope(
             tool_call(**booking(start=start, email="web@example.com")),
             customer=None,
-            call_id=f"vapi-{i}",
+            call_id="vapi-web",
         )
-        for i in range(8)
+        for _ in range(6)  # the default change limit of one call
     ]
     results, failures = _book_all(wide_app, org, bodies)
 
     assert failures == []
     assert count(db, "SELECT count(*) FROM appointments") == 1
     assert len({json.loads(r["result"])["appointment"]["reference"] for r in results}) == 1
+
+
+def test_a_verified_caller_reissuing_one_booking_from_several_calls_gets_one_appointment(
+    wide_app, org, db
+):
+    """The caller ID is proof, so their own booking at that time is theirs to get back from
+    any call; the contact's row lock makes concurrent re-issues see each other."""
+    from booking_service.services.resources import add_resource
+
+    add_resource(
+        wide_app.extensions["booking_service"].uow(), org.id, "Chair 2", ["mon-fri 09:00-17:00"]
+    )
+    start = local_start(days=5, hour=11)
+    bodies = [
+        envelope(tool_call(**booking(start=start)), call_id=f"vapi-{i}") for i in range(THREADS)
+    ]
+    results, failures = _book_all(wide_app, org, bodies)
+
+    assert failures == []
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+    answers = [json.loads(r["result"]) for r in results]
+    assert len({a["appointment"]["reference"] for a in answers}) == 1
+    assert sorted(a["alreadyBooked"] for a in answers) == [False] + [True] * (THREADS - 1)

@@ -94,15 +94,17 @@ def test_email_insert_that_loses_the_race_recovers_and_still_commits(
     assert count(db, "SELECT count(*) FROM contacts") == 1
     # The savepoint rollback left the outer transaction usable: the appointment committed.
     assert db.execute("SELECT contact_id FROM appointments").fetchall() == [(rival_id,)]
-    assert db.execute("SELECT name FROM contacts").fetchone() == ("Sam",)
+    # An email is a claim: the contact keeps its first name; the booking has its own.
+    assert db.execute("SELECT name FROM contacts").fetchone() == ("Rival",)
+    assert db.execute("SELECT name FROM appointments").fetchone() == ("Sam",)
 
 
-def test_phone_given_to_email_contact_loses_race_and_the_upsert_wins(
+def test_a_phone_booking_that_loses_the_insert_race_joins_the_winner_unchanged(
     runtime, org, db, database_url
 ):
-    """A phone-less contact exists for the email; a rival gives the phone to a new contact
-    first. Our update then violates uq_contacts_org_phone inside its savepoint, and the
-    upsert attaches the booking to the rival's contact."""
+    """A rival inserts the same phone first; our upsert waits on the unique index, then takes
+    the rival's row. Booking for that number is not its owner's booking: the winner keeps its
+    name, and the email-only contact with the email we gave is not touched."""
     db.execute(
         "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'sam@example.com', 'Sam')",
         (org.id,),
@@ -112,17 +114,19 @@ def test_phone_given_to_email_contact_loses_race_and_the_upsert_wins(
         org,
         db,
         database_url,
-        CallerIdentity(phone="+14155550123", email="sam@example.com", name=None),
+        CallerIdentity(phone="+14155550123", email="sam@example.com", name="Mallory"),
         "INSERT INTO contacts (org_id, phone, name) VALUES (%s, '+14155550123', 'Rival')",
         (org.id,),
     )
 
     assert booked.contact_path == contacts.PHONE_UPDATED
-    assert db.execute("SELECT phone, email FROM contacts ORDER BY id").fetchall() == [
-        (None, "sam@example.com"),
-        ("+14155550123", "sam@example.com"),
+    assert db.execute("SELECT phone, email, name FROM contacts ORDER BY id").fetchall() == [
+        (None, "sam@example.com", "Sam"),
+        ("+14155550123", "sam@example.com", "Rival"),  # a blank email is filled, never replaced
     ]
-    assert count(db, "SELECT count(*) FROM appointments") == 1
+    assert db.execute("SELECT name, email FROM appointments").fetchall() == [
+        ("Mallory", "sam@example.com")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -134,10 +138,10 @@ def test_phone_given_to_email_contact_loses_race_and_the_upsert_wins(
 )
 def test_first_and_second_resolution_paths(runtime, org, who, path):
     with runtime.uow() as uow:
-        first = resolve_contact(uow, org.id, who)
+        first = resolve_contact(uow, org.id, who, own_number=True)
         uow.commit()
     with runtime.uow() as uow:
-        second = resolve_contact(uow, org.id, who)
+        second = resolve_contact(uow, org.id, who, own_number=True)
         uow.commit()
 
     assert first.path == path
@@ -145,19 +149,46 @@ def test_first_and_second_resolution_paths(runtime, org, who, path):
     assert first.contact.id == second.contact.id
 
 
-def test_phoneless_contact_gains_the_phone(runtime, org, db):
+def test_a_phone_never_attaches_to_an_email_only_contact(runtime, org, db):
     with runtime.uow() as uow:
-        resolve_contact(uow, org.id, CallerIdentity(phone=None, email="s@example.com", name="S"))
+        email_only = resolve_contact(
+            uow,
+            org.id,
+            CallerIdentity(phone=None, email="s@example.com", name="S"),
+            own_number=False,
+        )
         uow.commit()
     with runtime.uow() as uow:
-        resolved = resolve_contact(
-            uow, org.id, CallerIdentity(phone="+14155550123", email="s@example.com", name=None)
+        by_phone = resolve_contact(
+            uow,
+            org.id,
+            CallerIdentity(phone="+14155550123", email="s@example.com", name="Mallory"),
+            own_number=True,
         )
         uow.commit()
 
-    assert resolved.path == contacts.PHONE_GIVEN_TO_EMAIL_CONTACT
-    assert db.execute("SELECT phone, email, name FROM contacts").fetchall() == [
-        ("+14155550123", "s@example.com", "S")
+    assert by_phone.path == contacts.PHONE_INSERTED
+    assert by_phone.contact.id != email_only.contact.id
+    assert db.execute("SELECT phone, email, name FROM contacts ORDER BY id").fetchall() == [
+        (None, "s@example.com", "S"),
+        ("+14155550123", "s@example.com", "Mallory"),
+    ]
+
+
+@pytest.mark.parametrize(("own_number", "expected"), [(True, "New"), (False, "First")])
+def test_only_the_numbers_own_caller_changes_its_contact(runtime, org, db, own_number, expected):
+    for name, email, own in (("First", "first@example.com", True), ("New", None, own_number)):
+        with runtime.uow() as uow:
+            resolve_contact(
+                uow,
+                org.id,
+                CallerIdentity(phone="+14155550123", email=email, name=name),
+                own_number=own,
+            )
+            uow.commit()
+
+    assert db.execute("SELECT name, email FROM contacts").fetchall() == [
+        (expected, "first@example.com")
     ]
 
 

@@ -48,12 +48,14 @@ def test_a_unit_after_an_autocommit_lookup_is_a_real_transaction(runtime, org, d
         with scope.reader() as reader:
             assert reader.organizations.get(org.id) is not None
         with scope.uow() as uow:
-            uow.contacts.upsert_by_phone(org.id, "+14155550199", "Never Committed", None)
+            uow.contacts.upsert_by_phone(
+                org.id, "+14155550199", "Never Committed", None, owner=True
+            )
         # Left without commit: rolled back, not autocommitted.
         with scope.reader() as reader:
             assert reader.contacts.find_by_phone(org.id, "+14155550199") is None
         with scope.uow() as uow:
-            uow.contacts.upsert_by_phone(org.id, "+14155550199", "Committed", None)
+            uow.contacts.upsert_by_phone(org.id, "+14155550199", "Committed", None, owner=True)
             uow.commit()
     assert count(db, "SELECT count(*) FROM contacts WHERE phone = '+14155550199'") == 1
 
@@ -151,7 +153,7 @@ def test_a_pool_timeout_while_checking_out_is_an_outage(database_url):
 def _hold_call_lock(database_url: str, org_id: int, call_id: str) -> psycopg.Connection:
     holder = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
     holder.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{org_id}:{call_id}",)
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{org_id}:call:{call_id}",)
     )
     return holder
 

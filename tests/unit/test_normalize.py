@@ -6,8 +6,10 @@ import logging
 
 import pytest
 
+from booking_service.errors import ToolError
 from booking_service.logging_setup import ContextFilter
 from booking_service.normalize import (
+    clean_name,
     clean_text,
     mask_phone,
     normalize_email,
@@ -62,22 +64,53 @@ def test_phone_argument_wins_over_the_callers_number():
         name="A",
         phone_argument="202-555-0199",
         email_argument=None,
-        caller_number="+14155550123",
+        verified_number="+14155550123",
     )
     assert who.phone == "+12025550199"
 
 
-def test_unreadable_phone_argument_falls_back_to_the_callers_number_and_is_remembered():
+@pytest.mark.parametrize("template", ["{{customer.number}}", "{{ customer.number }}", "  "])
+def test_template_text_or_blank_phone_counts_as_absent(template):
     who = identify_caller(
         region="US",
         name="A",
-        phone_argument="the usual",
-        email_argument="nope",
-        caller_number="+14155550123",
+        phone_argument=template,
+        email_argument=None,
+        verified_number="+14155550123",
     )
     assert who.phone == "+14155550123"
-    assert who.unreadable_phone == "the usual"
-    assert who.email is None and who.unreadable_email == "nope"
+
+
+@pytest.mark.parametrize(
+    ("phone", "email", "words"),
+    [("the usual", None, "repeat"), ("+1", None, "repeat"), (None, "nope", "spell")],
+)
+def test_unreadable_phone_or_email_is_asked_again_never_replaced(phone, email, words):
+    with pytest.raises(ToolError) as refused:
+        identify_caller(
+            region="US",
+            name="A",
+            phone_argument=phone,
+            email_argument=email,
+            verified_number="+14155550123",
+        )
+    assert words in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Maria\u200bLopez", "MariaLopez"),  # zero-width space (format)
+        ("Maria\u202eLopez", "MariaLopez"),  # right-to-left override (format)
+        ("Maria\x07 Lopez", "Maria Lopez"),  # bell (control)
+        ("  Maria\n\tLopez ", "Maria Lopez"),
+        ("A" * 200, "A" * 80),
+        ("\u200b\u200c", None),
+        (None, None),
+    ],
+)
+def test_names_lose_control_and_format_characters_and_are_cut_to_80(raw, expected):
+    assert clean_name(raw) == expected
 
 
 def test_masking_keeps_only_the_last_four_digits():
