@@ -109,8 +109,6 @@ class Contact(Base):
             unique=True,
             postgresql_where=text("phone IS NULL"),
         ),
-        # Email lookups for callers who give only an email, whether or not the contact has a phone.
-        Index("ix_contacts_org_id_email", "org_id", "email"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -8,6 +8,8 @@
 - organizations.max_upcoming_per_caller (default 4).
 - tool_calls.caller and tool_calls.limit_key: a stored answer goes back only to the call and
   caller that produced it, and the change limit also counts requests without a VAPI call id.
+- ix_contacts_org_id_email goes: contacts are no longer looked up by email among contacts that
+  have a phone (an email is a claim), and phone-less lookups use the partial unique index.
 
 Revision ID: c3a91d5e7f20
 Revises: b5e8c3d1f2a7
@@ -72,9 +74,11 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_tool_calls_org_id_limit_key"), "tool_calls", ["org_id", "limit_key"], unique=False
     )
+    op.drop_index("ix_contacts_org_id_email", table_name="contacts")
 
 
 def downgrade() -> None:
+    op.create_index("ix_contacts_org_id_email", "contacts", ["org_id", "email"], unique=False)
     op.drop_index(op.f("ix_tool_calls_org_id_limit_key"), table_name="tool_calls")
     op.create_index(
         "ix_tool_calls_org_id_vapi_call_id", "tool_calls", ["org_id", "vapi_call_id"], unique=False

@@ -120,11 +120,22 @@ def answer_once(
                 break
             continue
         if refused:
-            with uow_factory() as uow:
-                uow.tool_calls.record_refusal(**key.columns(), answer=answer.as_json())
-                uow.commit()
+            _record_refusal(uow_factory, key, answer)
         return answer
     raise DatabaseUnavailable("a duplicate of this tool call is still running")
+
+
+def _record_refusal(
+    uow_factory: Callable[[], AbstractUnitOfWork], key: ToolCallKey, answer: Answer
+) -> None:
+    try:
+        with uow_factory() as uow:
+            uow.tool_calls.record_refusal(**key.columns(), answer=answer.as_json())
+            uow.commit()
+    except DatabaseUnavailable:
+        # The refusal itself is true and the caller should hear it; only its count toward the
+        # change limit is lost.
+        log.warning("could not record a refused tool call", exc_info=True)
 
 
 def _answer_once(

@@ -91,11 +91,12 @@ class Tool:
 def _proof(ctx: ToolContext, args: dict) -> Proof:
     """What this request can show. A phone or email argument counts only beside a reference
     and without a verified caller, so it is read (and an unreadable one refused) only then."""
-    if ctx.verified_number is not None or not args.get("reference"):
-        return Proof(verified_number=ctx.verified_number)
+    reference = args.get("reference")
+    if ctx.verified_number is not None or not reference:
+        return Proof(verified_number=ctx.verified_number, reference=reference)
     return Proof(
-        verified_number=ctx.verified_number,
-        reference=args["reference"],
+        verified_number=None,
+        reference=reference,
         phone=read_phone(args.get("phone"), ctx.org.phone_region),
         email=read_email(args.get("email")),
     )

@@ -234,3 +234,44 @@ def test_a_verified_caller_reissuing_one_booking_from_several_calls_gets_one_app
     answers = [json.loads(r["result"]) for r in results]
     assert len({a["appointment"]["reference"] for a in answers}) == 1
     assert sorted(a["alreadyBooked"] for a in answers) == [False] + [True] * (THREADS - 1)
+
+
+def _distinct_starts(n: int) -> list[str]:
+    return [local_start(days=5 + i // 8, hour=9 + i % 8) for i in range(n)]
+
+
+@pytest.mark.parametrize("caller", ["phone", "email"])
+def test_concurrent_bookings_for_one_caller_never_pass_the_upcoming_cap(wide_app, org, db, caller):
+    """Twelve calls book for one caller at once, each at a free time of its own: exactly the
+    cap (4) succeed. The count runs under the contact's row lock (the phone upsert's, or the
+    explicit lock on the email path), so no two bookings can both see room for one more."""
+    who = {"customer": "+14155550123"} if caller == "phone" else {"customer": None}
+    extra = {} if caller == "phone" else {"email": "web@example.com"}
+    bodies = [
+        envelope(tool_call(**booking(start=start, **extra)), call_id=f"vapi-cap-{i}", **who)
+        for i, start in enumerate(_distinct_starts(12))
+    ]
+    results, failures = _book_all(wide_app, org, bodies)
+
+    assert not any(isinstance(r, BaseException) for r in results)
+    assert sum("result" in r for r in results) == 4
+    assert all("member of staff" in r["error"] for r in failures)
+    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 4
+    assert count(db, "SELECT count(*) FROM contacts") == 1
+
+
+def test_concurrent_requests_without_a_call_id_cannot_pass_the_change_limit(wide_app, org, db):
+    """A verified caller whose requests carry no call id is limited per caller: twelve such
+    requests at once make exactly MAX_CHANGES_PER_CALL (6) changes."""
+    _allow_many_upcoming(wide_app, org)
+    bodies = []
+    for start in _distinct_starts(12):
+        body = envelope(tool_call(**booking(start=start)))
+        del body["message"]["call"]["id"]
+        bodies.append(body)
+    results, failures = _book_all(wide_app, org, bodies)
+
+    assert not any(isinstance(r, BaseException) for r in results)
+    assert sum("result" in r for r in results) == 6
+    assert all("member of staff" in r["error"] for r in failures)
+    assert count(db, "SELECT count(*) FROM appointments") == 6

@@ -83,3 +83,24 @@ def test_spoken_errors_name_the_fields_in_plain_words():
     assert "the caller's name is missing" in sentence
     assert "the start time is missing" in sentence
     assert "the duration is not in a form I can use" in sentence
+
+
+@pytest.mark.parametrize(
+    ("message", "phone_call"),
+    [
+        ({"call": {"id": "c", "type": "inboundPhoneCall"}}, True),
+        ({"call": {"id": "c", "type": "outboundPhoneCall"}}, True),
+        ({"call": {"id": "c"}}, True),  # no type: a call and no chat
+        ({"call": {"id": "c", "type": None}}, True),
+        ({"call": {"id": "c", "type": "webCall"}}, False),
+        ({"call": {"id": "c", "type": "vapi.websocketCall"}}, False),
+        ({"call": {"id": "c", "type": 7}}, False),  # not text: unknown, not absent
+        ({"call": {"id": "c"}, "chat": {"id": "chat_1"}}, False),
+        ({"call": {"id": "c", "type": "inboundPhoneCall"}, "chat": {"id": "x"}}, False),
+        ({}, False),  # no call at all
+        ({"call": "inboundPhoneCall"}, False),
+    ],
+)
+def test_only_phone_calls_count_as_phone_calls(message, phone_call):
+    env = parse(_body({"type": "tool-calls", "toolCallList": [], **message}))
+    assert env.is_phone_call is phone_call
