@@ -894,43 +894,37 @@ _RECORD_ANSWER = (
 )
 
 
+@dataclass(frozen=True)
+class LedgerKey:
+    """Identifies one tool call for the ledger, with the request it came from."""
+
+    org_id: int
+    tool_call_id: str
+    vapi_call_id: str | None
+    caller: str | None  # the verified caller's number
+    limit_key: str  # what the change limit counts by (see ToolCall.limit_key)
+    tool_name: str
+    fingerprint: str
+
+    def values(self) -> dict:
+        return {
+            "p_org": self.org_id,
+            "p_tool_call": self.tool_call_id,
+            "p_call": self.vapi_call_id,
+            "p_caller": self.caller,
+            "p_limit_key": self.limit_key,
+            "p_tool": self.tool_name,
+            "p_fingerprint": self.fingerprint,
+        }
+
+
 class ToolCallLedger:
     """The idempotency ledger, written in the same transaction as the tool's effects."""
 
     def __init__(self, session: Session):
         self.session = session
 
-    @staticmethod
-    def _values(
-        org_id: int,
-        tool_call_id: str,
-        vapi_call_id: str | None,
-        caller: str | None,
-        limit_key: str,
-        tool_name: str,
-        fingerprint: str,
-    ) -> dict:
-        return {
-            "p_org": org_id,
-            "p_tool_call": tool_call_id,
-            "p_call": vapi_call_id,
-            "p_caller": caller,
-            "p_limit_key": limit_key,
-            "p_tool": tool_name,
-            "p_fingerprint": fingerprint,
-        }
-
-    def claim(
-        self,
-        *,
-        org_id: int,
-        tool_call_id: str,
-        vapi_call_id: str | None,
-        caller: str | None,
-        limit_key: str,
-        tool_name: str,
-        fingerprint: str,
-    ) -> bool:
+    def claim(self, key: LedgerKey) -> bool:
         """Reserve the tool call id; False when it was answered before.
 
         A new claim then takes a transaction-scoped advisory lock on (organization, limit
@@ -942,10 +936,7 @@ class ToolCallLedger:
         transaction ends (the unique index serialises them): then it is either answered
         (False) or rolled back (True, the claim is ours).
         """
-        values = self._values(
-            org_id, tool_call_id, vapi_call_id, caller, limit_key, tool_name, fingerprint
-        )
-        values["p_lock"] = f"{org_id}:{limit_key}"
+        values = {**key.values(), "p_lock": f"{key.org_id}:{key.limit_key}"}
         try:
             return self.session.execute(_CLAIM, values).first() is not None
         except OperationalError as exc:
@@ -953,23 +944,9 @@ class ToolCallLedger:
                 raise LockTimeout() from exc
             raise
 
-    def record_refusal(
-        self,
-        *,
-        org_id: int,
-        tool_call_id: str,
-        vapi_call_id: str | None,
-        caller: str | None,
-        limit_key: str,
-        tool_name: str,
-        fingerprint: str,
-        answer: dict,
-    ) -> None:
+    def record_refusal(self, key: LedgerKey, answer: dict) -> None:
         """Record a refused tool call with its answer (nothing if the id is taken meanwhile)."""
-        values = self._values(
-            org_id, tool_call_id, vapi_call_id, caller, limit_key, tool_name, fingerprint
-        )
-        self.session.execute(_RECORD_REFUSAL, {**values, "p_answer": answer})
+        self.session.execute(_RECORD_REFUSAL, {**key.values(), "p_answer": answer})
 
     def get(self, org_id: int, tool_call_id: str) -> LedgerEntry | None:
         row = self.session.execute(

@@ -80,6 +80,13 @@ def booked(response) -> dict:
     return result
 
 
+def result_of(response) -> dict:
+    """The decoded `result` of a single successful tool call."""
+    entry = only_result(response)
+    assert "result" in entry, entry
+    return json.loads(entry["result"])
+
+
 def error_of(response) -> str:
     entry = only_result(response)
     assert "error" in entry and "result" not in entry, entry

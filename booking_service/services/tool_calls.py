@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from booking_service.errors import DatabaseUnavailable, LockTimeout, ToolError
+from booking_service.repositories import LedgerEntry, LedgerKey
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -41,38 +42,20 @@ class Answer:
         return cls(result=stored["result"])
 
 
-@dataclass(frozen=True)
-class ToolCallKey:
-    """Identifies one tool call for the ledger."""
+# The ledger's key of one tool call: organization, id, VAPI call, caller, limit key, tool name
+# and the fingerprint of its arguments.
+ToolCallKey = LedgerKey
 
-    org_id: int
-    tool_call_id: str
-    vapi_call_id: str | None
-    caller: str | None  # the verified caller's number
-    limit_key: str  # what the change limit counts by (see ToolCall.limit_key)
-    tool_name: str
-    fingerprint: str
 
-    def columns(self) -> dict:
-        return {
-            "org_id": self.org_id,
-            "tool_call_id": self.tool_call_id,
-            "vapi_call_id": self.vapi_call_id,
-            "caller": self.caller,
-            "limit_key": self.limit_key,
-            "tool_name": self.tool_name,
-            "fingerprint": self.fingerprint,
-        }
-
-    def may_see(self, stored) -> bool:
-        """The stored answer was produced for this same VAPI call and caller. Without a call
-        id nothing proves it was the same call, so nothing is given back."""
-        return (
-            stored.fingerprint == self.fingerprint
-            and self.vapi_call_id is not None
-            and stored.vapi_call_id == self.vapi_call_id
-            and stored.caller == self.caller
-        )
+def may_see(key: ToolCallKey, stored: LedgerEntry) -> bool:
+    """The stored answer was produced for this same VAPI call and caller. Without a call id
+    nothing proves it was the same call, so nothing is given back."""
+    return (
+        stored.fingerprint == key.fingerprint
+        and key.vapi_call_id is not None
+        and stored.vapi_call_id == key.vapi_call_id
+        and stored.caller == key.caller
+    )
 
 
 def fingerprint(tool_name: str, arguments: object) -> str:
@@ -130,7 +113,7 @@ def _record_refusal(
 ) -> None:
     try:
         with uow_factory() as uow:
-            uow.tool_calls.record_refusal(**key.columns(), answer=answer.as_json())
+            uow.tool_calls.record_refusal(key, answer.as_json())
             uow.commit()
     except DatabaseUnavailable:
         # The refusal itself is true and the caller should hear it; only its count toward the
@@ -145,12 +128,12 @@ def _answer_once(
 ) -> tuple[Answer, bool]:
     """The answer, and whether it is a refusal still to be recorded."""
     with uow:
-        claimed = uow.tool_calls.claim(**key.columns())
+        claimed = uow.tool_calls.claim(key)
         if not claimed:
             stored = uow.tool_calls.get(key.org_id, key.tool_call_id)
             if stored is None or stored.answer is None:  # pragma: no cover - committed with answer
                 raise RuntimeError("ledger row without an answer")
-            if not key.may_see(stored):
+            if not may_see(key, stored):
                 log.warning("tool call id reused by another request, call or caller")
                 return Answer(error=REUSED_ID), False
             log.info("repeated tool call: returning the stored answer")

@@ -22,6 +22,7 @@ from tests.helpers import (
     local_start,
     only_result,
     post,
+    result_of,
     tool_call,
 )
 
@@ -36,12 +37,6 @@ def send(client, org, tool, *, customer=VICTIM, call_id="call-1", tool_call_id=N
         org,
         envelope(tool_call(tool, call_id=tool_call_id, **args), customer=customer, call_id=call_id),
     )
-
-
-def result_of(response) -> dict:
-    entry = only_result(response)
-    assert "result" in entry, entry
-    return json.loads(entry["result"])
 
 
 def book(client, org, *, customer=VICTIM, call_id="call-1", **overrides) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,20 +16,14 @@ from tests.helpers import (
     envelope,
     error_of,
     local_start,
-    only_result,
     post,
+    result_of,
     tool_call,
 )
 
 
 def call(client, org, tool, customer="+14155550123", call_id=None, **args):
     return post(client, org, envelope(tool_call(tool, call_id=call_id, **args), customer=customer))
-
-
-def result_of(response) -> dict:
-    entry = only_result(response)
-    assert "result" in entry, entry
-    return json.loads(entry["result"])
 
 
 def starts(result: dict) -> list[str]:
