@@ -185,8 +185,10 @@ _new_contact = insert(_contacts).values(
     email=bindparam("p_email"),
 )
 # Only the contact's own verified caller changes its name and email; anyone else's booking
-# for this number only fills what the contact lacks. DO UPDATE runs either way: it locks the
-# row until commit, so one booking decision per contact is made at a time.
+# for this number only gives a nameless contact a name. A contact's email (where messages may
+# go) is never written by anybody else, not even into a new contact: the booking keeps the
+# email it was made with. DO UPDATE runs either way: it locks the row until commit, so one
+# booking decision per contact is made at a time.
 _OWNER = bindparam("p_owner", type_=Boolean)
 _UPSERT_CONTACT = _new_contact.on_conflict_do_update(
     constraint=UQ_CONTACTS_ORG_PHONE,
@@ -197,7 +199,7 @@ _UPSERT_CONTACT = _new_contact.on_conflict_do_update(
         ),
         "email": case(
             (_OWNER, func.coalesce(_new_contact.excluded.email, _contacts.c.email)),
-            else_=func.coalesce(_contacts.c.email, _new_contact.excluded.email),
+            else_=_contacts.c.email,
         ),
         # Python-side onupdate is not applied to ON CONFLICT DO UPDATE.
         "updated_at": case((_OWNER, func.now()), else_=_contacts.c.updated_at),
@@ -222,16 +224,20 @@ class ContactRepository:
     ) -> tuple[ContactRow, bool]:
         """Insert the contact with this phone, or lock the existing one, in ONE statement.
 
-        A new contact takes the name and email given. An existing one takes provided values
-        when `owner` (its own verified caller books for their own number), and otherwise only
-        where it has none; absent values (None) never erase stored ones. Returns the row and
-        whether it was inserted. Keyed on the named constraint, so a missing constraint fails
-        loudly instead of silently creating duplicates.
+        `owner`: its own verified caller books for their own number, so the name and email
+        given replace the stored ones (absent values never erase stored ones). Anybody else's
+        booking gives a new or nameless contact the name given, and never an email. Returns
+        the row and whether it was inserted. Keyed on the named constraint, so a missing
+        constraint fails loudly instead of silently creating duplicates.
         """
-        row = self.session.execute(
-            _UPSERT_CONTACT,
-            {"p_org": org_id, "p_phone": phone, "p_name": name, "p_email": email, "p_owner": owner},
-        ).one()
+        values = {
+            "p_org": org_id,
+            "p_phone": phone,
+            "p_name": name,
+            "p_email": email if owner else None,
+            "p_owner": owner,
+        }
+        row = self.session.execute(_UPSERT_CONTACT, values).one()
         return _contact(row), bool(row.inserted)
 
     def find_by_phone(self, org_id: int, phone: str) -> ContactRow | None:
@@ -827,25 +833,32 @@ class LedgerEntry:
 
 
 _tool_calls = ToolCall.__table__
-_LEDGER_COLUMNS = ["org_id", "tool_call_id", "vapi_call_id", "caller", "limit_key", "tool_name"]
 
 
-def _ledger_values(*extra):
-    return select(
+def _claim_statement():
+    values = select(
         bindparam("p_org"),
         bindparam("p_tool_call"),
         bindparam("p_call", type_=_tool_calls.c.vapi_call_id.type),
         bindparam("p_caller", type_=_tool_calls.c.caller.type),
         bindparam("p_limit_key"),
         bindparam("p_tool"),
-        *extra,
+        bindparam("p_fingerprint"),
     )
-
-
-def _claim_statement():
     claim = (
         insert(_tool_calls)
-        .from_select([*_LEDGER_COLUMNS, "fingerprint"], _ledger_values(bindparam("p_fingerprint")))
+        .from_select(
+            [
+                "org_id",
+                "tool_call_id",
+                "vapi_call_id",
+                "caller",
+                "limit_key",
+                "tool_name",
+                "fingerprint",
+            ],
+            values,
+        )
         .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
         .returning(_tool_calls.c.id)
     )
@@ -859,19 +872,6 @@ def _claim_statement():
 
 
 _CLAIM = _claim_statement()
-# A refused change, recorded after its transaction rolled back: it counts toward the limit
-# and a repeat of the same id gets the same refusal.
-_RECORD_REFUSAL = (
-    insert(_tool_calls)
-    .from_select(
-        [*_LEDGER_COLUMNS, "fingerprint", "answer"],
-        _ledger_values(
-            bindparam("p_fingerprint"),
-            bindparam("p_answer", type_=_tool_calls.c.answer.type),
-        ),
-    )
-    .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
-)
 # Changes of one limit key in the last day: a VAPI call never lasts that long, and a caller
 # without call ids (no VAPI request lacks one) is not shut out for good.
 _CHANGES = (
@@ -943,10 +943,6 @@ class ToolCallLedger:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise LockTimeout() from exc
             raise
-
-    def record_refusal(self, key: LedgerKey, answer: dict) -> None:
-        """Record a refused tool call with its answer (nothing if the id is taken meanwhile)."""
-        self.session.execute(_RECORD_REFUSAL, {**key.values(), "p_answer": answer})
 
     def get(self, org_id: int, tool_call_id: str) -> LedgerEntry | None:
         row = self.session.execute(

@@ -2,7 +2,8 @@
 
 - appointments.name / appointments.email: what a booking was made under, so a booking for
   somebody else's number never renames their contact, and "the email it was booked with" is a
-  fact of the appointment. Existing appointments take their contact's current values.
+  fact of the appointment. Existing appointments take their contact's current name, and the
+  email only of an email-only contact.
 - Free text in appointments.service (an organization without a catalogue) moves to notes:
   notes are never returned by a tool, so what one caller typed cannot be read to another.
 - organizations.max_upcoming_per_caller (default 4).
@@ -40,10 +41,13 @@ def upgrade() -> None:
 
     op.add_column("appointments", sa.Column("name", sa.Text(), nullable=True))
     op.add_column("appointments", sa.Column("email", sa.Text(), nullable=True))
+    # Only an email-only contact's email is known to be what its bookings were made with (it
+    # is the contact's key). A phone contact's email was last-writer-wins until now, possibly
+    # written by somebody else, so it does not become proof; those bookings keep phone proof.
     op.execute(
         """
         UPDATE appointments a
-        SET name = left(c.name, 80), email = c.email
+        SET name = left(c.name, 80), email = CASE WHEN c.phone IS NULL THEN c.email END
         FROM contacts c
         WHERE c.org_id = a.org_id AND c.id = a.contact_id
         """

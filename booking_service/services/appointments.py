@@ -103,12 +103,7 @@ def find_appointments(
     status). Raises ToolError(NEED_PROOF / NO_MATCH) when there is no proof."""
     with uow:
         if proof.by_reference:
-            found = uow.appointments.by_reference_and_proof(
-                org.id, normalize_reference(proof.reference), phone=proof.phone, email=proof.email
-            )
-            if found is None:
-                raise ToolError(NO_MATCH)
-            return [_view(found, _resource_names(uow, org))]
+            return find_by_reference(uow, org, proof)
         if proof.verified_number is None:
             raise ToolError(NEED_PROOF)
         contact = uow.contacts.find_by_phone(org.id, proof.verified_number)
@@ -117,6 +112,17 @@ def find_appointments(
         upcoming = uow.appointments.upcoming(org.id, contact.id, now)
         names = _resource_names(uow, org) if upcoming else {}
         return [_view(a, names) for a in upcoming]
+
+
+def find_by_reference(uow: AbstractUnitOfWork, org: OrgInfo, proof: Proof) -> list[AppointmentView]:
+    """The one appointment named by reference with the phone or email it was booked with, in
+    the caller's transaction; ToolError(NO_MATCH) otherwise."""
+    found = uow.appointments.by_reference_and_proof(
+        org.id, normalize_reference(proof.reference), phone=proof.phone, email=proof.email
+    )
+    if found is None:
+        raise ToolError(NO_MATCH)
+    return [_view(found, _resource_names(uow, org))]
 
 
 def _reachable_appointment(

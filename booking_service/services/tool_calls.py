@@ -74,7 +74,7 @@ CLAIM_ATTEMPTS = 3
 
 
 def answer_once(
-    uow_factory: Callable[[], AbstractUnitOfWork],
+    uow: AbstractUnitOfWork,
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
     *,
@@ -82,16 +82,16 @@ def answer_once(
 ) -> Answer:
     """Run `perform` in one transaction with the ledger, unless this call was answered before.
 
-    A ToolError from `perform` rolls its effects back and becomes the error answer, which is
-    then recorded under the id in a transaction of its own: refused changes count toward the
-    change limit, and a repeat of the id gets the same refusal.
+    A ToolError from `perform` rolls its effects back to a savepoint taken after the claim and
+    becomes the error answer, recorded like any other: refused changes count toward the change
+    limit (under the same lock as the rest), and a repeat of the id gets the same refusal.
     Waiting for a duplicate stops at `deadline` (time.monotonic()), so the caller still hears
     an answer in time.
     """
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         started = time.monotonic()
         try:
-            answer, refused = _answer_once(uow_factory(), key, perform)
+            return _answer_once(uow, key, perform)
         except LockTimeout:
             waited = time.monotonic() - started
             log.info(
@@ -101,32 +101,14 @@ def answer_once(
             # Wait again only if a wait as long as this one still ends before the deadline.
             if deadline is not None and time.monotonic() + waited > deadline:
                 break
-            continue
-        if refused:
-            _record_refusal(uow_factory, key, answer)
-        return answer
     raise DatabaseUnavailable("a duplicate of this tool call is still running")
-
-
-def _record_refusal(
-    uow_factory: Callable[[], AbstractUnitOfWork], key: ToolCallKey, answer: Answer
-) -> None:
-    try:
-        with uow_factory() as uow:
-            uow.tool_calls.record_refusal(key, answer.as_json())
-            uow.commit()
-    except DatabaseUnavailable:
-        # The refusal itself is true and the caller should hear it; only its count toward the
-        # change limit is lost.
-        log.warning("could not record a refused tool call", exc_info=True)
 
 
 def _answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
-) -> tuple[Answer, bool]:
-    """The answer, and whether it is a refusal still to be recorded."""
+) -> Answer:
     with uow:
         claimed = uow.tool_calls.claim(key)
         if not claimed:
@@ -135,13 +117,14 @@ def _answer_once(
                 raise RuntimeError("ledger row without an answer")
             if not may_see(key, stored):
                 log.warning("tool call id reused by another request, call or caller")
-                return Answer(error=REUSED_ID), False
+                return Answer(error=REUSED_ID)
             log.info("repeated tool call: returning the stored answer")
-            return Answer.from_json(stored.answer), False
+            return Answer.from_json(stored.answer)
         try:
-            answer = perform(uow)
+            with uow.savepoint():
+                answer = perform(uow)
         except ToolError as exc:
-            return Answer(error=exc.message), True
+            answer = Answer(error=exc.message)
         uow.tool_calls.record_answer(key.org_id, key.tool_call_id, answer.as_json())
         uow.commit()
-        return answer, False
+        return answer

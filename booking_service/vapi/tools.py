@@ -24,6 +24,7 @@ from booking_service.services.appointments import (
     Proof,
     cancel_appointment,
     find_appointments,
+    find_by_reference,
     reschedule_appointment,
 )
 from booking_service.services.availability import check_availability
@@ -102,8 +103,14 @@ def _proof(ctx: ToolContext, args: dict) -> Proof:
     )
 
 
-# Tools that change the diary; a model stuck in a loop must not make dozens of changes.
-CHANGING_TOOLS = ("bookAppointment", "cancelAppointment", "rescheduleAppointment")
+# Tools that change the diary, and lookups by reference (each a guess at a reference); a model
+# stuck in a loop must not make dozens of changes, nor a caller dozens of guesses.
+CHANGING_TOOLS = (
+    "bookAppointment",
+    "cancelAppointment",
+    "rescheduleAppointment",
+    "findAppointments",
+)
 HAND_OVER = (
     "I have already made several changes on this call, so I can't make more automatically. "
     "Please transfer the caller to a member of staff."
@@ -127,7 +134,7 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
     )
-    return answer_once(ctx.uow_factory, key, limited, deadline=ctx.deadline)
+    return answer_once(ctx.uow_factory(), key, limited, deadline=ctx.deadline)
 
 
 def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
@@ -214,9 +221,17 @@ def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
 
 def _find(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
     proof = _proof(ctx, args)
-    return replies.appointments(
-        ctx.org, find_appointments(ctx.uow_factory(), ctx.org, proof, ctx.now)
-    )
+    if not proof.by_reference:
+        return replies.appointments(
+            ctx.org, find_appointments(ctx.uow_factory(), ctx.org, proof, ctx.now)
+        )
+
+    # A lookup by reference is a guess until it matches: it is recorded and counted like a
+    # change, so one call cannot try references without end.
+    def perform(uow: AbstractUnitOfWork) -> Answer:
+        return replies.appointments(ctx.org, find_by_reference(uow, ctx.org, proof))
+
+    return _once(ctx, call, perform)
 
 
 def _current_start(ctx: ToolContext, args: dict) -> ParsedStart | None:

@@ -13,6 +13,7 @@ import pytest
 from booking_service.services.appointments import NEED_PROOF, NO_MATCH
 from booking_service.services.resources import add_resource
 from booking_service.services.tool_calls import REUSED_ID
+from booking_service.vapi.tools import HAND_OVER
 from tests.helpers import (
     booked,
     booking,
@@ -271,9 +272,14 @@ def test_a_parent_books_for_a_childs_number_without_touching_either_contact(clie
     assert "for Bobby" in for_child["message"]
     assert [a["name"] for a in by_child["appointments"]] == ["Bobby"]
     assert [a["name"] for a in by_parent["appointments"]] == ["Pat Parent"]
+    # The child's contact gets no email from somebody else; the booking keeps the one given.
     assert db.execute("SELECT phone, name, email FROM contacts ORDER BY id").fetchall() == [
         (VICTIM, "Pat Parent", "pat@example.com"),
-        (child, "Bobby", "pat@example.com"),
+        (child, "Bobby", None),
+    ]
+    assert db.execute("SELECT name, email FROM appointments ORDER BY id").fetchall() == [
+        ("Pat Parent", "pat@example.com"),
+        ("Bobby", "pat@example.com"),
     ]
 
 
@@ -285,6 +291,26 @@ def test_a_verified_caller_cancels_exactly_the_booking_named_by_its_reference(cl
 
     assert cancelled["appointment"]["reference"] == second
     assert statuses(db) == [(first, "booked"), (second, "cancelled")]
+
+
+def test_nobody_but_the_numbers_own_caller_gives_its_contact_an_email(client, org, db):
+    """The contact's email is where messages may go: a booking made for this number by
+    anybody else (first, or later) never sets it; the verified caller's own booking does."""
+    book(client, org, customer=None, call_id="atk", phone=VICTIM, email="mallory@evil.test")
+    book(
+        client,
+        org,
+        customer=ATTACKER,
+        call_id="atk-2",
+        phone=VICTIM,
+        email="mallory@evil.test",
+        start=local_start(days=8),
+    )
+    assert db.execute("SELECT email FROM contacts").fetchall() == [(None,)]
+
+    book(client, org, call_id="own", email="sam@example.com", start=local_start(days=9))
+
+    assert db.execute("SELECT email FROM contacts").fetchall() == [("sam@example.com",)]
 
 
 # --- Booking for another number ----------------------------------------------------------------
@@ -554,8 +580,22 @@ def test_refused_change_attempts_count_toward_the_change_limit(client, org, db):
 
     message = error_of(post(client, org, envelope(tool_call(**booking()), call_id="call-1")))
 
-    assert "member of staff" in message
+    assert message == HAND_OVER
     assert count(db, "SELECT count(*) FROM appointments") == 0
+
+
+def test_lookups_by_reference_count_toward_the_limit_of_a_call(client, org, db):
+    """Each lookup by reference without a verified caller is a guess: a call gets six."""
+    web = {"customer": None, "call_id": "web-guesser"}
+    answers = [
+        only_result(
+            send(client, org, "findAppointments", reference=f"KK{i:04d}", phone=VICTIM, **web)
+        )
+        for i in range(7)
+    ]
+
+    assert [a["error"] for a in answers[:6]] == [NO_MATCH] * 6
+    assert answers[6]["error"] == HAND_OVER
 
 
 def test_a_request_without_a_call_id_cannot_escape_the_change_limit(client, org, db):
@@ -569,7 +609,7 @@ def test_a_request_without_a_call_id_cannot_escape_the_change_limit(client, org,
     results = post(client, org, body).get_json()["results"]
 
     assert sum("result" in r for r in results) == 6
-    assert all("member of staff" in r["error"] for r in results[6:])
+    assert all(r["error"] == HAND_OVER for r in results[6:])
     assert count(db, "SELECT count(*) FROM appointments") == 6
 
 
@@ -582,4 +622,4 @@ def test_a_verified_caller_without_call_ids_is_limited_across_requests(client, o
         answers.append(only_result(post(client, org, body)))
 
     assert ["result" in a for a in answers] == [True] * 6 + [False]
-    assert "member of staff" in answers[6]["error"]
+    assert answers[6]["error"] == HAND_OVER

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from booking_service.services.orgs import update_rules
+from booking_service.vapi.tools import HAND_OVER
 from tests.conftest import make_app
 from tests.helpers import booking, count, envelope, local_start, post, run_concurrently, tool_call
 
@@ -273,5 +274,25 @@ def test_concurrent_requests_without_a_call_id_cannot_pass_the_change_limit(wide
 
     assert not any(isinstance(r, BaseException) for r in results)
     assert sum("result" in r for r in results) == 6
-    assert all("member of staff" in r["error"] for r in failures)
+    assert all(r["error"] == HAND_OVER for r in failures)
     assert count(db, "SELECT count(*) FROM appointments") == 6
+
+
+def test_concurrent_refused_changes_of_one_call_count_toward_its_limit(wide_app, org, db):
+    """Twelve cancels of one call at once, each of a reference nobody holds: six are refused
+    as not found and six are handed to staff. A refusal is recorded in the transaction that
+    holds the call's lock, so a waiting change counts it."""
+    bodies = [
+        envelope(
+            tool_call("cancelAppointment", reference=f"NOPE{i:02d}"), call_id="one-guessing-call"
+        )
+        for i in range(12)
+    ]
+    results, _ = _book_all(wide_app, org, bodies)
+
+    assert not any(isinstance(r, BaseException) for r in results)
+    errors = [r["error"] for r in results]
+    assert sum("could not find that appointment" in e for e in errors) == 6
+    assert sum(e == HAND_OVER for e in errors) == 6
+    key = "call:one-guessing-call"
+    assert count(db, "SELECT count(*) FROM tool_calls WHERE limit_key = %s", key) == 12

@@ -104,7 +104,7 @@ def test_a_phone_booking_that_loses_the_insert_race_joins_the_winner_unchanged(
 ):
     """A rival inserts the same phone first; our upsert waits on the unique index, then takes
     the rival's row. Booking for that number is not its owner's booking: the winner keeps its
-    name, and the email-only contact with the email we gave is not touched."""
+    name and gets no email, and the email-only contact with the email we gave is not touched."""
     db.execute(
         "INSERT INTO contacts (org_id, email, name) VALUES (%s, 'sam@example.com', 'Sam')",
         (org.id,),
@@ -122,7 +122,7 @@ def test_a_phone_booking_that_loses_the_insert_race_joins_the_winner_unchanged(
     assert booked.contact_path == contacts.PHONE_UPDATED
     assert db.execute("SELECT phone, email, name FROM contacts ORDER BY id").fetchall() == [
         (None, "sam@example.com", "Sam"),
-        ("+14155550123", "sam@example.com", "Rival"),  # a blank email is filled, never replaced
+        ("+14155550123", None, "Rival"),  # never an email from somebody else
     ]
     assert db.execute("SELECT name, email FROM appointments").fetchall() == [
         ("Mallory", "sam@example.com")
