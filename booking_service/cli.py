@@ -14,8 +14,8 @@ from flask.cli import AppGroup
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.schema_check import check_schema
-from booking_service.services.adoption import adopt_contacts
-from booking_service.services.orgs import (
+from booking_service.use_cases.adoption import adopt_contacts
+from booking_service.use_cases.orgs import (
     OrgInfo,
     OrgInputError,
     create_org,
@@ -24,14 +24,14 @@ from booking_service.services.orgs import (
     set_hmac,
     update_rules,
 )
-from booking_service.services.resources import (
+from booking_service.use_cases.resources import (
     ScheduleInputError,
     add_resource,
     add_service,
     list_resources,
     set_day,
 )
-from booking_service.services.times import utc_now
+from booking_service.use_cases.times import utc_now
 from booking_service.vapi.definitions import tool_definitions
 
 org_cli = AppGroup("org", help="Manage organizations, their rules and webhook secrets.")

@@ -1,4 +1,4 @@
-"""Domain errors shared by services and the web layer (no SQLAlchemy in here)."""
+"""Domain errors shared by use cases and the front ends (no SQLAlchemy in here)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ LOCK_NOT_AVAILABLE = "55P03"
 
 @dataclass(frozen=True)
 class ContactRow:
-    """The fields of a contact that services need, as returned by a statement."""
+    """The fields of a contact that use cases need, as returned by a statement."""
 
     id: int
     name: str | None
@@ -71,7 +71,7 @@ def _contact(row) -> ContactRow:
 
 @dataclass(frozen=True)
 class ResourceRow:
-    """A bookable resource (person, chair, room) as the booking services need it."""
+    """A bookable resource (person, chair, room) as the booking use cases need it."""
 
     id: int
     name: str
@@ -736,7 +736,7 @@ class ScheduleRepository:
 
 
 class AdoptionRepository:
-    """Statements for adopting an existing contacts table (see services/adoption.py)."""
+    """Statements for adopting an existing contacts table (see use_cases/adoption.py)."""
 
     def __init__(self, session: Session):
         self.session = session

@@ -24,7 +24,7 @@ from booking_service.app import create_app
 from booking_service.devtools import pgcluster
 from booking_service.extensions import KEY
 from booking_service.schema_check import alembic_config
-from booking_service.services.orgs import create_org
+from booking_service.use_cases.orgs import create_org
 from tests.helpers import local_start
 
 # Copied from the shared VAPI fixtures so that a fresh clone is self-contained.

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, jsonify
 
 from booking_service.extensions import runtime
-from booking_service.services.health import check_health
+from booking_service.use_cases.health import check_health
 
 bp = Blueprint("health", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)

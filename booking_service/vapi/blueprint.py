@@ -21,11 +21,11 @@ from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
 from booking_service.normalize import normalize_phone
-from booking_service.services.orgs import OrgInfo, authenticate, get_org
-from booking_service.services.signatures import verify
-from booking_service.services.times import utc_now
-from booking_service.services.tool_calls import Answer
 from booking_service.unit_of_work import ConnectionScope
+from booking_service.use_cases.orgs import OrgInfo, authenticate, get_org
+from booking_service.use_cases.signatures import verify
+from booking_service.use_cases.times import utc_now
+from booking_service.use_cases.tool_calls import Answer
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse, usable_id
 from booking_service.vapi.tools import TOOLS, ToolContext, run_tool

@@ -4,7 +4,7 @@ Handlers validate and normalise (no database), then call one service use case. T
 change something (book, cancel, reschedule) run through answer_once, so a repeated
 toolCallId returns the stored answer; read-only tools (availability, find) just answer.
 
-Whose data a call may reach is decided from proof only (see services/appointments.py): the
+Whose data a call may reach is decided from proof only (see use_cases/appointments.py): the
 verified caller ID of a phone call (`ToolContext.verified_number`), or a booking reference
 with the phone or email it was booked with. Arguments are claims.
 """
@@ -20,20 +20,20 @@ from datetime import date, datetime, timedelta
 from marshmallow import Schema, ValidationError
 
 from booking_service.errors import ToolError
-from booking_service.services.appointments import (
+from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.appointments import (
     Proof,
     cancel_appointment,
     find_appointments,
     find_by_reference,
     reschedule_appointment,
 )
-from booking_service.services.availability import check_availability
-from booking_service.services.booking import BookingRequest, book_appointment
-from booking_service.services.contacts import identify_caller, read_email, read_phone
-from booking_service.services.orgs import OrgInfo
-from booking_service.services.times import ParsedStart, parse_start, today_sentence
-from booking_service.services.tool_calls import Answer, ToolCallKey, answer_once, fingerprint
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.availability import check_availability
+from booking_service.use_cases.booking import BookingRequest, book_appointment
+from booking_service.use_cases.contacts import identify_caller, read_email, read_phone
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.use_cases.times import ParsedStart, parse_start, today_sentence
+from booking_service.use_cases.tool_calls import Answer, ToolCallKey, answer_once, fingerprint
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import ToolInvocation
 from booking_service.vapi.schemas import (

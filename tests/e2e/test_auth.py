@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from booking_service.services.orgs import rotate_secret
+from booking_service.use_cases.orgs import rotate_secret
 from tests.helpers import booked, booking, count, envelope, error_of, post, tool_call
 
 

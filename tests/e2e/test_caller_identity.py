@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from booking_service.services.appointments import NEED_PROOF, NO_MATCH
-from booking_service.services.resources import add_resource
-from booking_service.services.tool_calls import REUSED_ID
+from booking_service.use_cases.appointments import NEED_PROOF, NO_MATCH
+from booking_service.use_cases.resources import add_resource
+from booking_service.use_cases.tool_calls import REUSED_ID
 from booking_service.vapi.tools import HAND_OVER
 from tests.helpers import (
     booked,
@@ -379,7 +379,7 @@ def test_caller_text_never_reaches_another_callers_results(client, org, db):
 
 
 def test_with_a_catalogue_the_service_must_be_one_of_it(client, org, runtime, db):
-    from booking_service.services.resources import add_service
+    from booking_service.use_cases.resources import add_service
 
     add_service(runtime.uow(), org.id, "Cleaning", 30)
 

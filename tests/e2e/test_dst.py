@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking_service.services.orgs import update_rules
-from booking_service.services.resources import add_resource
+from booking_service.use_cases.orgs import update_rules
+from booking_service.use_cases.resources import add_resource
 from tests.helpers import envelope, error_of, only_result, post, tool_call
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from booking_service.services.orgs import set_hmac
-from booking_service.services.signatures import expected_signature
+from booking_service.use_cases.orgs import set_hmac
+from booking_service.use_cases.signatures import expected_signature
 from tests.helpers import booked, booking, count, envelope, tool_call
 
 

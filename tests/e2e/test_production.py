@@ -127,7 +127,7 @@ def test_json_log_lines_carry_the_ids_outcome_and_duration():
 
 
 def test_rotation_with_grace_keeps_both_secrets_working_until_it_ends(client, org, runtime, db):
-    from booking_service.services.orgs import rotate_secret
+    from booking_service.use_cases.orgs import rotate_secret
 
     new_secret = rotate_secret(runtime.uow(), org.id, grace_minutes=60)
     body = envelope(tool_call(**booking()))

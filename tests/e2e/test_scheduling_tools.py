@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from booking_service.services.orgs import update_rules
-from booking_service.services.resources import add_resource, add_service, set_day
+from booking_service.use_cases.orgs import update_rules
+from booking_service.use_cases.resources import add_resource, add_service, set_day
 from tests.helpers import (
     booked,
     booking,
@@ -345,7 +345,7 @@ def test_a_repeated_cancel_tool_call_returns_the_stored_answer(client, org):
 
 
 def _main_resource(runtime, org) -> int:
-    from booking_service.services.resources import list_resources
+    from booking_service.use_cases.resources import list_resources
 
     return next(r.id for r in list_resources(runtime.uow(), org.id) if r.name == "Main")
 

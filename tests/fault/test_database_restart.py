@@ -12,7 +12,7 @@ from alembic import command
 
 from booking_service.devtools import pgcluster
 from booking_service.schema_check import alembic_config
-from booking_service.services.orgs import create_org, update_rules
+from booking_service.use_cases.orgs import create_org, update_rules
 from tests.conftest import Org, make_app
 from tests.helpers import business_day, envelope, post, tool_call
 

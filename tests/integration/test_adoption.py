@@ -8,7 +8,7 @@ import threading
 import psycopg
 import pytest
 
-from booking_service.services.adoption import adopt_contacts
+from booking_service.use_cases.adoption import adopt_contacts
 from tests.conftest import make_app
 
 

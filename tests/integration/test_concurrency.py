@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from booking_service.services.orgs import update_rules
+from booking_service.use_cases.orgs import update_rules
 from booking_service.vapi.tools import HAND_OVER
 from tests.conftest import make_app
 from tests.helpers import booking, count, envelope, local_start, post, run_concurrently, tool_call
@@ -108,7 +108,7 @@ def _same_slot_bodies(start: str) -> list[dict]:
 def test_twenty_callers_racing_for_one_slot_get_exactly_one_booking_per_resource(
     wide_app, org, db, resources
 ):
-    from booking_service.services.resources import add_resource
+    from booking_service.use_cases.resources import add_resource
 
     for n in range(1, resources):
         add_resource(
@@ -193,7 +193,7 @@ def test_an_email_only_caller_reissuing_one_booking_concurrently_gets_one_appoin
 ):
     """A model re-issuing one booking with new toolCallIds within its call gets it back; an
     email is a claim, so only the same VAPI call is given an existing booking back."""
-    from booking_service.services.resources import add_resource
+    from booking_service.use_cases.resources import add_resource
 
     add_resource(
         wide_app.extensions["booking_service"].uow(), org.id, "Chair 2", ["mon-fri 09:00-17:00"]
@@ -219,7 +219,7 @@ def test_a_verified_caller_reissuing_one_booking_from_several_calls_gets_one_app
 ):
     """The caller ID is proof, so their own booking at that time is theirs to get back from
     any call; the contact's row lock makes concurrent re-issues see each other."""
-    from booking_service.services.resources import add_resource
+    from booking_service.use_cases.resources import add_resource
 
     add_resource(
         wide_app.extensions["booking_service"].uow(), org.id, "Chair 2", ["mon-fri 09:00-17:00"]

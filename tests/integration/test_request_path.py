@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import sessionmaker
 
 from booking_service.errors import DatabaseUnavailable
-from booking_service.services import booking as booking_service
 from booking_service.unit_of_work import ConnectionScope
+from booking_service.use_cases import booking as booking_service
 from booking_service.vapi import replies
 from tests.conftest import make_app
 from tests.helpers import (

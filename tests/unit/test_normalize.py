@@ -16,7 +16,7 @@ from booking_service.normalize import (
     normalize_phone,
     unstorable_character,
 )
-from booking_service.services.contacts import identify_caller
+from booking_service.use_cases.contacts import identify_caller
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from booking_service.services import scheduling
-from booking_service.services.scheduling import ResourceSchedule, Rules, check_start, free_slots
+from booking_service.use_cases import scheduling
+from booking_service.use_cases.scheduling import ResourceSchedule, Rules, check_start, free_slots
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

@@ -8,12 +8,17 @@ from zoneinfo import ZoneInfo
 
 from booking_service.errors import ToolError
 from booking_service.repositories import ResourceRow, ServiceRow
-from booking_service.services import scheduling
-from booking_service.services.orgs import OrgInfo
-from booking_service.services.resources import name_key
-from booking_service.services.scheduling import ResourceSchedule, Slot
-from booking_service.services.times import spoken_date, spoken_datetime, spoken_time, today_sentence
 from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases import scheduling
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.use_cases.resources import name_key
+from booking_service.use_cases.scheduling import ResourceSchedule, Slot
+from booking_service.use_cases.times import (
+    spoken_date,
+    spoken_datetime,
+    spoken_time,
+    today_sentence,
+)
 
 # How far to look for "the next day that has room" when a requested day is full.
 _NEXT_DAY_CHUNK = timedelta(days=14)

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from booking_service.models import Organization
 from booking_service.normalize import is_valid_region
-from booking_service.services.scheduling import Rules
-from booking_service.services.signatures import new_hmac_key
-from booking_service.services.times import utc_now
 from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.scheduling import Rules
+from booking_service.use_cases.signatures import new_hmac_key
+from booking_service.use_cases.times import utc_now
 
 # Secrets carry their organization id so that lookup is by primary key and the comparison of
 # the hash is constant-time; the organization is never taken from the request payload.
@@ -143,7 +143,7 @@ DEFAULT_HOURS = "mon-fri 09:00-17:00"
 
 def add_default_resource(uow: AbstractUnitOfWork, org_id: int) -> None:
     """A new organization can take bookings at once: one resource open Mon-Fri 09:00-17:00."""
-    from booking_service.services.resources import add_resource_in
+    from booking_service.use_cases.resources import add_resource_in
 
     add_resource_in(uow, org_id, DEFAULT_RESOURCE, [DEFAULT_HOURS])
 

@@ -1,7 +1,7 @@
 """Scheduling rules as pure functions: working ranges, free slots, why a start is refused.
 
 No database here: the caller loads each resource's hours, exceptions and busy ranges for a
-window (services/availability.py) and these functions decide. The exclusion constraint in
+window (use_cases/availability.py) and these functions decide. The exclusion constraint in
 PostgreSQL remains the guard against double booking; these only shape answers and offers.
 
 Conventions:

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from booking_service.errors import ToolError
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.repositories import ResourceRow
-from booking_service.services import scheduling
-from booking_service.services.availability import (
+from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases import scheduling
+from booking_service.use_cases.availability import (
     alternatives,
     choose_resources,
     choose_service,
@@ -27,10 +28,9 @@ from booking_service.services.availability import (
     offer_sentence,
     reason_sentence,
 )
-from booking_service.services.contacts import CallerIdentity, resolve_contact
-from booking_service.services.orgs import OrgInfo
-from booking_service.services.times import ParsedStart, nonexistent_sentence, spoken_datetime
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.use_cases.times import ParsedStart, nonexistent_sentence, spoken_datetime
 
 log = logging.getLogger(__name__)
 

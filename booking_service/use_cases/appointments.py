@@ -20,11 +20,11 @@ from datetime import datetime
 from booking_service.errors import ExclusionViolation, ToolError
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment
-from booking_service.services.availability import choose_resources, load_catalogue
-from booking_service.services.booking import refuse, verdict_for
-from booking_service.services.orgs import OrgInfo
-from booking_service.services.times import ParsedStart, spoken_datetime
 from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.availability import choose_resources, load_catalogue
+from booking_service.use_cases.booking import refuse, verdict_for
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.use_cases.times import ParsedStart, spoken_datetime
 
 log = logging.getLogger(__name__)
 
