@@ -15,12 +15,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Program
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking_service import repositories
 from booking_service.errors import (
     DatabaseUnavailable,
     ExclusionViolation,
     UniqueViolation,
 )
+from booking_service.repositories.adoption import AdoptionRepository
+from booking_service.repositories.appointments import AppointmentRepository
+from booking_service.repositories.contacts import ContactRepository
+from booking_service.repositories.ledger import ToolCallLedger
+from booking_service.repositories.organizations import OrganizationRepository
+from booking_service.repositories.schedule import ScheduleRepository
 
 UNIQUE_VIOLATION = "23505"
 EXCLUSION_VIOLATION = "23P01"
@@ -35,12 +40,12 @@ _BROKEN_SCHEMA_SQLSTATES = ("42P01", "42704", "42501", "42703")
 class AbstractUnitOfWork(abc.ABC):
     """What services see: repositories, commit, and savepoints that map conflicts to errors."""
 
-    organizations: repositories.OrganizationRepository
-    contacts: repositories.ContactRepository
-    appointments: repositories.AppointmentRepository
-    tool_calls: repositories.ToolCallLedger
-    schedule: repositories.ScheduleRepository
-    adoption: repositories.AdoptionRepository
+    organizations: OrganizationRepository
+    contacts: ContactRepository
+    appointments: AppointmentRepository
+    tool_calls: ToolCallLedger
+    schedule: ScheduleRepository
+    adoption: AdoptionRepository
 
     def __enter__(self) -> AbstractUnitOfWork:
         return self
@@ -104,12 +109,12 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                     raise DatabaseUnavailable(type(exc).__name__) from exc
                 raise
             self.session = self._session_factory(bind=connection)
-        self.organizations = repositories.OrganizationRepository(self.session)
-        self.contacts = repositories.ContactRepository(self.session)
-        self.appointments = repositories.AppointmentRepository(self.session)
-        self.tool_calls = repositories.ToolCallLedger(self.session)
-        self.schedule = repositories.ScheduleRepository(self.session)
-        self.adoption = repositories.AdoptionRepository(self.session)
+        self.organizations = OrganizationRepository(self.session)
+        self.contacts = ContactRepository(self.session)
+        self.appointments = AppointmentRepository(self.session)
+        self.tool_calls = ToolCallLedger(self.session)
+        self.schedule = ScheduleRepository(self.session)
+        self.adoption = AdoptionRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from booking_service.errors import ToolError
-from booking_service.repositories import ResourceRow, ServiceRow
+from booking_service.repositories.schedule import ResourceRow, ServiceRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases import scheduling
 from booking_service.use_cases.orgs import OrgInfo

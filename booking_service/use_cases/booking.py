@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from booking_service.errors import ToolError
 from booking_service.metrics import BOOKING_CONFLICTS
-from booking_service.repositories import ResourceRow
+from booking_service.repositories.schedule import ResourceRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases import scheduling
 from booking_service.use_cases.availability import (

@@ -25,7 +25,7 @@ from booking_service.normalize import (
     normalize_email,
     normalize_phone,
 )
-from booking_service.repositories import ContactRow
+from booking_service.repositories.contacts import ContactRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)

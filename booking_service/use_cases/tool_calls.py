@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from booking_service.errors import DatabaseUnavailable, LockTimeout, ToolError
-from booking_service.repositories import LedgerEntry, LedgerKey
+from booking_service.repositories.ledger import LedgerEntry, LedgerKey
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)

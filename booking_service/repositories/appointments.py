@@ -1,0 +1,286 @@
+"""Appointments: the booking insert, holdings of a contact, lookups by proof, cancel and move."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    Row,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from booking_service.models import (
+    Appointment,
+    Contact,
+)
+from booking_service.repositories.common import blocked_range
+
+_appointments = Appointment.__table__
+_INSERT_APPOINTMENT = (
+    insert(_appointments)
+    .values(
+        org_id=bindparam("p_org"),
+        contact_id=bindparam("p_contact"),
+        resource_id=bindparam("p_resource"),
+        reference=bindparam("p_reference"),
+        starts_at=bindparam("p_starts"),
+        ends_at=bindparam("p_ends"),
+        blocked_until=bindparam("p_blocked"),
+        status="booked",
+        service=bindparam("p_service"),
+        notes=bindparam("p_notes"),
+        name=bindparam("p_name"),
+        email=bindparam("p_email"),
+        vapi_call_id=bindparam("p_call"),
+        tool_call_id=bindparam("p_tool_call"),
+    )
+    .on_conflict_do_nothing()
+    # What a booking answer needs (a Row, or an Appointment: the same attributes).
+    .returning(
+        _appointments.c.id,
+        _appointments.c.reference,
+        _appointments.c.resource_id,
+        _appointments.c.starts_at,
+        _appointments.c.ends_at,
+        _appointments.c.service,
+        _appointments.c.name,
+    )
+)
+
+
+_HOLDINGS = select(
+    func.count().label("upcoming"),
+    # array_agg(...)[1]: the first matching id, in the same pass as the count.
+    func.array_agg(_appointments.c.id)
+    .filter(
+        and_(
+            _appointments.c.starts_at == bindparam("p_starts"),
+            or_(
+                bindparam("p_any_call", type_=Boolean),
+                _appointments.c.vapi_call_id == bindparam("p_call", type_=Text),
+            ),
+        )
+    )[1]
+    .label("existing_id"),
+).where(
+    _appointments.c.org_id == bindparam("p_org"),
+    _appointments.c.contact_id == bindparam("p_contact"),
+    _appointments.c.status == "booked",
+    _appointments.c.ends_at > bindparam("p_now"),
+)
+
+
+class AppointmentRepository:
+    """Appointments: inserted with a reference unique per organization."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def insert(
+        self,
+        *,
+        org_id: int,
+        contact_id: int,
+        resource_id: int,
+        reference: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        blocked_until: datetime,
+        service: str | None,
+        notes: str | None,
+        name: str | None,
+        email: str | None,
+        vapi_call_id: str | None,
+        tool_call_id: str | None,
+    ) -> Row | None:
+        """Insert a booked appointment; None when it conflicts (see `why_not_inserted`).
+
+        No SAVEPOINT is needed: ON CONFLICT DO NOTHING, without a target, covers both the
+        exclusion constraint (the resource is taken at that time, also by a concurrent
+        transaction, which it waits for) and the unique reference. Only DO NOTHING accepts an
+        exclusion constraint as arbiter, and one statement can name only one arbiter, hence no
+        named target here; the start-up schema check asserts both constraints exist.
+        """
+        values = {
+            "p_org": org_id,
+            "p_contact": contact_id,
+            "p_resource": resource_id,
+            "p_reference": reference,
+            "p_starts": starts_at,
+            "p_ends": ends_at,
+            "p_blocked": blocked_until,
+            "p_service": service,
+            "p_notes": notes,
+            "p_name": name,
+            "p_email": email,
+            "p_call": vapi_call_id,
+            "p_tool_call": tool_call_id,
+        }
+        return self.session.execute(_INSERT_APPOINTMENT, values).first()
+
+    def why_not_inserted(
+        self,
+        org_id: int,
+        reference: str,
+        resource_id: int,
+        starts_at: datetime,
+        blocked_until: datetime,
+    ) -> str | None:
+        """After `insert` returned nothing: "reference" when the reference is used, "taken"
+        when a booked appointment overlaps on the resource, else None (another constraint)."""
+        reference_used = exists().where(
+            Appointment.org_id == org_id, Appointment.reference == reference
+        )
+        overlap = exists().where(
+            Appointment.org_id == org_id,
+            Appointment.resource_id == resource_id,
+            Appointment.status == "booked",
+            blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
+                blocked_range(starts_at, blocked_until)
+            ),
+        )
+        row = self.session.execute(
+            select(reference_used.label("reference_used"), overlap.label("overlap"))
+        ).one()
+        return "reference" if row.reference_used else "taken" if row.overlap else None
+
+    def holdings(
+        self,
+        org_id: int,
+        contact_id: int,
+        *,
+        now: datetime,
+        starts_at: datetime,
+        vapi_call_id: str | None,
+        any_call: bool,
+    ) -> tuple[int, int | None]:
+        """How many booked appointments the contact holds that have not ended, and the id of
+        the one starting exactly at `starts_at` that this request may be given back: any of
+        them (`any_call`: the verified caller's own), else only one booked in the same VAPI
+        call. One statement; call it with the contact's row locked."""
+        row = self.session.execute(
+            _HOLDINGS,
+            {
+                "p_org": org_id,
+                "p_contact": contact_id,
+                "p_now": now,
+                "p_starts": starts_at,
+                "p_call": vapi_call_id,
+                "p_any_call": any_call,
+            },
+        ).one()
+        return row.upcoming, row.existing_id
+
+    def get(self, org_id: int, appointment_id: int) -> Appointment | None:
+        return self.session.scalars(
+            select(Appointment).where(
+                Appointment.org_id == org_id, Appointment.id == appointment_id
+            )
+        ).first()
+
+    def upcoming(self, org_id: int, contact_id: int, now: datetime) -> list[Appointment]:
+        """The contact's booked appointments that have not ended, soonest first."""
+        return list(
+            self.session.scalars(
+                select(Appointment)
+                .where(
+                    Appointment.org_id == org_id,
+                    Appointment.contact_id == contact_id,
+                    Appointment.status == "booked",
+                    Appointment.ends_at > now,
+                )
+                .order_by(Appointment.starts_at)
+                .limit(20)
+            )
+        )
+
+    def of_contact(
+        self,
+        org_id: int,
+        contact_id: int,
+        *,
+        reference: str | None = None,
+        starts_at: datetime | None = None,
+    ) -> Appointment | None:
+        """The contact's own appointment by reference or start (booked ones first), locked.
+
+        FOR UPDATE: a cancel and a reschedule of the same appointment run one after the other.
+        """
+        stmt = select(Appointment).where(
+            Appointment.org_id == org_id, Appointment.contact_id == contact_id
+        )
+        if reference is not None:
+            stmt = stmt.where(Appointment.reference == reference)
+        if starts_at is not None:
+            stmt = stmt.where(Appointment.starts_at == starts_at)
+        stmt = stmt.order_by((Appointment.status == "booked").desc(), Appointment.id.desc())
+        return self.session.scalars(stmt.limit(1).with_for_update()).first()
+
+    def by_reference_and_proof(
+        self,
+        org_id: int,
+        reference: str,
+        *,
+        phone: str | None,
+        email: str | None,
+        starts_at: datetime | None = None,
+        lock: bool = False,
+    ) -> Appointment | None:
+        """The appointment with this reference, only if it was booked with this phone (its
+        contact's) or this email (the booking's); with `lock`, FOR UPDATE."""
+        proofs = []
+        if phone is not None:
+            proofs.append(Contact.phone == phone)
+        if email is not None:
+            proofs.append(Appointment.email == email)
+        if not proofs:
+            return None
+        stmt = (
+            select(Appointment)
+            .join(
+                Contact,
+                and_(Contact.org_id == Appointment.org_id, Contact.id == Appointment.contact_id),
+            )
+            .where(
+                Appointment.org_id == org_id,
+                Appointment.reference == reference,
+                or_(*proofs),
+            )
+        )
+        if starts_at is not None:
+            stmt = stmt.where(Appointment.starts_at == starts_at)
+        if lock:
+            stmt = stmt.with_for_update(of=Appointment)
+        return self.session.scalars(stmt).first()
+
+    def cancel(self, appointment: Appointment, reason: str | None) -> None:
+        appointment.status = "cancelled"
+        appointment.cancelled_at = func.now()
+        appointment.cancel_reason = reason
+        self.session.flush()
+
+    def move(
+        self,
+        appointment: Appointment,
+        *,
+        resource_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        blocked_until: datetime,
+    ) -> None:
+        """Move in place (same row, same reference); may raise the exclusion violation."""
+        appointment.resource_id = resource_id
+        appointment.starts_at = starts_at
+        appointment.ends_at = ends_at
+        appointment.blocked_until = blocked_until
+        appointment.rescheduled_at = func.now()
+        self.session.flush()

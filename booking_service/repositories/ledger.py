@@ -1,0 +1,174 @@
+"""The idempotency ledger of tool calls: the claim under the limit key's lock, the change count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from booking_service.errors import LockTimeout
+from booking_service.models import (
+    UQ_TOOL_CALLS_ORG_TOOL_CALL,
+    ToolCall,
+)
+from booking_service.repositories.common import LOCK_NOT_AVAILABLE
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger remembers of an answered tool call, and for whom it answered."""
+
+    fingerprint: str
+    answer: dict | None
+    vapi_call_id: str | None
+    caller: str | None
+
+
+_tool_calls = ToolCall.__table__
+
+
+def _claim_statement():
+    values = select(
+        bindparam("p_org"),
+        bindparam("p_tool_call"),
+        bindparam("p_call", type_=_tool_calls.c.vapi_call_id.type),
+        bindparam("p_caller", type_=_tool_calls.c.caller.type),
+        bindparam("p_limit_key"),
+        bindparam("p_tool"),
+        bindparam("p_fingerprint"),
+    )
+    claim = (
+        insert(_tool_calls)
+        .from_select(
+            [
+                "org_id",
+                "tool_call_id",
+                "vapi_call_id",
+                "caller",
+                "limit_key",
+                "tool_name",
+                "fingerprint",
+            ],
+            values,
+        )
+        .on_conflict_do_nothing(constraint=UQ_TOOL_CALLS_ORG_TOOL_CALL)
+        .returning(_tool_calls.c.id)
+    )
+    # Then, in the same round trip and only for a new claim (a repeat gets its stored answer
+    # without waiting), the lock of the limit key (the VAPI call, else the caller, else the
+    # request). It is held until commit, so `changes` counts race-free. Each transaction
+    # takes one such lock, after its claim, so two tool calls cannot wait on each other.
+    claimed = claim.cte("claim")
+    lock = func.pg_advisory_xact_lock(func.hashtextextended(bindparam("p_lock"), 0))
+    return select(claimed.c.id, lock.label("locked")).select_from(claimed)
+
+
+_CLAIM = _claim_statement()
+# Changes of one limit key in the last day: a VAPI call never lasts that long, and a caller
+# without call ids (no VAPI request lacks one) is not shut out for good.
+_CHANGES = (
+    select(func.count())
+    .select_from(_tool_calls)
+    .where(
+        _tool_calls.c.org_id == bindparam("p_org"),
+        _tool_calls.c.limit_key == bindparam("p_limit_key"),
+        _tool_calls.c.tool_name.in_(bindparam("p_tools", expanding=True)),
+        _tool_calls.c.created_at > func.now() - literal_column("interval '1 day'"),
+    )
+)
+_RECORD_ANSWER = (
+    update(_tool_calls)
+    .where(
+        _tool_calls.c.org_id == bindparam("p_org"),
+        _tool_calls.c.tool_call_id == bindparam("p_tool_call"),
+    )
+    .values(answer=bindparam("p_answer", type_=_tool_calls.c.answer.type))
+)
+
+
+@dataclass(frozen=True)
+class LedgerKey:
+    """Identifies one tool call for the ledger, with the request it came from."""
+
+    org_id: int
+    tool_call_id: str
+    vapi_call_id: str | None
+    caller: str | None  # the verified caller's number
+    limit_key: str  # what the change limit counts by (see ToolCall.limit_key)
+    tool_name: str
+    fingerprint: str
+
+    def values(self) -> dict:
+        return {
+            "p_org": self.org_id,
+            "p_tool_call": self.tool_call_id,
+            "p_call": self.vapi_call_id,
+            "p_caller": self.caller,
+            "p_limit_key": self.limit_key,
+            "p_tool": self.tool_name,
+            "p_fingerprint": self.fingerprint,
+        }
+
+
+class ToolCallLedger:
+    """The idempotency ledger, written in the same transaction as the tool's effects."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def claim(self, key: LedgerKey) -> bool:
+        """Reserve the tool call id; False when it was answered before.
+
+        A new claim then takes a transaction-scoped advisory lock on (organization, limit
+        key), so changes of one VAPI call (or caller, or request) run one after the other.
+        LockTimeout means the wait for either (a duplicate, or another change under the same
+        key) outlasted lock_timeout.
+
+        A concurrent transaction holding the same id makes this statement wait until that
+        transaction ends (the unique index serialises them): then it is either answered
+        (False) or rolled back (True, the claim is ours).
+        """
+        values = {**key.values(), "p_lock": f"{key.org_id}:{key.limit_key}"}
+        try:
+            return self.session.execute(_CLAIM, values).first() is not None
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise LockTimeout() from exc
+            raise
+
+    def get(self, org_id: int, tool_call_id: str) -> LedgerEntry | None:
+        row = self.session.execute(
+            select(
+                ToolCall.fingerprint, ToolCall.answer, ToolCall.vapi_call_id, ToolCall.caller
+            ).where(ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id)
+        ).first()
+        return (
+            LedgerEntry(row.fingerprint, row.answer, row.vapi_call_id, row.caller) if row else None
+        )
+
+    def changes(self, org_id: int, limit_key: str, tool_names: tuple[str, ...]) -> int:
+        """How many changing tool calls (refused ones included) were made under this limit
+        key in the last day, this transaction's own claim included.
+
+        Call it after `claim` in the same transaction: the claim holds the key's lock, so this
+        statement (with a snapshot taken after the lock was granted) sees every claim made
+        under the key before, and parallel tool calls cannot all pass a limit.
+        """
+        return self.session.scalar(
+            _CHANGES,
+            {"p_org": org_id, "p_limit_key": limit_key, "p_tools": list(tool_names)},
+        )
+
+    def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:
+        self.session.execute(
+            _RECORD_ANSWER, {"p_org": org_id, "p_tool_call": tool_call_id, "p_answer": answer}
+        )
