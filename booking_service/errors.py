@@ -1,14 +1,21 @@
-"""Domain errors shared by use cases and the front ends (no SQLAlchemy in here)."""
+"""Errors that use cases raise and front ends catch (no SQLAlchemy, no wording in here).
+
+Two kinds:
+- infrastructure: the database is unavailable, a lock wait timed out, a constraint refused a
+  row inside a savepoint;
+- refusals: the business rules say no. Each carries the facts (which start, which
+  alternatives, which limit) and no sentence: the VAPI layer words them
+  (`vapi/refusals.py`), a web page or a CLI would word them its own way.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-class ToolError(Exception):
-    """Something the caller must fix (or that we must tell them); `message` is speakable."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+if TYPE_CHECKING:
+    from booking_service.use_cases.scheduling import Slot
 
 
 class DatabaseUnavailable(Exception):
@@ -33,3 +40,111 @@ class ExclusionViolation(Exception):
     def __init__(self, constraint: str | None):
         super().__init__(constraint or "exclusion violation")
         self.constraint = constraint
+
+
+class Refusal(Exception):
+    """The business rules refuse the request; subclasses carry why, as data."""
+
+
+class NotFound(Refusal):
+    """The thing asked for does not exist (or is not this caller's to see).
+
+    The one "not found" of the use cases: HTTP answers 404, the CLI exits 1, the assistant
+    says it could not find it.
+    """
+
+    def __init__(self, what: str, key: object = None):
+        super().__init__(what)
+        self.what = what
+        self.key = key
+
+
+@dataclass(eq=False)
+class NothingBookable(Refusal):
+    """The organization has no resources."""
+
+
+@dataclass(eq=False)
+class UnknownResource(Refusal):
+    """The caller named a resource the organization does not have."""
+
+    requested: str
+    offered: list[str]
+
+
+@dataclass(eq=False)
+class UnknownService(Refusal):
+    """The caller named a service outside the organization's catalogue."""
+
+    requested: str
+    offered: list[tuple[str, int]]  # (name, minutes)
+
+
+@dataclass(eq=False)
+class StartRefused(Refusal):
+    """A start cannot be booked: `reason` is one of scheduling's reasons, NONEXISTENT (the
+    clocks skip that wall time) or JUST_TAKEN (a concurrent booking won). `alternatives` are
+    the nearest bookable starts; `wall` is the nonexistent wall time as said; `kept` is where a
+    moved appointment stays when its new time was taken."""
+
+    NONEXISTENT = "nonexistent"
+    JUST_TAKEN = "just_taken"
+
+    reason: str
+    start: datetime
+    alternatives: list[Slot] = field(default_factory=list)
+    wall: datetime | None = None
+    kept: datetime | None = None
+
+
+@dataclass(eq=False)
+class TooManyUpcoming(Refusal):
+    """The contact holds `limit` upcoming bookings; `own_number` when the caller is its holder
+    (anyone else may not learn how many)."""
+
+    limit: int
+    own_number: bool
+
+
+@dataclass(eq=False)
+class ChangeLimitReached(Refusal):
+    """One VAPI call (or caller, or request) made `limit` changes already."""
+
+    limit: int
+
+
+@dataclass(eq=False)
+class NeedProof(Refusal):
+    """Without a verified caller: no reference with the phone or email it was booked with."""
+
+
+@dataclass(eq=False)
+class NoMatch(Refusal):
+    """No booking has that reference with that phone or email (whether or not it exists)."""
+
+
+class AppointmentNotFound(NotFound):
+    """A verified caller has no such appointment under their number."""
+
+    def __init__(self):
+        super().__init__("appointment")
+
+
+@dataclass(eq=False)
+class AlreadyStarted(Refusal):
+    """The appointment has started or is over; `action` is "cancel" or "move"."""
+
+    reference: str
+    action: str
+
+
+@dataclass(eq=False)
+class CancelledAppointment(Refusal):
+    """A cancelled appointment cannot be moved."""
+
+    reference: str
+
+
+@dataclass(eq=False)
+class RequestIdReused(Refusal):
+    """A tool call id answered before for another call, caller or arguments."""

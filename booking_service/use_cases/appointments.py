@@ -6,8 +6,8 @@ only through proof:
   number: arguments cannot name anybody else's;
 - without a verified caller (web calls, chats, withheld numbers), a booking reference together
   with the phone number or email it was booked with reaches that one appointment.
-Anything else is answered with what is needed, and the answer is the same whether or not such
-a booking exists. Every lookup is scoped to the organization.
+Anything else is refused with NeedProof (nothing given) or NoMatch (the same whether or not such
+a booking exists). Every lookup is scoped to the organization.
 """
 
 from __future__ import annotations
@@ -17,30 +17,24 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from booking_service.errors import ExclusionViolation, ToolError
+from booking_service.errors import (
+    AlreadyStarted,
+    AppointmentNotFound,
+    CancelledAppointment,
+    ExclusionViolation,
+    NeedProof,
+    NoMatch,
+    StartRefused,
+)
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment
 from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases.availability import choose_resources, load_catalogue
-from booking_service.use_cases.booking import refuse, verdict_for
+from booking_service.use_cases.catalogue import choose_resources, load_catalogue
+from booking_service.use_cases.openings import check_start, refused
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart, spoken_datetime
+from booking_service.use_cases.times import ParsedStart
 
 log = logging.getLogger(__name__)
-
-NOT_FOUND = (
-    "I could not find that appointment for the number you are calling from. Please check the "
-    "reference or the time. A booking made with another number can be changed from that phone, "
-    "or by a member of staff."
-)
-NO_MATCH = (
-    "I could not find a booking with that reference and that phone number or email. Please "
-    "check both: I need the reference and the phone number or email it was booked with."
-)
-NEED_PROOF = (
-    "To look up or change a booking I need its reference and the phone number or email it was "
-    "booked with, or a call from the phone it was booked with."
-)
 
 
 @dataclass(frozen=True)
@@ -100,12 +94,12 @@ def find_appointments(
 ) -> list[AppointmentView]:
     """The appointments this proof reaches: the verified caller's upcoming booked ones, soonest
     first; else the one named by reference with the phone or email it was booked with (any
-    status). Raises ToolError(NEED_PROOF / NO_MATCH) when there is no proof."""
+    status). Raises NeedProof or NoMatch when there is no proof."""
     with uow:
         if proof.by_reference:
             return find_by_reference(uow, org, proof)
         if proof.verified_number is None:
-            raise ToolError(NEED_PROOF)
+            raise NeedProof()
         contact = uow.contacts.find_by_phone(org.id, proof.verified_number)
         if contact is None:
             return []
@@ -116,12 +110,12 @@ def find_appointments(
 
 def find_by_reference(uow: AbstractUnitOfWork, org: OrgInfo, proof: Proof) -> list[AppointmentView]:
     """The one appointment named by reference with the phone or email it was booked with, in
-    the caller's transaction; ToolError(NO_MATCH) otherwise."""
+    the caller's transaction; NoMatch otherwise."""
     found = uow.appointments.by_reference_and_proof(
         org.id, normalize_reference(proof.reference), phone=proof.phone, email=proof.email
     )
     if found is None:
-        raise ToolError(NO_MATCH)
+        raise NoMatch()
     return [_view(found, _resource_names(uow, org))]
 
 
@@ -144,7 +138,7 @@ def _reachable_appointment(
             else None
         )
         if found is None:
-            raise ToolError(NOT_FOUND)
+            raise AppointmentNotFound()
         return found
     if proof.by_reference:
         found = uow.appointments.by_reference_and_proof(
@@ -156,17 +150,14 @@ def _reachable_appointment(
             lock=True,
         )
         if found is None:
-            raise ToolError(NO_MATCH)
+            raise NoMatch()
         return found
-    raise ToolError(NEED_PROOF)
+    raise NeedProof()
 
 
-def _not_started(appointment: Appointment, now: datetime, verb: str) -> None:
+def _not_started(appointment: Appointment, now: datetime, action: str) -> None:
     if appointment.starts_at <= now:
-        raise ToolError(
-            f"The appointment {appointment.reference} has already started or taken place, so "
-            f"I can't {verb} it. A member of staff can help with that."
-        )
+        raise AlreadyStarted(appointment.reference, action)
 
 
 @dataclass(frozen=True)
@@ -224,10 +215,7 @@ def reschedule_appointment(
     """
     appointment = _reachable_appointment(uow, org, proof, start)
     if appointment.status != "booked":
-        raise ToolError(
-            f"The appointment {appointment.reference} was cancelled, so it cannot be moved. "
-            "Would you like to book a new one?"
-        )
+        raise CancelledAppointment(appointment.reference)
     _not_started(appointment, now, "move")
     before = appointment.starts_at
     duration = appointment.ends_at - appointment.starts_at
@@ -236,7 +224,7 @@ def reschedule_appointment(
     names = catalogue.resource_names()
     previous_resource = names.get(appointment.resource_id, "")
     # Its own resource first: moving within one person's diary is what callers expect.
-    free = verdict_for(
+    free = check_start(
         uow, org, resources, new_start, duration, now, exclude_appointment=appointment.id
     )
     free.sort(key=lambda rid: rid != appointment.resource_id)
@@ -255,15 +243,14 @@ def reschedule_appointment(
             continue
         log.info("appointment rescheduled: reference=%s", appointment.reference)
         return Rescheduling(before, _view(appointment, names), previous_resource)
-    local = new_start.start.astimezone(org.zone)
-    raise refuse(
+    raise refused(
         uow,
         org,
         resources,
-        f"Sorry, {spoken_datetime(local)} was just taken, so your appointment stays at "
-        f"{spoken_datetime(before.astimezone(org.zone))}.",
+        StartRefused.JUST_TAKEN,
         new_start.start,
         duration,
         now,
         exclude_appointment=appointment.id,
+        kept=before,
     )

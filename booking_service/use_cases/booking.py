@@ -1,9 +1,9 @@
-"""Booking an appointment: the rules decide the message, the exclusion constraint decides.
+"""Booking an appointment (a step: it runs inside the caller's transaction, never commits).
 
-Pre-checks (hours, notice, horizon, grid, busy) shape a helpful answer; the guard against a
+Pre-checks (hours, notice, horizon, grid, busy) shape a helpful refusal; the guard against a
 double booking is PostgreSQL's exclusion constraint. Each insert is ON CONFLICT DO NOTHING:
 when the constraint refuses it (a concurrent booking took the time) the next free resource is
-tried, and when none is left the caller hears that the time was just taken, with the nearest
+tried, and when none is left the refusal says the time was just taken, with the nearest
 alternatives. No SAVEPOINT is needed, so the transaction stays usable without one.
 """
 
@@ -14,23 +14,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking_service.errors import ToolError
+from booking_service.errors import StartRefused, TooManyUpcoming
 from booking_service.metrics import BOOKING_CONFLICTS
-from booking_service.repositories.schedule import ResourceRow
 from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases import scheduling
-from booking_service.use_cases.availability import (
-    alternatives,
-    choose_resources,
-    choose_service,
-    load_catalogue,
-    load_schedules,
-    offer_sentence,
-    reason_sentence,
-)
+from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
+from booking_service.use_cases.openings import check_start, refused
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart, nonexistent_sentence, spoken_datetime
+from booking_service.use_cases.times import ParsedStart
 
 log = logging.getLogger(__name__)
 
@@ -89,89 +80,6 @@ def _booking(appointment, resource: str, contact, path: str, *, existing=False) 
         resource=resource,
         contact_path=path,
         already_booked=existing,
-    )
-
-
-def refuse(
-    uow: AbstractUnitOfWork,
-    org: OrgInfo,
-    resources: list[ResourceRow],
-    sentence: str,
-    around: datetime,
-    duration: timedelta,
-    now: datetime,
-    *,
-    exclude_appointment: int | None = None,
-) -> ToolError:
-    """A ToolError naming why, plus up to three nearest alternatives."""
-    offers = alternatives(
-        uow, org, resources, around, duration, now, exclude_appointment=exclude_appointment
-    )
-    return ToolError(f"{sentence} {offer_sentence(offers, org.zone)}")
-
-
-def verdict_for(
-    uow: AbstractUnitOfWork,
-    org: OrgInfo,
-    resources: list[ResourceRow],
-    start: ParsedStart,
-    duration: timedelta,
-    now: datetime,
-    *,
-    exclude_appointment: int | None = None,
-) -> list[int]:
-    """The resources that can take `start`, or raise ToolError with reasons and alternatives."""
-    if start.nonexistent:
-        raise refuse(
-            uow,
-            org,
-            resources,
-            nonexistent_sentence(start.wall, org.zone),
-            start.start,
-            duration,
-            now,
-            exclude_appointment=exclude_appointment,
-        )
-    day = start.start.astimezone(org.zone).date()
-    # Only what overlaps the requested time (with the buffer) can make it taken.
-    schedules = load_schedules(
-        uow,
-        org,
-        resources,
-        day,
-        day,
-        exclude_appointment=exclude_appointment,
-        busy_between=(start.start, start.start + duration + org.rules.buffer),
-    )
-    verdict = scheduling.check_start(schedules, org.rules, org.zone, now, start.start, duration)
-    if verdict.reason is not None:
-        raise refuse(
-            uow,
-            org,
-            resources,
-            reason_sentence(verdict.reason, org, start.start, now),
-            start.start,
-            duration,
-            now,
-            exclude_appointment=exclude_appointment,
-        )
-    return verdict.resources
-
-
-class TooManyUpcoming(ToolError):
-    """The contact holds as many upcoming appointments as the organization allows."""
-
-
-def _too_many(org: OrgInfo, own_number: bool) -> TooManyUpcoming:
-    if own_number:
-        return TooManyUpcoming(
-            f"You already have {org.max_upcoming_per_caller} upcoming appointments, which is as "
-            "many as I can book automatically. I can pass you to a member of staff who can help."
-        )
-    # Nothing about whose bookings they are or how many: the caller may not hold them.
-    return TooManyUpcoming(
-        "I can't book another appointment for those details automatically. "
-        "I can pass you to a member of staff who can help."
     )
 
 
@@ -234,8 +142,8 @@ def book_appointment(
         return already
     if upcoming >= org.max_upcoming_per_caller:
         log.info("booking refused: the contact holds %d upcoming appointments", upcoming)
-        raise _too_many(org, request.own_number)
-    free = verdict_for(uow, org, resources, request.start, duration, now)
+        raise TooManyUpcoming(org.max_upcoming_per_caller, request.own_number)
+    free = check_start(uow, org, resources, request.start, duration, now)
     starts_at = request.start.start
     ends_at = starts_at + duration
     for resource_id in free:
@@ -266,16 +174,7 @@ def book_appointment(
     if (already := holdings()[1]) is not None:
         return already
     log.info("booking conflict: every free resource was taken concurrently")
-    local = starts_at.astimezone(org.zone)
-    raise refuse(
-        uow,
-        org,
-        resources,
-        f"Sorry, {spoken_datetime(local)} was just taken.",
-        starts_at,
-        duration,
-        now,
-    )
+    raise refused(uow, org, resources, StartRefused.JUST_TAKEN, starts_at, duration, now)
 
 
 def _insert(

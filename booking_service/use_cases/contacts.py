@@ -17,14 +17,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from booking_service.errors import ToolError, UniqueViolation
+from booking_service.errors import UniqueViolation
 from booking_service.metrics import CONTACT_RESOLUTIONS
-from booking_service.normalize import (
-    looks_like_template,
-    mask_phone,
-    normalize_email,
-    normalize_phone,
-)
+from booking_service.normalize import mask_phone
 from booking_service.repositories.contacts import ContactRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 
@@ -64,56 +59,6 @@ class ResolvedContact:
         return self.path in (PHONE_INSERTED, EMAIL_INSERTED)
 
 
-def _given(raw: object) -> bool:
-    """Something was said (template text the assistant did not fill in counts as nothing)."""
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return True
-    return isinstance(raw, str) and bool(raw.strip()) and not looks_like_template(raw)
-
-
-def read_phone(raw: object, region: str) -> str | None:
-    """The E.164 form of a phone argument; None when absent; ToolError when unreadable.
-
-    An unreadable number is never replaced by the caller's own: booking under a number the
-    caller did not mean is worse than asking again.
-    """
-    phone = normalize_phone(raw, region)
-    if phone is None and _given(raw):
-        raise ToolError(
-            f"I could not understand the phone number {str(raw).strip()[:40]!r}. "
-            "Please ask the caller to repeat it, with the area code."
-        )
-    return phone
-
-
-def read_email(raw: object) -> str | None:
-    """The normalised email argument; None when absent; ToolError when unreadable."""
-    email = normalize_email(raw)
-    if email is None and _given(raw):
-        raise ToolError(
-            f"The email {str(raw).strip()[:60]!r} does not look valid. "
-            "Please ask the caller to spell it again."
-        )
-    return email
-
-
-def identify_caller(
-    *,
-    region: str,
-    name: str | None,
-    phone_argument: object,
-    email_argument: object,
-    verified_number: str | None,
-) -> CallerIdentity:
-    """Whom a booking is for: the phone argument (booking for someone else is allowed), else
-    the verified caller's own number, else the email; no database."""
-    phone = read_phone(phone_argument, region) or verified_number
-    identity = CallerIdentity(phone=phone, email=read_email(email_argument), name=name)
-    if not identity.known:
-        raise ToolError("I need the caller's phone number or email address to make the booking.")
-    return identity
-
-
 def resolve_contact(
     uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity, *, own_number: bool
 ) -> ResolvedContact:
@@ -130,7 +75,7 @@ def resolve_contact(
         resolved = ResolvedContact(contact, PHONE_INSERTED if inserted else PHONE_UPDATED)
     elif who.email:
         resolved = _by_email(uow, org_id, who)
-    else:  # pragma: no cover - identify_caller refuses an identity with neither
+    else:  # pragma: no cover - front ends refuse an identity with neither
         raise ValueError("a contact needs a phone or an email")
     CONTACT_RESOLUTIONS.labels(resolved.path).inc()
     log.info(

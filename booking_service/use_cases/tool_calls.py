@@ -16,13 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from booking_service.errors import DatabaseUnavailable, LockTimeout, ToolError
+from booking_service.errors import (
+    ChangeLimitReached,
+    DatabaseUnavailable,
+    LockTimeout,
+    Refusal,
+    RequestIdReused,
+)
 from booking_service.repositories.ledger import LedgerEntry, LedgerKey
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
-
-REUSED_ID = "That request id was already used, so I did not act on it. Please try again."
 
 
 @dataclass(frozen=True)
@@ -73,25 +77,38 @@ def fingerprint(tool_name: str, arguments: object) -> str:
 CLAIM_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class ChangeLimit:
+    """At most `limit` of the tools `counted` per limit key (VAPI call, caller or request)."""
+
+    limit: int
+    counted: tuple[str, ...]
+
+
 def answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
     *,
+    refused: Callable[[Refusal], Answer],
+    change_limit: ChangeLimit,
     deadline: float | None = None,
 ) -> Answer:
     """Run `perform` in one transaction with the ledger, unless this call was answered before.
 
-    A ToolError from `perform` rolls its effects back to a savepoint taken after the claim and
-    becomes the error answer, recorded like any other: refused changes count toward the change
+    Opens and commits its own transaction (`perform` is a step inside it and never commits).
+    Past the change limit of the key, ChangeLimitReached is the refusal. A Refusal from
+    `perform` rolls its effects back to a savepoint taken after the claim; `refused` renders
+    it, and the answer is recorded like any other: refused changes count toward the change
     limit (under the same lock as the rest), and a repeat of the id gets the same refusal.
+    A reuse of the id by another call or caller raises RequestIdReused, running nothing.
     Waiting for a duplicate stops at `deadline` (time.monotonic()), so the caller still hears
     an answer in time.
     """
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         started = time.monotonic()
         try:
-            return _answer_once(uow, key, perform)
+            return _answer_once(uow, key, perform, refused, change_limit)
         except LockTimeout:
             waited = time.monotonic() - started
             log.info(
@@ -108,6 +125,8 @@ def _answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
     perform: Callable[[AbstractUnitOfWork], Answer],
+    refused: Callable[[Refusal], Answer],
+    change_limit: ChangeLimit,
 ) -> Answer:
     with uow:
         claimed = uow.tool_calls.claim(key)
@@ -117,14 +136,18 @@ def _answer_once(
                 raise RuntimeError("ledger row without an answer")
             if not may_see(key, stored):
                 log.warning("tool call id reused by another request, call or caller")
-                return Answer(error=REUSED_ID)
+                raise RequestIdReused()
             log.info("repeated tool call: returning the stored answer")
             return Answer.from_json(stored.answer)
         try:
             with uow.savepoint():
+                made = uow.tool_calls.changes(key.org_id, key.limit_key, change_limit.counted)
+                if made > change_limit.limit:  # `made` counts this call's own claim
+                    log.warning("change limit reached (%d)", change_limit.limit)
+                    raise ChangeLimitReached(change_limit.limit)
                 answer = perform(uow)
-        except ToolError as exc:
-            answer = Answer(error=exc.message)
+        except Refusal as exc:
+            answer = refused(exc)
         uow.tool_calls.record_answer(key.org_id, key.tool_call_id, answer.as_json())
         uow.commit()
         return answer

@@ -1,8 +1,11 @@
 """The tool registry: each VAPI function name maps to its argument schema and handler.
 
-Handlers validate and normalise (no database), then call one service use case. Tools that
-change something (book, cancel, reschedule) run through answer_once, so a repeated
-toolCallId returns the stored answer; read-only tools (availability, find) just answer.
+Handlers read their arguments (vapi/arguments.py, no database), then call one use case with
+an unentered unit of work; they never open a transaction themselves. Tools that change
+something (book, cancel, reschedule, and lookups by reference) run as steps inside the
+idempotency use case (answer_once), so a repeated toolCallId returns the stored answer;
+read-only tools (availability, find) call their use case directly. Refusals come back as data
+and are worded in vapi/refusals.py.
 
 Whose data a call may reach is decided from proof only (see use_cases/appointments.py): the
 verified caller ID of a phone call (`ToolContext.verified_number`), or a booking reference
@@ -15,11 +18,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from marshmallow import Schema, ValidationError
 
-from booking_service.errors import ToolError
+from booking_service.errors import Refusal
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.appointments import (
     Proof,
@@ -30,11 +33,24 @@ from booking_service.use_cases.appointments import (
 )
 from booking_service.use_cases.availability import check_availability
 from booking_service.use_cases.booking import BookingRequest, book_appointment
-from booking_service.use_cases.contacts import identify_caller, read_email, read_phone
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart, parse_start, today_sentence
-from booking_service.use_cases.tool_calls import Answer, ToolCallKey, answer_once, fingerprint
-from booking_service.vapi import replies
+from booking_service.use_cases.times import ParsedStart
+from booking_service.use_cases.tool_calls import (
+    Answer,
+    ChangeLimit,
+    ToolCallKey,
+    answer_once,
+    fingerprint,
+)
+from booking_service.vapi import refusals, replies
+from booking_service.vapi.arguments import (
+    ToolError,
+    identify_caller,
+    local_day_or_time,
+    parse_start,
+    read_email,
+    read_phone,
+)
 from booking_service.vapi.envelope import ToolInvocation
 from booking_service.vapi.schemas import (
     BookAppointmentArgs,
@@ -111,20 +127,13 @@ CHANGING_TOOLS = (
     "rescheduleAppointment",
     "findAppointments",
 )
-HAND_OVER = (
-    "I have already made several changes on this call, so I can't make more automatically. "
-    "Please transfer the caller to a member of staff."
-)
+
+
+def _refused(ctx: ToolContext, refusal: Refusal) -> Answer:
+    return replies.error(refusals.sentence(refusal, ctx.org, ctx.now))
 
 
 def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
-    def limited(uow: AbstractUnitOfWork) -> Answer:
-        made = uow.tool_calls.changes(ctx.org.id, ctx.limit_key, CHANGING_TOOLS)
-        if made > ctx.max_changes_per_call:  # `made` counts this call's own claim
-            log.warning("per-call change limit reached (%d)", ctx.max_changes_per_call)
-            raise ToolError(HAND_OVER)
-        return perform(uow)
-
     key = ToolCallKey(
         org_id=ctx.org.id,
         tool_call_id=call.id,
@@ -134,7 +143,14 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
     )
-    return answer_once(ctx.uow_factory(), key, limited, deadline=ctx.deadline)
+    return answer_once(
+        ctx.uow_factory(),
+        key,
+        perform,
+        refused=lambda refusal: _refused(ctx, refusal),
+        change_limit=ChangeLimit(ctx.max_changes_per_call, CHANGING_TOOLS),
+        deadline=ctx.deadline,
+    )
 
 
 def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
@@ -167,55 +183,39 @@ def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
     return _once(ctx, call, perform)
 
 
-def _local_day_or_time(raw: str, ctx: ToolContext, what: str) -> tuple[date, datetime | None]:
-    """A date ('2026-12-01') or a date-time; date-times also bound the window precisely."""
-    text = raw.strip()
-    zone = ctx.org.zone
-    try:
-        if len(text) <= 10:
-            return date.fromisoformat(text), None
-        moment = datetime.fromisoformat(text)
-    except (ValueError, OverflowError):
-        raise ToolError(
-            f"I could not understand {what} {text[:40]!r}. {today_sentence(zone, ctx.now)} "
-            "Please give a date like 2026-12-01."
-        ) from None
-    moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
-    return moment.astimezone(zone).date(), moment
-
-
 def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
     today = ctx.now.astimezone(ctx.org.zone).date()
     window_start = window_end = None
     if args["date"]:
-        first, _ = _local_day_or_time(args["date"], ctx, "the date")
+        first, _ = local_day_or_time(args["date"], ctx.org.zone, ctx.now, "the date")
         last = first
     else:
         first, window_start = (
-            _local_day_or_time(args["from_"], ctx, "the start of the window")
+            local_day_or_time(args["from_"], ctx.org.zone, ctx.now, "the start of the window")
             if args["from_"]
             else (today, None)
         )
         if args["to"]:
-            last, window_end = _local_day_or_time(args["to"], ctx, "the end of the window")
+            last, window_end = local_day_or_time(
+                args["to"], ctx.org.zone, ctx.now, "the end of the window"
+            )
         else:
             last = first + timedelta(days=DEFAULT_WINDOW_DAYS - 1)
     if last < first:
         raise ToolError("The end of the window is before its start. Please check the dates.")
     last = min(last, first + timedelta(days=62))  # bounded work per call
-    with ctx.uow_factory() as uow:
-        found = check_availability(
-            uow,
-            ctx.org,
-            first=first,
-            last=last,
-            window_start=window_start,
-            window_end=window_end,
-            service=args["service"],
-            minutes=args["durationMinutes"],
-            resource=args["resource"],
-            now=ctx.now,
-        )
+    found = check_availability(
+        ctx.uow_factory(),
+        ctx.org,
+        first=first,
+        last=last,
+        window_start=window_start,
+        window_end=window_end,
+        service=args["service"],
+        minutes=args["durationMinutes"],
+        resource=args["resource"],
+        now=ctx.now,
+    )
     return replies.availability(ctx.org, found)
 
 
@@ -358,3 +358,5 @@ def run_tool(ctx: ToolContext, call: ToolInvocation) -> Answer:
         return replies.error(spoken_errors(exc, tool.action))
     except ToolError as exc:
         return replies.error(exc.message)
+    except Refusal as exc:
+        return _refused(ctx, exc)

@@ -10,10 +10,8 @@ import json
 
 import pytest
 
-from booking_service.use_cases.appointments import NEED_PROOF, NO_MATCH
 from booking_service.use_cases.resources import add_resource
-from booking_service.use_cases.tool_calls import REUSED_ID
-from booking_service.vapi.tools import HAND_OVER
+from booking_service.vapi.refusals import HAND_OVER, NEED_PROOF, NO_MATCH, REUSED_ID
 from tests.helpers import (
     booked,
     booking,

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from booking_service.errors import ToolError
 from booking_service.logging_setup import ContextFilter
 from booking_service.normalize import (
     clean_name,
@@ -16,7 +15,7 @@ from booking_service.normalize import (
     normalize_phone,
     unstorable_character,
 )
-from booking_service.use_cases.contacts import identify_caller
+from booking_service.vapi.arguments import ToolError, identify_caller
 
 
 @pytest.mark.parametrize(

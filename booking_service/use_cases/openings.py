@@ -1,0 +1,160 @@
+"""Checking one start and finding the nearest alternatives: what booking and rescheduling
+both ask before they write.
+
+The rules (hours, notice, horizon, grid, busy) shape the refusal; PostgreSQL's exclusion
+constraint is what finally refuses a double booking. A refusal is a StartRefused carrying the
+reason and up to three nearest bookable starts.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from booking_service.errors import StartRefused
+from booking_service.repositories.schedule import ResourceRow
+from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases import scheduling
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.use_cases.scheduling import ResourceSchedule, Slot
+from booking_service.use_cases.times import ParsedStart
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, datetime.min.time()).replace(tzinfo=zone)
+
+
+def load_schedules(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    first: date,
+    last: date,
+    *,
+    exclude_appointment: int | None = None,
+    busy_between: tuple[datetime, datetime] | None = None,
+) -> list[ResourceSchedule]:
+    """Hours, exceptions and busy ranges of `resources` for local dates first..last.
+
+    `busy_between` narrows the busy ranges to those overlapping it (enough to check one start).
+    """
+    zone = org.zone
+    # A day of margin on both sides: buffers and long appointments cross midnight.
+    busy_from, busy_to = busy_between or (
+        _midnight(first - timedelta(days=1), zone),
+        _midnight(last + timedelta(days=2), zone),
+    )
+    weekly: dict[int, dict] = {r.id: {} for r in resources}
+    exceptions: dict[int, dict] = {r.id: {} for r in resources}
+    busy: dict[int, list] = {r.id: [] for r in resources}
+    rows = uow.schedule.schedule(
+        org.id,
+        [r.id for r in resources],
+        first,
+        last,
+        busy_from,
+        busy_to,
+        exclude_id=exclude_appointment,
+    )
+    for row in rows.hours:
+        weekly[row.resource_id].setdefault(row.weekday, []).append((row.opens, row.closes))
+    for row in rows.exceptions:
+        ranges = exceptions[row.resource_id].setdefault(row.day, [])
+        if row.opens is not None:  # a row without hours means closed all day
+            ranges.append((row.opens, row.closes))
+            ranges.sort()
+    for row in rows.busy:
+        busy[row.resource_id].append((row.starts_at, row.blocked_until))
+    return [
+        ResourceSchedule(r.id, r.name, weekly[r.id], exceptions[r.id], busy[r.id])
+        for r in resources
+    ]
+
+
+def alternatives(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    around: datetime,
+    duration: timedelta,
+    now: datetime,
+    *,
+    exclude_appointment: int | None = None,
+) -> list[Slot]:
+    """Up to three bookable starts nearest to `around`."""
+    zone = org.zone
+    today = now.astimezone(zone).date()
+    last = org.rules.latest(now).astimezone(zone).date()
+    schedules = load_schedules(
+        uow, org, resources, today, last, exclude_appointment=exclude_appointment
+    )
+    return scheduling.nearest_slots(schedules, org.rules, zone, now, around, duration)
+
+
+def refused(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    reason: str,
+    start: datetime,
+    duration: timedelta,
+    now: datetime,
+    *,
+    exclude_appointment: int | None = None,
+    wall: datetime | None = None,
+    kept: datetime | None = None,
+) -> StartRefused:
+    """A StartRefused for `start` with up to three nearest alternatives."""
+    offers = alternatives(
+        uow, org, resources, start, duration, now, exclude_appointment=exclude_appointment
+    )
+    return StartRefused(reason, start, offers, wall=wall, kept=kept)
+
+
+def check_start(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    start: ParsedStart,
+    duration: timedelta,
+    now: datetime,
+    *,
+    exclude_appointment: int | None = None,
+) -> list[int]:
+    """The resources that can take `start`, or raise StartRefused with alternatives."""
+    if start.nonexistent:
+        raise refused(
+            uow,
+            org,
+            resources,
+            StartRefused.NONEXISTENT,
+            start.start,
+            duration,
+            now,
+            exclude_appointment=exclude_appointment,
+            wall=start.wall,
+        )
+    day = start.start.astimezone(org.zone).date()
+    # Only what overlaps the requested time (with the buffer) can make it taken.
+    schedules = load_schedules(
+        uow,
+        org,
+        resources,
+        day,
+        day,
+        exclude_appointment=exclude_appointment,
+        busy_between=(start.start, start.start + duration + org.rules.buffer),
+    )
+    verdict = scheduling.check_start(schedules, org.rules, org.zone, now, start.start, duration)
+    if verdict.reason is not None:
+        raise refused(
+            uow,
+            org,
+            resources,
+            verdict.reason,
+            start.start,
+            duration,
+            now,
+            exclude_appointment=exclude_appointment,
+        )
+    return verdict.resources

@@ -1,0 +1,99 @@
+"""How the assistant says dates, times, refusal reasons and alternatives.
+
+Weekday and year are always spoken, so a wrong date is audible; every time is local to the
+organization (zoneinfo, never a fixed offset).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from booking_service.use_cases import scheduling
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.use_cases.scheduling import Slot
+
+
+def spoken_date(moment: datetime) -> str:
+    """'Tuesday, December 1, 2026' (weekday and year make a wrong date audible)."""
+    return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
+
+
+def spoken_time(moment: datetime) -> str:
+    """'10:00 AM'."""
+    hour = moment.hour % 12 or 12
+    return f"{hour}:{moment:%M} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def spoken_datetime(moment: datetime) -> str:
+    """'Tuesday, December 1, 2026 at 10:00 AM'."""
+    return f"{spoken_date(moment)} at {spoken_time(moment)}"
+
+
+def today_sentence(zone: ZoneInfo, now: datetime) -> str:
+    """'Today is Wednesday, November 25, 2026.' in the organization's zone."""
+    return f"Today is {spoken_date(now.astimezone(zone))}."
+
+
+def nonexistent_sentence(naive: datetime, zone: ZoneInfo) -> str:
+    """Explains a wall time that the clock change skips."""
+    return (
+        f"{spoken_time(naive)} on {spoken_date(naive)} does not exist in {zone.key} "
+        "because the clocks change then."
+    )
+
+
+def describe_slots(slots: list[Slot], zone: ZoneInfo) -> str:
+    """'Tuesday, December 1, 2026 at 10:30 AM (2026-12-01T10:30:00-05:00), ...'."""
+    parts = []
+    for slot in slots:
+        local = slot.start.astimezone(zone)
+        parts.append(f"{spoken_datetime(local)} ({local.isoformat()})")
+    if len(parts) > 1:
+        return ", ".join(parts[:-1]) + " or " + parts[-1]
+    return parts[0] if parts else ""
+
+
+def offer_sentence(slots: list[Slot], zone: ZoneInfo) -> str:
+    """The spoken offer of alternatives (or that there are none)."""
+    if not slots:
+        return "I could not find another free time soon; please ask the business directly."
+    if len(slots) == 1:
+        return f"The nearest free time is {describe_slots(slots, zone)}."
+    return f"The nearest free times are {describe_slots(slots, zone)}."
+
+
+def reason_sentence(reason: str, org: OrgInfo, start: datetime, now: datetime) -> str:
+    """Why `start` cannot be booked (one of scheduling's reasons), in words."""
+    zone = org.zone
+    local = start.astimezone(zone)
+    rules = org.rules
+    sentences = {
+        scheduling.PAST: f"{spoken_datetime(local)} is in the past. {today_sentence(zone, now)}",
+        scheduling.TOO_SOON: (
+            f"{spoken_datetime(local)} is too soon: bookings need at least "
+            f"{minutes_words(rules.min_notice_minutes)} notice."
+        ),
+        scheduling.BEYOND_HORIZON: (
+            f"{spoken_datetime(local)} is too far ahead: we take bookings up to "
+            f"{rules.horizon_days} days in advance. {today_sentence(zone, now)}"
+        ),
+        scheduling.CLOSED_DAY: f"We are closed on {spoken_date(local)}.",
+        scheduling.OUTSIDE_HOURS: (
+            f"{spoken_time(local)} on {spoken_date(local)} is outside our opening hours."
+        ),
+        scheduling.OFF_GRID: (
+            f"Appointments start every {rules.slot_minutes} minutes, so "
+            f"{spoken_time(local)} is not a start time we can offer."
+        ),
+        scheduling.TAKEN: f"{spoken_datetime(local)} is already taken.",
+    }
+    return sentences[reason]
+
+
+def minutes_words(minutes: int) -> str:
+    """'2 hours', '90 minutes'."""
+    if minutes % 60 == 0 and minutes >= 60:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minutes"
