@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from booking_service.errors import DatabaseUnavailable
+from booking_service.errors import DatabaseUnavailable, NotFound
 from booking_service.extensions import runtime
 from booking_service.schema_check import check_schema
 from booking_service.use_cases.adoption import adopt_contacts
@@ -51,6 +53,24 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _expected_errors(command: Callable) -> Callable:
+    """Turn the errors an operator can cause into one JSON line on stderr and exit 1: no such
+    organization or resource, invalid settings, an unreachable database."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except NotFound as exc:
+            _fail(f"no {exc.what} with id {exc.key}")
+        except (OrgInputError, ScheduleInputError) as exc:
+            _fail(str(exc))
+        except DatabaseUnavailable:
+            _fail("the database is not reachable")
+
+    return run
+
+
 def _org_json(org: OrgInfo) -> dict:
     return {
         "id": org.id,
@@ -80,20 +100,16 @@ def _resource_json(resource) -> dict:
 @click.option("--timezone", "timezone_name", required=True, help="IANA zone, e.g. Europe/Paris.")
 @click.option("--phone-region", default="US", show_default=True, help="ISO 3166 alpha-2.")
 @click.option("--appointment-minutes", default=30, show_default=True, type=int)
+@_expected_errors
 def org_create(name: str, timezone_name: str, phone_region: str, appointment_minutes: int):
     """Create an organization; prints its id and webhook secret (shown only this once)."""
-    try:
-        created = create_org(
-            runtime().uow(),
-            name=name,
-            timezone=timezone_name,
-            phone_region=phone_region,
-            appointment_minutes=appointment_minutes,
-        )
-    except OrgInputError as exc:
-        _fail(str(exc))
-    except DatabaseUnavailable:
-        _fail("the database is not reachable")
+    created = create_org(
+        runtime().uow(),
+        name=name,
+        timezone=timezone_name,
+        phone_region=phone_region,
+        appointment_minutes=appointment_minutes,
+    )
     _echo({**_org_json(created.org), "secret": created.secret})
 
 
@@ -106,38 +122,31 @@ def org_create(name: str, timezone_name: str, phone_region: str, appointment_min
     type=int,
     help="Keep the old secret working this long, while VAPI's credential is updated.",
 )
+@_expected_errors
 def org_rotate_secret(org_id: int, grace_minutes: int):
     """Replace an organization's webhook secret; prints the new one.
 
     The old secret stops working at once, or after --grace-minutes.
     """
-    try:
-        secret = rotate_secret(runtime().uow(), org_id, grace_minutes)
-    except OrgInputError as exc:
-        _fail(str(exc))
-    except DatabaseUnavailable:
-        _fail("the database is not reachable")
-    if secret is None:
-        _fail(f"no organization with id {org_id}")
+    secret = rotate_secret(runtime().uow(), org_id, grace_minutes)
     _echo({"id": org_id, "secret": secret})
 
 
 @org_cli.command("hmac")
 @click.argument("org_id", type=int)
 @click.option("--disable", is_flag=True, help="Stop requiring signed requests.")
+@_expected_errors
 def org_hmac(org_id: int, disable: bool):
     """Require VAPI HMAC-signed requests; prints the key and the URL path to use.
 
     Signed requests go to /api/vapi/tools/ORG_ID (VAPI's HMAC credential sends no bearer
     secret); bearer requests to /api/vapi/tools must then be signed too.
     """
-    outcome = set_hmac(runtime().uow(), org_id, enable=not disable)
-    if outcome is False:
-        _fail(f"no organization with id {org_id}")
+    key = set_hmac(runtime().uow(), org_id, enable=not disable)
     if disable:
         _echo({"id": org_id, "hmac": "disabled"})
     else:
-        _echo({"id": org_id, "hmac_secret": outcome, "path": f"/api/vapi/tools/{org_id}"})
+        _echo({"id": org_id, "hmac_secret": key, "path": f"/api/vapi/tools/{org_id}"})
 
 
 @org_cli.command("update")
@@ -151,6 +160,7 @@ def org_hmac(org_id: int, disable: bool):
     type=int,
     help="Upcoming appointments one phone number (or email) may hold (default 4).",
 )
+@_expected_errors
 def org_update(
     org_id: int,
     slot_minutes,
@@ -160,20 +170,15 @@ def org_update(
     max_upcoming_per_caller,
 ):
     """Change an organization's booking rules and per-caller cap; prints the organization."""
-    try:
-        org = update_rules(
-            runtime().uow(),
-            org_id,
-            slot_minutes=slot_minutes,
-            min_notice_minutes=min_notice_minutes,
-            horizon_days=horizon_days,
-            buffer_minutes=buffer_minutes,
-            max_upcoming_per_caller=max_upcoming_per_caller,
-        )
-    except OrgInputError as exc:
-        _fail(str(exc))
-    if org is None:
-        _fail(f"no organization with id {org_id}")
+    org = update_rules(
+        runtime().uow(),
+        org_id,
+        slot_minutes=slot_minutes,
+        min_notice_minutes=min_notice_minutes,
+        horizon_days=horizon_days,
+        buffer_minutes=buffer_minutes,
+        max_upcoming_per_caller=max_upcoming_per_caller,
+    )
     _echo(_org_json(org))
 
 
@@ -187,17 +192,15 @@ def org_update(
     required=True,
     help='Weekly hours, local time, e.g. "mon-fri 09:00-12:00,13:00-17:00" (repeatable).',
 )
+@_expected_errors
 def resource_add(org_id: int, name: str, hours: tuple[str, ...]):
     """Add a bookable resource with weekly working hours; prints it."""
-    try:
-        resource = add_resource(runtime().uow(), org_id, name, list(hours))
-    except ScheduleInputError as exc:
-        _fail(str(exc))
-    _echo(_resource_json(resource))
+    _echo(_resource_json(add_resource(runtime().uow(), org_id, name, list(hours))))
 
 
 @resource_cli.command("list")
 @click.argument("org_id", type=int)
+@_expected_errors
 def resource_list(org_id: int):
     """List an organization's resources with their weekly hours."""
     _echo([_resource_json(r) for r in list_resources(runtime().uow(), org_id)])
@@ -209,24 +212,20 @@ def resource_list(org_id: int):
 @click.option(
     "--hours", default=None, help='Open these hours instead of closing, e.g. "10:00-14:00".'
 )
+@_expected_errors
 def resource_closed(resource_id: int, day, hours: str | None):
     """Close a resource on a date (or, with --hours, change its hours that day)."""
-    try:
-        _echo(set_day(runtime().uow(), resource_id, day.date(), hours))
-    except ScheduleInputError as exc:
-        _fail(str(exc))
+    _echo(set_day(runtime().uow(), resource_id, day.date(), hours))
 
 
 @service_cli.command("add")
 @click.argument("org_id", type=int)
 @click.option("--name", required=True, help="e.g. cleaning")
 @click.option("--minutes", required=True, type=int, help="How long it takes.")
+@_expected_errors
 def service_add(org_id: int, name: str, minutes: int):
     """Add a service (or change its duration); callers' service names must then match one."""
-    try:
-        _echo(add_service(runtime().uow(), org_id, name, minutes))
-    except ScheduleInputError as exc:
-        _fail(str(exc))
+    _echo(add_service(runtime().uow(), org_id, name, minutes))
 
 
 @vapi_cli.command("tools")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from booking_service.errors import NotFound
 from booking_service.models import Organization
 from booking_service.normalize import is_valid_region
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -157,9 +158,11 @@ RULE_LIMITS = {
 }
 
 
-def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> OrgInfo | None:
-    """Change booking rules (and the per-caller cap); None values are left alone. None when
-    there is no such org."""
+def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> OrgInfo:
+    """Change booking rules (and the per-caller cap); None values are left alone.
+
+    Raises NotFound when there is no such organization.
+    """
     changes = {k: v for k, v in values.items() if v is not None}
     for key, value in changes.items():
         low, high = RULE_LIMITS[key]
@@ -168,14 +171,14 @@ def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> 
     with uow:
         org = uow.organizations.update_rules(org_id, changes)
         if org is None:
-            return None
+            raise NotFound("organization", org_id)
         info = _info(org)
         uow.commit()
     return info
 
 
-def rotate_secret(uow: AbstractUnitOfWork, org_id: int, grace_minutes: int = 0) -> str | None:
-    """Replace the organization's secret; return the new one, or None if there is no such org.
+def rotate_secret(uow: AbstractUnitOfWork, org_id: int, grace_minutes: int = 0) -> str:
+    """Replace the organization's secret and return the new one (NotFound without such org).
 
     With `grace_minutes` the old secret keeps working that long (both work meanwhile).
     """
@@ -187,29 +190,31 @@ def rotate_secret(uow: AbstractUnitOfWork, org_id: int, grace_minutes: int = 0) 
         if not uow.organizations.set_secret_hash(
             org_id, hash_secret(secret), keep_previous_until=until
         ):
-            return None
+            raise NotFound("organization", org_id)
         uow.commit()
     return secret
 
 
-def set_hmac(uow: AbstractUnitOfWork, org_id: int, *, enable: bool) -> str | bool:
-    """Require HMAC-signed requests (returns the new key) or stop requiring them (True).
+def set_hmac(uow: AbstractUnitOfWork, org_id: int, *, enable: bool) -> str | None:
+    """Require HMAC-signed requests (returns the new key) or stop requiring them (None).
 
-    False when there is no such organization.
+    Raises NotFound when there is no such organization.
     """
     key = new_hmac_key() if enable else None
     with uow:
         if not uow.organizations.set_hmac_key(org_id, key):
-            return False
+            raise NotFound("organization", org_id)
         uow.commit()
-    return key if key is not None else True
+    return key
 
 
-def get_org(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo | None:
-    """The organization with this id, or None."""
+def get_org(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo:
+    """The organization with this id; NotFound without one."""
     with uow:
         org = uow.organizations.get(org_id)
-        return _info(org) if org is not None else None
+        if org is None:
+            raise NotFound("organization", org_id)
+        return _info(org)
 
 
 def list_orgs(uow: AbstractUnitOfWork) -> list[OrgInfo]:

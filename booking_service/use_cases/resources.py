@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, time
 
-from booking_service.errors import UniqueViolation
+from booking_service.errors import NotFound, UniqueViolation
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -110,7 +110,7 @@ def add_resource(uow: AbstractUnitOfWork, org_id: int, name: str, hours: list[st
     """Add a bookable resource with weekly hours (local time of the organization)."""
     with uow:
         if uow.organizations.get(org_id) is None:
-            raise ScheduleInputError(f"no organization with id {org_id}")
+            raise NotFound("organization", org_id)
         resource_id = add_resource_in(uow, org_id, name, hours)
         uow.commit()
     return next(r for r in list_resources(uow, org_id) if r.id == resource_id)
@@ -136,7 +136,7 @@ def set_day(uow: AbstractUnitOfWork, resource_id: int, day: date, hours: str | N
     with uow:
         resource = uow.schedule.resource(resource_id)
         if resource is None:
-            raise ScheduleInputError(f"no resource with id {resource_id}")
+            raise NotFound("resource", resource_id)
         uow.schedule.set_exception(resource, day, ranges)
         result = {
             "resource_id": resource.id,
@@ -158,7 +158,7 @@ def add_service(uow: AbstractUnitOfWork, org_id: int, name: str, minutes: int) -
         raise ScheduleInputError("a service lasts between 5 and 480 minutes")
     with uow:
         if uow.organizations.get(org_id) is None:
-            raise ScheduleInputError(f"no organization with id {org_id}")
+            raise NotFound("organization", org_id)
         service = uow.schedule.upsert_service(org_id, clean, name_key(clean), minutes)
         result = {
             "id": service.id,

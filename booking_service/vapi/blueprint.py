@@ -16,7 +16,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from booking_service.api.errors import error_response
-from booking_service.errors import DatabaseUnavailable
+from booking_service.errors import DatabaseUnavailable, NotFound
 from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
@@ -93,8 +93,11 @@ def signed_tools(org_id: int):
     organization and only a valid signature with its key is accepted."""
 
     def org_with_hmac(scope: ConnectionScope) -> OrgInfo | None:
-        org = get_org(scope.reader(), org_id)
-        return org if org is not None and org.hmac_key else None
+        try:
+            org = get_org(scope.reader(), org_id)
+        except NotFound:
+            return None
+        return org if org.hmac_key else None
 
     return _serve(runtime(), org_with_hmac)
 
