@@ -20,6 +20,7 @@ from booking_service.errors import (
     ExclusionViolation,
     UniqueViolation,
 )
+from booking_service.events import AppointmentEvent
 from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
 from booking_service.repositories.contacts import ContactRepository
@@ -38,7 +39,13 @@ _BROKEN_SCHEMA_SQLSTATES = ("42P01", "42704", "42501", "42703")
 
 
 class AbstractUnitOfWork(abc.ABC):
-    """What services see: repositories, commit, and savepoints that map conflicts to errors."""
+    """What use cases see: repositories, commit, savepoints that map conflicts to errors, and
+    the domain events of the transaction.
+
+    The transaction rule: a use case takes an unentered unit of work, opens it (`with uow:`)
+    and commits; a step takes an entered one and never commits. Leaving the block rolls back
+    whatever was not committed.
+    """
 
     organizations: OrganizationRepository
     contacts: ContactRepository
@@ -47,24 +54,63 @@ class AbstractUnitOfWork(abc.ABC):
     schedule: ScheduleRepository
     adoption: AdoptionRepository
 
+    def __init__(self) -> None:
+        self._events: list[AppointmentEvent] = []
+        # The events of the last transaction that committed (what the outbox received).
+        self.committed_events: list[AppointmentEvent] = []
+
     def __enter__(self) -> AbstractUnitOfWork:
+        self._events = []
+        self.committed_events = []
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.rollback()
 
-    @abc.abstractmethod
+    def add_event(self, event: AppointmentEvent) -> None:
+        """Record that something happened in this transaction; it is published with the
+        commit and dropped by a rollback."""
+        self._events.append(event)
+
     def commit(self) -> None:
+        """Make the work durable, with its events persisted in the same transaction."""
+        events, self._events = self._events, []
+        self._persist_events(events)
+        self._commit()
+        self.committed_events.extend(events)
+
+    def rollback(self) -> None:
+        """Discard uncommitted work and its events."""
+        self._events = []
+        self._rollback()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A SAVEPOINT; a unique or exclusion violation inside rolls back to it and raises
+        UniqueViolation or ExclusionViolation. Events added inside are dropped with it."""
+        mark = len(self._events)
+        try:
+            with self._savepoint():
+                yield
+        except BaseException:
+            del self._events[mark:]
+            raise
+
+    def _persist_events(self, events: list[AppointmentEvent]) -> None:  # noqa: B027
+        """Write the transaction's events before it commits (the outbox's place); nothing
+        consumes them yet."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None:
         """Make the work durable."""
 
     @abc.abstractmethod
-    def rollback(self) -> None:
+    def _rollback(self) -> None:
         """Discard uncommitted work."""
 
     @abc.abstractmethod
-    def savepoint(self) -> contextlib.AbstractContextManager[None]:
-        """A SAVEPOINT; a unique or exclusion violation inside rolls back to it and raises
-        UniqueViolation or ExclusionViolation."""
+    def _savepoint(self) -> contextlib.AbstractContextManager[None]:
+        """The database's SAVEPOINT, mapping constraint violations to domain errors."""
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -92,11 +138,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         session_factory: sessionmaker,
         connect: Callable[[], Connection] | None = None,
     ):
+        super().__init__()
         self._session_factory = session_factory
         self._connect = connect
         self.session: Session | None = None
 
     def __enter__(self) -> SqlAlchemyUnitOfWork:
+        super().__enter__()
         if self._connect is None:
             self.session = self._session_factory()
         else:
@@ -131,14 +179,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         if exc is not None and _is_unavailable(exc):
             raise DatabaseUnavailable(type(exc).__name__) from exc
 
-    def commit(self) -> None:
+    def _commit(self) -> None:
         self.session.commit()
 
-    def rollback(self) -> None:
+    def _rollback(self) -> None:
         self.session.rollback()
 
     @contextlib.contextmanager
-    def savepoint(self) -> Iterator[None]:
+    def _savepoint(self) -> Iterator[None]:
         try:
             with self.session.begin_nested():
                 yield

@@ -26,6 +26,7 @@ from booking_service.errors import (
     NoMatch,
     StartRefused,
 )
+from booking_service.events import AppointmentCancelled, AppointmentRescheduled
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.models import Appointment
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -79,6 +80,22 @@ def _view(appointment: Appointment, names: dict[int, str]) -> AppointmentView:
         resource=names.get(appointment.resource_id, ""),
         status=appointment.status,
         name=appointment.name,
+    )
+
+
+def _event(kind, org: OrgInfo, appointment: Appointment, names: dict[int, str], **extra):
+    return kind(
+        org_id=org.id,
+        appointment_id=appointment.id,
+        contact_id=appointment.contact_id,
+        reference=appointment.reference,
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        resource=names.get(appointment.resource_id, ""),
+        service=appointment.service,
+        name=appointment.name,
+        email=appointment.email,
+        **extra,
     )
 
 
@@ -186,6 +203,7 @@ def cancel_appointment(
     _not_started(appointment, now, "cancel")
     uow.appointments.cancel(appointment, reason)
     log.info("appointment cancelled: reference=%s", appointment.reference)
+    uow.add_event(_event(AppointmentCancelled, org, appointment, names, reason=reason))
     return Cancellation(_view(appointment, names), already_cancelled=False)
 
 
@@ -242,6 +260,9 @@ def reschedule_appointment(
             BOOKING_CONFLICTS.inc()
             continue
         log.info("appointment rescheduled: reference=%s", appointment.reference)
+        uow.add_event(
+            _event(AppointmentRescheduled, org, appointment, names, previous_start=before)
+        )
         return Rescheduling(before, _view(appointment, names), previous_resource)
     raise refused(
         uow,

@@ -1,0 +1,48 @@
+"""Domain events: what happened to an appointment, as facts for whoever must hear of it.
+
+Use cases add them to the unit of work (`uow.add_event`) as the change happens; the unit of
+work keeps those of its transaction, drops those of a savepoint that rolled back, and hands
+them over when it commits (`SqlAlchemyUnitOfWork._persist_events`, where the outbox writes
+them in the same transaction). Times are UTC instants; wording and local time belong to whoever
+delivers them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class AppointmentEvent:
+    """Common facts of an appointment event (the appointment as it is after the change)."""
+
+    org_id: int
+    appointment_id: int
+    contact_id: int
+    reference: str
+    starts_at: datetime
+    ends_at: datetime
+    resource: str
+    service: str | None
+    name: str | None  # the name it was booked under
+    email: str | None  # the email it was booked with
+
+
+@dataclass(frozen=True)
+class AppointmentBooked(AppointmentEvent):
+    """A new appointment was booked."""
+
+
+@dataclass(frozen=True)
+class AppointmentRescheduled(AppointmentEvent):
+    """An appointment moved (same reference); `previous_start` is where it was."""
+
+    previous_start: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AppointmentCancelled(AppointmentEvent):
+    """An appointment was cancelled (a status change, never a delete)."""
+
+    reason: str | None = None
