@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import (
+    delete,
     func,
     select,
     text,
@@ -19,6 +23,18 @@ from booking_service.models import (
 )
 
 
+@dataclass(frozen=True)
+class StoredContact:
+    """A contact as the table holds it before adoption (phone and email not yet normalised)."""
+
+    id: int
+    org_id: int
+    name: str | None
+    phone: str | None
+    email: str | None
+    updated_at: datetime | None
+
+
 class AdoptionRepository:
     """Statements for adopting an existing contacts table (see use_cases/adoption.py)."""
 
@@ -33,8 +49,8 @@ class AdoptionRepository:
         rows = self.session.execute(select(Organization.id, Organization.phone_region))
         return {row.id: row.phone_region for row in rows}
 
-    def all_contacts(self) -> list:
-        return self.session.execute(
+    def all_contacts(self) -> list[StoredContact]:
+        rows = self.session.execute(
             select(
                 Contact.id,
                 Contact.org_id,
@@ -43,7 +59,8 @@ class AdoptionRepository:
                 Contact.email,
                 Contact.updated_at,
             ).order_by(Contact.id)
-        ).all()
+        )
+        return [StoredContact(*row) for row in rows]
 
     def set_phone(self, contact_id: int, phone: str | None) -> None:
         self.session.execute(update(Contact).where(Contact.id == contact_id).values(phone=phone))
@@ -61,10 +78,10 @@ class AdoptionRepository:
             .where(Appointment.org_id == org_id, Appointment.contact_id.in_(from_ids))
             .values(contact_id=to_id)
         )
-        return result.rowcount
+        return result.rowcount  # type: ignore[attr-defined]  # a CursorResult for an UPDATE
 
     def delete_contacts(self, ids: list[int]) -> None:
-        self.session.execute(Contact.__table__.delete().where(Contact.id.in_(ids)))
+        self.session.execute(delete(Contact).where(Contact.id.in_(ids)))
 
     def lowercase_emails(self) -> None:
         self.session.execute(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    Row,
     Text,
     and_,
     bindparam,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -25,6 +26,33 @@ from booking_service.models import (
 from booking_service.repositories.common import blocked_range
 
 _appointments = Appointment.__table__
+
+
+@dataclass(frozen=True)
+class AppointmentRow:
+    """An appointment as use cases see it. Notes are left out on purpose: what a caller typed
+    for staff is never handed to code that answers callers."""
+
+    id: int
+    org_id: int
+    contact_id: int
+    resource_id: int
+    reference: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    service: str | None
+    name: str | None
+    email: str | None
+
+
+_COLUMNS = [_appointments.c[f.name] for f in fields(AppointmentRow)]
+
+
+def _appointment(row) -> AppointmentRow:
+    return AppointmentRow(*row)
+
+
 _INSERT_APPOINTMENT = (
     insert(_appointments)
     .values(
@@ -44,16 +72,7 @@ _INSERT_APPOINTMENT = (
         tool_call_id=bindparam("p_tool_call"),
     )
     .on_conflict_do_nothing()
-    # What a booking answer needs (a Row, or an Appointment: the same attributes).
-    .returning(
-        _appointments.c.id,
-        _appointments.c.reference,
-        _appointments.c.resource_id,
-        _appointments.c.starts_at,
-        _appointments.c.ends_at,
-        _appointments.c.service,
-        _appointments.c.name,
-    )
+    .returning(*_COLUMNS)
 )
 
 
@@ -101,7 +120,7 @@ class AppointmentRepository:
         email: str | None,
         vapi_call_id: str | None,
         tool_call_id: str | None,
-    ) -> Row | None:
+    ) -> AppointmentRow | None:
         """Insert a booked appointment; None when it conflicts (see `why_not_inserted`).
 
         No SAVEPOINT is needed: ON CONFLICT DO NOTHING, without a target, covers both the
@@ -125,7 +144,8 @@ class AppointmentRepository:
             "p_call": vapi_call_id,
             "p_tool_call": tool_call_id,
         }
-        return self.session.execute(_INSERT_APPOINTMENT, values).first()
+        row = self.session.execute(_INSERT_APPOINTMENT, values).first()
+        return _appointment(row) if row is not None else None
 
     def why_not_inserted(
         self,
@@ -180,28 +200,28 @@ class AppointmentRepository:
         ).one()
         return row.upcoming, row.existing_id
 
-    def get(self, org_id: int, appointment_id: int) -> Appointment | None:
-        return self.session.scalars(
-            select(Appointment).where(
-                Appointment.org_id == org_id, Appointment.id == appointment_id
+    def get(self, org_id: int, appointment_id: int) -> AppointmentRow | None:
+        row = self.session.execute(
+            select(*_COLUMNS).where(
+                _appointments.c.org_id == org_id, _appointments.c.id == appointment_id
             )
         ).first()
+        return _appointment(row) if row is not None else None
 
-    def upcoming(self, org_id: int, contact_id: int, now: datetime) -> list[Appointment]:
+    def upcoming(self, org_id: int, contact_id: int, now: datetime) -> list[AppointmentRow]:
         """The contact's booked appointments that have not ended, soonest first."""
-        return list(
-            self.session.scalars(
-                select(Appointment)
-                .where(
-                    Appointment.org_id == org_id,
-                    Appointment.contact_id == contact_id,
-                    Appointment.status == "booked",
-                    Appointment.ends_at > now,
-                )
-                .order_by(Appointment.starts_at)
-                .limit(20)
+        rows = self.session.execute(
+            select(*_COLUMNS)
+            .where(
+                _appointments.c.org_id == org_id,
+                _appointments.c.contact_id == contact_id,
+                _appointments.c.status == "booked",
+                _appointments.c.ends_at > now,
             )
+            .order_by(_appointments.c.starts_at)
+            .limit(20)
         )
+        return [_appointment(row) for row in rows]
 
     def of_contact(
         self,
@@ -210,20 +230,21 @@ class AppointmentRepository:
         *,
         reference: str | None = None,
         starts_at: datetime | None = None,
-    ) -> Appointment | None:
+    ) -> AppointmentRow | None:
         """The contact's own appointment by reference or start (booked ones first), locked.
 
         FOR UPDATE: a cancel and a reschedule of the same appointment run one after the other.
         """
-        stmt = select(Appointment).where(
-            Appointment.org_id == org_id, Appointment.contact_id == contact_id
+        stmt = select(*_COLUMNS).where(
+            _appointments.c.org_id == org_id, _appointments.c.contact_id == contact_id
         )
         if reference is not None:
-            stmt = stmt.where(Appointment.reference == reference)
+            stmt = stmt.where(_appointments.c.reference == reference)
         if starts_at is not None:
-            stmt = stmt.where(Appointment.starts_at == starts_at)
-        stmt = stmt.order_by((Appointment.status == "booked").desc(), Appointment.id.desc())
-        return self.session.scalars(stmt.limit(1).with_for_update()).first()
+            stmt = stmt.where(_appointments.c.starts_at == starts_at)
+        stmt = stmt.order_by((_appointments.c.status == "booked").desc(), _appointments.c.id.desc())
+        row = self.session.execute(stmt.limit(1).with_for_update()).first()
+        return _appointment(row) if row is not None else None
 
     def by_reference_and_proof(
         self,
@@ -234,53 +255,74 @@ class AppointmentRepository:
         email: str | None,
         starts_at: datetime | None = None,
         lock: bool = False,
-    ) -> Appointment | None:
+    ) -> AppointmentRow | None:
         """The appointment with this reference, only if it was booked with this phone (its
         contact's) or this email (the booking's); with `lock`, FOR UPDATE."""
         proofs = []
         if phone is not None:
             proofs.append(Contact.phone == phone)
         if email is not None:
-            proofs.append(Appointment.email == email)
+            proofs.append(_appointments.c.email == email)
         if not proofs:
             return None
         stmt = (
-            select(Appointment)
+            select(*_COLUMNS)
             .join(
                 Contact,
-                and_(Contact.org_id == Appointment.org_id, Contact.id == Appointment.contact_id),
+                and_(
+                    Contact.org_id == _appointments.c.org_id,
+                    Contact.id == _appointments.c.contact_id,
+                ),
             )
             .where(
-                Appointment.org_id == org_id,
-                Appointment.reference == reference,
+                _appointments.c.org_id == org_id,
+                _appointments.c.reference == reference,
                 or_(*proofs),
             )
         )
         if starts_at is not None:
-            stmt = stmt.where(Appointment.starts_at == starts_at)
+            stmt = stmt.where(_appointments.c.starts_at == starts_at)
         if lock:
-            stmt = stmt.with_for_update(of=Appointment)
-        return self.session.scalars(stmt).first()
+            stmt = stmt.with_for_update(of=_appointments)
+        row = self.session.execute(stmt).first()
+        return _appointment(row) if row is not None else None
 
-    def cancel(self, appointment: Appointment, reason: str | None) -> None:
-        appointment.status = "cancelled"
-        appointment.cancelled_at = func.now()
-        appointment.cancel_reason = reason
-        self.session.flush()
+    def cancel(self, org_id: int, appointment_id: int, reason: str | None) -> AppointmentRow:
+        """Mark it cancelled (never a delete) and return it as it is now."""
+        return self._update(
+            org_id,
+            appointment_id,
+            status="cancelled",
+            cancelled_at=func.now(),
+            cancel_reason=reason,
+        )
 
     def move(
         self,
-        appointment: Appointment,
+        org_id: int,
+        appointment_id: int,
         *,
         resource_id: int,
         starts_at: datetime,
         ends_at: datetime,
         blocked_until: datetime,
-    ) -> None:
+    ) -> AppointmentRow:
         """Move in place (same row, same reference); may raise the exclusion violation."""
-        appointment.resource_id = resource_id
-        appointment.starts_at = starts_at
-        appointment.ends_at = ends_at
-        appointment.blocked_until = blocked_until
-        appointment.rescheduled_at = func.now()
-        self.session.flush()
+        return self._update(
+            org_id,
+            appointment_id,
+            resource_id=resource_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            blocked_until=blocked_until,
+            rescheduled_at=func.now(),
+        )
+
+    def _update(self, org_id: int, appointment_id: int, **values) -> AppointmentRow:
+        row = self.session.execute(
+            update(_appointments)
+            .where(_appointments.c.org_id == org_id, _appointments.c.id == appointment_id)
+            .values(**values)
+            .returning(*_COLUMNS)
+        ).one()
+        return _appointment(row)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
-    Row,
     bindparam,
+    delete,
     select,
     update,
 )
@@ -19,7 +20,34 @@ from booking_service.models import (
     WebhookSignature,
 )
 
-_ORGANIZATION = select(Organization.__table__).where(Organization.id == bindparam("p_id"))
+
+@dataclass(frozen=True)
+class OrganizationRow:
+    """An organization as stored: settings, booking rules and secret hashes."""
+
+    id: int
+    name: str
+    timezone: str
+    phone_region: str
+    appointment_minutes: int
+    secret_hash: str
+    previous_secret_hash: str | None
+    previous_secret_expires_at: datetime | None
+    hmac_secret: str | None
+    slot_minutes: int
+    min_notice_minutes: int
+    horizon_days: int
+    buffer_minutes: int
+    max_upcoming_per_caller: int
+    created_at: datetime
+
+
+_organizations = Organization.__table__
+_ORGANIZATION = select(_organizations).where(_organizations.c.id == bindparam("p_id"))
+
+
+def _organization(row) -> OrganizationRow:
+    return OrganizationRow(**row._mapping)
 
 
 class OrganizationRepository:
@@ -28,37 +56,54 @@ class OrganizationRepository:
     def __init__(self, session: Session):
         self.session = session
 
-    def get(self, org_id: int) -> Row | None:
-        """The organization's row (read-only; every request authenticates with it)."""
-        return self.session.execute(_ORGANIZATION, {"p_id": org_id}).first()
+    def get(self, org_id: int) -> OrganizationRow | None:
+        """The organization (read-only; every request authenticates with it)."""
+        row = self.session.execute(_ORGANIZATION, {"p_id": org_id}).first()
+        return _organization(row) if row is not None else None
 
-    def add(self, org: Organization) -> Organization:
-        self.session.add(org)
-        self.session.flush()
-        self.session.refresh(org)  # server defaults (booking rules) become visible
-        return org
+    def add(
+        self,
+        *,
+        name: str,
+        timezone: str,
+        phone_region: str,
+        appointment_minutes: int,
+        secret_hash: str,
+    ) -> OrganizationRow:
+        """Insert an organization; the booking rules take their server defaults."""
+        row = self.session.execute(
+            insert(_organizations)
+            .values(
+                name=name,
+                timezone=timezone,
+                phone_region=phone_region,
+                appointment_minutes=appointment_minutes,
+                secret_hash=secret_hash,
+            )
+            .returning(_organizations)
+        ).one()
+        return _organization(row)
 
-    def list_all(self) -> list[Organization]:
-        return list(self.session.scalars(select(Organization).order_by(Organization.id)))
+    def list_all(self) -> list[OrganizationRow]:
+        rows = self.session.execute(select(_organizations).order_by(_organizations.c.id))
+        return [_organization(row) for row in rows]
 
-    def update_rules(self, org_id: int, values: dict[str, int]) -> Organization | None:
-        """Change booking rules (slot/notice/horizon/buffer); None when there is no such org."""
-        org = self.session.get(Organization, org_id)
-        if org is None:
-            return None
-        for key, value in values.items():
-            setattr(org, key, value)
-        self.session.flush()
-        return org
+    def update_rules(self, org_id: int, values: dict[str, int]) -> OrganizationRow | None:
+        """Change booking rules (and the per-caller cap); None when there is no such org."""
+        row = self.session.execute(
+            update(_organizations)
+            .where(_organizations.c.id == org_id)
+            .values(**values)
+            .returning(_organizations)
+        ).first()
+        return _organization(row) if row is not None else None
 
     def remember_signature(self, org_id: int, signature: str, *, older_than: datetime) -> bool:
         """Record an accepted HMAC signature; False if it was seen before (a replay).
 
         Signatures older than `older_than` are forgotten: their timestamps can no longer pass.
         """
-        self.session.execute(
-            WebhookSignature.__table__.delete().where(WebhookSignature.seen_at < older_than)
-        )
+        self.session.execute(delete(WebhookSignature).where(WebhookSignature.seen_at < older_than))
         stmt = (
             insert(WebhookSignature)
             .values(org_id=org_id, signature=signature)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     SmallInteger,
     bindparam,
     cast,
+    delete,
     func,
     literal,
     null,
@@ -34,9 +35,10 @@ from booking_service.repositories.common import blocked_range
 
 @dataclass(frozen=True)
 class ResourceRow:
-    """A bookable resource (person, chair, room) as the booking use cases need it."""
+    """A bookable resource (person, chair, room)."""
 
     id: int
+    org_id: int
     name: str
     name_key: str
 
@@ -45,20 +47,48 @@ class ResourceRow:
 class ServiceRow:
     """A service the organization offers, with its default length."""
 
+    id: int
     name: str
     name_key: str
     duration_minutes: int
 
 
 @dataclass(frozen=True)
-class ScheduleRows:
-    """Rows for the scheduler: hours (resource_id, weekday, opens, closes), exceptions
-    (resource_id, day, opens, closes; no opens = closed) and busy ranges (resource_id,
-    starts_at, blocked_until)."""
+class WeeklyHours:
+    """A weekly opening range of a resource (0 = Monday), local time."""
 
-    hours: list
-    exceptions: list
-    busy: list
+    resource_id: int
+    weekday: int
+    opens: time
+    closes: time
+
+
+@dataclass(frozen=True)
+class DayException:
+    """Other hours on one date; no `opens` means closed all day."""
+
+    resource_id: int
+    day: date
+    opens: time | None
+    closes: time | None
+
+
+@dataclass(frozen=True)
+class BusyRange:
+    """A booked appointment's time, buffer included."""
+
+    resource_id: int
+    starts_at: datetime
+    blocked_until: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleRows:
+    """What the scheduler needs: weekly hours (sorted by opening), exceptions, busy ranges."""
+
+    hours: list[WeeklyHours]
+    exceptions: list[DayException]
+    busy: list[BusyRange]
 
 
 def _catalogue_statement():
@@ -137,31 +167,42 @@ _CATALOGUE = _catalogue_statement()
 _SCHEDULE = _schedule_statement()
 
 
+_resources = Resource.__table__
+_RESOURCE_COLUMNS = (_resources.c.id, _resources.c.org_id, _resources.c.name, _resources.c.name_key)
+
+
 class ScheduleRepository:
     """Resources, their weekly hours and dated exceptions, busy ranges, and services."""
 
     def __init__(self, session: Session):
         self.session = session
 
-    def resources(self, org_id: int) -> list[Resource]:
-        return list(
-            self.session.scalars(
-                select(Resource).where(Resource.org_id == org_id).order_by(Resource.id)
-            )
+    def resources(self, org_id: int) -> list[ResourceRow]:
+        rows = self.session.execute(
+            select(*_RESOURCE_COLUMNS)
+            .where(_resources.c.org_id == org_id)
+            .order_by(_resources.c.id)
         )
+        return [ResourceRow(*row) for row in rows]
 
-    def resource(self, resource_id: int) -> Resource | None:
-        return self.session.get(Resource, resource_id)
+    def resource(self, resource_id: int) -> ResourceRow | None:
+        row = self.session.execute(
+            select(*_RESOURCE_COLUMNS).where(_resources.c.id == resource_id)
+        ).first()
+        return ResourceRow(*row) if row is not None else None
 
-    def add_resource(self, org_id: int, name: str, name_key: str) -> Resource:
-        resource = Resource(org_id=org_id, name=name, name_key=name_key)
-        self.session.add(resource)
-        self.session.flush()
-        return resource
+    def add_resource(self, org_id: int, name: str, name_key: str) -> ResourceRow:
+        """Insert a resource; a name taken in the organization raises a unique violation."""
+        row = self.session.execute(
+            insert(_resources)
+            .values(org_id=org_id, name=name, name_key=name_key)
+            .returning(*_RESOURCE_COLUMNS)
+        ).one()
+        return ResourceRow(*row)
 
-    def add_hours(self, resource: Resource, weekday: int, opens: time, closes: time) -> None:
-        self.session.add(
-            WorkingHours(
+    def add_hours(self, resource: ResourceRow, weekday: int, opens: time, closes: time) -> None:
+        self.session.execute(
+            insert(WorkingHours).values(
                 org_id=resource.org_id,
                 resource_id=resource.id,
                 weekday=weekday,
@@ -170,31 +211,36 @@ class ScheduleRepository:
             )
         )
 
-    def set_exception(self, resource: Resource, day: date, ranges: list[tuple[time, time]]) -> None:
+    def set_exception(
+        self, resource: ResourceRow, day: date, ranges: list[tuple[time, time]]
+    ) -> None:
         """Replace the exceptions of `day`: no ranges means closed all day."""
         self.session.execute(
-            ScheduleException.__table__.delete().where(
+            delete(ScheduleException).where(
                 ScheduleException.resource_id == resource.id, ScheduleException.day == day
             )
         )
-        for opens, closes in ranges or [(None, None)]:
-            self.session.add(
-                ScheduleException(
-                    org_id=resource.org_id,
-                    resource_id=resource.id,
-                    day=day,
-                    opens=opens,
-                    closes=closes,
-                )
-            )
-        self.session.flush()
+        opening: list[tuple[time | None, time | None]] = list(ranges) or [(None, None)]
+        self.session.execute(
+            insert(ScheduleException),
+            [
+                {
+                    "org_id": resource.org_id,
+                    "resource_id": resource.id,
+                    "day": day,
+                    "opens": opens,
+                    "closes": closes,
+                }
+                for opens, closes in opening
+            ],
+        )
 
     def catalogue(self, org_id: int) -> tuple[list[ResourceRow], list[ServiceRow]]:
         """The organization's resources (by id) and services (by name), in one round trip."""
         rows = self.session.execute(_CATALOGUE, {"p_org": org_id}).all()
         return (
-            [ResourceRow(r.id, r.name, r.name_key) for r in rows if r.kind == "r"],
-            [ServiceRow(r.name, r.name_key, r.minutes) for r in rows if r.kind == "s"],
+            [ResourceRow(r.id, org_id, r.name, r.name_key) for r in rows if r.kind == "r"],
+            [ServiceRow(r.id, r.name, r.name_key, r.minutes) for r in rows if r.kind == "s"],
         )
 
     def schedule(
@@ -222,14 +268,19 @@ class ScheduleRepository:
                 "p_exclude": exclude_id if exclude_id is not None else 0,  # ids start at 1
             },
         ).all()
-        return ScheduleRows(
-            hours=sorted((r for r in rows if r.kind == "h"), key=lambda r: r.opens),
-            exceptions=[r for r in rows if r.kind == "x"],
-            busy=[r for r in rows if r.kind == "b"],
-        )
+        hours, exceptions, busy = [], [], []
+        for r in rows:
+            if r.kind == "h":
+                hours.append(WeeklyHours(r.resource_id, r.weekday, r.opens, r.closes))
+            elif r.kind == "x":
+                exceptions.append(DayException(r.resource_id, r.day, r.opens, r.closes))
+            else:
+                busy.append(BusyRange(r.resource_id, r.starts_at, r.blocked_until))
+        hours.sort(key=lambda h: h.opens)
+        return ScheduleRows(hours, exceptions, busy)
 
-    def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list:
-        return self.session.execute(
+    def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list[WeeklyHours]:
+        rows = self.session.execute(
             select(
                 WorkingHours.resource_id,
                 WorkingHours.weekday,
@@ -238,14 +289,16 @@ class ScheduleRepository:
             )
             .where(WorkingHours.org_id == org_id, WorkingHours.resource_id.in_(resource_ids))
             .order_by(WorkingHours.opens)
-        ).all()
+        )
+        return [WeeklyHours(*row) for row in rows]
 
-    def upsert_service(self, org_id: int, name: str, name_key: str, minutes: int) -> Service:
-        stmt = insert(Service).values(
+    def upsert_service(self, org_id: int, name: str, name_key: str, minutes: int) -> ServiceRow:
+        """Insert the service, or change its name's spelling and duration."""
+        new = insert(Service).values(
             org_id=org_id, name=name, name_key=name_key, duration_minutes=minutes
         )
-        stmt = stmt.on_conflict_do_update(
+        stmt = new.on_conflict_do_update(
             constraint=UQ_SERVICES_ORG_NAME,
-            set_={"name": stmt.excluded.name, "duration_minutes": stmt.excluded.duration_minutes},
-        ).returning(Service)
-        return self.session.scalars(stmt).one()
+            set_={"name": new.excluded.name, "duration_minutes": new.excluded.duration_minutes},
+        ).returning(Service.id, Service.name, Service.name_key, Service.duration_minutes)
+        return ServiceRow(*self.session.execute(stmt).one())

@@ -18,23 +18,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
 
 from booking_service.normalize import mask_phone, normalize_phone
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
-
-
-class _Contact(NamedTuple):
-    id: int
-    org_id: int
-    name: str | None
-    phone: str | None
-    email: str | None
-    updated_at: datetime | None
 
 
 @dataclass
@@ -104,7 +93,7 @@ def adopt_contacts(
     with uow:
         uow.adoption.lock_for_adoption()
         regions = uow.adoption.org_regions()
-        rows = [_Contact(*row) for row in uow.adoption.all_contacts()]
+        rows = uow.adoption.all_contacts()
         by_phone: dict[tuple[int, str], list] = defaultdict(list)
         by_email: dict[tuple[int, str], list] = defaultdict(list)
         for row in rows:
@@ -121,7 +110,7 @@ def adopt_contacts(
             email = row.email.strip(" ").lower() if row.email else None
             if row.email and email != row.email:
                 report.normalized_emails += 1
-            row = row._replace(phone=phone, email=email)
+            row = replace(row, phone=phone, email=email)
             if row.phone is not None:
                 by_phone[(row.org_id, row.phone)].append(row)
             elif row.email:

@@ -28,7 +28,7 @@ from booking_service.errors import (
 )
 from booking_service.events import AppointmentCancelled, AppointmentRescheduled
 from booking_service.metrics import BOOKING_CONFLICTS
-from booking_service.models import Appointment
+from booking_service.repositories.appointments import AppointmentRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.catalogue import choose_resources, load_catalogue
 from booking_service.use_cases.openings import check_start, refused
@@ -71,7 +71,7 @@ def _resource_names(uow: AbstractUnitOfWork, org: OrgInfo) -> dict[int, str]:
     return load_catalogue(uow, org).resource_names()
 
 
-def _view(appointment: Appointment, names: dict[int, str]) -> AppointmentView:
+def _view(appointment: AppointmentRow, names: dict[int, str]) -> AppointmentView:
     return AppointmentView(
         reference=appointment.reference,
         starts_at=appointment.starts_at,
@@ -83,7 +83,7 @@ def _view(appointment: Appointment, names: dict[int, str]) -> AppointmentView:
     )
 
 
-def _event(kind, org: OrgInfo, appointment: Appointment, names: dict[int, str], **extra):
+def _event(kind, org: OrgInfo, appointment: AppointmentRow, names: dict[int, str], **extra):
     return kind(
         org_id=org.id,
         appointment_id=appointment.id,
@@ -141,7 +141,7 @@ def _reachable_appointment(
     org: OrgInfo,
     proof: Proof,
     start: ParsedStart | None,
-) -> Appointment:
+) -> AppointmentRow:
     """The one appointment the proof reaches (by reference or current start), locked."""
     reference = normalize_reference(proof.reference)
     starts_at = start.start if start else None
@@ -172,7 +172,7 @@ def _reachable_appointment(
     raise NeedProof()
 
 
-def _not_started(appointment: Appointment, now: datetime, action: str) -> None:
+def _not_started(appointment: AppointmentRow, now: datetime, action: str) -> None:
     if appointment.starts_at <= now:
         raise AlreadyStarted(appointment.reference, action)
 
@@ -201,10 +201,10 @@ def cancel_appointment(
     if appointment.status == "cancelled":
         return Cancellation(_view(appointment, names), already_cancelled=True)
     _not_started(appointment, now, "cancel")
-    uow.appointments.cancel(appointment, reason)
-    log.info("appointment cancelled: reference=%s", appointment.reference)
-    uow.add_event(_event(AppointmentCancelled, org, appointment, names, reason=reason))
-    return Cancellation(_view(appointment, names), already_cancelled=False)
+    cancelled = uow.appointments.cancel(org.id, appointment.id, reason)
+    log.info("appointment cancelled: reference=%s", cancelled.reference)
+    uow.add_event(_event(AppointmentCancelled, org, cancelled, names, reason=reason))
+    return Cancellation(_view(cancelled, names), already_cancelled=False)
 
 
 @dataclass(frozen=True)
@@ -249,8 +249,9 @@ def reschedule_appointment(
     for resource_id in free:
         try:
             with uow.savepoint():
-                uow.appointments.move(
-                    appointment,
+                moved = uow.appointments.move(
+                    org.id,
+                    appointment.id,
                     resource_id=resource_id,
                     starts_at=new_start.start,
                     ends_at=new_start.start + duration,
@@ -259,11 +260,9 @@ def reschedule_appointment(
         except ExclusionViolation:
             BOOKING_CONFLICTS.inc()
             continue
-        log.info("appointment rescheduled: reference=%s", appointment.reference)
-        uow.add_event(
-            _event(AppointmentRescheduled, org, appointment, names, previous_start=before)
-        )
-        return Rescheduling(before, _view(appointment, names), previous_resource)
+        log.info("appointment rescheduled: reference=%s", moved.reference)
+        uow.add_event(_event(AppointmentRescheduled, org, moved, names, previous_start=before))
+        return Rescheduling(before, _view(moved, names), previous_resource)
     raise refused(
         uow,
         org,

@@ -11,8 +11,8 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from booking_service.errors import NotFound
-from booking_service.models import Organization
 from booking_service.normalize import is_valid_region
+from booking_service.repositories.organizations import OrganizationRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.scheduling import Rules
 from booking_service.use_cases.signatures import new_hmac_key
@@ -58,7 +58,7 @@ class CreatedOrg:
     secret: str
 
 
-def _info(org: Organization) -> OrgInfo:
+def _info(org: OrganizationRow) -> OrgInfo:
     return OrgInfo(
         id=org.id,
         name=org.name,
@@ -122,13 +122,11 @@ def create_org(
         # The secret embeds the id, which exists only after the insert: store a placeholder
         # hash that no secret can match, then the real one, in the same transaction.
         org = uow.organizations.add(
-            Organization(
-                name=name,
-                timezone=timezone,
-                phone_region=region,
-                appointment_minutes=appointment_minutes,
-                secret_hash=_UNMATCHABLE_HASH,
-            )
+            name=name,
+            timezone=timezone,
+            phone_region=region,
+            appointment_minutes=appointment_minutes,
+            secret_hash=_UNMATCHABLE_HASH,
         )
         secret = _new_secret(org.id)
         uow.organizations.set_secret_hash(org.id, hash_secret(secret))

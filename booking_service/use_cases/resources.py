@@ -118,7 +118,7 @@ def add_resource(uow: AbstractUnitOfWork, org_id: int, name: str, hours: list[st
 
 def list_resources(uow: AbstractUnitOfWork, org_id: int) -> list[ResourceInfo]:
     """Resources of an organization with their weekly hours."""
-    # Built inside the unit of work: leaving it rolls back, which expires loaded rows.
+    # A use case of its own: it opens (and closes) the unit of work.
     with uow:
         resources = uow.schedule.resources(org_id)
         hours = uow.schedule.weekly_hours(org_id, [r.id for r in resources])
