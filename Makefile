@@ -46,7 +46,8 @@ run: $(VENV)/.installed
 	$(BIN)/flask --app wsgi demo setup --url http://$(HOST):$(PORT); \
 	exec $(BIN)/gunicorn -c deploy/gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
-## test: install dev dependencies, lint, check migrations against models, run the whole suite
+## test: install dev dependencies, lint and type-check, check migrations against models, run the
+## whole suite
 test: $(VENV)/.installed-dev lint
 	$(BIN)/python -m booking_service.devtools.pgcluster throwaway -- \
 	  $(MAKE) --no-print-directory _test-in-cluster
@@ -70,6 +71,7 @@ profile: $(VENV)/.installed-bench
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 db-start: $(VENV)/.installed
 	@$(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking_service.api.errors import register_error_handlers
@@ -37,8 +38,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes + 1,
         JSON_SORT_KEYS=False,
     )
-    app.json.sort_keys = False
-    app.json.compact = True
+    # Flask's default provider has these settings; the base type does not declare them.
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
+        app.json.compact = True
 
     engine = make_engine(settings)
     init_runtime(
@@ -58,5 +61,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_cli(app)
     # Exactly one proxy hop (nginx) is trusted: a client-sent X-Forwarded-For is not believed,
     # only the address nginx appends.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+        app.wsgi_app, x_for=1, x_proto=1, x_host=1
+    )
     return app

@@ -6,7 +6,9 @@ share pooled connections between workers.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, MetaData, create_engine
+from typing import cast
+
+from sqlalchemy import Engine, MetaData, Table, create_engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from booking_service.config import Settings
@@ -26,6 +28,12 @@ class Base(DeclarativeBase):
     """Declarative base whose metadata carries the naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table(model: type[Base]) -> Table:
+    """The model's Table, for Core statements (SQLAlchemy types `__table__` as any FromClause,
+    though a declarative model's is always a Table)."""
+    return cast(Table, model.__table__)
 
 
 def make_engine(settings: Settings) -> Engine:

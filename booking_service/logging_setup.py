@@ -86,12 +86,18 @@ class JsonFormatter(MaskingFormatter):
         super().__init__()
         from pythonjsonlogger.json import JsonFormatter as _Json
 
-        self._json = _Json(
+        masking = self
+
+        class _MaskedJson(_Json):
+            # Tracebacks go through our masking (phone numbers in locals or messages).
+            def formatException(self, ei) -> str:
+                return masking.formatException(ei)
+
+        self._json = _MaskedJson(
             JSON_FIELDS,
             rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
             timestamp=False,
         )
-        self._json.formatException = self.formatException
 
     def format(self, record: logging.LogRecord) -> str:
         return self._json.format(record)

@@ -107,9 +107,9 @@ def check_schema(connection: Connection, expected_head: str) -> list[str]:
         else []
     )
     if current != [expected_head]:
-        found = ", ".join(current) or "none"
+        versions = ", ".join(current) or "none"
         problems.append(
-            f"migrations are not at head (database: {found}; code: {expected_head}); "
+            f"migrations are not at head (database: {versions}; code: {expected_head}); "
             "run `alembic upgrade head`"
         )
     present = {

@@ -174,21 +174,27 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             # reporting "unavailable" then would contradict a booking that exists.
             pass
         finally:
-            self.session.close()
+            self._open.close()
             self.session = None
         if exc is not None and _is_unavailable(exc):
             raise DatabaseUnavailable(type(exc).__name__) from exc
 
+    @property
+    def _open(self) -> Session:
+        if self.session is None:
+            raise RuntimeError("the unit of work is not open (use `with uow:`)")
+        return self.session
+
     def _commit(self) -> None:
-        self.session.commit()
+        self._open.commit()
 
     def _rollback(self) -> None:
-        self.session.rollback()
+        self._open.rollback()
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
         try:
-            with self.session.begin_nested():
+            with self._open.begin_nested():
                 yield
         except IntegrityError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)

@@ -19,13 +19,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from booking_service.db import table
 from booking_service.models import (
     Appointment,
     Contact,
 )
 from booking_service.repositories.common import blocked_range
 
-_appointments = Appointment.__table__
+_appointments = table(Appointment)
 
 
 @dataclass(frozen=True)

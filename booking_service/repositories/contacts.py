@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from booking_service.db import table
 from booking_service.models import (
     UQ_CONTACTS_ORG_PHONE,
     Contact,
@@ -41,7 +42,7 @@ def _contact(row) -> ContactRow:
 
 # The statements every booking runs are built once (building one costs about as much as running
 # it); the values are bound per call. Bind names must differ from the column names.
-_contacts = Contact.__table__
+_contacts = table(Contact)
 _new_contact = insert(_contacts).values(
     org_id=bindparam("p_org"),
     phone=bindparam("p_phone"),

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from booking_service.db import table
 from booking_service.errors import LockTimeout
 from booking_service.models import (
     UQ_TOOL_CALLS_ORG_TOOL_CALL,
@@ -33,7 +34,7 @@ class LedgerEntry:
     caller: str | None
 
 
-_tool_calls = ToolCall.__table__
+_tool_calls = table(ToolCall)
 
 
 def _claim_statement():
@@ -163,10 +164,8 @@ class ToolCallLedger:
         statement (with a snapshot taken after the lock was granted) sees every claim made
         under the key before, and parallel tool calls cannot all pass a limit.
         """
-        return self.session.scalar(
-            _CHANGES,
-            {"p_org": org_id, "p_limit_key": limit_key, "p_tools": list(tool_names)},
-        )
+        values = {"p_org": org_id, "p_limit_key": limit_key, "p_tools": list(tool_names)}
+        return self.session.scalar(_CHANGES, values) or 0
 
     def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:
         self.session.execute(

@@ -14,6 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from booking_service.db import table
 from booking_service.models import (
     UQ_WEBHOOK_SIGNATURES,
     Organization,
@@ -42,7 +43,7 @@ class OrganizationRow:
     created_at: datetime
 
 
-_organizations = Organization.__table__
+_organizations = table(Organization)
 _ORGANIZATION = select(_organizations).where(_organizations.c.id == bindparam("p_id"))
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     DateTime,
     SmallInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from booking_service.db import table
 from booking_service.models import (
     UQ_SERVICES_ORG_NAME,
     Appointment,
@@ -112,8 +114,8 @@ def _catalogue_statement():
 
 
 def _schedule_statement():
-    org = bindparam("p_org")
-    resources = bindparam("p_resources", expanding=True)
+    org = bindparam("p_org", type_=BigInteger)
+    resources = bindparam("p_resources", expanding=True, type_=BigInteger)
     no_time = cast(null(), WorkingHours.opens.type)
     no_moment = cast(null(), DateTime(timezone=True))
     hours = select(
@@ -167,7 +169,7 @@ _CATALOGUE = _catalogue_statement()
 _SCHEDULE = _schedule_statement()
 
 
-_resources = Resource.__table__
+_resources = table(Resource)
 _RESOURCE_COLUMNS = (_resources.c.id, _resources.c.org_id, _resources.c.name, _resources.c.name_key)
 
 

@@ -128,8 +128,13 @@ def find_appointments(
 def find_by_reference(uow: AbstractUnitOfWork, org: OrgInfo, proof: Proof) -> list[AppointmentView]:
     """The one appointment named by reference with the phone or email it was booked with, in
     the caller's transaction; NoMatch otherwise."""
-    found = uow.appointments.by_reference_and_proof(
-        org.id, normalize_reference(proof.reference), phone=proof.phone, email=proof.email
+    reference = normalize_reference(proof.reference)
+    found = (
+        uow.appointments.by_reference_and_proof(
+            org.id, reference, phone=proof.phone, email=proof.email
+        )
+        if reference is not None
+        else None
     )
     if found is None:
         raise NoMatch()
@@ -158,6 +163,8 @@ def _reachable_appointment(
             raise AppointmentNotFound()
         return found
     if proof.by_reference:
+        if reference is None:  # nothing left of it once spaces and dashes are gone
+            raise NoMatch()
         found = uow.appointments.by_reference_and_proof(
             org.id,
             reference,

@@ -74,7 +74,7 @@ def resolve_contact(
         )
         resolved = ResolvedContact(contact, PHONE_INSERTED if inserted else PHONE_UPDATED)
     elif who.email:
-        resolved = _by_email(uow, org_id, who)
+        resolved = _by_email(uow, org_id, who.email, who.name)
     else:  # pragma: no cover - front ends refuse an identity with neither
         raise ValueError("a contact needs a phone or an email")
     CONTACT_RESOLUTIONS.labels(resolved.path).inc()
@@ -87,23 +87,25 @@ def resolve_contact(
     return resolved
 
 
-def _by_email(uow: AbstractUnitOfWork, org_id: int, who: CallerIdentity) -> ResolvedContact:
+def _by_email(
+    uow: AbstractUnitOfWork, org_id: int, email: str, name: str | None
+) -> ResolvedContact:
     # Only phone-less contacts: a contact with a phone is reached through its phone, never
     # because somebody typed its email.
     try:
         with uow.savepoint():
-            found = uow.contacts.find_phoneless_by_email(org_id, who.email)
+            found = uow.contacts.find_phoneless_by_email(org_id, email)
             if found is not None:
-                return ResolvedContact(_named(uow, org_id, found, who.name), EMAIL_FOUND)
-            inserted = uow.contacts.insert_phoneless(org_id, who.email, who.name)
+                return ResolvedContact(_named(uow, org_id, found, name), EMAIL_FOUND)
+            inserted = uow.contacts.insert_phoneless(org_id, email, name)
             return ResolvedContact(inserted, EMAIL_INSERTED)
     except UniqueViolation:
         # Another transaction inserted the same email between our select and insert; the
         # savepoint rollback kept our transaction usable, and its row is now visible.
-        winner = uow.contacts.find_phoneless_by_email(org_id, who.email)
+        winner = uow.contacts.find_phoneless_by_email(org_id, email)
         if winner is None:  # pragma: no cover - the winner's row cannot vanish without a delete
             raise
-        return ResolvedContact(_named(uow, org_id, winner, who.name), EMAIL_RACE_RECOVERED)
+        return ResolvedContact(_named(uow, org_id, winner, name), EMAIL_RACE_RECOVERED)
 
 
 def _named(uow: AbstractUnitOfWork, org_id: int, contact: ContactRow, name: str | None):

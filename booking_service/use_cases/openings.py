@@ -56,15 +56,15 @@ def load_schedules(
         busy_to,
         exclude_id=exclude_appointment,
     )
-    for row in rows.hours:
-        weekly[row.resource_id].setdefault(row.weekday, []).append((row.opens, row.closes))
-    for row in rows.exceptions:
-        ranges = exceptions[row.resource_id].setdefault(row.day, [])
-        if row.opens is not None:  # a row without hours means closed all day
-            ranges.append((row.opens, row.closes))
+    for hours in rows.hours:
+        weekly[hours.resource_id].setdefault(hours.weekday, []).append((hours.opens, hours.closes))
+    for other in rows.exceptions:
+        ranges = exceptions[other.resource_id].setdefault(other.day, [])
+        if other.opens is not None and other.closes is not None:  # none: closed all day
+            ranges.append((other.opens, other.closes))
             ranges.sort()
-    for row in rows.busy:
-        busy[row.resource_id].append((row.starts_at, row.blocked_until))
+    for booked in rows.busy:
+        busy[booked.resource_id].append((booked.starts_at, booked.blocked_until))
     return [
         ResourceSchedule(r.id, r.name, weekly[r.id], exceptions[r.id], busy[r.id])
         for r in resources

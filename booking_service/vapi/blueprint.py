@@ -68,11 +68,13 @@ def _body(limit: int) -> bytes:
     return body
 
 
-def _signature_problem(rt, scope: ConnectionScope, org: OrgInfo, body: bytes) -> str | None:
+def _signature_problem(
+    rt, scope: ConnectionScope, org_id: int, key: str, body: bytes
+) -> str | None:
     return verify(
         scope.uow(),
-        org_id=org.id,
-        key=org.hmac_key,
+        org_id=org_id,
+        key=key,
         body=body,
         signature=request.headers.get("X-Signature"),
         timestamp=request.headers.get("X-Timestamp"),
@@ -117,7 +119,7 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
     try:
         org = find_org(scope)
         if org is not None and org.hmac_key:
-            problem = _signature_problem(rt, scope, org, body)
+            problem = _signature_problem(rt, scope, org.id, org.hmac_key, body)
             if problem:
                 log.info("rejected request: %s", problem)
                 org = None
@@ -157,7 +159,7 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
             max_changes_per_call=rt.settings.max_changes_per_call,
             deadline=started + rt.settings.request_budget_s,
         )
-        deadline = ctx.deadline
+        deadline = started + rt.settings.request_budget_s
         answers = []
         for index, call in enumerate(envelope.calls):
             if index >= MAX_CALLS_PER_REQUEST:

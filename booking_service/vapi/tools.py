@@ -134,6 +134,8 @@ def _refused(ctx: ToolContext, refusal: Refusal) -> Answer:
 
 
 def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
+    if call.id is None or call.name is None:  # run_tool answers those before any handler
+        raise ValueError("a tool call without a usable id or a name")
     key = ToolCallKey(
         org_id=ctx.org.id,
         tool_call_id=call.id,
