@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from booking_service.repositories.appointments import AppointmentRow
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,25 @@ class AppointmentCancelled(AppointmentEvent):
     """An appointment was cancelled (a status change, never a delete)."""
 
     reason: str | None = None
+
+
+E = TypeVar("E", bound=AppointmentEvent)
+
+
+def appointment_event(
+    kind: type[E], org_id: int, appointment: AppointmentRow, resource: str, **extra
+) -> E:
+    """An event of `kind` about `appointment` as it is now (`extra`: previous_start, reason)."""
+    return kind(
+        org_id=org_id,
+        appointment_id=appointment.id,
+        contact_id=appointment.contact_id,
+        reference=appointment.reference,
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        resource=resource,
+        service=appointment.service,
+        name=appointment.name,
+        email=appointment.email,
+        **extra,
+    )

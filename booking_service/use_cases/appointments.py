@@ -26,7 +26,11 @@ from booking_service.errors import (
     NoMatch,
     StartRefused,
 )
-from booking_service.events import AppointmentCancelled, AppointmentRescheduled
+from booking_service.events import (
+    AppointmentCancelled,
+    AppointmentRescheduled,
+    appointment_event,
+)
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.repositories.appointments import AppointmentRow
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -71,31 +75,19 @@ def _resource_names(uow: AbstractUnitOfWork, org: OrgInfo) -> dict[int, str]:
     return load_catalogue(uow, org).resource_names()
 
 
+def _name(names: dict[int, str], appointment: AppointmentRow) -> str:
+    return names.get(appointment.resource_id, "")
+
+
 def _view(appointment: AppointmentRow, names: dict[int, str]) -> AppointmentView:
     return AppointmentView(
         reference=appointment.reference,
         starts_at=appointment.starts_at,
         ends_at=appointment.ends_at,
         service=appointment.service,
-        resource=names.get(appointment.resource_id, ""),
+        resource=_name(names, appointment),
         status=appointment.status,
         name=appointment.name,
-    )
-
-
-def _event(kind, org: OrgInfo, appointment: AppointmentRow, names: dict[int, str], **extra):
-    return kind(
-        org_id=org.id,
-        appointment_id=appointment.id,
-        contact_id=appointment.contact_id,
-        reference=appointment.reference,
-        starts_at=appointment.starts_at,
-        ends_at=appointment.ends_at,
-        resource=names.get(appointment.resource_id, ""),
-        service=appointment.service,
-        name=appointment.name,
-        email=appointment.email,
-        **extra,
     )
 
 
@@ -210,7 +202,11 @@ def cancel_appointment(
     _not_started(appointment, now, "cancel")
     cancelled = uow.appointments.cancel(org.id, appointment.id, reason)
     log.info("appointment cancelled: reference=%s", cancelled.reference)
-    uow.add_event(_event(AppointmentCancelled, org, cancelled, names, reason=reason))
+    uow.add_event(
+        appointment_event(
+            AppointmentCancelled, org.id, cancelled, _name(names, cancelled), reason=reason
+        )
+    )
     return Cancellation(_view(cancelled, names), already_cancelled=False)
 
 
@@ -268,7 +264,11 @@ def reschedule_appointment(
             BOOKING_CONFLICTS.inc()
             continue
         log.info("appointment rescheduled: reference=%s", moved.reference)
-        uow.add_event(_event(AppointmentRescheduled, org, moved, names, previous_start=before))
+        uow.add_event(
+            appointment_event(
+                AppointmentRescheduled, org.id, moved, _name(names, moved), previous_start=before
+            )
+        )
         return Rescheduling(before, _view(moved, names), previous_resource)
     raise refused(
         uow,

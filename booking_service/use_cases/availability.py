@@ -47,68 +47,43 @@ def check_availability(
     Opens and closes its own unit of work (read only: nothing is committed).
     """
     with uow:
-        return _free_starts(
-            uow,
-            org,
-            first=first,
-            last=last,
-            window_start=window_start,
-            window_end=window_end,
-            service=service,
-            minutes=minutes,
-            resource=resource,
-            now=now,
-        )
-
-
-def _free_starts(
-    uow: AbstractUnitOfWork,
-    org: OrgInfo,
-    *,
-    first: date,
-    last: date,
-    window_start: datetime | None,
-    window_end: datetime | None,
-    service: str | None,
-    minutes: int | None,
-    resource: str | None,
-    now: datetime,
-) -> Availability:
-    zone = org.zone
-    rules = org.rules
-    catalogue = load_catalogue(uow, org)
-    resources = choose_resources(catalogue, resource)
-    choice = choose_service(catalogue, org, service, minutes)
-    duration = timedelta(minutes=choice.minutes)
-    lo, hi = scheduling.search_window(rules, zone, now, first, last)
-    slots: list[Slot] = []
-    if lo <= hi:
-        schedules = load_schedules(uow, org, resources, lo, hi)
-        slots = scheduling.free_slots(
-            schedules,
-            rules,
-            zone,
-            now,
-            lo,
-            hi,
-            duration,
-            window_start=window_start,
-            window_end=window_end,
-        )
-    result = Availability(slots[: scheduling.MAX_SLOTS], choice.minutes, choice.name, first, last)
-    if slots:
-        return result
-    horizon_day = rules.latest(now).astimezone(zone).date()
-    day = max(hi, lo - timedelta(days=1)) + timedelta(days=1)
-    while day <= horizon_day:
-        chunk_end = min(day + _NEXT_DAY_CHUNK, horizon_day)
-        schedules = load_schedules(uow, org, resources, day, chunk_end)
-        later = scheduling.free_slots(schedules, rules, zone, now, day, chunk_end, duration)
-        if later:
-            next_day = later[0].start.astimezone(zone).date()
-            same_day = tuple(s for s in later if s.start.astimezone(zone).date() == next_day)
-            return Availability(
-                [], choice.minutes, choice.name, first, last, next_day, same_day[:3]
+        zone = org.zone
+        rules = org.rules
+        catalogue = load_catalogue(uow, org)
+        resources = choose_resources(catalogue, resource)
+        choice = choose_service(catalogue, org, service, minutes)
+        duration = timedelta(minutes=choice.minutes)
+        lo, hi = scheduling.search_window(rules, zone, now, first, last)
+        slots: list[Slot] = []
+        if lo <= hi:
+            schedules = load_schedules(uow, org, resources, lo, hi)
+            slots = scheduling.free_slots(
+                schedules,
+                rules,
+                zone,
+                now,
+                lo,
+                hi,
+                duration,
+                window_start=window_start,
+                window_end=window_end,
             )
-        day = chunk_end + timedelta(days=1)
-    return result
+        result = Availability(
+            slots[: scheduling.MAX_SLOTS], choice.minutes, choice.name, first, last
+        )
+        if slots:
+            return result
+        horizon_day = rules.latest(now).astimezone(zone).date()
+        day = max(hi, lo - timedelta(days=1)) + timedelta(days=1)
+        while day <= horizon_day:
+            chunk_end = min(day + _NEXT_DAY_CHUNK, horizon_day)
+            schedules = load_schedules(uow, org, resources, day, chunk_end)
+            later = scheduling.free_slots(schedules, rules, zone, now, day, chunk_end, duration)
+            if later:
+                next_day = later[0].start.astimezone(zone).date()
+                same_day = tuple(s for s in later if s.start.astimezone(zone).date() == next_day)
+                return Availability(
+                    [], choice.minutes, choice.name, first, last, next_day, same_day[:3]
+                )
+            day = chunk_end + timedelta(days=1)
+        return result

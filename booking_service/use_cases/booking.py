@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_service.errors import StartRefused, TooManyUpcoming
-from booking_service.events import AppointmentBooked
+from booking_service.events import AppointmentBooked, appointment_event
 from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
@@ -171,20 +171,7 @@ def book_appointment(
             resource_id,
             resolved.path,
         )
-        uow.add_event(
-            AppointmentBooked(
-                org_id=org.id,
-                appointment_id=appointment.id,
-                contact_id=contact.id,
-                reference=appointment.reference,
-                starts_at=appointment.starts_at,
-                ends_at=appointment.ends_at,
-                resource=names[resource_id],
-                service=appointment.service,
-                name=appointment.name,
-                email=request.who.email,
-            )
-        )
+        uow.add_event(appointment_event(AppointmentBooked, org.id, appointment, names[resource_id]))
         return _booking(appointment, names[resource_id], contact, resolved.path)
     if (already := holdings()[1]) is not None:
         return already
