@@ -1,0 +1,79 @@
+"""The layers of docs/ARCHITECTURE.md, checked: what each package may import at run time."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "booking_service"
+
+# layer -> imports it must not make (prefix match). Type-only imports (under TYPE_CHECKING) are
+# not dependencies at run time and are not checked.
+FORBIDDEN = {
+    "repositories": (
+        "booking_service.use_cases",
+        "booking_service.vapi",
+        "booking_service.api",
+        "flask",
+        "marshmallow",
+    ),
+    "use_cases": (
+        "booking_service.vapi",
+        "booking_service.api",
+        "booking_service.cli",
+        "flask",
+        "marshmallow",
+    ),
+    "vapi": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
+    "api": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
+}
+# A health check is about the infrastructure itself: it may reach the engine.
+ALLOWED = {
+    ("use_cases/health.py", "sqlalchemy"),
+    ("use_cases/health.py", "booking_service.schema_check"),
+}
+
+
+def _runtime_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    names = []
+
+    def visit(nodes):
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.Import):
+                names.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            elif hasattr(node, "body") and isinstance(node.body, list):
+                visit(node.body)
+
+    visit(tree.body)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_a_layer_imports_only_what_lies_below_it(layer):
+    breaches = []
+    for path in sorted((PACKAGE / layer).glob("*.py")):
+        where = f"{layer}/{path.name}"
+        for name in _runtime_imports(path):
+            for banned in FORBIDDEN[layer]:
+                if (name == banned or name.startswith(banned + ".")) and (
+                    where,
+                    banned,
+                ) not in ALLOWED:
+                    breaches.append(f"{where} imports {name}")
+    assert breaches == []
+
+
+def test_use_cases_build_no_sentences_for_callers():
+    """Refusals carry data; the VAPI layer words them. No use case raises the VAPI layer's
+    ToolError or defines a spoken sentence constant."""
+    for path in sorted((PACKAGE / "use_cases").glob("*.py")):
+        text = path.read_text()
+        assert "ToolError" not in text, path.name
+        assert "I could not" not in text and "I can't" not in text, path.name
