@@ -33,6 +33,10 @@ class Settings:
     max_changes_per_call: int = 6  # MAX_CHANGES_PER_CALL
     schema_check_override: bool = False  # SCHEMA_CHECK_OVERRIDE
     hmac_window_s: int = 300  # HMAC_WINDOW_S
+    webhook_timeout_s: int = 10  # WEBHOOK_TIMEOUT_S
+    webhook_allow_private_targets: bool = False  # WEBHOOK_ALLOW_PRIVATE_TARGETS
+    outbox_lag_alert_s: int = 300  # OUTBOX_LAG_ALERT_S
+    worker_poll_s: int = 1  # WORKER_POLL_S
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -88,6 +92,10 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("MAX_CHANGES_PER_CALL", "max_changes_per_call", int),
     ("SCHEMA_CHECK_OVERRIDE", "schema_check_override", bool),
     ("HMAC_WINDOW_S", "hmac_window_s", int),
+    ("WEBHOOK_TIMEOUT_S", "webhook_timeout_s", int),
+    ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "webhook_allow_private_targets", bool),
+    ("OUTBOX_LAG_ALERT_S", "outbox_lag_alert_s", int),
+    ("WORKER_POLL_S", "worker_poll_s", int),
 )
 
 

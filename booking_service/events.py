@@ -22,6 +22,7 @@ class AppointmentEvent:
     """Common facts of an appointment event (the appointment as it is after the change)."""
 
     org_id: int
+    timezone: str  # the organization's IANA zone, for local times in what is sent
     appointment_id: int
     contact_id: int
     reference: str
@@ -56,11 +57,12 @@ E = TypeVar("E", bound=AppointmentEvent)
 
 
 def appointment_event(
-    kind: type[E], org_id: int, appointment: AppointmentRow, resource: str, **extra
+    kind: type[E], org_id: int, timezone: str, appointment: AppointmentRow, resource: str, **extra
 ) -> E:
     """An event of `kind` about `appointment` as it is now (`extra`: previous_start, reason)."""
     return kind(
         org_id=org_id,
+        timezone=timezone,
         appointment_id=appointment.id,
         contact_id=appointment.contact_id,
         reference=appointment.reference,

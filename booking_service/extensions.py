@@ -31,9 +31,10 @@ class Runtime:
         """A new unit of work (one per use case); the bound method is the factory."""
         return SqlAlchemyUnitOfWork(self.session_factory)
 
-    def connection_scope(self) -> ConnectionScope:
-        """One connection shared by the units of work of one request (see ConnectionScope)."""
-        return ConnectionScope(self.engine, self.session_factory)
+    def connection_scope(self, source: str = "cli") -> ConnectionScope:
+        """One connection shared by the units of work of one request (see ConnectionScope);
+        `source` names the front end in the events its changes cause."""
+        return ConnectionScope(self.engine, self.session_factory, source)
 
 
 def init_runtime(app: Flask, runtime: Runtime) -> None:

@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 TOOL_CALLS = Counter(
     "booking_tool_calls_total",
@@ -28,7 +29,7 @@ TOOL_CALLS = Counter(
 CONTACT_RESOLUTIONS = Counter(
     "booking_contact_resolutions_total",
     "How callers' contacts were resolved (phone inserted/updated, email found/inserted/"
-    "race-recovered, phone given to an email contact).",
+    "race-recovered).",
     ["path"],
 )
 BOOKING_CONFLICTS = Counter(
@@ -46,11 +47,53 @@ REQUEST_LATENCY = Histogram(
 )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text for /metrics (all gunicorn workers in multiprocess mode)."""
+WEBHOOK_ATTEMPTS = Counter(
+    "booking_webhook_attempts_total",
+    "Webhook delivery attempts made by this process, by outcome (delivered, retry, failed, "
+    "disabled).",
+    ["outcome"],
+)
+
+
+class _Snapshot:
+    """Gauges read from the database when scraped, so they are right whichever process (web
+    worker or outbox worker) did the work."""
+
+    def __init__(self, lag_s: float, deliveries: dict[str, int]):
+        self._lag_s = lag_s
+        self._deliveries = deliveries
+
+    def collect(self):
+        lag = GaugeMetricFamily(
+            "booking_outbox_lag_seconds",
+            "How long the longest-waiting due webhook delivery has waited (0: none waiting).",
+            value=self._lag_s,
+        )
+        yield lag
+        deliveries = GaugeMetricFamily(
+            "booking_webhook_deliveries",
+            "Webhook deliveries by status (pending, delivered, failed).",
+            labels=["status"],
+        )
+        for status in ("pending", "delivered", "failed"):
+            deliveries.add_metric([status], self._deliveries.get(status, 0))
+        yield deliveries
+
+
+def render(
+    lag_s: float | None = None, deliveries: dict[str, int] | None = None
+) -> tuple[bytes, str]:
+    """The exposition text for /metrics (all gunicorn workers in multiprocess mode), plus the
+    outbox gauges when the database could be read."""
     # prometheus_client itself reads this variable; we only follow its lead.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    if lag_s is not None and deliveries is not None:
+        snapshot = CollectorRegistry()
+        snapshot.register(_Snapshot(lag_s, deliveries))
+        body += generate_latest(snapshot)
+    return body, CONTENT_TYPE_LATEST

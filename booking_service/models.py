@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     Date as SqlDate,
 )
-from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import Base
@@ -317,3 +317,100 @@ class WebhookSignature(Base):
     )
     signature: Mapped[str] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class OutboxEvent(Base):
+    """An event that happened, written in the same transaction as the change it describes."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        # The public id (webhook-id): the same on every attempt and replay.
+        UniqueConstraint("event_id", name="uq_outbox_events_event_id"),
+        Index("ix_outbox_events_org_id_created_at", "org_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    # The body delivered: {"type", "timestamp", "data"}.
+    payload: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookEndpoint(Base):
+    """Where an organization wants its events, and the secret(s) that sign them."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_org_id", "org_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    url: Mapped[str] = mapped_column(Text)
+    # Event types sent there; NULL means all.
+    events: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # Signing needs the secret itself (like the HMAC key), so it is stored as it is.
+    secret: Mapped[str] = mapped_column(Text)
+    # After a rotation with a grace period both secrets sign until this time.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: pending until delivered, or failed after the last retry."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint(
+            "event_id", "endpoint_id", name="uq_webhook_deliveries_event_id_endpoint_id"
+        ),
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+        # What the worker asks on every poll: the due pending deliveries, oldest first.
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("outbox_events.id", ondelete="CASCADE")
+    )
+    endpoint_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookAttempt(Base):
+    """Every attempt at a delivery, so an owner can see exactly why an event did not arrive."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    # delivered | retry | failed | disabled
+    outcome: Mapped[str] = mapped_column(Text)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from booking_service import outbox
 from booking_service.errors import (
     DatabaseUnavailable,
     ExclusionViolation,
@@ -26,6 +28,7 @@ from booking_service.repositories.appointments import AppointmentRepository
 from booking_service.repositories.contacts import ContactRepository
 from booking_service.repositories.ledger import ToolCallLedger
 from booking_service.repositories.organizations import OrganizationRepository
+from booking_service.repositories.outbox import OutboxRepository
 from booking_service.repositories.schedule import ScheduleRepository
 
 UNIQUE_VIOLATION = "23505"
@@ -53,8 +56,11 @@ class AbstractUnitOfWork(abc.ABC):
     tool_calls: ToolCallLedger
     schedule: ScheduleRepository
     adoption: AdoptionRepository
+    outbox: OutboxRepository
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = "cli") -> None:
+        # Which front end acts (the `source` of the events it causes): "vapi", "cli", ...
+        self.source = source
         self._events: list[AppointmentEvent] = []
         # The events of the last transaction that committed (what the outbox received).
         self.committed_events: list[AppointmentEvent] = []
@@ -97,8 +103,7 @@ class AbstractUnitOfWork(abc.ABC):
             raise
 
     def _persist_events(self, events: list[AppointmentEvent]) -> None:  # noqa: B027
-        """Write the transaction's events before it commits (the outbox's place); nothing
-        consumes them yet."""
+        """Write the transaction's events before it commits (the outbox's place)."""
 
     @abc.abstractmethod
     def _commit(self) -> None:
@@ -137,8 +142,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self,
         session_factory: sessionmaker,
         connect: Callable[[], Connection] | None = None,
+        source: str = "cli",
     ):
-        super().__init__()
+        super().__init__(source)
         self._session_factory = session_factory
         self._connect = connect
         self.session: Session | None = None
@@ -163,6 +169,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.tool_calls = ToolCallLedger(self.session)
         self.schedule = ScheduleRepository(self.session)
         self.adoption = AdoptionRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -184,6 +191,18 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         if self.session is None:
             raise RuntimeError("the unit of work is not open (use `with uow:`)")
         return self.session
+
+    def _persist_events(self, events: list[AppointmentEvent]) -> None:
+        # In the same transaction as the change: the event exists if and only if it committed.
+        at = datetime.now(UTC)
+        for event in events:
+            self.outbox.add_event(
+                org_id=event.org_id,
+                contact_id=event.contact_id,
+                event_id=outbox.new_event_id(),
+                event_type=outbox.event_type(event),
+                payload=outbox.payload(event, source=self.source, at=at),
+            )
 
     def _commit(self) -> None:
         self._open.commit()
@@ -219,14 +238,17 @@ class ConnectionScope:
     A connection that died during one unit is replaced for the next.
     """
 
-    def __init__(self, engine: Engine, session_factory: sessionmaker):
+    def __init__(self, engine: Engine, session_factory: sessionmaker, source: str = "cli"):
         self._engine = engine
         self._session_factory = session_factory
         self._connection: Connection | None = None
+        self._source = source
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         """A unit of work (one transaction) on the shared connection."""
-        return SqlAlchemyUnitOfWork(self._session_factory, lambda: self._checked_out(False))
+        return SqlAlchemyUnitOfWork(
+            self._session_factory, lambda: self._checked_out(False), source=self._source
+        )
 
     def reader(self) -> SqlAlchemyUnitOfWork:
         """A unit of work in autocommit, for lookups only: it must not write."""

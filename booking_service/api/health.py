@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, jsonify
 
 from booking_service.extensions import runtime
-from booking_service.use_cases.health import check_health
+from booking_service.use_cases.health import check_health, outbox_status
 
 bp = Blueprint("health", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)
@@ -15,9 +15,11 @@ log = logging.getLogger(__name__)
 
 @bp.get("/health")
 def health():
-    """200 with every part "ok", or 503 naming the failing part (no internals)."""
+    """200 with every part "ok", or 503 naming the failing part (no internals). A lagging
+    outbox is reported (`"outbox": "lagging"`) but is not an outage of the service: still 200."""
     rt = runtime()
     report = check_health(rt.engine, rt.head_revision)
     status = 200 if all(v == "ok" for v in report.values()) else 503
-    body = {"status": "ok" if status == 200 else "unavailable", **report}
+    outbox = outbox_status(rt.uow(), rt.settings.outbox_lag_alert_s) if status == 200 else "unknown"
+    body = {"status": "ok" if status == 200 else "unavailable", **report, "outbox": outbox}
     return jsonify(body), status

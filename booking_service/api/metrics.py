@@ -7,8 +7,10 @@ import ipaddress
 
 from flask import Blueprint, Response, abort, request
 
+from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.metrics import render
+from booking_service.use_cases.health import outbox_lag
 
 bp = Blueprint("metrics", __name__)
 
@@ -31,5 +33,12 @@ def metrics():
     """Prometheus exposition format; 404 for anyone not allowed (it does not exist for them)."""
     if not _allowed():
         abort(404)
-    body, content_type = render()
+    rt = runtime()
+    try:
+        lag = outbox_lag(rt.uow())
+        with rt.uow() as uow:
+            counts = uow.outbox.delivery_counts()
+    except DatabaseUnavailable:
+        lag, counts = None, None  # the process metrics are still worth scraping
+    body, content_type = render(lag, counts)
     return Response(body, content_type=content_type)

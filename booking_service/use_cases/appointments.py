@@ -204,7 +204,12 @@ def cancel_appointment(
     log.info("appointment cancelled: reference=%s", cancelled.reference)
     uow.add_event(
         appointment_event(
-            AppointmentCancelled, org.id, cancelled, _name(names, cancelled), reason=reason
+            AppointmentCancelled,
+            org.id,
+            org.timezone,
+            cancelled,
+            _name(names, cancelled),
+            reason=reason,
         )
     )
     return Cancellation(_view(cancelled, names), already_cancelled=False)
@@ -266,7 +271,12 @@ def reschedule_appointment(
         log.info("appointment rescheduled: reference=%s", moved.reference)
         uow.add_event(
             appointment_event(
-                AppointmentRescheduled, org.id, moved, _name(names, moved), previous_start=before
+                AppointmentRescheduled,
+                org.id,
+                org.timezone,
+                moved,
+                _name(names, moved),
+                previous_start=before,
             )
         )
         return Rescheduling(before, _view(moved, names), previous_resource)

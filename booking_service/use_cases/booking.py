@@ -171,7 +171,11 @@ def book_appointment(
             resource_id,
             resolved.path,
         )
-        uow.add_event(appointment_event(AppointmentBooked, org.id, appointment, names[resource_id]))
+        uow.add_event(
+            appointment_event(
+                AppointmentBooked, org.id, org.timezone, appointment, names[resource_id]
+            )
+        )
         return _booking(appointment, names[resource_id], contact, resolved.path)
     if (already := holdings()[1]) is not None:
         return already

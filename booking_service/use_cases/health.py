@@ -7,9 +7,29 @@ import logging
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from booking_service.errors import DatabaseUnavailable
 from booking_service.schema_check import check_schema
+from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.times import utc_now
 
 log = logging.getLogger(__name__)
+
+
+def outbox_lag(uow: AbstractUnitOfWork) -> float:
+    """Seconds the longest-waiting due webhook delivery has waited (0 when none is due)."""
+    now = utc_now()
+    with uow:
+        oldest = uow.outbox.oldest_due(now)
+    return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+
+def outbox_status(uow: AbstractUnitOfWork, alert_after_s: int) -> str:
+    """ "ok", or "lagging" when a due delivery has waited longer than `alert_after_s` (the
+    worker is down or behind); "unknown" when the database cannot say."""
+    try:
+        return "lagging" if outbox_lag(uow) > alert_after_s else "ok"
+    except DatabaseUnavailable:
+        return "unknown"
 
 
 def check_health(engine: Engine, head: str) -> dict[str, str]:

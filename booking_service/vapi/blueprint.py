@@ -110,7 +110,7 @@ def _serve(rt, find_org: Callable[[ConnectionScope], OrgInfo | None]):
         limit = rt.settings.max_body_bytes
         body = _body(limit)  # 413 before any database work
         # Authentication and every tool call of this request share one pooled connection.
-        with rt.connection_scope() as scope:
+        with rt.connection_scope(source="vapi") as scope:
             return _authenticated(rt, scope, find_org, body, started)
 
 

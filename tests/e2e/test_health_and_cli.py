@@ -14,7 +14,12 @@ def test_health_is_ok_on_a_migrated_database(client):
     response = client.get("/api/health")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "schema": "ok"}
+    assert response.get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "schema": "ok",
+        "outbox": "ok",
+    }
 
 
 def test_health_is_503_when_the_database_is_unreachable(unreachable_app):
@@ -25,6 +30,7 @@ def test_health_is_503_when_the_database_is_unreachable(unreachable_app):
         "status": "unavailable",
         "database": "unavailable",
         "schema": "unknown",
+        "outbox": "unknown",
     }
 
 

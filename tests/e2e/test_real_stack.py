@@ -147,7 +147,12 @@ def test_health_passes_through_with_a_request_id(live: Stack):
     without_id = stack.http(given, "GET", "/api/health")
 
     assert with_id.status == 200, with_id.text
-    assert with_id.json() == {"status": "ok", "database": "ok", "schema": "ok"}
+    assert with_id.json() == {
+        "status": "ok",
+        "database": "ok",
+        "schema": "ok",
+        "outbox": "ok",
+    }
     # The caller's id is kept; without one nginx makes one up. Either way it comes back.
     assert with_id.headers["x-request-id"] == "e2e-health-1"
     assert re.fullmatch(r"[0-9a-f]{32}", without_id.headers["x-request-id"])

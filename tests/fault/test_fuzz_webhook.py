@@ -29,6 +29,15 @@ TOOLS = st.sampled_from(
         "book Appointment",
     ]
 )
+
+
+def _not_a_leak_word(value: object) -> bool:
+    """Caller text is echoed back on purpose (a name, an unknown service, a call id), so it
+    must not itself hold a word the leak check looks for: Hypothesis mines string constants
+    from the code base and once drew "constraint" as a call id."""
+    return not (isinstance(value, str) and any(word in value for word in LEAKS))
+
+
 odd_text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=300),
@@ -36,7 +45,7 @@ odd_text = st.one_of(
     st.just("x" * 5000),
     st.just("{{customer.number}}"),
     st.just("\ud800"),
-)
+).filter(_not_a_leak_word)
 times = st.one_of(
     st.just(local_start(days=5)),
     st.sampled_from(
@@ -99,7 +108,12 @@ def tool_calls(draw):
     shape = draw(st.integers(0, 3))
     args = draw(st.one_of(arguments, json_values))
     raw_args = json.dumps(args) if draw(st.booleans()) else args
-    call_id = draw(st.one_of(st.text(min_size=1, max_size=30), st.integers(), st.none(), odd_text))
+    # The id is echoed back by design (VAPI matches answers to calls by it).
+    call_id = draw(
+        st.one_of(st.text(min_size=1, max_size=30), st.integers(), st.none(), odd_text).filter(
+            _not_a_leak_word
+        )
+    )
     if shape == 0:
         return {
             "id": call_id,

@@ -69,7 +69,12 @@ def test_schema_check_and_health_fail_clearly_without_uq_contacts_org_phone(data
     assert report["status"] == "failed"
     assert any("uq_contacts_org_phone" in p for p in report["problems"])
     assert health.status_code == 503
-    assert health.get_json() == {"status": "unavailable", "database": "ok", "schema": "outdated"}
+    assert health.get_json() == {
+        "status": "unavailable",
+        "database": "ok",
+        "schema": "outdated",
+        "outbox": "unknown",
+    }
 
 
 def test_a_unique_index_in_place_of_the_constraint_is_reported(database_url, db):

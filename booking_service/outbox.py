@@ -1,0 +1,65 @@
+"""What leaves the service: each domain event as the JSON body a webhook receiver gets.
+
+Body `{"type", "timestamp", "data"}`; times in `data` are ISO 8601 with the business's offset,
+`timestamp` is when the event happened (UTC). The contact's phone is not part of the domain
+event; the outbox statement fills `data.phone` from the contact in the same transaction.
+The README's "Events out" documents this shape; keep them in step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from booking_service.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentEvent,
+    AppointmentRescheduled,
+)
+
+BOOKED = "appointment.booked"
+RESCHEDULED = "appointment.rescheduled"
+CANCELLED = "appointment.cancelled"
+EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED)
+
+_TYPES: dict[type[AppointmentEvent], str] = {
+    AppointmentBooked: BOOKED,
+    AppointmentRescheduled: RESCHEDULED,
+    AppointmentCancelled: CANCELLED,
+}
+
+
+def new_event_id() -> str:
+    """The public id of an event (`webhook-id`): the same on every attempt and replay."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def event_type(event: AppointmentEvent) -> str:
+    return _TYPES[type(event)]
+
+
+def payload(event: AppointmentEvent, *, source: str, at: datetime) -> dict:
+    """The body for `event`; `phone` is filled in by the outbox statement."""
+    zone = ZoneInfo(event.timezone)
+    data: dict = {
+        "organizationId": event.org_id,
+        "reference": event.reference,
+        "status": "cancelled" if isinstance(event, AppointmentCancelled) else "booked",
+        "start": event.starts_at.astimezone(zone).isoformat(),
+        "end": event.ends_at.astimezone(zone).isoformat(),
+        "timezone": event.timezone,
+        "resource": event.resource,
+        "service": event.service,
+        "name": event.name,
+        "phone": None,
+        "email": event.email,
+        "source": source,
+    }
+    if isinstance(event, AppointmentRescheduled):
+        previous = event.previous_start
+        data["previousStart"] = previous.astimezone(zone).isoformat() if previous else None
+    if isinstance(event, AppointmentCancelled):
+        data["reason"] = event.reason
+    return {"type": event_type(event), "timestamp": at.isoformat(), "data": data}

@@ -1,0 +1,353 @@
+"""The outbox: events, webhook endpoints, their deliveries and every attempt.
+
+An event and its deliveries (one per enabled endpoint that wants its type) are written in one
+statement inside the transaction of the change. The worker claims one due delivery at a time
+with FOR UPDATE SKIP LOCKED and holds that row lock while it sends: under normal operation no
+attempt is made twice, and when a worker dies mid-attempt the lock goes with its connection and
+another worker delivers again, with the same webhook-id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from booking_service.db import table
+from booking_service.models import (
+    Contact,
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+_events = table(OutboxEvent)
+_endpoints = table(WebhookEndpoint)
+_deliveries = table(WebhookDelivery)
+_attempts = table(WebhookAttempt)
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """A webhook endpoint (secrets included: only the CLI that created it and the worker see
+    them)."""
+
+    id: int
+    org_id: int
+    url: str
+    events: list[str] | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    created_at: datetime
+
+
+_ENDPOINT_COLUMNS = [_endpoints.c[name] for name in EndpointRow.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery the worker holds (row-locked) while it sends it."""
+
+    id: int
+    attempts: int
+    endpoint_id: int
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    event_id: str
+    payload: dict
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One attempt, as `webhook deliveries` lists it."""
+
+    event_id: str
+    event_type: str
+    delivery_status: str
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    outcome: str
+
+
+def _add_event_statement():
+    """INSERT the event, then one pending delivery per enabled endpoint that wants its type,
+    in one round trip. `data.phone` comes from the contact, in the same statement."""
+    phone = (
+        select(func.to_jsonb(Contact.phone))
+        .where(Contact.org_id == bindparam("p_org"), Contact.id == bindparam("p_contact"))
+        .scalar_subquery()
+    )
+    body = func.jsonb_set(
+        bindparam("p_payload", type_=JSONB),
+        literal_column("'{data,phone}'::text[]"),
+        func.coalesce(phone, literal_column("'null'::jsonb")),
+    )
+    event = (
+        insert(_events)
+        .values(
+            org_id=bindparam("p_org", type_=BigInteger),
+            event_id=bindparam("p_event_id"),
+            type=bindparam("p_type"),
+            payload=body,
+        )
+        .returning(_events.c.id, _events.c.org_id, _events.c.type)
+        .cte("event")
+    )
+    wanted = select(event.c.id, _endpoints.c.id, literal("pending"), func.now()).select_from(
+        event.join(
+            _endpoints,
+            and_(
+                _endpoints.c.org_id == event.c.org_id,
+                _endpoints.c.disabled_at.is_(None),
+                or_(
+                    _endpoints.c.events.is_(None),
+                    event.c.type == func.any(_endpoints.c.events),
+                ),
+            ),
+        )
+    )
+    return insert(_deliveries).from_select(
+        ["event_id", "endpoint_id", "status", "next_attempt_at"], wanted
+    )
+
+
+_ADD_EVENT = _add_event_statement()
+
+_CLAIM_DUE = (
+    select(
+        _deliveries.c.id,
+        _deliveries.c.attempts,
+        _endpoints.c.id,
+        _endpoints.c.url,
+        _endpoints.c.secret,
+        _endpoints.c.previous_secret,
+        _endpoints.c.previous_secret_expires_at,
+        _events.c.event_id,
+        _events.c.payload,
+    )
+    .select_from(
+        _deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id).join(
+            _events, _events.c.id == _deliveries.c.event_id
+        )
+    )
+    .where(
+        _deliveries.c.status == "pending",
+        _deliveries.c.next_attempt_at <= bindparam("p_now"),
+        _endpoints.c.disabled_at.is_(None),
+    )
+    .order_by(_deliveries.c.next_attempt_at)
+    .limit(1)
+    .with_for_update(of=_deliveries, skip_locked=True)
+)
+
+
+class OutboxRepository:
+    """Events, endpoints, deliveries and attempts."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    # --- events (inside the transaction of the change) ------------------------------------------
+
+    def add_event(
+        self, *, org_id: int, contact_id: int, event_id: str, event_type: str, payload: dict
+    ) -> None:
+        """Write the event and its pending deliveries (one statement)."""
+        self.session.execute(
+            _ADD_EVENT,
+            {
+                "p_org": org_id,
+                "p_contact": contact_id,
+                "p_event_id": event_id,
+                "p_type": event_type,
+                "p_payload": payload,
+            },
+        )
+
+    # --- endpoints ------------------------------------------------------------------------------
+
+    def add_endpoint(
+        self, org_id: int, url: str, events: list[str] | None, secret: str
+    ) -> EndpointRow:
+        row = self.session.execute(
+            insert(_endpoints)
+            .values(org_id=org_id, url=url, events=events, secret=secret)
+            .returning(*_ENDPOINT_COLUMNS)
+        ).one()
+        return EndpointRow(*row)
+
+    def endpoint(self, endpoint_id: int) -> EndpointRow | None:
+        row = self.session.execute(
+            select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id)
+        ).first()
+        return EndpointRow(*row) if row is not None else None
+
+    def endpoints(self, org_id: int) -> list[EndpointRow]:
+        rows = self.session.execute(
+            select(*_ENDPOINT_COLUMNS)
+            .where(_endpoints.c.org_id == org_id)
+            .order_by(_endpoints.c.id)
+        )
+        return [EndpointRow(*row) for row in rows]
+
+    def update_endpoint(self, endpoint_id: int, **values) -> EndpointRow | None:
+        row = self.session.execute(
+            update(_endpoints)
+            .where(_endpoints.c.id == endpoint_id)
+            .values(**values)
+            .returning(*_ENDPOINT_COLUMNS)
+        ).first()
+        return EndpointRow(*row) if row is not None else None
+
+    # --- the worker -----------------------------------------------------------------------------
+
+    def claim_due(self, now: datetime) -> DueDelivery | None:
+        """The oldest due pending delivery, row-locked until commit; None when none is due
+        (or every due one is held by another worker)."""
+        row = self.session.execute(_CLAIM_DUE, {"p_now": now}).first()
+        return DueDelivery(*row) if row is not None else None
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        *,
+        attempted_at: datetime,
+        status_code: int | None,
+        latency_ms: int,
+        error: str | None,
+        outcome: str,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Log the attempt and move the delivery on: delivered, retried at `next_attempt_at`,
+        or failed (also when the endpoint was disabled by a 410)."""
+        self.session.execute(
+            insert(_attempts).values(
+                delivery_id=delivery_id,
+                attempted_at=attempted_at,
+                status_code=status_code,
+                latency_ms=latency_ms,
+                error=error,
+                outcome=outcome,
+            )
+        )
+        status = {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
+        self.session.execute(
+            update(_deliveries)
+            .where(_deliveries.c.id == delivery_id)
+            .values(
+                status=status,
+                attempts=_deliveries.c.attempts + 1,
+                next_attempt_at=next_attempt_at if status == "pending" else None,
+                delivered_at=attempted_at if status == "delivered" else None,
+            )
+        )
+
+    # --- what the owner sees --------------------------------------------------------------------
+
+    def attempts(self, endpoint_id: int, *, failed_only: bool, limit: int) -> list[AttemptRow]:
+        """Every attempt at this endpoint, newest first (`failed_only`: not delivered ones)."""
+        stmt = (
+            select(
+                _events.c.event_id,
+                _events.c.type,
+                _deliveries.c.status,
+                _attempts.c.attempted_at,
+                _attempts.c.status_code,
+                _attempts.c.latency_ms,
+                _attempts.c.error,
+                _attempts.c.outcome,
+            )
+            .select_from(
+                _attempts.join(_deliveries, _deliveries.c.id == _attempts.c.delivery_id).join(
+                    _events, _events.c.id == _deliveries.c.event_id
+                )
+            )
+            .where(_deliveries.c.endpoint_id == endpoint_id)
+            .order_by(_attempts.c.attempted_at.desc(), _attempts.c.id.desc())
+            .limit(limit)
+        )
+        if failed_only:
+            stmt = stmt.where(_attempts.c.outcome != "delivered")
+        return [AttemptRow(*row) for row in self.session.execute(stmt)]
+
+    def event_exists(self, event_id: str) -> bool:
+        found = self.session.scalar(select(_events.c.id).where(_events.c.event_id == event_id))
+        return found is not None
+
+    def replay(self, event_id: str, endpoint_id: int | None, now: datetime) -> list[int]:
+        """Send the event again: to `endpoint_id`, else to every enabled endpoint of its
+        organization that wants its type (one added since included). Returns the endpoint ids."""
+        event = self.session.execute(
+            select(_events.c.id, _events.c.org_id, _events.c.type).where(
+                _events.c.event_id == event_id
+            )
+        ).first()
+        if event is None:
+            return []
+        targets = select(_endpoints.c.id).where(
+            _endpoints.c.org_id == event.org_id, _endpoints.c.disabled_at.is_(None)
+        )
+        if endpoint_id is not None:
+            targets = targets.where(_endpoints.c.id == endpoint_id)
+        else:
+            targets = targets.where(
+                or_(
+                    _endpoints.c.events.is_(None),
+                    literal(event.type) == func.any(_endpoints.c.events),
+                )
+            )
+        ids = list(self.session.scalars(targets))
+        for target in ids:
+            stmt = pg_insert(_deliveries).values(
+                event_id=event.id, endpoint_id=target, status="pending", next_attempt_at=now
+            )
+            self.session.execute(
+                stmt.on_conflict_do_update(
+                    constraint="uq_webhook_deliveries_event_id_endpoint_id",
+                    set_={"status": "pending", "next_attempt_at": now, "attempts": 0},
+                )
+            )
+        return ids
+
+    # --- health and metrics ---------------------------------------------------------------------
+
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """When the longest-waiting due delivery (of an enabled endpoint) became due."""
+        return self.session.scalar(
+            select(func.min(_deliveries.c.next_attempt_at))
+            .select_from(_deliveries.join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id))
+            .where(
+                _deliveries.c.status == "pending",
+                _deliveries.c.next_attempt_at <= now,
+                _endpoints.c.disabled_at.is_(None),
+            )
+        )
+
+    def delivery_counts(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(_deliveries.c.status, func.count()).group_by(_deliveries.c.status)
+        )
+        return {status: n for status, n in rows}

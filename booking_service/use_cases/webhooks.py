@@ -1,0 +1,146 @@
+"""Webhook endpoints of an organization, what was delivered to them, and replays."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from booking_service.adapters.webhooks import UnsafeTarget, check_target
+from booking_service.errors import NotFound
+from booking_service.outbox import EVENT_TYPES
+from booking_service.repositories.outbox import AttemptRow, EndpointRow
+from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.times import utc_now
+
+
+class WebhookInputError(ValueError):
+    """An endpoint setting the operator gave is not usable; the message says why."""
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    """A new endpoint and its signing secret (shown once)."""
+
+    endpoint: EndpointRow
+    secret: str
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _events(requested: tuple[str, ...]) -> list[str] | None:
+    unknown = sorted(set(requested) - set(EVENT_TYPES))
+    if unknown:
+        raise WebhookInputError(
+            f"unknown event type {unknown[0]!r} (expected one of {', '.join(EVENT_TYPES)})"
+        )
+    return sorted(set(requested)) or None  # none named: all events
+
+
+def add_endpoint(
+    uow: AbstractUnitOfWork,
+    org_id: int,
+    url: str,
+    events: tuple[str, ...] = (),
+    *,
+    allow_private: bool = False,
+) -> CreatedEndpoint:
+    """Register where an organization's events go; NotFound without such organization."""
+    url = url.strip()
+    if len(url) > 2000:
+        raise WebhookInputError("the URL is longer than 2000 characters")
+    try:
+        check_target(url, allow_private=allow_private)
+    except UnsafeTarget as exc:
+        raise WebhookInputError(str(exc)) from None
+    wanted = _events(events)
+    secret = new_secret()
+    with uow:
+        if uow.organizations.get(org_id) is None:
+            raise NotFound("organization", org_id)
+        endpoint = uow.outbox.add_endpoint(org_id, url, wanted, secret)
+        uow.commit()
+    return CreatedEndpoint(endpoint, secret)
+
+
+def list_endpoints(uow: AbstractUnitOfWork, org_id: int) -> list[EndpointRow]:
+    """The organization's endpoints, oldest first."""
+    with uow:
+        return uow.outbox.endpoints(org_id)
+
+
+def set_enabled(uow: AbstractUnitOfWork, endpoint_id: int, *, enabled: bool) -> EndpointRow:
+    """Stop sending to an endpoint (its deliveries wait) or start again."""
+    values: dict = (
+        {"disabled_at": None, "disabled_reason": None}
+        if enabled
+        else {"disabled_at": utc_now(), "disabled_reason": "disabled by the operator"}
+    )
+    with uow:
+        endpoint = uow.outbox.update_endpoint(endpoint_id, **values)
+        if endpoint is None:
+            raise NotFound("endpoint", endpoint_id)
+        uow.commit()
+    return endpoint
+
+
+def rotate_secret(
+    uow: AbstractUnitOfWork, endpoint_id: int, *, grace_minutes: int = 0
+) -> CreatedEndpoint:
+    """A new signing secret; with a grace period the old one keeps signing too until then."""
+    if not 0 <= grace_minutes <= 60 * 24 * 30:
+        raise WebhookInputError("the grace period must be between 0 minutes and 30 days")
+    secret = new_secret()
+    with uow:
+        current = uow.outbox.endpoint(endpoint_id)
+        if current is None:
+            raise NotFound("endpoint", endpoint_id)
+        values: dict = {
+            "secret": secret,
+            "previous_secret": None,
+            "previous_secret_expires_at": None,
+        }
+        if grace_minutes:
+            values["previous_secret"] = current.secret
+            values["previous_secret_expires_at"] = utc_now() + timedelta(minutes=grace_minutes)
+        endpoint = uow.outbox.update_endpoint(endpoint_id, **values)
+        assert endpoint is not None
+        uow.commit()
+    return CreatedEndpoint(endpoint, secret)
+
+
+def signing_secrets(
+    endpoint_secret: str, previous: str | None, expires: datetime | None
+) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one during its grace."""
+    valid = [endpoint_secret]
+    if previous and expires is not None and expires > utc_now():
+        valid.append(previous)
+    return valid
+
+
+def deliveries(
+    uow: AbstractUnitOfWork, endpoint_id: int, *, failed_only: bool = False, limit: int = 200
+) -> list[AttemptRow]:
+    """Every attempt at an endpoint, newest first; NotFound without such endpoint."""
+    with uow:
+        if uow.outbox.endpoint(endpoint_id) is None:
+            raise NotFound("endpoint", endpoint_id)
+        return uow.outbox.attempts(endpoint_id, failed_only=failed_only, limit=limit)
+
+
+def replay(uow: AbstractUnitOfWork, event_id: str, endpoint_id: int | None = None) -> list[int]:
+    """Deliver an event again (to one endpoint, or to all that want it); returns the endpoint
+    ids. NotFound when the event (or the endpoint) does not exist."""
+    with uow:
+        if endpoint_id is not None and uow.outbox.endpoint(endpoint_id) is None:
+            raise NotFound("endpoint", endpoint_id)
+        targets = uow.outbox.replay(event_id, endpoint_id, utc_now())
+        if not targets and not uow.outbox.event_exists(event_id):
+            raise NotFound("event", event_id)
+        uow.commit()
+    return targets

@@ -1,0 +1,165 @@
+"""The outbox worker (`flask --app wsgi worker`): delivers due webhooks, retries, records.
+
+One delivery per transaction: the worker claims the oldest due delivery with FOR UPDATE SKIP
+LOCKED, sends it while holding the row lock, records the attempt and commits. Several workers,
+on one machine or many, share the work; a worker that dies mid-attempt releases its lock with
+its connection and the delivery is sent again, with the same webhook-id.
+
+Retries follow the Standard Webhooks schedule (immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
+10 h, 14 h, 20 h and 24 h after the previous attempt, each with ±10 % jitter), waiting longer
+when the receiver says so in Retry-After. Only 2xx is success; 410 disables the endpoint; any
+other answer, a timeout or a connection error is retried until the last attempt, after which
+the delivery is failed and stays replayable. Time comes from an injected clock, so tests can
+run a day of retries in a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from booking_service.adapters.webhooks import Sent, send
+from booking_service.config import Settings
+from booking_service.errors import DatabaseUnavailable
+from booking_service.metrics import WEBHOOK_ATTEMPTS
+from booking_service.repositories.outbox import DueDelivery
+from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.times import utc_now
+from booking_service.use_cases.webhooks import signing_secrets
+
+log = logging.getLogger(__name__)
+
+# The delay before each retry; len + 1 attempts in all.
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
+    timedelta(hours=24),
+)
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# A receiver cannot push the next attempt further out than the longest step of the schedule.
+MAX_RETRY_AFTER = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an attempt means: delivered, retry (at `next_attempt_at`), failed or disabled."""
+
+    outcome: str
+    next_attempt_at: datetime | None = None
+
+
+def judge(sent: Sent, attempt: int, now: datetime, jitter: Callable[[], float]) -> Verdict:
+    """Classify attempt number `attempt` (1-based) and schedule the next one if any."""
+    if sent.status_code is not None and 200 <= sent.status_code < 300:
+        return Verdict("delivered")
+    if sent.status_code == 410:
+        return Verdict("disabled")
+    if attempt >= MAX_ATTEMPTS:
+        return Verdict("failed")
+    delay = RETRY_DELAYS[attempt - 1] * jitter()
+    if sent.retry_after_s is not None:
+        delay = max(delay, min(timedelta(seconds=sent.retry_after_s), MAX_RETRY_AFTER))
+    return Verdict("retry", now + delay)
+
+
+def _jitter() -> float:
+    return random.uniform(0.9, 1.1)  # noqa: S311 - spreading retries, not a secret
+
+
+class Worker:
+    """Delivers what is due. `clock` decides what is due and when to retry (tests move it)."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], AbstractUnitOfWork],
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        jitter: Callable[[], float] = _jitter,
+    ):
+        self._uow = uow_factory
+        self._settings = settings
+        self._clock = clock
+        self._jitter = jitter
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the attempt in hand, then return from `run`."""
+        self._stop.set()
+
+    def deliver_due(self) -> int:
+        """Deliver everything due now, one transaction each; returns how many attempts."""
+        attempts = 0
+        while not self._stop.is_set() and self._deliver_one():
+            attempts += 1
+        return attempts
+
+    def run(self) -> None:
+        """Deliver until stopped, polling every WORKER_POLL_S; database outages are waited out."""
+        log.info("outbox worker started")
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+            except DatabaseUnavailable:
+                log.warning("outbox worker: database unavailable; retrying", exc_info=True)
+            self._stop.wait(self._settings.worker_poll_s)
+        log.info("outbox worker stopped")
+
+    def _deliver_one(self) -> bool:
+        with self._uow() as uow:
+            due = uow.outbox.claim_due(self._clock())
+            if due is None:
+                return False
+            sent = self._send(due)
+            attempt = due.attempts + 1
+            verdict = judge(sent, attempt, self._clock(), self._jitter)
+            if verdict.outcome == "disabled":
+                uow.outbox.update_endpoint(
+                    due.endpoint_id,
+                    disabled_at=utc_now(),
+                    disabled_reason="the receiver answered 410 Gone",
+                )
+            uow.outbox.record_attempt(
+                due.id,
+                attempted_at=utc_now(),
+                status_code=sent.status_code,
+                latency_ms=sent.latency_ms,
+                error=sent.error,
+                outcome=verdict.outcome,
+                next_attempt_at=verdict.next_attempt_at,
+            )
+            uow.commit()
+        WEBHOOK_ATTEMPTS.labels(verdict.outcome).inc()
+        log.info(
+            "webhook attempt: event=%s endpoint=%s attempt=%d status=%s outcome=%s",
+            due.event_id,
+            due.endpoint_id,
+            attempt,
+            sent.status_code,
+            verdict.outcome,
+        )
+        return True
+
+    def _send(self, due: DueDelivery) -> Sent:
+        body = json.dumps(due.payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        return send(
+            due.url,
+            event_id=due.event_id,
+            body=body,
+            secrets=signing_secrets(
+                due.secret, due.previous_secret, due.previous_secret_expires_at
+            ),
+            timeout_s=self._settings.webhook_timeout_s,
+            allow_private=self._settings.webhook_allow_private_targets,
+        )
