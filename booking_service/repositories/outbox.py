@@ -1,6 +1,6 @@
 """The outbox: events, webhook endpoints, their deliveries and every attempt.
 
-An event and its deliveries (one per enabled endpoint that wants its type) are written in one
+An event and its deliveries (one per endpoint that wants its type) are written in one
 statement inside the transaction of the change. The worker claims one due delivery at a time
 with FOR UPDATE SKIP LOCKED and holds that row lock while it sends: under normal operation no
 attempt is made twice, and when a worker dies mid-attempt the lock goes with its connection and
@@ -93,8 +93,9 @@ class AttemptRow:
 
 
 def _add_event_statement():
-    """INSERT the event, then one pending delivery per enabled endpoint that wants its type,
-    in one round trip. `data.phone` comes from the contact, in the same statement."""
+    """INSERT the event, then one pending delivery per endpoint that wants its type, in one
+    round trip (a disabled endpoint's deliveries wait until it is enabled: nothing is lost).
+    `data.phone` comes from the contact, in the same statement."""
     phone = (
         select(func.to_jsonb(Contact.phone))
         .where(Contact.org_id == bindparam("p_org"), Contact.id == bindparam("p_contact"))
@@ -121,7 +122,6 @@ def _add_event_statement():
             _endpoints,
             and_(
                 _endpoints.c.org_id == event.c.org_id,
-                _endpoints.c.disabled_at.is_(None),
                 or_(
                     _endpoints.c.events.is_(None),
                     event.c.type == func.any(_endpoints.c.events),

@@ -13,8 +13,11 @@ from alembic import command
 from booking_service.devtools import pgcluster
 from booking_service.schema_check import alembic_config
 from booking_service.use_cases.orgs import create_org, update_rules
+from booking_service.use_cases.webhooks import add_endpoint
+from booking_service.worker import Worker
 from tests.conftest import Org, make_app
 from tests.helpers import business_day, envelope, post, tool_call
+from tests.receiver import receiver
 
 THREADS = 4
 LOAD_SECONDS = 9  # bounded: the load stops by itself
@@ -29,17 +32,27 @@ def _slot(k: int) -> str:
 
 
 def test_requests_during_a_database_restart_are_answered_truthfully_and_the_service_recovers():
-    with pgcluster.throwaway_cluster_at() as (datadir, port):
+    """...and the outbox loses nothing: every committed booking has exactly one event, and the
+    worker, running through the restart, delivers each of them."""
+    with pgcluster.throwaway_cluster_at() as (datadir, port), receiver() as hooks:
         url = pgcluster.url_for(port)
         cfg = alembic_config(url)
         cfg.attributes["skip_logging_config"] = True
         command.upgrade(cfg, "head")
-        app = make_app(url, DB_POOL_SIZE=THREADS, DB_CONNECT_TIMEOUT_S=1)
+        app = make_app(
+            url, DB_POOL_SIZE=THREADS, DB_CONNECT_TIMEOUT_S=1, WEBHOOK_ALLOW_PRIVATE_TARGETS=True
+        )
         runtime = app.extensions["booking_service"]
         created = create_org(runtime.uow(), name="Restart Clinic", timezone="America/New_York")
         # Thousands of bookings, 16 a day: the default 60-day horizon would refuse later ones.
         update_rules(runtime.uow(), created.org.id, horizon_days=730)
         org = Org(created.org, created.secret)
+        hooks.secrets.append(
+            add_endpoint(runtime.uow(), org.id, hooks.url, allow_private=True).secret
+        )
+        worker = Worker(runtime.uow, runtime.settings)
+        delivering = threading.Thread(target=worker.run)
+        delivering.start()
         counter = itertools.count()
         answers: list[tuple[float, str, int, dict]] = []
         errors: list[BaseException] = []
@@ -82,6 +95,9 @@ def test_requests_during_a_database_restart_are_answered_truthfully_and_the_serv
         for t in threads:
             t.join(timeout=60)
         health_after = app.test_client().get("/api/health")
+        worker.stop()
+        delivering.join(timeout=60)
+        Worker(runtime.uow, runtime.settings).deliver_due()  # whatever the last poll left
 
         try:
             assert errors == []
@@ -110,5 +126,18 @@ def test_requests_during_a_database_restart_are_answered_truthfully_and_the_serv
                 for _, _, _, e in answers
                 if "result" in e
             )
+            with runtime.engine.connect() as conn:
+                events = conn.execute(
+                    text(
+                        "SELECT a.reference, count(e.id), min(e.event_id) "
+                        "FROM appointments a LEFT JOIN outbox_events e "
+                        "ON e.payload->'data'->>'reference' = a.reference GROUP BY a.reference"
+                    )
+                ).all()
+                orphans = conn.execute(text("SELECT count(*) FROM outbox_events")).scalar()
+            assert events and all(n == 1 for _, n, _ in events), "a booking without its event"
+            assert orphans == len(events), "an event without its booking"
+            delivered = {r.webhook_id for r in hooks.verified()}
+            assert delivered == {event_id for _, _, event_id in events}
         finally:
             runtime.engine.dispose()

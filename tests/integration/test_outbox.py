@@ -203,10 +203,16 @@ def test_410_disables_the_endpoint_and_later_events_wait_for_it(client, rt, org,
         assert len(hooks.received) == 1
     row = db.execute("SELECT disabled_at IS NOT NULL, disabled_reason FROM webhook_endpoints")
     assert row.fetchone() == (True, "the receiver answered 410 Gone")
+    # The later event waits for the endpoint; enabled again, it is delivered.
     assert db.execute("SELECT status FROM webhook_deliveries ORDER BY id").fetchall() == [
-        ("failed",)
+        ("failed",),
+        ("pending",),
     ]
     assert set_enabled(rt.uow(), created.endpoint.id, enabled=True).disabled_at is None
+    with receiver() as again:
+        db.execute("UPDATE webhook_endpoints SET url = %s", (again.url,))
+        assert worker(rt).deliver_due() == 1
+        assert len(again.received) == 1
 
 
 def test_retry_after_is_honoured(client, rt, org, db):

@@ -1,28 +1,31 @@
-"""Flask CLI commands: `flask --app wsgi org|schema|demo ...`. Every command prints JSON."""
+"""Flask CLI commands: `flask --app wsgi org|schema|resource|service|vapi|demo|webhook|worker`.
+
+Every command prints JSON; an operator's mistake (no such id, an invalid setting) is one JSON
+line on stderr and exit code 1 (cli/common.py). Webhook endpoints and the outbox worker are in
+cli/webhooks.py.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
 import shlex
-import signal
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from booking_service.errors import DatabaseUnavailable, NotFound
+from booking_service.cli.common import echo as _echo
+from booking_service.cli.common import expected_errors as _expected_errors
+from booking_service.cli.common import fail as _fail
+from booking_service.cli.webhooks import webhook_cli, worker_command
+from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
-from booking_service.outbox import EVENT_TYPES
-from booking_service.repositories.outbox import EndpointRow
 from booking_service.schema_check import check_schema
 from booking_service.use_cases.adoption import adopt_contacts
 from booking_service.use_cases.orgs import (
     OrgInfo,
-    OrgInputError,
     create_org,
     list_orgs,
     rotate_secret,
@@ -30,24 +33,13 @@ from booking_service.use_cases.orgs import (
     update_rules,
 )
 from booking_service.use_cases.resources import (
-    ScheduleInputError,
     add_resource,
     add_service,
     list_resources,
     set_day,
 )
 from booking_service.use_cases.times import utc_now
-from booking_service.use_cases.webhooks import (
-    WebhookInputError,
-    add_endpoint,
-    deliveries,
-    list_endpoints,
-    replay,
-    set_enabled,
-)
-from booking_service.use_cases.webhooks import rotate_secret as rotate_webhook_secret
 from booking_service.vapi.definitions import tool_definitions
-from booking_service.worker import Worker
 
 org_cli = AppGroup("org", help="Manage organizations, their rules and webhook secrets.")
 schema_cli = AppGroup("schema", help="Check the live database schema.")
@@ -55,34 +47,6 @@ demo_cli = AppGroup("demo", help="Development helpers.")
 resource_cli = AppGroup("resource", help="Bookable resources and their hours.")
 service_cli = AppGroup("service", help="Named services and their durations.")
 vapi_cli = AppGroup("vapi", help="What to paste into VAPI.")
-webhook_cli = AppGroup("webhook", help="Where an organization's events are sent, and what was.")
-
-
-def _echo(payload: object) -> None:
-    click.echo(json.dumps(payload, ensure_ascii=False))
-
-
-def _fail(message: str) -> None:
-    click.echo(json.dumps({"error": message}), err=True)
-    sys.exit(1)
-
-
-def _expected_errors(command: Callable) -> Callable:
-    """Turn the errors an operator can cause into one JSON line on stderr and exit 1: no such
-    organization or resource, invalid settings, an unreachable database."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except NotFound as exc:
-            _fail(f"no {exc.what} with id {exc.key}")
-        except (OrgInputError, ScheduleInputError, WebhookInputError) as exc:
-            _fail(str(exc))
-        except DatabaseUnavailable:
-            _fail("the database is not reachable")
-
-    return run
 
 
 def _org_json(org: OrgInfo) -> dict:
@@ -342,135 +306,6 @@ def demo_setup(url: str):
     click.echo(f"  {_curl(url, created.secret, check)}", err=True)
     click.echo("Book an appointment:", err=True)
     click.echo(f"  {_curl(url, created.secret, book)}", err=True)
-
-
-def _endpoint_json(endpoint: EndpointRow) -> dict:
-    return {
-        "id": endpoint.id,
-        "org_id": endpoint.org_id,
-        "url": endpoint.url,
-        "events": endpoint.events or list(EVENT_TYPES),
-        "enabled": endpoint.disabled_at is None,
-        "disabled_reason": endpoint.disabled_reason,
-        "secret_rotating_until": (
-            endpoint.previous_secret_expires_at.isoformat()
-            if endpoint.previous_secret and endpoint.previous_secret_expires_at
-            else None
-        ),
-    }
-
-
-@webhook_cli.command("add")
-@click.argument("org_id", type=int)
-@click.option("--url", required=True, help="The receiver's URL (https://...).")
-@click.option(
-    "--event",
-    "events",
-    multiple=True,
-    type=click.Choice(EVENT_TYPES),
-    help="An event type to send (repeatable); all when none is named.",
-)
-@_expected_errors
-def webhook_add(org_id: int, url: str, events: tuple[str, ...]):
-    """Send an organization's events to URL; prints the endpoint and its secret (shown once)."""
-    rt = runtime()
-    created = add_endpoint(
-        rt.uow(),
-        org_id,
-        url,
-        events,
-        allow_private=rt.settings.webhook_allow_private_targets,
-    )
-    _echo({**_endpoint_json(created.endpoint), "secret": created.secret})
-
-
-@webhook_cli.command("list")
-@click.argument("org_id", type=int)
-@_expected_errors
-def webhook_list(org_id: int):
-    """List an organization's endpoints (never their secrets)."""
-    _echo([_endpoint_json(e) for e in list_endpoints(runtime().uow(), org_id)])
-
-
-@webhook_cli.command("disable")
-@click.argument("endpoint_id", type=int)
-@_expected_errors
-def webhook_disable(endpoint_id: int):
-    """Stop sending to an endpoint; its deliveries wait until it is enabled again."""
-    _echo(_endpoint_json(set_enabled(runtime().uow(), endpoint_id, enabled=False)))
-
-
-@webhook_cli.command("enable")
-@click.argument("endpoint_id", type=int)
-@_expected_errors
-def webhook_enable(endpoint_id: int):
-    """Send to an endpoint again (also after a 410 disabled it); waiting deliveries resume."""
-    _echo(_endpoint_json(set_enabled(runtime().uow(), endpoint_id, enabled=True)))
-
-
-@webhook_cli.command("rotate-secret")
-@click.argument("endpoint_id", type=int)
-@click.option(
-    "--grace-minutes",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Sign with the old secret too for this long, while the receiver is updated.",
-)
-@_expected_errors
-def webhook_rotate_secret(endpoint_id: int, grace_minutes: int):
-    """A new signing secret for an endpoint; prints it (shown once)."""
-    rotated = rotate_webhook_secret(runtime().uow(), endpoint_id, grace_minutes=grace_minutes)
-    _echo({**_endpoint_json(rotated.endpoint), "secret": rotated.secret})
-
-
-@webhook_cli.command("deliveries")
-@click.argument("endpoint_id", type=int)
-@click.option("--failed", is_flag=True, help="Only attempts that did not deliver.")
-@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 10000))
-@_expected_errors
-def webhook_deliveries(endpoint_id: int, failed: bool, limit: int):
-    """Every attempt at an endpoint, newest first: time, status, latency, error."""
-    attempts = deliveries(runtime().uow(), endpoint_id, failed_only=failed, limit=limit)
-    _echo(
-        [
-            {
-                "event_id": a.event_id,
-                "type": a.event_type,
-                "delivery": a.delivery_status,
-                "attempted_at": a.attempted_at.isoformat(),
-                "status": a.status_code,
-                "latency_ms": a.latency_ms,
-                "error": a.error,
-                "outcome": a.outcome,
-            }
-            for a in attempts
-        ]
-    )
-
-
-@webhook_cli.command("replay")
-@click.argument("event_id")
-@click.option("--endpoint", "endpoint_id", type=int, help="Only to this endpoint.")
-@_expected_errors
-def webhook_replay(event_id: str, endpoint_id: int | None):
-    """Deliver an event again (same webhook-id), to one endpoint or to all that want it."""
-    targets = replay(runtime().uow(), event_id, endpoint_id)
-    _echo({"event_id": event_id, "endpoints": targets})
-
-
-@click.command("worker")
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron, tests).")
-def worker_command(once: bool):
-    """Deliver webhooks from the outbox until TERM (the attempt in hand is finished first)."""
-    rt = runtime()
-    worker = Worker(rt.uow, rt.settings)
-    if once:
-        _echo({"attempts": worker.deliver_due()})
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
-    worker.run()
 
 
 def register_cli(app: Flask) -> None:

@@ -1,0 +1,42 @@
+"""What every CLI command shares: JSON out, one line and exit 1 for an operator's mistake."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+
+import click
+
+from booking_service.errors import DatabaseUnavailable, NotFound
+from booking_service.use_cases.orgs import OrgInputError
+from booking_service.use_cases.resources import ScheduleInputError
+from booking_service.use_cases.webhooks import WebhookInputError
+
+
+def echo(payload: object) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False))
+
+
+def fail(message: str) -> None:
+    click.echo(json.dumps({"error": message}), err=True)
+    sys.exit(1)
+
+
+def expected_errors(command: Callable) -> Callable:
+    """Turn the errors an operator can cause into one JSON line on stderr and exit 1: no such
+    organization or resource, invalid settings, an unreachable database."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except NotFound as exc:
+            fail(f"no {exc.what} with id {exc.key}")
+        except (OrgInputError, ScheduleInputError, WebhookInputError) as exc:
+            fail(str(exc))
+        except DatabaseUnavailable:
+            fail("the database is not reachable")
+
+    return run
