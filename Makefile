@@ -34,6 +34,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 ## run: install, provide PostgreSQL (unless DATABASE_URL is set), migrate, serve on 127.0.0.1:8000
+## with the outbox worker beside gunicorn (Ctrl-C stops both)
 run: $(VENV)/.installed
 	@set -euo pipefail; \
 	if [ -z "$${DATABASE_URL:-}" ]; then \
@@ -44,7 +45,9 @@ run: $(VENV)/.installed
 	$(BIN)/alembic upgrade head; \
 	$(BIN)/flask --app wsgi schema check; \
 	$(BIN)/flask --app wsgi demo setup --url http://$(HOST):$(PORT); \
-	exec $(BIN)/gunicorn -c deploy/gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+	$(BIN)/flask --app wsgi worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT; \
+	$(BIN)/gunicorn -c deploy/gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 ## test: install dev dependencies, lint and type-check, check migrations against models, run the
 ## whole suite
