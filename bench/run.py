@@ -190,6 +190,7 @@ WITH claim AS (
   SELECT :org, 'pgb-' || :client_id || '-' || :n, 'pgc-' || :n, '+13035550100', 'call:pgc-' || :n, 'bookAppointment', 'f'
   ON CONFLICT ON CONSTRAINT uq_tool_calls_org_id_tool_call_id DO NOTHING RETURNING id)
 SELECT claim.id, pg_advisory_xact_lock(hashtextextended(:org || ':call:pgc-' || :n, 0)) FROM claim;
+SAVEPOINT step;
 SELECT count(*) FROM tool_calls WHERE org_id = :org AND limit_key = 'call:pgc-' || :n
   AND tool_name IN ('bookAppointment', 'cancelAppointment', 'rescheduleAppointment')
   AND created_at > now() - interval '1 day';
@@ -220,7 +221,18 @@ INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at,
           '2030-01-01Z'::timestamptz + :n * interval '1 second',
           '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second',
           '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', 'booked', 'Bench Caller')
-  ON CONFLICT DO NOTHING RETURNING id, reference, resource_id, starts_at, ends_at, service, name;
+  ON CONFLICT DO NOTHING RETURNING id, org_id, contact_id, resource_id, reference, starts_at, ends_at, status, service, name, email;
+WITH event AS (
+  INSERT INTO outbox_events (org_id, event_id, type, payload)
+  VALUES (:org, 'msg_' || :client_id || '-' || :n, 'appointment.booked', jsonb_set(
+    '{"type": "appointment.booked", "timestamp": "2026-11-30T14:02:11+00:00", "data": {"organizationId": 1, "reference": "K7M2QX", "status": "booked", "start": "2030-01-01T10:00:00-05:00", "end": "2030-01-01T10:30:00-05:00", "timezone": "America/New_York", "resource": "Main", "service": null, "name": "Bench Caller", "phone": null, "email": null, "source": "vapi"}}'::jsonb,
+    '{data,phone}'::text[],
+    coalesce((SELECT to_jsonb(phone) FROM contacts WHERE org_id = :org AND id = :contact), 'null'::jsonb)))
+  RETURNING id, org_id, type)
+INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_at)
+  SELECT event.id, e.id, 'pending', now() FROM event JOIN webhook_endpoints e
+    ON e.org_id = event.org_id AND (e.events IS NULL OR event.type = any(e.events));
+RELEASE SAVEPOINT step;
 UPDATE tool_calls SET answer = '{"result": "booked"}' WHERE org_id = :org AND tool_call_id = 'pgb-' || :client_id || '-' || :n;
 COMMIT;
 """
