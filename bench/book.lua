@@ -4,8 +4,12 @@
 --               along unchanged, written by bench/run.py
 --   base_epoch  first start (UTC seconds); request k books the k-th free 5-minute slot after it
 --   mode        distinct | same | mixed
--- Every request gets a unique toolCallId, VAPI call id and (except `same`) caller number, and a
--- start of its own, so that every booking can succeed: errors mean something is wrong.
+-- Every request gets a unique toolCallId and VAPI call id. In `distinct` and `mixed` each also has
+-- a caller number and a start of its own, so that every booking can succeed. In `same` one
+-- caller re-issues one booking over and over (a model repeating itself, from new calls): the
+-- first books, every later one gets that booking back (one caller may hold only a few upcoming
+-- bookings, so booking new times for one number is not a load the service takes). Either way,
+-- errors mean something is wrong.
 
 local rest, base, mode, secret
 local counter = 0
@@ -41,7 +45,9 @@ function request()
     call = '{"id":"a' .. tag .. '","type":"function","function":{"name":"checkAvailability",'
       .. '"arguments":{"date":"' .. day .. '","durationMinutes":5}}}'
   else
-    local epoch = base + 86400 * math.floor(k / SLOTS_PER_DAY) + 300 * (k % SLOTS_PER_DAY)
+    local slot = k
+    if mode == "same" then slot = 0 end
+    local epoch = base + 86400 * math.floor(slot / SLOTS_PER_DAY) + 300 * (slot % SLOTS_PER_DAY)
     local start = os.date("!%Y-%m-%dT%H:%M:00Z", epoch)
     call = '{"id":"b' .. tag .. '","type":"function","function":{"name":"bookAppointment",'
       .. '"arguments":{"name":"Bench Caller","start":"' .. start .. '","durationMinutes":5}}}'

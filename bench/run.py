@@ -364,7 +364,7 @@ def main() -> int:
         try:
             load(4, "warm-up", "distinct")  # connections, prepared statements, caches
             runs.extend(load(c, "distinct callers", "distinct") for c in LEVELS)
-            runs.append(load(SCENARIO_CONNECTIONS, "same caller", "same"))
+            runs.append(load(SCENARIO_CONNECTIONS, "same caller re-issuing", "same"))
             runs.append(load(SCENARIO_CONNECTIONS, "availability + booking", "mixed"))
             fill_s = prefill_contacts(url, org, PREFILL)
             print(f"pre-filled {PREFILL:,} contacts in {fill_s:.0f} s", flush=True)
@@ -454,7 +454,9 @@ run. Re-run it to refresh this file and `latency.png`.
 (durable: fsync and synchronous_commit on); Python {platform.python_version()}; gunicorn with
 `deploy/gunicorn.conf.py` (gthread, 2 × cores workers, 4 threads) behind nginx with
 `deploy/nginx.conf`; load from wrk on the same machine ({SECONDS} s per run, ~50 KB realistic
-VAPI bodies, every request a new toolCallId and a free start so that every booking can succeed).
+VAPI bodies, every request a new toolCallId and VAPI call id and, but for the re-issuing
+scenario (one caller repeating one booking), a new caller and a free start, so that every
+request can succeed).
 
 | scenario | connections | bookings/s | p50 ms | p90 ms | p99 ms | errors |
 |---|---|---|---|---|---|---|

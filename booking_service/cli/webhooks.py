@@ -143,6 +143,7 @@ def webhook_replay(event_id: str, endpoint_id: int | None):
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron, tests).")
 @with_appcontext
+@expected_errors
 def worker_command(once: bool):
     """Deliver webhooks from the outbox until TERM (the attempt in hand is finished first)."""
     rt = runtime()
