@@ -29,7 +29,9 @@ def _database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return url
-    return Settings.from_env().validate().database_url
+    # Migrations take locks and set session options: past a transaction-mode pooler they
+    # go straight to PostgreSQL (DIRECT_DATABASE_URL) when it is set.
+    return Settings.from_env().validate().session_database_url
 
 
 def run_migrations_offline() -> None:

@@ -21,6 +21,8 @@ class Settings:
     """Typed application settings (environment variable names in the field comments)."""
 
     database_url: str = ""  # DATABASE_URL
+    direct_database_url: str = ""  # DIRECT_DATABASE_URL
+    db_pooler: str = "none"  # DB_POOLER: none | transaction
     log_level: str = "INFO"  # LOG_LEVEL
     max_body_bytes: int = 1024 * 1024  # MAX_BODY_BYTES
     db_pool_size: int = 5  # DB_POOL_SIZE
@@ -75,11 +77,27 @@ class Settings:
             raise ConfigError("MAX_BODY_BYTES must be at least 1024")
         if self.log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT must be text or json")
+        if self.db_pooler not in ("none", "transaction"):
+            raise ConfigError("DB_POOLER must be none or transaction")
+        if self.direct_database_url and not self.direct_database_url.startswith(
+            "postgresql+psycopg://"
+        ):
+            raise ConfigError(
+                "DIRECT_DATABASE_URL must start with postgresql+psycopg:// (psycopg 3)"
+            )
         return self
+
+    @property
+    def session_database_url(self) -> str:
+        """Where work that needs a session of its own goes (migrations, schema adopt): straight
+        to PostgreSQL when DIRECT_DATABASE_URL is set, past a transaction-mode pooler."""
+        return self.direct_database_url or self.database_url
 
 
 _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("DATABASE_URL", "database_url", str),
+    ("DIRECT_DATABASE_URL", "direct_database_url", str),
+    ("DB_POOLER", "db_pooler", str),
     ("LOG_LEVEL", "log_level", str),
     ("MAX_BODY_BYTES", "max_body_bytes", int),
     ("DB_POOL_SIZE", "db_pool_size", int),
@@ -116,6 +134,6 @@ def _coerce(name: str, raw: str, kind: type) -> Any:
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
     if name == "LOG_LEVEL":
         return raw.upper()
-    if name == "LOG_FORMAT":
+    if name in ("LOG_FORMAT", "DB_POOLER"):
         return raw.lower()
     return raw

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Engine, MetaData, Table, create_engine
+from sqlalchemy import Engine, MetaData, Table, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from booking_service.config import Settings
@@ -36,32 +36,60 @@ def table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def make_engine(settings: Settings) -> Engine:
-    """Create the engine with per-session time budgets.
+def make_engine(settings: Settings, url: str | None = None) -> Engine:
+    """Create the engine with time budgets on every statement.
 
     statement_timeout and lock_timeout bound every query, so a stuck lock turns into a spoken
     error well inside VAPI's 20 s instead of a hang; pre-ping replaces connections that died
     while pooled (e.g. after a PostgreSQL restart).
+
+    Directly connected (DB_POOLER=none) the budgets are session settings sent once at connect.
+    Behind a transaction-mode pooler (DB_POOLER=transaction) a server connection serves other
+    clients between our transactions, so nothing may live in the session: no startup options
+    (PgBouncer refuses them), no prepared statements (they would meet other clients' server
+    connections), and the budgets are set for each transaction with set_config(..., true) in
+    its first statement.
     """
-    options = (
-        f"-c statement_timeout={settings.db_statement_timeout_ms} "
-        f"-c lock_timeout={settings.db_lock_timeout_ms} "
-        "-c timezone=UTC"
-    )
-    return create_engine(
-        settings.database_url,
+    connect_args: dict = {
+        "connect_timeout": settings.db_connect_timeout_s,
+        "application_name": "booking_service",
+    }
+    pooled = settings.db_pooler == "transaction"
+    if pooled:
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = (
+            f"-c statement_timeout={settings.db_statement_timeout_ms} "
+            f"-c lock_timeout={settings.db_lock_timeout_ms} "
+            "-c timezone=UTC"
+        )
+    engine = create_engine(
+        url or settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
         # Logged errors must not carry callers' phone numbers, emails or names.
         hide_parameters=True,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout_s,
-            "options": options,
-            "application_name": "booking_service",
-        },
+        connect_args=connect_args,
     )
+    if pooled:
+        budgets = {
+            "statement": str(settings.db_statement_timeout_ms),
+            "lock": str(settings.db_lock_timeout_ms),
+        }
+
+        @event.listens_for(engine, "begin")
+        def _transaction_budgets(connection):
+            # The first statement of the transaction; SET LOCAL semantics (is_local = true).
+            connection.exec_driver_sql(
+                "SELECT set_config('statement_timeout', %(statement)s, true), "
+                "set_config('lock_timeout', %(lock)s, true), "
+                "set_config('timezone', 'UTC', true)",
+                budgets,
+            )
+
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -34,7 +34,12 @@ class Runtime:
     def connection_scope(self, source: str = "cli") -> ConnectionScope:
         """One connection shared by the units of work of one request (see ConnectionScope);
         `source` names the front end in the events its changes cause."""
-        return ConnectionScope(self.engine, self.session_factory, source)
+        return ConnectionScope(
+            self.engine,
+            self.session_factory,
+            source,
+            autocommit_reads=self.settings.db_pooler == "none",
+        )
 
 
 def init_runtime(app: Flask, runtime: Runtime) -> None:

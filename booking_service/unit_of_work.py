@@ -238,11 +238,21 @@ class ConnectionScope:
     A connection that died during one unit is replaced for the next.
     """
 
-    def __init__(self, engine: Engine, session_factory: sessionmaker, source: str = "cli"):
+    def __init__(
+        self,
+        engine: Engine,
+        session_factory: sessionmaker,
+        source: str = "cli",
+        *,
+        autocommit_reads: bool = True,
+    ):
         self._engine = engine
         self._session_factory = session_factory
         self._connection: Connection | None = None
         self._source = source
+        # Behind a transaction-mode pooler the time budgets are set per transaction, so a
+        # lookup must run in one to be bounded by them.
+        self._autocommit_reads = autocommit_reads
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         """A unit of work (one transaction) on the shared connection."""
@@ -260,7 +270,11 @@ class ConnectionScope:
             if connection is not None:
                 connection.close()
             connection = self._connection = self._engine.connect()
-        level = "AUTOCOMMIT" if autocommit else connection.default_isolation_level
+        level = (
+            "AUTOCOMMIT"
+            if autocommit and self._autocommit_reads
+            else connection.default_isolation_level
+        )
         if connection.get_execution_options().get("isolation_level") != level:
             # Client-side with psycopg (it only changes how the next transaction begins).
             connection.execution_options(isolation_level=level)

@@ -20,9 +20,11 @@ from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
 from booking_service.cli.webhooks import webhook_cli, worker_command
+from booking_service.db import make_engine, make_session_factory
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.schema_check import check_schema
+from booking_service.unit_of_work import SqlAlchemyUnitOfWork
 from booking_service.use_cases.adoption import adopt_contacts
 from booking_service.use_cases.orgs import (
     OrgInfo,
@@ -264,12 +266,20 @@ def schema_adopt():
     Runs in one transaction that keeps writers out until the constraint exists; prints a JSON
     report of every merge. Run `schema check` before and after.
     """
+    rt = runtime()
+    # One long transaction holding table locks: straight to PostgreSQL when a pooler is in
+    # front of it and DIRECT_DATABASE_URL is set.
+    direct = rt.settings.direct_database_url
+    engine = make_engine(rt.settings, direct) if direct else rt.engine
     try:
-        report = adopt_contacts(runtime().uow())
+        report = adopt_contacts(SqlAlchemyUnitOfWork(make_session_factory(engine)))
     except DatabaseUnavailable:
         _fail("the database is not reachable")
     except Exception as exc:  # rolled back as a whole; the operator needs a sentence
         _fail(f"adoption failed and changed nothing ({type(exc).__name__})")
+    finally:
+        if engine is not rt.engine:
+            engine.dispose()
     _echo(report.as_json())
 
 
