@@ -229,8 +229,8 @@ WITH event AS (
     '{data,phone}'::text[],
     coalesce((SELECT to_jsonb(phone) FROM contacts WHERE org_id = :org AND id = :contact), 'null'::jsonb)))
   RETURNING id, org_id, type)
-INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_at)
-  SELECT event.id, e.id, 'pending', now() FROM event JOIN webhook_endpoints e
+INSERT INTO webhook_deliveries (org_id, event_id, endpoint_id, status, next_attempt_at)
+  SELECT event.org_id, event.id, e.id, 'pending', now() FROM event JOIN webhook_endpoints e
     ON e.org_id = event.org_id AND (e.events IS NULL OR event.type = any(e.events));
 RELEASE SAVEPOINT step;
 UPDATE tool_calls SET answer = '{"result": "booked"}' WHERE org_id = :org AND tool_call_id = 'pgb-' || :client_id || '-' || :n;

@@ -328,7 +328,9 @@ class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (
         # The public id (webhook-id): the same on every attempt and replay.
-        UniqueConstraint("event_id", name="uq_outbox_events_event_id"),
+        UniqueConstraint("org_id", "event_id", name="uq_outbox_events_org_id_event_id"),
+        # Target of the deliveries' composite foreign key (tenant isolation in the database).
+        UniqueConstraint("org_id", "id", name="uq_outbox_events_org_id_id"),
         Index("ix_outbox_events_org_id_created_at", "org_id", "created_at"),
     )
 
@@ -347,7 +349,7 @@ class WebhookEndpoint(Base):
     """Where an organization wants its events, and the secret(s) that sign them."""
 
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_org_id", "org_id"),)
+    __table_args__ = (UniqueConstraint("org_id", "id", name="uq_webhook_endpoints_org_id_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(
@@ -371,9 +373,26 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        UniqueConstraint(
-            "event_id", "endpoint_id", name="uq_webhook_deliveries_event_id_endpoint_id"
+        # A delivery points at an event and an endpoint of its own organization only.
+        ForeignKeyConstraint(
+            ["org_id", "event_id"],
+            ["outbox_events.org_id", "outbox_events.id"],
+            ondelete="CASCADE",
+            name="fk_webhook_deliveries_org_id_event_id_outbox_events",
         ),
+        ForeignKeyConstraint(
+            ["org_id", "endpoint_id"],
+            ["webhook_endpoints.org_id", "webhook_endpoints.id"],
+            ondelete="CASCADE",
+            name="fk_webhook_deliveries_org_id_endpoint_id_webhook_endpoints",
+        ),
+        UniqueConstraint(
+            "org_id",
+            "event_id",
+            "endpoint_id",
+            name="uq_webhook_deliveries_org_id_event_id_endpoint_id",
+        ),
+        UniqueConstraint("org_id", "id", name="uq_webhook_deliveries_org_id_id"),
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
         # What the worker asks on every poll: the due pending deliveries, oldest first.
         Index(
@@ -385,12 +404,9 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    event_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("outbox_events.id", ondelete="CASCADE")
-    )
-    endpoint_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
-    )
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    endpoint_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -402,12 +418,19 @@ class WebhookAttempt(Base):
     """Every attempt at a delivery, so an owner can see exactly why an event did not arrive."""
 
     __tablename__ = "webhook_attempts"
-    __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id"),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "delivery_id"],
+            ["webhook_deliveries.org_id", "webhook_deliveries.id"],
+            ondelete="CASCADE",
+            name="fk_webhook_attempts_org_id_delivery_id_webhook_deliveries",
+        ),
+        Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    delivery_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
-    )
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
     attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int] = mapped_column(Integer)

@@ -131,6 +131,7 @@ class Worker:
                     disabled_reason="the receiver answered 410 Gone",
                 )
             uow.outbox.record_attempt(
+                due.org_id,
                 due.id,
                 attempted_at=utc_now(),
                 status_code=sent.status_code,

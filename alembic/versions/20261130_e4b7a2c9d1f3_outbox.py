@@ -38,7 +38,8 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
-        sa.UniqueConstraint("event_id", name="uq_outbox_events_event_id"),
+        sa.UniqueConstraint("org_id", "event_id", name="uq_outbox_events_org_id_event_id"),
+        sa.UniqueConstraint("org_id", "id", name="uq_outbox_events_org_id_id"),
     )
     op.create_index("ix_outbox_events_org_id_created_at", "outbox_events", ["org_id", "created_at"])
     op.create_table(
@@ -65,11 +66,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+        sa.UniqueConstraint("org_id", "id", name="uq_webhook_endpoints_org_id_id"),
     )
-    op.create_index("ix_webhook_endpoints_org_id", "webhook_endpoints", ["org_id"])
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("org_id", sa.BigInteger(), nullable=False),
         sa.Column("event_id", sa.BigInteger(), nullable=False),
         sa.Column("endpoint_id", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.Text(), server_default="pending", nullable=False),
@@ -87,21 +89,25 @@ def upgrade() -> None:
             name=op.f("ck_webhook_deliveries_status_known"),
         ),
         sa.ForeignKeyConstraint(
-            ["endpoint_id"],
-            ["webhook_endpoints.id"],
-            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+            ["org_id", "event_id"],
+            ["outbox_events.org_id", "outbox_events.id"],
+            name="fk_webhook_deliveries_org_id_event_id_outbox_events",
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["event_id"],
-            ["outbox_events.id"],
-            name=op.f("fk_webhook_deliveries_event_id_outbox_events"),
+            ["org_id", "endpoint_id"],
+            ["webhook_endpoints.org_id", "webhook_endpoints.id"],
+            name="fk_webhook_deliveries_org_id_endpoint_id_webhook_endpoints",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
-            "event_id", "endpoint_id", name="uq_webhook_deliveries_event_id_endpoint_id"
+            "org_id",
+            "event_id",
+            "endpoint_id",
+            name="uq_webhook_deliveries_org_id_event_id_endpoint_id",
         ),
+        sa.UniqueConstraint("org_id", "id", name="uq_webhook_deliveries_org_id_id"),
     )
     op.create_index(
         "ix_webhook_deliveries_due",
@@ -113,6 +119,7 @@ def upgrade() -> None:
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("org_id", sa.BigInteger(), nullable=False),
         sa.Column("delivery_id", sa.BigInteger(), nullable=False),
         sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
@@ -120,9 +127,9 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["delivery_id"],
-            ["webhook_deliveries.id"],
-            name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries"),
+            ["org_id", "delivery_id"],
+            ["webhook_deliveries.org_id", "webhook_deliveries.id"],
+            name="fk_webhook_attempts_org_id_delivery_id_webhook_deliveries",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),

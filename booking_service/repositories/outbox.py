@@ -68,6 +68,7 @@ class DueDelivery:
     """A delivery the worker holds (row-locked) while it sends it."""
 
     id: int
+    org_id: int
     attempts: int
     endpoint_id: int
     url: str
@@ -117,7 +118,9 @@ def _add_event_statement():
         .returning(_events.c.id, _events.c.org_id, _events.c.type)
         .cte("event")
     )
-    wanted = select(event.c.id, _endpoints.c.id, literal("pending"), func.now()).select_from(
+    wanted = select(
+        event.c.org_id, event.c.id, _endpoints.c.id, literal("pending"), func.now()
+    ).select_from(
         event.join(
             _endpoints,
             and_(
@@ -130,7 +133,7 @@ def _add_event_statement():
         )
     )
     return insert(_deliveries).from_select(
-        ["event_id", "endpoint_id", "status", "next_attempt_at"], wanted
+        ["org_id", "event_id", "endpoint_id", "status", "next_attempt_at"], wanted
     )
 
 
@@ -139,8 +142,9 @@ _ADD_EVENT = _add_event_statement()
 _CLAIM_DUE = (
     select(
         _deliveries.c.id,
+        _deliveries.c.org_id,
         _deliveries.c.attempts,
-        _endpoints.c.id,
+        _endpoints.c.id.label("endpoint_id"),
         _endpoints.c.url,
         _endpoints.c.secret,
         _endpoints.c.previous_secret,
@@ -228,10 +232,11 @@ class OutboxRepository:
         """The oldest due pending delivery, row-locked until commit; None when none is due
         (or every due one is held by another worker)."""
         row = self.session.execute(_CLAIM_DUE, {"p_now": now}).first()
-        return DueDelivery(*row) if row is not None else None
+        return DueDelivery(**row._mapping) if row is not None else None
 
     def record_attempt(
         self,
+        org_id: int,
         delivery_id: int,
         *,
         attempted_at: datetime,
@@ -245,6 +250,7 @@ class OutboxRepository:
         or failed (also when the endpoint was disabled by a 410)."""
         self.session.execute(
             insert(_attempts).values(
+                org_id=org_id,
                 delivery_id=delivery_id,
                 attempted_at=attempted_at,
                 status_code=status_code,
@@ -322,11 +328,15 @@ class OutboxRepository:
         ids = list(self.session.scalars(targets))
         for target in ids:
             stmt = pg_insert(_deliveries).values(
-                event_id=event.id, endpoint_id=target, status="pending", next_attempt_at=now
+                org_id=event.org_id,
+                event_id=event.id,
+                endpoint_id=target,
+                status="pending",
+                next_attempt_at=now,
             )
             self.session.execute(
                 stmt.on_conflict_do_update(
-                    constraint="uq_webhook_deliveries_event_id_endpoint_id",
+                    constraint="uq_webhook_deliveries_org_id_event_id_endpoint_id",
                     set_={"status": "pending", "next_attempt_at": now, "attempts": 0},
                 )
             )
