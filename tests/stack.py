@@ -354,6 +354,11 @@ class Stack:
     nginx_port: int = field(default_factory=free_port)
     gunicorn: Service | None = None
     nginx: Service | None = None
+    # Settings for every service of this stack (e.g. DB_POOLER), over the defaults.
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # More "hosts" behind the same nginx upstream: gunicorn instances on these ports.
+    extra_upstreams: list[int] = field(default_factory=list)
+    extra_gunicorns: list[Service] = field(default_factory=list)
     _starts: int = 0
 
     def __post_init__(self) -> None:
@@ -362,7 +367,7 @@ class Stack:
 
     @property
     def services(self) -> list[Service]:
-        return [s for s in (self.nginx, self.gunicorn) if s is not None]
+        return [s for s in (self.nginx, self.gunicorn, *self.extra_gunicorns) if s is not None]
 
     def env(self) -> dict[str, str]:
         """The services' environment: this stack's database and the defaults for the rest.
@@ -377,6 +382,7 @@ class Stack:
             GUNICORN_THREADS=str(GUNICORN_THREADS),
             LOG_LEVEL="INFO",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> Stack:
@@ -389,9 +395,15 @@ class Stack:
         return self
 
     def start_gunicorn(self) -> None:
-        """Start (or restart) gunicorn with the production config and wait until it serves."""
+        """Start (or restart) gunicorn with the production config and wait until it serves;
+        then the extra hosts, if any."""
         if self.gunicorn is not None:
             self.gunicorn.stop()
+        self.gunicorn = self._start_gunicorn(self.gunicorn_port, "gunicorn")
+        for port in self.extra_upstreams[len(self.extra_gunicorns) :]:
+            self.extra_gunicorns.append(self._start_gunicorn(port, f"gunicorn-{port}"))
+
+    def _start_gunicorn(self, port: int, name: str) -> Service:
         self._starts += 1
         env = self.env()
         # Metrics files of one server run; the folder must be empty when gunicorn starts.
@@ -403,21 +415,19 @@ class Stack:
             "-c",
             str(GUNICORN_CONF),
             "--bind",
-            f"127.0.0.1:{self.gunicorn_port}",
+            f"127.0.0.1:{port}",
             self.app_spec,
         ]
-        self.gunicorn = Service.start(
-            "gunicorn", cmd, self.workdir / "gunicorn.log", cwd=ROOT, env=env
-        )
-        gunicorn = self.gunicorn
+        gunicorn = Service.start(name, cmd, self.workdir / f"{name}.log", cwd=ROOT, env=env)
         wait_until(
-            lambda: not gunicorn.running or answers_200(self.gunicorn_port, "/api/health"),
+            lambda: not gunicorn.running or answers_200(port, "/api/health"),
             START_TIMEOUT_S,
             "gunicorn did not become healthy",
             gunicorn,
         )
         if not gunicorn.running:
             raise RuntimeError("gunicorn exited during start-up\n" + gunicorn.tail())
+        return gunicorn
 
     def start_nginx(self) -> None:
         """Check and start nginx in the foreground with the test copy of the site."""
@@ -427,6 +437,9 @@ class Stack:
             listen_port=self.nginx_port,
             log_dir=self.workdir,
         )
+        ours = f"server 127.0.0.1:{self.gunicorn_port};"
+        for port in self.extra_upstreams:
+            site = site.replace(ours, f"{ours}\n    server 127.0.0.1:{port};", 1)
         conf = self.workdir / "nginx.conf"
         conf.write_text(main_conf(site, self.workdir))
         (self.workdir / "spool").mkdir(exist_ok=True)
