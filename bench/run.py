@@ -93,6 +93,23 @@ class BenchStack(stack.Stack):
         return env
 
 
+def via_pgbouncer(nginx_bin: Path, url: str, port: int, run) -> Run:
+    """The same stack with DB_POOLER=transaction behind PgBouncer (transaction mode, its
+    defaults, 20 server connections) in front of the same cluster."""
+    from tests.pooler import pgbouncer, through
+
+    with pgbouncer("127.0.0.1", port, pool_size=20) as pooler_port:
+        pooled = BenchStack(
+            nginx_bin,
+            through(url, pooler_port),
+            extra_env={"DB_POOLER": "transaction", "DIRECT_DATABASE_URL": url},
+        ).start()
+        try:
+            return run(pooled.nginx_port)
+        finally:
+            pooled.stop()
+
+
 def setup_org(url: str) -> tuple[int, str]:
     """A UTC organization with one resource open around the clock on a 5-minute grid."""
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
@@ -355,9 +372,10 @@ def main() -> int:
             .timestamp()
         )
 
-        def load(connections: int, scenario: str, mode: str) -> Run:
+        def load(connections: int, scenario: str, mode: str, through: int | None = None) -> Run:
             nonlocal base
-            run = wrk(wrk_bin, server.nginx_port, connections, scenario, mode, base, secret, rest)
+            target = through or server.nginx_port
+            run = wrk(wrk_bin, target, connections, scenario, mode, base, secret, rest)
             base += 20 * 86400
             return run
 
@@ -370,6 +388,17 @@ def main() -> int:
             print(f"pre-filled {PREFILL:,} contacts in {fill_s:.0f} s", flush=True)
             runs.append(load(SCENARIO_CONNECTIONS, "distinct, 1M contacts", "distinct"))
             rss = worker_peak_rss_mb(server.gunicorn.proc.pid)
+            server.stop()
+            runs.append(
+                via_pgbouncer(
+                    nginx_bin,
+                    url,
+                    port,
+                    lambda p: load(
+                        SCENARIO_CONNECTIONS, "distinct, via PgBouncer", "distinct", through=p
+                    ),
+                )
+            )
         finally:
             server.stop()
         best = max(
