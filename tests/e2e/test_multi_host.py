@@ -56,7 +56,10 @@ def test_two_hosts_two_workers_one_pgbouncer_one_postgresql(tmp_path):
             extra_env={
                 "DB_POOLER": "transaction",
                 "DIRECT_DATABASE_URL": direct,
-                "DB_LOCK_TIMEOUT_MS": "500",
+                # The statement timeout is the one that must end a long wait here: the lock
+                # timeout is set far above it.
+                "DB_STATEMENT_TIMEOUT_MS": "1000",
+                "DB_LOCK_TIMEOUT_MS": "15000",
                 "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             },
             extra_upstreams=[free_port()],
@@ -105,15 +108,16 @@ def test_two_hosts_two_workers_one_pgbouncer_one_postgresql(tmp_path):
             assert sum("result" in r for r in race) == 1
             assert all("taken" in r["error"] for r in race if "error" in r)
 
-            # The lock timeout is applied through the pooler: a booking that waits on a held
-            # contact row gives up after 500 ms and the caller hears "not reachable".
+            # The statement timeout is applied through the pooler: a booking that waits on a
+            # held contact row is cancelled after 1 s (the lock timeout would take 15 s) and
+            # the caller hears "not reachable".
             with psycopg.connect(conninfo) as holder:
                 holder.execute("SELECT 1 FROM contacts WHERE phone = '+14155550100' FOR UPDATE")
                 began = time.monotonic()
                 held = post(_booking(60, "+14155550100", "held"))
                 waited = time.monotonic() - began
                 holder.rollback()
-            assert "not reachable" in held["error"] and waited < 10
+            assert "not reachable" in held["error"] and waited < 8
 
             # PostgreSQL restarts; the pooler and both hosts recover by themselves.
             restart = threading.Thread(
