@@ -69,7 +69,8 @@ def judge(sent: Sent, attempt: int, now: datetime, jitter: Callable[[], float]) 
         return Verdict("failed")
     delay = RETRY_DELAYS[attempt - 1] * jitter()
     if sent.retry_after_s is not None:
-        delay = max(delay, min(timedelta(seconds=sent.retry_after_s), MAX_RETRY_AFTER))
+        asked = min(sent.retry_after_s, MAX_RETRY_AFTER.total_seconds())
+        delay = max(delay, timedelta(seconds=asked))
     return Verdict("retry", now + delay)
 
 
@@ -113,6 +114,9 @@ class Worker:
                 self.deliver_due()
             except DatabaseUnavailable:
                 log.warning("outbox worker: database unavailable; retrying", exc_info=True)
+            except Exception:
+                # A bug must not stop every organization's deliveries: log it, go on polling.
+                log.exception("outbox worker: unexpected error; retrying")
             self._stop.wait(self._settings.worker_poll_s)
         log.info("outbox worker stopped")
 

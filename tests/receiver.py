@@ -37,6 +37,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    body: bytes = b"ok"
+    drip_s: float = 0.0  # send the body one byte at a time, this far apart
 
 
 @dataclass
@@ -105,9 +107,14 @@ def _handler(state: Receiver):
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                if not reply.drip_s:
+                    self.wfile.write(reply.body)
+                for byte in reply.body if reply.drip_s else b"":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(reply.drip_s)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the worker gave up (timeout) or died
 

@@ -10,7 +10,9 @@ or otherwise internal address is refused unless explicitly allowed.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,10 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 USER_AGENT = "booking_service-webhooks/1"
+# What a receiver may answer with: enough for any error text, never a flood into memory.
+MAX_RESPONSE_BYTES = 64 * 1024
+# A receiver cannot ask for a pause longer than this (and inf or 1e20 must not crash us).
+MAX_RETRY_AFTER_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,16 @@ def check_target(url: str, *, allow_private: bool) -> None:
     """Raise UnsafeTarget for a URL that is not http(s) or whose host resolves to a loopback,
     private, link-local, multicast, reserved or unspecified address (unless allowed)."""
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise UnsafeTarget("the URL's port is not a number from 1 to 65535") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTarget("the URL must be http:// or https:// with a host")
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeTarget(f"the host does not resolve ({exc.__class__.__name__})") from None
     for info in infos:
@@ -61,19 +71,25 @@ def signature(secrets: list[str], event_id: str, at: datetime, body: str) -> str
 
 
 def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds the receiver asks us to wait, bounded to [0, 24 h]; None when not given or
+    unreadable."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if math.isnan(seconds):
+            return None
+        return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER_S)
 
 
 def send(
@@ -103,13 +119,40 @@ def send(
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": signature(secrets, event_id, at, body),
     }
-    try:
-        with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-            response = client.post(url, content=body.encode(), headers=headers)
-    except httpx.TimeoutException:
+    return _post_within(url, body, headers, timeout_s, took)
+
+
+def _post_within(url: str, body: str, headers: dict, timeout_s: float, took) -> Sent:
+    """POST with one deadline for the whole exchange (connect, headers, body), however slowly
+    a receiver drips its answer; at most MAX_RESPONSE_BYTES of the body are read. Never raises:
+    whatever goes wrong is the attempt's error."""
+    outcome: dict = {}
+    client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+
+    def exchange() -> None:
+        try:
+            with client.stream("POST", url, content=body.encode(), headers=headers) as response:
+                received = 0
+                for chunk in response.iter_raw():
+                    received += len(chunk)
+                    if received >= MAX_RESPONSE_BYTES:
+                        break
+                outcome["response"] = response
+        except httpx.TimeoutException:
+            outcome["error"] = f"timed out after {timeout_s:g} s"
+        except Exception as exc:  # an attempt's failure, whatever the receiver or URL did
+            outcome["error"] = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+
+    worker = threading.Thread(target=exchange, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        client.close()  # ends the exchange in hand; the thread finishes on its own
         return Sent(None, f"timed out after {timeout_s:g} s", took())
-    except httpx.HTTPError as exc:
-        return Sent(None, f"{exc.__class__.__name__}: {str(exc)[:200]}", took())
+    client.close()
+    if "response" not in outcome:
+        return Sent(None, outcome.get("error", "no answer"), took())
+    response = outcome["response"]
     return Sent(
         response.status_code,
         None,

@@ -4,6 +4,7 @@ real HTTP receiver on loopback that verifies each delivery with `standardwebhook
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -333,3 +334,45 @@ def test_health_reports_a_lagging_outbox_and_metrics_show_it(database_url, org, 
     )
     assert float(lag.split()[-1]) >= 60
     assert 'booking_webhook_deliveries{status="pending"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("value", ["inf", "1e20", "-5", "nan", "Wed, 21 Oct 9999 07:28:00 GMT"])
+def test_no_retry_after_value_can_crash_the_worker_or_push_past_a_day(client, rt, org, db, value):
+    with receiver() as hooks:
+        endpoint(rt, org, hooks.url)
+        hooks.script = [Reply(429, {"Retry-After": value})]
+        booked(post(client, org, envelope(tool_call(**booking()))))
+        assert worker(rt).deliver_due() == 1
+
+    next_at, attempted_at = db.execute(
+        "SELECT d.next_attempt_at, a.attempted_at FROM webhook_deliveries d "
+        "JOIN webhook_attempts a ON a.delivery_id = d.id"
+    ).fetchone()
+    assert timedelta(0) < next_at - attempted_at <= timedelta(hours=24, seconds=1)
+
+
+def test_a_url_the_http_client_refuses_is_a_recorded_failed_attempt(client, rt, org, db):
+    with receiver() as hooks:
+        endpoint(rt, org, hooks.url)
+        db.execute("UPDATE webhook_endpoints SET url = url || chr(9) || 'x'")  # a tab in it
+        booked(post(client, org, envelope(tool_call(**booking()))))
+        assert worker(rt).deliver_due() == 1
+
+    outcome, error = db.execute("SELECT outcome, error FROM webhook_attempts").fetchone()
+    assert outcome == "retry" and error
+
+
+def test_a_receiver_dripping_its_answer_cannot_hold_an_attempt_past_the_timeout(
+    client, rt, org, db
+):
+    with receiver() as hooks:
+        endpoint(rt, org, hooks.url)
+        hooks.script = [Reply(200, body=b"x" * 20, drip_s=0.3)]  # 6 s in all, 0.3 s apart
+        booked(post(client, org, envelope(tool_call(**booking()))))
+        started = time.monotonic()
+        worker(rt).deliver_due()
+        took = time.monotonic() - started
+
+    outcome, error = db.execute("SELECT outcome, error FROM webhook_attempts").fetchone()
+    assert (outcome, error) == ("retry", "timed out after 1 s")
+    assert took < 3
