@@ -4,7 +4,8 @@ Headers: `webhook-id` (the event's id, the same on every attempt), `webhook-time
 attempt, Unix seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256 over id.timestamp.body>`,
 one entry per valid secret while a rotation's grace lasts), signed with the `standardwebhooks`
 package. Redirects are not followed; a target that resolves to a loopback, private, link-local
-or otherwise internal address is refused unless explicitly allowed.
+or otherwise internal address is refused unless explicitly allowed, and the request goes to
+the very address that was checked.
 """
 
 from __future__ import annotations
@@ -43,9 +44,37 @@ class UnsafeTarget(ValueError):
     """The URL is not http(s), or its host resolves to an address we must not call."""
 
 
-def check_target(url: str, *, allow_private: bool) -> None:
-    """Raise UnsafeTarget for a URL that is not http(s) or whose host resolves to a loopback,
-    private, link-local, multicast, reserved or unspecified address (unless allowed)."""
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Not a public unicast address, including IPv4 hidden in IPv6 forms (mapped, NAT64,
+    6to4, Teredo), which a gateway would turn into the internal address they carry."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.teredo is not None:
+            return True
+        if any(v4 is not None and _internal(v4) for v4 in embedded):
+            return True
+    return not address.is_global or address.is_multicast
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: the checked address, and the names the receiver expects."""
+
+    url: str  # the URL with the checked address in place of the host name
+    host_header: str
+    sni_hostname: str | None  # the TLS server name (https), so certificates are checked by it
+
+
+def check_target(url: str, *, allow_private: bool) -> Target:
+    """Resolve the URL's host once and check it: http(s) only, and no loopback, private,
+    link-local, multicast, reserved or unspecified address (unless allowed). The request then
+    goes to the address checked, so a DNS answer that changes in between (rebinding) cannot
+    send it anywhere else. Raises UnsafeTarget."""
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -53,16 +82,26 @@ def check_target(url: str, *, allow_private: bool) -> None:
         raise UnsafeTarget("the URL's port is not a number from 1 to 65535") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTarget("the URL must be http:// or https:// with a host")
-    if allow_private:
-        return
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeTarget(f"the host does not resolve ({exc.__class__.__name__})") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeTarget("the host resolves to a private or internal address")
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not allow_private and any(_internal(address) for address in addresses):
+        raise UnsafeTarget("the host resolves to a private or internal address")
+    chosen = addresses[0]
+    literal = f"[{chosen}]" if chosen.version == 6 else str(chosen)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo + '@' if userinfo else ''}{literal}:{port}"
+    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    if ":" in parts.hostname:  # an IPv6 literal keeps its brackets in Host
+        host_header = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+    return Target(
+        url=parts._replace(netloc=netloc).geturl(),
+        host_header=host_header,
+        sni_hostname=parts.hostname if parts.scheme == "https" else None,
+    )
 
 
 def signature(secrets: list[str], event_id: str, at: datetime, body: str) -> str:
@@ -109,20 +148,21 @@ def send(
         return int((time.monotonic() - started) * 1000)
 
     try:
-        check_target(url, allow_private=allow_private)
+        target = check_target(url, allow_private=allow_private)
     except UnsafeTarget as exc:
         return Sent(None, f"refused target: {exc}", took())
     headers = {
+        "host": target.host_header,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": event_id,
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": signature(secrets, event_id, at, body),
     }
-    return _post_within(url, body, headers, timeout_s, took)
+    return _post_within(target, body, headers, timeout_s, took)
 
 
-def _post_within(url: str, body: str, headers: dict, timeout_s: float, took) -> Sent:
+def _post_within(target: Target, body: str, headers: dict, timeout_s: float, took) -> Sent:
     """POST with one deadline for the whole exchange (connect, headers, body), however slowly
     a receiver drips its answer; at most MAX_RESPONSE_BYTES of the body are read. Never raises:
     whatever goes wrong is the attempt's error."""
@@ -131,7 +171,10 @@ def _post_within(url: str, body: str, headers: dict, timeout_s: float, took) -> 
 
     def exchange() -> None:
         try:
-            with client.stream("POST", url, content=body.encode(), headers=headers) as response:
+            extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+            with client.stream(
+                "POST", target.url, content=body.encode(), headers=headers, extensions=extensions
+            ) as response:
                 received = 0
                 for chunk in response.iter_raw():
                     received += len(chunk)

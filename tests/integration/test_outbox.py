@@ -354,7 +354,7 @@ def test_no_retry_after_value_can_crash_the_worker_or_push_past_a_day(client, rt
 def test_a_url_the_http_client_refuses_is_a_recorded_failed_attempt(client, rt, org, db):
     with receiver() as hooks:
         endpoint(rt, org, hooks.url)
-        db.execute("UPDATE webhook_endpoints SET url = url || chr(9) || 'x'")  # a tab in it
+        db.execute("UPDATE webhook_endpoints SET url = url || chr(1)")  # httpx refuses it
         booked(post(client, org, envelope(tool_call(**booking()))))
         assert worker(rt).deliver_due() == 1
 
