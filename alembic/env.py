@@ -29,9 +29,10 @@ def _database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return url
-    # Migrations take locks and set session options: past a transaction-mode pooler they
-    # go straight to PostgreSQL (DIRECT_DATABASE_URL) when it is set.
-    return Settings.from_env().validate().session_database_url
+    # Migrations take locks and set session options (lock_timeout below): past a
+    # transaction-mode pooler that setting would stay on a server connection other clients
+    # get, so they go straight to PostgreSQL, and refuse to run without a way there.
+    return Settings.from_env().validate().session_url()
 
 
 def run_migrations_offline() -> None:

@@ -87,11 +87,19 @@ class Settings:
             )
         return self
 
-    @property
-    def session_database_url(self) -> str:
-        """Where work that needs a session of its own goes (migrations, schema adopt): straight
-        to PostgreSQL when DIRECT_DATABASE_URL is set, past a transaction-mode pooler."""
-        return self.direct_database_url or self.database_url
+    def session_url(self) -> str:
+        """Where work that needs a session of its own goes (migrations, schema adopt):
+        DIRECT_DATABASE_URL when set, else DATABASE_URL. Behind a transaction-mode pooler
+        (DB_POOLER=transaction) without DIRECT_DATABASE_URL it raises ConfigError: session
+        settings would be left on connections the pooler hands to other clients."""
+        if self.direct_database_url:
+            return self.direct_database_url
+        if self.db_pooler == "transaction":
+            raise ConfigError(
+                "DIRECT_DATABASE_URL is not set: with DB_POOLER=transaction, migrations and "
+                "schema adopt need a connection straight to PostgreSQL, past the pooler"
+            )
+        return self.database_url
 
 
 _ENV_VARS: tuple[tuple[str, str, type], ...] = (

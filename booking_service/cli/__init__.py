@@ -20,6 +20,7 @@ from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
 from booking_service.cli.webhooks import webhook_cli, worker_command
+from booking_service.config import ConfigError
 from booking_service.db import make_engine, make_session_factory
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
@@ -267,10 +268,12 @@ def schema_adopt():
     report of every merge. Run `schema check` before and after.
     """
     rt = runtime()
-    # One long transaction holding table locks: straight to PostgreSQL when a pooler is in
-    # front of it and DIRECT_DATABASE_URL is set.
-    direct = rt.settings.direct_database_url
-    engine = make_engine(rt.settings, direct) if direct else rt.engine
+    # One long transaction holding table locks: straight to PostgreSQL, past any pooler.
+    try:
+        url = rt.settings.session_url()
+    except ConfigError as exc:
+        _fail(str(exc))
+    engine = rt.engine if url == rt.settings.database_url else make_engine(rt.settings, url)
     try:
         report = adopt_contacts(SqlAlchemyUnitOfWork(make_session_factory(engine)))
     except DatabaseUnavailable:

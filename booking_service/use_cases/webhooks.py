@@ -139,8 +139,15 @@ def replay(uow: AbstractUnitOfWork, event_id: str, endpoint_id: int | None = Non
     with uow:
         if endpoint_id is not None and uow.outbox.endpoint(endpoint_id) is None:
             raise NotFound("endpoint", endpoint_id)
-        targets = uow.outbox.replay(event_id, endpoint_id, utc_now())
-        if not targets and not uow.outbox.event_exists(event_id):
+        if not uow.outbox.event_exists(event_id):
             raise NotFound("event", event_id)
+        targets = uow.outbox.replay(event_id, endpoint_id, utc_now())
+        if not targets:
+            # Nothing would be sent: say so rather than report a replay that did not happen.
+            raise WebhookInputError(
+                f"endpoint {endpoint_id} is disabled or belongs to another organization"
+                if endpoint_id is not None
+                else "no enabled endpoint of the event's organization wants it"
+            )
         uow.commit()
     return targets

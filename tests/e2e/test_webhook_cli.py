@@ -114,3 +114,19 @@ def test_private_targets_are_refused_unless_allowed(database_url, org):
             assert "private or internal" in json.loads(result.stderr)["error"]
     finally:
         strict.extensions[KEY].engine.dispose()
+
+
+def test_a_replay_that_would_send_nothing_says_so(app, org, make_org, db):
+    other = make_org(name="Other")
+    with receiver() as hooks:
+        mine = ok(app, "webhook", "add", org.id, "--url", hooks.url)
+        theirs = ok(app, "webhook", "add", other.id, "--url", hooks.url)
+        booked(post(app.test_client(), org, envelope(tool_call(**booking()))))
+        (event_id,) = db.execute("SELECT event_id FROM outbox_events").fetchone()
+
+        cross = run(app, "webhook", "replay", event_id, "--endpoint", theirs["id"])
+        ok(app, "webhook", "disable", mine["id"])
+        disabled = run(app, "webhook", "replay", event_id)
+
+    assert cross.exit_code == 1 and "another organization" in json.loads(cross.stderr)["error"]
+    assert disabled.exit_code == 1 and "no enabled endpoint" in json.loads(disabled.stderr)["error"]
