@@ -9,6 +9,7 @@ in-process registry is used.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,42 +48,46 @@ REQUEST_LATENCY = Histogram(
 )
 
 
-WEBHOOK_ATTEMPTS = Counter(
-    "booking_webhook_attempts_total",
-    "Webhook delivery attempts made by this process, by outcome (delivered, retry, failed, "
-    "disabled).",
-    ["outcome"],
-)
+@dataclass(frozen=True, eq=False)  # registered as a collector: hashed by identity
+class OutboxSnapshot:
+    """The outbox as the database sees it when scraped, so the figures are right whichever
+    process (web worker or outbox worker, on whichever host) did the work."""
 
-
-class _Snapshot:
-    """Gauges read from the database when scraped, so they are right whichever process (web
-    worker or outbox worker) did the work."""
-
-    def __init__(self, lag_s: float, deliveries: dict[str, int]):
-        self._lag_s = lag_s
-        self._deliveries = deliveries
+    lag_s: float  # how long the longest-waiting due delivery has waited
+    oldest_undelivered_s: float  # age of the oldest event not yet delivered everywhere
+    deliveries: dict[str, int]  # by status
+    attempts_last_hour: dict[str, int]  # by outcome
 
     def collect(self):
-        lag = GaugeMetricFamily(
+        yield GaugeMetricFamily(
             "booking_outbox_lag_seconds",
             "How long the longest-waiting due webhook delivery has waited (0: none waiting).",
-            value=self._lag_s,
+            value=self.lag_s,
         )
-        yield lag
+        yield GaugeMetricFamily(
+            "booking_outbox_oldest_undelivered_seconds",
+            "Age of the oldest event not yet delivered to every endpoint (0: none).",
+            value=self.oldest_undelivered_s,
+        )
         deliveries = GaugeMetricFamily(
             "booking_webhook_deliveries",
             "Webhook deliveries by status (pending, delivered, failed).",
             labels=["status"],
         )
         for status in ("pending", "delivered", "failed"):
-            deliveries.add_metric([status], self._deliveries.get(status, 0))
+            deliveries.add_metric([status], self.deliveries.get(status, 0))
         yield deliveries
+        attempts = GaugeMetricFamily(
+            "booking_webhook_attempts_last_hour",
+            "Webhook delivery attempts in the last hour, by outcome.",
+            labels=["outcome"],
+        )
+        for outcome in ("delivered", "retry", "failed", "disabled"):
+            attempts.add_metric([outcome], self.attempts_last_hour.get(outcome, 0))
+        yield attempts
 
 
-def render(
-    lag_s: float | None = None, deliveries: dict[str, int] | None = None
-) -> tuple[bytes, str]:
+def render(outbox: OutboxSnapshot | None = None) -> tuple[bytes, str]:
     """The exposition text for /metrics (all gunicorn workers in multiprocess mode), plus the
     outbox gauges when the database could be read."""
     # prometheus_client itself reads this variable; we only follow its lead.
@@ -92,8 +97,8 @@ def render(
         body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)
-    if lag_s is not None and deliveries is not None:
+    if outbox is not None:
         snapshot = CollectorRegistry()
-        snapshot.register(_Snapshot(lag_s, deliveries))
+        snapshot.register(outbox)
         body += generate_latest(snapshot)
     return body, CONTENT_TYPE_LATEST

@@ -426,6 +426,8 @@ class WebhookAttempt(Base):
             name="fk_webhook_attempts_org_id_delivery_id_webhook_deliveries",
         ),
         Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+        # /metrics counts the last hour's attempts by outcome.
+        Index("ix_webhook_attempts_attempted_at", "attempted_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from booking_service.adapters.webhooks import Sent, send
 from booking_service.config import Settings
 from booking_service.errors import DatabaseUnavailable
-from booking_service.metrics import WEBHOOK_ATTEMPTS
 from booking_service.repositories.outbox import DueDelivery
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.times import utc_now
@@ -145,7 +144,6 @@ class Worker:
                 next_attempt_at=verdict.next_attempt_at,
             )
             uow.commit()
-        WEBHOOK_ATTEMPTS.labels(verdict.outcome).inc()
         log.info(
             "webhook attempt: event=%s endpoint=%s attempt=%d status=%s outcome=%s",
             due.event_id,

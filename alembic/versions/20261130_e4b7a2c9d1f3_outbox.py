@@ -135,6 +135,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
+    op.create_index("ix_webhook_attempts_attempted_at", "webhook_attempts", ["attempted_at"])
 
 
 def downgrade() -> None:

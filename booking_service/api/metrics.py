@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, request
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.metrics import render
-from booking_service.use_cases.health import outbox_lag
+from booking_service.use_cases.health import outbox_snapshot
 
 bp = Blueprint("metrics", __name__)
 
@@ -33,12 +33,9 @@ def metrics():
     """Prometheus exposition format; 404 for anyone not allowed (it does not exist for them)."""
     if not _allowed():
         abort(404)
-    rt = runtime()
     try:
-        lag = outbox_lag(rt.uow())
-        with rt.uow() as uow:
-            counts = uow.outbox.delivery_counts()
+        outbox = outbox_snapshot(runtime().uow())
     except DatabaseUnavailable:
-        lag, counts = None, None  # the process metrics are still worth scraping
-    body, content_type = render(lag, counts)
+        outbox = None  # the process metrics are still worth scraping
+    body, content_type = render(outbox)
     return Response(body, content_type=content_type)

@@ -356,6 +356,23 @@ class OutboxRepository:
             )
         )
 
+    def oldest_undelivered(self) -> datetime | None:
+        """When the oldest event still waiting for any delivery happened."""
+        return self.session.scalar(
+            select(func.min(_events.c.created_at))
+            .select_from(_deliveries.join(_events, _events.c.id == _deliveries.c.event_id))
+            .where(_deliveries.c.status == "pending")
+        )
+
+    def attempts_since(self, since: datetime) -> dict[str, int]:
+        """Attempts made since `since`, by outcome."""
+        rows = self.session.execute(
+            select(_attempts.c.outcome, func.count())
+            .where(_attempts.c.attempted_at >= since)
+            .group_by(_attempts.c.outcome)
+        )
+        return {outcome: n for outcome, n in rows}
+
     def delivery_counts(self) -> dict[str, int]:
         rows = self.session.execute(
             select(_deliveries.c.status, func.count()).group_by(_deliveries.c.status)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from booking_service.errors import DatabaseUnavailable
+from booking_service.metrics import OutboxSnapshot
 from booking_service.schema_check import check_schema
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.times import utc_now
@@ -21,6 +23,20 @@ def outbox_lag(uow: AbstractUnitOfWork) -> float:
     with uow:
         oldest = uow.outbox.oldest_due(now)
     return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+
+def outbox_snapshot(uow: AbstractUnitOfWork) -> OutboxSnapshot:
+    """The outbox's figures for /metrics, read in one unit of work."""
+    now = utc_now()
+    with uow:
+        due = uow.outbox.oldest_due(now)
+        oldest = uow.outbox.oldest_undelivered()
+        return OutboxSnapshot(
+            lag_s=max(0.0, (now - due).total_seconds()) if due else 0.0,
+            oldest_undelivered_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            deliveries=uow.outbox.delivery_counts(),
+            attempts_last_hour=uow.outbox.attempts_since(now - timedelta(hours=1)),
+        )
 
 
 def outbox_status(uow: AbstractUnitOfWork, alert_after_s: int) -> str:

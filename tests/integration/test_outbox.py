@@ -376,3 +376,28 @@ def test_a_receiver_dripping_its_answer_cannot_hold_an_attempt_past_the_timeout(
     outcome, error = db.execute("SELECT outcome, error FROM webhook_attempts").fetchone()
     assert (outcome, error) == ("retry", "timed out after 1 s")
     assert took < 3
+
+
+def test_metrics_show_an_event_that_has_waited_long_for_a_retry(database_url, org, db):
+    """Not due (its next retry is an hour away) yet 20 hours undelivered: the lag gauge says 0,
+    the oldest-undelivered gauge says 20 h, and the hour's attempts show the retries."""
+    app = make_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+    try:
+        rt = app.extensions[KEY]
+        endpoint(rt, org, "http://127.0.0.1:9/nobody-listens")
+        client = app.test_client()
+        booked(post(client, org, envelope(tool_call(**booking()))))
+        worker(rt).deliver_due()  # connection refused: a retry
+        db.execute("UPDATE outbox_events SET created_at = now() - interval '20 hours'")
+        db.execute("UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour'")
+
+        lines = client.get("/metrics").get_data(as_text=True).splitlines()
+    finally:
+        app.extensions[KEY].engine.dispose()
+
+    def value(prefix: str) -> float:
+        return float(next(line for line in lines if line.startswith(prefix)).split()[-1])
+
+    assert value("booking_outbox_lag_seconds") == 0
+    assert value("booking_outbox_oldest_undelivered_seconds") >= 20 * 3600
+    assert value('booking_webhook_attempts_last_hour{outcome="retry"}') == 1
