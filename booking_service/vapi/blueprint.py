@@ -8,6 +8,7 @@ one (413) get another status.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 
 # A model in a loop can pack many calls into one message; each costs a transaction.
 MAX_CALLS_PER_REQUEST = 20
+# Past this many calls a message is refused outright (400): answering each one, even with a
+# short refusal, let a 1 MiB body of 28,000 calls produce a 2.8 MB answer.
+MAX_CALLS_PER_MESSAGE = 50
+# A request id we log and echo: short and plain, or we make our own (a 7 KB id was echoed,
+# and spaces in one could forge fields in a log line).
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# PostgreSQL's bigint: a larger id in the URL names no organization (and must not reach SQL).
+_MAX_ID = 2**63 - 1
 
 
 def _credential() -> str | None:
@@ -48,7 +57,8 @@ def _credential() -> str | None:
 
 @bp.before_request
 def _request_id():
-    g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
     g.started = time.perf_counter()
 
 
@@ -95,6 +105,8 @@ def signed_tools(org_id: int):
     organization and only a valid signature with its key is accepted."""
 
     def org_with_hmac(scope: ConnectionScope) -> OrgInfo | None:
+        if not 0 < org_id <= _MAX_ID:
+            return None
         try:
             org = get_org(scope.reader(), org_id)
         except NotFound:
@@ -144,6 +156,10 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
     with log_context(org_id=org.id, call_id=call_id):
         if envelope.type != "tool-calls":
             return jsonify({})
+        if len(envelope.calls) > MAX_CALLS_PER_MESSAGE:
+            return error_response(
+                400, f"At most {MAX_CALLS_PER_MESSAGE} tool calls in one message."
+            )
         ctx = ToolContext(
             org=org,
             uow_factory=scope.uow,
@@ -180,7 +196,13 @@ def _results(calls: list[ToolInvocation], answers: list[Answer]):
     return jsonify(
         {
             "results": [
-                {"toolCallId": call.reply_id, "name": call.name, **answer.as_json()}
+                {
+                    # Always strings, as VAPI's schema has them (an integer id is echoed as
+                    # its digits, a missing one as "").
+                    "toolCallId": "" if call.reply_id is None else str(call.reply_id),
+                    "name": call.name or "",
+                    **answer.as_json(),
+                }
                 for call, answer in zip(calls, answers, strict=True)
             ]
         }
@@ -200,6 +222,8 @@ def _unavailable(body: bytes):
         return error_response(400, str(exc))
     if envelope.type != "tool-calls":
         return jsonify({})
+    if len(envelope.calls) > MAX_CALLS_PER_MESSAGE:
+        return error_response(400, f"At most {MAX_CALLS_PER_MESSAGE} tool calls in one message.")
     return _results(envelope.calls, [replies.error(replies.UNAVAILABLE) for _ in envelope.calls])
 
 
