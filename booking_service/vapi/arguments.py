@@ -58,15 +58,22 @@ def local_day_or_time(
 ) -> tuple[date, datetime | None]:
     """A date ('2026-12-01') or a date-time; date-times also bound the window precisely."""
     text = raw.strip()
+    unreadable = ToolError(
+        f"I could not understand {what} {text[:40]!r}. {today_sentence(zone, now)} "
+        "Please give a date like 2026-12-01, between the years 1900 and 2200."
+    )
     try:
         if len(text) <= 10:
-            return date.fromisoformat(text), None
+            day = date.fromisoformat(text)
+            if not 1900 <= day.year <= 2200:
+                raise unreadable
+            return day, None
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
-        raise ToolError(
-            f"I could not understand {what} {text[:40]!r}. {today_sentence(zone, now)} "
-            "Please give a date like 2026-12-01."
-        ) from None
+        raise unreadable from None
+    # Years near 1 or 9999 overflow once a zone or a window is applied.
+    if not 1900 <= moment.year <= 2200:
+        raise unreadable
     moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
     return moment.astimezone(zone).date(), moment
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+
+import pytest
 
 from tests.helpers import booking, count, envelope, post, tool_call
 
@@ -64,3 +67,39 @@ def test_only_plain_request_ids_are_kept(client, org, caplog):
     assert "ok-id_1.2" in ids
     assert not any(" " in i or len(i) > 64 for i in ids)
     assert sum(bool(re.fullmatch(r"[0-9a-f]{16}", i)) for i in ids) >= 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"date": "9999-12-31"},
+        {"date": "0001-01-01"},
+        {"from": "0001-01-01T00:00+14:00"},
+        {"from": "2026-12-01", "to": "9999-12-31T23:59-12:00"},
+    ],
+)
+def test_dates_near_the_ends_of_time_get_the_accepted_range_not_a_failure(client, org, args):
+    entry = post(client, org, envelope(tool_call("checkAvailability", **args))).get_json()
+    message = entry["results"][0]["error"]
+
+    assert "between the years 1900 and 2200" in message and "Today is" in message
+
+
+def test_one_number_at_two_organizations_is_two_callers(client, make_org, db):
+    a, b = make_org(name="A"), make_org(name="B")
+    mine = post(client, a, envelope(tool_call(**booking()))).get_json()["results"][0]
+    theirs = post(client, b, envelope(tool_call(**booking()))).get_json()["results"][0]
+    ref_a = json.loads(mine["result"])["appointment"]["reference"]
+    ref_b = json.loads(theirs["result"])["appointment"]["reference"]
+
+    listed = post(client, a, envelope(tool_call("findAppointments"))).get_json()["results"][0]
+    cross = post(client, a, envelope(tool_call("cancelAppointment", reference=ref_b)))
+    own = post(client, a, envelope(tool_call("cancelAppointment", reference=ref_a)))
+
+    assert [x["reference"] for x in json.loads(listed["result"])["appointments"]] == [ref_a]
+    assert "could not find" in cross.get_json()["results"][0]["error"]
+    assert "result" in own.get_json()["results"][0]
+    assert db.execute("SELECT reference, status FROM appointments ORDER BY id").fetchall() == [
+        (ref_a, "cancelled"),
+        (ref_b, "booked"),
+    ]
