@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 
 import pytest
 
+from booking_service.logging_setup import ContextFilter, JsonFormatter
 from tests.helpers import booking, count, envelope, post, tool_call
 
 
@@ -103,3 +105,32 @@ def test_one_number_at_two_organizations_is_two_callers(client, make_org, db):
         (ref_a, "cancelled"),
         (ref_b, "booked"),
     ]
+
+
+def test_a_real_requests_json_log_lines_carry_no_unmasked_number(client, org):
+    """What production writes (the context filter and the JSON formatter on a handler), for a
+    booking for another number and a refused one: every line is JSON and no caller's number
+    appears whole, in the message or in any field."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        post(client, org, envelope(tool_call(**booking(phone="+1 415 555 0177"))))
+        post(
+            client,
+            org,
+            envelope(tool_call(**booking(phone="(415) 555-0188", start="2020-01-06T10:00"))),
+        )
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    lines = stream.getvalue().splitlines()
+    assert lines and all(json.loads(line) for line in lines)
+    for number in ("4155550123", "4155550177", "4155550188"):
+        assert number not in stream.getvalue().replace(" ", "").replace("-", "")

@@ -52,13 +52,23 @@ def test_client_sent_forwarded_for_is_not_believed_beyond_one_hop(client):
     assert response.status_code == 404
 
 
+def _metric(client, line_start: str) -> float:
+    text = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_data(as_text=True)
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)]
+    return values[0] if values else 0.0
+
+
 def test_metrics_are_served_to_loopback_and_count_tool_calls(client, org):
+    # The registry is shared by every test of the process: compare before and after.
+    counted = 'booking_tool_calls_total{outcome="ok",tool="bookAppointment"}'
+    before = _metric(client, counted)
     booked(post(client, org, envelope(tool_call(**booking()))))
     response = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
     text = response.get_data(as_text=True)
 
     assert response.status_code == 200
-    assert 'booking_tool_calls_total{outcome="ok",tool="bookAppointment"}' in text
+    assert _metric(client, counted) == before + 1
+    assert counted in text
     assert 'booking_contact_resolutions_total{path="phone_inserted"}' in text
     assert "booking_request_duration_seconds_bucket" in text
 
