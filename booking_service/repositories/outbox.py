@@ -9,7 +9,7 @@ another worker delivers again, with the same webhook-id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import (
@@ -60,7 +60,7 @@ class EndpointRow:
     created_at: datetime
 
 
-_ENDPOINT_COLUMNS = [_endpoints.c[name] for name in EndpointRow.__dataclass_fields__]
+_ENDPOINT_COLUMNS = [_endpoints.c[f.name] for f in fields(EndpointRow)]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -17,23 +17,25 @@ from booking_service.use_cases.times import utc_now
 log = logging.getLogger(__name__)
 
 
+def _waited(now: datetime, since: datetime | None) -> float:
+    """Seconds from `since` to `now`; 0 when nothing is waiting."""
+    return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
+
+
 def outbox_lag(uow: AbstractUnitOfWork) -> float:
     """Seconds the longest-waiting due webhook delivery has waited (0 when none is due)."""
     now = utc_now()
     with uow:
-        oldest = uow.outbox.oldest_due(now)
-    return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        return _waited(now, uow.outbox.oldest_due(now))
 
 
 def outbox_snapshot(uow: AbstractUnitOfWork) -> OutboxSnapshot:
     """The outbox's figures for /metrics, read in one unit of work."""
     now = utc_now()
     with uow:
-        due = uow.outbox.oldest_due(now)
-        oldest = uow.outbox.oldest_undelivered()
         return OutboxSnapshot(
-            lag_s=max(0.0, (now - due).total_seconds()) if due else 0.0,
-            oldest_undelivered_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            lag_s=_waited(now, uow.outbox.oldest_due(now)),
+            oldest_undelivered_s=_waited(now, uow.outbox.oldest_undelivered()),
             deliveries=uow.outbox.delivery_counts(),
             attempts_last_hour=uow.outbox.attempts_since(now - timedelta(hours=1)),
         )
