@@ -38,7 +38,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	@set -euo pipefail; \
 	if [ -z "$${DATABASE_URL:-}" ]; then \
-	  DATABASE_URL=$$($(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR)); \
+	  DATABASE_URL=$$($(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR) --env-file .env); \
 	  export DATABASE_URL; \
 	  echo "Using the project-local PostgreSQL cluster in $(PGDIR) ($$DATABASE_URL)"; \
 	fi; \

@@ -8,10 +8,11 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from dotenv import load_dotenv
 from sqlalchemy import create_engine, text
 
 from booking_service import models  # noqa: F401 - registers the tables on Base.metadata
-from booking_service.config import Settings
+from booking_service.config import ConfigError, Settings
 from booking_service.db import Base
 
 config = context.config
@@ -32,7 +33,13 @@ def _database_url() -> str:
     # Migrations take locks and set session options (lock_timeout below): past a
     # transaction-mode pooler that setting would stay on a server connection other clients
     # get, so they go straight to PostgreSQL, and refuse to run without a way there.
-    return Settings.from_env().validate().session_url()
+    # Like the flask CLI, read the .env that `make run` writes for its project-local cluster
+    # (variables already set win), so `alembic ...` works in a second terminal too.
+    load_dotenv(override=False)
+    try:
+        return Settings.from_env().validate().session_url()
+    except ConfigError as exc:
+        raise SystemExit(f"alembic: {exc}") from None
 
 
 def run_migrations_offline() -> None:

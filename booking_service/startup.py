@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from booking_service.config import Settings
+from booking_service.config import ConfigError, Settings
 from booking_service.db import make_engine
 from booking_service.schema_check import check_schema, head_revision
 
@@ -29,7 +29,10 @@ def schema_problems(settings: Settings) -> list[str]:
 
 def gate(settings: Settings | None = None) -> None:
     """Exit(1) with the problems on stderr, unless the schema is fine or the override is set."""
-    settings = (settings or Settings.from_env()).validate()
+    try:
+        settings = (settings or Settings.from_env()).validate()
+    except ConfigError as exc:
+        sys.exit(f"Refusing to serve: {exc}")
     problems = schema_problems(settings)
     if not problems:
         return

@@ -3,8 +3,9 @@
 Neither command may rely on a PostgreSQL server that happens to run on the machine, so both
 start a cluster of their own with Debian's server binaries:
 
-- `start DIR` initialises DIR on first use, starts it on a free loopback port (the same port again
-  when it is still free) and prints the `DATABASE_URL`. Running it twice reuses the data.
+- `start DIR [--env-file .env]` initialises DIR on first use, starts it on a free loopback port
+  (the same port again when it is still free) and prints the `DATABASE_URL` (and writes it to the
+  .env that the flask CLI reads). Running it twice reuses the data.
 - `stop DIR` stops it.
 - `throwaway -- CMD ...` starts a disposable cluster (fsync off) in a temporary folder, runs CMD
   with `DATABASE_URL` and `BOOKING_TEST_PG` pointing at it, then stops and deletes it.
@@ -95,6 +96,10 @@ def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL binds its own listening socket: connections left in TIME_WAIT by an
+        # immediate stop (clients still connected) must not make the saved port look taken,
+        # or the cluster wanders to a new port and every DATABASE_URL that named it breaks.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -197,6 +202,28 @@ def _create_database(port: int, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+ENV_FILE_MARKER = "# written by make run"
+
+
+def write_env_file(path: Path, url: str) -> bool:
+    """Point the flask CLI and alembic of other terminals at this cluster.
+
+    Writes `DATABASE_URL=url` to `path` (a git-ignored .env, which the flask CLI loads through
+    python-dotenv; variables already exported win). A file this did not write is the user's and
+    is left alone: returns False then.
+    """
+    if path.exists():
+        with path.open(encoding="utf-8") as existing:
+            if not existing.readline().startswith(ENV_FILE_MARKER):
+                return False
+    path.write_text(
+        f"{ENV_FILE_MARKER}: the project-local cluster, for flask and alembic in other "
+        f"terminals\nDATABASE_URL={url}\n",
+        encoding="utf-8",
+    )
+    return True
+
+
 def url_for(port: int, dbname: str = DB_NAME) -> str:
     """The SQLAlchemy URL of a database in a cluster started here."""
     return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{dbname}"
@@ -225,13 +252,14 @@ def start(datadir: Path, *, settings: tuple[str, ...] = ()) -> int:
     return port
 
 
-def stop(datadir: Path) -> None:
-    """Stop the cluster in `datadir` if it runs (fast shutdown: sessions are ended)."""
+def stop(datadir: Path, mode: str = "fast") -> None:
+    """Stop the cluster in `datadir` if it runs (fast shutdown: sessions are ended;
+    `immediate` is what a crash looks like to the next start)."""
     bindir = find_bindir()
     pgdata = datadir.resolve() / "data"
     if bindir and pgdata.exists() and _running(bindir, pgdata):
         _run(
-            [str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"],
+            [str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", mode, "-w"],
             stdout=subprocess.DEVNULL,
         )
 
@@ -277,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     p_start = sub.add_parser("start", help="start (and initialise) a persistent cluster")
     p_start.add_argument("datadir", type=Path)
+    p_start.add_argument(
+        "--env-file", type=Path, help="also write DATABASE_URL to this .env (make run: .env)"
+    )
     p_stop = sub.add_parser("stop", help="stop a persistent cluster")
     p_stop.add_argument("datadir", type=Path)
     p_throw = sub.add_parser("throwaway", help="run a command against a disposable cluster")
@@ -284,7 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
-            print(url_for(start(args.datadir)))
+            url = url_for(start(args.datadir))
+            if args.env_file and not write_env_file(args.env_file, url):
+                print(
+                    f"note: left {args.env_file} alone (not written by make run); for the CLI "
+                    f"in other terminals, set DATABASE_URL={url} there",
+                    file=sys.stderr,
+                )
+            print(url)
             return 0
         if args.action == "stop":
             stop(args.datadir)
