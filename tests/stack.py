@@ -359,6 +359,8 @@ class Stack:
     # More "hosts" behind the same nginx upstream: gunicorn instances on these ports.
     extra_upstreams: list[int] = field(default_factory=list)
     extra_gunicorns: list[Service] = field(default_factory=list)
+    # The metrics files of the (main) gunicorn now running.
+    metrics_dir: Path | None = None
     _starts: int = 0
 
     def __post_init__(self) -> None:
@@ -419,6 +421,8 @@ class Stack:
             self.app_spec,
         ]
         gunicorn = Service.start(name, cmd, self.workdir / f"{name}.log", cwd=ROOT, env=env)
+        if port == self.gunicorn_port:
+            self.metrics_dir = metrics
         wait_until(
             lambda: not gunicorn.running or answers_200(port, "/api/health"),
             START_TIMEOUT_S,

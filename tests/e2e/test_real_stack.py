@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import uuid
@@ -279,39 +281,67 @@ FIRST_WAVE = 8  # as many as gunicorn has request threads (2 workers x 4 threads
 SECOND_WAVE = 22  # sent after SIGTERM: to a server that is stopping, then gone
 
 
-def test_metrics_aggregate_all_workers_and_logs_are_json_lines(live: Stack, secret: str):
+BOOKED_OK = 'booking_tool_calls_total{outcome="ok",tool="bookAppointment"}'
+
+
+def booked_ok(metrics_text: str) -> float:
+    """The counter of successful bookings in a /metrics text (0 before the first)."""
+    for line in metrics_text.splitlines():
+        if line.startswith(BOOKED_OK + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def booked_ok_by_worker(metrics_dir: Path) -> dict[str, float]:
+    """The same counter as each worker's own file holds it (prometheus_client multiprocess
+    mode keeps one file per process and sums them when scraped)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    by_worker = {}
+    for db_file in metrics_dir.glob("counter_*.db"):
+        alone = Path(tempfile.mkdtemp(prefix="one-worker-metrics-"))
+        try:
+            shutil.copy(db_file, alone / db_file.name)
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(alone))
+            by_worker[db_file.stem] = booked_ok(generate_latest(registry).decode())
+        finally:
+            shutil.rmtree(alone, ignore_errors=True)
+    return by_worker
+
+
+def test_metrics_aggregate_all_workers_and_logs_are_json_lines(
+    live: Stack, secret: str, sql: psycopg.Connection
+):
     """Scraped from gunicorn on loopback (nginx does not expose it): multiprocess mode sums the
     workers' counters, and gunicorn's default LOG_FORMAT is JSON with the ids on every line."""
-    for n in range(4):
-        day = PAYLOAD_FIRST_DAY + len(PAYLOADS) + 1
-        body = {
-            "message": {
-                "type": "tool-calls",
-                "call": {"id": f"metrics-call-{n}-{uuid.uuid4().hex[:6]}"},
-                "customer": {"number": f"+1202555{n:04d}"},
-                "toolCallList": [
-                    {
-                        "id": f"metrics-{uuid.uuid4().hex[:10]}",
-                        "type": "function",
-                        "function": {
-                            "name": "bookAppointment",
-                            "arguments": {"name": "M", "start": slot(day, n)},
-                        },
-                    }
-                ],
-            }
-        }
-        assert live.post(TOOLS, body, auth(secret)).status == 200
+    total = 8
+    before = booked_ok(stack.http(live.gunicorn_port, "GET", "/metrics").text)
+    day = PAYLOAD_FIRST_DAY + len(PAYLOADS) + 1
+    _, bodies = booking_wave("metrics", total, day, 7000)
+    outcomes, threads = senders(live, secret, bodies)
+    # Held while the wave arrives, so that its bookings wait in flight together: more than one
+    # worker's threads are then needed, and both workers' counters must reach the scrape.
+    # Eight waiting bookings fill all 2 x 4 threads; released well inside the lock timeout.
+    with sql.transaction():
+        sql.execute("LOCK TABLE appointments IN SHARE ROW EXCLUSIVE MODE")
+        for thread in threads:
+            thread.start()
+        give_up = time.monotonic() + 2
+        while waiting_on_locks(sql) < total and time.monotonic() < give_up:
+            time.sleep(0.05)
+    for thread in threads:
+        thread.join(REQUEST_TIMEOUT_S)
+    assert all(isinstance(o, stack.Reply) and o.status == 200 for o in outcomes), outcomes
 
     reply = stack.http(live.gunicorn_port, "GET", "/metrics")
-    text = reply.text
-    booked = [
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith('booking_tool_calls_total{outcome="ok",tool="bookAppointment"}')
-    ]
     assert reply.status == 200
-    assert booked and booked[0] >= 4
+    # Exactly the wave: a counter that never rises, or counts twice, fails here.
+    assert booked_ok(reply.text) - before == total
+    by_worker = booked_ok_by_worker(live.metrics_dir)
+    assert sum(by_worker.values()) == booked_ok(reply.text)
+    assert len([v for v in by_worker.values() if v > 0]) >= 2, by_worker
     lines = [
         line for line in live.gunicorn.log_text().splitlines() if '"tool call answered' in line
     ]
@@ -322,7 +352,7 @@ def test_metrics_aggregate_all_workers_and_logs_are_json_lines(live: Stack, secr
             json.loads(line)
     assert record["logger"] == "booking_service.vapi.blueprint"
     assert record["outcome"] == "ok" and record["tool"] == "bookAppointment"
-    assert record["org_id"] != "-" and record["tool_call_id"].startswith("metrics-")
+    assert record["org_id"] != "-" and record["tool_call_id"].startswith("e2e-metrics-")
 
 
 REQUEST_TIMEOUT_S = 30.0

@@ -75,8 +75,18 @@ def test_availability_uses_the_service_length(client, org, runtime):
 
     assert result["durationMinutes"] == 120
     assert result["service"] == "Deep Cleaning"
-    latest = max(s["start"] for s in result["slots"])
-    assert latest <= f"{day}T15:00"
+    # The afternoon, where the length decides: open until 17:00, so 15:00 is the last start
+    # (the first ten slots of the morning could not tell a 120-minute search from a 15-minute).
+    afternoon = result_of(
+        call(
+            client,
+            org,
+            "checkAvailability",
+            service="deep cleaning",
+            **{"from": f"{day}T14:00", "to": f"{day}T17:00"},
+        )
+    )
+    assert starts(afternoon) == ["14:00", "14:15", "14:30", "14:45", "15:00"]
 
 
 def test_unknown_service_lists_the_offered_ones(client, org, runtime):

@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
+from psycopg.errors import LockNotAvailable
 
 from booking_service.vapi import tools
 from tests.conftest import make_app
 from tests.helpers import booking, count, envelope, error_of, post, tool_call
 
 
-def test_a_stuck_lock_becomes_a_spoken_error_in_time_and_writes_nothing(database_url, org, db):
+def _causes(exc: BaseException | None):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def test_a_stuck_lock_becomes_a_spoken_error_in_time_and_writes_nothing(
+    database_url, org, db, caplog
+):
     app = make_app(database_url, DB_LOCK_TIMEOUT_MS=300)
     holder = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
     try:
         holder.execute("LOCK TABLE contacts IN EXCLUSIVE MODE")
-        message = error_of(post(app.test_client(), org, envelope(tool_call(**booking()))))
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR):
+            message = error_of(post(app.test_client(), org, envelope(tool_call(**booking()))))
+        waited = time.monotonic() - started
     finally:
         holder.rollback()
         holder.close()
         app.extensions["booking_service"].engine.dispose()
 
     assert "not reachable right now" in message
+    # The lock timeout (0.3 s) ended the wait: not the statement timeout (5 s), not the budget.
+    assert 0.3 <= waited < 2.0, waited
+    failure = next(r for r in caplog.records if "database unavailable" in r.getMessage())
+    assert failure.exc_info is not None
+    assert any(isinstance(e, LockNotAvailable) for e in _causes(failure.exc_info[1]))
     for table in ("contacts", "appointments", "tool_calls"):
         assert count(db, f"SELECT count(*) FROM {table}") == 0
 
