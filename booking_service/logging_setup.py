@@ -12,29 +12,54 @@ import contextvars
 import logging
 import logging.config
 import re
+import unicodedata
 from collections.abc import Iterator
 
 _FIELDS = ("request_id", "org_id", "call_id", "tool_call_id", "tool")
 _context: dict[str, contextvars.ContextVar[str]] = {
     name: contextvars.ContextVar(name, default="-") for name in _FIELDS
 }
-_PHONE_LIKE = re.compile(r"\+?\d[\d ().-]{6,}\d")
+# What people write between a phone number's digits: spaces, brackets, dots, dashes (also the
+# Unicode and full-width ones), slashes, underscores. `\d` matches every script's digits, so
+# full-width digits (U+FF10-FF19) make a number too.
+_SEPARATOR = r"[\s().\-/_\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff0f]"
+# Dates, times and addresses are left as they are: they are what a log line is read for, and
+# their digit runs are long enough to look like numbers. Tried first at every position, so a
+# date is consumed whole before the phone pattern could take it.
+# Only real months, days and hours: "4155-55-0111" is not a date.
+_TIME = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?"
+_NOT_A_PHONE = (
+    rf"\d{{4}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:[T ]{_TIME}(?:Z|[+-]{_TIME})?)?"
+    rf"|{_TIME}"
+    r"|\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?"
+)
+_PHONE_LIKE = re.compile(
+    rf"(?P<keep>{_NOT_A_PHONE})|(?P<phone>[+\uff0b]?\d(?:{_SEPARATOR}*\d){{6,}})"
+)
 
 
 def _mask(match: re.Match) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    if len(digits) < 7:  # too short for a phone number (an IP address, a time, a count)
+    if match.group("keep"):
         return match.group(0)
-    return "***" + digits[-4:]
+    digits = [str(unicodedata.digit(ch)) for ch in match.group(0) if ch.isdigit()]
+    return "***" + "".join(digits[-4:])
 
 
 def mask_digits(text: str) -> str:
-    """Mask every phone-like run of digits to its last four."""
+    """Mask every phone-like run of seven or more digits to its last four, however it is
+    written (`+1 (415) 555-0111`, `+1/415/555/0111`, `+1_415_555_0111`, full-width digits);
+    dates, times and IP addresses stay readable."""
     return _PHONE_LIKE.sub(_mask, text)
 
 
+# Attributes every LogRecord has: anything else on a record came from `extra=` (or from our
+# ids), and may carry a caller's number as much as the message may.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
 class ContextFilter(logging.Filter):
-    """Adds the current ids to each record and masks phone-like digit runs in the message."""
+    """Adds the current ids to each record and masks phone-like digit runs in the message and
+    in every extra field."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _context.items():
@@ -43,6 +68,9 @@ class ContextFilter(logging.Filter):
         masked = mask_digits(message)
         if masked != message:
             record.msg, record.args = masked, None
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, mask_digits(value))
         return True
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from booking_service.logging_setup import ContextFilter
+from booking_service.logging_setup import ContextFilter, log_context, mask_digits
 from booking_service.normalize import (
     clean_name,
     clean_text,
@@ -125,6 +125,56 @@ def test_log_filter_masks_phone_numbers_in_any_message():
 
     assert record.getMessage() == "caller ***0123 booked"
     assert record.request_id == "-"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+14155550111",
+        "+1 (415) 555-0111",
+        "+1/415/555/0111",
+        "+1_415_555_0111",
+        "+1.415.555.0111",
+        "415 555 0111",
+        "\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff11\uff11",
+        "+1\u2010415\u2010555\u20100111",
+        "4155-55-0111",
+    ],
+)
+def test_log_masking_catches_a_number_however_it_is_written(written):
+    masked = mask_digits(f"caller said {written} twice")
+
+    assert masked == "caller said ***0111 twice"
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "2026-11-30",
+        "2026-11-30T10:00",
+        "2026-11-30T10:00:00+02:00",
+        "2026-11-30 10:00:00,123",
+        "0001-01-01T00:00+14:00",
+        "15:23:03",
+        "127.0.0.1:8000",
+        "192.168.100.200",
+        "took 12.5 ms",
+    ],
+)
+def test_log_masking_leaves_dates_times_and_addresses_alone(kept):
+    assert mask_digits(f"at {kept} ok") == f"at {kept} ok"
+
+
+def test_log_filter_masks_extra_fields_and_ids_too():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "booked", (), None)
+    record.phone = "+1/415/555/0111"
+    record.duration_ms = 12.5
+    with log_context(call_id="call-+14155550123"):
+        ContextFilter().filter(record)
+
+    assert record.phone == "***0111"
+    assert record.call_id == "call-***0123"
+    assert record.duration_ms == 12.5
 
 
 def test_clean_text_collapses_whitespace_and_line_breaks():
