@@ -161,6 +161,23 @@ def test_health_passes_through_with_a_request_id(live: Stack):
     assert with_id.headers["server"] == "nginx"  # server_tokens off: no version
 
 
+@pytest.mark.parametrize("given", ["r" * 7000, "x up=200 rt=0.001", 'a"b', "id\twith-tab"])
+def test_an_odd_request_id_is_replaced_and_cannot_forge_log_fields(live: Stack, given: str):
+    reply = stack.http(live.nginx_port, "GET", "/api/health", headers={"X-Request-Id": given})
+
+    assert reply.status == 200
+    fresh = reply.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh)
+    access_log = live.workdir / "booking_service.access.log"
+    stack.wait_until(
+        lambda: f'rid="{fresh}" ' in access_log.read_text(), 5, "no access log line", live.nginx
+    )
+    line = next(x for x in access_log.read_text().splitlines() if fresh in x)
+    # One field each: nothing the client sent turned up as a second "up=" or "rt=".
+    assert line.count(" up=") == 1 and line.count(" rt=") == 1
+    assert given not in line
+
+
 @pytest.mark.parametrize("path", ["/metrics", "/", "/api/other"])
 def test_only_the_public_endpoints_are_exposed(live: Stack, path: str):
     reply = stack.http(live.nginx_port, "GET", path)
@@ -259,7 +276,7 @@ def test_realistic_payload_books_through_nginx(live: Stack, secret: str, sql, na
     )
     access_log = live.workdir / "booking_service.access.log"
     stack.wait_until(
-        lambda: f"rid={request_id} up=200 " in access_log.read_text(),
+        lambda: f'rid="{request_id}" up=200 ' in access_log.read_text(),
         5,
         f"request id {request_id} not in nginx's access log",
     )
