@@ -11,13 +11,13 @@ from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from booking_service.api.errors import register_error_handlers
 from booking_service.api.health import bp as health_bp
 from booking_service.api.metrics import bp as metrics_bp
+from booking_service.api.proxy import TrustedProxies
 from booking_service.cli import register_cli
-from booking_service.config import Settings
+from booking_service.config import Settings, parse_networks
 from booking_service.db import make_engine, make_session_factory
 from booking_service.extensions import Runtime, init_runtime
 from booking_service.logging_setup import configure_logging
@@ -59,9 +59,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics_bp)
     register_error_handlers(app)
     register_cli(app)
-    # Exactly one proxy hop (nginx) is trusted: a client-sent X-Forwarded-For is not believed,
-    # only the address nginx appends.
-    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
-        app.wsgi_app, x_for=1, x_proto=1, x_host=1
+    # Exactly one proxy hop (nginx) is trusted, and only when it is the socket peer: a
+    # client-sent X-Forwarded-For is not believed, only the address nginx appends.
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]  # Flask's documented way
+        app.wsgi_app, parse_networks(settings.trusted_proxies)
     )
     return app

@@ -6,10 +6,26 @@ Tests pass overrides to `create_app` instead of editing the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(spec: str) -> tuple[Network, ...]:
+    """`127.0.0.1,::1,10.0.0.0/8` → networks; ValueError names a bad entry."""
+    networks = []
+    for entry in (part.strip() for part in spec.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 class ConfigError(ValueError):
@@ -32,6 +48,7 @@ class Settings:
     request_budget_s: int = 12  # REQUEST_BUDGET_S
     log_format: str = "text"  # LOG_FORMAT: text | json
     metrics_token: str = ""  # METRICS_TOKEN
+    trusted_proxies: str = "127.0.0.1,::1"  # TRUSTED_PROXIES
     max_changes_per_call: int = 6  # MAX_CHANGES_PER_CALL
     schema_check_override: bool = False  # SCHEMA_CHECK_OVERRIDE
     hmac_window_s: int = 300  # HMAC_WINDOW_S
@@ -85,6 +102,10 @@ class Settings:
             raise ConfigError(
                 "DIRECT_DATABASE_URL must start with postgresql+psycopg:// (psycopg 3)"
             )
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
         return self
 
     def session_url(self) -> str:
@@ -115,6 +136,7 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("REQUEST_BUDGET_S", "request_budget_s", int),
     ("LOG_FORMAT", "log_format", str),
     ("METRICS_TOKEN", "metrics_token", str),
+    ("TRUSTED_PROXIES", "trusted_proxies", str),
     ("MAX_CHANGES_PER_CALL", "max_changes_per_call", int),
     ("SCHEMA_CHECK_OVERRIDE", "schema_check_override", bool),
     ("HMAC_WINDOW_S", "hmac_window_s", int),

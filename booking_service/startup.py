@@ -8,7 +8,9 @@ SCHEMA_CHECK_OVERRIDE is set.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
+from booking_service.api.proxy import is_loopback
 from booking_service.config import ConfigError, Settings
 from booking_service.db import make_engine
 from booking_service.schema_check import check_schema, head_revision
@@ -27,12 +29,36 @@ def schema_problems(settings: Settings) -> list[str]:
         engine.dispose()
 
 
-def gate(settings: Settings | None = None) -> None:
-    """Exit(1) with the problems on stderr, unless the schema is fine or the override is set."""
+def exposed_binds(binds: Iterable[str]) -> list[str]:
+    """The gunicorn bind addresses that other machines can reach (not loopback, not a Unix
+    socket or an inherited descriptor)."""
+    exposed = []
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            continue
+        # "[::1]:8000" or "127.0.0.1:8000" / "localhost" (the port is optional)
+        host = bind[1:].split("]", 1)[0] if bind.startswith("[") else bind.split(":", 1)[0]
+        if host != "localhost" and not is_loopback(host):
+            exposed.append(bind)
+    return exposed
+
+
+def gate(settings: Settings | None = None, binds: Iterable[str] = ()) -> None:
+    """Exit(1) with the problems on stderr, unless the schema is fine or the override is set.
+
+    Also refuses a bind beyond loopback without METRICS_TOKEN: /metrics would then rely on
+    nothing but the socket peer, and the numbers of a business's traffic are not public.
+    """
     try:
         settings = (settings or Settings.from_env()).validate()
     except ConfigError as exc:
         sys.exit(f"Refusing to serve: {exc}")
+    exposed = exposed_binds(binds)
+    if exposed and not settings.metrics_token:
+        sys.exit(
+            f"Refusing to serve: bound to {', '.join(exposed)} (reachable from other machines) "
+            "without METRICS_TOKEN. Set METRICS_TOKEN, or bind to 127.0.0.1 behind nginx."
+        )
     problems = schema_problems(settings)
     if not problems:
         return

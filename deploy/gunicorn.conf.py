@@ -72,10 +72,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server):
-    """Refuse to serve when the schema check fails (unless SCHEMA_CHECK_OVERRIDE is set)."""
+    """Refuse to serve when the schema check fails (unless SCHEMA_CHECK_OVERRIDE is set), or
+    when bound beyond loopback without METRICS_TOKEN."""
     from booking_service.startup import gate
 
-    gate()
+    gate(binds=server.cfg.bind)
 
 
 def post_worker_init(worker):

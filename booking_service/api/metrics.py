@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from flask import Blueprint, Response, abort, request
 
+from booking_service.api.proxy import PEER_KEY, is_loopback
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.metrics import render
@@ -20,12 +20,9 @@ def _allowed() -> bool:
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(sent.encode(), token.encode())
-    # No token configured: only scrapers on this machine (the client address is the real one:
-    # ProxyFix trusts exactly one proxy hop).
-    try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        return False
+    # No token configured: only scrapers on this machine. The socket peer decides, never a
+    # header; and a request nginx passed on (peer loopback) is judged by the client it names.
+    return is_loopback(request.environ.get(PEER_KEY)) and is_loopback(request.remote_addr)
 
 
 @bp.get("/metrics")

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+from booking_service.devtools.pgcluster import free_port
 from booking_service.logging_setup import JsonFormatter, log_context
 from tests.conftest import make_app
 from tests.helpers import booked, booking, count, envelope, error_of, local_start, post, tool_call
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_call_stuck_in_a_loop_is_handed_over_after_the_limit(database_url, org, db):
@@ -50,6 +58,44 @@ def test_client_sent_forwarded_for_is_not_believed_beyond_one_hop(client):
     )
 
     assert response.status_code == 404
+
+
+def test_a_forwarded_for_from_a_stranger_does_not_open_metrics(client):
+    # gunicorn reachable beyond loopback: the socket peer decides, not what it claims.
+    response = client.get(
+        "/metrics",
+        headers={"X-Forwarded-For": "127.0.0.1"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
+
+    assert response.status_code == 404
+
+
+def test_gunicorn_refuses_a_public_bind_without_a_metrics_token(database_url):
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": database_url,
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="metrics-"),
+    }
+    started = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-c",
+            str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "--bind",
+            f"0.0.0.0:{free_port()}",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert started.returncode != 0
+    assert "without METRICS_TOKEN" in started.stderr
+    assert "Traceback" not in started.stderr
 
 
 def _metric(client, line_start: str) -> float:
