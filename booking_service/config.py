@@ -46,6 +46,7 @@ class Settings:
     db_statement_timeout_ms: int = 5000  # DB_STATEMENT_TIMEOUT_MS
     db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
     request_budget_s: int = 12  # REQUEST_BUDGET_S
+    request_commit_limit_s: int = 17  # REQUEST_COMMIT_LIMIT_S
     log_format: str = "text"  # LOG_FORMAT: text | json
     metrics_token: str = ""  # METRICS_TOKEN
     trusted_proxies: str = "127.0.0.1,::1"  # TRUSTED_PROXIES
@@ -102,6 +103,8 @@ class Settings:
             raise ConfigError(
                 "DIRECT_DATABASE_URL must start with postgresql+psycopg:// (psycopg 3)"
             )
+        if self.request_commit_limit_s < self.request_budget_s:
+            raise ConfigError("REQUEST_COMMIT_LIMIT_S must not be below REQUEST_BUDGET_S")
         try:
             parse_networks(self.trusted_proxies)
         except ValueError as exc:
@@ -134,6 +137,7 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms", int),
     ("DB_LOCK_TIMEOUT_MS", "db_lock_timeout_ms", int),
     ("REQUEST_BUDGET_S", "request_budget_s", int),
+    ("REQUEST_COMMIT_LIMIT_S", "request_commit_limit_s", int),
     ("LOG_FORMAT", "log_format", str),
     ("METRICS_TOKEN", "metrics_token", str),
     ("TRUSTED_PROXIES", "trusted_proxies", str),

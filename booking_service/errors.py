@@ -22,6 +22,12 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or did not answer within its time budget."""
 
 
+class OutOfTime(Exception):
+    """The request's time is spent: its transaction was rolled back instead of committing after
+    the proxy may already have given up on it (the caller would hear nothing, yet the change
+    would stand)."""
+
+
 class LockTimeout(Exception):
     """A statement waited longer than lock_timeout (SQLSTATE 55P03) for another transaction."""
 

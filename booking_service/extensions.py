@@ -31,14 +31,18 @@ class Runtime:
         """A new unit of work (one per use case); the bound method is the factory."""
         return SqlAlchemyUnitOfWork(self.session_factory)
 
-    def connection_scope(self, source: str = "cli") -> ConnectionScope:
+    def connection_scope(
+        self, source: str = "cli", commit_by: float | None = None
+    ) -> ConnectionScope:
         """One connection shared by the units of work of one request (see ConnectionScope);
-        `source` names the front end in the events its changes cause."""
+        `source` names the front end in the events its changes cause; past `commit_by`
+        (time.monotonic()) its units roll back instead of committing."""
         return ConnectionScope(
             self.engine,
             self.session_factory,
             source,
             autocommit_reads=self.settings.db_pooler == "none",
+            commit_by=commit_by,
         )
 
 

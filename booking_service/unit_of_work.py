@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from booking_service import outbox
 from booking_service.errors import (
     DatabaseUnavailable,
     ExclusionViolation,
+    OutOfTime,
     UniqueViolation,
 )
 from booking_service.events import AppointmentEvent
@@ -58,9 +60,12 @@ class AbstractUnitOfWork(abc.ABC):
     adoption: AdoptionRepository
     outbox: OutboxRepository
 
-    def __init__(self, source: str = "cli") -> None:
+    def __init__(self, source: str = "cli", commit_by: float | None = None) -> None:
         # Which front end acts (the `source` of the events it causes): "vapi", "cli", ...
         self.source = source
+        # time.monotonic() after which nothing commits: a webhook request whose proxy has
+        # answered 504 must leave no booking behind (None: no limit).
+        self.commit_by = commit_by
         self._events: list[AppointmentEvent] = []
         # The events of the last transaction that committed (what the outbox received).
         self.committed_events: list[AppointmentEvent] = []
@@ -79,7 +84,12 @@ class AbstractUnitOfWork(abc.ABC):
         self._events.append(event)
 
     def commit(self) -> None:
-        """Make the work durable, with its events persisted in the same transaction."""
+        """Make the work durable, with its events persisted in the same transaction.
+
+        Past `commit_by` it rolls back instead and raises OutOfTime."""
+        if self.commit_by is not None and time.monotonic() > self.commit_by:
+            self.rollback()
+            raise OutOfTime()
         events, self._events = self._events, []
         self._persist_events(events)
         self._commit()
@@ -143,8 +153,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         session_factory: sessionmaker,
         connect: Callable[[], Connection] | None = None,
         source: str = "cli",
+        commit_by: float | None = None,
     ):
-        super().__init__(source)
+        super().__init__(source, commit_by)
         self._session_factory = session_factory
         self._connect = connect
         self.session: Session | None = None
@@ -245,8 +256,10 @@ class ConnectionScope:
         source: str = "cli",
         *,
         autocommit_reads: bool = True,
+        commit_by: float | None = None,
     ):
         self._engine = engine
+        self._commit_by = commit_by
         self._session_factory = session_factory
         self._connection: Connection | None = None
         self._source = source
@@ -257,7 +270,10 @@ class ConnectionScope:
     def uow(self) -> SqlAlchemyUnitOfWork:
         """A unit of work (one transaction) on the shared connection."""
         return SqlAlchemyUnitOfWork(
-            self._session_factory, lambda: self._checked_out(False), source=self._source
+            self._session_factory,
+            lambda: self._checked_out(False),
+            source=self._source,
+            commit_by=self._commit_by,
         )
 
     def reader(self) -> SqlAlchemyUnitOfWork:

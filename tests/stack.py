@@ -356,6 +356,9 @@ class Stack:
     nginx: Service | None = None
     # Settings for every service of this stack (e.g. DB_POOLER), over the defaults.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Exact-text changes to deploy/nginx.conf for one test (e.g. a shorter proxy_read_timeout);
+    # each must be found, so a test never runs a site that silently differs.
+    site_changes: dict[str, str] = field(default_factory=dict)
     # More "hosts" behind the same nginx upstream: gunicorn instances on these ports.
     extra_upstreams: list[int] = field(default_factory=list)
     extra_gunicorns: list[Service] = field(default_factory=list)
@@ -441,6 +444,10 @@ class Stack:
             listen_port=self.nginx_port,
             log_dir=self.workdir,
         )
+        for old, new in self.site_changes.items():
+            if old not in site:
+                raise ValueError(f"{SITE_CONF} no longer has {old!r}")
+            site = site.replace(old, new)
         ours = f"server 127.0.0.1:{self.gunicorn_port};"
         for port in self.extra_upstreams:
             site = site.replace(ours, f"{ours}\n    server 127.0.0.1:{port};", 1)

@@ -17,6 +17,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from booking_service.config import Network
 
 PEER_KEY = "booking_service.peer"
+# True when the socket peer is a trusted proxy: its other headers (X-Request-Start) count too.
+TRUSTED_KEY = "booking_service.from_trusted_proxy"
 
 
 def peer_in(address: str | None, networks: Iterable[Network]) -> bool:
@@ -46,6 +48,7 @@ class TrustedProxies:
     def __call__(self, environ, start_response):
         peer = environ.get("REMOTE_ADDR")
         environ[PEER_KEY] = peer
-        if peer_in(peer, self.networks):
+        environ[TRUSTED_KEY] = peer_in(peer, self.networks)
+        if environ[TRUSTED_KEY]:
             return self.fixed(environ, start_response)
         return self.app(environ, start_response)

@@ -17,7 +17,8 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from booking_service.api.errors import error_response
-from booking_service.errors import DatabaseUnavailable, NotFound
+from booking_service.api.proxy import TRUSTED_KEY
+from booking_service.errors import DatabaseUnavailable, NotFound, OutOfTime
 from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
@@ -60,6 +61,38 @@ def _request_id():
     given = request.headers.get("X-Request-Id", "")
     g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
     g.started = time.perf_counter()
+    g.arrived = arrival(
+        request.headers.get("X-Request-Start") if request.environ.get(TRUSTED_KEY) else None
+    )
+
+
+# A clock reading further in the past than this is not an arrival time (a broken header).
+_MAX_QUEUE_AGE_S = 3600.0
+
+
+def arrival(header: str | None) -> float:
+    """When the request reached the edge, on the time.monotonic() clock.
+
+    nginx sends `X-Request-Start: t=<seconds since the epoch, with milliseconds>` (only believed
+    from a trusted proxy). Time spent queued behind busy worker threads then counts against the
+    budget: VAPI and nginx started counting at arrival, not when a thread picked the request up.
+    Without the header, or with one that is unreadable or ahead of our clock, it is now.
+    """
+    now = time.monotonic()
+    if not header:
+        return now
+    try:
+        sent = float(header.strip().removeprefix("t="))
+    except ValueError:
+        return now
+    if sent > 1e14:  # microseconds (some proxies), then milliseconds
+        sent /= 1e6
+    elif sent > 1e11:
+        sent /= 1e3
+    queued = time.time() - sent
+    if not 0 < queued < _MAX_QUEUE_AGE_S:  # NaN and inf fail this too
+        return now
+    return now - queued
 
 
 @bp.after_request
@@ -117,12 +150,20 @@ def signed_tools(org_id: int):
 
 
 def _serve(rt, find_org: Callable[[ConnectionScope], OrgInfo | None]):
-    started = time.monotonic()
+    started = g.arrived
     with log_context(request_id=g.request_id):
         limit = rt.settings.max_body_bytes
         body = _body(limit)  # 413 before any database work
+        if time.monotonic() > started + rt.settings.request_budget_s:
+            # Queued past its budget before a thread was free: answer "ask again" at once,
+            # without opening a transaction (nginx or VAPI may give up on it any moment).
+            log.warning("request queued past its budget; answered without running it")
+            return _answer_all(body, OUT_OF_TIME)
         # Authentication and every tool call of this request share one pooled connection.
-        with rt.connection_scope(source="vapi") as scope:
+        # Nothing of it commits after REQUEST_COMMIT_LIMIT_S (below nginx's 19 s): a change
+        # the caller was never told about must not stand.
+        commit_by = started + rt.settings.request_commit_limit_s
+        with rt.connection_scope(source="vapi", commit_by=commit_by) as scope:
             return _authenticated(rt, scope, find_org, body, started)
 
 
@@ -135,15 +176,18 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
             if problem:
                 log.info("rejected request: %s", problem)
                 org = None
+    except OutOfTime:
+        log.warning("authentication rolled back: the request ran past the commit limit")
+        return _answer_all(body, OUT_OF_TIME)
     except DatabaseUnavailable:
         log.exception("authentication failed: database unavailable")
         DATABASE_ERRORS.labels("authentication").inc()
-        return _unavailable(body)
+        return _answer_all(body, replies.UNAVAILABLE)
     except Exception:
         if current_app.testing:
             raise
         log.exception("authentication failed unexpectedly")
-        return _unavailable(body)
+        return _answer_all(body, replies.UNAVAILABLE)
     if org is None:
         log.info("rejected request: missing or invalid credentials")
         return error_response(401, "Missing or invalid credentials.")
@@ -209,12 +253,13 @@ def _results(calls: list[ToolInvocation], answers: list[Answer]):
     )
 
 
-def _unavailable(body: bytes):
-    """Without a database we cannot authenticate, but the caller should still hear why.
+def _answer_all(body: bytes, sentence: str):
+    """Answer every tool call with one spoken error, unauthenticated: without a database (or
+    without time) we cannot authenticate, but the caller should still hear why.
 
-    Tool calls get the spoken "not reachable" error with HTTP 200 (VAPI drops other statuses);
-    nothing is read or written, so nothing leaks to an unauthenticated sender. A wrong secret
-    therefore gets this answer instead of 401 while the database is down.
+    Tool calls get the error with HTTP 200 (VAPI drops other statuses); nothing is read or
+    written, so nothing leaks to an unauthenticated sender. A wrong secret therefore gets this
+    answer instead of 401 while the database is down.
     """
     try:
         envelope = parse(body)
@@ -224,7 +269,7 @@ def _unavailable(body: bytes):
         return jsonify({})
     if len(envelope.calls) > MAX_CALLS_PER_MESSAGE:
         return error_response(400, f"At most {MAX_CALLS_PER_MESSAGE} tool calls in one message.")
-    return _results(envelope.calls, [replies.error(replies.UNAVAILABLE) for _ in envelope.calls])
+    return _results(envelope.calls, [replies.error(sentence) for _ in envelope.calls])
 
 
 def _answer(ctx: ToolContext, call: ToolInvocation) -> Answer:
@@ -240,6 +285,10 @@ def _answer(ctx: ToolContext, call: ToolInvocation) -> Answer:
             DATABASE_ERRORS.labels("tool_call").inc()
             outcome = "unavailable"
             return replies.error(replies.UNAVAILABLE)
+        except OutOfTime:
+            log.warning("tool call rolled back: its request ran past the commit limit")
+            outcome = "late"
+            return replies.error(OUT_OF_TIME)
         except Exception:
             if current_app.testing:
                 raise

@@ -6,11 +6,13 @@ import io
 import json
 import logging
 import re
+import time
 
 import pytest
 
 from booking_service.logging_setup import ContextFilter, JsonFormatter
-from tests.helpers import booking, count, envelope, post, tool_call
+from booking_service.vapi.blueprint import arrival
+from tests.helpers import booked, booking, count, envelope, error_of, post, tool_call
 
 
 def test_more_than_fifty_tool_calls_are_refused_whole(client, org, db):
@@ -134,3 +136,46 @@ def test_a_real_requests_json_log_lines_carry_no_unmasked_number(client, org):
     assert lines and all(json.loads(line) for line in lines)
     for number in ("4155550123", "4155550177", "4155550188"):
         assert number not in stream.getvalue().replace(" ", "").replace("-", "")
+
+
+def test_a_request_that_arrived_past_its_budget_is_not_run(client, org, db):
+    arrived = f"t={time.time() - 13:.3f}"  # nginx's X-Request-Start: 13 s in its queue
+
+    message = error_of(
+        post(client, org, envelope(tool_call(**booking())), {"X-Request-Start": arrived})
+    )
+
+    assert "ran out of time" in message
+    assert count(db, "SELECT count(*) FROM tool_calls") == 0
+
+
+def test_the_arrival_time_counts_only_from_a_trusted_proxy(client, org):
+    # A stranger reaching gunicorn directly cannot make its request look old (or new).
+    response = client.post(
+        "/api/vapi/tools",
+        json=envelope(tool_call(**booking())),
+        headers={**org.headers, "X-Request-Start": f"t={time.time() - 13:.3f}"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
+
+    booked(response)
+
+
+@pytest.mark.parametrize(
+    ("header", "queued"),
+    [
+        (None, 0.0),
+        ("t=garbage", 0.0),
+        ("t=nan", 0.0),
+        ("t=inf", 0.0),
+        (lambda now: f"t={now + 60:.3f}", 0.0),  # ahead of our clock: now
+        (lambda now: f"t={now - 5:.3f}", 5.0),
+        (lambda now: f"{(now - 5) * 1000:.0f}", 5.0),  # milliseconds
+        (lambda now: f"t={(now - 5) * 1_000_000:.0f}", 5.0),  # microseconds
+        (lambda now: f"t={now - 7200:.3f}", 0.0),  # hours old: a broken clock, not a queue
+    ],
+)
+def test_arrival_reads_nginx_msec_and_ignores_nonsense(header, queued):
+    value = header(time.time()) if callable(header) else header
+    waited = time.monotonic() - arrival(value)
+    assert waited == pytest.approx(queued, abs=0.2)

@@ -1,0 +1,200 @@
+"""Deadlines count from arrival, through the real stack (nginx → gunicorn → PostgreSQL).
+
+Every worker thread is held busy by bookings waiting on a table lock. A booking that arrives
+meanwhile waits in gunicorn's queue; nginx passes its arrival time (X-Request-Start), so when a
+thread finally takes it, its budget is already spent and it is answered "please ask again"
+without being run. The bookings that held the threads ran past the commit limit and are rolled
+back: nothing is kept that nginx (or VAPI) may already have given up on.
+
+Times are shortened for the test (budget 2 s, commit limit 3 s, nginx's proxy_read_timeout 6 s
+instead of 12/17/19 s); the relations between them are the production ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from tests import stack
+from tests.conftest import url_of
+from tests.helpers import local_start
+from tests.stack import GUNICORN_THREADS, GUNICORN_WORKERS, Stack
+
+TOOLS = "/api/vapi/tools"
+THREADS = GUNICORN_WORKERS * GUNICORN_THREADS
+BUDGET_S, COMMIT_LIMIT_S, NGINX_READ_TIMEOUT_S = 2, 3, 6
+
+
+@pytest.fixture(scope="module")
+def nginx_binary() -> Path:
+    try:
+        return stack.ensure_nginx()
+    except stack.NginxUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def database(postgresql_migrated) -> Iterator[str]:
+    template = postgresql_migrated
+    dbname = f"bs_deadlines_{uuid.uuid4().hex[:8]}"
+    with DatabaseJanitor(
+        user=template.user,
+        host=template.host,
+        port=template.port,
+        password=template.password,
+        dbname=dbname,
+        template_dbname=template.template_dbname,
+    ):
+        yield url_of(template.host, template.port, dbname, template.user)
+
+
+@pytest.fixture(scope="module")
+def live(nginx_binary: Path, database: str) -> Iterator[Stack]:
+    started = Stack(
+        nginx_binary,
+        database,
+        extra_env={
+            "REQUEST_BUDGET_S": str(BUDGET_S),
+            "REQUEST_COMMIT_LIMIT_S": str(COMMIT_LIMIT_S),
+            # Held bookings wait for the test's lock, not for a lock timeout.
+            "DB_LOCK_TIMEOUT_MS": "30000",
+            "DB_STATEMENT_TIMEOUT_MS": "30000",
+        },
+        site_changes={"proxy_read_timeout 19s;": f"proxy_read_timeout {NGINX_READ_TIMEOUT_S}s;"},
+    ).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def secret(live: Stack) -> str:
+    created = live.flask("org", "create", "--name", "Deadline Dental", "--timezone", "UTC")
+    assert created.returncode == 0, created.stderr
+    return json.loads(created.stdout)["secret"]
+
+
+@pytest.fixture
+def sql(database: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(stack.psycopg_conninfo(database), autocommit=True) as conn:
+        conn.execute("DELETE FROM appointments")
+        yield conn
+
+
+def _booking(n: int, days: int) -> dict:
+    return {
+        "message": {
+            "type": "tool-calls",
+            "call": {"id": f"deadline-call-{uuid.uuid4().hex[:8]}"},
+            "customer": {"number": f"+1202555{3000 + n:04d}"},
+            "toolCallList": [
+                {
+                    "id": f"deadline-{n}-{uuid.uuid4().hex[:8]}",
+                    "type": "function",
+                    "function": {
+                        "name": "bookAppointment",
+                        "arguments": {
+                            "name": f"Caller {n}",
+                            "start": local_start("UTC", days=days, hour=9 + n % 8),
+                        },
+                    },
+                }
+            ],
+        }
+    }
+
+
+def _send(live: Stack, secret: str, body: dict, replies: dict, key: object) -> threading.Thread:
+    def post() -> None:
+        try:
+            replies[key] = live.post(TOOLS, body, {"Authorization": f"Bearer {secret}"}, 30)
+        except BaseException as exc:  # judged by the test
+            replies[key] = exc
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return thread
+
+
+def _waiting(sql: psycopg.Connection) -> int:
+    return sql.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()[0]
+
+
+def _hold_every_thread(live, secret, sql, replies) -> tuple[float, list[threading.Thread]]:
+    """Start one lock-blocked booking per worker thread; return when all of them wait."""
+    sent = time.monotonic()
+    threads = [_send(live, secret, _booking(n, 3 + n // 8), replies, n) for n in range(THREADS)]
+    give_up = time.monotonic() + 10
+    while _waiting(sql) < THREADS:
+        assert time.monotonic() < give_up, "the holding bookings did not all reach the lock"
+        time.sleep(0.02)
+    return sent, threads
+
+
+def _result_text(reply) -> str:
+    assert isinstance(reply, stack.Reply), reply
+    assert reply.status == 200, reply.status
+    (result,) = reply.json()["results"]
+    return result.get("error") or result.get("result")
+
+
+def test_a_booking_queued_past_its_budget_is_not_run_and_late_work_is_rolled_back(
+    live: Stack, secret: str, sql: psycopg.Connection
+):
+    replies: dict = {}
+    locker = psycopg.connect(stack.psycopg_conninfo(live.database_url))
+    try:
+        locker.execute("LOCK TABLE appointments IN SHARE ROW EXCLUSIVE MODE")
+        held_since, holders = _hold_every_thread(live, secret, sql, replies)
+        queued_at = time.monotonic()
+        victim = _send(live, secret, _booking(99, 9), replies, "victim")
+        # Past the victim's budget and the holders' commit limit, before nginx gives up.
+        release = max(held_since + COMMIT_LIMIT_S, queued_at + BUDGET_S) + 0.4
+        assert release < held_since + NGINX_READ_TIMEOUT_S - 1, "the machine is too slow"
+        time.sleep(release - time.monotonic())
+    finally:
+        locker.rollback()
+        locker.close()
+    for thread in [*holders, victim]:
+        thread.join(30)
+
+    assert "ran out of time" in _result_text(replies["victim"])
+    for n in range(THREADS):
+        assert "ran out of time" in _result_text(replies[n]), n
+    assert sql.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
+    assert sql.execute("SELECT count(*) FROM outbox_events").fetchone()[0] == 0
+
+
+def test_nothing_is_committed_for_a_request_nginx_answered_504(
+    live: Stack, secret: str, sql: psycopg.Connection
+):
+    replies: dict = {}
+    locker = psycopg.connect(stack.psycopg_conninfo(live.database_url))
+    try:
+        locker.execute("LOCK TABLE appointments IN SHARE ROW EXCLUSIVE MODE")
+        held_since, holders = _hold_every_thread(live, secret, sql, replies)
+        # Hold past nginx's read timeout: the callers got 504 and will never hear an answer.
+        time.sleep(held_since + NGINX_READ_TIMEOUT_S + 0.5 - time.monotonic())
+    finally:
+        locker.rollback()
+        locker.close()
+    for thread in holders:
+        thread.join(30)
+    time.sleep(1)  # the released bookings finish (and roll back) after nginx gave up
+
+    assert [getattr(replies[n], "status", replies[n]) for n in range(THREADS)] == [504] * THREADS
+    assert sql.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
+    for table in ("contacts", "tool_calls", "outbox_events"):
+        assert sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
