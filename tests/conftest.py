@@ -15,10 +15,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
+import pydantic
 import pytest
 from alembic import command
 from flask.testing import FlaskClient
 from pytest_postgresql import factories
+from vapi.types import ServerMessageResponseToolCalls  # lazy package: ~0.1 s, once per run
 
 from booking_service.app import create_app
 from booking_service.devtools import pgcluster
@@ -82,14 +84,56 @@ def database_url(db: psycopg.Connection) -> str:
     return conn_url(db)
 
 
+# Every answer to a VAPI tool-calls message must be what VAPI parses: the official SDK's model.
+VAPI_TOOLS_PATH = "/api/vapi/tools"
+
+
+def check_vapi_tools_response(method: str, path: str, status: int, body: str, is_json: bool):
+    """Fail unless a 200 answer with `results` to a POST on /api/vapi/tools* is a valid
+    `ServerMessageResponseToolCalls` whose every `toolCallId` and `name` is a string."""
+    if method != "POST" or not path.startswith(VAPI_TOOLS_PATH) or status != 200:
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return
+    if not isinstance(data, dict) or "results" not in data:
+        return
+    where = f"POST {path} answered a body VAPI cannot use"
+    assert is_json, f"{where}: not served as application/json: {body[:300]}"
+    try:
+        ServerMessageResponseToolCalls.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise AssertionError(
+            f"{where} (invalid ServerMessageResponseToolCalls): {exc}\nbody: {body[:300]}"
+        ) from None
+    results = data["results"]
+    assert isinstance(results, list), f"{where}: `results` is not a list: {body[:300]}"
+    for index, entry in enumerate(results):
+        # The model would also take `tool_call_id` (it maps field names to aliases); VAPI
+        # matches results to calls by `toolCallId` only.
+        for key in ("toolCallId", "name"):
+            assert isinstance(entry.get(key), str), (
+                f"{where}: results[{index}].{key} is {entry.get(key)!r}, not a string: {body[:300]}"
+            )
+
+
 class CheckedClient(FlaskClient):
-    """A test client that fails the test if any response leaks internals."""
+    """A test client that fails the test if any response leaks internals, or if an answer to
+    a VAPI tool-calls message is not what the official Vapi SDK describes."""
 
     def open(self, *args, **kwargs):
         response = super().open(*args, **kwargs)
         body = response.get_data(as_text=True)
         for word in FORBIDDEN_IN_RESPONSES:
             assert word not in body, f"response leaks {word!r}: {body[:300]}"
+        check_vapi_tools_response(
+            response.request.method,
+            response.request.path,
+            response.status_code,
+            body,
+            response.is_json,
+        )
         return response
 
 
