@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from booking_service.api.admission import Admission
 from booking_service.api.errors import register_error_handlers
 from booking_service.api.health import bp as health_bp
 from booking_service.api.metrics import bp as metrics_bp
@@ -51,6 +52,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             engine=engine,
             session_factory=make_session_factory(engine),
             head_revision=head_revision(),
+            admission=Admission(settings.max_concurrent_per_org),
         ),
     )
 

@@ -47,6 +47,7 @@ class Settings:
     db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
     request_budget_s: int = 12  # REQUEST_BUDGET_S
     request_commit_limit_s: int = 17  # REQUEST_COMMIT_LIMIT_S
+    max_concurrent_per_org: int = 2  # MAX_CONCURRENT_PER_ORG (per worker process; 0: no limit)
     log_format: str = "text"  # LOG_FORMAT: text | json
     metrics_token: str = ""  # METRICS_TOKEN
     trusted_proxies: str = "127.0.0.1,::1"  # TRUSTED_PROXIES
@@ -138,6 +139,7 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("DB_LOCK_TIMEOUT_MS", "db_lock_timeout_ms", int),
     ("REQUEST_BUDGET_S", "request_budget_s", int),
     ("REQUEST_COMMIT_LIMIT_S", "request_commit_limit_s", int),
+    ("MAX_CONCURRENT_PER_ORG", "max_concurrent_per_org", int),
     ("LOG_FORMAT", "log_format", str),
     ("METRICS_TOKEN", "metrics_token", str),
     ("TRUSTED_PROXIES", "trusted_proxies", str),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from booking_service.api.admission import Admission
 from booking_service.config import Settings
 from booking_service.unit_of_work import (
     AbstractUnitOfWork,
@@ -26,6 +27,8 @@ class Runtime:
     engine: Engine
     session_factory: sessionmaker
     head_revision: str
+    # Each organization's share of this process's request threads (MAX_CONCURRENT_PER_ORG).
+    admission: Admission = field(default_factory=lambda: Admission(0))
 
     def uow(self) -> AbstractUnitOfWork:
         """A new unit of work (one per use case); the bound method is the factory."""

@@ -54,12 +54,14 @@ def mask_digits(text: str) -> str:
 
 # Attributes every LogRecord has: anything else on a record came from `extra=` (or from our
 # ids), and may carry a caller's number as much as the message may.
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Our ids are not masked: they are how a log line is found (a request id like e2e-2142424c85cd
+# has seven digits in a row), and none of them is taken from what a caller says.
+_NOT_MASKED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", *_FIELDS}
 
 
 class ContextFilter(logging.Filter):
     """Adds the current ids to each record and masks phone-like digit runs in the message and
-    in every extra field."""
+    in every extra field (not in the ids)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _context.items():
@@ -69,7 +71,7 @@ class ContextFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         for name, value in list(vars(record).items()):
-            if name not in _STANDARD_ATTRIBUTES and isinstance(value, str):
+            if name not in _NOT_MASKED and isinstance(value, str):
                 setattr(record, name, mask_digits(value))
         return True
 

@@ -29,7 +29,7 @@ from booking_service.use_cases.signatures import verify
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.tool_calls import Answer
 from booking_service.vapi import replies
-from booking_service.vapi.envelope import BadEnvelope, ToolInvocation, parse, usable_id
+from booking_service.vapi.envelope import BadEnvelope, Envelope, ToolInvocation, parse, usable_id
 from booking_service.vapi.tools import TOOLS, ToolContext, run_tool
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
@@ -204,35 +204,47 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
             return error_response(
                 400, f"At most {MAX_CALLS_PER_MESSAGE} tool calls in one message."
             )
-        ctx = ToolContext(
-            org=org,
-            uow_factory=scope.uow,
-            # Only a phone call's caller ID is proof of who is calling; anything else that
-            # names a number (a web call, a chat, a withheld or SIP caller) is a claim.
-            verified_number=(
-                normalize_phone(envelope.caller_number, org.phone_region)
-                if envelope.is_phone_call
-                else None
-            ),
-            vapi_call_id=call_id,
-            now=utc_now(),
-            max_changes_per_call=rt.settings.max_changes_per_call,
-            deadline=started + rt.settings.request_budget_s,
-        )
-        deadline = started + rt.settings.request_budget_s
-        answers = []
-        for index, call in enumerate(envelope.calls):
-            if index >= MAX_CALLS_PER_REQUEST:
-                answers.append(replies.error(TOO_MANY))
-            elif time.monotonic() > deadline:
-                # VAPI gives up after 20 s; an answer in time beats a complete one too late.
-                answers.append(replies.error(OUT_OF_TIME))
-            else:
-                answers.append(_answer(ctx, call))
-        return _results(envelope.calls, answers)
+        with rt.admission.enter(org.id) as admitted:
+            if not admitted:
+                log.warning("organization over its share of this worker; answered busy")
+                return _results(envelope.calls, [replies.error(BUSY) for _ in envelope.calls])
+            return _run_calls(rt, scope, org, envelope, call_id, started)
+
+
+def _run_calls(
+    rt, scope: ConnectionScope, org: OrgInfo, envelope: Envelope, call_id, started: float
+):
+    """Answer each tool call of an admitted request in order, within the budget."""
+    deadline = started + rt.settings.request_budget_s
+    ctx = ToolContext(
+        org=org,
+        uow_factory=scope.uow,
+        # Only a phone call's caller ID is proof of who is calling; anything else that
+        # names a number (a web call, a chat, a withheld or SIP caller) is a claim.
+        verified_number=(
+            normalize_phone(envelope.caller_number, org.phone_region)
+            if envelope.is_phone_call
+            else None
+        ),
+        vapi_call_id=call_id,
+        now=utc_now(),
+        max_changes_per_call=rt.settings.max_changes_per_call,
+        deadline=deadline,
+    )
+    answers = []
+    for index, call in enumerate(envelope.calls):
+        if index >= MAX_CALLS_PER_REQUEST:
+            answers.append(replies.error(TOO_MANY))
+        elif time.monotonic() > deadline:
+            # VAPI gives up after 20 s; an answer in time beats a complete one too late.
+            answers.append(replies.error(OUT_OF_TIME))
+        else:
+            answers.append(_answer(ctx, call))
+    return _results(envelope.calls, answers)
 
 
 TOO_MANY = "Too many requests at once; please ask again one at a time."
+BUSY = "I'm handling several requests for this business right now; please ask again in a moment."
 OUT_OF_TIME = "I ran out of time before I could do this one; please ask again."
 
 

@@ -1,4 +1,5 @@
-"""Deadlines count from arrival, through the real stack (nginx → gunicorn → PostgreSQL).
+"""Deadlines count from arrival, and one organization cannot starve another: through the real
+stack (nginx → gunicorn → PostgreSQL).
 
 Every worker thread is held busy by bookings waiting on a table lock. A booking that arrives
 meanwhile waits in gunicorn's queue; nginx passes its arrival time (X-Request-Start), so when a
@@ -23,8 +24,10 @@ import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from booking_service.extensions import KEY
+from booking_service.use_cases.orgs import create_org
 from tests import stack
-from tests.conftest import url_of
+from tests.conftest import make_app, url_of
 from tests.helpers import local_start
 from tests.stack import GUNICORN_THREADS, GUNICORN_WORKERS, Stack
 
@@ -76,11 +79,31 @@ def live(nginx_binary: Path, database: str) -> Iterator[Stack]:
         started.stop()
 
 
+def _new_org(live: Stack, name: str) -> dict:
+    created = live.flask("org", "create", "--name", name, "--timezone", "UTC")
+    assert created.returncode == 0, created.stderr
+    return json.loads(created.stdout)
+
+
 @pytest.fixture(scope="module")
 def secret(live: Stack) -> str:
-    created = live.flask("org", "create", "--name", "Deadline Dental", "--timezone", "UTC")
-    assert created.returncode == 0, created.stderr
-    return json.loads(created.stdout)["secret"]
+    return _new_org(live, "Deadline Dental")["secret"]
+
+
+@pytest.fixture(scope="module")
+def holders(database: str) -> list[str]:
+    """Secrets of organizations that together can fill every thread whichever worker takes
+    which request: each organization gets at most MAX_CONCURRENT_PER_ORG (2) threads of a
+    worker, and nginx's kept-alive connections decide which worker that is."""
+    app = make_app(database)
+    try:
+        uow = app.extensions[KEY].uow
+        return [
+            create_org(uow(), name=f"Holding Dental {n}", timezone="UTC").secret
+            for n in range(2 * THREADS)
+        ]
+    finally:
+        app.extensions[KEY].engine.dispose()
 
 
 @pytest.fixture
@@ -90,12 +113,12 @@ def sql(database: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def _booking(n: int, days: int) -> dict:
+def _booking(n: int, days: int, phone: str | None = None) -> dict:
     return {
         "message": {
             "type": "tool-calls",
             "call": {"id": f"deadline-call-{uuid.uuid4().hex[:8]}"},
-            "customer": {"number": f"+1202555{3000 + n:04d}"},
+            "customer": {"number": phone or f"+1202555{3000 + n:04d}"},
             "toolCallList": [
                 {
                     "id": f"deadline-{n}-{uuid.uuid4().hex[:8]}",
@@ -132,15 +155,18 @@ def _waiting(sql: psycopg.Connection) -> int:
     ).fetchone()[0]
 
 
-def _hold_every_thread(live, secret, sql, replies) -> tuple[float, list[threading.Thread]]:
-    """Start one lock-blocked booking per worker thread; return when all of them wait."""
-    sent = time.monotonic()
-    threads = [_send(live, secret, _booking(n, 3 + n // 8), replies, n) for n in range(THREADS)]
-    give_up = time.monotonic() + 10
+def _hold_every_thread(live, holders, sql, replies) -> tuple[float, list[threading.Thread]]:
+    """Send lock-blocked bookings (one per organization) until every worker thread is seen
+    waiting on the lock; the ones sent beyond that wait in gunicorn's queue. Returns when the
+    last one was sent (every holder's commit limit has passed 3 s after that)."""
+    threads: list[threading.Thread] = []
     while _waiting(sql) < THREADS:
-        assert time.monotonic() < give_up, "the holding bookings did not all reach the lock"
-        time.sleep(0.02)
-    return sent, threads
+        assert len(threads) < len(holders), ("threads never all busy", _waiting(sql), replies)
+        n = len(threads)
+        last_sent = time.monotonic()
+        threads.append(_send(live, holders[n], _booking(n, 3 + n // 8), replies, n))
+        time.sleep(0.05)
+    return last_sent, threads
 
 
 def _result_text(reply) -> str:
@@ -151,50 +177,101 @@ def _result_text(reply) -> str:
 
 
 def test_a_booking_queued_past_its_budget_is_not_run_and_late_work_is_rolled_back(
-    live: Stack, secret: str, sql: psycopg.Connection
+    live: Stack, secret: str, holders: list[str], sql: psycopg.Connection
 ):
     replies: dict = {}
     locker = psycopg.connect(stack.psycopg_conninfo(live.database_url))
     try:
         locker.execute("LOCK TABLE appointments IN SHARE ROW EXCLUSIVE MODE")
-        held_since, holders = _hold_every_thread(live, secret, sql, replies)
+        last_sent, threads = _hold_every_thread(live, holders, sql, replies)
         queued_at = time.monotonic()
         victim = _send(live, secret, _booking(99, 9), replies, "victim")
         # Past the victim's budget and the holders' commit limit, before nginx gives up.
-        release = max(held_since + COMMIT_LIMIT_S, queued_at + BUDGET_S) + 0.4
-        assert release < held_since + NGINX_READ_TIMEOUT_S - 1, "the machine is too slow"
+        release = max(last_sent + COMMIT_LIMIT_S, queued_at + BUDGET_S) + 0.4
+        assert release < last_sent + NGINX_READ_TIMEOUT_S - 1, "the machine is too slow"
         time.sleep(release - time.monotonic())
     finally:
         locker.rollback()
         locker.close()
-    for thread in [*holders, victim]:
+    for thread in [*threads, victim]:
         thread.join(30)
 
     assert "ran out of time" in _result_text(replies["victim"])
-    for n in range(THREADS):
+    for n in range(len(threads)):
         assert "ran out of time" in _result_text(replies[n]), n
     assert sql.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
     assert sql.execute("SELECT count(*) FROM outbox_events").fetchone()[0] == 0
 
 
 def test_nothing_is_committed_for_a_request_nginx_answered_504(
-    live: Stack, secret: str, sql: psycopg.Connection
+    live: Stack, holders: list[str], sql: psycopg.Connection
 ):
     replies: dict = {}
     locker = psycopg.connect(stack.psycopg_conninfo(live.database_url))
     try:
         locker.execute("LOCK TABLE appointments IN SHARE ROW EXCLUSIVE MODE")
-        held_since, holders = _hold_every_thread(live, secret, sql, replies)
+        last_sent, threads = _hold_every_thread(live, holders, sql, replies)
         # Hold past nginx's read timeout: the callers got 504 and will never hear an answer.
-        time.sleep(held_since + NGINX_READ_TIMEOUT_S + 0.5 - time.monotonic())
+        time.sleep(last_sent + NGINX_READ_TIMEOUT_S + 0.5 - time.monotonic())
     finally:
         locker.rollback()
         locker.close()
-    for thread in holders:
+    for thread in threads:
         thread.join(30)
     time.sleep(1)  # the released bookings finish (and roll back) after nginx gave up
 
-    assert [getattr(replies[n], "status", replies[n]) for n in range(THREADS)] == [504] * THREADS
+    statuses = [getattr(replies[n], "status", replies[n]) for n in range(len(threads))]
+    assert statuses == [504] * len(threads)
     assert sql.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
     for table in ("contacts", "tool_calls", "outbox_events"):
         assert sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_one_organization_flooding_cannot_starve_another(live: Stack, sql: psycopg.Connection):
+    flooder, other = _new_org(live, "Flood Dental"), _new_org(live, "Quiet Dental")
+    phone = "+12025554000"
+    first: dict = {}
+    _send(live, flooder["secret"], _booking(0, 12, phone), first, "first").join(30)
+    assert "booked" in _result_text(first["first"])
+    replies: dict = {}
+    flood = 30
+    locker = psycopg.connect(stack.psycopg_conninfo(live.database_url))
+    try:
+        # Every booking of the flooding organization waits for its caller's contact row: long
+        # requests, as a leaked secret or a looping assistant would send.
+        locker.execute("SELECT id FROM contacts WHERE org_id = %s FOR UPDATE", (flooder["id"],))
+        threads = [
+            _send(live, flooder["secret"], _booking(n, 13 + n // 8, phone), replies, n)
+            for n in range(1, flood + 1)
+        ]
+        give_up = time.monotonic() + 5
+        while _waiting(sql) < 2 * GUNICORN_WORKERS and time.monotonic() < give_up:
+            time.sleep(0.02)
+        time.sleep(0.5)  # the rest of the flood reaches gunicorn too
+        started = time.monotonic()
+        _send(live, other["secret"], _booking(50, 14), replies, "other").join(30)
+        answered_in = time.monotonic() - started
+    finally:
+        locker.rollback()
+        locker.close()
+    for thread in threads:
+        thread.join(30)
+
+    assert "booked" in _result_text(replies["other"])
+    assert answered_in < BUDGET_S, answered_in
+    busy = [n for n in range(1, flood + 1) if "several requests" in _result_text(replies[n])]
+    # Each worker ran at most MAX_CONCURRENT_PER_ORG (2) of the flood; the rest were turned
+    # away at once instead of holding threads.
+    assert len(busy) >= flood - 2 * GUNICORN_WORKERS
+
+
+def test_nginx_limits_the_rate_of_one_credential_not_of_others(live: Stack, secret: str):
+    status_update = {"message": {"type": "status-update", "status": "in-progress"}}
+    flooded = [
+        live.post(TOOLS, status_update, {"Authorization": "Bearer bks_flood_not_a_secret"}).status
+        for _ in range(120)
+    ]
+    other = live.post(TOOLS, status_update, {"Authorization": f"Bearer {secret}"})
+
+    assert 429 in flooded and flooded[0] == 401
+    assert other.status == 200
