@@ -47,7 +47,7 @@ class Settings:
     db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
     request_budget_s: int = 12  # REQUEST_BUDGET_S
     request_commit_limit_s: int = 17  # REQUEST_COMMIT_LIMIT_S
-    max_concurrent_per_org: int = 2  # MAX_CONCURRENT_PER_ORG (per worker process; 0: no limit)
+    max_concurrent_per_org: int = 3  # MAX_CONCURRENT_PER_ORG (per worker process; 0: no limit)
     log_format: str = "text"  # LOG_FORMAT: text | json
     metrics_token: str = ""  # METRICS_TOKEN
     trusted_proxies: str = "127.0.0.1,::1"  # TRUSTED_PROXIES

@@ -11,6 +11,9 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests mostly wait on PostgreSQL, so a few threads per worker use the cores well.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# One organization may use all but one of a worker's threads at once (the app answers the rest
+# "please ask again in a moment"): another business's caller always finds a thread free.
+os.environ.setdefault("MAX_CONCURRENT_PER_ORG", str(max(1, threads - 1)))
 worker_class = "gthread"
 # Heartbeat timeout: a worker silent this long is restarted. gthread workers keep beating while
 # a request runs, so one slow request is bounded by statement/lock timeouts and REQUEST_BUDGET_S.

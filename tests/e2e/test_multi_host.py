@@ -61,6 +61,9 @@ def test_two_hosts_two_workers_one_pgbouncer_one_postgresql(tmp_path):
                 "DB_STATEMENT_TIMEOUT_MS": "1000",
                 "DB_LOCK_TIMEOUT_MS": "15000",
                 "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+                # Concurrency is what is tested here, all of it from one organization: its
+                # fair share of a worker (tests/e2e/test_deadlines.py) would turn most away.
+                "MAX_CONCURRENT_PER_ORG": "0",
             },
             extra_upstreams=[free_port()],
         ).start()
