@@ -303,7 +303,13 @@ class Service(Base):
 
 
 class WebhookSignature(Base):
-    """HMAC signatures already accepted, so a captured request cannot be replayed."""
+    """HMAC signatures already accepted, with the answer given to each.
+
+    A repeat of a signature (nginx re-sending a request after a worker died, or a captured
+    request replayed inside the window) gets the stored answer, never a second run of its
+    work; a repeat before any answer was stored runs again (its tool calls are idempotent by
+    toolCallId), a bounded number of times.
+    """
 
     __tablename__ = "webhook_signatures"
     __table_args__ = (
@@ -317,6 +323,10 @@ class WebhookSignature(Base):
     )
     signature: Mapped[str] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # How often this signature was presented (the first time included).
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
+    # The JSON answer given to it, once there is one.
+    answer: Mapped[dict | None] = mapped_column(JSONB)
 
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")

@@ -23,6 +23,14 @@ from booking_service.models import (
 
 
 @dataclass(frozen=True)
+class SignatureSeen:
+    """A signed request's signature as presented: the how-manieth time, and its answer."""
+
+    attempts: int
+    answer: dict | None
+
+
+@dataclass(frozen=True)
 class OrganizationRow:
     """An organization as stored: settings, booking rules and secret hashes."""
 
@@ -99,8 +107,11 @@ class OrganizationRepository:
         ).first()
         return _organization(row) if row is not None else None
 
-    def remember_signature(self, org_id: int, signature: str, *, older_than: datetime) -> bool:
-        """Record an accepted HMAC signature; False if it was seen before (a replay).
+    def present_signature(
+        self, org_id: int, signature: str, *, older_than: datetime
+    ) -> SignatureSeen:
+        """Record that an accepted HMAC signature was presented (once more): how often it has
+        been, and the answer stored for it, if any.
 
         Signatures older than `older_than` are forgotten: their timestamps can no longer pass.
         """
@@ -108,10 +119,22 @@ class OrganizationRepository:
         stmt = (
             insert(WebhookSignature)
             .values(org_id=org_id, signature=signature)
-            .on_conflict_do_nothing(constraint=UQ_WEBHOOK_SIGNATURES)
-            .returning(WebhookSignature.id)
+            .on_conflict_do_update(
+                constraint=UQ_WEBHOOK_SIGNATURES,
+                set_={"attempts": WebhookSignature.attempts + 1},
+            )
+            .returning(WebhookSignature.attempts, WebhookSignature.answer)
         )
-        return self.session.execute(stmt).first() is not None
+        attempts, answer = self.session.execute(stmt).one()
+        return SignatureSeen(attempts=attempts, answer=answer)
+
+    def store_signature_answer(self, org_id: int, signature: str, answer: dict) -> None:
+        """Keep the answer given to a signed request, for its repeats."""
+        self.session.execute(
+            update(WebhookSignature)
+            .where(WebhookSignature.org_id == org_id, WebhookSignature.signature == signature)
+            .values(answer=answer)
+        )
 
     def set_hmac_key(self, org_id: int, key: str | None) -> bool:
         result = self.session.execute(

@@ -1,9 +1,12 @@
 """VAPI's optional HMAC credential: `x-signature` = hex HMAC-SHA256 of "{x-timestamp}.{body}".
 
 A valid signature proves the sender holds the organization's HMAC key; the timestamp must be
-within the replay window (seconds or milliseconds: VAPI does not document the unit), and each
-signature is accepted once (recorded in webhook_signatures) so a captured request cannot be
-replayed inside the window either.
+within the replay window (seconds or milliseconds: VAPI does not document the unit). Each
+signature is recorded (webhook_signatures) with the answer it got: a repeat inside the window
+gets that answer again instead of running anything, so neither nginx re-sending a request after
+a worker died nor a captured request replayed can make a second change. A repeat that arrives
+before any answer was stored (the first attempt died mid-way) runs again: its tool calls are
+idempotent by toolCallId, and at most MAX_RUNS runs are allowed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 import logging
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -47,6 +51,20 @@ def _timestamp_ok(timestamp: str, now: datetime, window: timedelta) -> bool:
     return abs(now.timestamp() - seconds) <= window.total_seconds()
 
 
+# Runs of one signature before an answer is stored for it: nginx re-sends once
+# (proxy_next_upstream_tries 2) and a worker may die again; more than that is a replay.
+MAX_RUNS = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a signed request."""
+
+    problem: str | None = None  # why it is refused (for the log only); None when accepted
+    signature: str | None = None  # the accepted signature, to store the answer under
+    stored_answer: dict | None = None  # the answer to give again instead of running
+
+
 def verify(
     uow: AbstractUnitOfWork,
     *,
@@ -57,19 +75,33 @@ def verify(
     timestamp: str | None,
     now: datetime,
     window: timedelta,
-) -> str | None:
-    """None when the request is authentic and new; otherwise why not (for the log only)."""
+) -> Verdict:
+    """Accept, repeat the stored answer, or refuse (with why, for the log only)."""
     if not signature or not timestamp or not timestamp.isascii():
-        return "missing signature or timestamp"
+        return Verdict("missing signature or timestamp")
     presented = signature.strip().removeprefix("sha256=").lower()
     if not _HEX_DIGEST.match(presented):
-        return "signature is not a hex SHA-256 digest"
+        return Verdict("signature is not a hex SHA-256 digest")
     expected = expected_signature(key, timestamp.strip(), body)
     if not hmac.compare_digest(presented.encode("ascii"), expected.encode("ascii")):
-        return "signature does not match"
+        return Verdict("signature does not match")
     if not _timestamp_ok(timestamp.strip(), now, window):
-        return "timestamp outside the replay window"
+        return Verdict("timestamp outside the replay window")
     with uow:
-        fresh = uow.organizations.remember_signature(org_id, presented, older_than=now - 2 * window)
+        seen = uow.organizations.present_signature(org_id, presented, older_than=now - 2 * window)
         uow.commit()
-    return None if fresh else "signature already used (replay)"
+    if seen.answer is not None:
+        log.info("repeated signed request: returning the stored answer")
+        return Verdict(signature=presented, stored_answer=seen.answer)
+    if seen.attempts > MAX_RUNS:
+        return Verdict("signature already used (replay)")
+    if seen.attempts > 1:
+        log.info("signed request repeated before it was answered: running it again")
+    return Verdict(signature=presented)
+
+
+def store_answer(uow: AbstractUnitOfWork, org_id: int, signature: str, answer: dict) -> None:
+    """Keep the answer given to a signed request, for its repeats (own transaction)."""
+    with uow:
+        uow.organizations.store_signature_answer(org_id, signature, answer)
+        uow.commit()

@@ -25,7 +25,7 @@ from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
 from booking_service.normalize import normalize_phone
 from booking_service.unit_of_work import ConnectionScope
 from booking_service.use_cases.orgs import OrgInfo, authenticate, get_org
-from booking_service.use_cases.signatures import verify
+from booking_service.use_cases.signatures import Verdict, store_answer, verify
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.tool_calls import Answer
 from booking_service.vapi import replies
@@ -111,9 +111,7 @@ def _body(limit: int) -> bytes:
     return body
 
 
-def _signature_problem(
-    rt, scope: ConnectionScope, org_id: int, key: str, body: bytes
-) -> str | None:
+def _check_signature(rt, scope: ConnectionScope, org_id: int, key: str, body: bytes) -> Verdict:
     return verify(
         scope.uow(),
         org_id=org_id,
@@ -169,12 +167,13 @@ def _serve(rt, find_org: Callable[[ConnectionScope], OrgInfo | None]):
 
 def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: float):
     """Authenticate, parse, and answer each tool call on the request's connection."""
+    verdict = Verdict()
     try:
         org = find_org(scope)
         if org is not None and org.hmac_key:
-            problem = _signature_problem(rt, scope, org.id, org.hmac_key, body)
-            if problem:
-                log.info("rejected request: %s", problem)
+            verdict = _check_signature(rt, scope, org.id, org.hmac_key, body)
+            if verdict.problem:
+                log.info("rejected request: %s", verdict.problem)
                 org = None
     except OutOfTime:
         log.warning("authentication rolled back: the request ran past the commit limit")
@@ -191,6 +190,9 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
     if org is None:
         log.info("rejected request: missing or invalid credentials")
         return error_response(401, "Missing or invalid credentials.")
+    if verdict.stored_answer is not None:
+        # A repeat of a signed request that was answered: the same answer, nothing run.
+        return jsonify(verdict.stored_answer)
     try:
         envelope = parse(body)
     except BadEnvelope as exc:
@@ -208,13 +210,25 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
             if not admitted:
                 log.warning("organization over its share of this worker; answered busy")
                 return _results(envelope.calls, [replies.error(BUSY) for _ in envelope.calls])
-            return _run_calls(rt, scope, org, envelope, call_id, started)
+            answered = _run_calls(rt, scope, org, envelope, call_id, started)
+        if verdict.signature is not None:
+            _keep_answer(scope, org.id, verdict.signature, answered)
+        return jsonify(answered)
+
+
+def _keep_answer(scope: ConnectionScope, org_id: int, signature: str, answered: dict) -> None:
+    """Store a signed request's answer for its repeats; the caller gets it either way."""
+    try:
+        store_answer(scope.uow(), org_id, signature, answered)
+    except (DatabaseUnavailable, OutOfTime):
+        log.warning("could not keep the answer of a signed request; a repeat runs again")
 
 
 def _run_calls(
     rt, scope: ConnectionScope, org: OrgInfo, envelope: Envelope, call_id, started: float
 ):
-    """Answer each tool call of an admitted request in order, within the budget."""
+    """Answer each tool call of an admitted request in order, within the budget; returns the
+    response body."""
     deadline = started + rt.settings.request_budget_s
     ctx = ToolContext(
         org=org,
@@ -240,7 +254,7 @@ def _run_calls(
             answers.append(replies.error(OUT_OF_TIME))
         else:
             answers.append(_answer(ctx, call))
-    return _results(envelope.calls, answers)
+    return _results_body(envelope.calls, answers)
 
 
 TOO_MANY = "Too many requests at once; please ask again one at a time."
@@ -249,20 +263,22 @@ OUT_OF_TIME = "I ran out of time before I could do this one; please ask again."
 
 
 def _results(calls: list[ToolInvocation], answers: list[Answer]):
-    return jsonify(
-        {
-            "results": [
-                {
-                    # Always strings, as VAPI's schema has them (an integer id is echoed as
-                    # its digits, a missing one as "").
-                    "toolCallId": "" if call.reply_id is None else str(call.reply_id),
-                    "name": call.name or "",
-                    **answer.as_json(),
-                }
-                for call, answer in zip(calls, answers, strict=True)
-            ]
-        }
-    )
+    return jsonify(_results_body(calls, answers))
+
+
+def _results_body(calls: list[ToolInvocation], answers: list[Answer]) -> dict:
+    return {
+        "results": [
+            {
+                # Always strings, as VAPI's schema has them (an integer id is echoed as
+                # its digits, a missing one as "").
+                "toolCallId": "" if call.reply_id is None else str(call.reply_id),
+                "name": call.name or "",
+                **answer.as_json(),
+            }
+            for call, answer in zip(calls, answers, strict=True)
+        ]
+    }
 
 
 def _answer_all(body: bytes, sentence: str):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from booking_service.use_cases.orgs import set_hmac
-from booking_service.use_cases.signatures import expected_signature
+from booking_service.use_cases.signatures import MAX_RUNS, expected_signature
 from tests.helpers import booked, booking, count, envelope, tool_call
 
 
@@ -67,16 +67,52 @@ def test_a_stale_timestamp_is_refused(client, signed_org):
     assert send(client, signed_org, body(), timestamp=stale).status_code == 401
 
 
-def test_a_replayed_request_is_refused(client, signed_org, db):
+def test_a_repeated_request_gets_the_stored_answer_and_changes_nothing(client, signed_org, db):
     payload = body()
     timestamp = str(int(time.time()))
     signature = expected_signature(signed_org.hmac_key, timestamp, payload)
     first = send(client, signed_org, payload, timestamp=timestamp, signature=signature)
-    replay = send(client, signed_org, payload, timestamp=timestamp, signature=signature)
+    repeat = send(client, signed_org, payload, timestamp=timestamp, signature=signature)
 
     booked(first)
-    assert replay.status_code == 401
+    # nginx's re-send after a worker died, or a captured request replayed: the same answer,
+    # word for word, and nothing run a second time.
+    assert repeat.status_code == 200
+    assert repeat.get_json() == first.get_json()
     assert count(db, "SELECT count(*) FROM appointments") == 1
+    assert count(db, "SELECT count(*) FROM outbox_events") == 1
+
+
+def _died_unanswered(db, org_id: int, signature: str, attempts: int) -> None:
+    """What a worker killed mid-request leaves: the signature recorded, no answer stored."""
+    db.execute(
+        "INSERT INTO webhook_signatures (org_id, signature, attempts) VALUES (%s, %s, %s)",
+        (org_id, signature, attempts),
+    )
+
+
+def test_a_repeat_of_a_request_that_died_unanswered_runs_again(client, signed_org, db):
+    payload = body()
+    timestamp = str(int(time.time()))
+    signature = expected_signature(signed_org.hmac_key, timestamp, payload)
+    _died_unanswered(db, signed_org.id, signature, attempts=1)
+
+    booked(send(client, signed_org, payload, timestamp=timestamp, signature=signature))
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_a_signature_that_keeps_dying_unanswered_is_refused_after_a_few_runs(
+    client, signed_org, db
+):
+    payload = body()
+    timestamp = str(int(time.time()))
+    signature = expected_signature(signed_org.hmac_key, timestamp, payload)
+    _died_unanswered(db, signed_org.id, signature, attempts=MAX_RUNS)
+
+    response = send(client, signed_org, payload, timestamp=timestamp, signature=signature)
+
+    assert response.status_code == 401
+    assert count(db, "SELECT count(*) FROM appointments") == 0
 
 
 def test_unsigned_or_unknown_org_paths_are_refused(client, org, signed_org):

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from booking_service.use_cases.signatures import expected_signature
 from tests import stack
 from tests.conftest import url_of
 from tests.helpers import local_start
@@ -600,3 +601,63 @@ def test_sigkilled_workers_leave_no_half_written_booking_and_retries_book_once(
     assert orphans == 0
     assert sorted(ledger) == sorted(ids)
     assert all(value == (True, 1) for value in ledger.values()), ledger
+
+
+def test_a_signed_request_nginx_resends_after_its_worker_died_is_answered_once(live: Stack, sql):
+    """A worker dies while a signed booking waits inside it, after its signature was recorded.
+    nginx re-sends the request to the next worker (proxy_next_upstream error non_idempotent);
+    the repeat of the signature must run (nothing was answered yet), not be refused as a
+    replay, and the booking must exist once."""
+    created = live.flask(
+        "org", "create", "--name", "Signed Stack Dental", "--timezone", "America/New_York"
+    )
+    assert created.returncode == 0, created.stderr
+    org_id = json.loads(created.stdout)["id"]
+    signed = live.flask("org", "hmac", str(org_id))
+    assert signed.returncode == 0, signed.stderr
+    key = json.loads(signed.stdout)["hmac_secret"]
+    request_id = f"e2e-resend-{uuid.uuid4().hex[:8]}"
+    _, (body,) = booking_wave("resend", 1, KILL_FIRST_DAY + 1, first_phone=5000)
+    raw = json.dumps(body).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Signature": expected_signature(key, timestamp, raw),
+        "X-Timestamp": timestamp,
+        "X-Request-Id": request_id,
+    }
+    outcome: list = []
+    sender = threading.Thread(
+        target=lambda: outcome.append(
+            stack.http(live.nginx_port, "POST", f"{TOOLS}/{org_id}", raw, headers, timeout=30)
+        ),
+        daemon=True,
+    )
+    gunicorn = live.gunicorn
+    with psycopg.connect(stack.psycopg_conninfo(live.database_url)) as lock:
+        try:
+            # Not the organization's row: recording the signature (a foreign key to it) must
+            # get through, the booking's insert must not.
+            lock.execute("LOCK TABLE appointments IN SHARE ROW EXCLUSIVE MODE")
+            sender.start()
+            stack.wait_until(lambda: waiting_on_locks(sql) >= 1, 20, "no booking waits", gunicorn)
+            assert one(sql, "SELECT count(*) FROM webhook_signatures WHERE org_id = %s", org_id)
+            for pid in gunicorn_workers(gunicorn.proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        finally:
+            lock.rollback()
+    sender.join(REQUEST_TIMEOUT_S)
+
+    (reply,) = outcome
+    assert reply.status == 200, reply.text
+    (entry,) = reply.json()["results"]
+    assert json.loads(entry["result"])["status"] == "booked", entry
+    assert one(sql, "SELECT count(*) FROM appointments WHERE org_id = %s", org_id) == 1
+    # It was nginx that tried twice: its log has both upstream answers for the one request.
+    access_log = live.workdir / "booking_service.access.log"
+    stack.wait_until(
+        lambda: request_id in access_log.read_text(), 5, "no access log line", live.nginx
+    )
+    line = next(x for x in access_log.read_text().splitlines() if request_id in x)
+    assert re.search(r" up=502, 200 ", line), line
