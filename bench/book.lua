@@ -3,13 +3,15 @@
 --   rest_file   the JSON members of a realistic `message` (assistant, artifact, ...) that ride
 --               along unchanged, written by bench/run.py
 --   base_epoch  first start (UTC seconds); request k books the k-th free 5-minute slot after it
---   mode        distinct | same | mixed
+--   mode        distinct | same | mixed | refused
 -- Every request gets a unique toolCallId and VAPI call id. In `distinct` and `mixed` each also has
 -- a caller number and a start of its own, so that every booking can succeed. In `same` one
 -- caller re-issues one booking over and over (a model repeating itself, from new calls): the
 -- first books, every later one gets that booking back (one caller may hold only a few upcoming
 -- bookings, so booking new times for one number is not a load the service takes). Either way,
--- errors mean something is wrong.
+-- errors mean something is wrong. In `refused` every request asks for a start that bench/run.py
+-- filled beforehand (every other 5-minute slot from base_epoch on, 50,000 of them): each must be
+-- refused with alternatives, and a booking that succeeds counts as an error.
 
 local rest, base, mode, secret
 local counter = 0
@@ -48,6 +50,7 @@ function request()
     local slot = k
     if mode == "same" then slot = 0 end
     local epoch = base + 86400 * math.floor(slot / SLOTS_PER_DAY) + 300 * (slot % SLOTS_PER_DAY)
+    if mode == "refused" then epoch = base + 600 * (k % 50000) end
     local start = os.date("!%Y-%m-%dT%H:%M:00Z", epoch)
     call = '{"id":"b' .. tag .. '","type":"function","function":{"name":"bookAppointment",'
       .. '"arguments":{"name":"Bench Caller","start":"' .. start .. '","durationMinutes":5}}}'
@@ -64,7 +67,9 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 or string.find(body, '"error"', 1, true) then
+  local refused = string.find(body, '"error"', 1, true)
+  if mode == "refused" then refused = not refused end
+  if status ~= 200 or refused then
     errors = errors + 1
     if errors <= 3 then
       io.stderr:write("bench error: " .. status .. " " .. string.sub(body, 1, 300) .. "\n")

@@ -361,6 +361,37 @@ def prefill_contacts(url: str, org: int, count: int) -> float:
     return time.monotonic() - started
 
 
+REFUSAL_PREFILL = 50_000
+
+
+def prefill_bookings(url: str, org: int, resource: int, first_epoch: int, count: int) -> float:
+    """`count` future bookings on every other 5-minute slot from `first_epoch` (one caller):
+    the diary the refusal scenario asks taken times of."""
+    started = time.monotonic()
+    with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+        contact = conn.execute(
+            "INSERT INTO contacts (org_id, phone, name) VALUES (%s, '+14045559999', 'Filled') "
+            "RETURNING id",
+            (org,),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, "
+            "ends_at, blocked_until, status, name) "
+            "SELECT %(org)s, %(contact)s, %(resource)s, 'F' || i, s, s + interval '5 minutes', "
+            "s + interval '5 minutes', 'booked', 'Filled' FROM generate_series(0, %(n)s - 1) i, "
+            "LATERAL (SELECT to_timestamp(%(first)s + 600 * i) AS s) t",
+            {
+                "org": org,
+                "contact": contact,
+                "resource": resource,
+                "n": count,
+                "first": first_epoch,
+            },
+        )
+        conn.execute("ANALYZE appointments")
+    return time.monotonic() - started
+
+
 def main() -> int:
     wrk_bin = ensure_wrk()
     nginx_bin = stack.ensure_nginx()
@@ -399,6 +430,24 @@ def main() -> int:
             runs.extend(load(c, "distinct callers", "distinct") for c in LEVELS)
             runs.append(load(SCENARIO_CONNECTIONS, "same caller re-issuing", "same"))
             runs.append(load(SCENARIO_CONNECTIONS, "availability + booking", "mixed"))
+            # Refusals: each asks for a taken time in a diary of 50,000 future bookings and is
+            # answered with the nearest free starts (it must load only the days it searches).
+            filled_from = base
+            fill_s = prefill_bookings(url, org, resource, filled_from, REFUSAL_PREFILL)
+            print(f"pre-filled {REFUSAL_PREFILL:,} bookings in {fill_s:.0f} s", flush=True)
+            runs.append(
+                wrk(
+                    wrk_bin,
+                    server.nginx_port,
+                    SCENARIO_CONNECTIONS,
+                    "refusals, 50k bookings",
+                    "refused",
+                    filled_from,
+                    secret,
+                    rest,
+                )
+            )
+            base += 400 * 86400  # past the filled diary
             fill_s = prefill_contacts(url, org, PREFILL)
             print(f"pre-filled {PREFILL:,} contacts in {fill_s:.0f} s", flush=True)
             runs.append(load(SCENARIO_CONNECTIONS, "distinct, 1M contacts", "distinct"))
@@ -505,6 +554,11 @@ request can succeed).
 | scenario | connections | bookings/s | p50 ms | p90 ms | p99 ms | errors |
 |---|---|---|---|---|---|---|
 {rows}
+
+In "refusals, 50k bookings" every request asks for a taken time in a diary of 50,000 future
+bookings (every other 5-minute slot for a year) and is answered with the three nearest free
+starts; an accepted booking would count as an error. A refusal loads only the days its search
+looks at (two either side first), not the whole horizon.
 
 ![latency vs load](latency.png)
 

@@ -47,7 +47,9 @@ class Settings:
     db_lock_timeout_ms: int = 3000  # DB_LOCK_TIMEOUT_MS
     request_budget_s: int = 12  # REQUEST_BUDGET_S
     request_commit_limit_s: int = 17  # REQUEST_COMMIT_LIMIT_S
-    max_concurrent_per_org: int = 3  # MAX_CONCURRENT_PER_ORG (per worker process; 0: no limit)
+    # MAX_CONCURRENT_PER_ORG: per worker process, 0 = no limit. Only a share of a thread count
+    # means anything, so deploy/gunicorn.conf.py sets it (threads - 1) unless given.
+    max_concurrent_per_org: int = 0
     log_format: str = "text"  # LOG_FORMAT: text | json
     metrics_token: str = ""  # METRICS_TOKEN
     trusted_proxies: str = "127.0.0.1,::1"  # TRUSTED_PROXIES

@@ -41,10 +41,13 @@ def check_availability(
     minutes: int | None,
     resource: str | None,
     now: datetime,
+    deadline: float | None = None,
 ) -> Availability:
     """Up to ten free starts in the window (soonest first); if none, the next day with room.
 
-    Opens and closes its own unit of work (read only: nothing is committed).
+    Opens and closes its own unit of work (read only: nothing is committed). Loads and
+    searches the window 14 days at a time and stops once it has ten; past `deadline`
+    (time.monotonic()) it raises OutOfTime.
     """
     with uow:
         zone = org.zone
@@ -55,19 +58,23 @@ def check_availability(
         duration = timedelta(minutes=choice.minutes)
         lo, hi = scheduling.search_window(rules, zone, now, first, last)
         slots: list[Slot] = []
-        if lo <= hi:
-            schedules = load_schedules(uow, org, resources, lo, hi)
-            slots = scheduling.free_slots(
-                schedules,
+        day = lo
+        while day <= hi and len(slots) < scheduling.MAX_SLOTS:
+            chunk_end = min(day + _NEXT_DAY_CHUNK, hi)
+            slots += scheduling.free_slots(
+                load_schedules(uow, org, resources, day, chunk_end),
                 rules,
                 zone,
                 now,
-                lo,
-                hi,
+                day,
+                chunk_end,
                 duration,
                 window_start=window_start,
                 window_end=window_end,
+                enough=scheduling.MAX_SLOTS - len(slots),
+                deadline=deadline,
             )
+            day = chunk_end + timedelta(days=1)
         result = Availability(
             slots[: scheduling.MAX_SLOTS], choice.minutes, choice.name, first, last
         )
@@ -78,7 +85,9 @@ def check_availability(
         while day <= horizon_day:
             chunk_end = min(day + _NEXT_DAY_CHUNK, horizon_day)
             schedules = load_schedules(uow, org, resources, day, chunk_end)
-            later = scheduling.free_slots(schedules, rules, zone, now, day, chunk_end, duration)
+            later = scheduling.free_slots(
+                schedules, rules, zone, now, day, chunk_end, duration, enough=1, deadline=deadline
+            )
             if later:
                 next_day = later[0].start.astimezone(zone).date()
                 same_day = tuple(s for s in later if s.start.astimezone(zone).date() == next_day)

@@ -81,14 +81,19 @@ def alternatives(
     *,
     exclude_appointment: int | None = None,
 ) -> list[Slot]:
-    """Up to three bookable starts nearest to `around`."""
-    zone = org.zone
-    today = now.astimezone(zone).date()
-    last = org.rules.latest(now).astimezone(zone).date()
-    schedules = load_schedules(
-        uow, org, resources, today, last, exclude_appointment=exclude_appointment
+    """Up to three bookable starts nearest to `around`, loading only the days searched.
+
+    The search stops (OutOfTime) when the unit of work could no longer commit anyway.
+    """
+
+    def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
+        return load_schedules(
+            uow, org, resources, first, last, exclude_appointment=exclude_appointment
+        )
+
+    return scheduling.nearest_slots(
+        schedules_for, org.rules, org.zone, now, around, duration, deadline=uow.commit_by
     )
-    return scheduling.nearest_slots(schedules, org.rules, zone, now, around, duration)
 
 
 def refused(

@@ -217,6 +217,7 @@ def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
         minutes=args["durationMinutes"],
         resource=args["resource"],
         now=ctx.now,
+        deadline=ctx.deadline,
     )
     return replies.availability(ctx.org, found)
 

@@ -11,7 +11,10 @@ import time
 import pytest
 
 from booking_service.logging_setup import ContextFilter, JsonFormatter
+from booking_service.use_cases.orgs import update_rules
+from booking_service.use_cases.resources import add_resource
 from booking_service.vapi.blueprint import arrival
+from tests.conftest import make_app
 from tests.helpers import booked, booking, count, envelope, error_of, post, tool_call
 
 
@@ -179,3 +182,31 @@ def test_arrival_reads_nginx_msec_and_ignores_nonsense(header, queued):
     value = header(time.time()) if callable(header) else header
     waited = time.monotonic() - arrival(value)
     assert waited == pytest.approx(queued, abs=0.2)
+
+
+def test_availability_searches_stop_at_the_deadline(database_url, make_org, db, runtime):
+    """Many resources, 5-minute slots, and a length that fits nowhere: every day of the
+    horizon is searched in vain. Four such searches in one request used to run for tens of
+    seconds; now the first stops at the budget and the rest are not started."""
+    org = make_org(timezone="UTC")
+    update_rules(runtime.uow(), org.id, slot_minutes=5, horizon_days=730)
+    db.execute("UPDATE working_hours SET closes = '16:55' WHERE org_id = %s", (org.id,))
+    for n in range(30):
+        add_resource(runtime.uow(), org.id, f"Chair {n}", ["mon-sun 09:00-16:55"])
+    app = make_app(database_url, REQUEST_BUDGET_S=1)
+    search = {"from": "2026-12-01", "to": "2027-01-31", "durationMinutes": 480}
+    started = time.monotonic()
+    try:
+        response = post(
+            app.test_client(),
+            org,
+            envelope(*(tool_call("checkAvailability", **search) for _ in range(4))),
+        )
+    finally:
+        app.extensions["booking_service"].engine.dispose()
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert all("ran out of time" in r["error"] for r in response.get_json()["results"])
+    # One budget (1 s) and one day's search past it, not four horizon-long searches.
+    assert elapsed < 4, elapsed

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from booking_service.errors import OutOfTime
 from booking_service.use_cases import scheduling
 from booking_service.use_cases.scheduling import ResourceSchedule, Rules, check_start, free_slots
 
@@ -121,11 +124,83 @@ def test_the_first_free_resource_is_named_once_per_start():
 def test_nearest_slots_are_sorted_by_distance():
     schedule = ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5)
     around = at("2026-12-01", "12:10")
+    asked: list[tuple[date, date]] = []
+
+    def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
+        asked.append((first, last))
+        return [schedule]
+
     slots = scheduling.nearest_slots(
-        [schedule], Rules(slot_minutes=60), NY, NOW, around, timedelta(minutes=60)
+        schedules_for, Rules(slot_minutes=60), NY, NOW, around, timedelta(minutes=60)
     )
 
     assert [s.start.astimezone(NY).hour for s in slots] == [12, 13, 11]
+    # Three starts within hours: two days either side was all it had to load, not the horizon.
+    assert asked == [(date(2026, 11, 29), date(2026, 12, 3))]
+
+
+def test_nearest_slots_widen_only_as_far_as_needed():
+    # Fully booked until 2026-12-20 (busy), free after: the search widens to a week before
+    # and three weeks after, then goes on 14 days at a time until three are found.
+    busy = [(at("2026-11-01", "00:00"), at("2026-12-21", "00:00"))]
+    schedule = ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5, busy=busy)
+    asked: list[tuple[date, date]] = []
+
+    def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
+        asked.append((first, last))
+        return [schedule]
+
+    around = at("2026-12-01", "12:00")
+    rules = Rules(slot_minutes=60, horizon_days=365)
+    slots = scheduling.nearest_slots(schedules_for, rules, NY, NOW, around, timedelta(hours=1))
+
+    assert [s.start.astimezone(NY).isoformat() for s in slots] == [
+        "2026-12-21T09:00:00-05:00",
+        "2026-12-21T10:00:00-05:00",
+        "2026-12-21T11:00:00-05:00",
+    ]
+    assert asked == [
+        (date(2026, 11, 29), date(2026, 12, 3)),
+        (date(2026, 11, 25), date(2026, 12, 22)),  # from today: nothing before it
+    ]
+
+
+def test_free_slots_stop_at_the_day_that_gives_enough():
+    visited: list[date] = []
+
+    class Counting(ResourceSchedule):
+        def ranges_on(self, day: date):
+            visited.append(day)
+            return super().ranges_on(day)
+
+    schedule = Counting(1, "Main", WEEKDAYS_9_TO_5)
+    first = date(2026, 12, 1)
+    slots = free_slots(
+        [schedule],
+        Rules(slot_minutes=15),
+        NY,
+        NOW,
+        first,
+        first + timedelta(days=60),
+        timedelta(minutes=30),
+        enough=10,
+    )
+
+    assert len(slots) >= 10 and visited == [first]
+
+
+def test_free_slots_past_the_deadline_raise_out_of_time():
+    with pytest.raises(OutOfTime):
+        free_slots(
+            [ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5)],
+            Rules(),
+            NY,
+            NOW,
+            date(2026, 12, 1),
+            date(2027, 3, 1),
+            timedelta(minutes=30),
+            deadline=time_module.monotonic() - 1,
+        )
 
 
 # --- daylight saving time -----------------------------------------------------------------
@@ -267,3 +342,23 @@ def test_booking_check_never_accepts_a_busy_start_on_its_resource(scenario):
         for busy_start, _ in resource.busy:
             verdict = check_start(resources, rules, zone, now, busy_start, duration)
             assert resource.id not in verdict.resources
+
+
+def test_nearest_slots_go_on_in_chunks_past_three_weeks():
+    busy = [(at("2026-11-01", "00:00"), at("2027-01-20", "00:00"))]
+    schedule = ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5, busy=busy)
+    asked: list[tuple[date, date]] = []
+
+    def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
+        asked.append((first, last))
+        return [schedule]
+
+    rules = Rules(slot_minutes=60, horizon_days=365)
+    around = at("2026-12-01", "12:00")
+    slots = scheduling.nearest_slots(schedules_for, rules, NY, NOW, around, timedelta(hours=1))
+
+    assert slots[0].start.astimezone(NY).isoformat() == "2027-01-20T09:00:00-05:00"
+    assert asked[2:] == [
+        (date(2026, 12, 22), date(2027, 1, 5)),
+        (date(2027, 1, 6), date(2027, 1, 20)),
+    ]
