@@ -24,23 +24,25 @@ _context: dict[str, contextvars.ContextVar[str]] = {
 # full-width digits (U+FF10-FF19) make a number too.
 _SEPARATOR = r"[\s().\-/_\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff0f]"
 # Dates, times and addresses are left as they are: they are what a log line is read for, and
-# their digit runs are long enough to look like numbers. Tried first at every position, so a
-# date is consumed whole before the phone pattern could take it.
-# Only real months, days and hours: "4155-55-0111" is not a date.
+# their digit runs are long enough to look like numbers. They are found first and the phone
+# pattern looks only between them, so "resource 12 2026-12-01 09:00" keeps its date.
+# Only real months, days, hours and address octets, standing alone (not inside a longer run of
+# digits and dots): "4155-55-0111" is not a date, "06.12.34.56.78" not an address.
 _TIME = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?"
-_NOT_A_PHONE = (
-    rf"\d{{4}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:[T ]{_TIME}(?:Z|[+-]{_TIME})?)?"
+_MONTH, _DAY = r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|3[01])"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+_KEPT = re.compile(
+    r"(?<![\d.])(?:"
+    rf"\d{{4}}-{_MONTH}-{_DAY}(?:[T ]{_TIME}(?:Z|[+-]{_TIME})?)?"  # 2026-12-01T09:00+01:00
+    rf"|\d{{4}}/{_MONTH}/{_DAY}|{_DAY}/{_MONTH}/\d{{4}}"  # 2026/11/30, 30/11/2026
     rf"|{_TIME}"
-    r"|\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?"
+    rf"|{_OCTET}(?:\.{_OCTET}){{3}}(?::\d{{1,5}})?"  # 127.0.0.1:8000
+    r")(?![\d.])"
 )
-_PHONE_LIKE = re.compile(
-    rf"(?P<keep>{_NOT_A_PHONE})|(?P<phone>[+\uff0b]?\d(?:{_SEPARATOR}*\d){{6,}})"
-)
+_PHONE_LIKE = re.compile(rf"[+\uff0b]?\d(?:{_SEPARATOR}*\d){{6,}}")
 
 
 def _mask(match: re.Match) -> str:
-    if match.group("keep"):
-        return match.group(0)
     digits = [str(unicodedata.digit(ch)) for ch in match.group(0) if ch.isdigit()]
     return "***" + "".join(digits[-4:])
 
@@ -49,7 +51,13 @@ def mask_digits(text: str) -> str:
     """Mask every phone-like run of seven or more digits to its last four, however it is
     written (`+1 (415) 555-0111`, `+1/415/555/0111`, `+1_415_555_0111`, full-width digits);
     dates, times and IP addresses stay readable."""
-    return _PHONE_LIKE.sub(_mask, text)
+    parts, at = [], 0
+    for kept in _KEPT.finditer(text):
+        parts.append(_PHONE_LIKE.sub(_mask, text[at : kept.start()]))
+        parts.append(kept.group(0))
+        at = kept.end()
+    parts.append(_PHONE_LIKE.sub(_mask, text[at:]))
+    return "".join(parts)
 
 
 # Attributes every LogRecord has: anything else on a record came from `extra=` (or from our
@@ -71,8 +79,12 @@ class ContextFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         for name, value in list(vars(record).items()):
-            if name not in _NOT_MASKED and isinstance(value, str):
-                setattr(record, name, mask_digits(value))
+            if name in _NOT_MASKED or value is None or isinstance(value, bool | float):
+                continue
+            shown = value if isinstance(value, str) else str(value)
+            masked = mask_digits(shown)
+            if masked != shown:  # a dict or a number holding a phone becomes its masked text
+                setattr(record, name, masked)
         return True
 
 

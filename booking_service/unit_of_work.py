@@ -86,12 +86,13 @@ class AbstractUnitOfWork(abc.ABC):
     def commit(self) -> None:
         """Make the work durable, with its events persisted in the same transaction.
 
-        Past `commit_by` it rolls back instead and raises OutOfTime."""
+        Past `commit_by` (checked after the events are written, right before COMMIT) it rolls
+        back instead and raises OutOfTime."""
+        events, self._events = self._events, []
+        self._persist_events(events)
         if self.commit_by is not None and time.monotonic() > self.commit_by:
             self.rollback()
             raise OutOfTime()
-        events, self._events = self._events, []
-        self._persist_events(events)
         self._commit()
         self.committed_events.extend(events)
 

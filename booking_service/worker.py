@@ -110,6 +110,7 @@ class Worker:
         log.info("outbox worker started")
         while not self._stop.is_set():
             try:
+                self.forget_old_signatures()
                 self.deliver_due()
             except DatabaseUnavailable:
                 log.warning("outbox worker: database unavailable; retrying", exc_info=True)
@@ -118,6 +119,14 @@ class Worker:
                 log.exception("outbox worker: unexpected error; retrying")
             self._stop.wait(self._settings.worker_poll_s)
         log.info("outbox worker stopped")
+
+    def forget_old_signatures(self) -> None:
+        """Drop the signed requests' kept answers once no repeat can be accepted any more, even
+        when no signed request comes to do it on the way."""
+        window = timedelta(seconds=self._settings.hmac_window_s)
+        with self._uow() as uow:
+            uow.organizations.forget_signatures(self._clock() - 2 * window)
+            uow.commit()
 
     def _deliver_one(self) -> bool:
         with self._uow() as uow:

@@ -22,7 +22,11 @@ TRUSTED_KEY = "booking_service.from_trusted_proxy"
 
 
 def peer_in(address: str | None, networks: Iterable[Network]) -> bool:
-    """Whether a socket peer address lies in one of `networks` (False for non-IP peers)."""
+    """Whether a socket peer address lies in one of `networks` (False for other non-IP
+    peers). A Unix socket's peer (gunicorn reports it as "") counts as local: only processes
+    on this machine, with the socket's file permissions, can connect to it."""
+    if address == "":
+        return True
     try:
         ip = ipaddress.ip_address((address or "").split("%", 1)[0])
     except ValueError:
@@ -33,7 +37,8 @@ def peer_in(address: str | None, networks: Iterable[Network]) -> bool:
 
 
 def is_loopback(address: str | None) -> bool:
-    """Whether an address is loopback (127.0.0.0/8, ::1, or IPv4-mapped loopback)."""
+    """Whether an address is loopback (127.0.0.0/8, ::1, IPv4-mapped loopback, or the ""
+    peer of a Unix socket)."""
     return peer_in(address, (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")))
 
 

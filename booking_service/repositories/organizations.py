@@ -115,7 +115,7 @@ class OrganizationRepository:
 
         Signatures older than `older_than` are forgotten: their timestamps can no longer pass.
         """
-        self.session.execute(delete(WebhookSignature).where(WebhookSignature.seen_at < older_than))
+        self.forget_signatures(older_than)
         stmt = (
             insert(WebhookSignature)
             .values(org_id=org_id, signature=signature)
@@ -127,6 +127,11 @@ class OrganizationRepository:
         )
         attempts, answer = self.session.execute(stmt).one()
         return SignatureSeen(attempts=attempts, answer=answer)
+
+    def forget_signatures(self, older_than: datetime) -> None:
+        """Drop signatures (and the answers kept for their repeats) seen before `older_than`:
+        their timestamps can no longer pass, and the answers hold callers' details."""
+        self.session.execute(delete(WebhookSignature).where(WebhookSignature.seen_at < older_than))
 
     def store_signature_answer(self, org_id: int, signature: str, answer: dict) -> None:
         """Keep the answer given to a signed request, for its repeats."""

@@ -220,7 +220,9 @@ def _keep_answer(scope: ConnectionScope, org_id: int, signature: str, answered: 
     """Store a signed request's answer for its repeats; the caller gets it either way."""
     try:
         store_answer(scope.uow(), org_id, signature, answered)
-    except (DatabaseUnavailable, OutOfTime):
+    except Exception:
+        # Whatever went wrong (an outage, the time limit, a value PostgreSQL will not store),
+        # the work is done and the caller must hear it: a repeat simply runs again.
         log.warning("could not keep the answer of a signed request; a repeat runs again")
 
 

@@ -273,11 +273,25 @@ def test_one_organization_flooding_cannot_starve_another(live: Stack, sql: psyco
 
 def test_nginx_limits_the_rate_of_one_credential_not_of_others(live: Stack, secret: str):
     status_update = {"message": {"type": "status-update", "status": "in-progress"}}
+    # The same secret however the header is written, with a random X-Vapi-Secret beside it
+    # (which the app ignores when there is a bearer token): one credential, one allowance.
+    spellings = ["Bearer", "bearer", "BEARER", "Bearer "]
     flooded = [
-        live.post(TOOLS, status_update, {"Authorization": "Bearer bks_flood_not_a_secret"}).status
-        for _ in range(120)
+        live.post(
+            TOOLS,
+            status_update,
+            {
+                "Authorization": f"{spellings[n % 4]} bks_flood_not_a_secret",
+                "X-Vapi-Secret": uuid.uuid4().hex,
+            },
+        ).status
+        for n in range(120)
     ]
     other = live.post(TOOLS, status_update, {"Authorization": f"Bearer {secret}"})
+    # A signed URL has no secret to count by: strangers sending to it must not use up the
+    # organization's allowance (the app limits it once a signature is checked).
+    strangers = [live.post(f"{TOOLS}/1", status_update, {}).status for _ in range(60)]
 
     assert 429 in flooded and flooded[0] == 401
     assert other.status == 200
+    assert set(strangers) == {401}

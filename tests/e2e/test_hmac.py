@@ -9,6 +9,7 @@ import pytest
 
 from booking_service.use_cases.orgs import set_hmac
 from booking_service.use_cases.signatures import MAX_RUNS, expected_signature
+from booking_service.worker import Worker
 from tests.helpers import booked, booking, count, envelope, tool_call
 
 
@@ -156,3 +157,16 @@ def test_a_non_ascii_signature_is_refused_not_a_server_error(client, signed_org)
     response = send(client, signed_org, body(), signature="éabc")
 
     assert response.status_code == 401
+
+
+def test_the_worker_forgets_kept_answers_once_no_repeat_can_pass(runtime, signed_org, db):
+    db.execute(
+        "INSERT INTO webhook_signatures (org_id, signature, answer, seen_at) VALUES "
+        "(%s, 'old', '{}', now() - interval '11 minutes'), (%s, 'new', '{}', now())",
+        (signed_org.id, signed_org.id),
+    )
+
+    Worker(runtime.uow, runtime.settings).forget_old_signatures()
+
+    left = [r[0] for r in db.execute("SELECT signature FROM webhook_signatures")]
+    assert left == ["new"]  # the window is 5 minutes: after 10 no repeat can be accepted

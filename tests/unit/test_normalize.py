@@ -139,6 +139,8 @@ def test_log_filter_masks_phone_numbers_in_any_message():
         "\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff11\uff11",
         "+1\u2010415\u2010555\u20100111",
         "4155-55-0111",
+        "1.415.555.0111",
+        "1 415 555 0111",
     ],
 )
 def test_log_masking_catches_a_number_however_it_is_written(written):
@@ -159,20 +161,29 @@ def test_log_masking_catches_a_number_however_it_is_written(written):
         "127.0.0.1:8000",
         "192.168.100.200",
         "took 12.5 ms",
+        "30/11/2026",
+        "2026/11/30",
+        "resource 12 2026-12-01 09:00",
     ],
 )
 def test_log_masking_leaves_dates_times_and_addresses_alone(kept):
     assert mask_digits(f"at {kept} ok") == f"at {kept} ok"
 
 
+def test_a_french_number_is_not_taken_for_an_address():
+    assert mask_digits("call 06.12.34.56.78") == "call ***5678"
+
+
 def test_log_filter_masks_extra_fields_but_not_the_ids():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "booked", (), None)
     record.phone = "+1/415/555/0111"
+    record.caller = {"number": "+14155550111"}
     record.duration_ms = 12.5
     with log_context(request_id="e2e-2142424c85cd"):
         ContextFilter().filter(record)
 
     assert record.phone == "***0111"
+    assert record.caller == "{'number': '***0111'}"
     assert record.duration_ms == 12.5
     assert record.request_id == "e2e-2142424c85cd"  # how the line is found
 
