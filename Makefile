@@ -41,6 +41,10 @@ run: $(VENV)/.installed
 	  DATABASE_URL=$$($(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR) --env-file .env); \
 	  export DATABASE_URL; \
 	  echo "Using the project-local PostgreSQL cluster in $(PGDIR) ($$DATABASE_URL)"; \
+	  if [ -z "$${SECRET_KEY:-}" ]; then \
+	    SECRET_KEY=$$($(BIN)/python -m booking_service.devtools.pgcluster secret-key $(PGDIR)); \
+	    export SECRET_KEY; \
+	  fi; \
 	fi; \
 	$(BIN)/alembic upgrade head; \
 	$(BIN)/flask --app wsgi schema check; \

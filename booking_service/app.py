@@ -17,6 +17,7 @@ from booking_service.api.errors import register_error_handlers
 from booking_service.api.health import bp as health_bp
 from booking_service.api.metrics import bp as metrics_bp
 from booking_service.api.proxy import TrustedProxies
+from booking_service.api.twilio import bp as twilio_bp
 from booking_service.cli import register_cli
 from booking_service.config import Settings, parse_networks
 from booking_service.db import make_engine, make_session_factory
@@ -59,6 +60,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(vapi_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(metrics_bp)
+    app.register_blueprint(twilio_bp)
     register_error_handlers(app)
     register_cli(app)
     # Exactly one proxy hop (nginx) is trusted, and only when it is the socket peer: a

@@ -60,6 +60,10 @@ class Settings:
     webhook_allow_private_targets: bool = False  # WEBHOOK_ALLOW_PRIVATE_TARGETS
     outbox_lag_alert_s: int = 300  # OUTBOX_LAG_ALERT_S
     worker_poll_s: int = 1  # WORKER_POLL_S
+    secret_key: str = ""  # SECRET_KEY: seals stored provider credentials (Fernet)
+    secret_key_previous: str = ""  # SECRET_KEY_PREVIOUS: older keys, comma-separated (rotation)
+    smtp_url: str = ""  # SMTP_URL: smtp://user:pass@host:587 (STARTTLS) or smtps://...
+    twilio_api_base_url: str = "https://api.twilio.com"  # TWILIO_API_BASE_URL
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -106,6 +110,10 @@ class Settings:
             raise ConfigError(
                 "DIRECT_DATABASE_URL must start with postgresql+psycopg:// (psycopg 3)"
             )
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters (use a random one)")
         if self.request_commit_limit_s < self.request_budget_s:
             raise ConfigError("REQUEST_COMMIT_LIMIT_S must not be below REQUEST_BUDGET_S")
         try:
@@ -152,6 +160,10 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "webhook_allow_private_targets", bool),
     ("OUTBOX_LAG_ALERT_S", "outbox_lag_alert_s", int),
     ("WORKER_POLL_S", "worker_poll_s", int),
+    ("SECRET_KEY", "secret_key", str),
+    ("SECRET_KEY_PREVIOUS", "secret_key_previous", str),
+    ("SMTP_URL", "smtp_url", str),
+    ("TWILIO_API_BASE_URL", "twilio_api_base_url", str),
 )
 
 

@@ -52,6 +52,15 @@ class Refusal(Exception):
     """The business rules refuse the request; subclasses carry why, as data."""
 
 
+class AppointmentNotMarkable(Refusal):
+    """Completed / no-show can be recorded only for a booked appointment that has started."""
+
+    def __init__(self, reference: str, why: str):
+        super().__init__(f"{reference}: {why}")
+        self.reference = reference
+        self.why = why
+
+
 class NotFound(Refusal):
     """The thing asked for does not exist (or is not this caller's to see).
 

@@ -53,6 +53,16 @@ class AppointmentCancelled(AppointmentEvent):
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class AppointmentCompleted(AppointmentEvent):
+    """The owner marked an appointment that has started as having taken place."""
+
+
+@dataclass(frozen=True)
+class AppointmentNoShow(AppointmentEvent):
+    """The owner marked an appointment that has started as missed by the caller."""
+
+
 E = TypeVar("E", bound=AppointmentEvent)
 
 

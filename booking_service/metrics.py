@@ -9,7 +9,7 @@ in-process registry is used.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,7 +20,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from booking_service.models import NOTIFICATION_STATUSES
 
 TOOL_CALLS = Counter(
     "booking_tool_calls_total",
@@ -57,6 +59,8 @@ class OutboxSnapshot:
     oldest_undelivered_s: float  # age of the oldest event not yet delivered everywhere
     deliveries: dict[str, int]  # by status
     attempts_last_hour: dict[str, int]  # by outcome
+    no_shows: int = 0  # appointments marked as missed by the caller
+    messages: dict[str, int] = field(default_factory=dict)  # notifications by status
 
     def collect(self):
         yield GaugeMetricFamily(
@@ -85,6 +89,19 @@ class OutboxSnapshot:
         for outcome in ("delivered", "retry", "failed", "disabled"):
             attempts.add_metric([outcome], self.attempts_last_hour.get(outcome, 0))
         yield attempts
+        yield CounterMetricFamily(
+            "booking_no_shows",
+            "Appointments marked as missed by the caller (appointment mark --no-show).",
+            value=self.no_shows,
+        )
+        messages = GaugeMetricFamily(
+            "booking_notifications",
+            "Confirmation and reminder messages by status.",
+            labels=["status"],
+        )
+        for status in NOTIFICATION_STATUSES:
+            messages.add_metric([status], self.messages.get(status, 0))
+        yield messages
 
 
 def render(outbox: OutboxSnapshot | None = None) -> tuple[bytes, str]:

@@ -57,6 +57,14 @@ def is_valid_region(region: str) -> bool:
     return region in phonenumbers.SUPPORTED_REGIONS
 
 
+def region_of(phone: str) -> str | None:
+    """The ISO 3166 region of an E.164 number ("+14155550123" → "US"), or None."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
 def mask_phone(phone: str | None) -> str:
     """Hide all but the last 4 digits, for logs."""
     if not phone:

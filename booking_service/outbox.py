@@ -15,19 +15,30 @@ from zoneinfo import ZoneInfo
 from booking_service.events import (
     AppointmentBooked,
     AppointmentCancelled,
+    AppointmentCompleted,
     AppointmentEvent,
+    AppointmentNoShow,
     AppointmentRescheduled,
 )
 
 BOOKED = "appointment.booked"
 RESCHEDULED = "appointment.rescheduled"
 CANCELLED = "appointment.cancelled"
-EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED)
+COMPLETED = "appointment.completed"
+NO_SHOW = "appointment.no_show"
+EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED, COMPLETED, NO_SHOW)
 
 _TYPES: dict[type[AppointmentEvent], str] = {
     AppointmentBooked: BOOKED,
     AppointmentRescheduled: RESCHEDULED,
     AppointmentCancelled: CANCELLED,
+    AppointmentCompleted: COMPLETED,
+    AppointmentNoShow: NO_SHOW,
+}
+_STATUSES: dict[type[AppointmentEvent], str] = {
+    AppointmentCancelled: "cancelled",
+    AppointmentCompleted: "completed",
+    AppointmentNoShow: "no_show",
 }
 
 
@@ -46,7 +57,7 @@ def payload(event: AppointmentEvent, *, source: str, at: datetime) -> dict:
     data: dict = {
         "organizationId": event.org_id,
         "reference": event.reference,
-        "status": "cancelled" if isinstance(event, AppointmentCancelled) else "booked",
+        "status": _STATUSES.get(type(event), "booked"),
         "start": event.starts_at.astimezone(zone).isoformat(),
         "end": event.ends_at.astimezone(zone).isoformat(),
         "timezone": event.timezone,

@@ -11,24 +11,27 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking_service import outbox
+from booking_service import notifications, outbox
 from booking_service.errors import (
     DatabaseUnavailable,
     ExclusionViolation,
     OutOfTime,
     UniqueViolation,
 )
-from booking_service.events import AppointmentEvent
+from booking_service.events import AppointmentBooked, AppointmentEvent
+from booking_service.normalize import region_of
 from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
 from booking_service.repositories.contacts import ContactRepository
 from booking_service.repositories.ledger import ToolCallLedger
+from booking_service.repositories.notifications import NotificationRepository
 from booking_service.repositories.organizations import OrganizationRepository
 from booking_service.repositories.outbox import OutboxRepository
 from booking_service.repositories.schedule import ScheduleRepository
@@ -59,6 +62,7 @@ class AbstractUnitOfWork(abc.ABC):
     schedule: ScheduleRepository
     adoption: AdoptionRepository
     outbox: OutboxRepository
+    notifications: NotificationRepository
 
     def __init__(self, source: str = "cli", commit_by: float | None = None) -> None:
         # Which front end acts (the `source` of the events it causes): "vapi", "cli", ...
@@ -182,6 +186,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.schedule = ScheduleRepository(self.session)
         self.adoption = AdoptionRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.notifications = NotificationRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -205,7 +210,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         return self.session
 
     def _persist_events(self, events: list[AppointmentEvent]) -> None:
-        # In the same transaction as the change: the event exists if and only if it committed.
+        # In the same transaction as the change: the event, and the messages it causes, exist
+        # if and only if it committed.
         at = datetime.now(UTC)
         for event in events:
             self.outbox.add_event(
@@ -215,6 +221,35 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 event_type=outbox.event_type(event),
                 payload=outbox.payload(event, source=self.source, at=at),
             )
+            self._plan_messages(event, at)
+
+    def _plan_messages(self, event: AppointmentEvent, now: datetime) -> None:
+        if not isinstance(event, AppointmentBooked):
+            # It moved, was cancelled or is over: what was waiting no longer fits.
+            self.notifications.drop_pending(
+                event.org_id, event.appointment_id, f"superseded ({outbox.event_type(event)})"
+            )
+        row = self.notifications.audience(event.org_id, event.contact_id)
+        if row is None or not (row.sms_enabled or row.email_enabled):
+            return
+        audience = notifications.Audience(
+            business=row.business,
+            zone=ZoneInfo(row.timezone),
+            reminder_minutes=tuple(row.reminder_minutes),
+            quiet=(row.quiet_from, row.quiet_until)
+            if row.quiet_from is not None and row.quiet_until is not None
+            else None,
+            # Only the number the appointment's contact holds, and only in allowed countries.
+            phone=row.phone
+            if row.sms_enabled
+            and row.phone
+            and region_of(row.phone) in (row.sms_countries or [row.phone_region])
+            else None,
+            email=event.email if row.email_enabled else None,
+        )
+        self.notifications.add(
+            event.org_id, event.appointment_id, notifications.plan(event, audience, now)
+        )
 
     def _commit(self) -> None:
         self._open.commit()

@@ -1,4 +1,5 @@
-"""The outbox worker (`flask --app wsgi worker`): delivers due webhooks, retries, records.
+"""The outbox worker (`flask --app wsgi worker`): delivers due webhooks, retries, records;
+and sends the due confirmations and reminders (notifier.py).
 
 One delivery per transaction: the worker claims the oldest due delivery with FOR UPDATE SKIP
 LOCKED, sends it while holding the row lock, records the attempt and commits. Several workers,
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 from booking_service.adapters.webhooks import Sent, send
 from booking_service.config import Settings
 from booking_service.errors import DatabaseUnavailable
+from booking_service.notifier import Notifier
 from booking_service.repositories.outbox import DueDelivery
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.times import utc_now
@@ -93,17 +95,19 @@ class Worker:
         self._clock = clock
         self._jitter = jitter
         self._stop = threading.Event()
+        self.notifier = Notifier(uow_factory, settings, clock=clock)
 
     def stop(self) -> None:
         """Finish the attempt in hand, then return from `run`."""
         self._stop.set()
 
     def deliver_due(self) -> int:
-        """Deliver everything due now, one transaction each; returns how many attempts."""
+        """Deliver every webhook and message due now, one transaction each; returns how many
+        attempts."""
         attempts = 0
         while not self._stop.is_set() and self._deliver_one():
             attempts += 1
-        return attempts
+        return attempts + self.notifier.send_due(self._stop.is_set)
 
     def run(self) -> None:
         """Deliver until stopped, polling every WORKER_POLL_S; database outages are waited out."""

@@ -19,6 +19,13 @@ from flask.cli import AppGroup
 from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
+from booking_service.cli.notifications import (
+    appointment_cli,
+    notifications_cli,
+    org_email,
+    org_sms,
+    secrets_cli,
+)
 from booking_service.cli.webhooks import webhook_cli, worker_command
 from booking_service.config import ConfigError
 from booking_service.db import make_engine, make_session_factory
@@ -27,6 +34,8 @@ from booking_service.extensions import runtime
 from booking_service.schema_check import check_schema
 from booking_service.unit_of_work import SqlAlchemyUnitOfWork
 from booking_service.use_cases.adoption import adopt_contacts
+from booking_service.use_cases.notifications import reminder_values
+from booking_service.use_cases.notifications import show as show_messaging
 from booking_service.use_cases.orgs import (
     OrgInfo,
     create_org,
@@ -141,6 +150,13 @@ def org_hmac(org_id: int, disable: bool):
     type=int,
     help="Upcoming appointments one phone number (or email) may hold (default 4).",
 )
+@click.option(
+    "--reminders",
+    help='Reminder offsets before each appointment, e.g. "24h,2h" (default); "" for none.',
+)
+@click.option(
+    "--quiet-hours", help='No SMS between these local times, e.g. "21:00-08:00"; "" for none.'
+)
 @_expected_errors
 def org_update(
     org_id: int,
@@ -149,18 +165,25 @@ def org_update(
     horizon_days,
     buffer_minutes,
     max_upcoming_per_caller,
+    reminders,
+    quiet_hours,
 ):
-    """Change an organization's booking rules and per-caller cap; prints the organization."""
+    """Change an organization's booking rules, per-caller cap, reminders and quiet hours;
+    prints the organization (with --reminders/--quiet-hours: its messaging settings)."""
     org = update_rules(
         runtime().uow(),
         org_id,
+        messaging=reminder_values(reminders, quiet_hours),
         slot_minutes=slot_minutes,
         min_notice_minutes=min_notice_minutes,
         horizon_days=horizon_days,
         buffer_minutes=buffer_minutes,
         max_upcoming_per_caller=max_upcoming_per_caller,
     )
-    _echo(_org_json(org))
+    if reminders is not None or quiet_hours is not None:
+        _echo({**_org_json(org), "messaging": show_messaging(runtime().uow(), org_id)})
+    else:
+        _echo(_org_json(org))
 
 
 @resource_cli.command("add")
@@ -331,3 +354,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(resource_cli)
     app.cli.add_command(service_cli)
     app.cli.add_command(vapi_cli)
+    app.cli.add_command(notifications_cli)
+    app.cli.add_command(appointment_cli)
+    app.cli.add_command(secrets_cli)
+    org_cli.add_command(org_sms)
+    org_cli.add_command(org_email)

@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 import click
 
-from booking_service.errors import DatabaseUnavailable, NotFound
+from booking_service.errors import AppointmentNotMarkable, DatabaseUnavailable, NotFound
+from booking_service.secrets_box import SecretsUnavailable
+from booking_service.use_cases.notifications import MessagingInputError
 from booking_service.use_cases.orgs import OrgInputError
 from booking_service.use_cases.resources import ScheduleInputError
 from booking_service.use_cases.webhooks import WebhookInputError
@@ -33,9 +35,18 @@ def expected_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except NotFound as exc:
-            fail(f"no {exc.what} with id {exc.key}")
-        except (OrgInputError, ScheduleInputError, WebhookInputError) as exc:
+            key = "reference" if exc.what == "appointment" else "id"
+            fail(f"no {exc.what} with {key} {exc.key}")
+        except (
+            OrgInputError,
+            ScheduleInputError,
+            WebhookInputError,
+            MessagingInputError,
+            SecretsUnavailable,
+        ) as exc:
             fail(str(exc))
+        except AppointmentNotMarkable as exc:
+            fail(f"appointment {exc.reference} cannot be marked: {exc.why}")
         except DatabaseUnavailable:
             fail("the database is not reachable")
 

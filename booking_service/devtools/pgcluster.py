@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -205,23 +206,36 @@ def _create_database(port: int, name: str) -> None:
 ENV_FILE_MARKER = "# written by make run"
 
 
-def write_env_file(path: Path, url: str) -> bool:
+def write_env_file(path: Path, url: str, secret_key: str | None = None) -> bool:
     """Point the flask CLI and alembic of other terminals at this cluster.
 
-    Writes `DATABASE_URL=url` to `path` (a git-ignored .env, which the flask CLI loads through
-    python-dotenv; variables already exported win). A file this did not write is the user's and
-    is left alone: returns False then.
+    Writes `DATABASE_URL=url` (and `SECRET_KEY`) to `path` (a git-ignored .env, which the flask
+    CLI loads through python-dotenv; variables already exported win). A file this did not write
+    is the user's and is left alone: returns False then.
     """
     if path.exists():
         with path.open(encoding="utf-8") as existing:
             if not existing.readline().startswith(ENV_FILE_MARKER):
                 return False
-    path.write_text(
-        f"{ENV_FILE_MARKER}: the project-local cluster, for flask and alembic in other "
-        f"terminals\nDATABASE_URL={url}\n",
-        encoding="utf-8",
-    )
+    lines = [
+        f"{ENV_FILE_MARKER}: the project-local cluster, for flask and alembic in other terminals",
+        f"DATABASE_URL={url}",
+    ]
+    if secret_key:
+        lines.append(f"SECRET_KEY={secret_key}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
     return True
+
+
+def local_secret_key(datadir: Path) -> str:
+    """The development SECRET_KEY kept beside the cluster's data (made on first use): it seals
+    the provider credentials stored in that data, so the two belong together."""
+    path = datadir.resolve() / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def url_for(port: int, dbname: str = DB_NAME) -> str:
@@ -310,19 +324,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_stop = sub.add_parser("stop", help="stop a persistent cluster")
     p_stop.add_argument("datadir", type=Path)
+    p_key = sub.add_parser("secret-key", help="print the cluster's development SECRET_KEY")
+    p_key.add_argument("datadir", type=Path)
     p_throw = sub.add_parser("throwaway", help="run a command against a disposable cluster")
     p_throw.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
             url = url_for(start(args.datadir))
-            if args.env_file and not write_env_file(args.env_file, url):
+            key = local_secret_key(args.datadir)
+            if args.env_file and not write_env_file(args.env_file, url, key):
                 print(
                     f"note: left {args.env_file} alone (not written by make run); for the CLI "
                     f"in other terminals, set DATABASE_URL={url} there",
                     file=sys.stderr,
                 )
             print(url)
+            return 0
+        if args.action == "secret-key":
+            print(local_secret_key(args.datadir))
             return 0
         if args.action == "stop":
             stop(args.datadir)

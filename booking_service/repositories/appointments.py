@@ -298,6 +298,19 @@ class AppointmentRepository:
             cancel_reason=reason,
         )
 
+    def by_reference(self, org_id: int, reference: str) -> AppointmentRow | None:
+        """The organization's appointment with this reference, row-locked (staff actions)."""
+        row = self.session.execute(
+            select(*_COLUMNS)
+            .where(_appointments.c.org_id == org_id, _appointments.c.reference == reference)
+            .with_for_update(of=_appointments)
+        ).first()
+        return _appointment(row) if row is not None else None
+
+    def set_status(self, org_id: int, appointment_id: int, status: str) -> AppointmentRow:
+        """Record how it went (completed, no_show)."""
+        return self._update(org_id, appointment_id, status=status)
+
     def move(
         self,
         org_id: int,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy import (
     bindparam,
@@ -48,6 +48,9 @@ class OrganizationRow:
     horizon_days: int
     buffer_minutes: int
     max_upcoming_per_caller: int
+    reminder_minutes: list[int]
+    quiet_from: time | None
+    quiet_until: time | None
     created_at: datetime
 
 
@@ -97,7 +100,7 @@ class OrganizationRepository:
         rows = self.session.execute(select(_organizations).order_by(_organizations.c.id))
         return [_organization(row) for row in rows]
 
-    def update_rules(self, org_id: int, values: dict[str, int]) -> OrganizationRow | None:
+    def update_rules(self, org_id: int, values: dict[str, object]) -> OrganizationRow | None:
         """Change booking rules (and the per-caller cap); None when there is no such org."""
         row = self.session.execute(
             update(_organizations)

@@ -20,14 +20,18 @@ from datetime import datetime
 from booking_service.errors import (
     AlreadyStarted,
     AppointmentNotFound,
+    AppointmentNotMarkable,
     CancelledAppointment,
     ExclusionViolation,
     NeedProof,
     NoMatch,
+    NotFound,
     StartRefused,
 )
 from booking_service.events import (
     AppointmentCancelled,
+    AppointmentCompleted,
+    AppointmentNoShow,
     AppointmentRescheduled,
     appointment_event,
 )
@@ -291,3 +295,32 @@ def reschedule_appointment(
         exclude_appointment=appointment.id,
         kept=before,
     )
+
+
+OUTCOMES = {"completed": AppointmentCompleted, "no_show": AppointmentNoShow}
+
+
+def mark_outcome(
+    uow: AbstractUnitOfWork, org: OrgInfo, reference: str, outcome: str, now: datetime
+) -> AppointmentView:
+    """Record that a booked appointment that has started took place ("completed") or that the
+    caller did not come ("no_show"); an `appointment.<outcome>` event goes out. Opens and
+    commits its own unit of work. NotFound for an unknown reference; AppointmentNotMarkable
+    when it has not started or is not booked (a cancelled one stays cancelled)."""
+    with uow:
+        appointment = uow.appointments.by_reference(org.id, reference.strip().upper())
+        if appointment is None:
+            raise NotFound("appointment", reference)
+        if appointment.status == outcome:
+            return _view(appointment, _resource_names(uow, org))
+        if appointment.status != "booked":
+            raise AppointmentNotMarkable(reference, f"it is {appointment.status}")
+        if appointment.starts_at > now:
+            raise AppointmentNotMarkable(reference, "it has not started yet")
+        marked = uow.appointments.set_status(org.id, appointment.id, outcome)
+        names = _resource_names(uow, org)
+        uow.add_event(
+            appointment_event(OUTCOMES[outcome], org.id, org.timezone, marked, _name(names, marked))
+        )
+        uow.commit()
+    return _view(marked, names)

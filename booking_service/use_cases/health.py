@@ -38,6 +38,8 @@ def outbox_snapshot(uow: AbstractUnitOfWork) -> OutboxSnapshot:
             oldest_undelivered_s=_waited(now, uow.outbox.oldest_undelivered()),
             deliveries=uow.outbox.delivery_counts(),
             attempts_last_hour=uow.outbox.attempts_since(now - timedelta(hours=1)),
+            no_shows=uow.notifications.no_shows(),
+            messages=uow.notifications.status_counts(),
         )
 
 

@@ -156,16 +156,27 @@ RULE_LIMITS = {
 }
 
 
-def update_rules(uow: AbstractUnitOfWork, org_id: int, **values: int | None) -> OrgInfo:
+def update_rules(
+    uow: AbstractUnitOfWork,
+    org_id: int,
+    *,
+    messaging: dict[str, object] | None = None,
+    **values: int | None,
+) -> OrgInfo:
     """Change booking rules (and the per-caller cap); None values are left alone.
+    `messaging`: reminder and quiet-hour columns, already checked
+    (use_cases.notifications.reminder_values).
 
     Raises NotFound when there is no such organization.
     """
-    changes = {k: v for k, v in values.items() if v is not None}
-    for key, value in changes.items():
+    numbers = {k: v for k, v in values.items() if v is not None}
+    for key, value in numbers.items():
         low, high = RULE_LIMITS[key]
         if not low <= value <= high:
             raise OrgInputError(f"{key.replace('_', ' ')} must be between {low} and {high}")
+    changes: dict[str, object] = {**numbers, **(messaging or {})}
+    if not changes:
+        return get_org(uow, org_id)
     with uow:
         org = uow.organizations.update_rules(org_id, changes)
         if org is None:

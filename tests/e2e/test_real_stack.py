@@ -21,11 +21,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
+from twilio.request_validator import RequestValidator
 
 from booking_service.use_cases.signatures import expected_signature
 from tests import stack
@@ -88,7 +90,11 @@ def stack_database(postgresql_migrated) -> Iterator[str]:
 def running(nginx_binary: Path, stack_database: str) -> Iterator[Stack]:
     # The shutdown tests fill every thread with one organization's bookings; its fair share
     # of a worker (tested in tests/e2e/test_deadlines.py) would turn most of them away.
-    started = Stack(nginx_binary, stack_database, extra_env={"MAX_CONCURRENT_PER_ORG": "0"}).start()
+    started = Stack(
+        nginx_binary,
+        stack_database,
+        extra_env={"MAX_CONCURRENT_PER_ORG": "0", "SECRET_KEY": "stack-secret-key-" + "s" * 24},
+    ).start()
     try:
         yield started
     finally:
@@ -661,3 +667,44 @@ def test_a_signed_request_nginx_resends_after_its_worker_died_is_answered_once(l
     )
     line = next(x for x in access_log.read_text().splitlines() if request_id in x)
     assert re.search(r" up=502, 200 ", line), line
+
+
+def test_twilio_opt_out_webhook_is_verified_through_nginx(live: Stack, secret: str, sql):
+    """Twilio signs the URL it called; behind nginx the app must rebuild exactly that URL
+    (scheme, host and port from the forwarded headers) to accept a genuine STOP and refuse a
+    forged one."""
+    org_id = one(sql, "SELECT id FROM organizations WHERE name = 'Real Stack Dental'")
+    token = "stack-twilio-token-" + "t" * 13
+    configured = live.flask(
+        "org",
+        "sms",
+        str(org_id),
+        "--account-sid",
+        "AC" + "3" * 32,
+        "--auth-token",
+        token,
+        "--from",
+        "+14155550100",
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert token not in configured.stdout
+    url = f"http://127.0.0.1:{live.nginx_port}/api/twilio/sms/{org_id}"
+    form = {"From": "+12025550177", "To": "+14155550100", "Body": "STOP"}
+    body = urlencode(form).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def send(signature: str) -> stack.Reply:
+        return stack.http(
+            live.nginx_port,
+            "POST",
+            f"/api/twilio/sms/{org_id}",
+            body,
+            {**headers, "X-Twilio-Signature": signature},
+        )
+
+    forged = send(RequestValidator("not-the-token").compute_signature(url, form))
+    genuine = send(RequestValidator(token).compute_signature(url, form))
+
+    assert forged.status == 401
+    assert genuine.status == 200 and b"<Response>" in genuine.body
+    assert one(sql, "SELECT count(*) FROM sms_opt_outs WHERE phone = '+12025550177'") == 1

@@ -87,7 +87,9 @@ def test_the_cli_in_a_second_terminal_finds_the_cluster_make_run_started(dev_clu
         timeout=120,
     )
     url = cli.stdout.strip()
-    assert (tmp_path / ".env").read_text().splitlines()[1] == f"DATABASE_URL={url}"
+    written = (tmp_path / ".env").read_text().splitlines()
+    assert written[1] == f"DATABASE_URL={url}"
+    assert written[2].startswith("SECRET_KEY=") and len(written[2]) > 40
     migrated = subprocess.run(
         [str(Path(sys.executable).with_name("alembic")), "upgrade", "head"],
         cwd=ROOT,

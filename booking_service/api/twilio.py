@@ -1,0 +1,57 @@
+"""POST /api/twilio/sms/ORG_ID: Twilio's inbound-message webhook, for opt-outs.
+
+Paste `https://<your host>/api/twilio/sms/<org id>` as the Messaging webhook of the number (or
+Messaging Service) in Twilio's console. Every request is checked with the `twilio` package's
+RequestValidator against X-Twilio-Signature (HMAC-SHA1 of the URL Twilio called and the form
+fields, keyed with the organization's auth token): anything else gets 401. STOP, STOPALL,
+UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE and OPTOUT opt the sender out of this organization's SMS;
+START and UNSTOP opt back in. The answer is empty TwiML: Twilio's own opt-out handling sends the
+confirmation text the carriers require.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+from twilio.request_validator import RequestValidator
+
+from booking_service.api.errors import error_response
+from booking_service.errors import DatabaseUnavailable
+from booking_service.extensions import runtime
+from booking_service.normalize import mask_phone
+from booking_service.secrets_box import SecretBox, SecretsUnavailable
+from booking_service.use_cases.notifications import inbound_sms, twilio_auth_token
+
+bp = Blueprint("twilio", __name__, url_prefix="/api/twilio")
+log = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_MAX_ID = 2**63 - 1
+
+
+@bp.post("/sms/<int:org_id>")
+def sms(org_id: int):
+    """An SMS sent to the organization's number: apply STOP/START, answer empty TwiML."""
+    rt = runtime()
+    if not 0 < org_id <= _MAX_ID:
+        return error_response(401, "Missing or invalid signature.")
+    try:
+        token = twilio_auth_token(rt.uow(), SecretBox.from_settings(rt.settings), org_id)
+    except DatabaseUnavailable:
+        return error_response(503, "Temporarily unavailable; Twilio will retry.")
+    except SecretsUnavailable:
+        log.error("inbound SMS: the stored auth token cannot be opened (SECRET_KEY?)")
+        return error_response(503, "Temporarily unavailable; Twilio will retry.")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    fields = request.form.to_dict()
+    if token is None or not RequestValidator(token).validate(request.url, fields, signature):
+        log.info("inbound SMS refused: missing or invalid signature")
+        return error_response(401, "Missing or invalid signature.")
+    try:
+        change = inbound_sms(rt.uow(), org_id, fields.get("From", ""), fields.get("Body", ""))
+    except DatabaseUnavailable:
+        return error_response(503, "Temporarily unavailable; Twilio will retry.")
+    if change:
+        log.info("inbound SMS from %s: %s", mask_phone(fields.get("From")), change)
+    return Response(EMPTY_TWIML, mimetype="text/xml")

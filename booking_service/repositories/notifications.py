@@ -1,0 +1,308 @@
+"""Notifications: messaging settings, the messages planned for callers, SMS opt-outs.
+
+The worker claims one due message at a time (FOR UPDATE SKIP LOCKED), records that it is
+sending and commits *before* calling the provider, then records the outcome. A row left in
+`sending` by a worker that died is in doubt: it is resolved by asking the provider, never sent
+again blind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from booking_service.db import table
+from booking_service.models import MessagingSettings, Notification, SmsOptOut
+
+_settings = table(MessagingSettings)
+_notifications = table(Notification)
+_opt_outs = table(SmsOptOut)
+
+
+@dataclass(frozen=True)
+class SettingsRow:
+    """An organization's messaging settings (the auth token still sealed)."""
+
+    org_id: int
+    sms_enabled: bool
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    sms_from: str | None
+    messaging_service_sid: str | None
+    sms_countries: list[str] | None
+    email_enabled: bool
+    email_from: str | None
+    email_reply_to: str | None
+
+
+@dataclass(frozen=True)
+class AudienceRow:
+    """What planning needs in the change's transaction."""
+
+    business: str
+    timezone: str
+    phone_region: str
+    reminder_minutes: list[int]
+    quiet_from: time | None
+    quiet_until: time | None
+    phone: str | None
+    sms_enabled: bool
+    sms_countries: list[str] | None
+    email_enabled: bool
+
+
+@dataclass(frozen=True)
+class DueMessage:
+    """A claimed message with what sending it needs."""
+
+    id: int
+    org_id: int
+    appointment_id: int
+    kind: str
+    channel: str
+    to_address: str
+    body: str
+    attempts: int
+    attempted_at: datetime | None
+    business: str
+    timezone: str
+    reference: str
+    starts_at: datetime
+    ends_at: datetime
+    appointment_status: str
+    changed_at: datetime | None
+    opted_out: bool
+    sent_today: int
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    """A message as listed for the owner."""
+
+    id: int
+    reference: str
+    kind: str
+    channel: str
+    to_address: str
+    offset_minutes: int | None
+    due_at: datetime
+    status: str
+    provider_id: str | None
+    sent_at: datetime | None
+    error: str | None
+
+
+_SETTINGS_COLUMNS = [c for c in _settings.c if c.name in SettingsRow.__dataclass_fields__]
+
+_AUDIENCE = text(
+    """
+    SELECT o.name AS business, o.timezone, o.phone_region, o.reminder_minutes, o.quiet_from,
+           o.quiet_until, c.phone, coalesce(m.sms_enabled, false) AS sms_enabled,
+           m.sms_countries, coalesce(m.email_enabled, false) AS email_enabled
+      FROM organizations o
+      JOIN contacts c ON c.org_id = o.id AND c.id = :contact_id
+      LEFT JOIN messaging_settings m ON m.org_id = o.id
+     WHERE o.id = :org_id
+    """
+)
+
+# The columns of a claimed message: its row, the appointment as it is now, whether the number
+# opted out, and how many messages went to the address in the last 24 hours.
+_DUE_COLUMNS = """
+    n.id, n.org_id, n.appointment_id, n.kind, n.channel, n.to_address, n.body, n.attempts,
+    n.attempted_at, o.name AS business, o.timezone, a.reference, a.starts_at, a.ends_at,
+    a.status AS appointment_status, coalesce(a.cancelled_at, a.rescheduled_at) AS changed_at,
+    EXISTS (SELECT 1 FROM sms_opt_outs x
+             WHERE n.channel = 'sms' AND x.org_id = n.org_id AND x.phone = n.to_address)
+      AS opted_out,
+    (SELECT count(*) FROM notifications s
+      WHERE s.org_id = n.org_id AND s.to_address = n.to_address
+        AND s.sent_at > :p_now - interval '1 day') AS sent_today
+"""
+
+_CLAIM_DUE = text(
+    f"""
+    SELECT {_DUE_COLUMNS}
+      FROM notifications n
+      JOIN organizations o ON o.id = n.org_id
+      JOIN appointments a ON a.org_id = n.org_id AND a.id = n.appointment_id
+     WHERE n.status = 'pending' AND n.due_at <= :p_now
+     ORDER BY n.due_at
+     LIMIT 1
+       FOR UPDATE OF n SKIP LOCKED
+    """  # noqa: S608 - put together from this module's constants only
+)
+
+_IN_DOUBT = text(
+    f"""
+    SELECT {_DUE_COLUMNS}
+      FROM notifications n
+      JOIN organizations o ON o.id = n.org_id
+      JOIN appointments a ON a.org_id = n.org_id AND a.id = n.appointment_id
+     WHERE n.status = 'sending' AND n.attempted_at < :p_before
+     ORDER BY n.attempted_at
+     LIMIT 1
+       FOR UPDATE OF n SKIP LOCKED
+    """  # noqa: S608 - put together from this module's constants only
+)
+
+
+class NotificationRepository:
+    """Settings, planned messages, sending state and opt-outs."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    # --- settings --------------------------------------------------------------------------
+
+    def settings(self, org_id: int) -> SettingsRow | None:
+        row = self.session.execute(
+            select(*_SETTINGS_COLUMNS).where(_settings.c.org_id == org_id)
+        ).first()
+        return SettingsRow(**row._mapping) if row is not None else None
+
+    def save_settings(self, org_id: int, values: dict) -> SettingsRow:
+        """Insert or change an organization's settings (only the given columns)."""
+        new = pg_insert(_settings).values(org_id=org_id, **values)
+        upsert = new.on_conflict_do_update(
+            index_elements=[_settings.c.org_id],
+            set_={**{k: new.excluded[k] for k in values}, "updated_at": text("now()")},
+        ).returning(*_SETTINGS_COLUMNS)
+        return SettingsRow(**self.session.execute(upsert).one()._mapping)
+
+    def sealed_tokens(self) -> list[tuple[int, str]]:
+        """Every stored auth token (for re-sealing under a new key), rows locked."""
+        rows = self.session.execute(
+            select(_settings.c.org_id, _settings.c.twilio_auth_token)
+            .where(_settings.c.twilio_auth_token.is_not(None))
+            .with_for_update()
+        )
+        return [(r.org_id, r.twilio_auth_token) for r in rows]
+
+    # --- planning (in the change's transaction) --------------------------------------------
+
+    def audience(self, org_id: int, contact_id: int) -> AudienceRow | None:
+        row = self.session.execute(_AUDIENCE, {"org_id": org_id, "contact_id": contact_id}).first()
+        return AudienceRow(**row._mapping) if row is not None else None
+
+    def add(self, org_id: int, appointment_id: int, planned: list) -> None:
+        """Write planned messages (notifications.PlannedMessage) for an appointment."""
+        if not planned:
+            return
+        self.session.execute(
+            insert(_notifications),
+            [
+                {
+                    "org_id": org_id,
+                    "appointment_id": appointment_id,
+                    "kind": p.kind,
+                    "channel": p.channel,
+                    "to_address": p.to_address,
+                    "offset_minutes": p.offset_minutes,
+                    "due_at": p.due_at,
+                    "body": p.body,
+                }
+                for p in planned
+            ],
+        )
+
+    def drop_pending(self, org_id: int, appointment_id: int, reason: str) -> None:
+        """Skip what was still waiting for an appointment (it moved, was cancelled, is over)."""
+        self.session.execute(
+            update(_notifications)
+            .where(
+                _notifications.c.org_id == org_id,
+                _notifications.c.appointment_id == appointment_id,
+                _notifications.c.status == "pending",
+            )
+            .values(status="skipped", error=reason)
+        )
+
+    # --- sending (the worker) --------------------------------------------------------------
+
+    def claim_due(self, now: datetime) -> DueMessage | None:
+        row = self.session.execute(_CLAIM_DUE, {"p_now": now}).first()
+        return DueMessage(**row._mapping) if row is not None else None
+
+    def claim_in_doubt(self, before: datetime, now: datetime) -> DueMessage | None:
+        """A message a worker began to send before `before` and never recorded."""
+        row = self.session.execute(_IN_DOUBT, {"p_before": before, "p_now": now}).first()
+        return DueMessage(**row._mapping) if row is not None else None
+
+    def mark_sending(self, message_id: int, at: datetime) -> None:
+        self.session.execute(
+            update(_notifications)
+            .where(_notifications.c.id == message_id)
+            .values(status="sending", attempted_at=at, attempts=_notifications.c.attempts + 1)
+        )
+
+    def finish(
+        self,
+        message_id: int,
+        status: str,
+        *,
+        provider_id: str | None = None,
+        error: str | None = None,
+        sent_at: datetime | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record the outcome: sent, failed, skipped, opted_out; or pending again at
+        `retry_at`."""
+        values: dict = {"status": status, "error": error}
+        if provider_id is not None:
+            values["provider_id"] = provider_id
+        if sent_at is not None:
+            values["sent_at"] = sent_at
+        if retry_at is not None:
+            values["due_at"] = retry_at
+        self.session.execute(
+            update(_notifications).where(_notifications.c.id == message_id).values(**values)
+        )
+
+    # --- opt-outs --------------------------------------------------------------------------
+
+    def opt_out(self, org_id: int, phone: str, source: str) -> None:
+        self.session.execute(
+            pg_insert(_opt_outs)
+            .values(org_id=org_id, phone=phone, source=source)
+            .on_conflict_do_nothing(index_elements=[_opt_outs.c.org_id, _opt_outs.c.phone])
+        )
+
+    def opt_in(self, org_id: int, phone: str) -> None:
+        self.session.execute(
+            _opt_outs.delete().where(_opt_outs.c.org_id == org_id, _opt_outs.c.phone == phone)
+        )
+
+    # --- the owner's view ------------------------------------------------------------------
+
+    def no_shows(self) -> int:
+        """Appointments marked as missed, every organization (for /metrics)."""
+        return self.session.execute(
+            text("SELECT count(*) FROM appointments WHERE status = 'no_show'")
+        ).scalar_one()
+
+    def status_counts(self) -> dict[str, int]:
+        """Messages by status, every organization (for /metrics)."""
+        rows = self.session.execute(
+            text("SELECT status, count(*) AS n FROM notifications GROUP BY status")
+        )
+        return {r.status: r.n for r in rows}
+
+    def listing(self, org_id: int, reference: str | None = None) -> list[NotificationRow]:
+        query = text(
+            """
+            SELECT n.id, a.reference, n.kind, n.channel, n.to_address, n.offset_minutes,
+                   n.due_at, n.status, n.provider_id, n.sent_at, n.error
+              FROM notifications n
+              JOIN appointments a ON a.org_id = n.org_id AND a.id = n.appointment_id
+             WHERE n.org_id = :org_id AND (CAST(:reference AS text) IS NULL
+                                           OR a.reference = :reference)
+             ORDER BY n.due_at, n.id
+            """
+        )
+        rows = self.session.execute(query, {"org_id": org_id, "reference": reference})
+        return [NotificationRow(**r._mapping) for r in rows]

@@ -1,0 +1,457 @@
+"""Confirmations and reminders by SMS and email, through real clients and real servers on
+loopback: the `twilio` client against tests/twilio_server.py, smtplib against aiosmtpd. Time is
+an injected clock, so a reminder schedule runs in a second.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+from twilio.request_validator import RequestValidator
+
+from booking_service import notifications
+from booking_service.devtools.pgcluster import free_port
+from booking_service.extensions import KEY
+from booking_service.notifier import Notifier
+from booking_service.use_cases.orgs import create_org
+from booking_service.use_cases.times import utc_now
+from tests.conftest import Org, make_app
+from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call
+from tests.twilio_server import FakeTwilio, fake_twilio
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "AC" + "1" * 32
+TOKEN = "twilio-auth-token-" + "z" * 14
+SECRET_KEY = "k" * 40
+CALLER = "+14155550123"
+NY = ZoneInfo("America/New_York")
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope_) -> str:
+        self.messages.append(email.message_from_bytes(envelope_.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    with fake_twilio(ACCOUNT, TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def env(database_url, twilio, mailbox) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET_KEY,
+        "TWILIO_API_BASE_URL": twilio.base_url,
+        "SMTP_URL": f"smtp://127.0.0.1:{mailbox[1]}",
+    }
+
+
+@pytest.fixture
+def app(env):
+    application = make_app(
+        env["DATABASE_URL"], **{k: v for k, v in env.items() if k != "DATABASE_URL"}
+    )
+    yield application
+    application.extensions[KEY].engine.dispose()
+
+
+@pytest.fixture
+def rt(app):
+    return app.extensions[KEY]
+
+
+def cli(app, *args: str) -> str:
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def org(app, rt) -> Org:
+    created = create_org(rt.uow(), name="Bright Smile Dental", timezone="America/New_York")
+    org = Org(created.org, created.secret)
+    cli(
+        app,
+        "org",
+        "sms",
+        str(org.id),
+        "--account-sid",
+        ACCOUNT,
+        "--auth-token",
+        TOKEN,
+        "--from",
+        "+14155550100",
+    )
+    cli(app, "org", "email", str(org.id), "--from", "Bright Smile <hello@example.com>")
+    cli(app, "org", "update", str(org.id), "--max-upcoming-per-caller", "20")
+    return org
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def book(app, org, start: str, **extra) -> dict:
+    body = envelope(
+        tool_call(**booking(start=start, email="maria@example.com", **extra)), customer=CALLER
+    )
+    return booked(post(app.test_client(), org, body))
+
+
+def rows(db, reference: str | None = None) -> list[tuple]:
+    return db.execute(
+        "SELECT n.kind, n.channel, n.status, n.due_at, n.offset_minutes FROM notifications n "
+        "JOIN appointments a ON a.id = n.appointment_id "
+        "WHERE %s::text IS NULL OR a.reference = %s ORDER BY n.due_at, n.channel, n.kind",
+        (reference, reference),
+    ).fetchall()
+
+
+def test_a_booking_three_days_ahead_gets_a_confirmation_and_both_reminders_on_time(
+    app, rt, org, db, twilio, mailbox
+):
+    start = local_start(days=3, hour=10)
+    result = book(app, org, start)
+    reference = result["appointment"]["reference"]
+    starts_at = datetime.fromisoformat(start).replace(tzinfo=NY)
+    planned = rows(db, reference)
+
+    reminders = sorted({(r[3], r[4]) for r in planned if r[0] == "reminder"})
+    assert reminders == [
+        (starts_at.astimezone(UTC) - timedelta(days=1), 1440),  # same local time the day before
+        (starts_at.astimezone(UTC) - timedelta(hours=2), 120),
+    ]
+    clock = Clock()
+    notifier = Notifier(rt.uow, rt.settings, clock=clock)
+    notifier.send_due()
+    (confirmation,) = twilio.sent_to(CALLER)
+    assert confirmation.startswith("Bright Smile Dental: you're booked for ")
+    local = starts_at
+    assert f"{local:%A}, {local:%B} {local.day}, {local.year} at 10:00 AM" in confirmation
+    assert f"Reference {reference}." in confirmation
+    assert confirmation.endswith("Reply STOP to opt out.")
+    (mail,) = mailbox[0].messages
+    assert mail["To"] == "maria@example.com"
+    invite = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
+    ics = invite.get_payload(decode=True).decode()
+    assert "METHOD:REQUEST" in ics
+    assert f"UID:{notifications.calendar_uid(org.id, reference)}" in ics
+
+    # Just before the 24 h reminder: nothing; at it: the reminder, by SMS and email.
+    clock.now = starts_at - timedelta(days=1, seconds=1)
+    assert notifier.send_due() == 0
+    clock.now = starts_at - timedelta(days=1)
+    assert notifier.send_due() == 2
+    assert "a reminder of your appointment" in twilio.sent_to(CALLER)[-1]
+    clock.now = starts_at - timedelta(hours=2)
+    assert notifier.send_due() == 2
+    assert len(twilio.sent_to(CALLER)) == 3
+    assert {r[2] for r in rows(db, reference)} == {"sent"}
+
+
+def test_a_booking_three_hours_ahead_gets_only_the_two_hour_reminder(app, org, db):
+    start = (datetime.now(NY) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    start = start.replace(minute=start.minute - start.minute % 15) + timedelta(minutes=15)
+    # An open resource at that hour: the default one keeps office hours.
+    db.execute(
+        "UPDATE working_hours SET opens = '00:00', closes = '23:45' WHERE org_id = %s", (org.id,)
+    )
+    db.execute(
+        "INSERT INTO working_hours (org_id, resource_id, weekday, opens, closes) "
+        "SELECT org_id, resource_id, d, '00:00', '23:45' FROM working_hours, "
+        "generate_series(0, 6) d WHERE org_id = %s AND weekday = 0 "
+        "ON CONFLICT DO NOTHING",
+        (org.id,),
+    )
+    result = book(app, org, start.strftime("%Y-%m-%dT%H:%M"))
+    kinds = {(r[0], r[4]) for r in rows(db, result["appointment"]["reference"])}
+
+    assert kinds == {("confirmation", None), ("reminder", 120)}
+
+
+def test_a_cancellation_is_sent_and_no_reminder_after_it(app, rt, org, db, twilio, mailbox):
+    start = local_start(days=3, hour=11)
+    reference = book(app, org, start)["appointment"]["reference"]
+    notifier = Notifier(rt.uow, rt.settings, clock=Clock())
+    notifier.send_due()
+
+    cancel = envelope(tool_call("cancelAppointment", reference=reference), customer=CALLER)
+    assert post(app.test_client(), org, cancel).status_code == 200
+    clock = Clock()
+    Notifier(rt.uow, rt.settings, clock=clock).send_due()
+
+    assert "is cancelled" in twilio.sent_to(CALLER)[-1]
+    cancelled = mailbox[0].messages[-1]
+    ics = next(p for p in cancelled.walk() if p.get_content_type() == "text/calendar")
+    text = ics.get_payload(decode=True).decode()
+    assert "METHOD:CANCEL" in text
+    assert f"UID:{notifications.calendar_uid(org.id, reference)}" in text
+    reminders = [r for r in rows(db, reference) if r[0] == "reminder"]
+    assert reminders and {r[2] for r in reminders} == {"skipped"}
+    clock.now = datetime.fromisoformat(start).replace(tzinfo=NY)  # the reminders' times pass
+    Notifier(rt.uow, rt.settings, clock=clock).send_due()
+    assert len(twilio.sent_to(CALLER)) == 2  # the confirmation and the cancellation
+
+
+def test_a_reschedule_moves_the_reminders(app, org, db):
+    reference = book(app, org, local_start(days=3, hour=11))["appointment"]["reference"]
+    new_start = local_start(days=5, hour=14)
+    move = envelope(
+        tool_call("rescheduleAppointment", reference=reference, newStart=new_start),
+        customer=CALLER,
+    )
+    assert "result" in post(app.test_client(), org, move).get_json()["results"][0]
+
+    moved_to = datetime.fromisoformat(new_start).replace(tzinfo=NY)
+    pending = {(r[0], r[1], r[3]) for r in rows(db, reference) if r[2] == "pending"}
+    assert ("rescheduled", "sms") in {(k, c) for k, c, _ in pending}
+    reminder_times = sorted({due for kind, _, due in pending if kind == "reminder"})
+    assert reminder_times == [moved_to - timedelta(days=1), moved_to - timedelta(hours=2)]
+    old = [r for r in rows(db, reference) if r[2] == "skipped"]
+    assert {r[0] for r in old} == {"confirmation", "reminder"}
+
+
+def _inbound(app, org_id: int, body: str, *, token: str = TOKEN, sender: str = CALLER):
+    url = f"http://localhost/api/twilio/sms/{org_id}"
+    form = {"From": sender, "To": "+14155550100", "Body": body, "MessageSid": "SM" + "2" * 32}
+    signature = RequestValidator(token).compute_signature(url, form)
+    return app.test_client().post(url, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def test_stop_ends_sms_and_start_resumes(app, rt, org, db, twilio):
+    forged = _inbound(app, org.id, "STOP", token="not-the-token")
+    assert forged.status_code == 401
+    stopped = _inbound(app, org.id, " stop ")
+    assert stopped.status_code == 200 and stopped.mimetype == "text/xml"
+
+    book(app, org, local_start(days=3, hour=9))
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+    assert twilio.sent_to(CALLER) == []
+    assert ("confirmation", "sms", "opted_out") in {(r[0], r[1], r[2]) for r in rows(db)}
+
+    assert _inbound(app, org.id, "START").status_code == 200
+    book(app, org, local_start(days=4, hour=9))
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+    assert len(twilio.sent_to(CALLER)) == 1
+
+
+def test_twilio_error_21610_marks_the_number_opted_out(app, rt, org, db, twilio):
+    twilio.unsubscribed.add(CALLER)
+    book(app, org, local_start(days=3, hour=9))
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+
+    assert ("confirmation", "sms", "opted_out") in {(r[0], r[1], r[2]) for r in rows(db)}
+    assert count(db, "SELECT count(*) FROM sms_opt_outs WHERE phone = %s", CALLER) == 1
+
+
+def test_quiet_hours_move_a_reminder_to_before_they_start(app, org, db):
+    cli(app, "org", "update", str(org.id), "--quiet-hours", "21:00-08:00")
+    start = local_start(days=3, hour=9)  # the 2 h reminder would be due at 07:00
+    reference = book(app, org, start)["appointment"]["reference"]
+    starts_at = datetime.fromisoformat(start).replace(tzinfo=NY)
+
+    sms = {r[4]: r[3] for r in rows(db, reference) if r[0] == "reminder" and r[1] == "sms"}
+    email_ = {r[4]: r[3] for r in rows(db, reference) if r[0] == "reminder" and r[1] == "email"}
+    evening_before = (starts_at - timedelta(days=1)).replace(hour=20, minute=59)
+    assert sms[120] == evening_before.astimezone(UTC)
+    assert email_[120] == (starts_at - timedelta(hours=2)).astimezone(UTC)  # email has no quiet
+
+
+def test_numbers_outside_the_allowed_countries_get_no_sms(app, org, db):
+    cli(
+        app,
+        "org",
+        "sms",
+        str(org.id),
+        "--account-sid",
+        ACCOUNT,
+        "--auth-token",
+        TOKEN,
+        "--from",
+        "+14155550100",
+        "--countries",
+        "CA",
+    )
+    book(app, org, local_start(days=3, hour=9))
+
+    assert {r[1] for r in rows(db)} == {"email"}
+
+
+def test_at_most_five_messages_a_day_to_one_number(app, rt, org, db, twilio):
+    cli(app, "org", "update", str(org.id), "--reminders", "")
+    for n in range(6):
+        book(app, org, local_start(days=3 + n, hour=9))
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+
+    assert len(twilio.sent_to(CALLER)) == 5
+    sms = [r[2] for r in rows(db) if r[1] == "sms"]
+    assert sorted(sms) == ["sent"] * 5 + ["skipped"]
+
+
+def test_the_auth_token_is_sealed_and_never_printed(app, org, db):
+    stored = db.execute(
+        "SELECT twilio_auth_token FROM messaging_settings WHERE org_id = %s", (org.id,)
+    ).fetchone()[0]
+    printed = cli(
+        app,
+        "org",
+        "sms",
+        str(org.id),
+        "--account-sid",
+        ACCOUNT,
+        "--auth-token",
+        TOKEN,
+        "--from",
+        "+14155550100",
+    )
+
+    assert stored.startswith("fernet:") and TOKEN not in stored
+    assert TOKEN not in printed and '"auth_token": "set"' in printed
+
+
+def test_a_rotated_secret_key_still_opens_and_reseal_moves_to_the_new_one(env, org, db, twilio):
+    new_key = "n" * 40
+    rotated = make_app(
+        env["DATABASE_URL"],
+        SECRET_KEY=new_key,
+        SECRET_KEY_PREVIOUS=SECRET_KEY,
+        TWILIO_API_BASE_URL=twilio.base_url,
+        SMTP_URL=env["SMTP_URL"],
+    )
+    try:
+        assert '"resealed": 1' in cli(rotated, "secrets", "reseal")
+        only_new = make_app(
+            env["DATABASE_URL"],
+            SECRET_KEY=new_key,
+            TWILIO_API_BASE_URL=twilio.base_url,
+            SMTP_URL=env["SMTP_URL"],
+        )
+        try:
+            book(only_new, org, local_start(days=3, hour=9))
+            Notifier(only_new.extensions[KEY].uow, only_new.extensions[KEY].settings).send_due()
+        finally:
+            only_new.extensions[KEY].engine.dispose()
+    finally:
+        rotated.extensions[KEY].engine.dispose()
+
+    assert len(twilio.sent_to(CALLER)) == 1  # the token opened with the new key alone
+
+
+def test_the_owner_lists_what_was_sent_with_numbers_masked(app, rt, org):
+    reference = book(app, org, local_start(days=3, hour=9))["appointment"]["reference"]
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+
+    lines = cli(app, "notifications", "list", str(org.id), "--reference", reference).splitlines()
+    listed = [json.loads(line) for line in lines]
+    sms = next(x for x in listed if x["channel"] == "sms" and x["kind"] == "confirmation")
+    assert sms["to"] == "***0123" and sms["status"] == "sent" and sms["provider_id"]
+    assert CALLER not in "".join(lines) and "maria@example.com" not in "".join(lines)
+
+
+def test_a_worker_killed_between_the_provider_and_the_record_does_not_send_twice(
+    env, rt, app, org, db, twilio
+):
+    book(app, org, local_start(days=3, hour=9))
+    cli(app, "org", "email", str(org.id), "--disable")  # only the SMS matters here
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("flask")), "--app", "wsgi", "worker"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "LOG_LEVEL": "WARNING", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Twilio has the message; the worker dies before it hears back.
+    twilio.after_store = lambda message: os.kill(worker.pid, signal.SIGKILL)
+    try:
+        worker.wait(timeout=60)
+    finally:
+        twilio.after_store = None
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == -signal.SIGKILL
+    statuses = db.execute(
+        "SELECT status FROM notifications WHERE channel = 'sms' AND kind = 'confirmation'"
+    ).fetchall()
+    assert statuses == [("sending",)]  # in doubt
+
+    Notifier(rt.uow, rt.settings, in_doubt_after=timedelta(0)).send_due()
+
+    assert len(twilio.sent_to(CALLER)) == 1
+    status, provider_id = db.execute(
+        "SELECT status, provider_id FROM notifications WHERE channel = 'sms' "
+        "AND kind = 'confirmation'"
+    ).fetchone()
+    assert status == "sent" and provider_id == twilio.messages[0]["sid"]
+
+
+def test_a_send_in_doubt_that_never_reached_the_provider_is_sent(app, rt, org, db, twilio):
+    book(app, org, local_start(days=3, hour=9))
+    db.execute(
+        "UPDATE notifications SET status = 'sending', attempted_at = now() - interval '1 hour' "
+        "WHERE channel = 'sms' AND kind = 'confirmation'"
+    )
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+
+    assert len(twilio.sent_to(CALLER)) == 1
+
+
+def test_a_no_show_is_recorded_sent_as_an_event_and_counted(app, rt, org, db):
+    reference = book(app, org, local_start(days=3, hour=9))["appointment"]["reference"]
+    refused = app.test_cli_runner().invoke(
+        args=["appointment", "mark", reference, "--org", str(org.id), "--no-show"]
+    )
+    assert refused.exit_code == 1 and "has not started yet" in refused.output
+    db.execute(
+        "UPDATE appointments SET starts_at = now() - interval '1 hour', "
+        "ends_at = now() - interval '30 minutes', blocked_until = now() - interval '30 minutes' "
+        "WHERE reference = %s",
+        (reference,),
+    )
+
+    marked = cli(app, "appointment", "mark", reference.lower(), "--org", str(org.id), "--no-show")
+
+    assert json.loads(marked)["status"] == "no_show"
+    events = [r[0] for r in db.execute("SELECT type FROM outbox_events ORDER BY id")]
+    assert events[-1] == "appointment.no_show"
+    assert {r[2] for r in rows(db, reference) if r[0] == "reminder"} == {"skipped"}
+    scraped = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "booking_no_shows_total 1.0" in scraped
+    again = app.test_cli_runner().invoke(
+        args=["appointment", "mark", reference, "--org", str(org.id), "--completed"]
+    )
+    assert again.exit_code == 1 and "it is no_show" in again.output
