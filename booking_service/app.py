@@ -24,6 +24,7 @@ from booking_service.db import make_engine, make_session_factory
 from booking_service.extensions import Runtime, init_runtime
 from booking_service.logging_setup import configure_logging
 from booking_service.schema_check import head_revision
+from booking_service.secrets_box import SecretBox
 from booking_service.vapi.blueprint import bp as vapi_bp
 
 
@@ -54,6 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             session_factory=make_session_factory(engine),
             head_revision=head_revision(),
             admission=Admission(settings.max_concurrent_per_org),
+            secrets=SecretBox.from_settings(settings),
         ),
     )
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from booking_service.api.admission import Admission
 from booking_service.config import Settings
+from booking_service.secrets_box import NO_KEY, SecretBox
 from booking_service.unit_of_work import (
     AbstractUnitOfWork,
     ConnectionScope,
@@ -29,10 +30,12 @@ class Runtime:
     head_revision: str
     # Each organization's share of this process's request threads (MAX_CONCURRENT_PER_ORG).
     admission: Admission = field(default_factory=lambda: Admission(0))
+    # Seals and opens stored secrets (SECRET_KEY); built once, shared by every unit of work.
+    secrets: SecretBox = NO_KEY
 
     def uow(self) -> AbstractUnitOfWork:
         """A new unit of work (one per use case); the bound method is the factory."""
-        return SqlAlchemyUnitOfWork(self.session_factory)
+        return SqlAlchemyUnitOfWork(self.session_factory, secrets=self.secrets)
 
     def connection_scope(
         self, source: str = "cli", commit_by: float | None = None
@@ -46,6 +49,7 @@ class Runtime:
             source,
             autocommit_reads=self.settings.db_pooler == "none",
             commit_by=commit_by,
+            secrets=self.secrets,
         )
 
 

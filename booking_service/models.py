@@ -378,7 +378,7 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(Text)
     # Event types sent there; NULL means all.
     events: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
-    # Signing needs the secret itself (like the HMAC key), so it is stored as it is.
+    # Signing needs the secret itself, so it is stored sealed (secrets_box, SECRET_KEY), not hashed.
     secret: Mapped[str] = mapped_column(Text)
     # After a rotation with a grace period both secrets sign until this time.
     previous_secret: Mapped[str | None] = mapped_column(Text)

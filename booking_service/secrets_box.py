@@ -1,8 +1,9 @@
-"""Secrets the service must read back (an SMS provider's auth token), sealed at rest.
+"""Secrets the service must read back (an SMS provider's auth token, the signing secrets of
+outgoing webhooks), sealed at rest.
 
-Bearer secrets are stored only as hashes; a provider credential cannot be, since sending needs
-it. It is sealed with Fernet (the `cryptography` package: AES-128-CBC + HMAC-SHA256) under a
-key derived from SECRET_KEY with HKDF, and stored as `fernet:<token>`. A database dump alone
+Bearer secrets are stored only as hashes; these cannot be, since sending and signing need
+them. They are sealed with Fernet (the `cryptography` package: AES-128-CBC + HMAC-SHA256) under
+a key derived from SECRET_KEY with HKDF, and stored as `fernet:<token>`. A database dump alone
 then reveals no credential.
 
 Rotation (MultiFernet): set SECRET_KEY to the new value and SECRET_KEY_PREVIOUS to the old one
@@ -69,6 +70,14 @@ class SecretBox:
                 "no key opens a stored secret: is SECRET_KEY (or SECRET_KEY_PREVIOUS) right?"
             ) from None
 
+    def open_or_plain(self, stored: str) -> str:
+        """Like `open`, but a value stored before sealing existed (plain text) is returned as
+        it is, until `secrets reseal` seals it."""
+        return self.open(stored) if stored.startswith(PREFIX) else stored
+
     def reseal(self, stored: str) -> str:
-        """The same secret sealed under the current key."""
-        return self.seal(self.open(stored))
+        """The same secret sealed under the current key (a plain legacy value gets sealed)."""
+        return self.seal(self.open_or_plain(stored))
+
+
+NO_KEY = SecretBox("")

@@ -35,6 +35,7 @@ from booking_service.repositories.notifications import NotificationRepository
 from booking_service.repositories.organizations import OrganizationRepository
 from booking_service.repositories.outbox import OutboxRepository
 from booking_service.repositories.schedule import ScheduleRepository
+from booking_service.secrets_box import NO_KEY, SecretBox
 
 UNIQUE_VIOLATION = "23505"
 EXCLUSION_VIOLATION = "23P01"
@@ -64,9 +65,16 @@ class AbstractUnitOfWork(abc.ABC):
     outbox: OutboxRepository
     notifications: NotificationRepository
 
-    def __init__(self, source: str = "cli", commit_by: float | None = None) -> None:
+    def __init__(
+        self,
+        source: str = "cli",
+        commit_by: float | None = None,
+        secrets: SecretBox = NO_KEY,
+    ) -> None:
         # Which front end acts (the `source` of the events it causes): "vapi", "cli", ...
         self.source = source
+        # Seals and opens the secrets stored sealed (SECRET_KEY).
+        self.secrets = secrets
         # time.monotonic() after which nothing commits: a webhook request whose proxy has
         # answered 504 must leave no booking behind (None: no limit).
         self.commit_by = commit_by
@@ -159,8 +167,9 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         connect: Callable[[], Connection] | None = None,
         source: str = "cli",
         commit_by: float | None = None,
+        secrets: SecretBox = NO_KEY,
     ):
-        super().__init__(source, commit_by)
+        super().__init__(source, commit_by, secrets)
         self._session_factory = session_factory
         self._connect = connect
         self.session: Session | None = None
@@ -293,9 +302,11 @@ class ConnectionScope:
         *,
         autocommit_reads: bool = True,
         commit_by: float | None = None,
+        secrets: SecretBox = NO_KEY,
     ):
         self._engine = engine
         self._commit_by = commit_by
+        self._secrets = secrets
         self._session_factory = session_factory
         self._connection: Connection | None = None
         self._source = source
@@ -310,11 +321,14 @@ class ConnectionScope:
             lambda: self._checked_out(False),
             source=self._source,
             commit_by=self._commit_by,
+            secrets=self._secrets,
         )
 
     def reader(self) -> SqlAlchemyUnitOfWork:
         """A unit of work in autocommit, for lookups only: it must not write."""
-        return SqlAlchemyUnitOfWork(self._session_factory, lambda: self._checked_out(True))
+        return SqlAlchemyUnitOfWork(
+            self._session_factory, lambda: self._checked_out(True), secrets=self._secrets
+        )
 
     def _checked_out(self, autocommit: bool) -> Connection:
         connection = self._connection

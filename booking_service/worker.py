@@ -29,6 +29,7 @@ from booking_service.config import Settings
 from booking_service.errors import DatabaseUnavailable
 from booking_service.notifier import Notifier
 from booking_service.repositories.outbox import DueDelivery
+from booking_service.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import signing_secrets
@@ -137,7 +138,7 @@ class Worker:
             due = uow.outbox.claim_due(self._clock())
             if due is None:
                 return False
-            sent = self._send(due)
+            sent = self._send(due, uow.secrets)
             attempt = due.attempts + 1
             verdict = judge(sent, attempt, self._clock(), self._jitter)
             if verdict.outcome == "disabled":
@@ -167,15 +168,19 @@ class Worker:
         )
         return True
 
-    def _send(self, due: DueDelivery) -> Sent:
+    def _send(self, due: DueDelivery, box: SecretBox) -> Sent:
         body = json.dumps(due.payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        try:
+            current = box.open_or_plain(due.secret)
+            previous = box.open_or_plain(due.previous_secret) if due.previous_secret else None
+        except SecretsUnavailable as exc:
+            # Recorded as a failed attempt (and retried): fixing SECRET_KEY lets it through.
+            return Sent(status_code=None, latency_ms=0, error=str(exc))
         return send(
             due.url,
             event_id=due.event_id,
             body=body,
-            secrets=signing_secrets(
-                due.secret, due.previous_secret, due.previous_secret_expires_at
-            ),
+            secrets=signing_secrets(current, previous, due.previous_secret_expires_at),
             timeout_s=self._settings.webhook_timeout_s,
             allow_private=self._settings.webhook_allow_private_targets,
         )

@@ -137,8 +137,14 @@ class CheckedClient(FlaskClient):
         return response
 
 
+# Stored secrets are sealed with it (tests that rotate it pass their own).
+TEST_SECRET_KEY = "test-secret-key-" + "0" * 24
+
+
 def make_app(url: str, **overrides):
-    app = create_app({"DATABASE_URL": url, "TESTING": True, **overrides})
+    app = create_app(
+        {"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": TEST_SECRET_KEY, **overrides}
+    )
     app.test_client_class = CheckedClient
     return app
 

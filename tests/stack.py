@@ -386,6 +386,8 @@ class Stack:
             GUNICORN_WORKERS=str(GUNICORN_WORKERS),
             GUNICORN_THREADS=str(GUNICORN_THREADS),
             LOG_LEVEL="INFO",
+            # The same key as the tests' in-process apps: what one seals, the other opens.
+            SECRET_KEY="test-secret-key-" + "0" * 24,
         )
         env.update(self.extra_env)
         return env

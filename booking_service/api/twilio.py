@@ -20,7 +20,7 @@ from booking_service.api.errors import error_response
 from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.normalize import mask_phone
-from booking_service.secrets_box import SecretBox, SecretsUnavailable
+from booking_service.secrets_box import SecretsUnavailable
 from booking_service.use_cases.notifications import inbound_sms, twilio_auth_token
 
 bp = Blueprint("twilio", __name__, url_prefix="/api/twilio")
@@ -37,7 +37,7 @@ def sms(org_id: int):
     if not 0 < org_id <= _MAX_ID:
         return error_response(401, "Missing or invalid signature.")
     try:
-        token = twilio_auth_token(rt.uow(), SecretBox.from_settings(rt.settings), org_id)
+        token = twilio_auth_token(rt.uow(), rt.secrets, org_id)
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")
     except SecretsUnavailable:

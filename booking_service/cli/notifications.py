@@ -7,7 +7,6 @@ from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
 from booking_service.extensions import runtime
-from booking_service.secrets_box import SecretBox
 from booking_service.use_cases.appointments import OUTCOMES, mark_outcome
 from booking_service.use_cases.notifications import configure_email, configure_sms, listing
 from booking_service.use_cases.orgs import get_org
@@ -39,7 +38,7 @@ def org_sms(org_id, account_sid, auth_token, sms_from, messaging_service_sid, co
     echo(
         configure_sms(
             rt.uow(),
-            SecretBox.from_settings(rt.settings),
+            rt.secrets,
             org_id,
             account_sid=account_sid,
             auth_token=auth_token,
@@ -97,14 +96,22 @@ def appointment_mark(reference, org_id, outcome):
 @secrets_cli.command("reseal")
 @expected_errors
 def secrets_reseal():
-    """Re-seal every stored provider credential under the current SECRET_KEY (after a
-    rotation: the old key in SECRET_KEY_PREVIOUS until this has run)."""
+    """Re-seal every stored secret (Twilio auth tokens, webhook signing secrets) under the
+    current SECRET_KEY: after a rotation (the old key in SECRET_KEY_PREVIOUS until this has
+    run), and once after upgrading, to seal webhook secrets stored before sealing existed."""
     rt = runtime()
-    box = SecretBox.from_settings(rt.settings)
+    box = rt.secrets
     uow = rt.uow()
     with uow:
         tokens = uow.notifications.sealed_tokens()
         for org_id, sealed in tokens:
             uow.notifications.save_settings(org_id, {"twilio_auth_token": box.reseal(sealed)})
+        endpoints = uow.outbox.all_endpoint_secrets()
+        for endpoint_id, secret, previous in endpoints:
+            uow.outbox.update_endpoint(
+                endpoint_id,
+                secret=box.reseal(secret),
+                previous_secret=box.reseal(previous) if previous else None,
+            )
         uow.commit()
-    echo({"resealed": len(tokens)})
+    echo({"twilio_tokens": len(tokens), "webhook_endpoints": len(endpoints)})

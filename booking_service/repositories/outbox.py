@@ -217,6 +217,15 @@ class OutboxRepository:
         )
         return [EndpointRow(*row) for row in rows]
 
+    def all_endpoint_secrets(self) -> list[tuple[int, str, str | None]]:
+        """(id, secret, previous secret) of every endpoint, rows locked (for re-sealing)."""
+        rows = self.session.execute(
+            select(_endpoints.c.id, _endpoints.c.secret, _endpoints.c.previous_secret)
+            .order_by(_endpoints.c.id)
+            .with_for_update()
+        )
+        return [(r.id, r.secret, r.previous_secret) for r in rows]
+
     def update_endpoint(self, endpoint_id: int, **values) -> EndpointRow | None:
         row = self.session.execute(
             update(_endpoints)

@@ -62,7 +62,7 @@ def add_endpoint(
     with uow:
         if uow.organizations.get(org_id) is None:
             raise NotFound("organization", org_id)
-        endpoint = uow.outbox.add_endpoint(org_id, url, wanted, secret)
+        endpoint = uow.outbox.add_endpoint(org_id, url, wanted, uow.secrets.seal(secret))
         uow.commit()
     return CreatedEndpoint(endpoint, secret)
 
@@ -100,7 +100,7 @@ def rotate_secret(
         if current is None:
             raise NotFound("endpoint", endpoint_id)
         values: dict = {
-            "secret": secret,
+            "secret": uow.secrets.seal(secret),
             "previous_secret": None,
             "previous_secret_expires_at": None,
         }

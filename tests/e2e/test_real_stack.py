@@ -93,7 +93,7 @@ def running(nginx_binary: Path, stack_database: str) -> Iterator[Stack]:
     started = Stack(
         nginx_binary,
         stack_database,
-        extra_env={"MAX_CONCURRENT_PER_ORG": "0", "SECRET_KEY": "stack-secret-key-" + "s" * 24},
+        extra_env={"MAX_CONCURRENT_PER_ORG": "0"},
     ).start()
     try:
         yield started

@@ -39,6 +39,8 @@ def test_add_list_deliver_and_see_every_attempt(app, org, db):
             "appointment.booked",
             "appointment.rescheduled",
             "appointment.cancelled",
+            "appointment.completed",
+            "appointment.no_show",
         ]
         hooks.secrets.append(added["secret"])
         hooks.script = [Reply(500), Reply(200)]

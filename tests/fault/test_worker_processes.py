@@ -12,7 +12,7 @@ import pytest
 
 from booking_service.extensions import KEY
 from booking_service.use_cases.webhooks import add_endpoint
-from tests.conftest import make_app
+from tests.conftest import TEST_SECRET_KEY, make_app
 from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call
 from tests.receiver import Reply, receiver
 from tests.stack import INHERITED_ENV, ROOT, VENV_BIN, Service, wait_until
@@ -29,6 +29,7 @@ def start_worker(database_url: str, log: Path) -> Service:
     env = {key: value for key, value in os.environ.items() if key in INHERITED_ENV}
     env.update(
         DATABASE_URL=database_url,
+        SECRET_KEY=TEST_SECRET_KEY,
         WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
         WEBHOOK_TIMEOUT_S="10",
         WORKER_POLL_S="1",

@@ -354,7 +354,7 @@ def test_a_rotated_secret_key_still_opens_and_reseal_moves_to_the_new_one(env, o
         SMTP_URL=env["SMTP_URL"],
     )
     try:
-        assert '"resealed": 1' in cli(rotated, "secrets", "reseal")
+        assert '"twilio_tokens": 1' in cli(rotated, "secrets", "reseal")
         only_new = make_app(
             env["DATABASE_URL"],
             SECRET_KEY=new_key,

@@ -401,3 +401,39 @@ def test_metrics_show_an_event_that_has_waited_long_for_a_retry(database_url, or
     assert value("booking_outbox_lag_seconds") == 0
     assert value("booking_outbox_oldest_undelivered_seconds") >= 20 * 3600
     assert value('booking_webhook_attempts_last_hour{outcome="retry"}') == 1
+
+
+def test_signing_secrets_are_stored_sealed_and_legacy_plain_ones_still_sign(
+    hooks_app, rt, client, org, db
+):
+    with receiver([]) as hooks:
+        created = endpoint(rt, org, hooks.url)
+        hooks.secrets.append(created.secret)
+        stored = db.execute("SELECT secret FROM webhook_endpoints").fetchone()[0]
+        assert stored.startswith("fernet:") and created.secret not in stored
+
+        # A secret stored before sealing existed (plain text) still signs, until reseal.
+        db.execute("UPDATE webhook_endpoints SET secret = %s", (created.secret,))
+        booked(post(client, org, envelope(tool_call(**booking()))))
+        worker(rt).deliver_due()
+        assert len(hooks.received) == 1 and hooks.received[0].verified_with
+
+        resealed = hooks_app.test_cli_runner().invoke(args=["secrets", "reseal"])
+        assert resealed.exit_code == 0 and '"webhook_endpoints": 1' in resealed.output
+        again = db.execute("SELECT secret FROM webhook_endpoints").fetchone()[0]
+        assert again.startswith("fernet:")
+        booked(post(client, org, envelope(tool_call(**booking(start=local_start(days=8))))))
+        worker(rt).deliver_due()
+        assert len(hooks.received) == 2 and hooks.received[1].verified_with
+
+
+def test_without_secret_key_no_endpoint_is_added(database_url, org):
+    app = make_app(database_url, SECRET_KEY="", WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+    try:
+        result = app.test_cli_runner().invoke(
+            args=["webhook", "add", str(org.id), "--url", "http://127.0.0.1:9/x"]
+        )
+    finally:
+        app.extensions[KEY].engine.dispose()
+
+    assert result.exit_code == 1 and "SECRET_KEY is not set" in result.output
