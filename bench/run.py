@@ -243,7 +243,7 @@ SELECT 'h' AS kind, resource_id, weekday, NULL::date AS day, opens, closes,
   FROM schedule_exceptions WHERE org_id = :org AND resource_id IN (:resource)
     AND day BETWEEN current_date AND current_date
   UNION ALL SELECT 'b', resource_id, NULL::smallint, NULL::date, NULL::time, NULL::time, starts_at, blocked_until
-  FROM appointments WHERE org_id = :org AND resource_id IN (:resource) AND status = 'booked'
+  FROM appointments WHERE org_id = :org AND resource_id IN (:resource) AND status <> 'cancelled'
     AND tstzrange(starts_at, blocked_until, '[)') && tstzrange(
       '2030-01-01Z'::timestamptz + :n * interval '1 second',
       '2030-01-01Z'::timestamptz + :n * interval '1 second' + interval '1 second', '[)')

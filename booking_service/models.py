@@ -154,7 +154,8 @@ class Appointment(Base):
             ("org_id", "="),
             ("resource_id", "="),
             (func.tstzrange(text("starts_at"), text("blocked_until"), "[)"), "&&"),
-            where=text("status = 'booked'"),
+            # A marked appointment (completed, no-show) still held its chair until its end.
+            where=text("status <> 'cancelled'"),
             using="gist",
             name=EX_APPOINTMENTS_NO_OVERLAP,
         ),

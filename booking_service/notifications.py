@@ -160,7 +160,13 @@ def plan(event: AppointmentEvent, audience: Audience, now: datetime) -> list[Pla
         if audience.email:
             body = text(what, event, audience.business, audience.zone)
             planned.append(PlannedMessage(what, EMAIL, audience.email, due, body, offset))
-    return planned
+    # Two reminders pressed into one moment by quiet hours would say the same thing twice.
+    unique: dict[tuple[str, str, datetime, str], PlannedMessage] = {}
+    for message in planned:
+        unique.setdefault(
+            (message.channel, message.to_address, message.due_at, message.body), message
+        )
+    return list(unique.values())
 
 
 def email_subject(kind: str, business: str) -> str:

@@ -28,6 +28,8 @@ from booking_service.use_cases.times import utc_now
 log = logging.getLogger(__name__)
 
 IN_DOUBT_AFTER = timedelta(minutes=2)
+GIVE_UP_AFTER = timedelta(days=1)
+RESOLVE_PER_ROUND = 50
 MAX_ATTEMPTS = 3
 RETRY_DELAY = timedelta(minutes=5)
 PROVIDER_TIMEOUT_S = 10
@@ -37,7 +39,9 @@ PROVIDER_TIMEOUT_S = 10
 class Outcome:
     """What became of one attempt."""
 
-    status: str  # sent | failed | opted_out | pending (retry)
+    # sent | failed | opted_out | pending (certainly not sent: retry) | sending (perhaps sent:
+    # stays in doubt until the provider is asked)
+    status: str
     provider_id: str | None = None
     error: str | None = None
 
@@ -52,17 +56,22 @@ class Notifier:
         *,
         clock: Callable[[], datetime] = utc_now,
         in_doubt_after: timedelta = IN_DOUBT_AFTER,
+        provider_timeout_s: float = PROVIDER_TIMEOUT_S,
     ):
         self._uow = uow_factory
         self._settings = settings
         self._clock = clock
         self._in_doubt_after = in_doubt_after
+        self._timeout_s = provider_timeout_s
         self._box = SecretBox.from_settings(settings)
 
     def send_due(self, stop: Callable[[], bool] = lambda: False) -> int:
         """Resolve messages in doubt, then send everything due; returns how many were handled."""
         handled = 0
-        while not stop() and self._resolve_one():
+        # Bounded: a row whose provider cannot be asked is put back, and may come round again.
+        for _ in range(RESOLVE_PER_ROUND):
+            if stop() or not self._resolve_one():
+                break
             handled += 1
         while not stop() and self._send_one():
             handled += 1
@@ -77,10 +86,10 @@ class Notifier:
             if due is None:
                 return False
             settings = uow.notifications.settings(due.org_id)
-            refusal = self._refusal(due, settings)
+            refusal = self._refusal(due, settings, now)
             if refusal is not None:
                 status, reason = refusal
-                uow.notifications.finish(due.id, status, error=reason)
+                uow.notifications.finish(due.id, status, error=reason, expect="pending")
                 uow.commit()
                 log.info("message %s not sent: %s", due.id, reason)
                 return True
@@ -104,10 +113,18 @@ class Notifier:
         )
         return True
 
-    def _refusal(self, due: DueMessage, settings: SettingsRow | None) -> tuple[str, str] | None:
+    def _refusal(
+        self, due: DueMessage, settings: SettingsRow | None, now: datetime
+    ) -> tuple[str, str] | None:
         """Why a due message must not go out (status, reason), or None."""
         if due.kind == notifications.REMINDER and due.appointment_status != "booked":
             return "skipped", f"the appointment is {due.appointment_status}"
+        if due.changed_at is not None and due.created_at < due.changed_at:
+            # Planned before the appointment last moved or was cancelled (it was in flight
+            # when that happened, so it escaped being dropped): it says something untrue now.
+            return "skipped", "superseded by a later change of the appointment"
+        if due.kind != notifications.CANCELLED and due.starts_at <= now:
+            return "skipped", "the appointment has already started"
         if due.channel == notifications.SMS:
             if settings is None or not settings.sms_enabled:
                 return "skipped", "SMS is off for this organization"
@@ -137,11 +154,13 @@ class Notifier:
                 account = self._account(settings)
             except SecretsUnavailable as exc:
                 return Outcome("failed", error=str(exc))
-            sms = send_sms(account, due.to_address, due.body, timeout_s=PROVIDER_TIMEOUT_S)
+            sms = send_sms(account, due.to_address, due.body, timeout_s=self._timeout_s)
             if sms.opted_out:
                 return Outcome("opted_out", error=sms.error)
             if sms.sid:
                 return Outcome("sent", provider_id=sms.sid)
+            if sms.in_doubt:
+                return Outcome("sending", error=sms.error)
             return self._failed(due, sms.error, sms.retry)
         message = compose(
             sender=settings.email_from or "",
@@ -151,9 +170,11 @@ class Notifier:
             body=due.body,
             invitation=self._invitation(due, settings),
         )
-        mail = send_email(self._settings.smtp_url, message, timeout_s=PROVIDER_TIMEOUT_S)
+        mail = send_email(self._settings.smtp_url, message, timeout_s=self._timeout_s)
         if mail.message_id:
             return Outcome("sent", provider_id=mail.message_id)
+        if mail.in_doubt:
+            return Outcome("sending", error=mail.error)
         return self._failed(due, mail.error, mail.retry)
 
     @staticmethod
@@ -182,6 +203,10 @@ class Notifier:
         )
 
     def _record(self, uow: AbstractUnitOfWork, due: DueMessage, outcome: Outcome, now) -> None:
+        if outcome.status == "sending":
+            # Perhaps sent: left in doubt (attempted_at stands), resolved by asking the provider.
+            uow.notifications.recheck_later(due.id, utc_now(), outcome.error or "in doubt")
+            return
         if outcome.status == "pending":
             uow.notifications.finish(
                 due.id,
@@ -225,12 +250,22 @@ class Notifier:
                     due.to_address,
                     due.body,
                     since,
-                    timeout_s=PROVIDER_TIMEOUT_S,
+                    known=uow.notifications.provider_ids(due.org_id, due.to_address),
+                    timeout_s=self._timeout_s,
                 )
             except Exception:
-                # Ask again on the next round rather than guess.
+                # Ask again later rather than guess; this row goes to the back of the line,
+                # so one organization's unreachable provider holds up nobody else. After a
+                # day it is given up on (never sent blind).
+                if utc_now() - due.created_at > GIVE_UP_AFTER:
+                    reason = "in doubt, and the provider could not be asked for a day"
+                    uow.notifications.finish(due.id, "failed", error=reason)
+                else:
+                    reason = "in doubt; the provider could not be asked"
+                    uow.notifications.recheck_later(due.id, utc_now(), reason)
+                uow.commit()
                 log.warning("message %s in doubt: the provider could not be asked", due.id)
-                return False
+                return True
             if sid:
                 uow.notifications.finish(due.id, "sent", provider_id=sid, sent_at=self._clock())
                 log.info("message %s in doubt: the provider has it (%s)", due.id, sid)

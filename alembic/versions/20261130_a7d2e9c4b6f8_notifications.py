@@ -24,7 +24,17 @@ def _status_check(statuses: str) -> None:
     )
 
 
+_EXCLUSION = (
+    "ALTER TABLE appointments DROP CONSTRAINT ex_appointments_no_overlap, "
+    "ADD CONSTRAINT ex_appointments_no_overlap EXCLUDE USING gist "
+    "(org_id WITH =, resource_id WITH =, tstzrange(starts_at, blocked_until, '[)') WITH &&) "
+    "WHERE ({where})"
+)
+
+
 def upgrade() -> None:
+    # A completed or missed appointment keeps its chair until its end, like a booked one.
+    op.execute(_EXCLUSION.format(where="status <> 'cancelled'"))
     # The notifications' composite foreign key needs this first.
     op.create_unique_constraint("uq_appointments_org_id_id", "appointments", ["org_id", "id"])
     _status_check("'booked', 'cancelled', 'completed', 'no_show'")
@@ -176,4 +186,5 @@ def downgrade() -> None:
     op.drop_table("sms_opt_outs")
     op.drop_table("messaging_settings")
     _status_check("'booked', 'cancelled'")
+    op.execute(_EXCLUSION.format(where="status = 'booked'"))
     op.drop_constraint("uq_appointments_org_id_id", "appointments", type_="unique")

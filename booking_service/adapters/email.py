@@ -7,6 +7,7 @@ a calendar app updates or removes the one event when a reschedule or a cancellat
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class EmailResult:
     message_id: str | None = None
     error: str | None = None
     retry: bool = False
+    in_doubt: bool = False
 
 
 def ics(invitation: Invitation) -> bytes:
@@ -94,37 +96,59 @@ def compose(
 
 def send_email(smtp_url: str, message: EmailMessage, *, timeout_s: float = 10) -> EmailResult:
     """Hand `message` to the SMTP server of `smtp_url`; never raises for what the server or
-    the network does."""
+    the network does. `retry`: certainly not accepted, try later; `in_doubt`: the server may
+    have it (the connection failed during the handover), never to be sent blind again."""
     url = urlsplit(smtp_url)
     implicit_tls = url.scheme == "smtps"
     host, port = url.hostname or "localhost", url.port or (465 if implicit_tls else 587)
     context = ssl.create_default_context()
+    server: smtplib.SMTP
     try:
-        server: smtplib.SMTP
         if implicit_tls:
             server = smtplib.SMTP_SSL(host, port, timeout=timeout_s, context=context)
         else:
             server = smtplib.SMTP(host, port, timeout=timeout_s)
-        with server:
-            server.ehlo()
-            if not implicit_tls and server.has_extn("starttls"):
-                server.starttls(context=context)
-                server.ehlo()
-            if url.username:
-                server.login(unquote(url.username), unquote(url.password or ""))
-            server.send_message(message)
-    except smtplib.SMTPRecipientsRefused:
-        return EmailResult(error="the mail server refused the address")
-    except smtplib.SMTPResponseException as exc:
-        # 4xx: try again later; 5xx: it will not work.
-        return EmailResult(
-            error=f"the mail server answered {exc.smtp_code}", retry=exc.smtp_code < 500
-        )
     except (OSError, smtplib.SMTPException) as exc:
         return EmailResult(
             error=f"could not reach the mail server ({type(exc).__name__})", retry=True
         )
-    return EmailResult(message_id=message["Message-ID"])
+    try:
+        try:
+            server.ehlo()
+            if not implicit_tls and server.has_extn("starttls"):
+                server.starttls(context=context)
+                server.ehlo()
+            elif not implicit_tls and url.username and not _is_local(host):
+                # Whoever strips STARTTLS on the way must not get the password.
+                return EmailResult(error="the mail server offers no STARTTLS; not logging in")
+            if url.username:
+                server.login(unquote(url.username), unquote(url.password or ""))
+        except smtplib.SMTPResponseException as exc:
+            code = exc.smtp_code
+            return EmailResult(error=f"the mail server answered {code}", retry=code < 500)
+        except (OSError, smtplib.SMTPException) as exc:
+            reason = f"could not talk to the mail server ({type(exc).__name__})"
+            return EmailResult(error=reason, retry=True)
+        try:
+            server.send_message(message)
+        except smtplib.SMTPRecipientsRefused:
+            return EmailResult(error="the mail server refused the address")
+        except smtplib.SMTPResponseException as exc:
+            # An explicit answer: it did not take the message (4xx: try again later).
+            code = exc.smtp_code
+            return EmailResult(error=f"the mail server answered {code}", retry=code < 500)
+        except (OSError, smtplib.SMTPException) as exc:
+            reason = f"the connection failed while handing over ({type(exc).__name__})"
+            return EmailResult(error=reason, in_doubt=True)
+        return EmailResult(message_id=message["Message-ID"])
+    finally:
+        # The message is handed over (or not) by now; a failing QUIT changes nothing.
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            server.quit()
+
+
+def _is_local(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1")
 
 
 def address_of(sender: str) -> str:

@@ -7,7 +7,7 @@ logged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import requests
@@ -25,7 +25,7 @@ class Account:
 
     base_url: str
     account_sid: str
-    auth_token: str
+    auth_token: str = field(repr=False)
     sms_from: str | None = None
     messaging_service_sid: str | None = None
 
@@ -37,7 +37,10 @@ class SmsResult:
     sid: str | None = None
     error: str | None = None
     opted_out: bool = False  # Twilio 21610
-    retry: bool = False  # worth another attempt later (429, 5xx, the network)
+    retry: bool = False  # not sent, worth another attempt later (429, no connection)
+    # It may have been sent (a timeout, a 5xx, a dropped connection after the request went
+    # out): only asking the provider can tell, never a blind second send.
+    in_doubt: bool = False
 
 
 def _client(account: Account, timeout_s: float) -> Client:
@@ -62,23 +65,47 @@ def send_sms(account: Account, to: str, body: str, *, timeout_s: float = 10) -> 
     except TwilioRestException as exc:
         if exc.code == OPTED_OUT_CODE:
             return SmsResult(error=f"Twilio {OPTED_OUT_CODE}: the number opted out", opted_out=True)
-        return SmsResult(
-            error=f"Twilio answered {exc.status} (code {exc.code})",
-            retry=exc.status == 429 or exc.status >= 500,
-        )
+        error = f"Twilio answered {exc.status} (code {exc.code})"
+        if exc.status >= 500:
+            return SmsResult(error=error, in_doubt=True)
+        return SmsResult(error=error, retry=exc.status == 429)
     except (requests.RequestException, TwilioException) as exc:
+        if _never_sent(exc):
+            reason = f"could not reach the SMS provider ({type(exc).__name__})"
+            return SmsResult(error=reason, retry=True)
         return SmsResult(
-            error=f"could not reach the SMS provider ({type(exc).__name__})", retry=True
+            error=f"no answer from the SMS provider ({type(exc).__name__})", in_doubt=True
         )
     return SmsResult(sid=message.sid)
 
 
+def _never_sent(exc: Exception) -> bool:
+    """Whether the request certainly did not reach the provider: the connection was refused,
+    the name did not resolve, or connecting timed out. A read timeout or a connection dropped
+    after the request went out may have sent it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    text = repr(exc)
+    return any(sign in text for sign in ("NewConnectionError", "NameResolutionError", "refused"))
+
+
 def find_sent(
-    account: Account, to: str, body: str, since: datetime, *, timeout_s: float = 10
+    account: Account,
+    to: str,
+    body: str,
+    since: datetime,
+    *,
+    known: frozenset[str] = frozenset(),
+    timeout_s: float = 10,
 ) -> str | None:
-    """The sid of a message with exactly this body to this number, created since `since`
-    (a send in doubt after a crash), or None. Raises when the provider cannot be asked."""
+    """The sid of a message with exactly this body to this number, created since `since` and
+    not one of the `known` sids (messages already recorded, e.g. an earlier reminder with the
+    same text), or None. Raises when the provider cannot be asked."""
     for message in _client(account, timeout_s).messages.list(to=to, limit=50):
-        if message.body == body and message.date_created and message.date_created >= since:
+        if message.sid in known or message.body != body:
+            continue
+        if message.date_created and message.date_created >= since:
             return message.sid
     return None

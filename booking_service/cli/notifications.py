@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask.cli import AppGroup, with_appcontext
 
@@ -21,7 +23,11 @@ secrets_cli = AppGroup("secrets", help="Stored provider credentials.")
 @click.command("sms")
 @click.argument("org_id", type=int)
 @click.option("--account-sid", help="Twilio account SID (AC...).")
-@click.option("--auth-token", help="Twilio auth token (stored sealed with SECRET_KEY).")
+@click.option(
+    "--auth-token",
+    help='Twilio auth token (stored sealed with SECRET_KEY); "-" reads it from standard input, '
+    "which keeps it out of the process list and the shell history.",
+)
 @click.option("--from", "sms_from", help="Sending number, in + form.")
 @click.option("--messaging-service-sid", help="Or a Twilio Messaging Service (MG...).")
 @click.option(
@@ -34,6 +40,8 @@ secrets_cli = AppGroup("secrets", help="Stored provider credentials.")
 def org_sms(org_id, account_sid, auth_token, sms_from, messaging_service_sid, countries, disable):
     """Send confirmations and reminders by SMS through Twilio; prints the messaging settings
     (never the token)."""
+    if auth_token == "-":  # noqa: S105 - "-" means standard input, not a password
+        auth_token = sys.stdin.readline().strip()
     rt = runtime()
     echo(
         configure_sms(

@@ -164,7 +164,7 @@ class AppointmentRepository:
         overlap = exists().where(
             Appointment.org_id == org_id,
             Appointment.resource_id == resource_id,
-            Appointment.status == "booked",
+            Appointment.status != "cancelled",
             blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
                 blocked_range(starts_at, blocked_until)
             ),

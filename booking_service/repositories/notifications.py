@@ -68,6 +68,7 @@ class DueMessage:
     body: str
     attempts: int
     attempted_at: datetime | None
+    created_at: datetime
     business: str
     timezone: str
     reference: str
@@ -111,17 +112,20 @@ _AUDIENCE = text(
 )
 
 # The columns of a claimed message: its row, the appointment as it is now, whether the number
-# opted out, and how many messages went to the address in the last 24 hours.
+# opted out, and how many messages went to the address in the last 24 hours (claim_due reads
+# that again under a per-address lock).
 _DUE_COLUMNS = """
     n.id, n.org_id, n.appointment_id, n.kind, n.channel, n.to_address, n.body, n.attempts,
-    n.attempted_at, o.name AS business, o.timezone, a.reference, a.starts_at, a.ends_at,
-    a.status AS appointment_status, coalesce(a.cancelled_at, a.rescheduled_at) AS changed_at,
+    n.attempted_at, n.created_at, o.name AS business, o.timezone, a.reference, a.starts_at,
+    a.ends_at, a.status AS appointment_status,
+    coalesce(a.cancelled_at, a.rescheduled_at) AS changed_at,
     EXISTS (SELECT 1 FROM sms_opt_outs x
              WHERE n.channel = 'sms' AND x.org_id = n.org_id AND x.phone = n.to_address)
       AS opted_out,
     (SELECT count(*) FROM notifications s
-      WHERE s.org_id = n.org_id AND s.to_address = n.to_address
-        AND s.sent_at > :p_now - interval '1 day') AS sent_today
+      WHERE s.org_id = n.org_id AND s.to_address = n.to_address AND s.id <> n.id
+        AND s.status IN ('sent', 'sending')
+        AND coalesce(s.sent_at, :p_now) > :p_now - interval '1 day') AS sent_today
 """
 
 _CLAIM_DUE = text(
@@ -225,8 +229,43 @@ class NotificationRepository:
     # --- sending (the worker) --------------------------------------------------------------
 
     def claim_due(self, now: datetime) -> DueMessage | None:
+        """The oldest due message, row-locked; with the address's count of the last day read
+        under a per-address lock, so two workers cannot both send the fifth message."""
         row = self.session.execute(_CLAIM_DUE, {"p_now": now}).first()
-        return DueMessage(**row._mapping) if row is not None else None
+        if row is None:
+            return None
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"notify:{row.org_id}:{row.to_address}"},
+        )
+        recount = self.session.execute(
+            text(
+                "SELECT count(*) FROM notifications s WHERE s.org_id = :org AND "
+                "s.to_address = :to AND s.id <> :id AND s.status IN ('sent', 'sending') "
+                "AND coalesce(s.sent_at, :p_now) > :p_now - interval '1 day'"
+            ),
+            {"org": row.org_id, "to": row.to_address, "id": row.id, "p_now": now},
+        ).scalar_one()
+        return DueMessage(**{**row._mapping, "sent_today": recount})
+
+    def provider_ids(self, org_id: int, to_address: str) -> frozenset[str]:
+        """The provider ids already recorded for messages to an address."""
+        rows = self.session.execute(
+            select(_notifications.c.provider_id).where(
+                _notifications.c.org_id == org_id,
+                _notifications.c.to_address == to_address,
+                _notifications.c.provider_id.is_not(None),
+            )
+        )
+        return frozenset(r.provider_id for r in rows)
+
+    def recheck_later(self, message_id: int, at: datetime, error: str) -> None:
+        """An in-doubt message whose provider could not be asked: ask again later."""
+        self.session.execute(
+            update(_notifications)
+            .where(_notifications.c.id == message_id, _notifications.c.status == "sending")
+            .values(attempted_at=at, error=error)
+        )
 
     def claim_in_doubt(self, before: datetime, now: datetime) -> DueMessage | None:
         """A message a worker began to send before `before` and never recorded."""
@@ -249,9 +288,10 @@ class NotificationRepository:
         error: str | None = None,
         sent_at: datetime | None = None,
         retry_at: datetime | None = None,
+        expect: str = "sending",
     ) -> None:
         """Record the outcome: sent, failed, skipped, opted_out; or pending again at
-        `retry_at`."""
+        `retry_at`. Only a row still in the `expect`ed status changes."""
         values: dict = {"status": status, "error": error}
         if provider_id is not None:
             values["provider_id"] = provider_id
@@ -260,7 +300,9 @@ class NotificationRepository:
         if retry_at is not None:
             values["due_at"] = retry_at
         self.session.execute(
-            update(_notifications).where(_notifications.c.id == message_id).values(**values)
+            update(_notifications)
+            .where(_notifications.c.id == message_id, _notifications.c.status == expect)
+            .values(**values)
         )
 
     # --- opt-outs --------------------------------------------------------------------------

@@ -154,7 +154,8 @@ def _schedule_statement():
     ).where(
         Appointment.org_id == org,
         Appointment.resource_id.in_(resources),
-        Appointment.status == "booked",
+        # As the exclusion constraint: everything but a cancellation holds its time.
+        Appointment.status != "cancelled",
         # Spelled as the exclusion constraint's indexed expression (the bounds literal, not a
         # parameter), so its GiST index finds the overlaps, however long the history.
         blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(

@@ -11,11 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from twilio.request_validator import RequestValidator
@@ -455,3 +457,136 @@ def test_a_no_show_is_recorded_sent_as_an_event_and_counted(app, rt, org, db):
         args=["appointment", "mark", reference, "--org", str(org.id), "--completed"]
     )
     assert again.exit_code == 1 and "it is no_show" in again.output
+
+
+def test_a_provider_that_answers_too_late_leaves_the_message_in_doubt_not_resent(
+    app, rt, org, db, twilio
+):
+    cli(app, "org", "email", str(org.id), "--disable")
+    book(app, org, local_start(days=3, hour=9))
+    twilio.after_store = lambda message: time.sleep(1.5)  # stored, answered after our timeout
+    try:
+        Notifier(rt.uow, rt.settings, clock=Clock(), provider_timeout_s=0.5).send_due()
+    finally:
+        twilio.after_store = None
+    status = db.execute(
+        "SELECT status FROM notifications WHERE channel = 'sms' AND kind = 'confirmation'"
+    ).fetchone()[0]
+    assert status == "sending"  # in doubt: not retried blind
+
+    Notifier(rt.uow, rt.settings, clock=Clock(), in_doubt_after=timedelta(0)).send_due()
+
+    assert len(twilio.sent_to(CALLER)) == 1
+    assert (
+        db.execute(
+            "SELECT status FROM notifications WHERE channel = 'sms' AND kind = 'confirmation'"
+        ).fetchone()[0]
+        == "sent"
+    )
+
+
+def test_a_message_in_flight_when_the_appointment_is_cancelled_is_not_sent_later(
+    app, rt, org, db, twilio
+):
+    reference = book(app, org, local_start(days=3, hour=9))["appointment"]["reference"]
+    # A worker began the confirmation and died before the provider got it...
+    db.execute(
+        "UPDATE notifications SET status = 'sending', attempted_at = now() - interval '1 hour' "
+        "WHERE kind = 'confirmation'"
+    )
+    # ...and meanwhile the caller cancelled.
+    cancel = envelope(tool_call("cancelAppointment", reference=reference), customer=CALLER)
+    assert post(app.test_client(), org, cancel).status_code == 200
+
+    Notifier(rt.uow, rt.settings, clock=Clock(), in_doubt_after=timedelta(0)).send_due()
+
+    sent = twilio.sent_to(CALLER)
+    assert len(sent) == 1 and "is cancelled" in sent[0]  # never "you're booked" after it
+    statuses = {r[0]: r[2] for r in rows(db, reference) if r[1] == "sms" and r[0] != "reminder"}
+    assert statuses == {"confirmation": "skipped", "cancelled": "sent"}
+
+
+def test_an_unreachable_provider_for_one_org_does_not_hold_up_another(app, rt, org, db, twilio):
+    other = Org(*_org_with(app, rt, "Other Dental", account="AC" + "9" * 32))
+    book(app, org, local_start(days=3, hour=9))
+    body = envelope(tool_call(**booking(start=local_start(days=3, hour=10))), customer=CALLER)
+    booked(post(app.test_client(), other, body))
+    # Both in doubt; the other organization's (whose account the provider does not know, so
+    # it cannot be asked) is the older one.
+    db.execute(
+        "UPDATE notifications SET status = 'sending', attempted_at = now() - "
+        "CASE WHEN org_id = %s THEN interval '2 hours' ELSE interval '1 hour' END "
+        "WHERE channel = 'sms' AND kind = 'confirmation'",
+        (other.id,),
+    )
+
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+
+    by_org = dict(
+        db.execute(
+            "SELECT org_id, status FROM notifications WHERE channel = 'sms' "
+            "AND kind = 'confirmation'"
+        ).fetchall()
+    )
+    assert by_org == {org.id: "sent", other.id: "sending"}
+
+
+def _org_with(app, rt, name: str, account: str):
+    created = create_org(rt.uow(), name=name, timezone="America/New_York")
+    cli(
+        app,
+        "org",
+        "sms",
+        str(created.org.id),
+        "--account-sid",
+        account,
+        "--auth-token",
+        TOKEN,
+        "--from",
+        "+14155550100",
+    )
+    return created.org, created.secret
+
+
+def test_a_confirmation_held_past_the_start_is_not_sent(app, rt, org, db, twilio):
+    reference = book(app, org, local_start(days=3, hour=9))["appointment"]["reference"]
+    db.execute(
+        "UPDATE appointments SET starts_at = now() - interval '1 minute', ends_at = now() + "
+        "interval '29 minutes', blocked_until = now() + interval '29 minutes'"
+    )
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+
+    assert twilio.sent_to(CALLER) == []
+    assert {r[2] for r in rows(db, reference) if r[0] == "confirmation"} == {"skipped"}
+
+
+def test_a_marked_appointment_keeps_its_chair(app, org, db):
+    reference = book(app, org, local_start(days=3, hour=9))["appointment"]["reference"]
+    db.execute("UPDATE appointments SET status = 'no_show' WHERE reference = %s", (reference,))
+
+    with pytest.raises(psycopg.errors.ExclusionViolation):
+        db.execute(
+            "INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, "
+            "ends_at, blocked_until, status) SELECT org_id, contact_id, resource_id, 'OTHER1', "
+            "starts_at, ends_at, blocked_until, 'booked' FROM appointments WHERE reference = %s",
+            (reference,),
+        )
+
+
+def test_the_auth_token_can_come_from_standard_input(app, org, db):
+    result = app.test_cli_runner().invoke(
+        args=[
+            "org",
+            "sms",
+            str(org.id),
+            "--account-sid",
+            ACCOUNT,
+            "--auth-token",
+            "-",
+            "--from",
+            "+14155550100",
+        ],
+        input="from-stdin-token\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "from-stdin-token" not in result.output
