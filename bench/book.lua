@@ -52,8 +52,13 @@ function request()
     local epoch = base + 86400 * math.floor(slot / SLOTS_PER_DAY) + 300 * (slot % SLOTS_PER_DAY)
     if mode == "refused" then epoch = base + 600 * (k % 50000) end
     local start = os.date("!%Y-%m-%dT%H:%M:00Z", epoch)
+    -- Refusals name the filled resource: the organization's default one ("Main") keeps
+    -- office hours and is free then.
+    local resource = ""
+    if mode == "refused" then resource = ',"resource":"Bench"' end
     call = '{"id":"b' .. tag .. '","type":"function","function":{"name":"bookAppointment",'
-      .. '"arguments":{"name":"Bench Caller","start":"' .. start .. '","durationMinutes":5}}}'
+      .. '"arguments":{"name":"Bench Caller","start":"' .. start .. '","durationMinutes":5'
+      .. resource .. '}}}'
   end
   local phone = "+14155550123"
   if mode ~= "same" then
