@@ -80,8 +80,8 @@ class Organization(Base):
     # credential can be updated without refusing calls in between.
     previous_secret_hash: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Key for VAPI's optional HMAC credential. Kept in plain text because verifying an HMAC
-    # needs the key itself (unlike the bearer secret, which is only compared by hash).
+    # Key for VAPI's optional HMAC credential. Verifying an HMAC needs the key itself (unlike
+    # the bearer secret, which is only compared by hash), so it is sealed (SECRET_KEY).
     hmac_secret: Mapped[str | None] = mapped_column(Text)
     # Booking rules: start granularity, minimum notice, how far ahead, gap after each booking.
     slot_minutes: Mapped[int] = mapped_column(Integer, server_default="15")

@@ -104,7 +104,8 @@ def appointment_mark(reference, org_id, outcome):
 @secrets_cli.command("reseal")
 @expected_errors
 def secrets_reseal():
-    """Re-seal every stored secret (Twilio auth tokens, webhook signing secrets) under the
+    """Re-seal every stored secret (Twilio auth tokens, webhook signing secrets, VAPI HMAC
+    keys) under the
     current SECRET_KEY: after a rotation (the old key in SECRET_KEY_PREVIOUS until this has
     run), and once after upgrading, to seal webhook secrets stored before sealing existed."""
     rt = runtime()
@@ -114,6 +115,9 @@ def secrets_reseal():
         tokens = uow.notifications.sealed_tokens()
         for org_id, sealed in tokens:
             uow.notifications.save_settings(org_id, {"twilio_auth_token": box.reseal(sealed)})
+        keys = uow.organizations.hmac_keys()
+        for org_id, key in keys:
+            uow.organizations.set_hmac_key(org_id, box.reseal(key))
         endpoints = uow.outbox.all_endpoint_secrets()
         for endpoint_id, secret, previous in endpoints:
             uow.outbox.update_endpoint(
@@ -122,4 +126,6 @@ def secrets_reseal():
                 previous_secret=box.reseal(previous) if previous else None,
             )
         uow.commit()
-    echo({"twilio_tokens": len(tokens), "webhook_endpoints": len(endpoints)})
+    echo(
+        {"twilio_tokens": len(tokens), "webhook_endpoints": len(endpoints), "hmac_keys": len(keys)}
+    )

@@ -144,6 +144,15 @@ class OrganizationRepository:
             .values(answer=answer)
         )
 
+    def hmac_keys(self) -> list[tuple[int, str]]:
+        """(org id, stored key) of every organization with an HMAC key, rows locked."""
+        rows = self.session.execute(
+            select(_organizations.c.id, _organizations.c.hmac_secret)
+            .where(_organizations.c.hmac_secret.is_not(None))
+            .with_for_update()
+        )
+        return [(r.id, r.hmac_secret) for r in rows]
+
     def set_hmac_key(self, org_id: int, key: str | None) -> bool:
         result = self.session.execute(
             update(Organization)

@@ -43,7 +43,7 @@ class OrgInfo:
     # Upcoming booked appointments one caller (a phone, or an email when phone-less) may hold.
     max_upcoming_per_caller: int = 4
     # The HMAC key when the organization requires signed requests (never logged or shown).
-    hmac_key: str | None = field(default=None, repr=False)
+    hmac_key: str | None = field(default=None, repr=False)  # as stored: sealed
 
     @property
     def zone(self) -> ZoneInfo:
@@ -210,8 +210,10 @@ def set_hmac(uow: AbstractUnitOfWork, org_id: int, *, enable: bool) -> str | Non
     Raises NotFound when there is no such organization.
     """
     key = new_hmac_key() if enable else None
+    # Stored sealed (SECRET_KEY), like every secret the service must read back.
+    stored = uow.secrets.seal(key) if key else None
     with uow:
-        if not uow.organizations.set_hmac_key(org_id, key):
+        if not uow.organizations.set_hmac_key(org_id, stored):
             raise NotFound("organization", org_id)
         uow.commit()
     return key

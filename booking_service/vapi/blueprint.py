@@ -23,6 +23,7 @@ from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
 from booking_service.normalize import normalize_phone
+from booking_service.secrets_box import SecretsUnavailable
 from booking_service.unit_of_work import ConnectionScope
 from booking_service.use_cases.orgs import OrgInfo, authenticate, get_org
 from booking_service.use_cases.signatures import Verdict, store_answer, verify
@@ -115,7 +116,8 @@ def _check_signature(rt, scope: ConnectionScope, org_id: int, key: str, body: by
     return verify(
         scope.uow(),
         org_id=org_id,
-        key=key,
+        # Sealed with SECRET_KEY (a key stored before sealing existed is used as it is).
+        key=rt.secrets.open_or_plain(key),
         body=body,
         signature=request.headers.get("X-Signature"),
         timestamp=request.headers.get("X-Timestamp"),
@@ -178,6 +180,9 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
     except OutOfTime:
         log.warning("authentication rolled back: the request ran past the commit limit")
         return _answer_all(body, OUT_OF_TIME)
+    except SecretsUnavailable:
+        log.error("authentication failed: the stored HMAC key cannot be opened (SECRET_KEY?)")
+        return _answer_all(body, replies.UNAVAILABLE)
     except DatabaseUnavailable:
         log.exception("authentication failed: database unavailable")
         DATABASE_ERRORS.labels("authentication").inc()

@@ -170,3 +170,28 @@ def test_the_worker_forgets_kept_answers_once_no_repeat_can_pass(runtime, signed
 
     left = [r[0] for r in db.execute("SELECT signature FROM webhook_signatures")]
     assert left == ["new"]  # the window is 5 minutes: after 10 no repeat can be accepted
+
+
+def test_the_hmac_key_is_stored_sealed_and_a_legacy_plain_one_still_verifies(
+    app, client, signed_org, db
+):
+    stored = db.execute(
+        "SELECT hmac_secret FROM organizations WHERE id = %s", (signed_org.id,)
+    ).fetchone()[0]
+    assert stored.startswith("fernet:") and signed_org.hmac_key not in stored
+    booked(send(client, signed_org, body()))
+
+    # A key stored before sealing existed still verifies, until reseal seals it.
+    db.execute(
+        "UPDATE organizations SET hmac_secret = %s WHERE id = %s",
+        (signed_org.hmac_key, signed_org.id),
+    )
+    booked(send(client, signed_org, body()))
+    resealed = app.test_cli_runner().invoke(args=["secrets", "reseal"])
+    assert resealed.exit_code == 0 and '"hmac_keys": 1' in resealed.output
+    assert (
+        db.execute("SELECT hmac_secret FROM organizations WHERE id = %s", (signed_org.id,))
+        .fetchone()[0]
+        .startswith("fernet:")
+    )
+    booked(send(client, signed_org, body()))
