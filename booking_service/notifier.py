@@ -229,7 +229,7 @@ class Notifier:
 
     def _resolve_one(self) -> bool:
         with self._uow() as uow:
-            due = uow.notifications.claim_in_doubt(utc_now() - self._in_doubt_after, self._clock())
+            due = uow.notifications.claim_in_doubt(utc_now() - self._in_doubt_after)
             if due is None:
                 return False
             if due.channel == notifications.EMAIL:

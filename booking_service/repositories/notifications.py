@@ -77,7 +77,8 @@ class DueMessage:
     appointment_status: str
     changed_at: datetime | None
     opted_out: bool
-    sent_today: int
+    # Messages to the address in the last day (claim_due fills it in; 0 elsewhere).
+    sent_today: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,8 @@ _AUDIENCE = text(
     """
 )
 
-# The columns of a claimed message: its row, the appointment as it is now, whether the number
-# opted out, and how many messages went to the address in the last 24 hours (claim_due reads
-# that again under a per-address lock).
+# The columns of a claimed message: its row, the appointment as it is now, and whether the
+# number opted out. (How many went to the address in a day is read by claim_due, under a lock.)
 _DUE_COLUMNS = """
     n.id, n.org_id, n.appointment_id, n.kind, n.channel, n.to_address, n.body, n.attempts,
     n.attempted_at, n.created_at, o.name AS business, o.timezone, a.reference, a.starts_at,
@@ -121,11 +121,7 @@ _DUE_COLUMNS = """
     coalesce(a.cancelled_at, a.rescheduled_at) AS changed_at,
     EXISTS (SELECT 1 FROM sms_opt_outs x
              WHERE n.channel = 'sms' AND x.org_id = n.org_id AND x.phone = n.to_address)
-      AS opted_out,
-    (SELECT count(*) FROM notifications s
-      WHERE s.org_id = n.org_id AND s.to_address = n.to_address AND s.id <> n.id
-        AND s.status IN ('sent', 'sending')
-        AND coalesce(s.sent_at, :p_now) > :p_now - interval '1 day') AS sent_today
+      AS opted_out
 """
 
 _CLAIM_DUE = text(
@@ -238,7 +234,7 @@ class NotificationRepository:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"notify:{row.org_id}:{row.to_address}"},
         )
-        recount = self.session.execute(
+        sent_today = self.session.execute(
             text(
                 "SELECT count(*) FROM notifications s WHERE s.org_id = :org AND "
                 "s.to_address = :to AND s.id <> :id AND s.status IN ('sent', 'sending') "
@@ -246,7 +242,7 @@ class NotificationRepository:
             ),
             {"org": row.org_id, "to": row.to_address, "id": row.id, "p_now": now},
         ).scalar_one()
-        return DueMessage(**{**row._mapping, "sent_today": recount})
+        return DueMessage(**row._mapping, sent_today=sent_today)
 
     def provider_ids(self, org_id: int, to_address: str) -> frozenset[str]:
         """The provider ids already recorded for messages to an address."""
@@ -267,9 +263,9 @@ class NotificationRepository:
             .values(attempted_at=at, error=error)
         )
 
-    def claim_in_doubt(self, before: datetime, now: datetime) -> DueMessage | None:
+    def claim_in_doubt(self, before: datetime) -> DueMessage | None:
         """A message a worker began to send before `before` and never recorded."""
-        row = self.session.execute(_IN_DOUBT, {"p_before": before, "p_now": now}).first()
+        row = self.session.execute(_IN_DOUBT, {"p_before": before}).first()
         return DueMessage(**row._mapping) if row is not None else None
 
     def mark_sending(self, message_id: int, at: datetime) -> None:
