@@ -10,10 +10,7 @@ from booking_service.use_cases import scheduling
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.openings import load_schedules
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.scheduling import Slot
-
-# How far to look for "the next day that has room" when a requested day is full.
-_NEXT_DAY_CHUNK = timedelta(days=14)
+from booking_service.use_cases.scheduling import ResourceSchedule, Slot
 
 
 @dataclass(frozen=True)
@@ -57,42 +54,45 @@ def check_availability(
         choice = choose_service(catalogue, org, service, minutes)
         duration = timedelta(minutes=choice.minutes)
         lo, hi = scheduling.search_window(rules, zone, now, first, last)
-        slots: list[Slot] = []
-        day = lo
-        while day <= hi and len(slots) < scheduling.MAX_SLOTS:
-            chunk_end = min(day + _NEXT_DAY_CHUNK, hi)
-            slots += scheduling.free_slots(
-                load_schedules(uow, org, resources, day, chunk_end),
-                rules,
-                zone,
-                now,
-                day,
-                chunk_end,
-                duration,
-                window_start=window_start,
-                window_end=window_end,
-                enough=scheduling.MAX_SLOTS - len(slots),
-                deadline=deadline,
-            )
-            day = chunk_end + timedelta(days=1)
+
+        def schedules_for(first_day: date, last_day: date) -> list[ResourceSchedule]:
+            return load_schedules(uow, org, resources, first_day, last_day)
+
+        slots = scheduling.free_slots_in_chunks(
+            schedules_for,
+            rules,
+            zone,
+            now,
+            lo,
+            hi,
+            duration,
+            enough=scheduling.MAX_SLOTS,
+            window_start=window_start,
+            window_end=window_end,
+            deadline=deadline,
+        )
         result = Availability(
             slots[: scheduling.MAX_SLOTS], choice.minutes, choice.name, first, last
         )
         if slots:
             return result
         horizon_day = rules.latest(now).astimezone(zone).date()
-        day = max(hi, lo - timedelta(days=1)) + timedelta(days=1)
-        while day <= horizon_day:
-            chunk_end = min(day + _NEXT_DAY_CHUNK, horizon_day)
-            schedules = load_schedules(uow, org, resources, day, chunk_end)
-            later = scheduling.free_slots(
-                schedules, rules, zone, now, day, chunk_end, duration, enough=1, deadline=deadline
+        # The next day with room: the first day (after the window) that has any start.
+        later = scheduling.free_slots_in_chunks(
+            schedules_for,
+            rules,
+            zone,
+            now,
+            max(hi, lo - timedelta(days=1)) + timedelta(days=1),
+            horizon_day,
+            duration,
+            enough=1,
+            deadline=deadline,
+        )
+        if later:
+            next_day = later[0].start.astimezone(zone).date()
+            same_day = tuple(s for s in later if s.start.astimezone(zone).date() == next_day)
+            return Availability(
+                [], choice.minutes, choice.name, first, last, next_day, same_day[:3]
             )
-            if later:
-                next_day = later[0].start.astimezone(zone).date()
-                same_day = tuple(s for s in later if s.start.astimezone(zone).date() == next_day)
-                return Availability(
-                    [], choice.minutes, choice.name, first, last, next_day, same_day[:3]
-                )
-            day = chunk_end + timedelta(days=1)
         return result

@@ -249,7 +249,47 @@ _NEAR_DAYS = timedelta(days=2)
 # Anything outside the near window is at least this far from the asked time (two whole days
 # either side, less a DST hour and margin): three starts closer than this settle the answer.
 _SETTLED = timedelta(hours=36)
-_BEFORE, _AFTER, _CHUNK = timedelta(days=7), timedelta(days=21), timedelta(days=14)
+_BEFORE, _AFTER = timedelta(days=7), timedelta(days=21)
+# Long searches load schedules this many days (plus one) at a time.
+_CHUNK = timedelta(days=14)
+
+
+def free_slots_in_chunks(
+    schedules_for: Callable[[date, date], list[ResourceSchedule]],
+    rules: Rules,
+    zone: ZoneInfo,
+    now: datetime,
+    first_day: date,
+    last_day: date,
+    duration: timedelta,
+    *,
+    enough: int,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    deadline: float | None = None,
+) -> list[Slot]:
+    """free_slots over [first_day, last_day], loading the schedules (`schedules_for`) 14 days
+    at a time and stopping once `enough` starts are found: a search over months costs the
+    days it needed, not the whole range."""
+    found: list[Slot] = []
+    day = first_day
+    while day <= last_day and len(found) < enough:
+        chunk_end = min(day + _CHUNK, last_day)
+        found += free_slots(
+            schedules_for(day, chunk_end),
+            rules,
+            zone,
+            now,
+            day,
+            chunk_end,
+            duration,
+            window_start=window_start,
+            window_end=window_end,
+            enough=enough - len(found),
+            deadline=deadline,
+        )
+        day = chunk_end + timedelta(days=1)
+    return found
 
 
 def nearest_slots(
@@ -303,13 +343,19 @@ def nearest_slots(
     if slots:
         return nearest(slots)
     # Nothing from a week before to three weeks after: the earliest starts after that.
-    found: list[Slot] = []
-    day = last
-    while day <= last_allowed and len(found) < limit:
-        chunk_end = min(day + _CHUNK, last_allowed)
-        found += search(day, chunk_end, enough=limit - len(found))
-        day = chunk_end + timedelta(days=1)
-    return nearest(found)
+    return nearest(
+        free_slots_in_chunks(
+            schedules_for,
+            rules,
+            zone,
+            now,
+            last,
+            last_allowed,
+            duration,
+            enough=limit,
+            deadline=deadline,
+        )
+    )
 
 
 def search_window(
