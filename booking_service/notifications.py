@@ -29,6 +29,7 @@ from booking_service.events import (
     AppointmentEvent,
     AppointmentRescheduled,
 )
+from booking_service.use_cases.times import spoken_datetime
 
 CONFIRMATION, REMINDER, RESCHEDULED, CANCELLED = (
     "confirmation",
@@ -66,19 +67,10 @@ class PlannedMessage:
     offset_minutes: int | None = None
 
 
-def _when(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    hour = local.hour % 12 or 12
-    return (
-        f"{local:%A}, {local:%B} {local.day}, {local.year} at "
-        f"{hour}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
-    )
-
-
 def text(kind: str, event: AppointmentEvent, business: str, zone: ZoneInfo) -> str:
     """The message: weekday, date and local time, the business, the reference. Short enough for
     a lock screen, plain enough to be read aloud."""
-    when = _when(event.starts_at, zone)
+    when = spoken_datetime(event.starts_at.astimezone(zone))
     ref = f"Reference {event.reference}."
     if kind == CONFIRMATION:
         return f"{business}: you're booked for {when}. {ref}"

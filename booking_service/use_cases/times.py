@@ -1,8 +1,9 @@
 """Local wall-clock times in the organization's zone, as instants.
 
 Everything is stored in UTC; conversions use zoneinfo (never fixed offsets), so answers stay
-right across daylight-saving changes. Reading a start from text and speaking a time belong to
-a front end (vapi/arguments.py, vapi/speech.py).
+right across daylight-saving changes. Reading a start from text belongs to a front end
+(vapi/arguments.py); the wording of a date and time is shared by what the assistant says
+(vapi/speech.py) and what a caller is sent (notifications.py).
 """
 
 from __future__ import annotations
@@ -49,3 +50,19 @@ def utc_now() -> datetime:
 def minutes(n: int) -> timedelta:
     """A duration of n minutes."""
     return timedelta(minutes=n)
+
+
+def spoken_date(moment: datetime) -> str:
+    """'Tuesday, December 1, 2026' (weekday and year make a wrong date audible or visible)."""
+    return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
+
+
+def spoken_time(moment: datetime) -> str:
+    """'10:00 AM'."""
+    hour = moment.hour % 12 or 12
+    return f"{hour}:{moment:%M} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def spoken_datetime(moment: datetime) -> str:
+    """'Tuesday, December 1, 2026 at 10:00 AM' (give it a local time)."""
+    return f"{spoken_date(moment)} at {spoken_time(moment)}"

@@ -26,12 +26,8 @@ from booking_service.errors import (
     UnknownService,
 )
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.vapi.speech import (
-    nonexistent_sentence,
-    offer_sentence,
-    reason_sentence,
-    spoken_datetime,
-)
+from booking_service.use_cases.times import spoken_datetime
+from booking_service.vapi.speech import nonexistent_sentence, offer_sentence, reason_sentence
 
 NOT_FOUND = (
     "I could not find that appointment for the number you are calling from. Please check the "

@@ -17,8 +17,8 @@ from booking_service.use_cases.availability import Availability
 from booking_service.use_cases.booking import Booking
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.scheduling import Slot
+from booking_service.use_cases.times import spoken_date, spoken_datetime, spoken_time
 from booking_service.use_cases.tool_calls import Answer
-from booking_service.vapi.speech import spoken_date, spoken_datetime, spoken_time
 
 # Not "nothing was booked": a commit may have succeeded before the connection dropped.
 # Asking again is safe: the same caller at the same time gets the existing booking back.

@@ -12,22 +12,7 @@ from zoneinfo import ZoneInfo
 from booking_service.use_cases import scheduling
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.scheduling import Slot
-
-
-def spoken_date(moment: datetime) -> str:
-    """'Tuesday, December 1, 2026' (weekday and year make a wrong date audible)."""
-    return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
-
-
-def spoken_time(moment: datetime) -> str:
-    """'10:00 AM'."""
-    hour = moment.hour % 12 or 12
-    return f"{hour}:{moment:%M} {'AM' if moment.hour < 12 else 'PM'}"
-
-
-def spoken_datetime(moment: datetime) -> str:
-    """'Tuesday, December 1, 2026 at 10:00 AM'."""
-    return f"{spoken_date(moment)} at {spoken_time(moment)}"
+from booking_service.use_cases.times import spoken_date, spoken_datetime, spoken_time
 
 
 def today_sentence(zone: ZoneInfo, now: datetime) -> str:

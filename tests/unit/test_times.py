@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from booking_service.use_cases.times import spoken_datetime
 from booking_service.vapi.arguments import ToolError, parse_start
-from booking_service.vapi.speech import spoken_datetime
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
