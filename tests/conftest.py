@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ import pytest
 from alembic import command
 from flask.testing import FlaskClient
 from pytest_postgresql import factories
+from pytest_postgresql.janitor import DatabaseJanitor
 from vapi.types import ServerMessageResponseToolCalls  # lazy package: ~0.1 s, once per run
 
 from booking_service.app import create_app
@@ -69,6 +71,40 @@ def migrate(host, port, user, dbname, password=None, **_kwargs) -> None:
 postgresql_migrated = factories.postgresql_noproc(dbname="bs_migrated", load=[migrate])
 postgresql_blank = factories.postgresql_noproc(dbname="bs_blank")
 db = factories.postgresql("postgresql_migrated")
+
+
+@pytest.fixture(scope="module")
+def module_database(postgresql_migrated, request) -> Iterator[str]:
+    """A database for one module, cloned from the migrated template and dropped after.
+
+    The per-test `database_url` fixture is function-scoped; a module that starts servers (the
+    stack tests) clones the same template once, so one server start serves all its tests.
+    """
+    template = postgresql_migrated
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    dbname = f"bs_{module}_{uuid.uuid4().hex[:8]}"
+    with DatabaseJanitor(
+        user=template.user,
+        host=template.host,
+        port=template.port,
+        password=template.password,
+        dbname=dbname,
+        template_dbname=template.template_dbname,
+    ):
+        yield url_of(template.host, template.port, dbname, template.user)
+
+
+@pytest.fixture(scope="session")
+def nginx_binary() -> Path:
+    """Debian's nginx, installed once per session when missing (root) or a skip (others)."""
+    from tests import stack
+
+    try:
+        return stack.ensure_nginx()
+    except stack.NginxUnavailable as exc:
+        pytest.skip(str(exc))
+
+
 blank_db = factories.postgresql("postgresql_blank")
 
 

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from booking_service.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from tests import stack
-from tests.conftest import make_app, url_of
+from tests.conftest import make_app
 from tests.helpers import local_start
 from tests.stack import GUNICORN_THREADS, Stack
 
@@ -43,33 +42,10 @@ BUDGET_S, COMMIT_LIMIT_S, NGINX_READ_TIMEOUT_S = 2, 3, 6
 
 
 @pytest.fixture(scope="module")
-def nginx_binary() -> Path:
-    try:
-        return stack.ensure_nginx()
-    except stack.NginxUnavailable as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def database(postgresql_migrated) -> Iterator[str]:
-    template = postgresql_migrated
-    dbname = f"bs_deadlines_{uuid.uuid4().hex[:8]}"
-    with DatabaseJanitor(
-        user=template.user,
-        host=template.host,
-        port=template.port,
-        password=template.password,
-        dbname=dbname,
-        template_dbname=template.template_dbname,
-    ):
-        yield url_of(template.host, template.port, dbname, template.user)
-
-
-@pytest.fixture(scope="module")
-def live(nginx_binary: Path, database: str) -> Iterator[Stack]:
+def live(nginx_binary: Path, module_database: str) -> Iterator[Stack]:
     started = Stack(
         nginx_binary,
-        database,
+        module_database,
         extra_env={
             "GUNICORN_WORKERS": str(WORKERS),
             "REQUEST_BUDGET_S": str(BUDGET_S),
@@ -98,10 +74,10 @@ def secret(live: Stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def holders(database: str) -> list[str]:
+def holders(module_database: str) -> list[str]:
     """Secrets of organizations to fill every thread with, one request each (an organization
     gets at most MAX_CONCURRENT_PER_ORG, all but one, of a worker's threads)."""
-    app = make_app(database)
+    app = make_app(module_database)
     try:
         uow = app.extensions[KEY].uow
         return [
@@ -113,8 +89,8 @@ def holders(database: str) -> list[str]:
 
 
 @pytest.fixture
-def sql(database: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(stack.psycopg_conninfo(database), autocommit=True) as conn:
+def sql(module_database: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(stack.psycopg_conninfo(module_database), autocommit=True) as conn:
         conn.execute("DELETE FROM appointments")
         yield conn
 

@@ -26,12 +26,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 from twilio.request_validator import RequestValidator
 
 from booking_service.use_cases.signatures import expected_signature
 from tests import stack
-from tests.conftest import url_of
 from tests.helpers import local_start
 from tests.stack import Stack
 
@@ -57,42 +55,13 @@ def slot(days: int, index: int) -> str:
 # --- the stack ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def nginx_binary() -> Path:
-    """Debian's nginx, installed once per session when missing (root) or a skip (others)."""
-    try:
-        return stack.ensure_nginx()
-    except stack.NginxUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="module")
-def stack_database(postgresql_migrated) -> Iterator[str]:
-    """A database for this module only, cloned from the migrated template and dropped after.
-
-    The per-test `database_url` fixture is function-scoped; cloning the same template here
-    lets one server start serve every test of the module.
-    """
-    template = postgresql_migrated
-    dbname = f"bs_real_stack_{uuid.uuid4().hex[:8]}"
-    with DatabaseJanitor(
-        user=template.user,
-        host=template.host,
-        port=template.port,
-        password=template.password,
-        dbname=dbname,
-        template_dbname=template.template_dbname,
-    ):
-        yield url_of(template.host, template.port, dbname, template.user)
-
-
-@pytest.fixture(scope="module")
-def running(nginx_binary: Path, stack_database: str) -> Iterator[Stack]:
+def running(nginx_binary: Path, module_database: str) -> Iterator[Stack]:
     # The shutdown tests fill every thread with one organization's bookings; its fair share
     # of a worker (tested in tests/e2e/test_deadlines.py) would turn most of them away.
     started = Stack(
         nginx_binary,
-        stack_database,
+        module_database,
         extra_env={"MAX_CONCURRENT_PER_ORG": "0"},
     ).start()
     try:
@@ -126,9 +95,9 @@ def secret(running: Stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def sql(stack_database: str) -> Iterator[psycopg.Connection]:
+def sql(module_database: str) -> Iterator[psycopg.Connection]:
     """A connection for looking at what the service wrote."""
-    with psycopg.connect(stack.psycopg_conninfo(stack_database), autocommit=True) as conn:
+    with psycopg.connect(stack.psycopg_conninfo(module_database), autocommit=True) as conn:
         yield conn
 
 
