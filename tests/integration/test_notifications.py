@@ -103,21 +103,27 @@ def cli(app, *args: str) -> str:
 def org(app, rt) -> Org:
     created = create_org(rt.uow(), name="Bright Smile Dental", timezone="America/New_York")
     org = Org(created.org, created.secret)
-    cli(
+    enable_sms(app, str(org.id))
+    cli(app, "org", "email", str(org.id), "--from", "Bright Smile <hello@example.com>")
+    cli(app, "org", "update", str(org.id), "--max-upcoming-per-caller", "20")
+    return org
+
+
+def enable_sms(app, org_id: str, *extra: str, account: str = ACCOUNT) -> str:
+    """`org sms` with the fake Twilio account; returns what it printed."""
+    return cli(
         app,
         "org",
         "sms",
-        str(org.id),
+        org_id,
         "--account-sid",
-        ACCOUNT,
+        account,
         "--auth-token",
         TOKEN,
         "--from",
         "+14155550100",
+        *extra,
     )
-    cli(app, "org", "email", str(org.id), "--from", "Bright Smile <hello@example.com>")
-    cli(app, "org", "update", str(org.id), "--max-upcoming-per-caller", "20")
-    return org
 
 
 class Clock:
@@ -295,20 +301,7 @@ def test_quiet_hours_move_a_reminder_to_before_they_start(app, org, db):
 
 
 def test_numbers_outside_the_allowed_countries_get_no_sms(app, org, db):
-    cli(
-        app,
-        "org",
-        "sms",
-        str(org.id),
-        "--account-sid",
-        ACCOUNT,
-        "--auth-token",
-        TOKEN,
-        "--from",
-        "+14155550100",
-        "--countries",
-        "CA",
-    )
+    enable_sms(app, str(org.id), "--countries", "CA")
     book(app, org, local_start(days=3, hour=9))
 
     assert {r[1] for r in rows(db)} == {"email"}
@@ -329,18 +322,7 @@ def test_the_auth_token_is_sealed_and_never_printed(app, org, db):
     stored = db.execute(
         "SELECT twilio_auth_token FROM messaging_settings WHERE org_id = %s", (org.id,)
     ).fetchone()[0]
-    printed = cli(
-        app,
-        "org",
-        "sms",
-        str(org.id),
-        "--account-sid",
-        ACCOUNT,
-        "--auth-token",
-        TOKEN,
-        "--from",
-        "+14155550100",
-    )
+    printed = enable_sms(app, str(org.id))
 
     assert stored.startswith("fernet:") and TOKEN not in stored
     assert TOKEN not in printed and '"auth_token": "set"' in printed
@@ -533,18 +515,7 @@ def test_an_unreachable_provider_for_one_org_does_not_hold_up_another(app, rt, o
 
 def _org_with(app, rt, name: str, account: str):
     created = create_org(rt.uow(), name=name, timezone="America/New_York")
-    cli(
-        app,
-        "org",
-        "sms",
-        str(created.org.id),
-        "--account-sid",
-        account,
-        "--auth-token",
-        TOKEN,
-        "--from",
-        "+14155550100",
-    )
+    enable_sms(app, str(created.org.id), account=account)
     return created.org, created.secret
 
 
