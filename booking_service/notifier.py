@@ -63,7 +63,6 @@ class Notifier:
         self._clock = clock
         self._in_doubt_after = in_doubt_after
         self._timeout_s = provider_timeout_s
-        self._box = SecretBox.from_settings(settings)
 
     def send_due(self, stop: Callable[[], bool] = lambda: False) -> int:
         """Resolve messages in doubt, then send everything due; returns how many were handled."""
@@ -97,8 +96,9 @@ class Notifier:
             # doubt, to be resolved by asking the provider (never sent again blind).
             uow.notifications.mark_sending(due.id, utc_now())
             uow.commit()
+            box = uow.secrets
         assert settings is not None  # _refusal answers for a missing one
-        outcome = self._deliver(due, settings)
+        outcome = self._deliver(due, settings, box)
         with self._uow() as uow:
             self._record(uow, due, outcome, now)
             uow.commit()
@@ -139,19 +139,19 @@ class Notifier:
             return "skipped", f"{notifications.DAILY_LIMIT} messages to this address in a day"
         return None
 
-    def _account(self, settings: SettingsRow) -> Account:
+    def _account(self, settings: SettingsRow, box: SecretBox) -> Account:
         return Account(
             base_url=self._settings.twilio_api_base_url,
             account_sid=settings.twilio_account_sid or "",
-            auth_token=self._box.open(settings.twilio_auth_token or ""),
+            auth_token=box.open(settings.twilio_auth_token or ""),
             sms_from=settings.sms_from,
             messaging_service_sid=settings.messaging_service_sid,
         )
 
-    def _deliver(self, due: DueMessage, settings: SettingsRow) -> Outcome:
+    def _deliver(self, due: DueMessage, settings: SettingsRow, box: SecretBox) -> Outcome:
         if due.channel == notifications.SMS:
             try:
-                account = self._account(settings)
+                account = self._account(settings, box)
             except SecretsUnavailable as exc:
                 return Outcome("failed", error=str(exc))
             sms = send_sms(account, due.to_address, due.body, timeout_s=self._timeout_s)
@@ -246,7 +246,7 @@ class Notifier:
                     raise SecretsUnavailable("no SMS settings any more")
                 since = (due.attempted_at or utc_now()) - timedelta(minutes=1)
                 sid = find_sent(
-                    self._account(settings),
+                    self._account(settings, uow.secrets),
                     due.to_address,
                     due.body,
                     since,

@@ -37,7 +37,7 @@ def sms(org_id: int):
     if not 0 < org_id <= _MAX_ID:
         return error_response(401, "Missing or invalid signature.")
     try:
-        token = twilio_auth_token(rt.uow(), rt.secrets, org_id)
+        token = twilio_auth_token(rt.uow(), org_id)
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")
     except SecretsUnavailable:

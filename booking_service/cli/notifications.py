@@ -46,7 +46,6 @@ def org_sms(org_id, account_sid, auth_token, sms_from, messaging_service_sid, co
     echo(
         configure_sms(
             rt.uow(),
-            rt.secrets,
             org_id,
             account_sid=account_sid,
             auth_token=auth_token,

@@ -16,7 +16,6 @@ from booking_service.errors import NotFound
 from booking_service.normalize import is_valid_region, mask_phone, normalize_email, normalize_phone
 from booking_service.repositories.notifications import NotificationRow, SettingsRow
 from booking_service.repositories.organizations import OrganizationRow
-from booking_service.secrets_box import SecretBox
 from booking_service.unit_of_work import AbstractUnitOfWork
 
 # Twilio's opt-out and opt-in keywords (Advanced Opt-Out defaults).
@@ -85,7 +84,6 @@ def show(uow: AbstractUnitOfWork, org_id: int) -> dict:
 
 def configure_sms(
     uow: AbstractUnitOfWork,
-    box: SecretBox,
     org_id: int,
     *,
     account_sid: str | None = None,
@@ -121,7 +119,7 @@ def configure_sms(
         values = {
             "sms_enabled": True,
             "twilio_account_sid": account_sid,
-            "twilio_auth_token": box.seal(auth_token.strip()),
+            "twilio_auth_token": uow.secrets.seal(auth_token.strip()),
             "sms_from": sender,
             "messaging_service_sid": messaging_service_sid,
             "sms_countries": regions,
@@ -214,13 +212,13 @@ def inbound_sms(uow: AbstractUnitOfWork, org_id: int, sender: str, body: str) ->
     return "opted_out" if word in STOP_WORDS else "opted_in"
 
 
-def twilio_auth_token(uow: AbstractUnitOfWork, box: SecretBox, org_id: int) -> str | None:
+def twilio_auth_token(uow: AbstractUnitOfWork, org_id: int) -> str | None:
     """The organization's Twilio auth token (to check X-Twilio-Signature), or None."""
     with uow:
         settings = uow.notifications.settings(org_id)
     if settings is None or not settings.twilio_auth_token:
         return None
-    return box.open(settings.twilio_auth_token)
+    return uow.secrets.open(settings.twilio_auth_token)
 
 
 def listing(uow: AbstractUnitOfWork, org_id: int, reference: str | None) -> list[dict]:
