@@ -15,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from booking_service.api.admission import Admission
 from booking_service.api.errors import register_error_handlers
 from booking_service.api.health import bp as health_bp
+from booking_service.api.ical import bp as ical_bp
 from booking_service.api.metrics import bp as metrics_bp
 from booking_service.api.proxy import TrustedProxies
 from booking_service.api.twilio import bp as twilio_bp
@@ -63,6 +64,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(metrics_bp)
     app.register_blueprint(twilio_bp)
+    app.register_blueprint(ical_bp)
     register_error_handlers(app)
     register_cli(app)
     # Exactly one proxy hop (nginx) is trusted, and only when it is the socket peer: a

@@ -64,6 +64,11 @@ class Settings:
     secret_key_previous: str = ""  # SECRET_KEY_PREVIOUS: older keys, comma-separated (rotation)
     smtp_url: str = ""  # SMTP_URL: smtp://user:pass@host:587 (STARTTLS) or smtps://...
     twilio_api_base_url: str = "https://api.twilio.com"  # TWILIO_API_BASE_URL
+    calendar_poll_seconds: int = 60  # CALENDAR_POLL_SECONDS
+    calendar_timeout_s: int = 10  # CALENDAR_TIMEOUT_S
+    calendar_allow_private_targets: bool = False  # CALENDAR_ALLOW_PRIVATE_TARGETS
+    # PUBLIC_URL: where callers' calendar apps reach this service (the ICS feed URLs printed)
+    public_url: str = "http://127.0.0.1:8000"
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -114,6 +119,10 @@ class Settings:
             raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
         if self.secret_key and len(self.secret_key) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters (use a random one)")
+        if self.calendar_poll_seconds < 1 or self.calendar_timeout_s < 1:
+            raise ConfigError("CALENDAR_POLL_SECONDS and CALENDAR_TIMEOUT_S must be at least 1")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("PUBLIC_URL must start with http:// or https://")
         if self.request_commit_limit_s < self.request_budget_s:
             raise ConfigError("REQUEST_COMMIT_LIMIT_S must not be below REQUEST_BUDGET_S")
         try:
@@ -164,6 +173,10 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("SECRET_KEY_PREVIOUS", "secret_key_previous", str),
     ("SMTP_URL", "smtp_url", str),
     ("TWILIO_API_BASE_URL", "twilio_api_base_url", str),
+    ("CALENDAR_POLL_SECONDS", "calendar_poll_seconds", int),
+    ("CALENDAR_TIMEOUT_S", "calendar_timeout_s", int),
+    ("CALENDAR_ALLOW_PRIVATE_TARGETS", "calendar_allow_private_targets", bool),
+    ("PUBLIC_URL", "public_url", str),
 )
 
 

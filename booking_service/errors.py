@@ -122,6 +122,14 @@ class TooManyUpcoming(Refusal):
 
 
 @dataclass(eq=False)
+class CalendarUnavailable(Refusal):
+    """Only resources whose linked calendar could not be read lately (policy "refuse") could
+    take `start`: whether the owner is free then is not known."""
+
+    start: datetime
+
+
+@dataclass(eq=False)
 class ChangeLimitReached(Refusal):
     """One VAPI call (or caller, or request) made `limit` changes already."""
 

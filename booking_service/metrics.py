@@ -8,6 +8,7 @@ in-process registry is used.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -61,6 +62,8 @@ class OutboxSnapshot:
     attempts_last_hour: dict[str, int]  # by outcome
     no_shows: int = 0  # appointments marked as missed by the caller
     messages: dict[str, int] = field(default_factory=dict)  # notifications by status
+    # (org_id, link_id, seconds since the last good read or None, stale) per blocking link
+    calendars: list[tuple[int, int, float | None, bool]] = field(default_factory=list)
 
     def collect(self):
         yield GaugeMetricFamily(
@@ -102,6 +105,20 @@ class OutboxSnapshot:
         for status in NOTIFICATION_STATUSES:
             messages.add_metric([status], self.messages.get(status, 0))
         yield messages
+        ages = GaugeMetricFamily(
+            "booking_calendar_sync_age_seconds",
+            "Seconds since each blocking calendar link's busy times were last read "
+            "successfully (+Inf: never).",
+            labels=["org_id", "link_id"],
+        )
+        for org_id, link_id, age, _stale in self.calendars:
+            ages.add_metric([str(org_id), str(link_id)], math.inf if age is None else age)
+        yield ages
+        yield GaugeMetricFamily(
+            "booking_calendars_stale",
+            "Blocking calendar links whose busy times are older than their limit.",
+            value=sum(1 for *_, stale in self.calendars if stale),
+        )
 
 
 def render(outbox: OutboxSnapshot | None = None) -> tuple[bytes, str]:

@@ -25,10 +25,16 @@ from booking_service.errors import (
     OutOfTime,
     UniqueViolation,
 )
-from booking_service.events import AppointmentBooked, AppointmentEvent
+from booking_service.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentEvent,
+    AppointmentRescheduled,
+)
 from booking_service.normalize import region_of
 from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
+from booking_service.repositories.calendars import CalendarRepository
 from booking_service.repositories.contacts import ContactRepository
 from booking_service.repositories.ledger import ToolCallLedger
 from booking_service.repositories.notifications import NotificationRepository
@@ -64,6 +70,7 @@ class AbstractUnitOfWork(abc.ABC):
     adoption: AdoptionRepository
     outbox: OutboxRepository
     notifications: NotificationRepository
+    calendars: CalendarRepository
 
     def __init__(
         self,
@@ -196,6 +203,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.adoption = AdoptionRepository(self.session)
         self.outbox = OutboxRepository(self.session)
         self.notifications = NotificationRepository(self.session)
+        self.calendars = CalendarRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -226,9 +234,15 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             self.outbox.add_event(
                 org_id=event.org_id,
                 contact_id=event.contact_id,
+                appointment_id=event.appointment_id,
                 event_id=outbox.new_event_id(),
                 event_type=outbox.event_type(event),
                 payload=outbox.payload(event, source=self.source, at=at),
+                # A linked calendar shows booked, moved and cancelled; a marked outcome
+                # leaves the event as it is.
+                calendar=isinstance(
+                    event, AppointmentBooked | AppointmentRescheduled | AppointmentCancelled
+                ),
             )
             self._plan_messages(event, at)
 

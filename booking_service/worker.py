@@ -1,5 +1,6 @@
 """The outbox worker (`flask --app wsgi worker`): delivers due webhooks, retries, records;
-and sends the due confirmations and reminders (notifier.py).
+sends the due confirmations and reminders (notifier.py); and keeps linked calendars in step
+(calendar_sync.py).
 
 One delivery per transaction: the worker claims the oldest due delivery with FOR UPDATE SKIP
 LOCKED, sends it while holding the row lock, records the attempt and commits. Several workers,
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_service.adapters.webhooks import Sent, send
+from booking_service.calendar_sync import CalendarSync
 from booking_service.config import Settings
 from booking_service.errors import DatabaseUnavailable
 from booking_service.notifier import Notifier
@@ -97,18 +99,20 @@ class Worker:
         self._jitter = jitter
         self._stop = threading.Event()
         self.notifier = Notifier(uow_factory, settings, clock=clock)
+        self.calendars = CalendarSync(uow_factory, settings, clock=clock, jitter=jitter)
 
     def stop(self) -> None:
         """Finish the attempt in hand, then return from `run`."""
         self._stop.set()
 
     def deliver_due(self) -> int:
-        """Deliver every webhook and message due now, one transaction each; returns how many
-        attempts."""
+        """Deliver every webhook, message and calendar push due now, and read the calendars due
+        a poll, one transaction each; returns how many attempts."""
         attempts = 0
         while not self._stop.is_set() and self._deliver_one():
             attempts += 1
-        return attempts + self.notifier.send_due(self._stop.is_set)
+        attempts += self.notifier.send_due(self._stop.is_set)
+        return attempts + self.calendars.sync_due(self._stop.is_set)
 
     def run(self) -> None:
         """Deliver until stopped, polling every WORKER_POLL_S; database outages are waited out."""

@@ -16,6 +16,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from booking_service.cli.calendars import appointments_cli, calendar_cli
 from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
@@ -357,5 +358,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(notifications_cli)
     app.cli.add_command(appointment_cli)
     app.cli.add_command(secrets_cli)
+    app.cli.add_command(calendar_cli)
+    app.cli.add_command(appointments_cli)
     org_cli.add_command(org_sms)
     org_cli.add_command(org_email)

@@ -11,6 +11,7 @@ import click
 
 from booking_service.errors import AppointmentNotMarkable, DatabaseUnavailable, NotFound
 from booking_service.secrets_box import SecretsUnavailable
+from booking_service.use_cases.calendars import CalendarInputError
 from booking_service.use_cases.notifications import MessagingInputError
 from booking_service.use_cases.orgs import OrgInputError
 from booking_service.use_cases.resources import ScheduleInputError
@@ -42,6 +43,7 @@ def expected_errors(command: Callable) -> Callable:
             ScheduleInputError,
             WebhookInputError,
             MessagingInputError,
+            CalendarInputError,
             SecretsUnavailable,
         ) as exc:
             fail(str(exc))

@@ -104,9 +104,9 @@ def appointment_mark(reference, org_id, outcome):
 @expected_errors
 def secrets_reseal():
     """Re-seal every stored secret (Twilio auth tokens, webhook signing secrets, VAPI HMAC
-    keys) under the
-    current SECRET_KEY: after a rotation (the old key in SECRET_KEY_PREVIOUS until this has
-    run), and once after upgrading, to seal webhook secrets stored before sealing existed."""
+    keys, calendar passwords) under the current SECRET_KEY: after a rotation (the old key in
+    SECRET_KEY_PREVIOUS until this has run), and once after upgrading, to seal webhook secrets
+    stored before sealing existed."""
     rt = runtime()
     box = rt.secrets
     uow = rt.uow()
@@ -124,7 +124,15 @@ def secrets_reseal():
                 secret=box.reseal(secret),
                 previous_secret=box.reseal(previous) if previous else None,
             )
+        passwords = uow.calendars.all_passwords()
+        for link_id, sealed in passwords:
+            uow.calendars.update_link(link_id, password=box.reseal(sealed))
         uow.commit()
     echo(
-        {"twilio_tokens": len(tokens), "webhook_endpoints": len(endpoints), "hmac_keys": len(keys)}
+        {
+            "twilio_tokens": len(tokens),
+            "webhook_endpoints": len(endpoints),
+            "hmac_keys": len(keys),
+            "calendar_passwords": len(passwords),
+        }
     )

@@ -71,6 +71,7 @@ _INSERT_APPOINTMENT = (
         email=bindparam("p_email"),
         vapi_call_id=bindparam("p_call"),
         tool_call_id=bindparam("p_tool_call"),
+        unconfirmed=bindparam("p_unconfirmed"),
     )
     .on_conflict_do_nothing()
     .returning(*_COLUMNS)
@@ -121,6 +122,7 @@ class AppointmentRepository:
         email: str | None,
         vapi_call_id: str | None,
         tool_call_id: str | None,
+        unconfirmed: bool = False,
     ) -> AppointmentRow | None:
         """Insert a booked appointment; None when it conflicts (see `why_not_inserted`).
 
@@ -144,6 +146,7 @@ class AppointmentRepository:
             "p_email": email,
             "p_call": vapi_call_id,
             "p_tool_call": tool_call_id,
+            "p_unconfirmed": unconfirmed,
         }
         row = self.session.execute(_INSERT_APPOINTMENT, values).first()
         return _appointment(row) if row is not None else None
@@ -296,6 +299,7 @@ class AppointmentRepository:
             status="cancelled",
             cancelled_at=func.now(),
             cancel_reason=reason,
+            sequence=_appointments.c.sequence + 1,
         )
 
     def by_reference(self, org_id: int, reference: str) -> AppointmentRow | None:
@@ -320,6 +324,7 @@ class AppointmentRepository:
         starts_at: datetime,
         ends_at: datetime,
         blocked_until: datetime,
+        unconfirmed: bool = False,
     ) -> AppointmentRow:
         """Move in place (same row, same reference); may raise the exclusion violation."""
         return self._update(
@@ -330,6 +335,8 @@ class AppointmentRepository:
             ends_at=ends_at,
             blocked_until=blocked_until,
             rescheduled_at=func.now(),
+            sequence=_appointments.c.sequence + 1,
+            unconfirmed=unconfirmed,
         )
 
     def _update(self, org_id: int, appointment_id: int, **values) -> AppointmentRow:

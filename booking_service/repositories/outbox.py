@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     and_,
     bindparam,
     func,
@@ -30,6 +31,9 @@ from sqlalchemy.orm import Session
 
 from booking_service.db import table
 from booking_service.models import (
+    Appointment,
+    CalendarLink,
+    CalendarPush,
     Contact,
     OutboxEvent,
     WebhookAttempt,
@@ -41,6 +45,9 @@ _events = table(OutboxEvent)
 _endpoints = table(WebhookEndpoint)
 _deliveries = table(WebhookDelivery)
 _attempts = table(WebhookAttempt)
+_links = table(CalendarLink)
+_pushes = table(CalendarPush)
+_appointments = table(Appointment)
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,45 @@ class AttemptRow:
     outcome: str
 
 
+def _calendar_pushes_cte():
+    """One pending push per calendar link that must hear of the change (`p_calendar`): the
+    links of the appointment's resource, and those already given the appointment (it moved to
+    another resource, so their calendar must drop it). The appointment is read as this
+    transaction left it."""
+    org = bindparam("p_org", type_=BigInteger)
+    appointment = bindparam("p_appointment", type_=BigInteger)
+    resource = (
+        select(_appointments.c.resource_id)
+        .where(_appointments.c.org_id == org, _appointments.c.id == appointment)
+        .scalar_subquery()
+    )
+    earlier = (
+        select(literal(1))
+        .where(
+            _pushes.c.org_id == org,
+            _pushes.c.link_id == _links.c.id,
+            _pushes.c.appointment_id == appointment,
+        )
+        .exists()
+    )
+    wanted = select(_links.c.org_id, _links.c.id, appointment).where(
+        bindparam("p_calendar", type_=Boolean),
+        _links.c.org_id == org,
+        _links.c.push,
+        or_(_links.c.resource_id == resource, earlier),
+    )
+    return (
+        insert(_pushes)
+        .from_select(["org_id", "link_id", "appointment_id"], wanted)
+        .cte("calendar_pushes_added")
+    )
+
+
 def _add_event_statement():
     """INSERT the event, then one pending delivery per endpoint that wants its type, in one
-    round trip (a disabled endpoint's deliveries wait until it is enabled: nothing is lost).
-    `data.phone` comes from the contact, in the same statement."""
+    round trip (a disabled endpoint's deliveries wait until it is enabled: nothing is lost),
+    and the calendar pushes the change needs (a data-modifying CTE runs whether or not it is
+    read). `data.phone` comes from the contact, in the same statement."""
     phone = (
         select(func.to_jsonb(Contact.phone))
         .where(Contact.org_id == bindparam("p_org"), Contact.id == bindparam("p_contact"))
@@ -132,8 +174,10 @@ def _add_event_statement():
             ),
         )
     )
-    return insert(_deliveries).from_select(
-        ["org_id", "event_id", "endpoint_id", "status", "next_attempt_at"], wanted
+    return (
+        insert(_deliveries)
+        .from_select(["org_id", "event_id", "endpoint_id", "status", "next_attempt_at"], wanted)
+        .add_cte(_calendar_pushes_cte())
     )
 
 
@@ -177,17 +221,28 @@ class OutboxRepository:
     # --- events (inside the transaction of the change) ------------------------------------------
 
     def add_event(
-        self, *, org_id: int, contact_id: int, event_id: str, event_type: str, payload: dict
+        self,
+        *,
+        org_id: int,
+        contact_id: int,
+        appointment_id: int,
+        event_id: str,
+        event_type: str,
+        payload: dict,
+        calendar: bool,
     ) -> None:
-        """Write the event and its pending deliveries (one statement)."""
+        """Write the event, its pending deliveries and (`calendar`: the change shows in a
+        calendar) its calendar pushes, in one statement."""
         self.session.execute(
             _ADD_EVENT,
             {
                 "p_org": org_id,
                 "p_contact": contact_id,
+                "p_appointment": appointment_id,
                 "p_event_id": event_id,
                 "p_type": event_type,
                 "p_payload": payload,
+                "p_calendar": calendar,
             },
         )
 

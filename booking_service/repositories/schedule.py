@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from sqlalchemy import (
@@ -11,10 +11,12 @@ from sqlalchemy import (
     DateTime,
     SmallInteger,
     bindparam,
+    case,
     cast,
     delete,
     func,
     literal,
+    literal_column,
     null,
     select,
     text,
@@ -27,6 +29,8 @@ from booking_service.db import table
 from booking_service.models import (
     UQ_SERVICES_ORG_NAME,
     Appointment,
+    CalendarBusy,
+    CalendarLink,
     Resource,
     ScheduleException,
     Service,
@@ -85,12 +89,26 @@ class BusyRange:
 
 
 @dataclass(frozen=True)
+class LinkState:
+    """A blocking calendar link of a resource: its busy times are good until `fresh_until`
+    (None: never read); after that `when_stale` ("refuse" or "book") applies."""
+
+    resource_id: int
+    fresh_until: datetime | None
+    when_stale: str
+
+
+@dataclass(frozen=True)
 class ScheduleRows:
-    """What the scheduler needs: weekly hours (sorted by opening), exceptions, busy ranges."""
+    """What the scheduler needs: weekly hours (sorted by opening), exceptions, busy ranges
+    (booked appointments, and times the owner's own calendars say are busy), and the state of
+    the calendars those come from."""
 
     hours: list[WeeklyHours]
     exceptions: list[DayException]
     busy: list[BusyRange]
+    external: list[BusyRange] = field(default_factory=list)
+    calendars: list[LinkState] = field(default_factory=list)
 
 
 def _catalogue_statement():
@@ -163,7 +181,41 @@ def _schedule_statement():
         ),
         Appointment.id != bindparam("p_exclude"),
     )
-    return union_all(hours, exceptions, busy)
+    # Read from our own tables (the worker's last poll): the booking path never calls a
+    # calendar server.
+    external = select(
+        literal("c"),
+        CalendarBusy.resource_id,
+        cast(null(), SmallInteger),
+        cast(null(), Date),
+        no_time,
+        no_time,
+        CalendarBusy.starts_at,
+        CalendarBusy.ends_at,
+    ).where(
+        CalendarBusy.org_id == org,
+        CalendarBusy.resource_id.in_(resources),
+        CalendarBusy.starts_at < bindparam("p_busy_to"),
+        CalendarBusy.ends_at > bindparam("p_busy_from"),
+    )
+    # One row per blocking link: the policy in `weekday` (1 = book when stale, 0 = refuse),
+    # the end of its freshness in `blocked_until`.
+    links = select(
+        literal("l"),
+        CalendarLink.resource_id,
+        cast(case((CalendarLink.when_stale == "book", 1), else_=0), SmallInteger),
+        cast(null(), Date),
+        no_time,
+        no_time,
+        no_moment,
+        CalendarLink.last_good_sync_at
+        + CalendarLink.max_staleness_minutes * literal_column("interval '1 minute'"),
+    ).where(
+        CalendarLink.org_id == org,
+        CalendarLink.resource_id.in_(resources),
+        CalendarLink.block,
+    )
+    return union_all(hours, exceptions, busy, external, links)
 
 
 _CATALOGUE = _catalogue_statement()
@@ -257,8 +309,9 @@ class ScheduleRepository:
         *,
         exclude_id: int | None = None,
     ) -> ScheduleRows:
-        """Weekly hours, the exceptions dated first..last, and the booked ranges overlapping
-        [busy_from, busy_to) of these resources (except `exclude_id`), in one round trip."""
+        """Weekly hours, the exceptions dated first..last, the booked ranges overlapping
+        [busy_from, busy_to) of these resources (except `exclude_id`), the calendars' busy
+        times there and the calendars' freshness, in one round trip."""
         rows = self.session.execute(
             _SCHEDULE,
             {
@@ -271,16 +324,21 @@ class ScheduleRepository:
                 "p_exclude": exclude_id if exclude_id is not None else 0,  # ids start at 1
             },
         ).all()
-        hours, exceptions, busy = [], [], []
+        hours, exceptions, busy, external, calendars = [], [], [], [], []
         for r in rows:
             if r.kind == "h":
                 hours.append(WeeklyHours(r.resource_id, r.weekday, r.opens, r.closes))
             elif r.kind == "x":
                 exceptions.append(DayException(r.resource_id, r.day, r.opens, r.closes))
-            else:
+            elif r.kind == "b":
                 busy.append(BusyRange(r.resource_id, r.starts_at, r.blocked_until))
+            elif r.kind == "c":
+                external.append(BusyRange(r.resource_id, r.starts_at, r.blocked_until))
+            else:
+                policy = "book" if r.weekday == 1 else "refuse"
+                calendars.append(LinkState(r.resource_id, r.blocked_until, policy))
         hours.sort(key=lambda h: h.opens)
-        return ScheduleRows(hours, exceptions, busy)
+        return ScheduleRows(hours, exceptions, busy, external, calendars)
 
     def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list[WeeklyHours]:
         rows = self.session.execute(

@@ -257,8 +257,9 @@ def reschedule_appointment(
     free = check_start(
         uow, org, resources, new_start, duration, now, exclude_appointment=appointment.id
     )
-    free.sort(key=lambda rid: rid != appointment.resource_id)
-    for resource_id in free:
+    # Stable: among its own and the others, fresh calendars stay ahead of unconfirmed ones.
+    ordered = sorted(free.resources, key=lambda rid: rid != appointment.resource_id)
+    for resource_id in ordered:
         try:
             with uow.savepoint():
                 moved = uow.appointments.move(
@@ -268,6 +269,7 @@ def reschedule_appointment(
                     starts_at=new_start.start,
                     ends_at=new_start.start + duration,
                     blocked_until=new_start.start + duration + org.rules.buffer,
+                    unconfirmed=resource_id in free.unconfirmed,
                 )
         except ExclusionViolation:
             BOOKING_CONFLICTS.inc()

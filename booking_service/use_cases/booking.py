@@ -147,7 +147,7 @@ def book_appointment(
     free = check_start(uow, org, resources, request.start, duration, now)
     starts_at = request.start.start
     ends_at = starts_at + duration
-    for resource_id in free:
+    for resource_id in free.resources:
         appointment = _insert(
             uow,
             org,
@@ -160,6 +160,7 @@ def book_appointment(
             _notes(choice.asked, request.notes),
             vapi_call_id,
             tool_call_id,
+            unconfirmed=resource_id in free.unconfirmed,
         )
         if appointment is None:
             BOOKING_CONFLICTS.inc()
@@ -195,6 +196,8 @@ def _insert(
     notes: str | None,
     vapi_call_id: str | None,
     tool_call_id: str | None,
+    *,
+    unconfirmed: bool,
 ):
     """The inserted appointment, or None when the resource is taken at that time (by a
     committed booking or a concurrent one, which the insert waits for)."""
@@ -214,6 +217,7 @@ def _insert(
             email=request.who.email,
             vapi_call_id=vapi_call_id,
             tool_call_id=tool_call_id,
+            unconfirmed=unconfirmed,
         )
         if appointment is not None:
             return appointment

@@ -40,6 +40,7 @@ def outbox_snapshot(uow: AbstractUnitOfWork) -> OutboxSnapshot:
             attempts_last_hour=uow.outbox.attempts_since(now - timedelta(hours=1)),
             no_shows=uow.notifications.no_shows(),
             messages=uow.notifications.status_counts(),
+            calendars=uow.calendars.sync_ages(now),
         )
 
 
@@ -50,6 +51,17 @@ def outbox_status(uow: AbstractUnitOfWork, alert_after_s: int) -> str:
         return "lagging" if outbox_lag(uow) > alert_after_s else "ok"
     except DatabaseUnavailable:
         return "unknown"
+
+
+def calendars_status(uow: AbstractUnitOfWork) -> str:
+    """ "ok", or "stale" when a blocking calendar link was not read within its limit (its
+    resource's bookings get the link's policy); "unknown" when the database cannot say."""
+    try:
+        with uow:
+            ages = uow.calendars.sync_ages(utc_now())
+    except DatabaseUnavailable:
+        return "unknown"
+    return "stale" if any(stale for *_, stale in ages) else "ok"
 
 
 def check_health(engine: Engine, head: str) -> dict[str, str]:

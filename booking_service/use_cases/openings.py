@@ -8,11 +8,12 @@ reason and up to three nearest bookable starts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from booking_service.errors import StartRefused
-from booking_service.repositories.schedule import ResourceRow
+from booking_service.errors import CalendarUnavailable, StartRefused
+from booking_service.repositories.schedule import LinkState, ResourceRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases import scheduling
 from booking_service.use_cases.orgs import OrgInfo
@@ -34,10 +35,32 @@ def load_schedules(
     exclude_appointment: int | None = None,
     busy_between: tuple[datetime, datetime] | None = None,
 ) -> list[ResourceSchedule]:
-    """Hours, exceptions and busy ranges of `resources` for local dates first..last.
+    """Hours, exceptions and busy ranges of `resources` for local dates first..last; busy
+    includes what the owner's linked calendars say (as last read by the worker).
 
     `busy_between` narrows the busy ranges to those overlapping it (enough to check one start).
     """
+    return _load(
+        uow,
+        org,
+        resources,
+        first,
+        last,
+        exclude_appointment=exclude_appointment,
+        busy_between=busy_between,
+    )[0]
+
+
+def _load(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    first: date,
+    last: date,
+    *,
+    exclude_appointment: int | None,
+    busy_between: tuple[datetime, datetime] | None,
+) -> tuple[list[ResourceSchedule], list[LinkState]]:
     zone = org.zone
     # A day of margin on both sides: buffers and long appointments cross midnight.
     busy_from, busy_to = busy_between or (
@@ -63,12 +86,13 @@ def load_schedules(
         if other.opens is not None and other.closes is not None:  # none: closed all day
             ranges.append((other.opens, other.closes))
             ranges.sort()
-    for booked in rows.busy:
+    for booked in rows.busy + rows.external:
         busy[booked.resource_id].append((booked.starts_at, booked.blocked_until))
-    return [
+    schedules = [
         ResourceSchedule(r.id, r.name, weekly[r.id], exceptions[r.id], busy[r.id])
         for r in resources
     ]
+    return schedules, rows.calendars
 
 
 def alternatives(
@@ -116,6 +140,34 @@ def refused(
     return StartRefused(reason, start, offers, wall=wall, kept=kept)
 
 
+@dataclass(frozen=True)
+class Openings:
+    """The resources that can take a start, best first; `unconfirmed` are those whose calendar
+    could not be checked lately but whose policy is to book anyway."""
+
+    resources: list[int]
+    unconfirmed: frozenset[int] = frozenset()
+
+
+def apply_calendar_policy(
+    free: list[int], calendars: list[LinkState], start: datetime, now: datetime
+) -> Openings:
+    """Drop the resources whose blocking calendar is stale with policy "refuse"; put those
+    stale with "book" last and mark them unconfirmed. Raises CalendarUnavailable when only
+    refused ones could have taken the start: never a silent "free"."""
+    refuse: set[int] = set()
+    book: set[int] = set()
+    for link in calendars:
+        if link.fresh_until is not None and link.fresh_until > now:
+            continue
+        (refuse if link.when_stale == "refuse" else book).add(link.resource_id)
+    usable = [rid for rid in free if rid not in refuse]
+    if free and not usable:
+        raise CalendarUnavailable(start)
+    usable.sort(key=lambda rid: rid in book)  # fresh calendars first; the sort is stable
+    return Openings(usable, frozenset(rid for rid in usable if rid in book))
+
+
 def check_start(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
@@ -125,8 +177,9 @@ def check_start(
     now: datetime,
     *,
     exclude_appointment: int | None = None,
-) -> list[int]:
-    """The resources that can take `start`, or raise StartRefused with alternatives."""
+) -> Openings:
+    """The resources that can take `start`, or raise StartRefused with alternatives (or
+    CalendarUnavailable, see `apply_calendar_policy`)."""
     if start.nonexistent:
         raise refused(
             uow,
@@ -141,7 +194,7 @@ def check_start(
         )
     day = start.start.astimezone(org.zone).date()
     # Only what overlaps the requested time (with the buffer) can make it taken.
-    schedules = load_schedules(
+    schedules, calendars = _load(
         uow,
         org,
         resources,
@@ -162,4 +215,4 @@ def check_start(
             now,
             exclude_appointment=exclude_appointment,
         )
-    return verdict.resources
+    return apply_calendar_policy(verdict.resources, calendars, start.start, now)

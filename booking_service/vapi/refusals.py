@@ -12,6 +12,7 @@ from functools import singledispatch
 from booking_service.errors import (
     AlreadyStarted,
     AppointmentNotFound,
+    CalendarUnavailable,
     CancelledAppointment,
     ChangeLimitReached,
     NeedProof,
@@ -104,6 +105,17 @@ def _(refusal: TooManyUpcoming, org: OrgInfo, now: datetime) -> str:
     return (
         "I can't book another appointment for those details automatically. "
         "I can pass you to a member of staff who can help."
+    )
+
+
+@_words.register
+def _(refusal: CalendarUnavailable, org: OrgInfo, now: datetime) -> str:
+    # The owner's own calendar could not be read lately: booking would risk a time they
+    # cannot keep, and calling it taken would be a guess too.
+    when = spoken_datetime(refusal.start.astimezone(org.zone))
+    return (
+        f"I can't confirm {when} right now, because the diary can't be checked at the moment. "
+        "I can pass you to a member of staff who can help, or you can try again a little later."
     )
 
 

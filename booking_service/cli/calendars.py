@@ -1,0 +1,209 @@
+"""Calendar commands: link a resource to its owner's CalDAV calendar, see the links' state, the
+ICS feed; and the owner's listing of appointments."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+import click
+from flask.cli import AppGroup
+
+from booking_service.adapters.caldav import CalDavCalendar, CalendarUnreachable
+from booking_service.cli.common import echo, expected_errors
+from booking_service.extensions import runtime
+from booking_service.use_cases.calendars import (
+    CalendarInputError,
+    ListingLine,
+    calendar_status,
+    feed_url,
+    link_calendar,
+    link_view,
+    list_appointments,
+    list_links,
+    unlink_calendar,
+)
+
+calendar_cli = AppGroup("calendar", help="Owners' calendars: CalDAV links and the ICS feed.")
+appointments_cli = AppGroup("appointments", help="The organization's appointments.")
+
+
+@calendar_cli.command("link")
+@click.argument("resource_id", type=int)
+@click.option(
+    "--caldav-url",
+    required=True,
+    help="The calendar collection's URL, e.g. https://dav.example.com/owner/clinic/.",
+)
+@click.option("--username", help="CalDAV user name.")
+@click.option(
+    "--password",
+    help='CalDAV password or app password (stored sealed with SECRET_KEY); "-" reads it from '
+    "standard input, which keeps it out of the process list and the shell history.",
+)
+@click.option("--no-push", is_flag=True, help="Do not put bookings into this calendar.")
+@click.option("--no-block", is_flag=True, help="Do not treat its events as busy time.")
+@click.option(
+    "--max-staleness-minutes",
+    type=int,
+    default=15,
+    show_default=True,
+    help="After this long without a good read, the calendar counts as stale.",
+)
+@click.option(
+    "--when-stale",
+    type=click.Choice(["refuse", "book"]),
+    default="refuse",
+    show_default=True,
+    help="refuse: a booking on this resource is answered 'I can't confirm that time right "
+    "now'; book: it is booked and marked unconfirmed.",
+)
+@expected_errors
+def calendar_link(
+    resource_id,
+    caldav_url,
+    username,
+    password,
+    no_push,
+    no_block,
+    max_staleness_minutes,
+    when_stale,
+):
+    """Link a resource to a CalDAV calendar; checks it can be read, then prints the link as
+    JSON (never the password). Its bookings are pushed and its busy times read by the worker."""
+    if password == "-":  # noqa: S105 - "-" means standard input, not a password
+        password = sys.stdin.readline().rstrip("\n")
+    rt = runtime()
+    settings = rt.settings
+
+    def check(url: str, user: str | None, secret: str | None) -> None:
+        try:
+            with CalDavCalendar(
+                url,
+                user,
+                secret,
+                timeout_s=settings.calendar_timeout_s,
+                allow_private=settings.calendar_allow_private_targets,
+            ) as calendar:
+                calendar.check()
+        except CalendarUnreachable as exc:
+            raise CalendarInputError(f"cannot read that calendar: {exc}") from None
+
+    link = link_calendar(
+        rt.uow(),
+        resource_id,
+        caldav_url,
+        username=username,
+        password=password,
+        push=not no_push,
+        block=not no_block,
+        max_staleness_minutes=max_staleness_minutes,
+        when_stale=when_stale,
+        allow_private=settings.calendar_allow_private_targets,
+        check=check,
+    )
+    echo(link_view(link))
+
+
+@calendar_cli.command("list")
+@click.argument("org_id", type=int)
+@expected_errors
+def calendar_list(org_id):
+    """Print the organization's calendar links as JSON lines."""
+    for link in list_links(runtime().uow(), org_id):
+        echo(link_view(link))
+
+
+@calendar_cli.command("unlink")
+@click.argument("link_id", type=int)
+@expected_errors
+def calendar_unlink(link_id):
+    """Remove a link: its busy times stop counting, nothing more is pushed (events already in
+    the calendar stay there)."""
+    link = unlink_calendar(runtime().uow(), link_id)
+    echo({"id": link.id, "unlinked": True})
+
+
+@calendar_cli.command("status")
+@click.argument("org_id", type=int)
+@expected_errors
+def calendar_status_command(org_id):
+    """Per link, as JSON lines: last good sync, stale or not, last error, events waiting to be
+    pushed."""
+    for line in calendar_status(runtime().uow(), org_id):
+        echo(line)
+
+
+@calendar_cli.command("feed")
+@click.argument("resource_id", type=int, required=False)
+@click.option("--org", "org_id", type=int, help="One feed with every resource of the organization.")
+@click.option("--rotate", is_flag=True, help="Replace the URL; the old one answers 404.")
+@click.option("--url", "base_url", help="This service's public URL (default: PUBLIC_URL).")
+@expected_errors
+def calendar_feed(resource_id, org_id, rotate, base_url):
+    """Print the secret ICS URL to subscribe to in Google Calendar, Apple Calendar or Outlook
+    (shown once: keep it like a password)."""
+    if (resource_id is None) == (org_id is None):
+        raise click.UsageError("give a RESOURCE_ID or --org ORG_ID")
+    rt = runtime()
+    made = feed_url(
+        rt.uow(),
+        base_url or rt.settings.public_url,
+        resource_id=resource_id,
+        org_id=org_id,
+        rotate=rotate,
+    )
+    echo({"url": made.url, "rotated": made.rotated})
+
+
+def _table(zone: str, lines: list[ListingLine]) -> str:
+    header = ("When", "Resource", "Name", "Service", "Ref", "Status", "Phone")
+    rows = [
+        (
+            f"{line.starts:%a %Y-%m-%d %H:%M}-{line.ends:%H:%M}",
+            line.resource,
+            line.name or "",
+            line.service or "",
+            line.reference,
+            line.status + (" (unconfirmed)" if line.unconfirmed else ""),
+            line.phone,
+        )
+        for line in lines
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    out = [f"Times in {zone}"]
+    for row in [header, *rows]:
+        out.append(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+    if not rows:
+        out.append("(no appointments)")
+    return "\n".join(out)
+
+
+@appointments_cli.command("list")
+@click.argument("org_id", type=int)
+@click.option(
+    "--date",
+    "first_day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="First local day (default: today in the organization's zone).",
+)
+@click.option("--days", type=int, default=1, show_default=True, help="How many days.")
+@click.option("--resource", help="Only this resource (by name).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@expected_errors
+def appointments_list(org_id, first_day, days, resource, as_json):
+    """The appointments of a day (or several): local time, resource, name, service, reference,
+    status and the phone masked to its last 4 digits; cancelled ones included."""
+    day: date | None = first_day.date() if first_day is not None else None
+    zone, lines = list_appointments(
+        runtime().uow(), org_id, first_day=day, days=days, resource=resource
+    )
+    if as_json:
+        for line in lines:
+            echo(line.as_json())
+    else:
+        click.echo(_table(zone, lines))

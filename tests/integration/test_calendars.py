@@ -1,0 +1,660 @@
+"""Calendar sync against a real CalDAV server on loopback: Radicale, driven through `caldav`.
+
+Bookings made through the webhook are pushed by the worker's CalendarSync (one VEVENT per
+appointment, same UID on every push), the owner's own events are polled back as busy time, a
+stale calendar gets its policy, and the ICS feed and the listing show the diary. Time for the
+worker is an injected clock, so "15 minutes without a good read" takes no waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+
+from booking_service.calendar_sync import CalendarSync
+from booking_service.extensions import KEY
+from booking_service.notifications import calendar_uid
+from booking_service.use_cases.orgs import create_org
+from booking_service.use_cases.resources import add_resource
+from booking_service.use_cases.times import utc_now
+from tests.conftest import Org, make_app
+from tests.helpers import (
+    booked,
+    booking,
+    business_day,
+    envelope,
+    error_of,
+    post,
+    result_of,
+    tool_call,
+)
+from tests.radicale_server import PASSWORD, USER, Radicale, radicale
+
+NY = ZoneInfo("America/New_York")
+CALLER = "+14155550123"
+
+
+@pytest.fixture(scope="module")
+def dav(tmp_path_factory) -> Radicale:
+    with radicale(tmp_path_factory.mktemp("radicale")) as server:
+        yield server
+
+
+@pytest.fixture
+def app(database_url, dav):
+    application = make_app(
+        database_url,
+        CALENDAR_ALLOW_PRIVATE_TARGETS=True,  # Radicale listens on loopback
+        PUBLIC_URL="https://book.example.com",
+        CALENDAR_TIMEOUT_S=3,
+    )
+    yield application
+    application.extensions[KEY].engine.dispose()
+
+
+@pytest.fixture
+def rt(app):
+    return app.extensions[KEY]
+
+
+@pytest.fixture
+def org(app, rt) -> Org:
+    created = create_org(rt.uow(), name="Bright Smile Dental", timezone="America/New_York")
+    # Far enough ahead for the spring DST change; several bookings per caller.
+    cli(app, "org", "update", str(created.org.id), "--horizon-days", "200")
+    cli(app, "org", "update", str(created.org.id), "--max-upcoming-per-caller", "20")
+    return Org(created.org, created.secret)
+
+
+@pytest.fixture
+def main_id(db, org) -> int:
+    return db.execute(
+        "SELECT id FROM resources WHERE org_id = %s AND name = 'Main'", (org.id,)
+    ).fetchone()[0]
+
+
+class Clock:
+    """The worker's time: the real time moved by `offset` (pushes are due from the real
+    now() of the transaction that wrote them)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sync(rt, clock) -> CalendarSync:
+    return CalendarSync(rt.uow, rt.settings, clock=clock, jitter=lambda: 1.0)
+
+
+def cli(app, *args: str, input: str | None = None, ok: bool = True) -> str:
+    result = app.test_cli_runner().invoke(args=list(args), input=input)
+    if ok:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1, result.output
+    return result.output
+
+
+_names = iter(range(10**6))
+
+
+def new_calendar(dav: Radicale):
+    return dav.make_calendar(f"cal{next(_names)}")
+
+
+def link(app, resource_id: int, calendar, *extra: str) -> dict:
+    out = cli(
+        app,
+        "calendar",
+        "link",
+        str(resource_id),
+        "--caldav-url",
+        str(calendar.url),
+        "--username",
+        USER,
+        "--password",
+        "-",
+        *extra,
+        input=PASSWORD + "\n",
+    )
+    return json.loads(out)
+
+
+def events(calendar) -> dict[str, icalendar.Event]:
+    """The calendar's VEVENTs by UID (asserting each UID is stored once)."""
+    found: dict[str, icalendar.Event] = {}
+    for item in calendar.events():
+        for vevent in item.icalendar_instance.walk("VEVENT"):
+            uid = str(vevent["UID"])
+            assert uid not in found, f"{uid} stored twice"
+            found[uid] = vevent
+    return found
+
+
+def add_event(calendar, uid: str, *lines: str) -> None:
+    body = "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//owner's phone//EN",
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            "DTSTAMP:20261130T120000Z",
+            *lines,
+            "END:VEVENT",
+            "END:VCALENDAR",
+        ]
+    )
+    calendar.add_event(body)
+
+
+def book(app, org, start: str, **extra) -> str:
+    body = envelope(tool_call(**booking(start=start, **extra)), customer=CALLER)
+    return booked(post(app.test_client(), org, body))["appointment"]["reference"]
+
+
+def local(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
+
+
+def busy_rows(db, link_id: int) -> list[tuple[datetime, datetime]]:
+    return [
+        (a.astimezone(UTC), b.astimezone(UTC))
+        for a, b in db.execute(
+            "SELECT starts_at, ends_at FROM calendar_busy WHERE link_id = %s ORDER BY starts_at",
+            (link_id,),
+        )
+    ]
+
+
+def pending(db, link_id: int) -> int:
+    return db.execute(
+        "SELECT count(*) FROM calendar_pushes WHERE link_id = %s AND status = 'pending'",
+        (link_id,),
+    ).fetchone()[0]
+
+
+# --- push -------------------------------------------------------------------------------------
+
+
+def test_a_booking_becomes_one_event_and_repeated_pushes_never_make_a_second(
+    app, org, main_id, dav, sync, db
+):
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar, "--no-block")
+    day = business_day(days=4)
+    reference = book(app, org, f"{day}T10:00", service=None, name="Maria Lopez")
+
+    assert sync.sync_due() == 1
+    uid = calendar_uid(org.id, reference)
+    stored = events(calendar)
+    assert list(stored) == [uid]
+    event = stored[uid]
+    assert event.decoded("DTSTART") == local(day, 10)
+    assert event["DTSTART"].params["TZID"] == "America/New_York"
+    assert event.decoded("DTEND") == local(day, 10, 30)
+    assert str(event["SUMMARY"]) == "Maria Lopez: appointment"
+    description = str(event["DESCRIPTION"])
+    assert f"Reference {reference}" in description and "***0123" in description
+    assert "5550123" not in calendar.events()[0].data  # the whole number is never sent
+
+    # The same push five more times: still one event.
+    for _ in range(5):
+        db.execute(
+            "INSERT INTO calendar_pushes (org_id, link_id, appointment_id) "
+            "SELECT org_id, %s, id FROM appointments WHERE reference = %s",
+            (made["id"], reference),
+        )
+    assert sync.sync_due() == 1  # one claim covers every pending push of the appointment
+    assert list(events(calendar)) == [uid]
+    assert pending(db, made["id"]) == 0
+
+
+def test_a_push_whose_outcome_was_lost_is_retried_onto_the_same_event(
+    app, org, main_id, dav, sync, db, rt, monkeypatch
+):
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar, "--no-block")
+    reference = book(app, org, f"{business_day(days=4)}T11:00")
+    # The PUT reaches the server but the worker dies before recording it: its transaction
+    # rolls back and the push is still pending.
+    from booking_service.repositories.calendars import CalendarRepository
+
+    real = CalendarRepository.pushes_done
+
+    def crash(self, *args):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(CalendarRepository, "pushes_done", crash)
+    with pytest.raises(RuntimeError):
+        sync.sync_due()
+    assert len(events(calendar)) == 1 and pending(db, made["id"]) == 1
+    monkeypatch.setattr(CalendarRepository, "pushes_done", real)
+    assert sync.sync_due() == 1
+    assert list(events(calendar)) == [calendar_uid(org.id, reference)]
+    assert pending(db, made["id"]) == 0
+
+
+def test_a_reschedule_updates_the_same_uid_with_sequence_up_and_a_cancel_removes_it(
+    app, org, main_id, dav, sync, db
+):
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar, "--no-block")
+    day = business_day(days=4)
+    reference = book(app, org, f"{day}T10:00")
+    sync.sync_due()
+    uid = calendar_uid(org.id, reference)
+    first = events(calendar)[uid]
+
+    moved = envelope(
+        tool_call("rescheduleAppointment", reference=reference, newStart=f"{day}T14:00"),
+        customer=CALLER,
+    )
+    result_of(post(app.test_client(), org, moved))
+    sync.sync_due()
+    second = events(calendar)[uid]
+    assert len(events(calendar)) == 1
+    assert second["SEQUENCE"] == first["SEQUENCE"] + 1
+    assert second.decoded("DTSTART") == local(day, 14)
+    assert second.decoded("DTEND") == local(day, 14, 30)
+
+    cancel = envelope(tool_call("cancelAppointment", reference=reference), customer=CALLER)
+    result_of(post(app.test_client(), org, cancel))
+    sync.sync_due()
+    assert events(calendar) == {}
+
+
+def test_a_move_to_another_resource_moves_the_event_to_that_resources_calendar(
+    app, org, main_id, dav, sync, db, rt
+):
+    other = add_resource(rt.uow(), org.id, "Dr Chen", ["mon-fri 09:00-17:00"])
+    main_calendar, other_calendar = new_calendar(dav), new_calendar(dav)
+    link(app, main_id, main_calendar, "--no-block")
+    link(app, other.id, other_calendar, "--no-block")
+    day = business_day(days=4)
+    reference = book(app, org, f"{day}T10:00", resource="Main")
+    # Main is busy at 14:00 (another caller): the move can only go to Dr Chen.
+    book(app, org, f"{day}T14:00", resource="Main", phone="+14155550999")
+    sync.sync_due()
+    uid = calendar_uid(org.id, reference)
+    assert uid in events(main_calendar)
+
+    moved = envelope(
+        tool_call("rescheduleAppointment", reference=reference, newStart=f"{day}T14:00"),
+        customer=CALLER,
+    )
+    assert "Dr Chen" in json.dumps(result_of(post(app.test_client(), org, moved)))
+    sync.sync_due()
+    assert uid not in events(main_calendar)
+    assert events(other_calendar)[uid].decoded("DTSTART") == local(day, 14)
+
+
+def test_linking_a_calendar_pushes_what_is_already_booked(app, org, main_id, dav, sync):
+    day = business_day(days=3)
+    references = [book(app, org, f"{day}T{h}:00") for h in (10, 11)]
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar, "--no-block")
+    sync.sync_due()
+    assert sorted(events(calendar)) == sorted(calendar_uid(org.id, r) for r in references)
+
+
+# --- block ------------------------------------------------------------------------------------
+
+
+def test_the_owners_events_block_exactly_their_ranges(app, org, main_id, dav, sync, db, clock):
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar, "--no-push")
+    # A weekly course across the spring DST change (14 March 2027), an all-day holiday, a
+    # "free" event, an event in London's time, and a cancelled one.
+    add_event(
+        calendar,
+        "course",
+        "DTSTART;TZID=America/New_York:20270302T100000",
+        "DTEND;TZID=America/New_York:20270302T110000",
+        "RRULE:FREQ=WEEKLY;COUNT=3",
+    )
+    add_event(calendar, "holiday", "DTSTART;VALUE=DATE:20270115", "DTEND;VALUE=DATE:20270116")
+    add_event(
+        calendar, "free", "DTSTART:20270120T150000Z", "DTEND:20270120T160000Z", "TRANSP:TRANSPARENT"
+    )
+    add_event(
+        calendar,
+        "london",
+        "DTSTART;TZID=Europe/London:20270121T150000",
+        "DTEND;TZID=Europe/London:20270121T160000",
+    )
+    add_event(
+        calendar, "gone", "DTSTART:20270122T150000Z", "DTEND:20270122T160000Z", "STATUS:CANCELLED"
+    )
+    clock.offset = datetime(2026, 12, 1, tzinfo=UTC) - utc_now()
+    assert sync.sync_due() == 1
+    assert busy_rows(db, made["id"]) == [
+        (datetime(2027, 1, 15, 5, tzinfo=UTC), datetime(2027, 1, 16, 5, tzinfo=UTC)),
+        (datetime(2027, 1, 21, 15, tzinfo=UTC), datetime(2027, 1, 21, 16, tzinfo=UTC)),
+        (datetime(2027, 3, 2, 15, tzinfo=UTC), datetime(2027, 3, 2, 16, tzinfo=UTC)),
+        (datetime(2027, 3, 9, 15, tzinfo=UTC), datetime(2027, 3, 9, 16, tzinfo=UTC)),
+        (datetime(2027, 3, 16, 14, tzinfo=UTC), datetime(2027, 3, 16, 15, tzinfo=UTC)),
+    ]
+
+
+def test_an_event_added_in_the_calendar_stops_that_time_being_offered_or_booked(
+    app, org, main_id, dav, sync, db, clock
+):
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar)  # pushes and blocks
+    day = business_day(days=5)
+    client = app.test_client()
+    sync.sync_due()
+
+    def offered() -> list[str]:
+        call = envelope(tool_call("checkAvailability", date=day.isoformat()), customer=CALLER)
+        return [s["start"][11:16] for s in result_of(post(client, org, call))["slots"]]
+
+    assert offered()[:3] == ["09:00", "09:15", "09:30"]
+    start = local(day, 9).astimezone(UTC)
+    add_event(
+        calendar,
+        "dentist-course",
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
+        f"DTEND:{start + timedelta(hours=1):%Y%m%dT%H%M%SZ}",
+    )
+    assert offered()[0] == "09:00"  # not read yet: the booking path never calls the server
+    clock.advance(timedelta(seconds=rt_poll(app) + 1))
+    sync.sync_due()
+    assert offered()[:2] == ["10:00", "10:15"]
+
+    refused = error_of(
+        post(client, org, envelope(tool_call(**booking(start=f"{day}T09:30")), customer=CALLER))
+    )
+    assert "10:00" in refused  # refused like any taken time, with the nearest alternatives
+    assert db.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
+    # A booking that would run into the event (with the buffer) is refused too; one after it
+    # is not, and our own pushed event is not read back as busy.
+    reference = book(app, org, f"{day}T10:00")
+    sync.sync_due()
+    clock.advance(timedelta(seconds=rt_poll(app) + 1))
+    sync.sync_due()
+    assert offered()[0] == "10:30"
+    assert calendar_uid(org.id, reference) in events(calendar)
+
+
+def rt_poll(app) -> int:
+    return app.extensions[KEY].settings.calendar_poll_seconds
+
+
+# --- an unreachable calendar ----------------------------------------------------------------
+
+
+def test_a_calendar_server_outage_retries_pushes_applies_the_policy_and_then_converges(
+    app, org, main_id, sync, db, clock, rt, tmp_path
+):
+    client = app.test_client()
+    with radicale(tmp_path) as server:
+        calendar = new_calendar(server)
+        made = link(app, main_id, calendar)  # refuse when stale (the default)
+        day = business_day(days=6)
+        sync.sync_due()  # the first read: until then the link is stale
+        first = book(app, org, f"{day}T09:00")
+        sync.sync_due()
+        assert client.get("/api/health").get_json()["calendars"] == "ok"
+
+        server.stop()
+        second = book(app, org, f"{day}T10:00")  # the booking path does not need the server
+        sync.sync_due()
+        status = json.loads(cli(app, "calendar", "status", str(org.id)))
+        assert status["waiting_pushes"] == 1
+        assert "could not be reached" in status["last_error"]
+        assert status["stale"] is False  # read 0 s ago: still within 15 minutes
+        attempts = db.execute(
+            "SELECT attempts, next_attempt_at FROM calendar_pushes WHERE status = 'pending'"
+        ).fetchall()
+        assert [a for a, _ in attempts] == [1]
+        assert abs(attempts[0][1] - (clock() + timedelta(seconds=5))) < timedelta(seconds=2)
+        clock.advance(timedelta(seconds=6))
+        sync.sync_due()
+        assert db.execute(
+            "SELECT attempts FROM calendar_pushes WHERE status = 'pending'"
+        ).fetchone() == (2,)
+
+        # 16 minutes without a good read: stale. Refuse: the caller hears why, nothing booked.
+        clock.advance(timedelta(minutes=16))
+        sync.sync_due()
+        backdate(db, made["id"], minutes=16)
+        assert client.get("/api/health").get_json()["calendars"] == "stale"
+        assert json.loads(cli(app, "calendar", "status", str(org.id)))["stale"] is True
+        answer = error_of(post(client, org, envelope(tool_call(**booking(start=f"{day}T11:00")))))
+        assert "can't confirm" in answer and "member of staff" in answer
+        assert db.execute("SELECT count(*) FROM appointments").fetchone()[0] == 2
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert f'booking_calendar_sync_age_seconds{{link_id="{made["id"]}",org_id="{org.id}"}}' in (
+            metrics
+        )
+        assert "booking_calendars_stale 1.0" in metrics
+
+        # Policy "book": booked, and marked unconfirmed for staff.
+        db.execute("UPDATE calendar_links SET when_stale = 'book' WHERE id = %s", (made["id"],))
+        third = book(app, org, f"{day}T11:00")
+        assert db.execute(
+            "SELECT unconfirmed FROM appointments WHERE reference = %s", (third,)
+        ).fetchone() == (True,)
+        listing = cli(app, "appointments", "list", str(org.id), "--date", day.isoformat())
+        assert "booked (unconfirmed)" in listing
+
+        # The server comes back: everything converges, nothing twice.
+        server.start()
+        clock.advance(timedelta(hours=1))
+        sync.sync_due()
+        assert sorted(events(calendar)) == sorted(
+            calendar_uid(org.id, r) for r in (first, second, third)
+        )
+        assert pending(db, made["id"]) == 0
+        assert client.get("/api/health").get_json()["calendars"] == "ok"
+        status = json.loads(cli(app, "calendar", "status", str(org.id)))
+        assert status["stale"] is False and status["last_error"] is None
+
+
+def backdate(db, link_id: int, minutes: int) -> None:
+    """The booking path judges staleness by the real clock; move the last good read back."""
+    db.execute(
+        "UPDATE calendar_links SET last_good_sync_at = now() - make_interval(mins => %s) "
+        "WHERE id = %s",
+        (minutes, link_id),
+    )
+
+
+def test_a_link_never_read_is_stale_not_free(app, org, main_id, dav, db):
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar)
+    answer = error_of(
+        post(
+            app.test_client(),
+            org,
+            envelope(tool_call(**booking(start=f"{business_day(days=3)}T10:00"))),
+        )
+    )
+    assert "can't confirm" in answer
+    assert db.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
+
+
+def test_a_stale_resource_is_skipped_when_another_resource_can_take_the_time(
+    app, org, main_id, dav, db, rt
+):
+    add_resource(rt.uow(), org.id, "Dr Chen", ["mon-fri 09:00-17:00"])
+    link(app, main_id, new_calendar(dav))  # never read: stale, refuse
+    day = business_day(days=3)
+    body = envelope(tool_call(**booking(start=f"{day}T10:00")))
+    result = booked(post(app.test_client(), org, body))
+    assert result["appointment"]["resource"] == "Dr Chen"
+
+
+# --- the feed and the listing -----------------------------------------------------------------
+
+
+def test_the_ics_feed_has_the_bookings_with_their_uids_and_a_rotated_token_stops_the_old_url(
+    app, org, main_id, rt, db
+):
+    other = add_resource(rt.uow(), org.id, "Dr Chen", ["mon-fri 09:00-17:00"])
+    day = business_day(days=3)
+    mine = book(app, org, f"{day}T10:00", resource="Main", name="Maria <b>Lopez</b>")
+    theirs = book(app, org, f"{day}T10:00", resource="Dr Chen", phone="+14155550999")
+    gone = book(app, org, f"{day}T12:00", resource="Main", phone="+14155550888")
+    cancel = envelope(tool_call("cancelAppointment", reference=gone), customer="+14155550888")
+    result_of(post(app.test_client(), org, cancel))
+
+    made = json.loads(cli(app, "calendar", "feed", str(main_id)))
+    assert made["rotated"] is False
+    assert made["url"].startswith("https://book.example.com/ical/")
+    path = made["url"].removeprefix("https://book.example.com")
+    response = app.test_client().get(path)
+    assert response.status_code == 200
+    assert response.content_type == "text/calendar; charset=utf-8"
+    assert "private" in response.headers["Cache-Control"]
+    feed = icalendar.Calendar.from_ical(response.get_data())
+    (event,) = feed.walk("VEVENT")  # Main's only: the cancelled one is not there
+    assert str(event["UID"]) == calendar_uid(org.id, mine)
+    assert event.decoded("DTSTART") == local(day, 10)
+    assert str(event["SUMMARY"]) == "Maria <b>Lopez</b>: appointment"  # text, as given
+    assert "5550123" not in response.get_data(as_text=True)
+    assert "***0123" in str(event["DESCRIPTION"])
+
+    # A second feed for the same resource needs --rotate; the old URL then answers 404.
+    again = app.test_cli_runner().invoke(args=["calendar", "feed", str(main_id)])
+    assert again.exit_code == 1 and "--rotate" in again.output
+    rotated = json.loads(cli(app, "calendar", "feed", str(main_id), "--rotate"))
+    assert rotated["rotated"] is True
+    assert app.test_client().get(path).status_code == 404
+    assert (
+        app.test_client().get(rotated["url"].removeprefix("https://book.example.com")).status_code
+        == 200
+    )
+
+    whole = json.loads(cli(app, "calendar", "feed", "--org", str(org.id)))
+    everything = icalendar.Calendar.from_ical(
+        app.test_client().get(whole["url"].removeprefix("https://book.example.com")).get_data()
+    )
+    assert sorted(str(e["UID"]) for e in everything.walk("VEVENT")) == sorted(
+        calendar_uid(org.id, r) for r in (mine, theirs)
+    )
+    assert other.id != main_id
+    for bad in ("/ical/nope.ics", "/ical/" + "A" * 43 + ".ics", "/ical/%00.ics"):
+        assert app.test_client().get(bad).status_code == 404
+
+
+def test_appointments_list_shows_the_day_in_local_time_with_masked_phones(app, org, rt):
+    add_resource(rt.uow(), org.id, "Dr Chen", ["mon-fri 09:00-17:00"])
+    day = business_day(days=3)
+    first = book(app, org, f"{day}T10:00", resource="Main", service=None)
+    book(app, org, f"{business_day(days=4)}T10:00", resource="Dr Chen")
+
+    table = cli(app, "appointments", "list", str(org.id), "--date", day.isoformat())
+    assert "Times in America/New_York" in table
+    assert f"{local(day, 10):%a %Y-%m-%d} 10:00-10:30" in table
+    assert first in table and "Maria Lopez" in table and "***0123" in table
+    assert "5550123" not in table.replace("***0123", "")
+
+    lines = cli(
+        app, "appointments", "list", str(org.id), "--date", day.isoformat(), "--days", "2", "--json"
+    ).splitlines()
+    assert [json.loads(line)["resource"] for line in lines] == ["Main", "Dr Chen"]
+    assert json.loads(lines[0])["starts_at"] == local(day, 10).isoformat()
+    only = cli(
+        app,
+        "appointments",
+        "list",
+        str(org.id),
+        "--date",
+        day.isoformat(),
+        "--days",
+        "2",
+        "--resource",
+        "dr chen",
+        "--json",
+    ).splitlines()
+    assert len(only) == 1
+    missing = app.test_cli_runner().invoke(
+        args=["appointments", "list", str(org.id), "--resource", "Nobody"]
+    )
+    assert missing.exit_code == 1 and "no resource named" in missing.output
+
+
+# --- the link commands ------------------------------------------------------------------------
+
+
+def test_link_commands_check_the_calendar_and_never_print_the_password(
+    app, org, main_id, dav, database_url, db
+):
+    calendar = new_calendar(dav)
+    url = str(calendar.url)
+    wrong = cli(
+        app,
+        "calendar",
+        "link",
+        str(main_id),
+        "--caldav-url",
+        url,
+        "--username",
+        USER,
+        "--password",
+        "wrong",
+        ok=False,
+    )
+    assert "refused the credentials" in wrong
+    in_url = url.replace("http://", f"http://{USER}:{PASSWORD}@")
+    assert "not in the URL" in cli(
+        app, "calendar", "link", str(main_id), "--caldav-url", in_url, ok=False
+    )
+    missing = cli(
+        app,
+        "calendar",
+        "link",
+        str(main_id),
+        "--caldav-url",
+        url + "nope/",
+        "--username",
+        USER,
+        "--password",
+        PASSWORD,
+        ok=False,
+    )
+    assert "cannot read that calendar" in missing
+    assert "no resource" in cli(app, "calendar", "link", "999999", "--caldav-url", url, ok=False)
+    # Without CALENDAR_ALLOW_PRIVATE_TARGETS a loopback calendar is refused (the service's own
+    # network is not reachable through a link).
+    strict = make_app(database_url)
+    result = strict.test_cli_runner().invoke(
+        args=["calendar", "link", str(main_id), "--caldav-url", url]
+    )
+    assert result.exit_code == 1 and "private or internal" in result.output
+    strict.extensions[KEY].engine.dispose()
+    assert db.execute("SELECT count(*) FROM calendar_links").fetchone()[0] == 0
+
+    made = link(app, main_id, calendar, "--max-staleness-minutes", "30", "--when-stale", "book")
+    assert PASSWORD not in json.dumps(made) and made["password_set"] is True
+    stored = db.execute("SELECT password FROM calendar_links").fetchone()[0]
+    assert stored.startswith("fernet:") and PASSWORD not in stored
+    listed = [json.loads(line) for line in cli(app, "calendar", "list", str(org.id)).splitlines()]
+    assert [(x["id"], x["when_stale"], x["max_staleness_minutes"]) for x in listed] == [
+        (made["id"], "book", 30)
+    ]
+    assert PASSWORD not in cli(app, "calendar", "status", str(org.id))
+    assert json.loads(cli(app, "calendar", "unlink", str(made["id"]))) == {
+        "id": made["id"],
+        "unlinked": True,
+    }
+    assert cli(app, "calendar", "list", str(org.id)) == ""
+    assert "no calendar link" in cli(app, "calendar", "unlink", str(made["id"]), ok=False)

@@ -1,0 +1,153 @@
+"""Busy times read from an owner's calendar (calendars.busy_ranges) and the VEVENT we push."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from booking_service import calendars
+from booking_service.notifications import calendar_uid
+
+NY = ZoneInfo("America/New_York")
+WINDOW = (datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC))
+
+
+def cal(*events: str) -> icalendar.Calendar:
+    body = "\r\n".join(
+        ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *events, "END:VCALENDAR"]
+    )
+    return icalendar.Calendar.from_ical(body)
+
+
+def event(uid: str, *lines: str) -> str:
+    return "\r\n".join(
+        ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261130T120000Z", *lines, "END:VEVENT"]
+    )
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def busy(*events: str, zone: ZoneInfo = NY, window=WINDOW):
+    return calendars.busy_ranges([cal(*events)], zone, *window)
+
+
+def test_a_weekly_event_keeps_its_local_time_across_the_spring_dst_change():
+    weekly = event(
+        "course",
+        "DTSTART;TZID=America/New_York:20270302T100000",
+        "DTEND;TZID=America/New_York:20270302T110000",
+        "RRULE:FREQ=WEEKLY;COUNT=3",
+    )
+    # 10:00 local is 15:00 UTC in EST and 14:00 UTC once the clocks went forward on 14 March.
+    assert busy(weekly) == [
+        (utc(2027, 3, 2, 15), utc(2027, 3, 2, 16)),
+        (utc(2027, 3, 9, 15), utc(2027, 3, 9, 16)),
+        (utc(2027, 3, 16, 14), utc(2027, 3, 16, 15)),
+    ]
+
+
+def test_an_exception_to_a_recurrence_moves_or_removes_that_occurrence():
+    master = event(
+        "lunch",
+        "DTSTART;TZID=America/New_York:20270104T120000",
+        "DTEND;TZID=America/New_York:20270104T130000",
+        "RRULE:FREQ=DAILY;COUNT=3",
+        "EXDATE;TZID=America/New_York:20270105T120000",
+    )
+    moved = event(
+        "lunch",
+        "RECURRENCE-ID;TZID=America/New_York:20270106T120000",
+        "DTSTART;TZID=America/New_York:20270106T140000",
+        "DTEND;TZID=America/New_York:20270106T150000",
+    )
+    assert busy(master, moved) == [
+        (utc(2027, 1, 4, 17), utc(2027, 1, 4, 18)),
+        (utc(2027, 1, 6, 19), utc(2027, 1, 6, 20)),
+    ]
+
+
+def test_an_all_day_event_is_the_whole_local_day_of_the_organization():
+    holiday = event("holiday", "DTSTART;VALUE=DATE:20270115", "DTEND;VALUE=DATE:20270116")
+    assert busy(holiday) == [(utc(2027, 1, 15, 5), utc(2027, 1, 16, 5))]
+    berlin = ZoneInfo("Europe/Berlin")
+    assert busy(holiday, zone=berlin) == [(utc(2027, 1, 14, 23), utc(2027, 1, 15, 23))]
+
+
+def test_an_all_day_event_without_an_end_is_one_day():
+    assert busy(event("x", "DTSTART;VALUE=DATE:20270115")) == [
+        (utc(2027, 1, 15, 5), utc(2027, 1, 16, 5))
+    ]
+
+
+def test_an_event_in_another_zone_blocks_its_real_instant():
+    london = event(
+        "call",
+        "DTSTART;TZID=Europe/London:20270120T150000",
+        "DTEND;TZID=Europe/London:20270120T160000",
+    )
+    assert busy(london) == [(utc(2027, 1, 20, 15), utc(2027, 1, 20, 16))]
+
+
+def test_floating_times_are_the_organizations_local_time_and_duration_counts():
+    floating = event("f", "DTSTART:20270120T090000", "DURATION:PT90M")
+    assert busy(floating) == [(utc(2027, 1, 20, 14), utc(2027, 1, 20, 15, 30))]
+
+
+def test_free_cancelled_zero_length_and_our_own_events_are_not_busy():
+    free = event("free", "DTSTART:20270120T150000Z", "DTEND:20270120T160000Z", "TRANSP:TRANSPARENT")
+    cancelled = event(
+        "gone", "DTSTART:20270121T150000Z", "DTEND:20270121T160000Z", "STATUS:CANCELLED"
+    )
+    instant = event("reminder", "DTSTART:20270122T150000Z")
+    ours = event(calendar_uid(7, "ACD347"), "DTSTART:20270123T150000Z", "DTEND:20270123T160000Z")
+    opaque = event("busy", "DTSTART:20270124T150000Z", "DTEND:20270124T160000Z", "TRANSP:OPAQUE")
+    assert busy(free, cancelled, instant, ours, opaque) == [
+        (utc(2027, 1, 24, 15), utc(2027, 1, 24, 16))
+    ]
+
+
+def test_overlapping_events_merge_and_the_window_clips():
+    a = event("a", "DTSTART:20270120T150000Z", "DTEND:20270120T170000Z")
+    b = event("b", "DTSTART:20270120T160000Z", "DTEND:20270120T180000Z")
+    c = event("c", "DTSTART:20270120T180000Z", "DTEND:20270120T183000Z")  # touching
+    edge = event("d", "DTSTART:20261231T230000Z", "DTEND:20270101T010000Z")
+    assert busy(a, b, c, edge) == [
+        (utc(2027, 1, 1), utc(2027, 1, 1, 1)),
+        (utc(2027, 1, 20, 15), utc(2027, 1, 20, 18, 30)),
+    ]
+
+
+def test_the_pushed_event_has_our_uid_local_times_with_tzid_and_a_masked_phone():
+    entry = calendars.CalendarEntry(
+        org_id=7,
+        reference="ACD347",
+        sequence=2,
+        starts_at=utc(2027, 1, 20, 15),
+        ends_at=utc(2027, 1, 20, 15, 30),
+        name="Maria Lopez",
+        service="Cleaning",
+        resource="Dr Chen",
+        phone="+14155550123",
+    )
+    text = calendars.event_document(entry, NY, utc(2026, 11, 30)).decode()
+    parsed = icalendar.Calendar.from_ical(text)
+    (vevent,) = parsed.walk("VEVENT")
+    assert str(vevent["UID"]) == calendar_uid(7, "ACD347")
+    assert vevent["SEQUENCE"] == 2
+    assert "DTSTART;TZID=America/New_York:20270120T100000" in text
+    assert parsed.walk("VTIMEZONE"), "a TZID needs its VTIMEZONE"
+    assert str(vevent["SUMMARY"]) == "Maria Lopez: Cleaning"
+    assert "Reference ACD347" in str(vevent["DESCRIPTION"])
+    assert "***0123" in str(vevent["DESCRIPTION"])
+    assert "4155550123" not in text and "555" not in text
+    # Our own event read back is not busy time.
+    assert calendars.busy_ranges([parsed], NY, *WINDOW) == []
+
+
+def test_masked_phone_keeps_only_the_last_four_digits():
+    assert calendars.masked_phone("+1 (415) 555-0123") == "***0123"
+    assert calendars.masked_phone(None) == ""
