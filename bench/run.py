@@ -392,6 +392,36 @@ def prefill_bookings(url: str, org: int, resource: int, first_epoch: int, count:
     return time.monotonic() - started
 
 
+def link_calendar(url: str, org: int, resource: int, around_epoch: int) -> int:
+    """A pushing and blocking calendar link on the bench resource, fresh for the whole run, with
+    1,000 busy times around (not inside) the days the next scenario books: the booking path
+    reads them from our own tables and writes one calendar push per booking. Returns the link
+    id (no worker runs, so the pushes only accumulate)."""
+    with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+        link = conn.execute(
+            "INSERT INTO calendar_links (org_id, resource_id, url, max_staleness_minutes, "
+            "last_good_sync_at) VALUES (%s, %s, 'https://dav.example.com/bench/', 10080, now()) "
+            "RETURNING id",
+            (org, resource),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO calendar_busy (org_id, link_id, resource_id, starts_at, ends_at) "
+            "SELECT %(org)s, %(link)s, %(resource)s, s, s + interval '1 hour' FROM ("
+            "  SELECT to_timestamp(%(around)s - 86400 * (1 + i)) AS s FROM generate_series(0, 499) i"
+            "  UNION ALL"
+            "  SELECT to_timestamp(%(around)s + 86400 * (40 + i)) FROM generate_series(0, 499) i"
+            ") t",
+            {"org": org, "link": link, "resource": resource, "around": around_epoch},
+        )
+        conn.execute("ANALYZE calendar_busy")
+    return link
+
+
+def unlink_calendar(url: str, link: int) -> None:
+    with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+        conn.execute("DELETE FROM calendar_links WHERE id = %s", (link,))
+
+
 def main() -> int:
     wrk_bin = ensure_wrk()
     nginx_bin = stack.ensure_nginx()
@@ -428,6 +458,10 @@ def main() -> int:
         try:
             load(4, "warm-up", "distinct")  # connections, prepared statements, caches
             runs.extend(load(c, "distinct callers", "distinct") for c in LEVELS)
+            # The same load with the resource's calendar linked (push and block).
+            link = link_calendar(url, org, resource, base)
+            runs.append(load(SCENARIO_CONNECTIONS, "distinct, calendar linked", "distinct"))
+            unlink_calendar(url, link)
             runs.append(load(SCENARIO_CONNECTIONS, "same caller re-issuing", "same"))
             runs.append(load(SCENARIO_CONNECTIONS, "availability + booking", "mixed"))
             # Refusals: each asks for a taken time in a diary of 50,000 future bookings and is
@@ -526,6 +560,7 @@ def report(runs, best, floor, ceiling, ceiling_at_8, rss, duplicates, pg_version
         if r.scenario == "distinct callers" and r.connections == SCENARIO_CONNECTIONS
     )
     filled = next(r for r in runs if r.scenario == "distinct, 1M contacts")
+    linked = next(r for r in runs if r.scenario == "distinct, calendar linked")
     total_errors = sum(r.errors for r in runs)
     ratio = best.throughput / ceiling if ceiling else 0.0
 
@@ -555,6 +590,11 @@ request can succeed).
 |---|---|---|---|---|---|---|
 {rows}
 
+In "distinct, calendar linked" the booked resource has a CalDAV link that pushes and blocks,
+with 1,000 busy times read from the owner's calendar: each booking reads them (in the same
+statement as the hours and booked times) and queues one calendar push (in the same statement as
+its event); no calendar server is called.
+
 In "refusals, 50k bookings" every request asks for a taken time in a diary of 50,000 future
 bookings (every other 5-minute slot for a year) and is answered with the three nearest free
 starts; an accepted booking would count as an error. A refusal loads only the days its search
@@ -571,6 +611,7 @@ looks at (two either side first), not the whole horizon.
 | zero errors | {total_errors} | {verdict(total_errors == 0)} |
 | exactly one contact per phone afterwards | {duplicates} phones with more than one contact | {verdict(duplicates == 0)} |
 | latency flat with 1,000,000 contacts | p50 {c8.p50_ms:.1f} → {filled.p50_ms:.1f} ms, p99 {c8.p99_ms:.1f} → {filled.p99_ms:.1f} ms at c={SCENARIO_CONNECTIONS} | {verdict(filled.p50_ms <= c8.p50_ms * 1.5)} |
+| booking path unchanged with a calendar linked (busy times read from our own tables) | {c8.throughput:.0f} → {linked.throughput:.0f} bookings/s, p50 {c8.p50_ms:.1f} → {linked.p50_ms:.1f} ms, p99 {c8.p99_ms:.1f} → {linked.p99_ms:.1f} ms at c={SCENARIO_CONNECTIONS} | {verdict(linked.throughput >= c8.throughput * 0.9)} |
 
 Peak RSS per gunicorn worker: {", ".join(f"{m:.0f} MiB" for m in rss) or "n/a"}.
 

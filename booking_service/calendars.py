@@ -24,8 +24,20 @@ import recurring_ical_events
 from booking_service.notifications import calendar_uid
 
 PRODID = "-//booking_service//calendar sync//EN"
-# Our UIDs end so (notifications.calendar_uid): a poll must not read our own pushes as busy.
-OWN_UID_SUFFIX = "@booking-service"
+# A poll reads at most this many occurrences (after expanding recurrences): a calendar with a
+# never-ending every-minute event must fail its poll, not fill memory and the busy table.
+MAX_OCCURRENCES = 10_000
+
+
+class UnreadableCalendar(ValueError):
+    """The calendar's events cannot be turned into busy times; the message says which and why
+    (never the event's text)."""
+
+
+def own_uid_suffix(org_id: int) -> str:
+    """What this organization's own UIDs end with (notifications.calendar_uid): its pushes are
+    not busy time; another organization's invitation in the owner's calendar is."""
+    return f"-{org_id}@booking-service"
 
 
 def masked_phone(phone: str | None) -> str:
@@ -124,12 +136,12 @@ def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
-def _blocks(component: icalendar.Component) -> bool:
+def _blocks(component: icalendar.Component, own_suffix: str) -> bool:
     if str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
         return False
     if str(component.get("STATUS", "")).upper() == "CANCELLED":
         return False
-    return not str(component.get("UID", "")).endswith(OWN_UID_SUFFIX)
+    return not str(component.get("UID", "")).endswith(own_suffix)
 
 
 def _span(component: icalendar.Component, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
@@ -159,24 +171,85 @@ def merge(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, d
     return merged
 
 
+_PERIOD_S = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,
+    "YEARLY": 365 * 86400,
+}
+
+
+def _estimated_occurrences(cal: icalendar.Calendar, window_s: float) -> int:
+    """An upper estimate of how many occurrences the window holds, from each RRULE's frequency,
+    interval and BY* lists, without expanding anything (expanding an every-second rule over a
+    year would take hours)."""
+    total = 0
+    for component in cal.walk("VEVENT"):
+        rule = component.get("RRULE")
+        if rule is None:
+            total += 1
+            continue
+        rules = rule if isinstance(rule, list) else [rule]
+        for one in rules:
+            freq = str((one.get("FREQ") or ["DAILY"])[0]).upper()
+            interval = max(1, int((one.get("INTERVAL") or [1])[0]))
+            per_period = 1
+            for part in ("BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYMONTH"):
+                per_period *= max(1, len(one.get(part) or []))
+            count = one.get("COUNT")
+            estimate = window_s / (_PERIOD_S.get(freq, 1) * interval) * per_period + 1
+            total += int(min(estimate, int(count[0]) * per_period) if count else estimate)
+    return total
+
+
+def _uid(cal: icalendar.Calendar) -> str:
+    uids = {str(c.get("UID", "")) for c in cal.walk("VEVENT")}
+    return ", ".join(sorted(uids))[:120] or "(no UID)"
+
+
 def busy_ranges(
-    calendars: Iterable[icalendar.Calendar], zone: ZoneInfo, start: datetime, end: datetime
+    calendars: Iterable[icalendar.Calendar],
+    zone: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    *,
+    own_suffix: str,
+    limit: int = MAX_OCCURRENCES,
 ) -> list[tuple[datetime, datetime]]:
-    """Busy time between `start` and `end` (clipped to it), merged."""
+    """Busy time between `start` and `end` (clipped to it), merged. Raises UnreadableCalendar
+    for an event that cannot be read (its time could be busy: never guessed free) or past
+    `limit` occurrences."""
     found = []
     for cal in calendars:
         # recurring-ical-events reads all-day and floating occurrences in the process's zone
         # unless told otherwise: ask in the organization's zone, and convert each occurrence.
-        occurrences = recurring_ical_events.of(cal).between(
-            start.astimezone(zone), end.astimezone(zone)
-        )
-        for component in occurrences:
-            if not _blocks(component):
-                continue
-            span = _span(component, zone)
-            if span is None:
-                continue
-            begins, ends = max(span[0], start), min(span[1], end)
-            if ends > begins:
-                found.append((begins, ends))
+        try:
+            if _estimated_occurrences(cal, (end - start).total_seconds()) > limit:
+                raise UnreadableCalendar(
+                    f"more than {limit:,} occurrences in the window (an event repeats too "
+                    f"often: {_uid(cal)})"
+                )
+            occurrences = recurring_ical_events.of(cal).between(
+                start.astimezone(zone), end.astimezone(zone)
+            )
+            for component in occurrences:
+                span = _span(component, zone)
+                if span is None or not _blocks(component, own_suffix):
+                    continue
+                begins, ends = max(span[0], start), min(span[1], end)
+                if ends > begins:
+                    found.append((begins, ends))
+                    if len(found) > limit:
+                        raise UnreadableCalendar(
+                            f"more than {limit:,} busy times in the window ({_uid(cal)})"
+                        )
+        except UnreadableCalendar:
+            raise
+        except Exception as exc:
+            raise UnreadableCalendar(
+                f"the event {_uid(cal)} could not be read ({type(exc).__name__})"
+            ) from exc
     return merge(found)

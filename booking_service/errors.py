@@ -124,9 +124,9 @@ class TooManyUpcoming(Refusal):
 @dataclass(eq=False)
 class CalendarUnavailable(Refusal):
     """Only resources whose linked calendar could not be read lately (policy "refuse") could
-    take `start`: whether the owner is free then is not known."""
+    take `start` (None: could have offered any time): whether the owner is free is not known."""
 
-    start: datetime
+    start: datetime | None
 
 
 @dataclass(eq=False)

@@ -60,6 +60,17 @@ def mask_digits(text: str) -> str:
     return "".join(parts)
 
 
+# A feed URL's token is its only credential (calendar apps send no headers).
+# Everything after /ical/ goes, however it is spelled (a percent-encoded ".ics" still reaches
+# the feed).
+_FEED_TOKEN = re.compile(r"/ical/[^\s?\"]*", re.IGNORECASE)
+
+
+def redact_secret_paths(text: str) -> str:
+    """`/ical/<token>.ics` → `/ical/[token]`: access logs keep the request, not the key."""
+    return _FEED_TOKEN.sub("/ical/[token]", text)
+
+
 # Attributes every LogRecord has: anything else on a record came from `extra=` (or from our
 # ids), and may carry a caller's number as much as the message may.
 # Our ids are not masked: they are how a log line is found (a request id like e2e-2142424c85cd

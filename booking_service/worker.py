@@ -105,29 +105,48 @@ class Worker:
         """Finish the attempt in hand, then return from `run`."""
         self._stop.set()
 
-    def deliver_due(self) -> int:
-        """Deliver every webhook, message and calendar push due now, and read the calendars due
-        a poll, one transaction each; returns how many attempts."""
+    def deliver_due(self, *, calendars: bool = True) -> int:
+        """Deliver every webhook, message and (`calendars`) calendar push due now, and read the
+        calendars due a poll, one transaction each; returns how many attempts."""
         attempts = 0
         while not self._stop.is_set() and self._deliver_one():
             attempts += 1
         attempts += self.notifier.send_due(self._stop.is_set)
-        return attempts + self.calendars.sync_due(self._stop.is_set)
+        if calendars:
+            attempts += self.calendars.sync_due(self._stop.is_set)
+        return attempts
 
     def run(self) -> None:
         """Deliver until stopped, polling every WORKER_POLL_S; database outages are waited out."""
         log.info("outbox worker started")
+        # Calendars on a thread of their own: a slow calendar server (up to its deadline per
+        # exchange) must not hold up webhooks and messages.
+        calendar_thread = threading.Thread(
+            target=self._calendar_loop, name="calendar-sync", daemon=True
+        )
+        calendar_thread.start()
         while not self._stop.is_set():
             try:
                 self.forget_old_signatures()
-                self.deliver_due()
+                self.deliver_due(calendars=False)
             except DatabaseUnavailable:
                 log.warning("outbox worker: database unavailable; retrying", exc_info=True)
             except Exception:
                 # A bug must not stop every organization's deliveries: log it, go on polling.
                 log.exception("outbox worker: unexpected error; retrying")
             self._stop.wait(self._settings.worker_poll_s)
+        calendar_thread.join(3 * self._settings.calendar_timeout_s + 5)
         log.info("outbox worker stopped")
+
+    def _calendar_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.calendars.sync_due(self._stop.is_set)
+            except DatabaseUnavailable:
+                log.warning("calendar sync: database unavailable; retrying", exc_info=True)
+            except Exception:
+                log.exception("calendar sync: unexpected error; retrying")
+            self._stop.wait(self._settings.worker_poll_s)
 
     def forget_old_signatures(self) -> None:
         """Drop the signed requests' kept answers once no repeat can be accepted any more, even

@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import tempfile
 
+from gunicorn import glogging
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Requests mostly wait on PostgreSQL, so a few threads per worker use the cores well.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
@@ -25,6 +27,23 @@ keepalive = 5
 preload_app = False
 accesslog = "-"
 errorlog = "-"
+
+
+class _RedactingLogger(glogging.Logger):
+    """gunicorn's logger, with the ICS feed tokens taken out of access lines (the token in a
+    feed URL is its credential; secrets are never logged)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        from booking_service.logging_setup import redact_secret_paths
+
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "f"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_secret_paths(atoms[key])
+        return atoms
+
+
+logger_class = _RedactingLogger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The control socket is a runtime management interface we do not use.
 control_socket_disable = True

@@ -38,6 +38,10 @@ def _reason(exc: BaseException) -> str:
         return f"the calendar server answered an error ({type(exc).__name__})"
     if isinstance(exc, UnsafeTarget):
         return str(exc)
+    if type(exc).__name__ == "TooManyRedirects":
+        return "the calendar server answered with a redirect (give the calendar's own URL)"
+    if isinstance(exc, ValueError | KeyError | TypeError | UnicodeError):
+        return f"the calendar server sent something that could not be read ({type(exc).__name__})"
     return f"the calendar server could not be reached ({type(exc).__name__})"
 
 
@@ -71,7 +75,12 @@ class CalDavCalendar:
                 username=self._username,
                 password=self._password,
                 timeout=self._timeout_s,
+                # The URL is the collection itself: no DNS-based discovery.
+                enable_rfc6764=False,
             )
+            # Like webhooks, no redirect is followed: a redirect could lead past the address
+            # check above to the service's own network.
+            self._client.session.max_redirects = 0
             self._calendar = self._client.calendar(url=self.url)
         except Exception as exc:
             raise CalendarUnreachable(_reason(exc)) from exc

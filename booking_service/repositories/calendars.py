@@ -233,7 +233,9 @@ _CLAIM_POLL = (
     )
     .order_by(_links.c.last_poll_at.asc().nulls_first())
     .limit(1)
-    .with_for_update(of=_links, skip_locked=True)
+    # NO KEY UPDATE: a booking's push (its foreign key takes KEY SHARE on the link) never
+    # waits for a claim.
+    .with_for_update(of=_links, skip_locked=True, key_share=True)
 )
 
 
@@ -269,7 +271,7 @@ class CalendarRepository:
             select(_links.c.id, _links.c.password)
             .where(_links.c.password.is_not(None))
             .order_by(_links.c.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
         return [(r.id, r.password) for r in rows]
 
@@ -335,6 +337,25 @@ class CalendarRepository:
             .values(status="done", done_at=now, last_error=None)
         )
 
+    def forget_done_pushes(self, before: datetime) -> int:
+        """Delete pushes done before `before` (they only said "this was brought up to date")."""
+        result = self.session.execute(
+            delete(_pushes).where(_pushes.c.status == "done", _pushes.c.done_at < before)
+        )
+        return result.rowcount  # type: ignore[attr-defined]
+
+    def defer_link_pushes(self, link_id: int, retry_at: datetime) -> None:
+        """Every pending push of the link waits until `retry_at` (its server is down)."""
+        self.session.execute(
+            update(_pushes)
+            .where(
+                _pushes.c.link_id == link_id,
+                _pushes.c.status == "pending",
+                _pushes.c.next_attempt_at < retry_at,
+            )
+            .values(next_attempt_at=retry_at)
+        )
+
     def push_failed(self, due: DuePush, error: str, retry_at: datetime, now: datetime) -> None:
         self.session.execute(
             update(_pushes)
@@ -345,11 +366,14 @@ class CalendarRepository:
 
     # --- polls (the worker) ---------------------------------------------------------------------
 
-    def claim_poll(self, due_before: datetime) -> DuePoll | None:
+    def claim_poll(self, due_before: datetime, now: datetime) -> DuePoll | None:
+        """A blocking link due a poll, its `last_poll_at` moved to `now` (commit promptly: no
+        other worker then takes it until the next interval)."""
         row = self.session.execute(_CLAIM_POLL, {"p_due_before": due_before}).first()
         if row is None:
             return None
         values = row._mapping
+        self.update_link(values["id"], last_poll_at=now)
         return DuePoll(
             link=LinkRow(*(values[c.name] for c in _LINK_COLUMNS)),
             timezone=values["timezone"],

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from booking_service.errors import CalendarUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases import scheduling
+from booking_service.use_cases.calendars import is_stale
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.openings import load_schedules
 from booking_service.use_cases.orgs import OrgInfo
@@ -56,7 +58,7 @@ def check_availability(
         lo, hi = scheduling.search_window(rules, zone, now, first, last)
 
         def schedules_for(first_day: date, last_day: date) -> list[ResourceSchedule]:
-            return load_schedules(uow, org, resources, first_day, last_day)
+            return load_schedules(uow, org, resources, first_day, last_day, now=now)
 
         slots = scheduling.free_slots_in_chunks(
             schedules_for,
@@ -95,4 +97,12 @@ def check_availability(
             return Availability(
                 [], choice.minutes, choice.name, first, last, next_day, same_day[:3]
             )
+        # Nothing free: if a calendar that could not be read lately is why, say so rather
+        # than "fully booked".
+        wanted = {r.id for r in resources}
+        if any(
+            link.resource_id in wanted and is_stale(link, now) and link.when_stale == "refuse"
+            for link in uow.calendars.links(org.id)
+        ):
+            raise CalendarUnavailable(None)
         return result

@@ -44,7 +44,7 @@ def link_view(link: LinkRow) -> dict:
     }
 
 
-def _checked_url(url: str, allow_private: bool) -> str:
+def _checked_url(url: str, allow_private: bool, with_password: bool) -> str:
     url = url.strip()
     if len(url) > 2000:
         raise CalendarInputError("the URL is longer than 2000 characters")
@@ -52,6 +52,11 @@ def _checked_url(url: str, allow_private: bool) -> str:
     if parts.username or parts.password:
         # The URL is printed and logged; credentials belong in --username/--password (sealed).
         raise CalendarInputError("put the credentials in --username/--password, not in the URL")
+    if parts.query or parts.fragment:
+        # Events are stored at <collection>/<UID>.ics: a query would end up in every path.
+        raise CalendarInputError("give the calendar collection's URL without ?query or #fragment")
+    if with_password and parts.scheme != "https" and not allow_private:
+        raise CalendarInputError("a password is only sent over https://")
     try:
         check_target(url, allow_private=allow_private)
     except UnsafeTarget as exc:
@@ -87,11 +92,20 @@ def link_calendar(
         raise CalendarInputError("--max-staleness-minutes must be between 1 and 10080 (a week)")
     if password and not username:
         raise CalendarInputError("a password needs a --username")
-    url = _checked_url(url, allow_private)
+    url = _checked_url(url, allow_private, bool(password))
     with uow:
         resource = uow.schedule.resource(resource_id)
         if resource is None:
             raise NotFound("resource", resource_id)
+        if push and any(
+            other.push and other.url == url for other in uow.calendars.links(resource.org_id)
+        ):
+            # Two resources pushing into one calendar would share each event's address: a
+            # move between them could delete the event the other just wrote.
+            raise CalendarInputError(
+                "another link already pushes into that calendar; link it with --no-push, or "
+                "use a calendar per resource"
+            )
     if check is not None:
         check(url, username, password)
     with uow:

@@ -8,7 +8,7 @@ reason and up to three nearest bookable starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,13 +34,16 @@ def load_schedules(
     *,
     exclude_appointment: int | None = None,
     busy_between: tuple[datetime, datetime] | None = None,
+    now: datetime | None = None,
 ) -> list[ResourceSchedule]:
     """Hours, exceptions and busy ranges of `resources` for local dates first..last; busy
     includes what the owner's linked calendars say (as last read by the worker).
 
     `busy_between` narrows the busy ranges to those overlapping it (enough to check one start).
+    With `now`, a resource whose calendar is stale with policy "refuse" is busy throughout: it
+    is not offered, since booking it would be refused.
     """
-    return _load(
+    schedules, calendars = _load(
         uow,
         org,
         resources,
@@ -48,7 +51,27 @@ def load_schedules(
         last,
         exclude_appointment=exclude_appointment,
         busy_between=busy_between,
-    )[0]
+    )
+    if now is not None:
+        refused_ids = stale_refusing(calendars, now)
+        window = busy_between or (
+            _midnight(first - timedelta(days=1), org.zone),
+            _midnight(last + timedelta(days=2), org.zone),
+        )
+        schedules = [
+            replace(schedule, busy=[window]) if schedule.id in refused_ids else schedule
+            for schedule in schedules
+        ]
+    return schedules
+
+
+def stale_refusing(calendars: list[LinkState], now: datetime) -> set[int]:
+    """The resources with a blocking calendar that is stale and whose policy is "refuse"."""
+    return {
+        link.resource_id
+        for link in calendars
+        if link.when_stale == "refuse" and (link.fresh_until is None or link.fresh_until <= now)
+    }
 
 
 def _load(
@@ -112,7 +135,7 @@ def alternatives(
 
     def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
         return load_schedules(
-            uow, org, resources, first, last, exclude_appointment=exclude_appointment
+            uow, org, resources, first, last, exclude_appointment=exclude_appointment, now=now
         )
 
     return scheduling.nearest_slots(

@@ -112,11 +112,11 @@ def _(refusal: TooManyUpcoming, org: OrgInfo, now: datetime) -> str:
 def _(refusal: CalendarUnavailable, org: OrgInfo, now: datetime) -> str:
     # The owner's own calendar could not be read lately: booking would risk a time they
     # cannot keep, and calling it taken would be a guess too.
+    later = "I can pass you to a member of staff who can help, or you can try again a little later."
+    if refusal.start is None:
+        return f"I can't check the diary for free times right now. {later}"
     when = spoken_datetime(refusal.start.astimezone(org.zone))
-    return (
-        f"I can't confirm {when} right now, because the diary can't be checked at the moment. "
-        "I can pass you to a member of staff who can help, or you can try again a little later."
-    )
+    return f"I can't confirm {when} right now, because the diary can't be checked. {later}"
 
 
 @_words.register

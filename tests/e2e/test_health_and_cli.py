@@ -19,6 +19,7 @@ def test_health_is_ok_on_a_migrated_database(client):
         "database": "ok",
         "schema": "ok",
         "outbox": "ok",
+        "calendars": "ok",
     }
 
 
@@ -31,6 +32,7 @@ def test_health_is_503_when_the_database_is_unreachable(unreachable_app):
         "database": "unavailable",
         "schema": "unknown",
         "outbox": "unknown",
+        "calendars": "unknown",
     }
 
 

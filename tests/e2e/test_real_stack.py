@@ -132,6 +132,7 @@ def test_health_passes_through_with_a_request_id(live: Stack):
         "database": "ok",
         "schema": "ok",
         "outbox": "ok",
+        "calendars": "ok",
     }
     # The caller's id is kept; without one nginx makes one up. Either way it comes back.
     assert with_id.headers["x-request-id"] == "e2e-health-1"
@@ -154,6 +155,42 @@ def test_an_odd_request_id_is_replaced_and_cannot_forge_log_fields(live: Stack, 
     # One field each: nothing the client sent turned up as a second "up=" or "rt=".
     assert line.count(" up=") == 1 and line.count(" rt=") == 1
     assert given not in line
+
+
+def test_a_calendar_feed_is_served_through_nginx_and_its_token_is_in_no_log(
+    live: Stack, secret: str, sql: psycopg.Connection
+):
+    org_id, main_id = sql.execute(
+        "SELECT r.org_id, r.id FROM resources r JOIN organizations o ON o.id = r.org_id "
+        "WHERE o.name = 'Real Stack Dental' AND r.name = 'Main'"
+    ).fetchone()
+    made = live.flask("calendar", "feed", str(main_id), "--url", "https://book.example.com")
+    assert made.returncode == 0, made.stderr
+    url = json.loads(made.stdout)["url"]
+    token = url.rsplit("/", 1)[1].removesuffix(".ics")
+    path = url.removeprefix("https://book.example.com")
+
+    reply = stack.http(live.nginx_port, "GET", path, headers={"X-Request-Id": "e2e-feed-1"})
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/calendar; charset=utf-8"
+    assert reply.text().startswith("BEGIN:VCALENDAR")
+    # Percent-encoded, it still reaches the feed: the logs must not keep it either way.
+    encoded = path.replace(".ics", "%2Eics")
+    assert stack.http(live.nginx_port, "GET", encoded).status == 200
+    assert stack.http(live.nginx_port, "GET", "/ical/" + "x" * 43 + ".ics").status == 404
+    access_log = live.workdir / "booking_service.access.log"
+    stack.wait_until(
+        lambda: 'rid="e2e-feed-1"' in access_log.read_text(), 5, "no access log line", live.nginx
+    )
+    assert "/ical/[token]" in access_log.read_text()
+
+    def service_logs() -> str:
+        return "\n".join(service.log_text() for service in live.services)
+
+    stack.wait_until(lambda: "/ical/[token]" in service_logs(), 5, "no gunicorn access line")
+    assert token not in access_log.read_text()
+    assert token not in service_logs()
+    assert org_id
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/", "/api/other"])

@@ -8,13 +8,17 @@ worker is an injected clock, so "15 minutes without a good read" takes no waitin
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
 
+from booking_service.adapters.caldav import CalDavCalendar
 from booking_service.calendar_sync import CalendarSync
 from booking_service.extensions import KEY
 from booking_service.notifications import calendar_uid
@@ -377,20 +381,36 @@ def test_an_event_added_in_the_calendar_stops_that_time_being_offered_or_booked(
     clock.advance(timedelta(seconds=rt_poll(app) + 1))
     sync.sync_due()
     assert offered()[:2] == ["10:00", "10:15"]
+    # Another organization's event (an invitation its owner accepted) is busy time too; only
+    # this organization's own pushes are not.
+    other = start + timedelta(hours=2)
+    add_event(
+        calendar,
+        calendar_uid(org.id + 1000, "ABCDEF"),
+        f"DTSTART:{other:%Y%m%dT%H%M%SZ}",
+        f"DTEND:{other + timedelta(minutes=30):%Y%m%dT%H%M%SZ}",
+    )
+    clock.advance(timedelta(seconds=rt_poll(app) + 1))
+    sync.sync_due()
+    assert "11:00" not in offered() and "11:30" in offered()
 
     refused = error_of(
         post(client, org, envelope(tool_call(**booking(start=f"{day}T09:30")), customer=CALLER))
     )
     assert "10:00" in refused  # refused like any taken time, with the nearest alternatives
     assert db.execute("SELECT count(*) FROM appointments").fetchone()[0] == 0
-    # A booking that would run into the event (with the buffer) is refused too; one after it
-    # is not, and our own pushed event is not read back as busy.
+    # A booking after it is taken, and our own pushed event is not read back as busy time.
     reference = book(app, org, f"{day}T10:00")
     sync.sync_due()
     clock.advance(timedelta(seconds=rt_poll(app) + 1))
     sync.sync_due()
     assert offered()[0] == "10:30"
     assert calendar_uid(org.id, reference) in events(calendar)
+    link_id = db.execute("SELECT id FROM calendar_links").fetchone()[0]
+    assert busy_rows(db, link_id) == [
+        (start, start + timedelta(hours=1)),
+        (other, other + timedelta(minutes=30)),
+    ]
 
 
 def rt_poll(app) -> int:
@@ -415,20 +435,25 @@ def test_a_calendar_server_outage_retries_pushes_applies_the_policy_and_then_con
 
         server.stop()
         second = book(app, org, f"{day}T10:00")  # the booking path does not need the server
-        sync.sync_due()
+        fourth = book(app, org, f"{day}T13:00")
+        # One attempt finds the server down and defers the link's other push with it.
+        clock.advance(timedelta(minutes=2))  # polls are due too: they go first and fail
+        assert sync.sync_due() == 2
         status = json.loads(cli(app, "calendar", "status", str(org.id)))
-        assert status["waiting_pushes"] == 1
+        assert status["waiting_pushes"] == 2
         assert "could not be reached" in status["last_error"]
-        assert status["stale"] is False  # read 0 s ago: still within 15 minutes
+        assert status["stale"] is False  # read 2 min ago: still within 15 minutes
         attempts = db.execute(
-            "SELECT attempts, next_attempt_at FROM calendar_pushes WHERE status = 'pending'"
+            "SELECT attempts, next_attempt_at FROM calendar_pushes WHERE status = 'pending' "
+            "ORDER BY id"
         ).fetchall()
-        assert [a for a, _ in attempts] == [1]
-        assert abs(attempts[0][1] - (clock() + timedelta(seconds=5))) < timedelta(seconds=2)
+        assert [a for a, _ in attempts] == [1, 0]
+        for _, due_at in attempts:
+            assert abs(due_at - (clock() + timedelta(seconds=5))) < timedelta(seconds=2)
         clock.advance(timedelta(seconds=6))
-        sync.sync_due()
+        assert sync.sync_due() == 1  # one more attempt, the other push deferred again
         assert db.execute(
-            "SELECT attempts FROM calendar_pushes WHERE status = 'pending'"
+            "SELECT sum(attempts) FROM calendar_pushes WHERE status = 'pending'"
         ).fetchone() == (2,)
 
         # 16 minutes without a good read: stale. Refuse: the caller hears why, nothing booked.
@@ -439,7 +464,10 @@ def test_a_calendar_server_outage_retries_pushes_applies_the_policy_and_then_con
         assert json.loads(cli(app, "calendar", "status", str(org.id)))["stale"] is True
         answer = error_of(post(client, org, envelope(tool_call(**booking(start=f"{day}T11:00")))))
         assert "can't confirm" in answer and "member of staff" in answer
-        assert db.execute("SELECT count(*) FROM appointments").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM appointments").fetchone()[0] == 3
+        # Nor is any time of that resource offered: the diary cannot be checked.
+        check = envelope(tool_call("checkAvailability", date=day.isoformat()))
+        assert "can't check the diary" in error_of(post(client, org, check))
         metrics = client.get("/metrics").get_data(as_text=True)
         assert f'booking_calendar_sync_age_seconds{{link_id="{made["id"]}",org_id="{org.id}"}}' in (
             metrics
@@ -460,7 +488,7 @@ def test_a_calendar_server_outage_retries_pushes_applies_the_policy_and_then_con
         clock.advance(timedelta(hours=1))
         sync.sync_due()
         assert sorted(events(calendar)) == sorted(
-            calendar_uid(org.id, r) for r in (first, second, third)
+            calendar_uid(org.id, r) for r in (first, second, third, fourth)
         )
         assert pending(db, made["id"]) == 0
         assert client.get("/api/health").get_json()["calendars"] == "ok"
@@ -658,3 +686,240 @@ def test_link_commands_check_the_calendar_and_never_print_the_password(
     }
     assert cli(app, "calendar", "list", str(org.id)) == ""
     assert "no calendar link" in cli(app, "calendar", "unlink", str(made["id"]), ok=False)
+
+
+def test_a_calendar_url_that_redirects_is_refused(app, main_id, dav):
+    """A redirect could lead past the address check to the service's own network."""
+    target = str(new_calendar(dav).url)
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_PROPFIND(self):
+            self.send_response(301)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = do_REPORT = do_OPTIONS = do_PROPFIND
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/owner/clinic/"
+        out = cli(
+            app,
+            "calendar",
+            "link",
+            str(main_id),
+            "--caldav-url",
+            url,
+            "--username",
+            USER,
+            "--password",
+            PASSWORD,
+            ok=False,
+        )
+        assert "redirect" in out
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_two_workers_and_concurrent_moves_leave_every_event_at_its_final_time(
+    app, org, main_id, dav, rt, db
+):
+    """A move committed while a push of the same appointment is in flight keeps its own push:
+    the calendar ends at the final time, whatever order the workers ran in."""
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar, "--no-block")
+    day = business_day(days=8)
+    client = app.test_client()
+    references = [book(app, org, f"{day}T{9 + i:02d}:00") for i in range(4)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        worker = CalendarSync(rt.uow, rt.settings, jitter=lambda: 1.0)
+        while not stop.is_set():
+            try:
+                worker.sync_due()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    final: dict[str, datetime] = {}
+    try:
+        for minute in (15, 30, 45):
+            for i, reference in enumerate(references):
+                start = f"{day}T{9 + i:02d}:{minute}"
+                moved = envelope(
+                    tool_call("rescheduleAppointment", reference=reference, newStart=start),
+                    customer=CALLER,
+                    call_id=f"call-move-{reference}-{minute}",
+                )
+                result_of(post(client, org, moved))
+                final[reference] = local(day, 9 + i, minute)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    CalendarSync(rt.uow, rt.settings).sync_due()  # whatever was committed after the last round
+    assert pending(db, made["id"]) == 0
+    stored = events(calendar)
+    assert sorted(stored) == sorted(calendar_uid(org.id, r) for r in references)
+    for reference, start in final.items():
+        event = stored[calendar_uid(org.id, reference)]
+        assert event.decoded("DTSTART") == start
+        assert event["SEQUENCE"] == 3
+
+
+def test_a_move_committed_while_its_push_is_in_flight_is_pushed_after_it(
+    app, org, main_id, dav, sync, db, monkeypatch
+):
+    """The worker marks done only the pushes whose state it read: the move that commits while
+    it talks to the server keeps its own push, and the calendar ends at the new time."""
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar, "--no-block")
+    day = business_day(days=4)
+    reference = book(app, org, f"{day}T10:00")
+    real_put = CalDavCalendar.put
+    moved_once: list[str] = []
+
+    def put_then_move(self, uid, document):
+        real_put(self, uid, document)
+        if not moved_once:  # the caller moves it while this push is still in flight
+            moved_once.append(uid)
+            body = envelope(
+                tool_call("rescheduleAppointment", reference=reference, newStart=f"{day}T15:00"),
+                customer=CALLER,
+            )
+            result_of(post(app.test_client(), org, body))
+
+    monkeypatch.setattr(CalDavCalendar, "put", put_then_move)
+    sync.push_one()
+    assert pending(db, made["id"]) == 1  # the move's own push is still waiting
+    assert events(calendar)[calendar_uid(org.id, reference)].decoded("DTSTART") == local(day, 10)
+    sync.sync_due()
+    assert pending(db, made["id"]) == 0
+    assert events(calendar)[calendar_uid(org.id, reference)].decoded("DTSTART") == local(day, 15)
+
+
+def test_a_booking_never_waits_for_a_poll_in_progress(app, org, main_id, dav, rt, db, monkeypatch):
+    """The poll reads the server with no transaction open: a booking on that resource (whose
+    calendar push references the link) goes through while a slow server is being read."""
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar)
+    CalendarSync(rt.uow, rt.settings).sync_due()  # fresh
+    db.execute("UPDATE calendar_links SET last_poll_at = now() - interval '1 hour'")
+    real = CalDavCalendar.events_between
+    reading = threading.Event()
+
+    def slow(self, start, end):
+        reading.set()
+        time.sleep(4)  # longer than the booking's lock_timeout (3 s)
+        return real(self, start, end)
+
+    monkeypatch.setattr(CalDavCalendar, "events_between", slow)
+    poller = threading.Thread(target=CalendarSync(rt.uow, rt.settings).poll_one)
+    poller.start()
+    try:
+        assert reading.wait(10)
+        began = time.monotonic()
+        reference = book(app, org, f"{business_day(days=3)}T10:00")
+        assert time.monotonic() - began < 2
+    finally:
+        poller.join(30)
+    assert reference
+    assert pending(db, made["id"]) == 1
+    assert db.execute("SELECT last_error FROM calendar_links").fetchone() == (None,)
+
+
+def test_a_server_that_never_finishes_answering_fails_the_poll_at_the_deadline(
+    app, org, main_id, dav, rt, db, monkeypatch
+):
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar)
+    monkeypatch.setattr(CalDavCalendar, "events_between", lambda self, start, end: time.sleep(30))
+    settings = rt.settings.with_overrides({"CALENDAR_TIMEOUT_S": 1})  # deadline: 3 s
+    began = time.monotonic()
+    assert CalendarSync(rt.uow, settings).poll_one()
+    assert time.monotonic() - began < 6
+    error = db.execute("SELECT last_error FROM calendar_links").fetchone()[0]
+    assert "did not finish within 3 s" in error
+
+
+def test_an_unreadable_event_makes_the_link_stale_and_the_status_names_it(
+    app, org, main_id, dav, sync, db, monkeypatch
+):
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar)
+    # Radicale refuses to store a rule we cannot expand; another server might serve one.
+    broken = icalendar.Calendar.from_ical(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:broken-rule\r\n"
+        "DTSTAMP:20261130T120000Z\r\nDTSTART:20270105T150000Z\r\nDTEND:20270105T160000Z\r\n"
+        "RRULE:FREQ=FOO\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    monkeypatch.setattr(CalDavCalendar, "events_between", lambda self, start, end: [broken])
+    sync.sync_due()
+    status = json.loads(cli(app, "calendar", "status", str(org.id)))
+    assert status["stale"] is True
+    assert "broken-rule could not be read" in status["last_error"]
+
+
+def test_link_refuses_a_password_over_plain_http_and_a_url_with_a_query(app, main_id, database_url):
+    strict = make_app(database_url)
+    try:
+        runner = strict.test_cli_runner()
+        plain = runner.invoke(
+            args=[
+                "calendar",
+                "link",
+                str(main_id),
+                "--caldav-url",
+                "http://dav.example.com/c/",
+                "--username",
+                "u",
+                "--password",
+                "p",
+            ]
+        )
+        assert plain.exit_code == 1 and "only sent over https" in plain.output
+        query = runner.invoke(
+            args=[
+                "calendar",
+                "link",
+                str(main_id),
+                "--caldav-url",
+                "https://dav.example.com/c/?x=1",
+            ]
+        )
+        assert query.exit_code == 1 and "without ?query" in query.output
+    finally:
+        strict.extensions[KEY].engine.dispose()
+
+
+def test_one_calendar_takes_pushes_from_one_link_and_done_pushes_are_forgotten(
+    app, org, main_id, dav, rt, sync, db
+):
+    other = add_resource(rt.uow(), org.id, "Dr Chen", ["mon-fri 09:00-17:00"])
+    calendar = new_calendar(dav)
+    made = link(app, main_id, calendar, "--no-block")
+    twice = cli(app, "calendar", "link", str(other.id), "--caldav-url", str(calendar.url), ok=False)
+    assert "already pushes into that calendar" in twice
+    assert link(app, other.id, calendar, "--no-push")["push"] is False  # reading it is fine
+
+    book(app, org, f"{business_day(days=3)}T10:00", resource="Main")
+    sync.sync_due()
+    db.execute("UPDATE calendar_pushes SET done_at = now() - interval '8 days'")
+    book(app, org, f"{business_day(days=3)}T11:00", resource="Main")
+    CalendarSync(rt.uow, rt.settings).sync_due()  # a new worker forgets on its first round
+    assert db.execute(
+        "SELECT count(*) FROM calendar_pushes WHERE link_id = %s", (made["id"],)
+    ).fetchone() == (1,)

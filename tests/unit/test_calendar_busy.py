@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import icalendar
+import pytest
 
 from booking_service import calendars
 from booking_service.notifications import calendar_uid
@@ -32,7 +33,9 @@ def utc(*args: int) -> datetime:
 
 
 def busy(*events: str, zone: ZoneInfo = NY, window=WINDOW):
-    return calendars.busy_ranges([cal(*events)], zone, *window)
+    return calendars.busy_ranges(
+        [cal(*events)], zone, *window, own_suffix=calendars.own_uid_suffix(7)
+    )
 
 
 def test_a_weekly_event_keeps_its_local_time_across_the_spring_dst_change():
@@ -145,7 +148,28 @@ def test_the_pushed_event_has_our_uid_local_times_with_tzid_and_a_masked_phone()
     assert "***0123" in str(vevent["DESCRIPTION"])
     assert "4155550123" not in text and "555" not in text
     # Our own event read back is not busy time.
-    assert calendars.busy_ranges([parsed], NY, *WINDOW) == []
+    assert (
+        calendars.busy_ranges([parsed], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7)) == []
+    )
+    # Another organization's event (an invitation the owner accepted elsewhere) is busy time.
+    assert calendars.busy_ranges([parsed], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(8))
+
+
+def test_an_endless_frequent_recurrence_fails_the_poll_instead_of_filling_memory():
+    endless = event(
+        "spam", "DTSTART:20270101T000000Z", "DURATION:PT30S", "RRULE:FREQ=SECONDLY;INTERVAL=60"
+    )
+    with pytest.raises(calendars.UnreadableCalendar, match=r"repeats too\s+often: spam"):
+        busy(endless)
+    # An endless daily one is fine: the window ends it.
+    daily = event("standup", "DTSTART:20270101T140000Z", "DURATION:PT15M", "RRULE:FREQ=DAILY")
+    assert len(busy(daily)) == (WINDOW[1] - WINDOW[0]).days
+
+
+def test_an_unreadable_event_fails_the_poll_naming_it_never_guessed_free():
+    broken = event("broken-rule", "DTSTART:20270101T140000Z", "DURATION:PT15M", "RRULE:FREQ=FOO")
+    with pytest.raises(calendars.UnreadableCalendar, match="broken-rule could not be read"):
+        busy(broken)
 
 
 def test_masked_phone_keeps_only_the_last_four_digits():
