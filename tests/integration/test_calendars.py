@@ -172,6 +172,16 @@ def book(app, org, start: str, **extra) -> str:
     return booked(post(app.test_client(), org, body))["appointment"]["reference"]
 
 
+def move(app, org, reference: str, start: str, call_id: str = "call-1") -> dict:
+    """rescheduleAppointment from the booking caller's phone; its decoded result."""
+    body = envelope(
+        tool_call("rescheduleAppointment", reference=reference, newStart=start),
+        customer=CALLER,
+        call_id=call_id,
+    )
+    return result_of(post(app.test_client(), org, body))
+
+
 def local(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
 
@@ -265,11 +275,7 @@ def test_a_reschedule_updates_the_same_uid_with_sequence_up_and_a_cancel_removes
     uid = calendar_uid(org.id, reference)
     first = events(calendar)[uid]
 
-    moved = envelope(
-        tool_call("rescheduleAppointment", reference=reference, newStart=f"{day}T14:00"),
-        customer=CALLER,
-    )
-    result_of(post(app.test_client(), org, moved))
+    move(app, org, reference, f"{day}T14:00")
     sync.sync_due()
     second = events(calendar)[uid]
     assert len(events(calendar)) == 1
@@ -298,11 +304,7 @@ def test_a_move_to_another_resource_moves_the_event_to_that_resources_calendar(
     uid = calendar_uid(org.id, reference)
     assert uid in events(main_calendar)
 
-    moved = envelope(
-        tool_call("rescheduleAppointment", reference=reference, newStart=f"{day}T14:00"),
-        customer=CALLER,
-    )
-    assert "Dr Chen" in json.dumps(result_of(post(app.test_client(), org, moved)))
+    assert "Dr Chen" in json.dumps(move(app, org, reference, f"{day}T14:00"))
     sync.sync_due()
     assert uid not in events(main_calendar)
     assert events(other_calendar)[uid].decoded("DTSTART") == local(day, 14)
@@ -736,7 +738,6 @@ def test_two_workers_and_concurrent_moves_leave_every_event_at_its_final_time(
     calendar = new_calendar(dav)
     made = link(app, main_id, calendar, "--no-block")
     day = business_day(days=8)
-    client = app.test_client()
     references = [book(app, org, f"{day}T{9 + i:02d}:00") for i in range(4)]
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -758,12 +759,7 @@ def test_two_workers_and_concurrent_moves_leave_every_event_at_its_final_time(
         for minute in (15, 30, 45):
             for i, reference in enumerate(references):
                 start = f"{day}T{9 + i:02d}:{minute}"
-                moved = envelope(
-                    tool_call("rescheduleAppointment", reference=reference, newStart=start),
-                    customer=CALLER,
-                    call_id=f"call-move-{reference}-{minute}",
-                )
-                result_of(post(client, org, moved))
+                move(app, org, reference, start, call_id=f"call-move-{reference}-{minute}")
                 final[reference] = local(day, 9 + i, minute)
     finally:
         stop.set()
@@ -796,11 +792,7 @@ def test_a_move_committed_while_its_push_is_in_flight_is_pushed_after_it(
         real_put(self, uid, document)
         if not moved_once:  # the caller moves it while this push is still in flight
             moved_once.append(uid)
-            body = envelope(
-                tool_call("rescheduleAppointment", reference=reference, newStart=f"{day}T15:00"),
-                customer=CALLER,
-            )
-            result_of(post(app.test_client(), org, body))
+            move(app, org, reference, f"{day}T15:00")
 
     monkeypatch.setattr(CalDavCalendar, "put", put_then_move)
     sync.push_one()
