@@ -8,7 +8,10 @@ With `--pyinstrument` it also prints a call tree of the measured bookings; `--ca
 Python function calls per booking (repeatable where timings on a shared machine are not);
 `--freeze` runs them after gc.freeze(), as production workers do.
 
-    python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze]
+    python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze] [--calendar-linked]
+
+`--calendar-linked` first links the bench resource to a (never called) CalDAV calendar that
+pushes and blocks, with 1,000 busy times read from it: the same measure with calendars on.
 
 It is the quick loop for making the booking path cheaper; `make bench` is the real measure.
 """
@@ -29,10 +32,11 @@ from contextlib import redirect_stderr
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from sqlalchemy import event
 
-from bench.run import rest_of_message, setup_org
+from bench.run import link_calendar, rest_of_message, setup_org
 from booking_service.devtools import pgcluster
 from booking_service.schema_check import alembic_config
 
@@ -102,6 +106,11 @@ def main() -> int:
         action="store_true",
         help="gc.freeze() after warming up, as deploy/gunicorn.conf.py does in each worker",
     )
+    parser.add_argument(
+        "--calendar-linked",
+        action="store_true",
+        help="link the bench resource to a pushing, blocking calendar with 1,000 busy times",
+    )
     args = parser.parse_args()
 
     with pgcluster.throwaway_cluster() as port:
@@ -109,7 +118,7 @@ def main() -> int:
         cfg = alembic_config(url)
         cfg.attributes["skip_logging_config"] = True
         command.upgrade(cfg, "head")
-        _org, secret = setup_org(url)
+        org, secret = setup_org(url)
         with tempfile.TemporaryDirectory() as tmp:
             rest = rest_of_message(Path(tmp) / "rest.json").read_text()
         os.environ.update(DATABASE_URL=url, LOG_FORMAT="json", LOG_LEVEL="INFO")
@@ -133,6 +142,12 @@ def main() -> int:
         client = app.test_client()
         headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         base = int((datetime.now(UTC) + timedelta(days=2)).timestamp()) // 86400 * 86400
+        if args.calendar_linked:
+            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+                resource = conn.execute(
+                    "SELECT id FROM resources WHERE org_id = %s AND name = 'Bench'", (org,)
+                ).fetchone()[0]
+            link_calendar(url, org, resource, base)
         warm = 50
         bodies = [body(k, base, rest) for k in range(warm + args.n)]
 
