@@ -691,7 +691,9 @@ class CalendarFeed(Base):
             ondelete="CASCADE",
             name="fk_calendar_feeds_org_id_resource_id_resources",
         ),
-        UniqueConstraint("token_hash", name="uq_calendar_feeds_token_hash"),
+        # The token carries the organization's id (`<org id>.<random>`), so the lookup is
+        # scoped like every other: no value of one organization can collide with another's.
+        UniqueConstraint("org_id", "token_hash", name="uq_calendar_feeds_org_id_token_hash"),
         # One feed per resource, and one for the whole organization.
         Index(
             "uq_calendar_feeds_org_id_resource_id",

@@ -43,7 +43,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_feeds")),
-        sa.UniqueConstraint("token_hash", name="uq_calendar_feeds_token_hash"),
+        sa.UniqueConstraint("org_id", "token_hash", name="uq_calendar_feeds_org_id_token_hash"),
     )
     op.create_index(
         "uq_calendar_feeds_org_id_resource_id",

@@ -1,8 +1,8 @@
 """GET /ical/<token>.ics: the ICS feed a calendar app subscribes to (`calendar feed`).
 
-The token is the only credential (calendar apps cannot send headers), so it is 256 bits of
-randomness, stored only as a hash, and every unknown token gets the same 404. The document
-carries names and masked phones: never cached by shared caches.
+The token is the only credential (calendar apps cannot send headers): the organization's id
+and 256 bits of randomness, stored only as a hash; every unknown token gets the same 404. The
+document carries names and masked phones: never cached by shared caches.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from booking_service.use_cases.calendars import feed_document
 bp = Blueprint("ical", __name__, url_prefix="/ical")
 log = logging.getLogger(__name__)
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")
+# `<org id>.<random>` (use_cases/calendars.feed_url).
+_TOKEN = re.compile(r"[0-9]{1,19}\.[A-Za-z0-9_-]{20,100}")
 
 
 @bp.get("/<token>.ics")

@@ -465,10 +465,12 @@ class CalendarRepository:
         )
         return self.session.execute(select(_feeds.c.id).where(match)).first() is not None
 
-    def feed(self, token_hash: str) -> tuple[int, int | None] | None:
-        """(org_id, resource_id or None) of the feed with this token."""
+    def feed(self, org_id: int, token_hash: str) -> tuple[int, int | None] | None:
+        """(org_id, resource_id or None) of the organization's feed with this token."""
         row = self.session.execute(
-            select(_feeds.c.org_id, _feeds.c.resource_id).where(_feeds.c.token_hash == token_hash)
+            select(_feeds.c.org_id, _feeds.c.resource_id).where(
+                _feeds.c.org_id == org_id, _feeds.c.token_hash == token_hash
+            )
         ).first()
         return (row.org_id, row.resource_id) if row is not None else None
 

@@ -207,8 +207,8 @@ def feed_url(
     rotate: bool = False,
 ) -> FeedUrl:
     """Create the feed of a resource (or of the whole organization) and return its URL; an
-    existing feed is replaced only with `rotate` (its old URL then answers 404)."""
-    token = secrets.token_urlsafe(32)
+    existing feed is replaced only with `rotate` (its old URL then answers 404). The token is
+    `<org id>.<256 random bits>`: the id scopes the lookup, the random part is the secret."""
     with uow:
         if resource_id is not None:
             resource = uow.schedule.resource(resource_id)
@@ -223,6 +223,7 @@ def feed_url(
                 "this feed exists and its URL was shown when it was made; use --rotate for a "
                 "new URL (the old one stops working)"
             )
+        token = f"{org_id}.{secrets.token_urlsafe(32)}"
         rotated = uow.calendars.set_feed(org_id, resource_id, _token_hash(token))
         uow.commit()
     return FeedUrl(f"{base_url.rstrip('/')}/ical/{token}.ics", rotated)
@@ -232,8 +233,11 @@ def feed_document(uow: AbstractUnitOfWork, token: str) -> bytes:
     """The ICS document of the feed with this token; NotFound for an unknown (or rotated)
     token."""
     now = utc_now()
+    org_part, _, secret = token.partition(".")
+    if not (org_part.isdigit() and 0 < int(org_part) < 2**63 and secret):
+        raise NotFound("feed")
     with uow:
-        found = uow.calendars.feed(_token_hash(token))
+        found = uow.calendars.feed(int(org_part), _token_hash(token))
         if found is None:
             raise NotFound("feed")
         org_id, resource_id = found

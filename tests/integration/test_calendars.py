@@ -568,10 +568,11 @@ def test_the_ics_feed_has_the_bookings_with_their_uids_and_a_rotated_token_stops
     rotated = json.loads(cli(app, "calendar", "feed", str(main_id), "--rotate"))
     assert rotated["rotated"] is True
     assert app.test_client().get(path).status_code == 404
-    assert (
-        app.test_client().get(rotated["url"].removeprefix("https://book.example.com")).status_code
-        == 200
-    )
+    fresh = rotated["url"].removeprefix("https://book.example.com")
+    assert app.test_client().get(fresh).status_code == 200
+    # The token names its organization: under another organization's id it is nobody's.
+    elsewhere = fresh.replace(f"/ical/{org.id}.", f"/ical/{org.id + 1}.")
+    assert elsewhere != fresh and app.test_client().get(elsewhere).status_code == 404
 
     whole = json.loads(cli(app, "calendar", "feed", "--org", str(org.id)))
     everything = icalendar.Calendar.from_ical(
