@@ -11,7 +11,7 @@ those done: a change committed meanwhile keeps its own push pending.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     and_,
@@ -67,6 +67,14 @@ class LinkRow:
     last_error: str | None
     last_error_at: datetime | None
     created_at: datetime
+
+    def stale_at(self, now: datetime) -> bool:
+        """A blocking link whose busy times were not read within its limit (or never)."""
+        if not self.block:
+            return False
+        if self.last_good_sync_at is None:
+            return True
+        return now - self.last_good_sync_at > timedelta(minutes=self.max_staleness_minutes)
 
 
 _LINK_COLUMNS = [_links.c[f.name] for f in fields(LinkRow)]
@@ -237,6 +245,16 @@ _CLAIM_POLL = (
     # waits for a claim.
     .with_for_update(of=_links, skip_locked=True, key_share=True)
 )
+
+
+def _feed_of(org_id: int, resource_id: int | None):
+    """The feed of one resource, or (None) the organization's whole feed."""
+    resource = (
+        _feeds.c.resource_id == resource_id
+        if resource_id is not None
+        else _feeds.c.resource_id.is_(None)
+    )
+    return (_feeds.c.org_id == org_id) & resource
 
 
 class CalendarRepository:
@@ -425,29 +443,20 @@ class CalendarRepository:
     def sync_ages(self, now: datetime) -> list[tuple[int, int, float | None, bool]]:
         """(org_id, link_id, seconds since the last good sync or None, stale) of every blocking
         link."""
-        rows = self.session.execute(
-            select(
-                _links.c.org_id,
-                _links.c.id,
-                _links.c.last_good_sync_at,
-                _links.c.max_staleness_minutes,
-            ).where(_links.c.block)
-        )
+        rows = self.session.execute(select(*_LINK_COLUMNS).where(_links.c.block))
         ages = []
-        for org_id, link_id, synced, limit in rows:
+        for row in rows:
+            link = LinkRow(*row)
+            synced = link.last_good_sync_at
             age = (now - synced).total_seconds() if synced is not None else None
-            ages.append((org_id, link_id, age, age is None or age > limit * 60))
+            ages.append((link.org_id, link.id, age, link.stale_at(now)))
         return ages
 
     # --- feeds ----------------------------------------------------------------------------------
 
     def set_feed(self, org_id: int, resource_id: int | None, token_hash: str) -> bool:
         """Replace the feed's token (or create the feed); True when one existed."""
-        match = (_feeds.c.org_id == org_id) & (
-            _feeds.c.resource_id == resource_id
-            if resource_id is not None
-            else _feeds.c.resource_id.is_(None)
-        )
+        match = _feed_of(org_id, resource_id)
         replaced = self.session.execute(
             update(_feeds).where(match).values(token_hash=token_hash, created_at=func.now())
         ).rowcount  # type: ignore[attr-defined]
@@ -458,11 +467,7 @@ class CalendarRepository:
         return bool(replaced)
 
     def has_feed(self, org_id: int, resource_id: int | None) -> bool:
-        match = (_feeds.c.org_id == org_id) & (
-            _feeds.c.resource_id == resource_id
-            if resource_id is not None
-            else _feeds.c.resource_id.is_(None)
-        )
+        match = _feed_of(org_id, resource_id)
         return self.session.execute(select(_feeds.c.id).where(match)).first() is not None
 
     def feed(self, org_id: int, token_hash: str) -> tuple[int, int | None] | None:

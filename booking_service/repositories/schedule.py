@@ -97,6 +97,9 @@ class LinkState:
     fresh_until: datetime | None
     when_stale: str
 
+    def stale_at(self, now: datetime) -> bool:
+        return self.fresh_until is None or self.fresh_until <= now
+
 
 @dataclass(frozen=True)
 class ScheduleRows:

@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta
 from booking_service.errors import CalendarUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases import scheduling
-from booking_service.use_cases.calendars import is_stale
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.openings import load_schedules
 from booking_service.use_cases.orgs import OrgInfo
@@ -101,7 +100,7 @@ def check_availability(
         # than "fully booked".
         wanted = {r.id for r in resources}
         if any(
-            link.resource_id in wanted and is_stale(link, now) and link.when_stale == "refuse"
+            link.resource_id in wanted and link.stale_at(now) and link.when_stale == "refuse"
             for link in uow.calendars.links(org.id)
         ):
             raise CalendarUnavailable(None)

@@ -148,15 +148,6 @@ def unlink_calendar(uow: AbstractUnitOfWork, link_id: int) -> LinkRow:
     return link
 
 
-def is_stale(link: LinkRow, now: datetime) -> bool:
-    """A blocking link whose busy times were not read within its limit (or never)."""
-    if not link.block:
-        return False
-    if link.last_good_sync_at is None:
-        return True
-    return now - link.last_good_sync_at > timedelta(minutes=link.max_staleness_minutes)
-
-
 def calendar_status(uow: AbstractUnitOfWork, org_id: int) -> list[dict]:
     """Per link: last good sync, whether it is stale, the last error, events waiting to be
     pushed."""
@@ -170,7 +161,7 @@ def calendar_status(uow: AbstractUnitOfWork, org_id: int) -> list[dict]:
         {
             **link_view(link),
             "last_good_sync_at": _iso(link.last_good_sync_at),
-            "stale": is_stale(link, now),
+            "stale": link.stale_at(now),
             "last_error": link.last_error,
             "last_error_at": _iso(link.last_error_at),
             "waiting_pushes": waiting.get(link.id, 0),

@@ -68,9 +68,7 @@ def load_schedules(
 def stale_refusing(calendars: list[LinkState], now: datetime) -> set[int]:
     """The resources with a blocking calendar that is stale and whose policy is "refuse"."""
     return {
-        link.resource_id
-        for link in calendars
-        if link.when_stale == "refuse" and (link.fresh_until is None or link.fresh_until <= now)
+        link.resource_id for link in calendars if link.when_stale == "refuse" and link.stale_at(now)
     }
 
 
@@ -181,7 +179,7 @@ def apply_calendar_policy(
     refuse: set[int] = set()
     book: set[int] = set()
     for link in calendars:
-        if link.fresh_until is not None and link.fresh_until > now:
+        if not link.stale_at(now):
             continue
         (refuse if link.when_stale == "refuse" else book).add(link.resource_id)
     usable = [rid for rid in free if rid not in refuse]
