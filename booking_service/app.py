@@ -27,6 +27,8 @@ from booking_service.logging_setup import configure_logging
 from booking_service.schema_check import head_revision
 from booking_service.secrets_box import SecretBox
 from booking_service.vapi.blueprint import bp as vapi_bp
+from booking_service.web import init_web
+from booking_service.web.errors import error_page
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -65,7 +67,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics_bp)
     app.register_blueprint(twilio_bp)
     app.register_blueprint(ical_bp)
-    register_error_handlers(app)
+    init_web(app, settings)
+    register_error_handlers(app, pages=("/app", error_page))
     register_cli(app)
     # Exactly one proxy hop (nginx) is trusted, and only when it is the socket peer: a
     # client-sent X-Forwarded-For is not believed, only the address nginx appends.

@@ -33,9 +33,10 @@ class Runtime:
     # Seals and opens stored secrets (SECRET_KEY); built once, shared by every unit of work.
     secrets: SecretBox = NO_KEY
 
-    def uow(self) -> AbstractUnitOfWork:
-        """A new unit of work (one per use case); the bound method is the factory."""
-        return SqlAlchemyUnitOfWork(self.session_factory, secrets=self.secrets)
+    def uow(self, source: str = "cli") -> AbstractUnitOfWork:
+        """A new unit of work (one per use case); the bound method is the factory. `source`
+        names the front end in the events its changes cause (cli, web)."""
+        return SqlAlchemyUnitOfWork(self.session_factory, source=source, secrets=self.secrets)
 
     def connection_scope(
         self, source: str = "cli", commit_by: float | None = None

@@ -717,3 +717,44 @@ class CalendarFeed(Base):
     resource_id: Mapped[int | None] = mapped_column(BigInteger)
     token_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+USER_ROLES = ("owner", "staff")
+
+
+class User(Base):
+    """A person who signs in to the owner's web page: an owner or a member of staff of one
+    organization. The email is stored lower-cased and is unique across organizations, so
+    signing in needs nothing but the email and the password."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email", name="uq_users_email"),
+        CheckConstraint("role IN ('owner', 'staff')", name="role_known"),
+        CheckConstraint("email = lower(email)", name="email_lower_case"),
+        Index("ix_users_org_id", "org_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    email: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    # werkzeug's scrypt hash (memory-hard); the password itself is never stored or logged.
+    password_hash: Mapped[str] = mapped_column(Text)
+    # Part of every session cookie: a password reset bumps it, which signs out every session.
+    session_epoch: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins per email (any email, whether or not a user has it, so the lock says
+    nothing about which exist): 10 within 15 minutes lock that email for 15 minutes."""
+
+    __tablename__ = "sign_in_throttles"
+
+    email: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -36,11 +36,13 @@ from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
 from booking_service.repositories.calendars import CalendarRepository
 from booking_service.repositories.contacts import ContactRepository
+from booking_service.repositories.diary import DiaryRepository
 from booking_service.repositories.ledger import ToolCallLedger
 from booking_service.repositories.notifications import NotificationRepository
 from booking_service.repositories.organizations import OrganizationRepository
 from booking_service.repositories.outbox import OutboxRepository
 from booking_service.repositories.schedule import ScheduleRepository
+from booking_service.repositories.users import UserRepository
 from booking_service.secrets_box import NO_KEY, SecretBox
 
 UNIQUE_VIOLATION = "23505"
@@ -71,6 +73,8 @@ class AbstractUnitOfWork(abc.ABC):
     outbox: OutboxRepository
     notifications: NotificationRepository
     calendars: CalendarRepository
+    users: UserRepository
+    diary: DiaryRepository
 
     def __init__(
         self,
@@ -204,6 +208,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.outbox = OutboxRepository(self.session)
         self.notifications = NotificationRepository(self.session)
         self.calendars = CalendarRepository(self.session)
+        self.users = UserRepository(self.session)
+        self.diary = DiaryRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,20 @@ _MESSAGES = {
 }
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Answer HTTP errors with the JSON envelope; log unexpected ones with a traceback."""
+def register_error_handlers(
+    app: Flask, pages: tuple[str, Callable[[int], Response]] | None = None
+) -> None:
+    """Answer HTTP errors with the JSON envelope; log unexpected ones with a traceback.
+    `pages`: (path prefix, page maker) for a part of the site that answers with HTML pages."""
+
+    def _for_pages() -> bool:
+        return pages is not None and (request.path + "/").startswith(pages[0] + "/")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
+        if pages is not None and _for_pages():
+            return pages[1](status)
         return error_response(status, _MESSAGES.get(status, exc.name))
 
     @app.errorhandler(Exception)
@@ -42,4 +51,6 @@ def register_error_handlers(app: Flask) -> None:
             # Bugs must fail tests instead of hiding behind a friendly 500.
             raise exc
         log.exception("unhandled error")
+        if pages is not None and _for_pages():
+            return pages[1](500)
         return error_response(500, InternalServerError.description)

@@ -27,6 +27,7 @@ from booking_service.cli.notifications import (
     org_sms,
     secrets_cli,
 )
+from booking_service.cli.users import user_cli
 from booking_service.cli.webhooks import webhook_cli, worker_command
 from booking_service.config import ConfigError
 from booking_service.db import make_engine, make_session_factory
@@ -358,6 +359,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(notifications_cli)
     app.cli.add_command(appointment_cli)
     app.cli.add_command(secrets_cli)
+    app.cli.add_command(user_cli)
     app.cli.add_command(calendar_cli)
     app.cli.add_command(appointments_cli)
     org_cli.add_command(org_sms)

@@ -363,9 +363,9 @@ class OutboxRepository:
             stmt = stmt.where(_attempts.c.outcome != "delivered")
         return [AttemptRow(*row) for row in self.session.execute(stmt)]
 
-    def event_exists(self, event_id: str) -> bool:
-        found = self.session.scalar(select(_events.c.id).where(_events.c.event_id == event_id))
-        return found is not None
+    def event_org(self, event_id: str) -> int | None:
+        """The organization of the event with this public id, if there is one."""
+        return self.session.scalar(select(_events.c.org_id).where(_events.c.event_id == event_id))
 
     def replay(self, event_id: str, endpoint_id: int | None, now: datetime) -> list[int]:
         """Send the event again: to `endpoint_id`, else to every enabled endpoint of its

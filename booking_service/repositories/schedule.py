@@ -269,6 +269,29 @@ class ScheduleRepository:
             )
         )
 
+    def clear_hours(self, resource: ResourceRow) -> None:
+        """Remove the resource's weekly hours (to be replaced in the same transaction)."""
+        self.session.execute(
+            delete(WorkingHours).where(
+                WorkingHours.org_id == resource.org_id, WorkingHours.resource_id == resource.id
+            )
+        )
+
+    def exceptions_from(self, org_id: int, first: date) -> list[tuple]:
+        """(resource_id, day, opens, closes) of the organization's exceptions from `first`."""
+        rows = self.session.execute(
+            select(
+                ScheduleException.resource_id,
+                ScheduleException.day,
+                ScheduleException.opens,
+                ScheduleException.closes,
+            )
+            .where(ScheduleException.org_id == org_id, ScheduleException.day >= first)
+            .order_by(ScheduleException.day, ScheduleException.opens)
+            .limit(500)
+        )
+        return [tuple(row) for row in rows]
+
     def set_exception(
         self, resource: ResourceRow, day: date, ranges: list[tuple[time, time]]
     ) -> None:

@@ -7,7 +7,8 @@ only through proof:
 - without a verified caller (web calls, chats, withheld numbers), a booking reference together
   with the phone number or email it was booked with reaches that one appointment.
 Anything else is refused with NeedProof (nothing given) or NoMatch (the same whether or not such
-a booking exists). Every lookup is scoped to the organization.
+a booking exists). Staff signed in to the owner's web page reach any appointment of their own
+organization by reference (StaffAccess). Every lookup is scoped to the organization.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class Proof:
     def by_reference(self) -> bool:
         """Reference plus phone or email, which counts only without a verified caller."""
         return self.verified_number is None and bool(self.reference and (self.phone or self.email))
+
+
+@dataclass(frozen=True)
+class StaffAccess:
+    """A signed-in user of the organization acting on its diary: the reference is enough,
+    because the session, not the caller, is the proof."""
+
+    reference: str
 
 
 @dataclass(frozen=True)
@@ -140,10 +149,16 @@ def find_by_reference(uow: AbstractUnitOfWork, org: OrgInfo, proof: Proof) -> li
 def _reachable_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    proof: Proof,
+    proof: Proof | StaffAccess,
     start: ParsedStart | None,
 ) -> AppointmentRow:
     """The one appointment the proof reaches (by reference or current start), locked."""
+    if isinstance(proof, StaffAccess):
+        staff_reference = normalize_reference(proof.reference)
+        found = uow.appointments.by_reference(org.id, staff_reference) if staff_reference else None
+        if found is None:
+            raise AppointmentNotFound()
+        return found
     reference = normalize_reference(proof.reference)
     starts_at = start.start if start else None
     if proof.verified_number is not None:
@@ -191,7 +206,7 @@ class Cancellation:
 def cancel_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    proof: Proof,
+    proof: Proof | StaffAccess,
     *,
     start: ParsedStart | None,
     reason: str | None,
@@ -231,7 +246,7 @@ class Rescheduling:
 def reschedule_appointment(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
-    proof: Proof,
+    proof: Proof | StaffAccess,
     *,
     start: ParsedStart | None,
     new_start: ParsedStart,

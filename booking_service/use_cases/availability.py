@@ -40,8 +40,10 @@ def check_availability(
     resource: str | None,
     now: datetime,
     deadline: float | None = None,
+    enough: int = scheduling.MAX_SLOTS,
 ) -> Availability:
-    """Up to ten free starts in the window (soonest first); if none, the next day with room.
+    """Up to `enough` (ten) free starts in the window (soonest first); if none, the next day
+    with room.
 
     Opens and closes its own unit of work (read only: nothing is committed). Loads and
     searches the window 14 days at a time and stops once it has ten; past `deadline`
@@ -67,14 +69,12 @@ def check_availability(
             lo,
             hi,
             duration,
-            enough=scheduling.MAX_SLOTS,
+            enough=enough,
             window_start=window_start,
             window_end=window_end,
             deadline=deadline,
         )
-        result = Availability(
-            slots[: scheduling.MAX_SLOTS], choice.minutes, choice.name, first, last
-        )
+        result = Availability(slots[:enough], choice.minutes, choice.name, first, last)
         if slots:
             return result
         horizon_day = rules.latest(now).astimezone(zone).date()

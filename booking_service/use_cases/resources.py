@@ -130,12 +130,20 @@ def list_resources(uow: AbstractUnitOfWork, org_id: int) -> list[ResourceInfo]:
         return [ResourceInfo(r.id, r.org_id, r.name, by_resource[r.id]) for r in resources]
 
 
-def set_day(uow: AbstractUnitOfWork, resource_id: int, day: date, hours: str | None = None) -> dict:
-    """Close a resource on `day` (no hours) or give it other hours that day."""
+def set_day(
+    uow: AbstractUnitOfWork,
+    resource_id: int,
+    day: date,
+    hours: str | None = None,
+    *,
+    org_id: int | None = None,
+) -> dict:
+    """Close a resource on `day` (no hours) or give it other hours that day. `org_id` scopes
+    the change (a signed-in page passes its own organization)."""
     ranges = parse_ranges(hours.replace(" ", ""), hours) if hours else []
     with uow:
         resource = uow.schedule.resource(resource_id)
-        if resource is None:
+        if resource is None or (org_id is not None and resource.org_id != org_id):
             raise NotFound("resource", resource_id)
         uow.schedule.set_exception(resource, day, ranges)
         result = {
@@ -168,3 +176,42 @@ def add_service(uow: AbstractUnitOfWork, org_id: int, name: str, minutes: int) -
         }
         uow.commit()
     return result
+
+
+def set_weekly_hours(
+    uow: AbstractUnitOfWork, org_id: int, resource_id: int, by_day: dict[int, str]
+) -> ResourceInfo:
+    """Replace a resource's weekly hours: weekday (0 = Monday) → "09:00-12:00,13:00-17:00";
+    a day left out or empty is closed. Appointments already booked stay as they are."""
+    weekly = {
+        day: parse_ranges(text.replace(" ", ""), f"{DAYS[day]} {text}")
+        for day, text in sorted(by_day.items())
+        if text.strip()
+    }
+    if any(day not in range(7) for day in by_day):
+        raise ScheduleInputError("weekdays are 0 (Monday) to 6 (Sunday)")
+    with uow:
+        resource = uow.schedule.resource(resource_id)
+        if resource is None or resource.org_id != org_id:
+            raise NotFound("resource", resource_id)
+        uow.schedule.clear_hours(resource)
+        for weekday, ranges in weekly.items():
+            for opens, closes in ranges:
+                uow.schedule.add_hours(resource, weekday, opens, closes)
+        uow.commit()
+    return next(r for r in list_resources(uow, org_id) if r.id == resource_id)
+
+
+def exceptions_ahead(uow: AbstractUnitOfWork, org_id: int, first: date) -> list[dict]:
+    """Closed days and changed hours from `first` on, by day: {resource_id, date, hours}."""
+    with uow:
+        rows = uow.schedule.exceptions_from(org_id, first)
+    days: dict[tuple[int, date], list[str]] = {}
+    for resource_id, day, opens, closes in rows:
+        ranges = days.setdefault((resource_id, day), [])
+        if opens is not None and closes is not None:
+            ranges.append(f"{opens:%H:%M}-{closes:%H:%M}")
+    return [
+        {"resource_id": rid, "date": day, "hours": hours}
+        for (rid, day), hours in sorted(days.items(), key=lambda item: (item[0][1], item[0][0]))
+    ]

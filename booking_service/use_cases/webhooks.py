@@ -123,23 +123,43 @@ def signing_secrets(
     return valid
 
 
+def _endpoint_of(uow: AbstractUnitOfWork, endpoint_id: int, org_id: int | None) -> EndpointRow:
+    endpoint = uow.outbox.endpoint(endpoint_id)
+    if endpoint is None or (org_id is not None and endpoint.org_id != org_id):
+        raise NotFound("endpoint", endpoint_id)
+    return endpoint
+
+
 def deliveries(
-    uow: AbstractUnitOfWork, endpoint_id: int, *, failed_only: bool = False, limit: int = 200
+    uow: AbstractUnitOfWork,
+    endpoint_id: int,
+    *,
+    failed_only: bool = False,
+    limit: int = 200,
+    org_id: int | None = None,
 ) -> list[AttemptRow]:
-    """Every attempt at an endpoint, newest first; NotFound without such endpoint."""
+    """Every attempt at an endpoint, newest first; NotFound without such endpoint (or, with
+    `org_id`, one of another organization)."""
     with uow:
-        if uow.outbox.endpoint(endpoint_id) is None:
-            raise NotFound("endpoint", endpoint_id)
+        _endpoint_of(uow, endpoint_id, org_id)
         return uow.outbox.attempts(endpoint_id, failed_only=failed_only, limit=limit)
 
 
-def replay(uow: AbstractUnitOfWork, event_id: str, endpoint_id: int | None = None) -> list[int]:
+def replay(
+    uow: AbstractUnitOfWork,
+    event_id: str,
+    endpoint_id: int | None = None,
+    *,
+    org_id: int | None = None,
+) -> list[int]:
     """Deliver an event again (to one endpoint, or to all that want it); returns the endpoint
-    ids. NotFound when the event (or the endpoint) does not exist."""
+    ids. NotFound when the event (or the endpoint) does not exist, or with `org_id` belongs to
+    another organization."""
     with uow:
-        if endpoint_id is not None and uow.outbox.endpoint(endpoint_id) is None:
-            raise NotFound("endpoint", endpoint_id)
-        if not uow.outbox.event_exists(event_id):
+        if endpoint_id is not None:
+            _endpoint_of(uow, endpoint_id, org_id)
+        owner = uow.outbox.event_org(event_id)
+        if owner is None or (org_id is not None and owner != org_id):
             raise NotFound("event", event_id)
         targets = uow.outbox.replay(event_id, endpoint_id, utc_now())
         if not targets:

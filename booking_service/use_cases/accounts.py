@@ -1,0 +1,204 @@
+"""Accounts for the owner's web page: users, passwords, sign-in and its lock.
+
+Passwords are hashed with werkzeug's scrypt (memory-hard; werkzeug is already Flask's own
+dependency). Ten failed sign-ins for one email within 15 minutes lock that email for 15
+minutes, whether or not a user has it: the answer never tells which emails exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from booking_service.errors import NotFound
+from booking_service.models import USER_ROLES
+from booking_service.normalize import normalize_email
+from booking_service.repositories.users import UserRow
+from booking_service.unit_of_work import AbstractUnitOfWork
+
+log = logging.getLogger(__name__)
+
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = timedelta(minutes=15)
+LOCK_DURATION = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 200  # scrypt's cost grows with the input; a megabyte "password" is an attack
+
+
+@functools.cache
+def _no_such_user() -> str:
+    """Compared against when no user has the email, so an unknown email costs as much as a
+    known one (made on first use: hashing costs time every CLI start need not pay)."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+class AccountInputError(ValueError):
+    """Invalid account input; the message says which and why."""
+
+
+class SignInLocked(Exception):
+    """Too many failed sign-ins for this email; `until` is when it may try again."""
+
+    def __init__(self, until: datetime):
+        super().__init__(until)
+        self.until = until
+
+
+class SignInFailed(Exception):
+    """Wrong email or password (the same error either way)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as a page or the CLI shows them (never the hash)."""
+
+    id: int
+    org_id: int
+    email: str
+    role: str
+    session_epoch: int
+    created_at: datetime
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "org_id": self.org_id,
+            "email": self.email,
+            "role": self.role,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def _account(row: UserRow) -> Account:
+    return Account(row.id, row.org_id, row.email, row.role, row.session_epoch, row.created_at)
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """An account and its password in plain text, to be shown once."""
+
+    account: Account
+    password: str
+
+
+def _checked_email(raw: str) -> str:
+    email = normalize_email(raw)
+    if email is None:
+        raise AccountInputError("the email address is not valid")
+    return email.lower()
+
+
+def _checked_password(password: str | None) -> str:
+    if password is None:
+        return secrets.token_urlsafe(12)  # 96 bits, 16 characters
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise AccountInputError(
+            f"the password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long"
+        )
+    return password
+
+
+def add_user(
+    uow: AbstractUnitOfWork, org_id: int, email: str, role: str, password: str | None = None
+) -> NewPassword:
+    """Create a user of the organization; without `password` one is generated. Returns the
+    password to show once. AccountInputError for a bad email, role or password, or an email
+    already in use; NotFound without such organization."""
+    if role not in USER_ROLES:
+        raise AccountInputError(f"the role must be one of: {', '.join(USER_ROLES)}")
+    address = _checked_email(email)
+    plain = _checked_password(password)
+    hashed = generate_password_hash(plain)
+    with uow:
+        if uow.organizations.get(org_id) is None:
+            raise NotFound("organization", org_id)
+        row = uow.users.add(org_id, address, role, hashed)
+        if row is None:
+            raise AccountInputError("a user with this email already exists")
+        uow.commit()
+    log.info("user added: id=%s org=%s role=%s", row.id, org_id, role)
+    return NewPassword(_account(row), plain)
+
+
+def list_users(uow: AbstractUnitOfWork, org_id: int) -> list[Account]:
+    """The organization's users by email (NotFound without such organization)."""
+    with uow:
+        if uow.organizations.get(org_id) is None:
+            raise NotFound("organization", org_id)
+        return [_account(row) for row in uow.users.of_org(org_id)]
+
+
+def reset_password(
+    uow: AbstractUnitOfWork, user_id: int, password: str | None = None, *, org_id: int | None = None
+) -> NewPassword:
+    """Give the user a new password (generated unless given), end every session they have and
+    lift a sign-in lock on their email. `org_id` scopes the change (a page passes its own)."""
+    plain = _checked_password(password)
+    hashed = generate_password_hash(plain)
+    with uow:
+        current = uow.users.get(user_id)
+        if current is None or (org_id is not None and current.org_id != org_id):
+            raise NotFound("user", user_id)
+        row = uow.users.set_password(user_id, hashed)
+        if row is None:  # pragma: no cover - removed between the two statements
+            raise NotFound("user", user_id)
+        uow.users.clear_failures(row.email)
+        uow.commit()
+    log.info("password reset: user=%s", user_id)
+    return NewPassword(_account(row), plain)
+
+
+def remove_user(uow: AbstractUnitOfWork, org_id: int, user_id: int) -> None:
+    """Remove a user of the organization (their sessions end with them)."""
+    with uow:
+        if not uow.users.remove(org_id, user_id):
+            raise NotFound("user", user_id)
+        uow.commit()
+
+
+def sign_in(uow: AbstractUnitOfWork, email: str, password: str, now: datetime) -> Account:
+    """The account whose email and password these are. SignInLocked while the email is locked
+    (the password is not even compared); SignInFailed otherwise, which counts towards the
+    lock."""
+    address = (normalize_email(email) or email.strip()).lower()[:320]
+    with uow:
+        locked = uow.users.locked_until(address, now)
+        row = None if locked is not None else uow.users.by_email(address)
+    if locked is not None:
+        raise SignInLocked(locked)
+    # Compared outside any transaction: scrypt takes a while and needs no connection.
+    candidate = password[:MAX_PASSWORD_LENGTH]
+    stored = row.password_hash if row is not None else _no_such_user()
+    correct = check_password_hash(stored, candidate) and row is not None
+    with uow:
+        if correct:
+            uow.users.clear_failures(address)
+        else:
+            locked = uow.users.record_failure(
+                address, now, limit=FAILURE_LIMIT, window=FAILURE_WINDOW, lock=LOCK_DURATION
+            )
+        uow.commit()
+    if correct and row is not None:
+        return _account(row)
+    if locked is not None:
+        log.warning("sign-in locked after %d failures in 15 minutes", FAILURE_LIMIT)
+        raise SignInLocked(locked)
+    raise SignInFailed()
+
+
+def signed_in(uow: AbstractUnitOfWork, user_id: int, epoch: int) -> Account | None:
+    """The account of a session cookie, unless it was removed or its password was reset since."""
+    with uow:
+        row = uow.users.get(user_id)
+    if row is None or row.session_epoch != epoch:
+        return None
+    return _account(row)

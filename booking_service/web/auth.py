@@ -1,0 +1,125 @@
+"""Sign-in, sign-out, and who is signed in: the session cookie holds the user id and the
+password's epoch (a reset ends every session), nothing else of theirs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+
+from booking_service.extensions import runtime
+from booking_service.use_cases.accounts import (
+    Account,
+    SignInFailed,
+    SignInLocked,
+    sign_in,
+    signed_in,
+)
+from booking_service.use_cases.orgs import get_org
+from booking_service.use_cases.times import utc_now
+from booking_service.web import bp, csrf
+
+
+def uow():
+    """A unit of work whose changes are recorded as made on the web page."""
+    return runtime().uow(source="web")
+
+
+@bp.before_request
+def load_account() -> None:
+    """Refuse when nothing can be signed, check the CSRF token of every POST, and load the
+    signed-in account and its organization into `g`."""
+    if request.endpoint == "web.static":
+        return  # the stylesheet is the same for everybody: no session, no query
+    if not current_app.config.get("SECRET_KEY"):
+        abort(503)
+    if request.method == "POST":
+        csrf.protect()
+    g.account = None
+    g.org = None
+    user_id, epoch = session.get("uid"), session.get("epoch")
+    if isinstance(user_id, int) and isinstance(epoch, int):
+        account = signed_in(uow(), user_id, epoch)
+        if account is None:
+            session.clear()  # removed, or the password was reset: sign in again
+        else:
+            g.account = account
+            g.org = get_org(uow(), account.org_id)
+
+
+def signed_in_only(view: Callable) -> Callable:
+    """Pages for any signed-in user; others are sent to sign in and brought back after."""
+
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        if g.account is None:
+            return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def owners_only(view: Callable) -> Callable:
+    """Pages that change the organization's settings: owners only (staff get 403)."""
+
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        if g.account is None:
+            return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+        if not g.account.is_owner:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of these pages: never another site (an open redirect) or a scheme."""
+    if target:
+        parts = urlsplit(target)
+        local = not parts.scheme and not parts.netloc and parts.path.startswith("/app/")
+        if local and "\\" not in target and not target.startswith("//"):
+            return target
+    return url_for("web.agenda")
+
+
+def _start_session(account: Account) -> None:
+    session.clear()  # nothing from before signing in survives (no session fixation)
+    session["uid"] = account.id
+    session["epoch"] = account.session_epoch
+    session.permanent = True
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """The sign-in form (fields `email` and `password`)."""
+    if request.method == "GET":
+        if g.account is not None:
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("web/login.html", next=request.args.get("next", ""))
+    email = request.form.get("email", "")
+    password = request.form.get("password", "")
+    next_page = request.form.get("next", "")
+    try:
+        account = sign_in(uow(), email, password, utc_now())
+    except SignInLocked as locked:
+        minutes = max(1, round((locked.until - utc_now()).total_seconds() / 60))
+        message = (
+            "Too many failed sign-ins for this email. "
+            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+        return render_template("web/login.html", error=message, email=email, next=next_page), 429
+    except SignInFailed:
+        message = "Wrong email or password."
+        return render_template("web/login.html", error=message, email=email, next=next_page), 401
+    _start_session(account)
+    return redirect(_safe_next(next_page))
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out (a POST with a CSRF token: a link on another site cannot sign anyone out)."""
+    session.clear()
+    return redirect(url_for("web.login"))

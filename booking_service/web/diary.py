@@ -1,0 +1,310 @@
+"""The diary pages: agenda (day and week), one appointment (history, the assistant's tool calls,
+cancel, move, mark), and booking by hand. Every view: read the form → one use case → render."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, timedelta
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from booking_service.errors import (
+    AlreadyStarted,
+    AppointmentNotMarkable,
+    CalendarUnavailable,
+    CancelledAppointment,
+    DatabaseUnavailable,
+    NotFound,
+    Refusal,
+    StartRefused,
+    TooManyUpcoming,
+    UnknownResource,
+    UnknownService,
+)
+from booking_service.use_cases import scheduling
+from booking_service.use_cases.appointments import mark_outcome
+from booking_service.use_cases.diary import (
+    DiaryInputError,
+    HandBooking,
+    agenda,
+    appointment_page,
+    book_by_hand,
+    cancel_by_staff,
+    free_starts,
+    move_by_staff,
+    services_offered,
+)
+from booking_service.use_cases.times import utc_now
+from booking_service.web import bp
+from booking_service.web.auth import signed_in_only, uow
+from booking_service.web.errors import error_page
+
+
+@bp.errorhandler(DatabaseUnavailable)
+def _database_unavailable(_exc):
+    return error_page(503)
+
+
+@bp.app_template_filter("local")
+def local(moment: datetime) -> datetime:
+    """An instant in the organization's zone."""
+    return moment.astimezone(g.org.zone)
+
+
+@bp.app_template_filter("day_name")
+def day_name(day: date) -> str:
+    """'Tuesday 1 December 2026'."""
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+@bp.app_template_filter("when")
+def when(moment: datetime) -> str:
+    """'Tue 1 Dec 2026, 10:30' in the organization's zone."""
+    at = moment.astimezone(g.org.zone)
+    return f"{at:%a} {at.day} {at:%b %Y}, {at:%H:%M}"
+
+
+def _today() -> date:
+    return utc_now().astimezone(g.org.zone).date()
+
+
+def _day_argument(name: str = "date") -> date:
+    raw = request.args.get(name, "")
+    if not raw:
+        return _today()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        abort(400)
+
+
+def _start_argument(raw: str) -> datetime:
+    """A start picked from a list of free times: an ISO instant with its offset."""
+    try:
+        start = datetime.fromisoformat(raw)
+    except ValueError:
+        raise DiaryInputError("start", "pick a time from the list") from None
+    if start.tzinfo is None:
+        raise DiaryInputError("start", "pick a time from the list")
+    return start
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """A refusal of the diary's use cases as one sentence for the page."""
+    if isinstance(refusal, StartRefused):
+        reasons = {
+            StartRefused.JUST_TAKEN: "That time was just taken by another booking.",
+            scheduling.TAKEN: "That time is already taken.",
+            scheduling.PAST: "That time has passed.",
+            scheduling.TOO_SOON: "That time is too soon (the booking rules ask for notice).",
+            scheduling.BEYOND_HORIZON: "That time is further ahead than bookings are taken.",
+            scheduling.CLOSED_DAY: "Nobody works that day.",
+            scheduling.OUTSIDE_HOURS: "That time is outside working hours.",
+            scheduling.OFF_GRID: "Appointments do not start at that minute.",
+            StartRefused.NONEXISTENT: "The clocks change at that time; it does not exist.",
+        }
+        text = reasons.get(refusal.reason, "That time cannot be booked.")
+        if refusal.alternatives:
+            nearest = ", ".join(when(slot.start) for slot in refusal.alternatives[:3])
+            text += f" Nearest free times: {nearest}."
+        if refusal.kept is not None:
+            text += f" The appointment stays at {when(refusal.kept)}."
+        return text
+    if isinstance(refusal, TooManyUpcoming):
+        return f"This caller already holds {refusal.limit} upcoming appointments (the limit)."
+    if isinstance(refusal, CalendarUnavailable):
+        return "The linked calendar could not be checked lately, so the time cannot be confirmed."
+    if isinstance(refusal, UnknownService):
+        return "There is no such service."
+    if isinstance(refusal, UnknownResource):
+        return "There is no such resource."
+    if isinstance(refusal, AlreadyStarted):
+        return f"The appointment has already started; it cannot {refusal.action}."
+    if isinstance(refusal, CancelledAppointment):
+        return "The appointment is cancelled; it cannot be moved."
+    if isinstance(refusal, AppointmentNotMarkable):
+        return f"It cannot be marked: {refusal.why}."
+    return "That cannot be done."
+
+
+# --- the agenda ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+@signed_in_only
+def home():
+    return redirect(url_for("web.agenda"))
+
+
+@bp.get("/agenda", endpoint="agenda")
+@signed_in_only
+def agenda_page():
+    """Day (default) or week view of the diary, one column per resource."""
+    day = _day_argument()
+    week = request.args.get("view") == "week"
+    first = day - timedelta(days=day.weekday()) if week else day
+    step = 7 if week else 1
+    shown = agenda(uow(), g.org, first, step)
+    return render_template(
+        "web/agenda.html",
+        agenda=shown,
+        view="week" if week else "day",
+        day=day,
+        today=_today(),
+        previous=first - timedelta(days=step),
+        following=first + timedelta(days=step),
+    )
+
+
+# --- one appointment ----------------------------------------------------------------------
+
+
+def _appointment_view(reference: str, *, error: str | None = None, status: int = 200):
+    try:
+        page = appointment_page(uow(), g.org, reference)
+    except NotFound:
+        abort(404)
+    move_day = _day_argument("move_date") if request.method == "GET" else _today()
+    minutes = int((page.detail.ends_at - page.detail.starts_at).total_seconds() // 60)
+    starts = (
+        free_starts(uow(), g.org, move_day, utc_now(), minutes=minutes)
+        if page.changeable and page.detail.starts_at > utc_now()
+        else []
+    )
+    return (
+        render_template(
+            "web/appointment.html",
+            page=page,
+            detail=page.detail,
+            move_day=move_day,
+            starts=starts,
+            started=page.detail.starts_at <= utc_now(),
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.get("/appointments/<reference>")
+@signed_in_only
+def appointment(reference: str):
+    """Who, when, status, history and the assistant's tool calls; cancel, move and mark."""
+    return _appointment_view(reference)
+
+
+@bp.post("/appointments/<reference>/cancel")
+@signed_in_only
+def cancel(reference: str):
+    try:
+        outcome = cancel_by_staff(
+            uow(), g.org, reference, request.form.get("reason"), now=utc_now()
+        )
+    except NotFound:
+        abort(404)
+    except (DiaryInputError, Refusal) as exc:
+        text = str(exc) if isinstance(exc, DiaryInputError) else refusal_text(exc)
+        return _appointment_view(reference, error=text, status=409)
+    if outcome.already_cancelled:
+        flash("It was already cancelled.")
+    else:
+        flash(f"Cancelled {outcome.appointment.reference}.")
+    return redirect(url_for("web.appointment", reference=outcome.appointment.reference))
+
+
+@bp.post("/appointments/<reference>/move")
+@signed_in_only
+def move(reference: str):
+    try:
+        start = _start_argument(request.form.get("start", ""))
+        moved = move_by_staff(uow(), g.org, reference, start, now=utc_now())
+    except NotFound:
+        abort(404)
+    except (DiaryInputError, Refusal) as exc:
+        text = str(exc) if isinstance(exc, DiaryInputError) else refusal_text(exc)
+        return _appointment_view(reference, error=text, status=409)
+    flash(f"Moved to {when(moved.appointment.starts_at)}.")
+    return redirect(url_for("web.appointment", reference=moved.appointment.reference))
+
+
+@bp.post("/appointments/<reference>/mark")
+@signed_in_only
+def mark(reference: str):
+    outcome = request.form.get("outcome")
+    if outcome not in ("completed", "no_show"):
+        abort(400)
+    try:
+        marked = mark_outcome(uow(), g.org, reference, outcome, utc_now())
+    except NotFound:
+        abort(404)
+    except AppointmentNotMarkable as exc:
+        return _appointment_view(reference, error=refusal_text(exc), status=409)
+    flash("Marked as completed." if outcome == "completed" else "Marked as a no-show.")
+    return redirect(url_for("web.appointment", reference=marked.reference))
+
+
+# --- booking by hand ----------------------------------------------------------------------
+
+
+def _book_form(*, error: str | None = None, field: str | None = None, status: int = 200):
+    day = _day_argument() if request.method == "GET" else _form_day()
+    service = (request.values.get("service") or "").strip() or None
+    try:
+        starts = free_starts(uow(), g.org, day, utc_now(), service=service)
+    except UnknownService:
+        service, starts = None, free_starts(uow(), g.org, day, utc_now())
+    services = services_offered(uow(), g.org)
+    return (
+        render_template(
+            "web/book.html",
+            day=day,
+            starts=starts,
+            services=services,
+            service=service,
+            form=request.form,
+            form_key=request.form.get("form_key") or secrets.token_hex(16),
+            error=error,
+            error_field=field,
+        ),
+        status,
+    )
+
+
+def _form_day() -> date:
+    try:
+        return date.fromisoformat(request.form.get("date", ""))
+    except ValueError:
+        return _today()
+
+
+@bp.get("/book")
+@signed_in_only
+def book():
+    """Pick a free time of a day, enter the caller's name and phone or email."""
+    return _book_form()
+
+
+@bp.post("/book")
+@signed_in_only
+def book_submit():
+    form = request.form
+    try:
+        entry = HandBooking(
+            name=form.get("name", ""),
+            phone=form.get("phone", ""),
+            email=form.get("email", ""),
+            start=_start_argument(form.get("start", "")),
+            service=(form.get("service") or "").strip() or None,
+            resource=None,
+            notes=form.get("notes", ""),
+            form_key=form.get("form_key", ""),
+        )
+        booking = book_by_hand(uow(), g.org, entry, utc_now())
+    except DiaryInputError as exc:
+        return _book_form(error=str(exc), field=exc.field, status=400)
+    except Refusal as exc:
+        return _book_form(error=refusal_text(exc), status=409)
+    if booking.already_booked:
+        flash(f"This booking was already made: {booking.reference}.")
+    else:
+        flash(f"Booked {booking.reference} for {when(booking.starts_at)} with {booking.resource}.")
+    return redirect(url_for("web.appointment", reference=booking.reference))

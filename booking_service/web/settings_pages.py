@@ -1,0 +1,268 @@
+"""Settings, for owners only: resources and their hours, closed days, services, booking rules,
+reminders, the VAPI set-up, webhook endpoints with their delivery log, calendar links, users.
+
+A new secret or password is shown once, on the page that answers the POST that made it, and
+never again (the page is not cached: see security_headers).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from booking_service.errors import NotFound
+from booking_service.extensions import runtime
+from booking_service.models import USER_ROLES
+from booking_service.use_cases.accounts import (
+    AccountInputError,
+    add_user,
+    list_users,
+    remove_user,
+    reset_password,
+)
+from booking_service.use_cases.calendars import calendar_status
+from booking_service.use_cases.diary import services_offered
+from booking_service.use_cases.notifications import MessagingInputError, reminder_values, show
+from booking_service.use_cases.orgs import OrgInputError, rotate_secret, update_rules
+from booking_service.use_cases.resources import (
+    DAYS,
+    ScheduleInputError,
+    add_resource,
+    add_service,
+    exceptions_ahead,
+    list_resources,
+    set_day,
+    set_weekly_hours,
+)
+from booking_service.use_cases.times import utc_now
+from booking_service.use_cases.webhooks import (
+    WebhookInputError,
+    deliveries,
+    list_endpoints,
+    replay,
+)
+from booking_service.vapi.definitions import tool_definitions
+from booking_service.web import bp
+from booking_service.web.auth import owners_only, uow
+
+_INPUT_ERRORS = (
+    ScheduleInputError,
+    OrgInputError,
+    MessagingInputError,
+    AccountInputError,
+    WebhookInputError,
+)
+
+
+def _tools_url() -> str:
+    return runtime().settings.public_url.rstrip("/") + "/api/vapi/tools"
+
+
+def _settings_page(*, error: str | None = None, status: int = 200, shown_once: dict | None = None):
+    org = g.org
+    today = utc_now().astimezone(org.zone).date()
+    resources = list_resources(uow(), org.id)
+    endpoints = list_endpoints(uow(), org.id)
+    return (
+        render_template(
+            "web/settings.html",
+            resources=resources,
+            names={r.id: r.name for r in resources},
+            days=DAYS,
+            exceptions=exceptions_ahead(uow(), org.id, today),
+            services=services_offered(uow(), org),
+            messaging=show(uow(), org.id),
+            tools=tool_definitions(_tools_url()),
+            tools_url=_tools_url(),
+            endpoints=endpoints,
+            attempts={e.id: deliveries(uow(), e.id, limit=20, org_id=org.id) for e in endpoints},
+            calendars=calendar_status(uow(), org.id),
+            users=list_users(uow(), org.id),
+            roles=USER_ROLES,
+            rules=org.rules,
+            max_upcoming=org.max_upcoming_per_caller,
+            error=error,
+            shown_once=shown_once,
+        ),
+        status,
+    )
+
+
+def _done(message: str, section: str):
+    flash(message)
+    return redirect(url_for("web.settings") + f"#{section}")
+
+
+def _number(name: str) -> int | None:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise OrgInputError(f"{name.replace('_', ' ')} must be a whole number") from None
+
+
+@bp.get("/settings")
+@owners_only
+def settings():
+    """Everything an owner can change, section by section."""
+    return _settings_page()
+
+
+def _changed(action, message: str, section: str):
+    """Run a change; an input error re-renders the page with it (400), an id of another
+    organization is 404."""
+    try:
+        action()
+    except NotFound:
+        abort(404)
+    except _INPUT_ERRORS as exc:
+        return _settings_page(error=str(exc), status=400)
+    return _done(message, section)
+
+
+@bp.post("/settings/rules")
+@owners_only
+def settings_rules():
+    return _changed(
+        lambda: update_rules(
+            uow(),
+            g.org.id,
+            slot_minutes=_number("slot_minutes"),
+            min_notice_minutes=_number("min_notice_minutes"),
+            horizon_days=_number("horizon_days"),
+            buffer_minutes=_number("buffer_minutes"),
+            max_upcoming_per_caller=_number("max_upcoming_per_caller"),
+        ),
+        "Booking rules saved.",
+        "rules",
+    )
+
+
+@bp.post("/settings/reminders")
+@owners_only
+def settings_reminders():
+    return _changed(
+        lambda: update_rules(
+            uow(),
+            g.org.id,
+            messaging=reminder_values(
+                request.form.get("reminders", ""), request.form.get("quiet_hours", "")
+            ),
+        ),
+        "Reminders saved.",
+        "reminders",
+    )
+
+
+@bp.post("/settings/resources")
+@owners_only
+def settings_add_resource():
+    return _changed(
+        lambda: add_resource(
+            uow(), g.org.id, request.form.get("name", ""), [request.form.get("hours", "")]
+        ),
+        "Resource added.",
+        "resources",
+    )
+
+
+@bp.post("/settings/resources/<int:resource_id>/hours")
+@owners_only
+def settings_hours(resource_id: int):
+    by_day = {n: request.form.get(f"day{n}", "") for n in range(7)}
+    return _changed(
+        lambda: set_weekly_hours(uow(), g.org.id, resource_id, by_day),
+        "Weekly hours saved.",
+        f"resource-{resource_id}",
+    )
+
+
+@bp.post("/settings/resources/<int:resource_id>/day")
+@owners_only
+def settings_day(resource_id: int):
+    def change():
+        try:
+            day = date.fromisoformat(request.form.get("date", ""))
+        except ValueError:
+            raise ScheduleInputError("pick a date") from None
+        set_day(uow(), resource_id, day, request.form.get("hours") or None, org_id=g.org.id)
+
+    return _changed(change, "Day saved.", f"resource-{resource_id}")
+
+
+@bp.post("/settings/services")
+@owners_only
+def settings_service():
+    def change():
+        minutes = _number("minutes")
+        if minutes is None:
+            raise ScheduleInputError("a service needs its length in minutes")
+        add_service(uow(), g.org.id, request.form.get("name", ""), minutes)
+
+    return _changed(change, "Service saved.", "services")
+
+
+@bp.post("/settings/vapi/rotate")
+@owners_only
+def settings_rotate_secret():
+    """A new webhook secret, shown once; the old one stops working after the grace given."""
+    try:
+        grace = int(request.form.get("grace_minutes", "0"))
+    except ValueError:
+        grace = -1
+    if not 0 <= grace <= 1440:
+        return _settings_page(error="The grace period is 0 to 1440 minutes.", status=400)
+    secret = rotate_secret(uow(), g.org.id, grace)
+    return _settings_page(shown_once={"what": "The new VAPI webhook secret", "value": secret})
+
+
+@bp.post("/settings/webhooks/replay")
+@owners_only
+def settings_replay():
+    event_id = request.form.get("event_id", "")
+    try:
+        endpoint_id = int(request.form.get("endpoint_id", ""))
+    except ValueError:
+        abort(404)
+    return _changed(
+        lambda: replay(uow(), event_id, endpoint_id, org_id=g.org.id),
+        "The event will be delivered again.",
+        f"endpoint-{endpoint_id}",
+    )
+
+
+@bp.post("/settings/users")
+@owners_only
+def settings_add_user():
+    try:
+        made = add_user(
+            uow(), g.org.id, request.form.get("email", ""), request.form.get("role", "staff")
+        )
+    except AccountInputError as exc:
+        return _settings_page(error=str(exc), status=400)
+    return _settings_page(
+        shown_once={"what": f"The password of {made.account.email}", "value": made.password}
+    )
+
+
+@bp.post("/settings/users/<int:user_id>/reset")
+@owners_only
+def settings_reset_user(user_id: int):
+    try:
+        made = reset_password(uow(), user_id, org_id=g.org.id)
+    except NotFound:
+        abort(404)
+    return _settings_page(
+        shown_once={"what": f"The new password of {made.account.email}", "value": made.password}
+    )
+
+
+@bp.post("/settings/users/<int:user_id>/remove")
+@owners_only
+def settings_remove_user(user_id: int):
+    if user_id == g.account.id:
+        return _settings_page(error="You cannot remove yourself.", status=400)
+    return _changed(lambda: remove_user(uow(), g.org.id, user_id), "User removed.", "users")

@@ -1,0 +1,537 @@
+"""The owner's web page through the Flask test client: sign-in and its lock, sessions, roles,
+CSRF, tenancy, escaping, headers, and the diary's changes reaching the same use cases and events
+as the voice path. The same flows in a real browser are in tests/browser/."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from flask.testing import FlaskClient
+
+from booking_service.extensions import KEY
+from booking_service.use_cases.accounts import (
+    SignInFailed,
+    SignInLocked,
+    add_user,
+    sign_in,
+)
+from booking_service.use_cases.times import utc_now
+from tests.conftest import make_app
+from tests.helpers import (
+    booked,
+    booking,
+    count,
+    envelope,
+    local_start,
+    post,
+    result_of,
+    run_concurrently,
+    tool_call,
+)
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def sign_in_as(client: FlaskClient, email: str, password: str, next_page: str = ""):
+    page = client.get("/app/login")
+    return client.post(
+        "/app/login",
+        data={
+            "email": email,
+            "password": password,
+            "next": next_page,
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+        },
+    )
+
+
+@pytest.fixture
+def owner(runtime, org):
+    return add_user(runtime.uow(), org.id, "owner@bright.example", "owner", "correct horse battery")
+
+
+@pytest.fixture
+def signed_in(app, owner) -> FlaskClient:
+    client = app.test_client()
+    response = sign_in_as(client, "owner@bright.example", "correct horse battery")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def page_token(client: FlaskClient, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return csrf_token(response.get_data(as_text=True))
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+
+def test_a_page_sends_a_stranger_to_sign_in_and_back_afterwards(app, owner):
+    client = app.test_client()
+    response = client.get("/app/agenda?view=week")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/app/login?next=")
+
+    signed = sign_in_as(
+        client, "OWNER@bright.example ", "correct horse battery", "/app/agenda?view=week"
+    )
+    assert signed.status_code == 302 and signed.headers["Location"] == "/app/agenda?view=week"
+    assert client.get("/app/agenda?view=week").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/\\evil", "/api/vapi/tools"]
+)
+def test_after_sign_in_only_a_page_of_the_app_is_followed(app, owner, target):
+    response = sign_in_as(app.test_client(), owner.account.email, owner.password, target)
+    assert response.status_code == 302 and response.headers["Location"] == "/app/agenda"
+
+
+def test_the_session_cookie_is_http_only_lax_and_scoped_to_the_pages(app, owner):
+    response = sign_in_as(app.test_client(), owner.account.email, owner.password)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/app" in cookie
+    assert "Secure" not in cookie  # PUBLIC_URL is http here; behind TLS it is set (next test)
+
+
+def test_behind_tls_the_session_cookie_is_secure(database_url, runtime, org):
+    secure_app = make_app(database_url, PUBLIC_URL="https://diary.example")
+    try:
+        add_user(runtime.uow(), org.id, "tls@bright.example", "owner", "correct horse battery")
+        client = secure_app.test_client()
+        response = sign_in_as(client, "tls@bright.example", "correct horse battery")
+        assert "Secure" in response.headers["Set-Cookie"]
+    finally:
+        secure_app.extensions[KEY].engine.dispose()
+
+
+def test_a_wrong_password_and_an_unknown_email_get_the_same_answer(app, owner):
+    wrong = sign_in_as(app.test_client(), owner.account.email, "not the password!")
+    unknown = sign_in_as(app.test_client(), "nobody@bright.example", "not the password!")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Wrong email or password." in wrong.get_data(as_text=True)
+    assert "Wrong email or password." in unknown.get_data(as_text=True)
+
+
+def test_ten_failures_in_fifteen_minutes_lock_the_email_even_for_the_right_password(app, owner):
+    client = app.test_client()
+    for _ in range(9):
+        assert sign_in_as(client, owner.account.email, "guess guess guess").status_code == 401
+    tenth = sign_in_as(client, owner.account.email, "guess guess guess")
+    assert tenth.status_code == 429
+    assert "Try again in 15 minutes" in tenth.get_data(as_text=True)
+    right = sign_in_as(client, owner.account.email, owner.password)
+    assert right.status_code == 429
+    # Other emails are not locked by it.
+    other = sign_in_as(client, "someone@bright.example", "guess guess guess")
+    assert other.status_code == 401
+
+
+def test_the_lock_ends_after_fifteen_minutes_and_spread_out_failures_never_lock(runtime, owner):
+    start = utc_now()
+    for minute in range(10):
+        with pytest.raises((SignInFailed, SignInLocked)):
+            sign_in(
+                runtime.uow(),
+                owner.account.email,
+                "wrong wrong wrong",
+                start + timedelta(minutes=minute),
+            )
+    with pytest.raises(SignInLocked):
+        sign_in(runtime.uow(), owner.account.email, owner.password, start + timedelta(minutes=20))
+    later = start + timedelta(minutes=9 + 16)
+    assert sign_in(runtime.uow(), owner.account.email, owner.password, later).id == owner.account.id
+
+    # Nine failures per 15 minutes, forever: never locked.
+    base = later + timedelta(hours=1)
+    for n in range(27):
+        at = base + timedelta(minutes=16 * (n // 9), seconds=n)
+        with pytest.raises(SignInFailed):
+            sign_in(runtime.uow(), owner.account.email, "wrong wrong wrong", at)
+
+
+def test_concurrent_failures_are_all_counted(runtime, owner, db):
+    now = utc_now()
+
+    def attempt(_):
+        try:
+            sign_in(runtime.uow(), owner.account.email, "wrong wrong wrong", now)
+        except (SignInFailed, SignInLocked) as exc:
+            return type(exc).__name__
+        return "signed in"
+
+    outcomes = run_concurrently(16, attempt)
+    assert "signed in" not in outcomes
+    assert count(db, "SELECT failures FROM sign_in_throttles") == 16
+    assert count(db, "SELECT count(*) FROM sign_in_throttles WHERE locked_until > now()") == 1
+
+
+def test_a_password_reset_signs_out_every_session(runtime, signed_in, owner):
+    assert signed_in.get("/app/agenda").status_code == 200
+    from booking_service.use_cases.accounts import reset_password
+
+    reset_password(runtime.uow(), owner.account.id)
+    assert signed_in.get("/app/agenda").status_code == 302
+
+
+def test_signing_out_needs_the_form_and_ends_the_session(signed_in):
+    assert signed_in.post("/app/logout").status_code == 400  # no CSRF token
+    assert signed_in.get("/app/agenda").status_code == 200
+    token = page_token(signed_in, "/app/agenda")
+    assert signed_in.post("/app/logout", data={"csrf_token": token}).status_code == 302
+    assert signed_in.get("/app/agenda").status_code == 302
+
+
+# --- what a signed-in user may reach ---------------------------------------------------------
+
+
+def test_another_organizations_appointment_is_not_found(app, runtime, make_org, signed_in, db):
+    other = make_org(name="Other Clinic")
+    ref = booked(post(app.test_client(), other, envelope(tool_call(**booking()))))["appointment"][
+        "reference"
+    ]
+    token = page_token(signed_in, "/app/agenda")
+
+    assert signed_in.get(f"/app/appointments/{ref}").status_code == 404
+    response = signed_in.post(f"/app/appointments/{ref}/cancel", data={"csrf_token": token})
+    assert response.status_code == 404
+    assert "text/html" in response.content_type
+    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 1
+
+    other_resource = count(db, "SELECT id FROM resources WHERE org_id = %s", other.id)
+    hours = signed_in.post(
+        f"/app/settings/resources/{other_resource}/hours",
+        data={"csrf_token": token, "day0": "01:00-23:00"},
+    )
+    assert hours.status_code == 404
+    assert (
+        count(db, "SELECT count(*) FROM working_hours WHERE resource_id = %s", other_resource) == 5
+    )
+
+
+def test_staff_work_the_diary_but_only_owners_open_settings(app, runtime, org):
+    add_user(runtime.uow(), org.id, "desk@bright.example", "staff", "reception desk pass")
+    client = app.test_client()
+    sign_in_as(client, "desk@bright.example", "reception desk pass")
+    assert client.get("/app/agenda").status_code == 200
+    assert client.get("/app/book").status_code == 200
+    page = client.get("/app/settings")
+    assert page.status_code == 403 and "Owners only" in page.get_data(as_text=True)
+    assert "Settings" not in client.get("/app/agenda").get_data(as_text=True)
+
+
+def test_a_form_without_its_csrf_token_is_refused(app, signed_in, org, db):
+    ref = booked(post(app.test_client(), org, envelope(tool_call(**booking()))))["appointment"][
+        "reference"
+    ]
+    response = signed_in.post(f"/app/appointments/{ref}/cancel", data={"reason": "forged"})
+    assert response.status_code == 400
+    assert "The form could not be accepted" in response.get_data(as_text=True)
+    forged = signed_in.post(
+        f"/app/appointments/{ref}/cancel", data={"reason": "forged", "csrf_token": "x" * 40}
+    )
+    assert forged.status_code == 400
+    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 1
+
+
+def test_pages_carry_a_strict_content_security_policy(app, signed_in):
+    for response in (
+        signed_in.get("/app/agenda"),
+        app.test_client().get("/app/login"),
+        signed_in.get("/app/no-such-page"),
+    ):
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert "script-src" not in policy  # no script of any kind may run
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Cache-Control"] == "no-store"
+    assert "text/html" in signed_in.get("/app/no-such-page").content_type
+
+
+def test_a_hostile_name_is_shown_as_text(app, signed_in, org):
+    body = envelope(tool_call(**booking(name=HOSTILE, notes="<script>alert(2)</script>")))
+    ref = booked(post(app.test_client(), org, body))["appointment"]["reference"]
+    day = local_start()[:10]
+    for path in (f"/app/agenda?date={day}", f"/app/appointments/{ref}"):
+        html = signed_in.get(path).get_data(as_text=True)
+        assert "<img src=x" not in html and "<script>alert" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in signed_in.get(
+        f"/app/appointments/{ref}"
+    ).get_data(as_text=True)
+
+
+# --- the diary --------------------------------------------------------------------------------
+
+
+def test_the_agenda_shows_a_voice_booking_with_time_name_service_and_reference(app, signed_in, org):
+    ref = booked(post(app.test_client(), org, envelope(tool_call(**booking()))))["appointment"][
+        "reference"
+    ]
+    day = local_start()[:10]
+    html = signed_in.get(f"/app/agenda?date={day}").get_data(as_text=True)
+    assert ref in html and "Maria Lopez" in html and "10:00\u201310:30" in html
+    assert "Times in America/New_York" in html
+    week = signed_in.get(f"/app/agenda?date={day}&view=week").get_data(as_text=True)
+    assert ref in week and "Week view" not in week and "Day view" in week
+
+
+def test_staff_cancel_reaches_the_voice_path_and_the_outbox_with_source_web(
+    app, signed_in, org, db
+):
+    client = app.test_client()
+    ref = booked(post(client, org, envelope(tool_call(**booking()))))["appointment"]["reference"]
+    token = page_token(signed_in, f"/app/appointments/{ref}")
+    response = signed_in.post(
+        f"/app/appointments/{ref}/cancel", data={"csrf_token": token, "reason": "Dentist ill"}
+    )
+    assert response.status_code == 302
+
+    found = result_of(post(client, org, envelope(tool_call("findAppointments"))))
+    assert found["appointments"] == []
+    row = db.execute(
+        "SELECT payload->'data'->>'source', payload->'data'->>'reason' FROM outbox_events "
+        "WHERE type = 'appointment.cancelled'"
+    ).fetchone()
+    assert row == ("web", "Dentist ill")
+    page = signed_in.get(f"/app/appointments/{ref}").get_data(as_text=True)
+    assert "Cancelled" in page and "voice" in page and "web" in page
+    assert "bookAppointment" in page  # the assistant's tool call on that VAPI call
+
+
+def test_staff_move_to_a_free_time_keeps_the_reference(app, signed_in, org, db):
+    ref = booked(post(app.test_client(), org, envelope(tool_call(**booking()))))["appointment"][
+        "reference"
+    ]
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/appointments/{ref}?move_date={day}").get_data(as_text=True)
+    starts = re.findall(r'<option value="([^"]+)"', page)
+    assert starts, "no free times offered"
+    target = next(s for s in starts if "T14:00" in s)
+    response = signed_in.post(
+        f"/app/appointments/{ref}/move", data={"csrf_token": csrf_token(page), "start": target}
+    )
+    assert response.status_code == 302
+    moved = db.execute(
+        "SELECT reference, to_char(starts_at AT TIME ZONE 'America/New_York', 'HH24:MI') "
+        "FROM appointments"
+    ).fetchone()
+    assert moved == (ref, "14:00")
+    assert (
+        count(db, "SELECT count(*) FROM outbox_events WHERE type = 'appointment.rescheduled'") == 1
+    )
+
+
+def test_book_by_hand_runs_the_booking_use_case_once_per_form(signed_in, org, db):
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
+    start = next(s for s in re.findall(r'<option value="([^"]+)"', page) if "T11:00" in s)
+    form = {
+        "csrf_token": csrf_token(page),
+        "form_key": re.search(r'name="form_key" value="([0-9a-f]+)"', page).group(1),
+        "date": day,
+        "start": start,
+        "name": "Walk In",
+        "phone": "(202) 555-0147",
+        "email": "",
+        "notes": "first visit",
+    }
+    first = signed_in.post("/app/book", data=form)
+    again = signed_in.post("/app/book", data=form)  # a double click
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+    row = db.execute(
+        "SELECT c.phone, a.name, a.vapi_call_id LIKE 'web-form:%%', o.payload->'data'->>'source' "
+        "FROM appointments a JOIN contacts c ON c.id = a.contact_id "
+        "JOIN outbox_events o ON o.payload->'data'->>'reference' = a.reference"
+    ).fetchone()
+    assert row == ("+12025550147", "Walk In", True, "web")
+
+
+def test_book_by_hand_says_what_is_wrong_with_a_field(signed_in, org, db):
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
+    start = re.findall(r'<option value="([^"]+)"', page)[0]
+    base = {
+        "csrf_token": csrf_token(page),
+        "form_key": "a" * 32,
+        "date": day,
+        "start": start,
+        "name": "Walk In",
+    }
+    no_contact = signed_in.post("/app/book", data=base)
+    assert no_contact.status_code == 400
+    assert "enter a phone number or an email address" in no_contact.get_data(as_text=True)
+    bad_phone = signed_in.post("/app/book", data={**base, "phone": "12"})
+    assert "not a valid phone number" in bad_phone.get_data(as_text=True)
+    bad_start = signed_in.post(
+        "/app/book", data={**base, "phone": "2025550147", "start": "tomorrow"}
+    )
+    assert "pick a time from the list" in bad_start.get_data(as_text=True)
+    assert count(db, "SELECT count(*) FROM appointments") == 0
+
+
+def test_book_by_hand_of_a_taken_time_says_so_with_alternatives(app, signed_in, org, db):
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
+    start = next(s for s in re.findall(r'<option value="([^"]+)"', page) if "T10:00" in s)
+    booked(post(app.test_client(), org, envelope(tool_call(**booking()))))  # 10:00, by voice
+    response = signed_in.post(
+        "/app/book",
+        data={
+            "csrf_token": csrf_token(page),
+            "form_key": "b" * 32,
+            "date": day,
+            "start": start,
+            "name": "Late Comer",
+            "email": "late@example.com",
+        },
+    )
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "That time is already taken." in html and "Nearest free times:" in html
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_owner_changes_weekly_hours_closed_days_rules_and_services(signed_in, org, db):
+    token = page_token(signed_in, "/app/settings")
+    resource = count(db, "SELECT id FROM resources WHERE org_id = %s", org.id)
+    hours = {f"day{n}": "" for n in range(7)}
+    hours.update(day0="08:00-12:00, 13:00-18:00", day5="10:00-14:00")
+    assert (
+        signed_in.post(
+            f"/app/settings/resources/{resource}/hours", data={"csrf_token": token, **hours}
+        ).status_code
+        == 302
+    )
+    rows = db.execute(
+        "SELECT weekday, to_char(opens, 'HH24:MI'), to_char(closes, 'HH24:MI') FROM working_hours "
+        "WHERE resource_id = %s ORDER BY weekday, opens",
+        (resource,),
+    ).fetchall()
+    assert rows == [(0, "08:00", "12:00"), (0, "13:00", "18:00"), (5, "10:00", "14:00")]
+    bad = signed_in.post(
+        f"/app/settings/resources/{resource}/hours",
+        data={"csrf_token": token, **hours, "day1": "17:00-09:00"},
+    )
+    assert bad.status_code == 400 and "closes before it opens" in bad.get_data(as_text=True)
+    assert count(db, "SELECT count(*) FROM working_hours WHERE resource_id = %s", resource) == 3
+
+    closed = signed_in.post(
+        f"/app/settings/resources/{resource}/day",
+        data={"csrf_token": token, "date": local_start()[:10], "hours": ""},
+    )
+    assert closed.status_code == 302
+    assert count(db, "SELECT count(*) FROM schedule_exceptions WHERE opens IS NULL") == 1
+
+    rules = signed_in.post(
+        "/app/settings/rules",
+        data={"csrf_token": token, "slot_minutes": "15", "buffer_minutes": "5"},
+    )
+    assert rules.status_code == 302
+    assert db.execute(
+        "SELECT slot_minutes, buffer_minutes FROM organizations WHERE id = %s", (org.id,)
+    ).fetchone() == (15, 5)
+    too_big = signed_in.post(
+        "/app/settings/rules", data={"csrf_token": token, "slot_minutes": "999"}
+    )
+    assert too_big.status_code == 400
+
+    service = signed_in.post(
+        "/app/settings/services", data={"csrf_token": token, "name": "Whitening", "minutes": "60"}
+    )
+    assert service.status_code == 302
+    assert count(db, "SELECT duration_minutes FROM services WHERE name = 'Whitening'") == 60
+
+
+def test_a_new_secret_or_password_is_shown_once(app, signed_in, org):
+    token = page_token(signed_in, "/app/settings")
+    rotated = signed_in.post(
+        "/app/settings/vapi/rotate", data={"csrf_token": token, "grace_minutes": "0"}
+    ).get_data(as_text=True)
+    secret = re.search(r'<code id="shown-once">([^<]+)</code>', rotated).group(1)
+    assert secret not in signed_in.get("/app/settings").get_data(as_text=True)
+    old = post(
+        app.test_client(), org, envelope(tool_call("checkAvailability", date=local_start()[:10]))
+    )
+    assert old.status_code == 401
+    org.secret = secret
+    assert post(app.test_client(), org, envelope(tool_call("checkAvailability"))).status_code == 200
+
+    added = signed_in.post(
+        "/app/settings/users",
+        data={"csrf_token": token, "email": "desk@bright.example", "role": "staff"},
+    ).get_data(as_text=True)
+    password = re.search(r'<code id="shown-once">([^<]+)</code>', added).group(1)
+    assert password not in signed_in.get("/app/settings").get_data(as_text=True)
+    assert sign_in_as(app.test_client(), "desk@bright.example", password).status_code == 302
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def flask_cli(app, *args, stdin: str | None = None):
+    return app.test_cli_runner().invoke(args=list(args), input=stdin)
+
+
+def test_user_commands_add_list_and_reset(app, org, db):
+    added = flask_cli(
+        app, "user", "add", str(org.id), "--email", "Boss@Bright.example", "--role", "owner"
+    )
+    assert added.exit_code == 0, added.output
+    made = json.loads(added.output)
+    assert made["email"] == "boss@bright.example" and made["role"] == "owner"
+    assert len(made["password"]) >= 16
+    stored = db.execute("SELECT password_hash FROM users WHERE id = %s", (made["id"],)).fetchone()[
+        0
+    ]
+    assert stored.startswith("scrypt:") and made["password"] not in stored
+
+    again = flask_cli(app, "user", "add", str(org.id), "--email", "boss@bright.example")
+    assert again.exit_code == 1 and "already exists" in again.output
+
+    given = flask_cli(
+        app,
+        "user",
+        "add",
+        str(org.id),
+        "--email",
+        "desk@bright.example",
+        "--password-stdin",
+        stdin="a password typed in\n",
+    )
+    assert given.exit_code == 0 and json.loads(given.output)["password"] == "a password typed in"
+    short = flask_cli(
+        app,
+        "user",
+        "add",
+        str(org.id),
+        "--email",
+        "x@bright.example",
+        "--password-stdin",
+        stdin="short\n",
+    )
+    assert short.exit_code == 1 and "12 to 200 characters" in short.output
+
+    listed = json.loads(flask_cli(app, "user", "list", str(org.id)).output)
+    assert [u["email"] for u in listed] == ["boss@bright.example", "desk@bright.example"]
+    assert all("password" not in u and "password_hash" not in u for u in listed)
+
+    reset = flask_cli(app, "user", "reset-password", str(made["id"]))
+    assert reset.exit_code == 0
+    assert json.loads(reset.output)["password"] != made["password"]
+    assert flask_cli(app, "user", "reset-password", "999999").exit_code == 1
+    assert flask_cli(app, "user", "list", "999999").exit_code == 1
