@@ -7,7 +7,7 @@ PGDIR := .pgdata
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench profile lint db-start db-stop clean _test-in-cluster
+.PHONY: run test bench profile screenshots lint db-start db-stop clean _test-in-cluster
 
 # Debian's python3 needs python3-venv for `-m venv`; root gets it installed, others are told.
 $(BIN)/python:
@@ -74,6 +74,13 @@ bench: $(VENV)/.installed-bench
 ## in-process against a throwaway cluster: the quick loop for making the booking path cheaper
 profile: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
+
+## screenshots: the owner's web page at desktop and phone width, in headless Chromium, into
+## docs/screenshots/ (the README shows them); the pages' browser test with a demo diary
+screenshots: $(VENV)/.installed-dev
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m booking_service.devtools.pgcluster \
+	  throwaway -- $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/browser/test_owner_pages.py::test_every_page_fits_a_phone_and_a_desktop
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -33,6 +33,7 @@ from booking_service.notifier import Notifier
 from booking_service.repositories.outbox import DueDelivery
 from booking_service.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.accounts import FAILURE_WINDOW
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import signing_secrets
 
@@ -128,6 +129,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 self.forget_old_signatures()
+                self.forget_old_sign_in_failures()
                 self.deliver_due(calendars=False)
             except DatabaseUnavailable:
                 log.warning("outbox worker: database unavailable; retrying", exc_info=True)
@@ -154,6 +156,13 @@ class Worker:
         window = timedelta(seconds=self._settings.hmac_window_s)
         with self._uow() as uow:
             uow.organizations.forget_signatures(self._clock() - 2 * window)
+            uow.commit()
+
+    def forget_old_sign_in_failures(self) -> None:
+        """Drop the web page's sign-in counters whose window and lock have both ended: any
+        email typed into the form makes one, so they must not pile up."""
+        with self._uow() as uow:
+            uow.users.forget_throttles(self._clock() - FAILURE_WINDOW)
             uow.commit()
 
     def _deliver_one(self) -> bool:

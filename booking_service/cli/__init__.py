@@ -35,6 +35,7 @@ from booking_service.errors import DatabaseUnavailable
 from booking_service.extensions import runtime
 from booking_service.schema_check import check_schema
 from booking_service.unit_of_work import SqlAlchemyUnitOfWork
+from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.adoption import adopt_contacts
 from booking_service.use_cases.notifications import reminder_values
 from booking_service.use_cases.notifications import show as show_messaging
@@ -54,6 +55,8 @@ from booking_service.use_cases.resources import (
 )
 from booking_service.use_cases.times import utc_now
 from booking_service.vapi.definitions import tool_definitions
+
+DEMO_OWNER = "owner@demo.example"
 
 org_cli = AppGroup("org", help="Manage organizations, their rules and webhook secrets.")
 schema_cli = AppGroup("schema", help="Check the live database schema.")
@@ -314,7 +317,8 @@ def schema_adopt():
 @demo_cli.command("setup")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 def demo_setup(url: str):
-    """Create a demo organization on first run; print curls that check availability and book."""
+    """Create a demo organization and its owner on first run; print curls that check
+    availability and book, and how to sign in to the web page."""
     uow = runtime().uow
     existing = [org for org in list_orgs(uow()) if org.name == "Demo Dental"]
     if existing:
@@ -344,6 +348,13 @@ def demo_setup(url: str):
     click.echo(f"  {_curl(url, created.secret, check)}", err=True)
     click.echo("Book an appointment:", err=True)
     click.echo(f"  {_curl(url, created.secret, book)}", err=True)
+    owner = add_user(uow(), created.org.id, DEMO_OWNER, "owner")
+    click.echo(
+        f"The diary's web page: {url}/app/ (sign in as {DEMO_OWNER} with the password "
+        f"{owner.password}, shown once; `flask --app wsgi user reset-password "
+        f"{owner.account.id}` makes a new one)",
+        err=True,
+    )
 
 
 def register_cli(app: Flask) -> None:

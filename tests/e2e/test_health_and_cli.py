@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
@@ -138,3 +139,14 @@ def test_demo_setup_creates_one_org_and_prints_curls_that_work(app, client, db):
         response = client.post("/api/vapi/tools", data=body, headers=headers)
         result = json.loads(response.get_json()["results"][0]["result"])
         assert result["status"] == status
+    # And the printed password signs in to the web page, once made.
+    line = next(x for x in first.stderr.splitlines() if "/app/" in x)
+    password = re.search(r"with the password (\S+),", line).group(1)
+    assert db.execute("SELECT count(*) FROM users WHERE role = 'owner'").fetchone() == (1,)
+    login = client.get("/app/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    signed = client.post(
+        "/app/login",
+        data={"email": "owner@demo.example", "password": password, "csrf_token": token},
+    )
+    assert signed.status_code == 302 and signed.headers["Location"] == "/app/agenda"

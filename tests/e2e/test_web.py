@@ -19,6 +19,7 @@ from booking_service.use_cases.accounts import (
     sign_in,
 )
 from booking_service.use_cases.times import utc_now
+from booking_service.worker import Worker
 from tests.conftest import make_app
 from tests.helpers import (
     booked,
@@ -535,3 +536,21 @@ def test_user_commands_add_list_and_reset(app, org, db):
     assert json.loads(reset.output)["password"] != made["password"]
     assert flask_cli(app, "user", "reset-password", "999999").exit_code == 1
     assert flask_cli(app, "user", "list", "999999").exit_code == 1
+
+
+def test_the_worker_forgets_sign_in_counters_once_window_and_lock_have_ended(runtime, db):
+    now = utc_now()
+    for attempt in range(10):
+        with pytest.raises((SignInFailed, SignInLocked)):
+            sign_in(runtime.uow(), "stranger@example.com", f"guess {attempt} guess", now)
+    with pytest.raises(SignInFailed):
+        sign_in(runtime.uow(), "other@example.com", "guess guess guess", now)
+
+    def forget_at(minutes: int) -> int:
+        later = now + timedelta(minutes=minutes)
+        Worker(runtime.uow, runtime.settings, clock=lambda: later).forget_old_sign_in_failures()
+        return count(db, "SELECT count(*) FROM sign_in_throttles")
+
+    assert forget_at(14) == 2  # both windows are still open
+    assert forget_at(20) == 1  # the unlocked counter's window ended; the lock ended at +15
+    assert forget_at(31) == 0  # and that lock ended more than a window ago
