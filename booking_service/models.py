@@ -750,11 +750,14 @@ class User(Base):
 
 class SignInThrottle(Base):
     """Failed sign-ins per email (any email, whether or not a user has it, so the lock says
-    nothing about which exist): 10 within 15 minutes lock that email for 15 minutes."""
+    nothing about which exist): 10 within any 15 minutes lock that email for 15 minutes."""
 
     __tablename__ = "sign_in_throttles"
+    __table_args__ = (Index("ix_sign_in_throttles_last_attempt_at", "last_attempt_at"),)
 
     email: Mapped[str] = mapped_column(Text, primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The attempts of the last 15 minutes (a sliding window; at most 20 kept), counted before
+    # the password is compared, so parallel guesses cannot slip past the limit.
+    recent_attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+    last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,6 +101,7 @@ class Worker:
         self._clock = clock
         self._jitter = jitter
         self._stop = threading.Event()
+        self._forgot_sign_ins_at = -math.inf
         self.notifier = Notifier(uow_factory, settings, clock=clock)
         self.calendars = CalendarSync(uow_factory, settings, clock=clock, jitter=jitter)
 
@@ -160,7 +163,11 @@ class Worker:
 
     def forget_old_sign_in_failures(self) -> None:
         """Drop the web page's sign-in counters whose window and lock have both ended: any
-        email typed into the form makes one, so they must not pile up."""
+        email typed into the form makes one, so they must not pile up. At most once a minute."""
+        now = time.monotonic()
+        if now - self._forgot_sign_ins_at < 60:
+            return
+        self._forgot_sign_ins_at = now
         with self._uow() as uow:
             uow.users.forget_throttles(self._clock() - FAILURE_WINDOW)
             uow.commit()

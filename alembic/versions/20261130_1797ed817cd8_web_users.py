@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "1797ed817cd8"
 down_revision: str | Sequence[str] | None = "b8e1c4d7a9f2"
@@ -21,10 +22,20 @@ def upgrade() -> None:
     op.create_table(
         "sign_in_throttles",
         sa.Column("email", sa.Text(), nullable=False),
-        sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "recent_attempts",
+            postgresql.ARRAY(sa.DateTime(timezone=True)),
+            nullable=False,
+        ),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("email", name=op.f("pk_sign_in_throttles")),
+    )
+    op.create_index(
+        "ix_sign_in_throttles_last_attempt_at",
+        "sign_in_throttles",
+        ["last_attempt_at"],
+        unique=False,
     )
     op.create_table(
         "users",
@@ -57,4 +68,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_users_org_id", table_name="users")
     op.drop_table("users")
+    op.drop_index("ix_sign_in_throttles_last_attempt_at", table_name="sign_in_throttles")
     op.drop_table("sign_in_throttles")

@@ -243,10 +243,10 @@ class ScheduleRepository:
         )
         return [ResourceRow(*row) for row in rows]
 
-    def resource(self, resource_id: int) -> ResourceRow | None:
-        row = self.session.execute(
-            select(*_RESOURCE_COLUMNS).where(_resources.c.id == resource_id)
-        ).first()
+    def resource(self, resource_id: int, *, lock: bool = False) -> ResourceRow | None:
+        """The resource with this id; with `lock`, FOR UPDATE (changes to its hours)."""
+        stmt = select(*_RESOURCE_COLUMNS).where(_resources.c.id == resource_id)
+        row = self.session.execute(stmt.with_for_update() if lock else stmt).first()
         return ResourceRow(*row) if row is not None else None
 
     def add_resource(self, org_id: int, name: str, name_key: str) -> ResourceRow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -36,29 +36,30 @@ def _user(row) -> UserRow | None:
     return UserRow(*row) if row is not None else None
 
 
-# One statement, so concurrent failures for one email are all counted: the first failure of a
-# window starts it, the tenth inside it sets the lock.
-_FAILURE = insert(_throttles).values(
-    email=bindparam("p_email"),
-    failures=1,
-    window_started_at=bindparam("p_now"),
-    locked_until=None,
+# One statement per attempt, so concurrent attempts for one email are all counted: the attempts of
+# the last 15 minutes (a sliding window), this one included, at most 20 kept; the one that
+# reaches the limit sets the lock (a lock already running is not extended).
+_COUNT_ATTEMPT = text(
+    """
+    INSERT INTO sign_in_throttles AS t (email, recent_attempts, last_attempt_at, locked_until)
+    VALUES (:email, ARRAY[CAST(:now AS timestamptz)], :now,
+            CASE WHEN :limit <= 1 THEN CAST(:locked_until AS timestamptz) END)
+    ON CONFLICT (email) DO UPDATE SET
+        recent_attempts = ARRAY(
+            SELECT a FROM unnest(array_append(t.recent_attempts, CAST(:now AS timestamptz))) AS a
+            WHERE a > :window_start ORDER BY a DESC LIMIT 20),
+        last_attempt_at = :now,
+        -- SET sees the row as it was: this attempt is the "+ 1".
+        locked_until = CASE
+            WHEN (SELECT count(*) FROM unnest(t.recent_attempts) AS a WHERE a > :window_start)
+                 + 1 >= :limit
+                 AND (t.locked_until IS NULL OR t.locked_until <= :now)
+            THEN CAST(:locked_until AS timestamptz)
+            ELSE t.locked_until
+        END
+    RETURNING cardinality(t.recent_attempts) AS attempts, t.locked_until
+    """
 )
-_in_window = _throttles.c.window_started_at > bindparam("p_window_start")
-_counted = case((_in_window, _throttles.c.failures + 1), else_=1)
-_RECORD_FAILURE = _FAILURE.on_conflict_do_update(
-    index_elements=[_throttles.c.email],
-    set_={
-        "failures": _counted,
-        "window_started_at": case(
-            (_in_window, _throttles.c.window_started_at), else_=bindparam("p_now")
-        ),
-        "locked_until": case(
-            (_counted >= bindparam("p_limit"), bindparam("p_locked_until")),
-            else_=_throttles.c.locked_until,
-        ),
-    },
-).returning(_throttles.c.failures, _throttles.c.locked_until)
 
 
 class UserRepository:
@@ -99,6 +100,14 @@ class UserRepository:
         ).first()
         return _user(row)
 
+    def end_sessions(self, user_id: int) -> None:
+        """A new session epoch: every cookie signed with the old one is refused."""
+        self.session.execute(
+            update(_users)
+            .where(_users.c.id == user_id)
+            .values(session_epoch=_users.c.session_epoch + 1)
+        )
+
     def remove(self, org_id: int, user_id: int) -> bool:
         removed = self.session.execute(
             delete(_users).where(_users.c.org_id == org_id, _users.c.id == user_id)
@@ -114,31 +123,33 @@ class UserRepository:
         ).scalar()
         return until if until is not None and until > now else None
 
-    def record_failure(
+    def count_attempt(
         self, email: str, now: datetime, *, limit: int, window: timedelta, lock: timedelta
-    ) -> datetime | None:
-        """Count a failed sign-in; returns when the lock ends if this failure set one."""
+    ) -> tuple[int, datetime | None]:
+        """Count a sign-in attempt before its password is compared: (attempts within the
+        window, this one included; when the email's lock ends, if it is locked)."""
         row = self.session.execute(
-            _RECORD_FAILURE,
+            _COUNT_ATTEMPT,
             {
-                "p_email": email,
-                "p_now": now,
-                "p_window_start": now - window,
-                "p_limit": limit,
-                "p_locked_until": now + lock,
+                "email": email,
+                "now": now,
+                "window_start": now - window,
+                "limit": limit,
+                "locked_until": now + lock,
             },
         ).one()
-        return row.locked_until if row.locked_until is not None and row.locked_until > now else None
+        until = row.locked_until
+        return row.attempts, until if until is not None and until > now else None
 
     def clear_failures(self, email: str) -> None:
         self.session.execute(delete(_throttles).where(_throttles.c.email == email))
 
     def forget_throttles(self, before: datetime) -> int:
-        """Drop counters whose window and lock both ended before `before` (any email can
-        create one, so they must not pile up)."""
+        """Drop counters whose last attempt and lock both ended before `before` (any email
+        can create one, so they must not pile up)."""
         return self.session.execute(  # type: ignore[attr-defined]
             delete(_throttles).where(
-                _throttles.c.window_started_at < before,
+                _throttles.c.last_attempt_at < before,
                 or_(_throttles.c.locked_until.is_(None), _throttles.c.locked_until < before),
             )
         ).rowcount

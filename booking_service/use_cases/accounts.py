@@ -17,7 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from booking_service.errors import NotFound
 from booking_service.models import USER_ROLES
-from booking_service.normalize import normalize_email
+from booking_service.normalize import normalize_email, unstorable_character
 from booking_service.repositories.users import UserRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 
@@ -167,32 +167,45 @@ def remove_user(uow: AbstractUnitOfWork, org_id: int, user_id: int) -> None:
 
 def sign_in(uow: AbstractUnitOfWork, email: str, password: str, now: datetime) -> Account:
     """The account whose email and password these are. SignInLocked while the email is locked
-    (the password is not even compared); SignInFailed otherwise, which counts towards the
-    lock."""
-    address = (normalize_email(email) or email.strip()).lower()[:320]
+    (the password is not even compared); SignInFailed otherwise.
+
+    Every attempt is counted before its password is compared, in one statement: however many
+    guesses arrive at once, at most FAILURE_LIMIT of them are ever compared within a window.
+    A correct password clears the count."""
+    address = (normalize_email(email) or " ".join(email.split())).lower()[:320]
+    if not address or unstorable_character(address) is not None:
+        raise SignInFailed()  # no user can have it: nothing to count or compare
     with uow:
         locked = uow.users.locked_until(address, now)
-        row = None if locked is not None else uow.users.by_email(address)
-    if locked is not None:
-        raise SignInLocked(locked)
+        if locked is not None:
+            raise SignInLocked(locked)
+        attempts, locked = uow.users.count_attempt(
+            address, now, limit=FAILURE_LIMIT, window=FAILURE_WINDOW, lock=LOCK_DURATION
+        )
+        row = uow.users.by_email(address)
+        uow.commit()
+    if attempts > FAILURE_LIMIT:  # parallel guesses: others used up the window's attempts
+        raise SignInLocked(locked or now + LOCK_DURATION)
     # Compared outside any transaction: scrypt takes a while and needs no connection.
     candidate = password[:MAX_PASSWORD_LENGTH]
     stored = row.password_hash if row is not None else _no_such_user()
-    correct = check_password_hash(stored, candidate) and row is not None
-    with uow:
-        if correct:
+    if check_password_hash(stored, candidate) and row is not None:
+        with uow:
             uow.users.clear_failures(address)
-        else:
-            locked = uow.users.record_failure(
-                address, now, limit=FAILURE_LIMIT, window=FAILURE_WINDOW, lock=LOCK_DURATION
-            )
-        uow.commit()
-    if correct and row is not None:
+            uow.commit()
         return _account(row)
     if locked is not None:
         log.warning("sign-in locked after %d failures in 15 minutes", FAILURE_LIMIT)
         raise SignInLocked(locked)
     raise SignInFailed()
+
+
+def sign_out(uow: AbstractUnitOfWork, user_id: int) -> None:
+    """End every session of the user: a session cookie carries no secret of its own, so a copy
+    of it must stop working too, not only the browser's."""
+    with uow:
+        uow.users.end_sessions(user_id)
+        uow.commit()
 
 
 def signed_in(uow: AbstractUnitOfWork, user_id: int, epoch: int) -> Account | None:

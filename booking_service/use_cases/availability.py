@@ -41,9 +41,10 @@ def check_availability(
     now: datetime,
     deadline: float | None = None,
     enough: int = scheduling.MAX_SLOTS,
+    next_day: bool = True,
 ) -> Availability:
-    """Up to `enough` (ten) free starts in the window (soonest first); if none, the next day
-    with room.
+    """Up to `enough` (ten) free starts in the window (soonest first); if none (and
+    `next_day`), the next day with room.
 
     Opens and closes its own unit of work (read only: nothing is committed). Loads and
     searches the window 14 days at a time and stops once it has ten; past `deadline`
@@ -77,25 +78,26 @@ def check_availability(
         result = Availability(slots[:enough], choice.minutes, choice.name, first, last)
         if slots:
             return result
-        horizon_day = rules.latest(now).astimezone(zone).date()
         # The next day with room: the first day (after the window) that has any start.
-        later = scheduling.free_slots_in_chunks(
-            schedules_for,
-            rules,
-            zone,
-            now,
-            max(hi, lo - timedelta(days=1)) + timedelta(days=1),
-            horizon_day,
-            duration,
-            enough=1,
-            deadline=deadline,
+        later = (
+            scheduling.free_slots_in_chunks(
+                schedules_for,
+                rules,
+                zone,
+                now,
+                max(hi, lo - timedelta(days=1)) + timedelta(days=1),
+                rules.latest(now).astimezone(zone).date(),
+                duration,
+                enough=1,
+                deadline=deadline,
+            )
+            if next_day
+            else []
         )
         if later:
-            next_day = later[0].start.astimezone(zone).date()
-            same_day = tuple(s for s in later if s.start.astimezone(zone).date() == next_day)
-            return Availability(
-                [], choice.minutes, choice.name, first, last, next_day, same_day[:3]
-            )
+            day = later[0].start.astimezone(zone).date()
+            same_day = tuple(s for s in later if s.start.astimezone(zone).date() == day)
+            return Availability([], choice.minutes, choice.name, first, last, day, same_day[:3])
         # Nothing free: if a calendar that could not be read lately is why, say so rather
         # than "fully booked".
         wanted = {r.id for r in resources}

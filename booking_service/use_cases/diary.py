@@ -194,6 +194,7 @@ def free_starts(
         resource=None,
         now=now,
         enough=MAX_FREE_STARTS,
+        next_day=False,
     )
     starts: dict[datetime, list[str]] = {}
     for slot in found.slots:

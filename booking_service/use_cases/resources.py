@@ -183,15 +183,16 @@ def set_weekly_hours(
 ) -> ResourceInfo:
     """Replace a resource's weekly hours: weekday (0 = Monday) → "09:00-12:00,13:00-17:00";
     a day left out or empty is closed. Appointments already booked stay as they are."""
+    if any(day not in range(7) for day in by_day):
+        raise ScheduleInputError("weekdays are 0 (Monday) to 6 (Sunday)")
     weekly = {
         day: parse_ranges(text.replace(" ", ""), f"{DAYS[day]} {text}")
         for day, text in sorted(by_day.items())
         if text.strip()
     }
-    if any(day not in range(7) for day in by_day):
-        raise ScheduleInputError("weekdays are 0 (Monday) to 6 (Sunday)")
     with uow:
-        resource = uow.schedule.resource(resource_id)
+        # Locked: two saves at once must not both delete the old hours and both insert theirs.
+        resource = uow.schedule.resource(resource_id, lock=True)
         if resource is None or resource.org_id != org_id:
             raise NotFound("resource", resource_id)
         uow.schedule.clear_hours(resource)

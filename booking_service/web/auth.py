@@ -4,22 +4,25 @@ password's epoch (a reset ends every session), nothing else of theirs."""
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
 from booking_service.extensions import runtime
+from booking_service.normalize import unstorable_character
 from booking_service.use_cases.accounts import (
     Account,
     SignInFailed,
     SignInLocked,
     sign_in,
+    sign_out,
     signed_in,
 )
 from booking_service.use_cases.orgs import get_org
 from booking_service.use_cases.times import utc_now
-from booking_service.web import bp, csrf
+from booking_service.web import SESSION_HOURS, bp, csrf
 
 
 def uow():
@@ -37,11 +40,17 @@ def load_account() -> None:
         abort(503)
     if request.method == "POST":
         csrf.protect()
+        # NUL bytes and other control characters cannot be stored as text (PostgreSQL refuses
+        # NUL) and no person types them: refuse the form before any use case sees it.
+        if any(unstorable_character(value) for value in request.form.values()):
+            abort(400)
     g.account = None
     g.org = None
-    user_id, epoch = session.get("uid"), session.get("epoch")
-    if isinstance(user_id, int) and isinstance(epoch, int):
-        account = signed_in(uow(), user_id, epoch)
+    user_id, epoch, since = session.get("uid"), session.get("epoch"), session.get("at")
+    if isinstance(user_id, int) and isinstance(epoch, int) and isinstance(since, int):
+        # However active, a session ends SESSION_HOURS after signing in.
+        fresh = 0 <= time.time() - since < SESSION_HOURS * 3600
+        account = signed_in(uow(), user_id, epoch) if fresh else None
         if account is None:
             session.clear()  # removed, or the password was reset: sign in again
         else:
@@ -89,6 +98,7 @@ def _start_session(account: Account) -> None:
     session.clear()  # nothing from before signing in survives (no session fixation)
     session["uid"] = account.id
     session["epoch"] = account.session_epoch
+    session["at"] = int(time.time())
     session.permanent = True
 
 
@@ -120,6 +130,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out (a POST with a CSRF token: a link on another site cannot sign anyone out)."""
+    """Sign out (a POST with a CSRF token: a link on another site cannot sign anyone out),
+    everywhere: the user's other sessions and any copy of this cookie end too."""
+    if g.account is not None:
+        sign_out(uow(), g.account.id)
     session.clear()
     return redirect(url_for("web.login"))

@@ -15,6 +15,7 @@ from booking_service.errors import (
     CancelledAppointment,
     DatabaseUnavailable,
     NotFound,
+    NothingBookable,
     Refusal,
     StartRefused,
     TooManyUpcoming,
@@ -68,14 +69,28 @@ def _today() -> date:
     return utc_now().astimezone(g.org.zone).date()
 
 
+# A diary is looked at within a few years of today; further out, dates overflow week arithmetic.
+_REACH = timedelta(days=5 * 366)
+
+
+def _checked_day(raw: str) -> date | None:
+    """A YYYY-MM-DD within reach of today, else None."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return None
+    today = _today()
+    return day if today - _REACH <= day <= today + _REACH else None
+
+
 def _day_argument(name: str = "date") -> date:
     raw = request.args.get(name, "")
     if not raw:
         return _today()
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
+    day = _checked_day(raw)
+    if day is None:
         abort(400)
+    return day
 
 
 def _start_argument(raw: str) -> datetime:
@@ -113,7 +128,10 @@ def refusal_text(refusal: Refusal) -> str:
     if isinstance(refusal, TooManyUpcoming):
         return f"This caller already holds {refusal.limit} upcoming appointments (the limit)."
     if isinstance(refusal, CalendarUnavailable):
-        return "The linked calendar could not be checked lately, so the time cannot be confirmed."
+        return (
+            "The linked calendar could not be read lately, so free times cannot be confirmed "
+            "(see Settings, Calendars)."
+        )
     if isinstance(refusal, UnknownService):
         return "There is no such service."
     if isinstance(refusal, UnknownResource):
@@ -125,6 +143,16 @@ def refusal_text(refusal: Refusal) -> str:
     if isinstance(refusal, AppointmentNotMarkable):
         return f"It cannot be marked: {refusal.why}."
     return "That cannot be done."
+
+
+def _free_starts(day: date, **choice) -> tuple[list, str | None]:
+    """The free starts of a day, or none and why (no resource, a stale calendar)."""
+    try:
+        return free_starts(uow(), g.org, day, utc_now(), **choice), None
+    except NothingBookable:
+        return [], "There is nothing to book yet: add a resource in Settings."
+    except Refusal as refusal:
+        return [], refusal_text(refusal)
 
 
 # --- the agenda ---------------------------------------------------------------------------
@@ -166,11 +194,10 @@ def _appointment_view(reference: str, *, error: str | None = None, status: int =
         abort(404)
     move_day = _day_argument("move_date") if request.method == "GET" else _today()
     minutes = int((page.detail.ends_at - page.detail.starts_at).total_seconds() // 60)
-    starts = (
-        free_starts(uow(), g.org, move_day, utc_now(), minutes=minutes)
-        if page.changeable and page.detail.starts_at > utc_now()
-        else []
-    )
+    starts: list = []
+    if page.changeable and page.detail.starts_at > utc_now():
+        starts, why_none = _free_starts(move_day, minutes=minutes)
+        error = error or why_none
     return (
         render_template(
             "web/appointment.html",
@@ -201,9 +228,10 @@ def cancel(reference: str):
         )
     except NotFound:
         abort(404)
-    except (DiaryInputError, Refusal) as exc:
-        text = str(exc) if isinstance(exc, DiaryInputError) else refusal_text(exc)
-        return _appointment_view(reference, error=text, status=409)
+    except DiaryInputError as exc:
+        return _appointment_view(reference, error=str(exc), status=400)
+    except Refusal as exc:
+        return _appointment_view(reference, error=refusal_text(exc), status=409)
     if outcome.already_cancelled:
         flash("It was already cancelled.")
     else:
@@ -219,9 +247,10 @@ def move(reference: str):
         moved = move_by_staff(uow(), g.org, reference, start, now=utc_now())
     except NotFound:
         abort(404)
-    except (DiaryInputError, Refusal) as exc:
-        text = str(exc) if isinstance(exc, DiaryInputError) else refusal_text(exc)
-        return _appointment_view(reference, error=text, status=409)
+    except DiaryInputError as exc:
+        return _appointment_view(reference, error=str(exc), status=400)
+    except Refusal as exc:
+        return _appointment_view(reference, error=refusal_text(exc), status=409)
     flash(f"Moved to {when(moved.appointment.starts_at)}.")
     return redirect(url_for("web.appointment", reference=moved.appointment.reference))
 
@@ -248,11 +277,11 @@ def mark(reference: str):
 def _book_form(*, error: str | None = None, field: str | None = None, status: int = 200):
     day = _day_argument() if request.method == "GET" else _form_day()
     service = (request.values.get("service") or "").strip() or None
-    try:
-        starts = free_starts(uow(), g.org, day, utc_now(), service=service)
-    except UnknownService:
-        service, starts = None, free_starts(uow(), g.org, day, utc_now())
     services = services_offered(uow(), g.org)
+    if service is not None and service not in {name for name, _ in services}:
+        service = None
+    starts, why_none = _free_starts(day, service=service)
+    error = error or why_none
     return (
         render_template(
             "web/book.html",
@@ -270,10 +299,7 @@ def _book_form(*, error: str | None = None, field: str | None = None, status: in
 
 
 def _form_day() -> date:
-    try:
-        return date.fromisoformat(request.form.get("date", ""))
-    except ValueError:
-        return _today()
+    return _checked_day(request.form.get("date", "")) or _today()
 
 
 @bp.get("/book")

@@ -46,6 +46,8 @@ from booking_service.vapi.definitions import tool_definitions
 from booking_service.web import bp
 from booking_service.web.auth import owners_only, uow
 
+# Ids are bigint: a larger one in a URL or form is no id at all (404), not a database error.
+MAX_ID = 2**63 - 1
 _INPUT_ERRORS = (
     ScheduleInputError,
     OrgInputError,
@@ -169,7 +171,7 @@ def settings_add_resource():
     )
 
 
-@bp.post("/settings/resources/<int:resource_id>/hours")
+@bp.post(f"/settings/resources/<int(max={MAX_ID}):resource_id>/hours")
 @owners_only
 def settings_hours(resource_id: int):
     by_day = {n: request.form.get(f"day{n}", "") for n in range(7)}
@@ -180,7 +182,7 @@ def settings_hours(resource_id: int):
     )
 
 
-@bp.post("/settings/resources/<int:resource_id>/day")
+@bp.post(f"/settings/resources/<int(max={MAX_ID}):resource_id>/day")
 @owners_only
 def settings_day(resource_id: int):
     def change():
@@ -227,6 +229,8 @@ def settings_replay():
         endpoint_id = int(request.form.get("endpoint_id", ""))
     except ValueError:
         abort(404)
+    if not 0 < endpoint_id <= MAX_ID:
+        abort(404)
     return _changed(
         lambda: replay(uow(), event_id, endpoint_id, org_id=g.org.id),
         "The event will be delivered again.",
@@ -248,7 +252,7 @@ def settings_add_user():
     )
 
 
-@bp.post("/settings/users/<int:user_id>/reset")
+@bp.post(f"/settings/users/<int(max={MAX_ID}):user_id>/reset")
 @owners_only
 def settings_reset_user(user_id: int):
     try:
@@ -260,7 +264,7 @@ def settings_reset_user(user_id: int):
     )
 
 
-@bp.post("/settings/users/<int:user_id>/remove")
+@bp.post(f"/settings/users/<int(max={MAX_ID}):user_id>/remove")
 @owners_only
 def settings_remove_user(user_id: int):
     if user_id == g.account.id:

@@ -671,13 +671,15 @@ def test_a_signed_request_nginx_resends_after_its_worker_died_is_answered_once(l
     (entry,) = reply.json()["results"]
     assert json.loads(entry["result"])["status"] == "booked", entry
     assert one(sql, "SELECT count(*) FROM appointments WHERE org_id = %s", org_id) == 1
-    # It was nginx that tried twice: its log has both upstream answers for the one request.
+    # It was nginx that tried again: its log has the failed attempts and the answer for the
+    # one request. One 502 per dead cached connection it tried (the warm-up may have left
+    # several), then the fresh connection's 200.
     access_log = live.workdir / "booking_service.access.log"
     stack.wait_until(
         lambda: request_id in access_log.read_text(), 5, "no access log line", live.nginx
     )
     line = next(x for x in access_log.read_text().splitlines() if request_id in x)
-    assert re.search(r" up=502, 200 ", line), line
+    assert re.search(r" up=(502, )+200 ", line), line
 
 
 def test_twilio_opt_out_webhook_is_verified_through_nginx(live: Stack, secret: str, sql):

@@ -173,8 +173,56 @@ def test_concurrent_failures_are_all_counted(runtime, owner, db):
 
     outcomes = run_concurrently(16, attempt)
     assert "signed in" not in outcomes
-    assert count(db, "SELECT failures FROM sign_in_throttles") == 16
+    assert count(db, "SELECT cardinality(recent_attempts) FROM sign_in_throttles") == 16
     assert count(db, "SELECT count(*) FROM sign_in_throttles WHERE locked_until > now()") == 1
+
+
+def test_parallel_guesses_get_no_more_than_ten_password_comparisons(runtime, owner, monkeypatch):
+    """Every attempt is counted before its password is compared: 30 guesses at once, with the
+    right password among the last ones, compare at most 10 passwords and sign nobody in."""
+    import booking_service.use_cases.accounts as accounts
+
+    compared = []
+    real = accounts.check_password_hash
+
+    def counting(stored: str, candidate: str) -> bool:
+        compared.append(candidate)
+        return real(stored, candidate)
+
+    monkeypatch.setattr(accounts, "check_password_hash", counting)
+    now = utc_now()
+
+    def attempt(i):
+        password = owner.password if i >= 25 else f"guess number {i}"
+        try:
+            return sign_in(runtime.uow(), owner.account.email, password, now).id
+        except (SignInFailed, SignInLocked) as exc:
+            return type(exc).__name__
+
+    outcomes = run_concurrently(30, attempt)
+    assert len(compared) <= 10, len(compared)
+    assert outcomes.count("SignInLocked") >= 20
+    # Whether a right password was among the first ten counted is up to the scheduler; either
+    # way nothing past the tenth was compared.
+    assert all(o in ("SignInLocked", "SignInFailed", owner.account.id) for o in outcomes)
+
+
+def test_ten_failures_within_any_fifteen_minutes_lock_across_a_boundary(runtime, owner):
+    """A sliding window: nine failures late in one quarter hour and one early in the next
+    are ten within fifteen minutes."""
+    start = utc_now()
+    for second in range(9):
+        with pytest.raises(SignInFailed):
+            sign_in(
+                runtime.uow(),
+                owner.account.email,
+                "wrong wrong wrong",
+                start + timedelta(minutes=14, seconds=second),
+            )
+    with pytest.raises(SignInLocked):
+        sign_in(
+            runtime.uow(), owner.account.email, "wrong wrong wrong", start + timedelta(minutes=16)
+        )
 
 
 def test_a_password_reset_signs_out_every_session(runtime, signed_in, owner):
@@ -185,12 +233,45 @@ def test_a_password_reset_signs_out_every_session(runtime, signed_in, owner):
     assert signed_in.get("/app/agenda").status_code == 302
 
 
-def test_signing_out_needs_the_form_and_ends_the_session(signed_in):
+def test_signing_out_needs_the_form_and_ends_the_session_and_its_copies(app, signed_in):
     assert signed_in.post("/app/logout").status_code == 400  # no CSRF token
     assert signed_in.get("/app/agenda").status_code == 200
+    copy = app.test_client()
+    cookie = signed_in.get_cookie("booking_session", path="/app")
+    copy.set_cookie("booking_session", cookie.value, path="/app")
+    assert copy.get("/app/agenda").status_code == 200
     token = page_token(signed_in, "/app/agenda")
     assert signed_in.post("/app/logout", data={"csrf_token": token}).status_code == 302
     assert signed_in.get("/app/agenda").status_code == 302
+    assert copy.get("/app/agenda").status_code == 302  # a stolen copy stops working too
+
+
+def test_a_session_ends_twelve_hours_after_signing_in_however_active(signed_in):
+    with signed_in.session_transaction("/app/agenda") as session:
+        session["at"] -= 12 * 3600 + 1
+    assert signed_in.get("/app/agenda").status_code == 302
+
+
+def test_odd_input_is_a_clear_refusal_not_an_error(app, signed_in):
+    token = page_token(signed_in, "/app/agenda")
+    nul = app.test_client().post("/app/login", data={"email": "a\x00b@x.example", "password": "x"})
+    assert nul.status_code == 400
+    assert (
+        signed_in.post("/app/book", data={"csrf_token": token, "name": "a\x00"}).status_code == 400
+    )
+    assert signed_in.get("/app/agenda?date=9999-12-31").status_code == 400
+    assert signed_in.get("/app/agenda?date=0001-01-01&view=week").status_code == 400
+    assert signed_in.get("/app/agenda?date=yesterday").status_code == 400
+    assert signed_in.get("/app/book?date=9999-12-31").status_code == 400
+    big = 2**70
+    hours = signed_in.post(f"/app/settings/resources/{big}/hours", data={"csrf_token": token})
+    assert hours.status_code == 404
+    replay = signed_in.post(
+        "/app/settings/webhooks/replay",
+        data={"csrf_token": token, "event_id": "msg_x", "endpoint_id": str(big)},
+    )
+    assert replay.status_code == 404
+    assert signed_in.get("/app/appointments/" + "X" * 5000).status_code == 404
 
 
 # --- what a signed-in user may reach ---------------------------------------------------------
@@ -554,3 +635,45 @@ def test_the_worker_forgets_sign_in_counters_once_window_and_lock_have_ended(run
     assert forget_at(14) == 2  # both windows are still open
     assert forget_at(20) == 1  # the unlocked counter's window ended; the lock ended at +15
     assert forget_at(31) == 0  # and that lock ended more than a window ago
+
+
+def test_busy_time_from_a_linked_calendar_is_shaded_and_the_link_shown(signed_in, org, db):
+    """What the worker read from the owner's calendar (rows as calendar sync stores them),
+    across midnight: each day shows its own part."""
+    resource = count(db, "SELECT id FROM resources WHERE org_id = %s", org.id)
+    link = count(
+        db,
+        "INSERT INTO calendar_links (org_id, resource_id, url, last_error) "
+        "VALUES (%s, %s, 'https://cal.example/dav/main/', 'HTTP 503') RETURNING id",
+        org.id,
+        resource,
+    )
+    day = local_start()[:10]
+    db.execute(
+        "INSERT INTO calendar_busy (org_id, link_id, resource_id, starts_at, ends_at) VALUES "
+        "(%s, %s, %s, (%s::date + time '22:00') AT TIME ZONE 'America/New_York', "
+        "(%s::date + interval '26 hours') AT TIME ZONE 'America/New_York')",
+        (org.id, link, resource, day, day),
+    )
+    html = signed_in.get(f"/app/agenda?date={day}&view=week").get_data(as_text=True)
+    assert "Busy in the linked calendar 22:00\u201300:00" in html
+    assert "Busy in the linked calendar 00:00\u201302:00" in html
+    settings = signed_in.get("/app/settings").get_data(as_text=True)
+    assert "https://cal.example/dav/main/" in settings and "stale" in settings
+    assert "HTTP 503" in settings
+
+
+def test_a_stale_calendar_is_explained_on_the_booking_pages(app, signed_in, org, db):
+    """A blocking calendar never read (policy: refuse) hides every time; the pages say why."""
+    ref = booked(post(app.test_client(), org, envelope(tool_call(**booking()))))["appointment"][
+        "reference"
+    ]
+    resource = count(db, "SELECT id FROM resources WHERE org_id = %s", org.id)
+    db.execute(
+        "INSERT INTO calendar_links (org_id, resource_id, url) VALUES (%s, %s, 'https://c.example/')",
+        (org.id, resource),
+    )
+    for path in (f"/app/book?date={local_start()[:10]}", f"/app/appointments/{ref}"):
+        page = signed_in.get(path)
+        assert page.status_code == 200
+        assert "The linked calendar could not be read lately" in page.get_data(as_text=True)
