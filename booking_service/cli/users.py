@@ -12,8 +12,8 @@ from flask.cli import AppGroup
 
 from booking_service.cli.common import echo, expected_errors, fail
 from booking_service.extensions import runtime
-from booking_service.models import USER_ROLES
 from booking_service.use_cases.accounts import (
+    ROLES,
     AccountInputError,
     NewPassword,
     add_user,
@@ -50,7 +50,7 @@ def _shown(made: NewPassword) -> dict:
 @user_cli.command("add")
 @click.argument("org_id", type=int)
 @click.option("--email", required=True, help="What the user signs in with (unique).")
-@click.option("--role", type=click.Choice(USER_ROLES), default="staff", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="staff", show_default=True)
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input (12+ chars)."
 )

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from booking_service.errors import NotFound
-from booking_service.models import USER_ROLES
+from booking_service.models import USER_ROLES as ROLES
 from booking_service.normalize import normalize_email, unstorable_character
 from booking_service.repositories.users import UserRow
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -113,8 +113,8 @@ def add_user(
     """Create a user of the organization; without `password` one is generated. Returns the
     password to show once. AccountInputError for a bad email, role or password, or an email
     already in use; NotFound without such organization."""
-    if role not in USER_ROLES:
-        raise AccountInputError(f"the role must be one of: {', '.join(USER_ROLES)}")
+    if role not in ROLES:
+        raise AccountInputError(f"the role must be one of: {', '.join(ROLES)}")
     address = _checked_email(email)
     plain = _checked_password(password)
     hashed = generate_password_hash(plain)

@@ -13,8 +13,8 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from booking_service.errors import NotFound
 from booking_service.extensions import runtime
-from booking_service.models import USER_ROLES
 from booking_service.use_cases.accounts import (
+    ROLES,
     AccountInputError,
     add_user,
     list_users,
@@ -81,7 +81,7 @@ def _settings_page(*, error: str | None = None, status: int = 200, shown_once: d
             attempts={e.id: deliveries(uow(), e.id, limit=20, org_id=org.id) for e in endpoints},
             calendars=calendar_status(uow(), org.id),
             users=list_users(uow(), org.id),
-            roles=USER_ROLES,
+            roles=ROLES,
             rules=org.rules,
             max_upcoming=org.max_upcoming_per_caller,
             error=error,

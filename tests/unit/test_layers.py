@@ -16,18 +16,21 @@ FORBIDDEN = {
         "booking_service.use_cases",
         "booking_service.vapi",
         "booking_service.api",
+        "booking_service.web",
         "flask",
         "marshmallow",
     ),
     "use_cases": (
         "booking_service.vapi",
         "booking_service.api",
+        "booking_service.web",
         "booking_service.cli",
         "flask",
         "marshmallow",
     ),
     "vapi": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
     "api": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
+    "web": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
 }
 # A health check is about the infrastructure itself: it may reach the engine.
 ALLOWED = {
