@@ -14,7 +14,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    and_,
     bindparam,
     delete,
     func,
@@ -37,6 +36,7 @@ from booking_service.models import (
     Organization,
     Resource,
 )
+from booking_service.repositories.common import WITH_CONTACT_AND_RESOURCE
 
 _links = table(CalendarLink)
 _busy = table(CalendarBusy)
@@ -139,21 +139,6 @@ class ListedAppointment:
     unconfirmed: bool
 
 
-# An appointment with its contact's phone and its resource's name.
-_WITH_CONTACT_AND_RESOURCE = _appointments.join(
-    _contacts,
-    and_(
-        _contacts.c.org_id == _appointments.c.org_id,
-        _contacts.c.id == _appointments.c.contact_id,
-    ),
-).join(
-    _resources,
-    and_(
-        _resources.c.org_id == _appointments.c.org_id,
-        _resources.c.id == _appointments.c.resource_id,
-    ),
-)
-
 _LISTED_COLUMNS = (
     _appointments.c.org_id,
     _appointments.c.reference,
@@ -169,7 +154,7 @@ _LISTED_COLUMNS = (
     _appointments.c.email,
     _appointments.c.unconfirmed,
 )
-_LISTED = select(*_LISTED_COLUMNS).select_from(_WITH_CONTACT_AND_RESOURCE)
+_LISTED = select(*_LISTED_COLUMNS).select_from(WITH_CONTACT_AND_RESOURCE)
 
 _later = aliased(_pushes)
 
@@ -225,7 +210,7 @@ _PUSH_STATE = (
         _appointments.c.unconfirmed,
         _orgs.c.timezone,
     )
-    .select_from(_WITH_CONTACT_AND_RESOURCE.join(_orgs, _orgs.c.id == _appointments.c.org_id))
+    .select_from(WITH_CONTACT_AND_RESOURCE.join(_orgs, _orgs.c.id == _appointments.c.org_id))
     .where(
         _appointments.c.org_id == bindparam("p_org"),
         _appointments.c.id == bindparam("p_appointment"),

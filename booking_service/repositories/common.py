@@ -4,12 +4,37 @@ constraint indexes."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    and_,
     func,
     literal_column,
 )
+
+from booking_service.db import table
+from booking_service.models import Appointment, Contact, Resource
 
 LOCK_NOT_AVAILABLE = "55P03"
 
 
 def blocked_range(start, end):
     return func.tstzrange(start, end, literal_column("'[)'"))
+
+
+_appointments = table(Appointment)
+_contacts = table(Contact)
+_resources = table(Resource)
+
+# An appointment with its contact (for the phone) and its resource (for the name); both joins
+# keep the organization, like the composite foreign keys they follow.
+WITH_CONTACT_AND_RESOURCE = _appointments.join(
+    _contacts,
+    and_(
+        _contacts.c.org_id == _appointments.c.org_id,
+        _contacts.c.id == _appointments.c.contact_id,
+    ),
+).join(
+    _resources,
+    and_(
+        _resources.c.org_id == _appointments.c.org_id,
+        _resources.c.id == _appointments.c.resource_id,
+    ),
+)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from booking_service.db import table
 from booking_service.models import Appointment, Contact, OutboxEvent, Resource, ToolCall
+from booking_service.repositories.common import WITH_CONTACT_AND_RESOURCE
 
 _appointments = table(Appointment)
 _contacts = table(Contact)
@@ -81,21 +82,7 @@ _DETAIL = select(
     _appointments.c.unconfirmed,
     _appointments.c.vapi_call_id,
     _appointments.c.created_at,
-).select_from(
-    _appointments.join(
-        _contacts,
-        and_(
-            _contacts.c.org_id == _appointments.c.org_id,
-            _contacts.c.id == _appointments.c.contact_id,
-        ),
-    ).join(
-        _resources,
-        and_(
-            _resources.c.org_id == _appointments.c.org_id,
-            _resources.c.id == _appointments.c.resource_id,
-        ),
-    )
-)
+).select_from(WITH_CONTACT_AND_RESOURCE)
 
 
 class DiaryRepository:
