@@ -158,10 +158,22 @@ def move_by_staff(
     return moved
 
 
-def services_offered(uow: AbstractUnitOfWork, org: OrgInfo) -> list[tuple[str, int]]:
-    """(name, minutes) of the organization's services, by name."""
+@dataclass(frozen=True)
+class Offer:
+    """What can be booked: resource names (by id) and (service, minutes) by name."""
+
+    resources: list[str]
+    services: list[tuple[str, int]]
+
+
+def offered(uow: AbstractUnitOfWork, org: OrgInfo) -> Offer:
+    """The organization's resources and services (one statement)."""
     with uow:
-        return [(s.name, s.duration_minutes) for s in load_catalogue(uow, org).services]
+        catalogue = load_catalogue(uow, org)
+    return Offer(
+        [r.name for r in catalogue.resources],
+        [(s.name, s.duration_minutes) for s in catalogue.services],
+    )
 
 
 @dataclass(frozen=True)
@@ -180,8 +192,10 @@ def free_starts(
     *,
     service: str | None = None,
     minutes: int | None = None,
+    resource: str | None = None,
 ) -> list[FreeStart]:
-    """Every free start on one local day for the service (or length), soonest first."""
+    """Every free start on one local day for the service (or length), on any resource or the
+    one named, soonest first."""
     found = check_availability(
         uow,
         org,
@@ -191,7 +205,7 @@ def free_starts(
         window_end=None,
         service=service,
         minutes=minutes,
-        resource=None,
+        resource=resource,
         now=now,
         enough=MAX_FREE_STARTS,
         next_day=False,

@@ -33,7 +33,7 @@ from booking_service.use_cases.diary import (
     cancel_by_staff,
     free_starts,
     move_by_staff,
-    services_offered,
+    offered,
 )
 from booking_service.use_cases.times import utc_now
 from booking_service.web import bp
@@ -276,19 +276,24 @@ def mark(reference: str):
 
 def _book_form(*, error: str | None = None, field: str | None = None, status: int = 200):
     day = _day_argument() if request.method == "GET" else _form_day()
+    offer = offered(uow(), g.org)
     service = (request.values.get("service") or "").strip() or None
-    services = services_offered(uow(), g.org)
-    if service is not None and service not in {name for name, _ in services}:
+    if service not in {name for name, _ in offer.services}:
         service = None
-    starts, why_none = _free_starts(day, service=service)
+    resource = (request.values.get("resource") or "").strip() or None
+    if resource not in offer.resources:
+        resource = None
+    starts, why_none = _free_starts(day, service=service, resource=resource)
     error = error or why_none
     return (
         render_template(
             "web/book.html",
             day=day,
             starts=starts,
-            services=services,
+            services=offer.services,
             service=service,
+            resources=offer.resources,
+            resource=resource,
             form=request.form,
             form_key=request.form.get("form_key") or secrets.token_hex(16),
             error=error,
@@ -320,7 +325,7 @@ def book_submit():
             email=form.get("email", ""),
             start=_start_argument(form.get("start", "")),
             service=(form.get("service") or "").strip() or None,
-            resource=None,
+            resource=(form.get("resource") or "").strip() or None,
             notes=form.get("notes", ""),
             form_key=form.get("form_key", ""),
         )

@@ -22,7 +22,7 @@ from booking_service.use_cases.accounts import (
     reset_password,
 )
 from booking_service.use_cases.calendars import calendar_status
-from booking_service.use_cases.diary import services_offered
+from booking_service.use_cases.diary import offered
 from booking_service.use_cases.notifications import MessagingInputError, reminder_values, show
 from booking_service.use_cases.orgs import OrgInputError, rotate_secret, update_rules
 from booking_service.use_cases.resources import (
@@ -73,7 +73,7 @@ def _settings_page(*, error: str | None = None, status: int = 200, shown_once: d
             names={r.id: r.name for r in resources},
             days=DAYS,
             exceptions=exceptions_ahead(uow(), org.id, today),
-            services=services_offered(uow(), org),
+            services=offered(uow(), org).services,
             messaging=show(uow(), org.id),
             tools=tool_definitions(_tools_url()),
             tools_url=_tools_url(),

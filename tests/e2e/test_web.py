@@ -677,3 +677,30 @@ def test_a_stale_calendar_is_explained_on_the_booking_pages(app, signed_in, org,
         page = signed_in.get(path)
         assert page.status_code == 200
         assert "The linked calendar could not be read lately" in page.get_data(as_text=True)
+
+
+def test_book_by_hand_with_a_chosen_person(runtime, signed_in, org, db):
+    from booking_service.use_cases.resources import add_resource
+
+    add_resource(runtime.uow(), org.id, "Hygienist Kim", ["mon-fri 12:00-13:00"])
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/book?date={day}&resource=Hygienist Kim").get_data(as_text=True)
+    options = re.findall(r'<option value="(\d{4}-[^"]+)"[^>]*>([^<]+)</option>', page)
+    assert options and all(label.endswith("(Hygienist Kim)") for _, label in options)
+    assert all("T12:" in value for value, _ in options)
+    response = signed_in.post(
+        "/app/book",
+        data={
+            "csrf_token": csrf_token(page),
+            "form_key": "c" * 32,
+            "date": day,
+            "resource": "Hygienist Kim",
+            "start": options[0][0],
+            "name": "Walk In",
+            "email": "walk.in@example.com",
+        },
+    )
+    assert response.status_code == 302
+    assert db.execute(
+        "SELECT r.name FROM appointments a JOIN resources r ON r.id = a.resource_id"
+    ).fetchone() == ("Hygienist Kim",)
