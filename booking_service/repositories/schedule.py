@@ -244,9 +244,11 @@ class ScheduleRepository:
         return [ResourceRow(*row) for row in rows]
 
     def resource(self, resource_id: int, *, lock: bool = False) -> ResourceRow | None:
-        """The resource with this id; with `lock`, FOR UPDATE (changes to its hours)."""
+        """The resource with this id; with `lock`, FOR NO KEY UPDATE: changes to its hours
+        run one after another, while bookings (whose foreign key takes KEY SHARE) go on."""
         stmt = select(*_RESOURCE_COLUMNS).where(_resources.c.id == resource_id)
-        row = self.session.execute(stmt.with_for_update() if lock else stmt).first()
+        locked = stmt.with_for_update(key_share=True) if lock else stmt
+        row = self.session.execute(locked).first()
         return ResourceRow(*row) if row is not None else None
 
     def add_resource(self, org_id: int, name: str, name_key: str) -> ResourceRow:
@@ -292,15 +294,21 @@ class ScheduleRepository:
         )
         return [tuple(row) for row in rows]
 
+    def clear_exception(self, resource: ResourceRow, day: date) -> int:
+        """Remove the exceptions of `day` (the weekly hours apply again); how many there were."""
+        return self.session.execute(  # type: ignore[attr-defined]
+            delete(ScheduleException).where(
+                ScheduleException.org_id == resource.org_id,
+                ScheduleException.resource_id == resource.id,
+                ScheduleException.day == day,
+            )
+        ).rowcount
+
     def set_exception(
         self, resource: ResourceRow, day: date, ranges: list[tuple[time, time]]
     ) -> None:
         """Replace the exceptions of `day`: no ranges means closed all day."""
-        self.session.execute(
-            delete(ScheduleException).where(
-                ScheduleException.resource_id == resource.id, ScheduleException.day == day
-            )
-        )
+        self.clear_exception(resource, day)
         opening: list[tuple[time | None, time | None]] = list(ranges) or [(None, None)]
         self.session.execute(
             insert(ScheduleException),

@@ -48,7 +48,7 @@ _COUNT_ATTEMPT = text(
         recent_attempts = ARRAY(
             SELECT a FROM unnest(array_append(t.recent_attempts, CAST(:now AS timestamptz))) AS a
             WHERE a > :window_start ORDER BY a DESC LIMIT 20),
-        last_attempt_at = :now,
+        last_attempt_at = GREATEST(t.last_attempt_at, :now),
         -- SET sees the row as it was: this attempt is the "+ 1".
         locked_until = CASE
             WHEN (SELECT count(*) FROM unnest(t.recent_attempts) AS a WHERE a > :window_start)

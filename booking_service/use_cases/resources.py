@@ -142,7 +142,8 @@ def set_day(
     the change (a signed-in page passes its own organization)."""
     ranges = parse_ranges(hours.replace(" ", ""), hours) if hours else []
     with uow:
-        resource = uow.schedule.resource(resource_id)
+        # Locked: set_exception deletes and inserts; two saves of one day must not both insert.
+        resource = uow.schedule.resource(resource_id, lock=True)
         if resource is None or (org_id is not None and resource.org_id != org_id):
             raise NotFound("resource", resource_id)
         uow.schedule.set_exception(resource, day, ranges)
@@ -201,6 +202,17 @@ def set_weekly_hours(
                 uow.schedule.add_hours(resource, weekday, opens, closes)
         uow.commit()
     return next(r for r in list_resources(uow, org_id) if r.id == resource_id)
+
+
+def clear_day(uow: AbstractUnitOfWork, org_id: int, resource_id: int, day: date) -> None:
+    """Undo a closed or changed day of a resource of the organization: its weekly hours apply
+    again (already so: nothing to do). NotFound for another organization's resource."""
+    with uow:
+        resource = uow.schedule.resource(resource_id, lock=True)
+        if resource is None or resource.org_id != org_id:
+            raise NotFound("resource", resource_id)
+        uow.schedule.clear_exception(resource, day)
+        uow.commit()
 
 
 def exceptions_ahead(uow: AbstractUnitOfWork, org_id: int, first: date) -> list[dict]:

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
 from booking_service.extensions import runtime
-from booking_service.normalize import unstorable_character
 from booking_service.use_cases.accounts import (
     Account,
     SignInFailed,
@@ -40,9 +39,9 @@ def load_account() -> None:
         abort(503)
     if request.method == "POST":
         csrf.protect()
-        # NUL bytes and other control characters cannot be stored as text (PostgreSQL refuses
-        # NUL) and no person types them: refuse the form before any use case sees it.
-        if any(unstorable_character(value) for value in request.form.values()):
+        # PostgreSQL text cannot hold NUL; nobody types one. Other control characters pasted
+        # from documents are cleaned by the use cases (names, notes) like a caller's text.
+        if any("\x00" in value for value in request.form.values()):
             abort(400)
     g.account = None
     g.org = None

@@ -30,6 +30,7 @@ from booking_service.use_cases.resources import (
     ScheduleInputError,
     add_resource,
     add_service,
+    clear_day,
     exceptions_ahead,
     list_resources,
     set_day,
@@ -193,6 +194,20 @@ def settings_day(resource_id: int):
         set_day(uow(), resource_id, day, request.form.get("hours") or None, org_id=g.org.id)
 
     return _changed(change, "Day saved.", f"resource-{resource_id}")
+
+
+@bp.post(f"/settings/resources/<int(max={MAX_ID}):resource_id>/day/clear")
+@owners_only
+def settings_clear_day(resource_id: int):
+    try:
+        day = date.fromisoformat(request.form.get("date", ""))
+    except ValueError:
+        abort(400)
+    return _changed(
+        lambda: clear_day(uow(), g.org.id, resource_id, day),
+        "The usual hours apply again that day.",
+        f"resource-{resource_id}",
+    )
 
 
 @bp.post("/settings/services")

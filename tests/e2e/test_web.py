@@ -299,6 +299,16 @@ def test_another_organizations_appointment_is_not_found(app, runtime, make_org, 
     assert (
         count(db, "SELECT count(*) FROM working_hours WHERE resource_id = %s", other_resource) == 5
     )
+    db.execute(
+        "INSERT INTO schedule_exceptions (org_id, resource_id, day) VALUES (%s, %s, %s)",
+        (other.id, other_resource, local_start()[:10]),
+    )
+    cleared = signed_in.post(
+        f"/app/settings/resources/{other_resource}/day/clear",
+        data={"csrf_token": token, "date": local_start()[:10]},
+    )
+    assert cleared.status_code == 404
+    assert count(db, "SELECT count(*) FROM schedule_exceptions") == 1
 
 
 def test_staff_work_the_diary_but_only_owners_open_settings(app, runtime, org):
@@ -518,6 +528,19 @@ def test_owner_changes_weekly_hours_closed_days_rules_and_services(signed_in, or
     )
     assert closed.status_code == 302
     assert count(db, "SELECT count(*) FROM schedule_exceptions WHERE opens IS NULL") == 1
+    listed = signed_in.get("/app/settings").get_data(as_text=True)
+    assert "Usual hours again" in listed
+    cleared = signed_in.post(
+        f"/app/settings/resources/{resource}/day/clear",
+        data={"csrf_token": token, "date": local_start()[:10]},
+    )
+    assert cleared.status_code == 302
+    assert count(db, "SELECT count(*) FROM schedule_exceptions") == 0
+    again = signed_in.post(
+        f"/app/settings/resources/{resource}/day/clear",
+        data={"csrf_token": token, "date": local_start()[:10]},
+    )
+    assert again.status_code == 302  # a double click: already the usual hours
 
     rules = signed_in.post(
         "/app/settings/rules",
@@ -704,3 +727,25 @@ def test_book_by_hand_with_a_chosen_person(runtime, signed_in, org, db):
     assert db.execute(
         "SELECT r.name FROM appointments a JOIN resources r ON r.id = a.resource_id"
     ).fetchone() == ("Hygienist Kim",)
+
+
+def test_text_pasted_from_a_document_is_cleaned_not_refused(signed_in, org, db):
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
+    response = signed_in.post(
+        "/app/book",
+        data={
+            "csrf_token": csrf_token(page),
+            "form_key": "d" * 32,
+            "date": day,
+            "start": re.findall(r'<option value="(\d{4}-[^"]+)"', page)[0],
+            "name": "Ann\x0bLee\u200b",
+            "phone": "2025550147",
+            "notes": "first line\r\nsecond\x0cline\tend",
+        },
+    )
+    assert response.status_code == 302
+    assert db.execute("SELECT name, notes FROM appointments").fetchone() == (
+        "Ann Lee",
+        "first line second line end",
+    )
