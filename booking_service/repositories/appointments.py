@@ -25,6 +25,7 @@ from booking_service.models import (
     Contact,
 )
 from booking_service.repositories.common import blocked_range
+from booking_service.repositories.driver import HotStatement
 
 _appointments = table(Appointment)
 
@@ -54,7 +55,7 @@ def _appointment(row) -> AppointmentRow:
     return AppointmentRow(*row)
 
 
-_INSERT_APPOINTMENT = (
+_INSERT_APPOINTMENT = HotStatement(
     insert(_appointments)
     .values(
         org_id=bindparam("p_org"),
@@ -148,7 +149,7 @@ class AppointmentRepository:
             "p_tool_call": tool_call_id,
             "p_unconfirmed": unconfirmed,
         }
-        row = self.session.execute(_INSERT_APPOINTMENT, values).first()
+        row = _INSERT_APPOINTMENT.execute(self.session, values).first()
         return _appointment(row) if row is not None else None
 
     def why_not_inserted(

@@ -21,6 +21,7 @@ from booking_service.models import (
     UQ_CONTACTS_ORG_PHONE,
     Contact,
 )
+from booking_service.repositories.driver import HotStatement
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ _UPSERT_CONTACT = _new_contact.on_conflict_do_update(
     _contacts.c.email,
     literal_column("(xmax = 0)").label("inserted"),
 )
+_UPSERT_CONTACT_HOT = HotStatement(_UPSERT_CONTACT)
 
 
 class ContactRepository:
@@ -102,7 +104,7 @@ class ContactRepository:
             "p_email": email if owner else None,
             "p_owner": owner,
         }
-        row = self.session.execute(_UPSERT_CONTACT, values).one()
+        row = _UPSERT_CONTACT_HOT.execute(self.session, values).one()
         return _contact(row), bool(row.inserted)
 
     def find_by_phone(self, org_id: int, phone: str) -> ContactRow | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    Text,
     bindparam,
     func,
     literal_column,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from booking_service.models import (
     ToolCall,
 )
 from booking_service.repositories.common import LOCK_NOT_AVAILABLE
+from booking_service.repositories.driver import HotStatement
 
 
 @dataclass(frozen=True)
@@ -73,20 +75,20 @@ def _claim_statement():
     return select(claimed.c.id, lock.label("locked")).select_from(claimed)
 
 
-_CLAIM = _claim_statement()
+_CLAIM = HotStatement(_claim_statement())
 # Changes of one limit key in the last day: a VAPI call never lasts that long, and a caller
 # without call ids (no VAPI request lacks one) is not shut out for good.
-_CHANGES = (
+_CHANGES = HotStatement(
     select(func.count())
     .select_from(_tool_calls)
     .where(
         _tool_calls.c.org_id == bindparam("p_org"),
         _tool_calls.c.limit_key == bindparam("p_limit_key"),
-        _tool_calls.c.tool_name.in_(bindparam("p_tools", expanding=True)),
+        _tool_calls.c.tool_name == func.any(bindparam("p_tools", type_=ARRAY(Text))),
         _tool_calls.c.created_at > func.now() - literal_column("interval '1 day'"),
     )
 )
-_RECORD_ANSWER = (
+_RECORD_ANSWER = HotStatement(
     update(_tool_calls)
     .where(
         _tool_calls.c.org_id == bindparam("p_org"),
@@ -140,7 +142,7 @@ class ToolCallLedger:
         """
         values = {**key.values(), "p_lock": f"{key.org_id}:{key.limit_key}"}
         try:
-            return self.session.execute(_CLAIM, values).first() is not None
+            return _CLAIM.execute(self.session, values).first() is not None
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise LockTimeout() from exc
@@ -165,9 +167,9 @@ class ToolCallLedger:
         under the key before, and parallel tool calls cannot all pass a limit.
         """
         values = {"p_org": org_id, "p_limit_key": limit_key, "p_tools": list(tool_names)}
-        return self.session.scalar(_CHANGES, values) or 0
+        return _CHANGES.execute(self.session, values).scalar() or 0
 
     def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:
-        self.session.execute(
-            _RECORD_ANSWER, {"p_org": org_id, "p_tool_call": tool_call_id, "p_answer": answer}
+        _RECORD_ANSWER.execute(
+            self.session, {"p_org": org_id, "p_tool_call": tool_call_id, "p_answer": answer}
         )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from booking_service.db import table
 from booking_service.models import MessagingSettings, Notification, SmsOptOut
+from booking_service.repositories.driver import HotStatement
 
 _settings = table(MessagingSettings)
 _notifications = table(Notification)
@@ -112,6 +113,8 @@ _AUDIENCE = text(
     """
 )
 
+_AUDIENCE_HOT = HotStatement(_AUDIENCE)
+
 # The columns of a claimed message: its row, the appointment as it is now, and whether the
 # number opted out. (How many went to the address in a day is read by claim_due, under a lock.)
 _DUE_COLUMNS = """
@@ -186,8 +189,10 @@ class NotificationRepository:
     # --- planning (in the change's transaction) --------------------------------------------
 
     def audience(self, org_id: int, contact_id: int) -> AudienceRow | None:
-        row = self.session.execute(_AUDIENCE, {"org_id": org_id, "contact_id": contact_id}).first()
-        return AudienceRow(**row._mapping) if row is not None else None
+        row = _AUDIENCE_HOT.execute(
+            self.session, {"org_id": org_id, "contact_id": contact_id}
+        ).first()
+        return AudienceRow(**row._asdict()) if row is not None else None
 
     def add(self, org_id: int, appointment_id: int, planned: list) -> None:
         """Write planned messages (notifications.PlannedMessage) for an appointment."""

@@ -20,6 +20,7 @@ from booking_service.models import (
     Organization,
     WebhookSignature,
 )
+from booking_service.repositories.driver import HotStatement
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ class OrganizationRow:
 
 
 _organizations = table(Organization)
-_ORGANIZATION = select(_organizations).where(_organizations.c.id == bindparam("p_id"))
+_ORGANIZATION = HotStatement(select(_organizations).where(_organizations.c.id == bindparam("p_id")))
 
 
 def _organization(row) -> OrganizationRow:
-    return OrganizationRow(**row._mapping)
+    return OrganizationRow(**row._asdict())
 
 
 class OrganizationRepository:
@@ -70,7 +71,7 @@ class OrganizationRepository:
 
     def get(self, org_id: int) -> OrganizationRow | None:
         """The organization (read-only; every request authenticates with it)."""
-        row = self.session.execute(_ORGANIZATION, {"p_id": org_id}).first()
+        row = _ORGANIZATION.execute(self.session, {"p_id": org_id}).first()
         return _organization(row) if row is not None else None
 
     def add(

@@ -40,6 +40,7 @@ from booking_service.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from booking_service.repositories.driver import HotStatement
 
 _events = table(OutboxEvent)
 _endpoints = table(WebhookEndpoint)
@@ -181,7 +182,7 @@ def _add_event_statement():
     )
 
 
-_ADD_EVENT = _add_event_statement()
+_ADD_EVENT = HotStatement(_add_event_statement())
 
 _CLAIM_DUE = (
     select(
@@ -233,8 +234,8 @@ class OutboxRepository:
     ) -> None:
         """Write the event, its pending deliveries and (`calendar`: the change shows in a
         calendar) its calendar pushes, in one statement."""
-        self.session.execute(
-            _ADD_EVENT,
+        _ADD_EVENT.execute(
+            self.session,
             {
                 "p_org": org_id,
                 "p_contact": contact_id,

@@ -22,7 +22,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from booking_service.db import table
@@ -37,6 +37,7 @@ from booking_service.models import (
     WorkingHours,
 )
 from booking_service.repositories.common import blocked_range
+from booking_service.repositories.driver import HotStatement
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def _catalogue_statement():
 
 def _schedule_statement():
     org = bindparam("p_org", type_=BigInteger)
-    resources = bindparam("p_resources", expanding=True, type_=BigInteger)
+    # An array, not an expanding IN: PostgreSQL plans `= ANY(array)` as it plans IN (...), and
+    # the statement's SQL stays the same whatever the number of resources (see driver.py).
+    resources = func.any(bindparam("p_resources", type_=ARRAY(BigInteger)))
     no_time = cast(null(), WorkingHours.opens.type)
     no_moment = cast(null(), DateTime(timezone=True))
     hours = select(
@@ -148,7 +151,7 @@ def _schedule_statement():
         WorkingHours.closes,
         no_moment.label("starts_at"),
         no_moment.label("blocked_until"),
-    ).where(WorkingHours.org_id == org, WorkingHours.resource_id.in_(resources))
+    ).where(WorkingHours.org_id == org, WorkingHours.resource_id == resources)
     exceptions = select(
         literal("x"),
         ScheduleException.resource_id,
@@ -160,7 +163,7 @@ def _schedule_statement():
         no_moment,
     ).where(
         ScheduleException.org_id == org,
-        ScheduleException.resource_id.in_(resources),
+        ScheduleException.resource_id == resources,
         ScheduleException.day.between(bindparam("p_first"), bindparam("p_last")),
     )
     busy = select(
@@ -174,7 +177,7 @@ def _schedule_statement():
         Appointment.blocked_until,
     ).where(
         Appointment.org_id == org,
-        Appointment.resource_id.in_(resources),
+        Appointment.resource_id == resources,
         # As the exclusion constraint: everything but a cancellation holds its time.
         Appointment.status != "cancelled",
         # Spelled as the exclusion constraint's indexed expression (the bounds literal, not a
@@ -197,7 +200,7 @@ def _schedule_statement():
         CalendarBusy.ends_at,
     ).where(
         CalendarBusy.org_id == org,
-        CalendarBusy.resource_id.in_(resources),
+        CalendarBusy.resource_id == resources,
         CalendarBusy.starts_at < bindparam("p_busy_to"),
         CalendarBusy.ends_at > bindparam("p_busy_from"),
     )
@@ -215,14 +218,14 @@ def _schedule_statement():
         + CalendarLink.max_staleness_minutes * literal_column("interval '1 minute'"),
     ).where(
         CalendarLink.org_id == org,
-        CalendarLink.resource_id.in_(resources),
+        CalendarLink.resource_id == resources,
         CalendarLink.block,
     )
     return union_all(hours, exceptions, busy, external, links)
 
 
-_CATALOGUE = _catalogue_statement()
-_SCHEDULE = _schedule_statement()
+_CATALOGUE = HotStatement(_catalogue_statement())
+_SCHEDULE = HotStatement(_schedule_statement())
 
 
 _resources = table(Resource)
@@ -326,7 +329,7 @@ class ScheduleRepository:
 
     def catalogue(self, org_id: int) -> tuple[list[ResourceRow], list[ServiceRow]]:
         """The organization's resources (by id) and services (by name), in one round trip."""
-        rows = self.session.execute(_CATALOGUE, {"p_org": org_id}).all()
+        rows = _CATALOGUE.execute(self.session, {"p_org": org_id}).all()
         return (
             [ResourceRow(r.id, org_id, r.name, r.name_key) for r in rows if r.kind == "r"],
             [ServiceRow(r.id, r.name, r.name_key, r.minutes) for r in rows if r.kind == "s"],
@@ -346,8 +349,8 @@ class ScheduleRepository:
         """Weekly hours, the exceptions dated first..last, the booked ranges overlapping
         [busy_from, busy_to) of these resources (except `exclude_id`), the calendars' busy
         times there and the calendars' freshness, in one round trip."""
-        rows = self.session.execute(
-            _SCHEDULE,
+        rows = _SCHEDULE.execute(
+            self.session,
             {
                 "p_org": org_id,
                 "p_resources": resource_ids,

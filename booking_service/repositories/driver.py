@@ -1,0 +1,112 @@
+"""The booking path's statements, run straight on the driver.
+
+SQLAlchemy Core execution costs about 100 Python calls and 0.3 ms per statement on top of the
+round trip (parameter processing, result metadata, row objects), which on the booking path is
+as much as the statements themselves. The repositories keep writing their statements once,
+in Core; a `HotStatement` compiles one for the psycopg dialect the first time it runs and then
+executes the SQL on the session's own connection through a psycopg cursor: the same
+transaction, savepoints and time budgets. What SQLAlchemy gave for free is kept:
+- a driver error comes out as SQLAlchemy's exception (IntegrityError, OperationalError, ...)
+  with the original attached, so the unit of work maps SQLSTATEs to domain errors as before;
+- parameters never appear in it (hide_parameters: a caller's phone must not reach a log);
+- a connection that died is invalidated, so the pool replaces it;
+- `before_cursor_execute` listeners still see every statement (tests and `make profile`
+  count them).
+Only statements without expanding parameters (IN lists) can be hot; compiling says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+class HotResult:
+    """The rows of one execution (all fetched), with the accessors repositories use."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list, rowcount: int):
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            raise RuntimeError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0]
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def all(self) -> list:
+        return self._rows
+
+    def __iter__(self) -> Iterator:
+        return iter(self._rows)
+
+
+class HotStatement:
+    """A Core statement compiled once and run through the session's psycopg connection."""
+
+    __slots__ = ("_defaults", "_processors", "_sql", "statement")
+
+    def __init__(self, statement: ClauseElement):
+        self.statement = statement
+        self._sql: str | None = None
+        self._defaults: dict[str, Any] = {}
+        self._processors: dict[str, Any] = {}
+
+    def _compile(self, session: Session) -> str:
+        dialect = session.get_bind().dialect
+        compiled = self.statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise TypeError("a statement with expanding parameters cannot be hot")
+        self._defaults = dict(compiled.construct_params(_check=False) or {})
+        self._processors = dict(compiled._bind_processors)
+        self._sql = compiled.string
+        return self._sql
+
+    def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> HotResult:
+        """Run in the session's transaction (beginning it as SQLAlchemy would)."""
+        sql = self._sql or self._compile(session)
+        values = {**self._defaults, **(params or {})}
+        for name, process in self._processors.items():
+            values[name] = process(values[name])
+        connection = session.connection()  # begins the transaction: time budgets, isolation
+        dbapi = connection.connection.driver_connection
+        assert isinstance(dbapi, psycopg.Connection)
+        cursor = dbapi.cursor(row_factory=namedtuple_row)
+        try:
+            for listener in connection.dispatch.before_cursor_execute:
+                listener(connection, cursor, sql, values, None, False)
+            cursor.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return HotResult(rows, cursor.rowcount)
+        except psycopg.Error as exc:
+            dialect = connection.dialect
+            gone = dialect.is_disconnect(exc, dbapi, cursor)  # type: ignore[arg-type]
+            wrapped = DBAPIError.instance(
+                sql,
+                None,
+                exc,
+                psycopg.Error,
+                hide_parameters=True,
+                connection_invalidated=gone,
+                dialect=dialect,
+            )
+            if gone:
+                connection.invalidate(exc)
+            raise wrapped from exc
+        finally:
+            cursor.close()
