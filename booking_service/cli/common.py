@@ -11,6 +11,7 @@ import click
 
 from booking_service.errors import AppointmentNotMarkable, DatabaseUnavailable, NotFound
 from booking_service.secrets_box import SecretsUnavailable
+from booking_service.use_cases.accounts import AccountInputError
 from booking_service.use_cases.calendars import CalendarInputError
 from booking_service.use_cases.notifications import MessagingInputError
 from booking_service.use_cases.orgs import OrgInputError
@@ -29,7 +30,8 @@ def fail(message: str) -> None:
 
 def expected_errors(command: Callable) -> Callable:
     """Turn the errors an operator can cause into one JSON line on stderr and exit 1: no such
-    organization or resource, invalid settings, an unreachable database."""
+    organization, resource or user, invalid settings or account input, an unreachable
+    database."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -39,6 +41,7 @@ def expected_errors(command: Callable) -> Callable:
             key = "reference" if exc.what == "appointment" else "id"
             fail(f"no {exc.what} with {key} {exc.key}")
         except (
+            AccountInputError,
             OrgInputError,
             ScheduleInputError,
             WebhookInputError,

@@ -3,18 +3,15 @@ page. A password is printed once (generated unless --password-stdin gives one)."
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 
 import click
 from flask.cli import AppGroup
 
-from booking_service.cli.common import echo, expected_errors, fail
+from booking_service.cli.common import echo, expected_errors
 from booking_service.extensions import runtime
 from booking_service.use_cases.accounts import (
     ROLES,
-    AccountInputError,
     NewPassword,
     add_user,
     list_users,
@@ -23,17 +20,6 @@ from booking_service.use_cases.accounts import (
 )
 
 user_cli = AppGroup("user", help="Users of the owner's web page (/app/).")
-
-
-def _account_errors(command: Callable) -> Callable:
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except AccountInputError as exc:
-            fail(str(exc))
-
-    return run
 
 
 def _stdin_password(wanted: bool) -> str | None:
@@ -55,7 +41,6 @@ def _shown(made: NewPassword) -> dict:
     "--password-stdin", is_flag=True, help="Read the password from standard input (12+ chars)."
 )
 @expected_errors
-@_account_errors
 def user_add(org_id: int, email: str, role: str, password_stdin: bool):
     """Add a user of an organization; prints its id and the password, once.
 
@@ -76,7 +61,6 @@ def user_list(org_id: int):
 @click.argument("user_id", type=int)
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 @expected_errors
-@_account_errors
 def user_reset_password(user_id: int, password_stdin: bool):
     """Give a user a new password (printed once); signs out all their sessions and lifts a
     sign-in lock on their email."""

@@ -219,19 +219,28 @@ def appointment(reference: str):
     return _appointment_view(reference)
 
 
-@bp.post("/appointments/<reference>/cancel")
-@signed_in_only
-def cancel(reference: str):
+def _change(reference: str, change):
+    """Run a staff change of one appointment: (its outcome, None), or (None, the appointment
+    page again with why not: 400 for a form value, 409 for a refusal); 404 when not found."""
     try:
-        outcome = cancel_by_staff(
-            uow(), g.org, reference, request.form.get("reason"), now=utc_now()
-        )
+        return change(), None
     except NotFound:
         abort(404)
     except DiaryInputError as exc:
-        return _appointment_view(reference, error=str(exc), status=400)
+        return None, _appointment_view(reference, error=str(exc), status=400)
     except Refusal as exc:
-        return _appointment_view(reference, error=refusal_text(exc), status=409)
+        return None, _appointment_view(reference, error=refusal_text(exc), status=409)
+
+
+@bp.post("/appointments/<reference>/cancel")
+@signed_in_only
+def cancel(reference: str):
+    outcome, refused = _change(
+        reference,
+        lambda: cancel_by_staff(uow(), g.org, reference, request.form.get("reason"), utc_now()),
+    )
+    if refused is not None:
+        return refused
     if outcome.already_cancelled:
         flash("It was already cancelled.")
     else:
@@ -242,15 +251,14 @@ def cancel(reference: str):
 @bp.post("/appointments/<reference>/move")
 @signed_in_only
 def move(reference: str):
-    try:
-        start = _start_argument(request.form.get("start", ""))
-        moved = move_by_staff(uow(), g.org, reference, start, now=utc_now())
-    except NotFound:
-        abort(404)
-    except DiaryInputError as exc:
-        return _appointment_view(reference, error=str(exc), status=400)
-    except Refusal as exc:
-        return _appointment_view(reference, error=refusal_text(exc), status=409)
+    moved, refused = _change(
+        reference,
+        lambda: move_by_staff(
+            uow(), g.org, reference, _start_argument(request.form.get("start", "")), utc_now()
+        ),
+    )
+    if refused is not None:
+        return refused
     flash(f"Moved to {when(moved.appointment.starts_at)}.")
     return redirect(url_for("web.appointment", reference=moved.appointment.reference))
 
