@@ -529,8 +529,11 @@ LEVERS = """
    schedule read, appointment insert, ledger answer, outbox CTE, the notification plan's read)
    are still written once in SQLAlchemy Core, compiled once for the psycopg dialect and run
    through a psycopg cursor on the session's own connection, in the same transaction. Measured
-   with `make profile` before and after, same session: CPU per booking 8.74 -> 5.85 ms, Python
-   calls 6,789 -> 5,918, statements unchanged (13).
+   with `make profile -n 1000`, the code before and after run alternately three times (this
+   machine's speed drifts; only back-to-back pairs compare): CPU per booking 5.64/4.83/4.82 ->
+   4.94/3.74/4.02 ms (12-23% less), wall 8.0/6.7/6.7 -> 7.2/5.5/5.8 ms; Python calls 6,789 ->
+   5,929 per booking; statements unchanged (13). (A first before/after pair, not back to
+   back, had suggested 8.74 -> 5.85 ms: most of that was the machine.)
    *Risk:* what SQLAlchemy did per statement is now ours: errors are re-raised as SQLAlchemy's
    exceptions with the driver's error attached (the unit of work maps SQLSTATEs as before),
    parameters are hidden from them, a dead connection is invalidated for the pool, and

@@ -22,7 +22,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -58,36 +59,48 @@ class HotResult:
 class HotStatement:
     """A Core statement compiled once and run through the session's psycopg connection."""
 
-    __slots__ = ("_defaults", "_processors", "_sql", "statement")
+    __slots__ = ("_defaults", "_processors", "_required", "_sql", "statement")
 
     def __init__(self, statement: ClauseElement):
         self.statement = statement
         self._sql: str | None = None
         self._defaults: dict[str, Any] = {}
         self._processors: dict[str, Any] = {}
+        self._required: frozenset[str] = frozenset()
 
-    def _compile(self, session: Session) -> str:
-        dialect = session.get_bind().dialect
+    def _compile(self, dialect: Dialect) -> str:
         compiled = self.statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise TypeError("a statement with expanding parameters cannot be hot")
+        if compiled.positional or compiled.escaped_bind_names:
+            # Processors are keyed by the unescaped names; SQLAlchemy escapes after processing.
+            raise TypeError("a hot statement needs plain named parameters")
         self._defaults = dict(compiled.construct_params(_check=False) or {})
         self._processors = dict(compiled._bind_processors)
+        # As SQLAlchemy would: a bind without a value must be given, never sent as NULL.
+        self._required = frozenset(
+            name for bind, name in compiled.bind_names.items() if bind.required
+        )
         self._sql = compiled.string
         return self._sql
 
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> HotResult:
         """Run in the session's transaction (beginning it as SQLAlchemy would)."""
-        sql = self._sql or self._compile(session)
-        values = {**self._defaults, **(params or {})}
+        given = params or {}
+        connection = session.connection()  # begins the transaction: time budgets, isolation
+        sql = self._sql or self._compile(connection.dialect)
+        missing = self._required.difference(given)
+        if missing:
+            raise InvalidRequestError(f"a value is required for {', '.join(sorted(missing))}")
+        values = {**self._defaults, **given}
         for name, process in self._processors.items():
             values[name] = process(values[name])
-        connection = session.connection()  # begins the transaction: time budgets, isolation
         dbapi = connection.connection.driver_connection
         assert isinstance(dbapi, psycopg.Connection)
-        cursor = dbapi.cursor(row_factory=namedtuple_row)
+        cursor = None
         try:
+            cursor = dbapi.cursor(row_factory=namedtuple_row)
             for listener in connection.dispatch.before_cursor_execute:
                 listener(connection, cursor, sql, values, None, False)
             cursor.execute(sql, values)
@@ -109,4 +122,5 @@ class HotStatement:
                 connection.invalidate(exc)
             raise wrapped from exc
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from sqlalchemy import bindparam, event, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
 
 from booking_service.errors import DatabaseUnavailable
 from booking_service.models import Contact, Organization
@@ -101,3 +101,9 @@ def test_a_lock_wait_past_the_lock_timeout_keeps_its_sqlstate(runtime, org, data
     finally:
         holder.close()
     assert sqlstates == ["55P03"]
+
+
+def test_a_parameter_left_out_is_an_error_not_a_null(runtime, org):
+    """As with SQLAlchemy's own execution: a misspelled key must not quietly become NULL."""
+    with pytest.raises(InvalidRequestError, match="p_id"), runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_idd": org.id})
