@@ -17,7 +17,7 @@ Only statements without expanding parameters (IN lists) can be hot; compiling sa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -32,11 +32,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 class HotResult:
     """The rows of one execution (all fetched), with the accessors repositories use."""
 
-    __slots__ = ("_rows", "rowcount")
+    __slots__ = ("_rows",)
 
-    def __init__(self, rows: list, rowcount: int):
+    def __init__(self, rows: list):
         self._rows = rows
-        self.rowcount = rowcount
 
     def first(self) -> Any:
         return self._rows[0] if self._rows else None
@@ -51,9 +50,6 @@ class HotResult:
 
     def all(self) -> list:
         return self._rows
-
-    def __iter__(self) -> Iterator:
-        return iter(self._rows)
 
 
 class HotStatement:
@@ -105,7 +101,7 @@ class HotStatement:
                 listener(connection, cursor, sql, values, None, False)
             cursor.execute(sql, values)
             rows = cursor.fetchall() if cursor.description is not None else []
-            return HotResult(rows, cursor.rowcount)
+            return HotResult(rows)
         except psycopg.Error as exc:
             dialect = connection.dialect
             gone = dialect.is_disconnect(exc, dbapi, cursor)  # type: ignore[arg-type]

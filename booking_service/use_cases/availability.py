@@ -47,7 +47,7 @@ def check_availability(
     `next_day`), the next day with room.
 
     Opens and closes its own unit of work (read only: nothing is committed). Loads and
-    searches the window 14 days at a time and stops once it has ten; past `deadline`
+    searches the window 14 days at a time and stops once it has `enough`; past `deadline`
     (time.monotonic()) it raises OutOfTime.
     """
     with uow:

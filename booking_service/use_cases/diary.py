@@ -62,10 +62,8 @@ class AgendaDay:
 class Agenda:
     """Consecutive days of the diary, one column per resource."""
 
-    first: date
     days: list[AgendaDay]
     resources: list[tuple[int, str]]
-    calendars_linked: bool
 
 
 def agenda(uow: AbstractUnitOfWork, org: OrgInfo, first: date, days: int) -> Agenda:
@@ -74,8 +72,12 @@ def agenda(uow: AbstractUnitOfWork, org: OrgInfo, first: date, days: int) -> Age
     if not 1 <= days <= MAX_AGENDA_DAYS:
         raise DiaryInputError("days", f"an agenda shows 1 to {MAX_AGENDA_DAYS} days")
     zone = org.zone
-    start = datetime.combine(first, datetime.min.time(), zone)
-    end = datetime.combine(first + timedelta(days=days), datetime.min.time(), zone)
+    # Local midnights: day n runs from bounds[n] to bounds[n + 1] (23 or 25 hours on DST days).
+    bounds = [
+        datetime.combine(first + timedelta(days=n), datetime.min.time(), zone)
+        for n in range(days + 1)
+    ]
+    start, end = bounds[0], bounds[-1]
     with uow:
         resources = [(r.id, r.name) for r in uow.schedule.resources(org.id)]
         rows = uow.calendars.appointments(org.id, start, end)
@@ -91,14 +93,12 @@ def agenda(uow: AbstractUnitOfWork, org: OrgInfo, first: date, days: int) -> Age
         index = (row.starts_at.astimezone(zone).date() - first).days
         by_day[index].appointments.setdefault(row.resource_id, []).append(row)
     for resource_id, busy_start, busy_end in busy_rows:
-        for n, agenda_day in enumerate(by_day):
-            day_start = datetime.combine(first + timedelta(days=n), datetime.min.time(), zone)
-            day_end = day_start + timedelta(days=1)
+        for agenda_day, day_start, day_end in zip(by_day, bounds, bounds[1:], strict=False):
             if busy_start < day_end and busy_end > day_start:
                 agenda_day.busy.setdefault(resource_id, []).append(
                     (max(busy_start, day_start), min(busy_end, day_end))
                 )
-    return Agenda(first, by_day, resources, linked)
+    return Agenda(by_day, resources)
 
 
 @dataclass(frozen=True)

@@ -73,14 +73,12 @@ def owners_only(view: Callable) -> Callable:
     """Pages that change the organization's settings: owners only (staff get 403)."""
 
     @functools.wraps(view)
-    def guarded(*args, **kwargs):
-        if g.account is None:
-            return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+    def owner_view(*args, **kwargs):
         if not g.account.is_owner:
             abort(403)
         return view(*args, **kwargs)
 
-    return guarded
+    return signed_in_only(owner_view)
 
 
 def _safe_next(target: str | None) -> str:

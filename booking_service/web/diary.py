@@ -269,12 +269,11 @@ def mark(reference: str):
     outcome = request.form.get("outcome")
     if outcome not in ("completed", "no_show"):
         abort(400)
-    try:
-        marked = mark_outcome(uow(), g.org, reference, outcome, utc_now())
-    except NotFound:
-        abort(404)
-    except AppointmentNotMarkable as exc:
-        return _appointment_view(reference, error=refusal_text(exc), status=409)
+    marked, refused = _change(
+        reference, lambda: mark_outcome(uow(), g.org, reference, outcome, utc_now())
+    )
+    if refused is not None:
+        return refused
     flash("Marked as completed." if outcome == "completed" else "Marked as a no-show.")
     return redirect(url_for("web.appointment", reference=marked.reference))
 

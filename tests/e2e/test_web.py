@@ -74,6 +74,21 @@ def page_token(client: FlaskClient, path: str) -> str:
     return csrf_token(response.get_data(as_text=True))
 
 
+def book_form(client: FlaskClient, *, at: str | None = None, **fields: str) -> dict:
+    """The book-by-hand form as the page draws it for the test's day: its token and form key,
+    the first free start (or the one at local time `at`, e.g. "T11:00"), and `fields`."""
+    day = local_start()[:10]
+    page = client.get(f"/app/book?date={day}").get_data(as_text=True)
+    starts = re.findall(r'<option value="(\d{4}-[^"]+)"', page)
+    return {
+        "csrf_token": csrf_token(page),
+        "form_key": re.search(r'name="form_key" value="([0-9a-f]+)"', page).group(1),
+        "date": day,
+        "start": next(s for s in starts if at in s) if at else starts[0],
+        **fields,
+    }
+
+
 # --- signing in -----------------------------------------------------------------------------
 
 
@@ -424,19 +439,14 @@ def test_staff_move_to_a_free_time_keeps_the_reference(app, signed_in, org, db):
 
 
 def test_book_by_hand_runs_the_booking_use_case_once_per_form(signed_in, org, db):
-    day = local_start()[:10]
-    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
-    start = next(s for s in re.findall(r'<option value="([^"]+)"', page) if "T11:00" in s)
-    form = {
-        "csrf_token": csrf_token(page),
-        "form_key": re.search(r'name="form_key" value="([0-9a-f]+)"', page).group(1),
-        "date": day,
-        "start": start,
-        "name": "Walk In",
-        "phone": "(202) 555-0147",
-        "email": "",
-        "notes": "first visit",
-    }
+    form = book_form(
+        signed_in,
+        at="T11:00",
+        name="Walk In",
+        phone="(202) 555-0147",
+        email="",
+        notes="first visit",
+    )
     first = signed_in.post("/app/book", data=form)
     again = signed_in.post("/app/book", data=form)  # a double click
     assert first.status_code == again.status_code == 302
@@ -451,16 +461,7 @@ def test_book_by_hand_runs_the_booking_use_case_once_per_form(signed_in, org, db
 
 
 def test_book_by_hand_says_what_is_wrong_with_a_field(signed_in, org, db):
-    day = local_start()[:10]
-    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
-    start = re.findall(r'<option value="([^"]+)"', page)[0]
-    base = {
-        "csrf_token": csrf_token(page),
-        "form_key": "a" * 32,
-        "date": day,
-        "start": start,
-        "name": "Walk In",
-    }
+    base = book_form(signed_in, name="Walk In")
     no_contact = signed_in.post("/app/book", data=base)
     assert no_contact.status_code == 400
     assert "enter a phone number or an email address" in no_contact.get_data(as_text=True)
@@ -474,21 +475,10 @@ def test_book_by_hand_says_what_is_wrong_with_a_field(signed_in, org, db):
 
 
 def test_book_by_hand_of_a_taken_time_says_so_with_alternatives(app, signed_in, org, db):
-    day = local_start()[:10]
-    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
-    start = next(s for s in re.findall(r'<option value="([^"]+)"', page) if "T10:00" in s)
+    # The page is drawn while 10:00 is free; then a voice booking takes it.
+    form = book_form(signed_in, at="T10:00", name="Late Comer", email="late@example.com")
     booked(post(app.test_client(), org, envelope(tool_call(**booking()))))  # 10:00, by voice
-    response = signed_in.post(
-        "/app/book",
-        data={
-            "csrf_token": csrf_token(page),
-            "form_key": "b" * 32,
-            "date": day,
-            "start": start,
-            "name": "Late Comer",
-            "email": "late@example.com",
-        },
-    )
+    response = signed_in.post("/app/book", data=form)
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "That time is already taken." in html and "Nearest free times:" in html
@@ -730,20 +720,13 @@ def test_book_by_hand_with_a_chosen_person(runtime, signed_in, org, db):
 
 
 def test_text_pasted_from_a_document_is_cleaned_not_refused(signed_in, org, db):
-    day = local_start()[:10]
-    page = signed_in.get(f"/app/book?date={day}").get_data(as_text=True)
-    response = signed_in.post(
-        "/app/book",
-        data={
-            "csrf_token": csrf_token(page),
-            "form_key": "d" * 32,
-            "date": day,
-            "start": re.findall(r'<option value="(\d{4}-[^"]+)"', page)[0],
-            "name": "Ann\x0bLee\u200b",
-            "phone": "2025550147",
-            "notes": "first line\r\nsecond\x0cline\tend",
-        },
+    form = book_form(
+        signed_in,
+        name="Ann\x0bLee\u200b",
+        phone="2025550147",
+        notes="first line\r\nsecond\x0cline\tend",
     )
+    response = signed_in.post("/app/book", data=form)
     assert response.status_code == 302
     assert db.execute("SELECT name, notes FROM appointments").fetchone() == (
         "Ann Lee",
