@@ -59,9 +59,11 @@ def day_name(day: date) -> str:
 
 
 @bp.app_template_filter("when")
-def when(moment: datetime) -> str:
-    """'Tue 1 Dec 2026, 10:30' in the organization's zone."""
-    at = moment.astimezone(g.org.zone)
+def when(moment: datetime | str) -> str:
+    """'Tue 1 Dec 2026, 10:30' in the organization's zone (also of an ISO string with its
+    offset, as events and the calendar status carry times)."""
+    instant = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    at = instant.astimezone(g.org.zone)
     return f"{at:%a} {at.day} {at:%b %Y}, {at:%H:%M}"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -436,6 +436,10 @@ def test_staff_move_to_a_free_time_keeps_the_reference(app, signed_in, org, db):
     assert (
         count(db, "SELECT count(*) FROM outbox_events WHERE type = 'appointment.rescheduled'") == 1
     )
+    # The history says where it was, in the organization's time with the weekday.
+    was = date.fromisoformat(day)
+    history = signed_in.get(f"/app/appointments/{ref}").get_data(as_text=True)
+    assert f"(was {was:%a} {was.day} {was:%b %Y}, 10:00)" in history
 
 
 def test_book_by_hand_runs_the_booking_use_case_once_per_form(signed_in, org, db):
