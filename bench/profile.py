@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pstats
+import re
 import tempfile
 import time
 from contextlib import redirect_stderr
@@ -92,6 +93,14 @@ def _calls_by_package(stats: pstats.Stats) -> list[tuple[str, int]]:
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
+def _summary(sql: str) -> str:
+    """One line for a statement: its start, with the tables it names."""
+    flat = " ".join(sql.split())
+    tables = sorted(set(re.findall(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_]+)", flat)))
+    head = flat[:60] + ("..." if len(flat) > 60 else "")
+    return f"{head:64} [{', '.join(tables)}]" if tables else head
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="bookings to measure (default 300)")
@@ -127,17 +136,20 @@ def main() -> int:
 
         app = create_app()
         statements = 0
+        seen: list[str] = []  # the last booking's statements, to print them
 
         @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
-        def _count(*_args):
+        def _count(_conn, _cursor, sql, *_args):
             nonlocal statements
             statements += 1
+            seen.append(sql)
 
         # The pool's pre-ping does not go through the cursor events; count it too.
         @event.listens_for(app.extensions[KEY].engine, "engine_connect")
         def _ping(*_args):
             nonlocal statements
             statements += 1
+            seen.append("(pool pre-ping)")
 
         client = app.test_client()
         headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
@@ -179,6 +191,7 @@ def main() -> int:
             latencies = []
             wall, cpu = time.perf_counter(), time.process_time()
             for k in range(warm, warm + args.n):
+                seen.clear()
                 began = time.perf_counter()
                 book(k)
                 latencies.append(time.perf_counter() - began)
@@ -193,6 +206,9 @@ def main() -> int:
             f"{n} bookings: wall {wall / n * 1000:.2f} ms, CPU {cpu / n * 1000:.2f} ms, "
             f"{statements / n:.1f} statements per booking"
         )
+        print("the statements of the last booking:")
+        for sql in seen:
+            print(f"  {_summary(sql)}")
         latencies.sort()
         print(
             f"latency p50 {latencies[n // 2] * 1000:.2f} ms, p99 {latencies[n * 99 // 100] * 1000:.2f}"

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from booking_service.normalize import unstorable_character
 
 
@@ -120,10 +122,32 @@ def _invocation(item: Any) -> ToolInvocation:
     )
 
 
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float (an id
+# 123456789012345678901 would come back as "1.2345678901234568e+20"); such bodies, rare, go to
+# the standard library, which keeps every digit. Found by mapping digits to "0" and the rest
+# to " " (70 µs for 50 KB, where a regular expression takes over 1 ms).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def _loads(body: bytes) -> Any:
+    """orjson for speed; what it refuses, or might read differently, goes to the standard
+    library, so that what the service accepts and how it reads it stay exactly as before:
+    NaN and Infinity, lone surrogates (a caller's text then meets the tool's own refusal of
+    invalid characters), a byte order mark, integers past 64 bits, nesting past orjson's
+    limit. Both keep the last of duplicate keys."""
+    if _LONG_DIGITS not in body.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
 def parse(body: bytes) -> Envelope:
     """Parse a request body; raise BadEnvelope for non-JSON bodies or a missing `message`."""
     try:
-        document = json.loads(body)
+        document = _loads(body)
     except (ValueError, RecursionError):
         raise BadEnvelope("The body is not valid JSON.") from None
     if not isinstance(document, dict) or not isinstance(document.get("message"), dict):

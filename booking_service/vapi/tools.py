@@ -339,6 +339,13 @@ TOOLS: dict[str, Tool] = {
 }
 
 
+# One schema instance per tool, built once: building one costs more than loading with it
+# (#17). Loading keeps no state on the instance (marshmallow 4 has no schema context; its
+# errors live in each call's own store), so threads share them; tests/unit/test_schemas_shared.py
+# loads from many threads at once.
+LOADERS: dict[str, Schema] = {name: tool.schema() for name, tool in TOOLS.items()}
+
+
 def run_tool(ctx: ToolContext, call: ToolInvocation) -> Answer:
     """Answer one tool call; caller mistakes become speakable errors, never exceptions."""
     if not call.id:
@@ -355,7 +362,7 @@ def run_tool(ctx: ToolContext, call: ToolInvocation) -> Answer:
             "details as named fields."
         )
     try:
-        args = tool.schema().load(call.arguments)
+        args = LOADERS[tool.name].load(call.arguments)
         return tool.handler(ctx, call, args)
     except ValidationError as exc:
         return replies.error(spoken_errors(exc, tool.action))

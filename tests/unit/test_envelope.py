@@ -104,3 +104,49 @@ def test_spoken_errors_name_the_fields_in_plain_words():
 def test_only_phone_calls_count_as_phone_calls(message, phone_call):
     env = parse(_body({"type": "tool-calls", "toolCallList": [], **message}))
     assert env.is_phone_call is phone_call
+
+
+# orjson reads the body; the standard library takes what orjson refuses or would read
+# differently, so that the service accepts and reads exactly what it did before orjson.
+_TOOL_CALL = (
+    '{"message": {"type": "tool-calls", "toolCallList": [{"id": %s, "function": '
+    '{"name": "bookAppointment", "arguments": %s}}]}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("call_id", "arguments", "expected_id", "expected_arguments"),
+    [
+        # a lone surrogate: the tool's own check refuses it later, with a spoken error
+        ('"a"', '{"name": "\\ud800x"}', "a", {"name": "\ud800x"}),
+        # NaN and an overflowing number: LenientInteger refuses them later
+        ('"a"', '{"durationMinutes": NaN}', "a", {"durationMinutes": float("nan")}),
+        ('"a"', '{"durationMinutes": 1e400}', "a", {"durationMinutes": float("inf")}),
+        # an integer past 64 bits keeps every digit (orjson would make it a float)
+        ("123456789012345678901", "{}", "123456789012345678901", {}),
+        (
+            '"a"',
+            '{"durationMinutes": 12345678901234567890123}',
+            "a",
+            {"durationMinutes": 12345678901234567890123},
+        ),
+        # the last of duplicate keys wins, in both parsers
+        ('"a"', '{"name": "first", "name": "second"}', "a", {"name": "second"}),
+    ],
+)
+def test_the_body_is_read_as_the_standard_library_reads_it(
+    call_id, arguments, expected_id, expected_arguments
+):
+    body = (_TOOL_CALL % (call_id, arguments)).encode()
+    call = parse(body).calls[0]
+    assert call.id == expected_id
+    # NaN is not equal to itself: compare the JSON text, which spells it out.
+    assert json.dumps(call.arguments) == json.dumps(expected_arguments)
+
+
+def test_a_byte_order_mark_and_deep_nesting_are_read_or_refused_as_before():
+    plain = _TOOL_CALL % ('"a"', "{}")
+    assert parse(b"\xef\xbb\xbf" + plain.encode()).calls[0].id == "a"
+    deep = '{"message": {"type": "status-update", "x": ' + "[" * 5000 + "]" * 5000 + "}}"
+    with pytest.raises(BadEnvelope):
+        parse(deep.encode())
