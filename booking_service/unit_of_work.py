@@ -38,7 +38,7 @@ from booking_service.repositories.calendars import CalendarRepository
 from booking_service.repositories.contacts import ContactRepository
 from booking_service.repositories.diary import DiaryRepository
 from booking_service.repositories.ledger import ToolCallLedger
-from booking_service.repositories.notifications import NotificationRepository
+from booking_service.repositories.notifications import AudienceRow, NotificationRepository
 from booking_service.repositories.organizations import OrganizationRepository
 from booking_service.repositories.outbox import OutboxRepository
 from booking_service.repositories.schedule import ScheduleRepository
@@ -237,7 +237,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         # if and only if it committed.
         at = datetime.now(UTC)
         for event in events:
-            self.outbox.add_event(
+            audience = self.outbox.add_event(
                 org_id=event.org_id,
                 contact_id=event.contact_id,
                 appointment_id=event.appointment_id,
@@ -250,15 +250,16 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                     event, AppointmentBooked | AppointmentRescheduled | AppointmentCancelled
                 ),
             )
-            self._plan_messages(event, at)
+            self._plan_messages(event, audience, at)
 
-    def _plan_messages(self, event: AppointmentEvent, now: datetime) -> None:
+    def _plan_messages(
+        self, event: AppointmentEvent, row: AudienceRow | None, now: datetime
+    ) -> None:
         if not isinstance(event, AppointmentBooked):
             # It moved, was cancelled or is over: what was waiting no longer fits.
             self.notifications.drop_pending(
                 event.org_id, event.appointment_id, f"superseded ({outbox.event_type(event)})"
             )
-        row = self.notifications.audience(event.org_id, event.contact_id)
         if row is None or not (row.sms_enabled or row.email_enabled):
             return
         audience = notifications.Audience(

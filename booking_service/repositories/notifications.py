@@ -11,17 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Select, and_, bindparam, false, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from booking_service.db import table
-from booking_service.models import MessagingSettings, Notification, SmsOptOut
-from booking_service.repositories.driver import HotStatement
+from booking_service.models import (
+    Contact,
+    MessagingSettings,
+    Notification,
+    Organization,
+    SmsOptOut,
+)
 
 _settings = table(MessagingSettings)
 _notifications = table(Notification)
 _opt_outs = table(SmsOptOut)
+_organizations = table(Organization)
+_contacts = table(Contact)
 
 
 @dataclass(frozen=True)
@@ -101,19 +108,33 @@ class NotificationRow:
 
 _SETTINGS_COLUMNS = [c for c in _settings.c if c.name in SettingsRow.__dataclass_fields__]
 
-_AUDIENCE = text(
-    """
-    SELECT o.name AS business, o.timezone, o.phone_region, o.reminder_minutes, o.quiet_from,
-           o.quiet_until, c.phone, coalesce(m.sms_enabled, false) AS sms_enabled,
-           m.sms_countries, coalesce(m.email_enabled, false) AS email_enabled
-      FROM organizations o
-      JOIN contacts c ON c.org_id = o.id AND c.id = :contact_id
-      LEFT JOIN messaging_settings m ON m.org_id = o.id
-     WHERE o.id = :org_id
-    """
-)
 
-_AUDIENCE_HOT = HotStatement(_AUDIENCE)
+def audience_select() -> Select:
+    """What planning needs of the organization and the contact (p_org, p_contact), one row;
+    the outbox's statement selects it, so that the event and its audience are one round trip."""
+    org, contact, settings = _organizations, _contacts, _settings
+    return (
+        select(
+            org.c.name.label("business"),
+            org.c.timezone,
+            org.c.phone_region,
+            org.c.reminder_minutes,
+            org.c.quiet_from,
+            org.c.quiet_until,
+            contact.c.phone,
+            func.coalesce(settings.c.sms_enabled, false()).label("sms_enabled"),
+            settings.c.sms_countries,
+            func.coalesce(settings.c.email_enabled, false()).label("email_enabled"),
+        )
+        .select_from(
+            org.join(
+                contact,
+                and_(contact.c.org_id == org.c.id, contact.c.id == bindparam("p_contact")),
+            ).outerjoin(settings, settings.c.org_id == org.c.id)
+        )
+        .where(org.c.id == bindparam("p_org"))
+    )
+
 
 # The columns of a claimed message: its row, the appointment as it is now, and whether the
 # number opted out. (How many went to the address in a day is read by claim_due, under a lock.)
@@ -187,12 +208,6 @@ class NotificationRepository:
         return [(r.org_id, r.twilio_auth_token) for r in rows]
 
     # --- planning (in the change's transaction) --------------------------------------------
-
-    def audience(self, org_id: int, contact_id: int) -> AudienceRow | None:
-        row = _AUDIENCE_HOT.execute(
-            self.session, {"org_id": org_id, "contact_id": contact_id}
-        ).first()
-        return AudienceRow(**row._asdict()) if row is not None else None
 
     def add(self, org_id: int, appointment_id: int, planned: list) -> None:
         """Write planned messages (notifications.PlannedMessage) for an appointment."""

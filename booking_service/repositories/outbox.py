@@ -41,6 +41,7 @@ from booking_service.models import (
     WebhookEndpoint,
 )
 from booking_service.repositories.driver import HotStatement
+from booking_service.repositories.notifications import AudienceRow, audience_select
 
 _events = table(OutboxEvent)
 _endpoints = table(WebhookEndpoint)
@@ -136,10 +137,11 @@ def _calendar_pushes_cte():
 
 
 def _add_event_statement():
-    """INSERT the event, then one pending delivery per endpoint that wants its type, in one
-    round trip (a disabled endpoint's deliveries wait until it is enabled: nothing is lost),
-    and the calendar pushes the change needs (a data-modifying CTE runs whether or not it is
-    read). `data.phone` comes from the contact, in the same statement."""
+    """INSERT the event, then one pending delivery per endpoint that wants its type (a
+    disabled endpoint's deliveries wait until it is enabled: nothing is lost), and the
+    calendar pushes the change needs, all as data-modifying CTEs (they run whether or not
+    they are read) of one statement that SELECTs what planning the messages needs: one round
+    trip. `data.phone` comes from the contact, in the same statement."""
     phone = (
         select(func.to_jsonb(Contact.phone))
         .where(Contact.org_id == bindparam("p_org"), Contact.id == bindparam("p_contact"))
@@ -175,11 +177,12 @@ def _add_event_statement():
             ),
         )
     )
-    return (
+    deliveries = (
         insert(_deliveries)
         .from_select(["org_id", "event_id", "endpoint_id", "status", "next_attempt_at"], wanted)
-        .add_cte(_calendar_pushes_cte())
+        .cte("deliveries_added")
     )
+    return audience_select().add_cte(event, deliveries, _calendar_pushes_cte())
 
 
 _ADD_EVENT = HotStatement(_add_event_statement())
@@ -231,10 +234,11 @@ class OutboxRepository:
         event_type: str,
         payload: dict,
         calendar: bool,
-    ) -> None:
+    ) -> AudienceRow | None:
         """Write the event, its pending deliveries and (`calendar`: the change shows in a
-        calendar) its calendar pushes, in one statement."""
-        _ADD_EVENT.execute(
+        calendar) its calendar pushes, in one statement that returns whom the messages about
+        it would go to (None without such contact)."""
+        row = _ADD_EVENT.execute(
             self.session,
             {
                 "p_org": org_id,
@@ -245,7 +249,8 @@ class OutboxRepository:
                 "p_payload": payload,
                 "p_calendar": calendar,
             },
-        )
+        ).first()
+        return AudienceRow(**row._asdict()) if row is not None else None
 
     # --- endpoints ------------------------------------------------------------------------------
 
