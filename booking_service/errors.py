@@ -28,6 +28,16 @@ class OutOfTime(Exception):
     would stand)."""
 
 
+class StaleOrganization(Exception):
+    """The organization a request was answered with came from this worker's cache and has
+    changed since (a rotated secret, new hours, a new resource): the request's transaction is
+    rolled back and the request runs again with the organization read afresh."""
+
+    def __init__(self, org_id: int):
+        super().__init__(f"organization {org_id} changed since it was cached")
+        self.org_id = org_id
+
+
 class LockTimeout(Exception):
     """A statement waited longer than lock_timeout (SQLSTATE 55P03) for another transaction."""
 

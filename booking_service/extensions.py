@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from booking_service.api.admission import Admission
 from booking_service.config import Settings
+from booking_service.org_cache import OrgCache
 from booking_service.secrets_box import NO_KEY, SecretBox
 from booking_service.unit_of_work import (
     AbstractUnitOfWork,
@@ -32,6 +33,9 @@ class Runtime:
     admission: Admission = field(default_factory=lambda: Admission(0))
     # Seals and opens stored secrets (SECRET_KEY); built once, shared by every unit of work.
     secrets: SecretBox = NO_KEY
+    # Organizations and their catalogues as this worker last read them, confirmed by version
+    # in each request (booking_service/org_cache.py); only webhook requests use it.
+    org_cache: OrgCache = field(default_factory=OrgCache)
 
     def uow(self, source: str = "cli") -> AbstractUnitOfWork:
         """A new unit of work (one per use case); the bound method is the factory. `source`
@@ -39,11 +43,12 @@ class Runtime:
         return SqlAlchemyUnitOfWork(self.session_factory, source=source, secrets=self.secrets)
 
     def connection_scope(
-        self, source: str = "cli", commit_by: float | None = None
+        self, source: str = "cli", commit_by: float | None = None, *, cached: bool = False
     ) -> ConnectionScope:
         """One connection shared by the units of work of one request (see ConnectionScope);
         `source` names the front end in the events its changes cause; past `commit_by`
-        (time.monotonic()) its units roll back instead of committing."""
+        (time.monotonic()) its units roll back instead of committing. `cached`: its units
+        use the organization cache (the caller confirms what it takes from it)."""
         return ConnectionScope(
             self.engine,
             self.session_factory,
@@ -51,6 +56,7 @@ class Runtime:
             autocommit_reads=self.settings.db_pooler == "none",
             commit_by=commit_by,
             secrets=self.secrets,
+            org_cache=self.org_cache if cached else None,
         )
 
 

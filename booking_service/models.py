@@ -98,6 +98,11 @@ class Organization(Base):
     # No SMS between these local times (both NULL: no quiet hours); may wrap midnight.
     quiet_from: Mapped[time | None] = mapped_column(Time)
     quiet_until: Mapped[time | None] = mapped_column(Time)
+    # Changes whenever this row, its resources or its services change (triggers; migration
+    # a7d2e9c4b1f6): a worker's cached copy of them is valid while it is unchanged.
+    config_version: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("nextval('organization_config_versions')")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -2,7 +2,7 @@
 
 The original incident was an ON CONFLICT aimed at a constraint that did not exist. This check
 asserts the migrations are at head and that every named constraint and index the code uses is
-present, with the columns it expects. Used by `flask schema check`, /api/health and `make run`.
+present, with the columns it expects, and the triggers the organization cache relies on. Used by `flask schema check`, /api/health and `make run`.
 """
 
 from __future__ import annotations
@@ -49,6 +49,24 @@ REQUIRED: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
     models.UQ_RESOURCES_ORG_NAME: ("resources", "u", ("org_id", "name_key"), None),
     models.UQ_SERVICES_ORG_NAME: ("services", "u", ("org_id", "name_key"), None),
 }
+
+# The organization cache (org_cache.py) is right only while every change to an organization,
+# its resources or its services gives it a new config_version: these triggers do that.
+REQUIRED_TRIGGERS: dict[str, str] = {
+    "trg_organizations_config_version": "organizations",
+    "trg_resources_organization_config": "resources",
+    "trg_services_organization_config": "services",
+}
+
+_TRIGGERS_SQL = text(
+    """
+    SELECT t.tgname AS name, rel.relname AS tbl
+    FROM pg_trigger t
+    JOIN pg_class rel ON rel.oid = t.tgrelid
+    JOIN pg_namespace nsp ON nsp.oid = rel.relnamespace
+    WHERE nsp.nspname = current_schema() AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+    """
+)
 
 _CONSTRAINTS_SQL = text(
     """
@@ -131,6 +149,10 @@ def check_schema(connection: Connection, expected_head: str) -> list[str]:
                 f"{name} exists but is not the expected {_KIND_WORDS[kind]} on "
                 f"{table}({', '.join(columns)}){where}"
             )
+    triggers = {row.name: row.tbl for row in connection.execute(_TRIGGERS_SQL)}
+    for name, table in REQUIRED_TRIGGERS.items():
+        if triggers.get(name) != table:
+            problems.append(f"missing or disabled trigger {name} on {table}")
     return problems
 
 

@@ -32,6 +32,7 @@ from booking_service.events import (
     AppointmentRescheduled,
 )
 from booking_service.normalize import region_of
+from booking_service.org_cache import OrgCache
 from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
 from booking_service.repositories.calendars import CalendarRepository
@@ -75,6 +76,10 @@ class AbstractUnitOfWork(abc.ABC):
     calendars: CalendarRepository
     users: UserRepository
     diary: DiaryRepository
+
+    # What the worker keeps of organizations between requests (org_cache); None: read each
+    # time (the CLI, the web page, the worker).
+    org_cache: OrgCache | None = None
 
     def __init__(
         self,
@@ -324,7 +329,9 @@ class ConnectionScope:
         autocommit_reads: bool = True,
         commit_by: float | None = None,
         secrets: SecretBox = NO_KEY,
+        org_cache: OrgCache | None = None,
     ):
+        self._org_cache = org_cache
         self._engine = engine
         self._commit_by = commit_by
         self._secrets = secrets
@@ -337,19 +344,28 @@ class ConnectionScope:
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         """A unit of work (one transaction) on the shared connection."""
-        return SqlAlchemyUnitOfWork(
+        uow = SqlAlchemyUnitOfWork(
             self._session_factory,
             lambda: self._checked_out(False),
             source=self._source,
             commit_by=self._commit_by,
             secrets=self._secrets,
         )
+        uow.org_cache = self._org_cache
+        return uow
 
     def reader(self) -> SqlAlchemyUnitOfWork:
         """A unit of work in autocommit, for lookups only: it must not write."""
-        return SqlAlchemyUnitOfWork(
+        uow = SqlAlchemyUnitOfWork(
             self._session_factory, lambda: self._checked_out(True), secrets=self._secrets
         )
+        uow.org_cache = self._org_cache
+        return uow
+
+    @property
+    def org_cache(self) -> OrgCache | None:
+        """The cache its units of work share (None: none)."""
+        return self._org_cache
 
     def _checked_out(self, autocommit: bool) -> Connection:
         connection = self._connection

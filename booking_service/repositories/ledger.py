@@ -20,6 +20,7 @@ from booking_service.db import table
 from booking_service.errors import LockTimeout
 from booking_service.models import (
     UQ_TOOL_CALLS_ORG_TOOL_CALL,
+    Organization,
     ToolCall,
 )
 from booking_service.repositories.common import LOCK_NOT_AVAILABLE
@@ -34,9 +35,11 @@ class LedgerEntry:
     answer: dict | None
     vapi_call_id: str | None
     caller: str | None
+    org_version: int | None = None  # the organization's config_version, read with it
 
 
 _tool_calls = table(ToolCall)
+_organizations = table(Organization)
 
 
 def _claim_statement():
@@ -72,7 +75,18 @@ def _claim_statement():
     # takes one such lock, after its claim, so two tool calls cannot wait on each other.
     claimed = claim.cte("claim")
     lock = func.pg_advisory_xact_lock(func.hashtextextended(bindparam("p_lock"), 0))
-    return select(claimed.c.id, lock.label("locked")).select_from(claimed)
+    # And the organization's config_version, which confirms (or not) a cached organization
+    # without a statement of its own (booking_service/org_cache.py).
+    return select(claimed.c.id, lock.label("locked"), _org_version()).select_from(claimed)
+
+
+def _org_version():
+    return (
+        select(_organizations.c.config_version)
+        .where(_organizations.c.id == bindparam("p_org"))
+        .scalar_subquery()
+        .label("org_version")
+    )
 
 
 _CLAIM = HotStatement(_claim_statement())
@@ -99,6 +113,13 @@ _RECORD_ANSWER = HotStatement(
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A tool call id reserved for this transaction."""
+
+    org_version: int | None  # the organization's config_version when it was claimed
+
+
+@dataclass(frozen=True)
 class LedgerKey:
     """Identifies one tool call for the ledger, with the request it came from."""
 
@@ -109,6 +130,8 @@ class LedgerKey:
     limit_key: str  # what the change limit counts by (see ToolCall.limit_key)
     tool_name: str
     fingerprint: str
+    # The config_version of a cached organization, to confirm; None: read in this request.
+    org_version: int | None = None
 
     def values(self) -> dict:
         return {
@@ -128,8 +151,9 @@ class ToolCallLedger:
     def __init__(self, session: Session):
         self.session = session
 
-    def claim(self, key: LedgerKey) -> bool:
-        """Reserve the tool call id; False when it was answered before.
+    def claim(self, key: LedgerKey) -> Claim | None:
+        """Reserve the tool call id (with the organization's config_version read in the same
+        statement); None when the id was answered before.
 
         A new claim then takes a transaction-scoped advisory lock on (organization, limit
         key), so changes of one VAPI call (or caller, or request) run one after the other.
@@ -142,7 +166,8 @@ class ToolCallLedger:
         """
         values = {**key.values(), "p_lock": f"{key.org_id}:{key.limit_key}"}
         try:
-            return _CLAIM.execute(self.session, values).first() is not None
+            row = _CLAIM.execute(self.session, values).first()
+            return Claim(row.org_version) if row is not None else None
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise LockTimeout() from exc
@@ -151,12 +176,15 @@ class ToolCallLedger:
     def get(self, org_id: int, tool_call_id: str) -> LedgerEntry | None:
         row = self.session.execute(
             select(
-                ToolCall.fingerprint, ToolCall.answer, ToolCall.vapi_call_id, ToolCall.caller
-            ).where(ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id)
+                ToolCall.fingerprint,
+                ToolCall.answer,
+                ToolCall.vapi_call_id,
+                ToolCall.caller,
+                _org_version(),
+            ).where(ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id),
+            {"p_org": org_id},
         ).first()
-        return (
-            LedgerEntry(row.fingerprint, row.answer, row.vapi_call_id, row.caller) if row else None
-        )
+        return LedgerEntry(*row) if row else None
 
     def changes(self, org_id: int, limit_key: str, tool_names: tuple[str, ...]) -> int:
         """How many changing tool calls (refused ones included) were made under this limit

@@ -53,10 +53,14 @@ class OrganizationRow:
     quiet_from: time | None
     quiet_until: time | None
     created_at: datetime
+    config_version: int
 
 
 _organizations = table(Organization)
 _ORGANIZATION = HotStatement(select(_organizations).where(_organizations.c.id == bindparam("p_id")))
+_VERSION = HotStatement(
+    select(_organizations.c.config_version).where(_organizations.c.id == bindparam("p_id"))
+)
 
 
 def _organization(row) -> OrganizationRow:
@@ -73,6 +77,10 @@ class OrganizationRepository:
         """The organization (read-only; every request authenticates with it)."""
         row = _ORGANIZATION.execute(self.session, {"p_id": org_id}).first()
         return _organization(row) if row is not None else None
+
+    def version(self, org_id: int) -> int | None:
+        """The organization's config_version (None without such organization)."""
+        return _VERSION.execute(self.session, {"p_id": org_id}).scalar()
 
     def add(
         self,

@@ -23,18 +23,29 @@ class ServiceChoice:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """What an organization offers: its resources (by id) and services (by name)."""
+    """What an organization offers: its resources (by id) and services (by name). Shared by
+    requests when it comes from the organization cache, so nothing in it can change."""
 
-    resources: list[ResourceRow]
-    services: list[ServiceRow]
+    resources: tuple[ResourceRow, ...]
+    services: tuple[ServiceRow, ...]
 
     def resource_names(self) -> dict[int, str]:
         return {r.id: r.name for r in self.resources}
 
 
 def load_catalogue(uow: AbstractUnitOfWork, org: OrgInfo) -> Catalogue:
-    """The organization's resources and services (one statement)."""
-    return Catalogue(*uow.schedule.catalogue(org.id))
+    """The organization's resources and services: one statement, or none when the unit of
+    work's organization cache holds them for the organization's version (org_cache)."""
+    cache = uow.org_cache
+    if cache is not None:
+        kept = cache.catalogue(org.id, org.version)
+        if kept is not None:
+            return kept
+    resources, services = uow.schedule.catalogue(org.id)
+    catalogue = Catalogue(tuple(resources), tuple(services))
+    if cache is not None:
+        cache.keep_catalogue(org.id, org.version, catalogue)
+    return catalogue
 
 
 def choose_resources(catalogue: Catalogue, requested: str | None) -> list[ResourceRow]:
@@ -42,7 +53,7 @@ def choose_resources(catalogue: Catalogue, requested: str | None) -> list[Resour
 
     Raises NothingBookable without resources, UnknownResource for a name not among them.
     """
-    resources = catalogue.resources
+    resources = list(catalogue.resources)
     if not resources:
         raise NothingBookable()
     if not requested:

@@ -6,12 +6,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from booking_service.errors import NotFound
+from booking_service.errors import NotFound, StaleOrganization
 from booking_service.normalize import is_valid_region
+from booking_service.org_cache import OrgCache
 from booking_service.repositories.organizations import OrganizationRow
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.scheduling import Rules
@@ -44,6 +45,11 @@ class OrgInfo:
     max_upcoming_per_caller: int = 4
     # The HMAC key when the organization requires signed requests (never logged or shown).
     hmac_key: str | None = field(default=None, repr=False)  # as stored: sealed
+    # The organization's config_version when it was read (see booking_service/org_cache.py).
+    version: int = 0
+    # Read from this worker's cache, not from the database in this request: its version must
+    # be confirmed by a statement of the request before anything is answered.
+    cached: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -73,6 +79,7 @@ def _info(org: OrganizationRow) -> OrgInfo:
         ),
         max_upcoming_per_caller=org.max_upcoming_per_caller,
         hmac_key=org.hmac_secret,
+        version=org.config_version,
     )
 
 
@@ -234,21 +241,57 @@ def list_orgs(uow: AbstractUnitOfWork) -> list[OrgInfo]:
         return [_info(org) for org in uow.organizations.list_all()]
 
 
-def authenticate(uow: AbstractUnitOfWork, secret: str | None) -> OrgInfo | None:
-    """Return the organization whose secret this is, or None. Constant-time in the secret."""
+def _secret_fits(org: OrganizationRow, presented: str) -> bool:
+    """The presented secret's hash is the organization's, or its previous one still in its
+    grace period. Constant-time in the secret."""
+    ok = hmac.compare_digest(presented, org.secret_hash)
+    if not ok and org.previous_secret_hash:
+        still_valid = (
+            org.previous_secret_expires_at is not None
+            and org.previous_secret_expires_at > utc_now()
+        )
+        ok = hmac.compare_digest(presented, org.previous_secret_hash) and still_valid
+    return ok
+
+
+def authenticate(
+    uow: AbstractUnitOfWork, secret: str | None, cache: OrgCache | None = None
+) -> OrgInfo | None:
+    """Return the organization whose secret this is, or None. Constant-time in the secret.
+
+    With a `cache`, a secret that fits the organization as this worker last read it is
+    accepted without a statement, marked `cached` (the caller must confirm its version in the
+    request, see org_cache); anything else is read from the database (`uow` is entered only
+    then), and an organization read so is kept for the next request, unless it requires
+    signed requests (those read it every time, beside the signature's own statements).
+    """
     if not secret:
         return None
     match = _SECRET.match(secret)
     org_id = int(match.group(1)) if match else 0
+    presented = hash_secret(secret)
+    if cache is not None and match:
+        kept = cache.row(org_id)
+        if kept is not None and _secret_fits(kept, presented):
+            return replace(_info(kept), cached=True)
     with uow:
         org = uow.organizations.get(org_id) if match else None
-        stored = org.secret_hash if org is not None else _DUMMY_HASH
-        presented = hash_secret(secret)
-        ok = hmac.compare_digest(presented, stored)
-        if org is not None and not ok and org.previous_secret_hash:
-            still_valid = (
-                org.previous_secret_expires_at is not None
-                and org.previous_secret_expires_at > utc_now()
-            )
-            ok = hmac.compare_digest(presented, org.previous_secret_hash) and still_valid
-        return _info(org) if ok and org is not None else None
+    if org is None:
+        hmac.compare_digest(presented, _DUMMY_HASH)  # as long as a real comparison
+        return None
+    if not _secret_fits(org, presented):
+        return None
+    if cache is not None and org.hmac_secret is None:
+        cache.keep_row(org)
+    return _info(org)
+
+
+def confirm_org(uow: AbstractUnitOfWork, org: OrgInfo) -> None:
+    """For an organization from the cache: raise StaleOrganization unless its version is
+    still the stored one (one statement). Nothing to do for one read in this request."""
+    if not org.cached:
+        return
+    with uow:
+        current = uow.organizations.version(org.id)
+    if current != org.version:
+        raise StaleOrganization(org.id)

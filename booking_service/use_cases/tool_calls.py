@@ -22,6 +22,7 @@ from booking_service.errors import (
     LockTimeout,
     Refusal,
     RequestIdReused,
+    StaleOrganization,
 )
 from booking_service.repositories.ledger import LedgerEntry, LedgerKey
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -121,6 +122,13 @@ def answer_once(
     raise DatabaseUnavailable("a duplicate of this tool call is still running")
 
 
+def _confirm(key: ToolCallKey, current: int | None) -> None:
+    """A cached organization (key.org_version) must still be what is stored: the claim read
+    its version, so this costs no statement. Raising rolls the claim back with the rest."""
+    if key.org_version is not None and key.org_version != current:
+        raise StaleOrganization(key.org_id)
+
+
 def _answer_once(
     uow: AbstractUnitOfWork,
     key: ToolCallKey,
@@ -130,10 +138,13 @@ def _answer_once(
 ) -> Answer:
     with uow:
         claimed = uow.tool_calls.claim(key)
-        if not claimed:
+        if claimed is not None:
+            _confirm(key, claimed.org_version)
+        else:
             stored = uow.tool_calls.get(key.org_id, key.tool_call_id)
             if stored is None or stored.answer is None:  # pragma: no cover - committed with answer
                 raise RuntimeError("ledger row without an answer")
+            _confirm(key, stored.org_version)
             if not may_see(key, stored):
                 log.warning("tool call id reused by another request, call or caller")
                 raise RequestIdReused()

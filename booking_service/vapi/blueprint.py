@@ -18,20 +18,20 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from booking_service.api.errors import error_response
 from booking_service.api.proxy import TRUSTED_KEY
-from booking_service.errors import DatabaseUnavailable, NotFound, OutOfTime
+from booking_service.errors import DatabaseUnavailable, NotFound, OutOfTime, StaleOrganization
 from booking_service.extensions import runtime
 from booking_service.logging_setup import log_context
 from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
 from booking_service.normalize import normalize_phone
 from booking_service.secrets_box import SecretsUnavailable
 from booking_service.unit_of_work import ConnectionScope
-from booking_service.use_cases.orgs import OrgInfo, authenticate, get_org
+from booking_service.use_cases.orgs import OrgInfo, authenticate, confirm_org, get_org
 from booking_service.use_cases.signatures import Verdict, store_answer, verify
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.tool_calls import Answer
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import BadEnvelope, Envelope, ToolInvocation, parse, usable_id
-from booking_service.vapi.tools import TOOLS, ToolContext, run_tool
+from booking_service.vapi.tools import TOOLS, Confirmation, ToolContext, run_tool
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
 log = logging.getLogger(__name__)
@@ -129,7 +129,12 @@ def _check_signature(rt, scope: ConnectionScope, org_id: int, key: str, body: by
 @bp.post("/tools")
 def tools():
     """Answer a VAPI server message (Bearer / X-Vapi-Secret credential)."""
-    return _serve(runtime(), lambda scope: authenticate(scope.reader(), _credential()))
+
+    def org_with_secret(scope: ConnectionScope, use_cache: bool) -> OrgInfo | None:
+        cache = scope.org_cache if use_cache else None
+        return authenticate(scope.reader(), _credential(), cache)
+
+    return _serve(runtime(), org_with_secret, cached=True)
 
 
 @bp.post("/tools/<int:org_id>")
@@ -137,7 +142,7 @@ def signed_tools(org_id: int):
     """The same for VAPI's HMAC credential, which carries no bearer secret: the URL names the
     organization and only a valid signature with its key is accepted."""
 
-    def org_with_hmac(scope: ConnectionScope) -> OrgInfo | None:
+    def org_with_hmac(scope: ConnectionScope, use_cache: bool) -> OrgInfo | None:
         if not 0 < org_id <= _MAX_ID:
             return None
         try:
@@ -149,7 +154,9 @@ def signed_tools(org_id: int):
     return _serve(runtime(), org_with_hmac)
 
 
-def _serve(rt, find_org: Callable[[ConnectionScope], OrgInfo | None]):
+def _serve(rt, find_org: Callable[[ConnectionScope, bool], OrgInfo | None], cached=False):
+    """Answer a webhook request; `cached`: its units of work may use the organization cache
+    (and find_org is asked to use it first)."""
     started = g.arrived
     with log_context(request_id=g.request_id):
         limit = rt.settings.max_body_bytes
@@ -163,8 +170,15 @@ def _serve(rt, find_org: Callable[[ConnectionScope], OrgInfo | None]):
         # Nothing of it commits after REQUEST_COMMIT_LIMIT_S (below nginx's 19 s): a change
         # the caller was never told about must not stand.
         commit_by = started + rt.settings.request_commit_limit_s
-        with rt.connection_scope(source="vapi", commit_by=commit_by) as scope:
-            return _authenticated(rt, scope, find_org, body, started)
+        with rt.connection_scope(source="vapi", commit_by=commit_by, cached=cached) as scope:
+            try:
+                return _authenticated(rt, scope, lambda s: find_org(s, cached), body, started)
+            except StaleOrganization as exc:
+                # Whatever its tool calls committed before stands (a repeat of their ids gets
+                # the stored answer); the rest runs again with the organization as stored.
+                log.info("the cached organization changed; the request runs again")
+                rt.org_cache.forget(exc.org_id)
+                return _authenticated(rt, scope, lambda s: find_org(s, False), body, started)
 
 
 def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: float):
@@ -198,6 +212,30 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
     if verdict.stored_answer is not None:
         # A repeat of a signed request that was answered: the same answer, nothing run.
         return jsonify(verdict.stored_answer)
+    confirmation = Confirmation()
+    response = _respond(rt, scope, org, body, started, verdict, confirmation)
+    if org.cached and not confirmation.done:
+        # Nothing of this request read the organization's version yet (no tool call was
+        # claimed): read it now, before anything taken from the cache is answered.
+        try:
+            confirm_org(scope.reader(), org)
+        except DatabaseUnavailable:
+            log.exception("could not confirm the cached organization: database unavailable")
+            DATABASE_ERRORS.labels("authentication").inc()
+            return _answer_all(body, replies.UNAVAILABLE)
+    return response
+
+
+def _respond(
+    rt,
+    scope: ConnectionScope,
+    org: OrgInfo,
+    body: bytes,
+    started: float,
+    verdict: Verdict,
+    confirmation: Confirmation,
+):
+    """Parse and answer an authenticated request."""
     try:
         envelope = parse(body)
     except BadEnvelope as exc:
@@ -215,7 +253,7 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
             if not admitted:
                 log.warning("organization over its share of this worker; answered busy")
                 return _results(envelope.calls, [replies.error(BUSY) for _ in envelope.calls])
-            answered = _run_calls(rt, scope, org, envelope, call_id, started)
+            answered = _run_calls(rt, scope, org, envelope, call_id, started, confirmation)
         if verdict.signature is not None:
             _keep_answer(scope, org.id, verdict.signature, answered)
         return jsonify(answered)
@@ -232,7 +270,13 @@ def _keep_answer(scope: ConnectionScope, org_id: int, signature: str, answered: 
 
 
 def _run_calls(
-    rt, scope: ConnectionScope, org: OrgInfo, envelope: Envelope, call_id, started: float
+    rt,
+    scope: ConnectionScope,
+    org: OrgInfo,
+    envelope: Envelope,
+    call_id,
+    started: float,
+    confirmation: Confirmation,
 ):
     """Answer each tool call of an admitted request in order, within the budget; returns the
     response body."""
@@ -251,6 +295,7 @@ def _run_calls(
         now=utc_now(),
         max_changes_per_call=rt.settings.max_changes_per_call,
         deadline=deadline,
+        confirmation=confirmation,
     )
     answers = []
     for index, call in enumerate(envelope.calls):
@@ -324,6 +369,9 @@ def _answer(ctx: ToolContext, call: ToolInvocation) -> Answer:
             log.warning("tool call rolled back: its request ran past the commit limit")
             outcome = "late"
             return replies.error(OUT_OF_TIME)
+        except StaleOrganization:
+            outcome = "stale"  # rolled back; the request runs again (_serve)
+            raise
         except Exception:
             if current_app.testing:
                 raise

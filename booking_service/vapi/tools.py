@@ -67,6 +67,14 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW_DAYS = 14
 
 
+@dataclass
+class Confirmation:
+    """Whether a statement of this request has confirmed the version of an organization
+    taken from the worker's cache (org_cache); set when a tool call's claim did."""
+
+    done: bool = False
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Everything a tool handler may use besides its arguments."""
@@ -81,6 +89,7 @@ class ToolContext:
     max_changes_per_call: int = 6
     deadline: float | None = None  # time.monotonic() by which the request must answer
     request_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    confirmation: Confirmation = field(default_factory=Confirmation)
 
     @property
     def limit_key(self) -> str:
@@ -144,8 +153,10 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
         limit_key=ctx.limit_key,
         tool_name=call.name,
         fingerprint=fingerprint(call.name, call.arguments),
+        # The claim reads the organization's version: a cached one is confirmed there.
+        org_version=ctx.org.version if ctx.org.cached else None,
     )
-    return answer_once(
+    answer = answer_once(
         ctx.uow_factory(),
         key,
         perform,
@@ -153,6 +164,8 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
         change_limit=ChangeLimit(ctx.max_changes_per_call, CHANGING_TOOLS),
         deadline=ctx.deadline,
     )
+    ctx.confirmation.done = True
+    return answer
 
 
 def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:

@@ -87,6 +87,23 @@ def test_a_unique_index_in_place_of_the_constraint_is_reported(database_url, db)
     assert "uq_contacts_org_phone exists but is not the expected unique constraint" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DROP TRIGGER trg_resources_organization_config ON resources",
+        "ALTER TABLE organizations DISABLE TRIGGER trg_organizations_config_version",
+    ],
+)
+def test_a_missing_or_disabled_cache_trigger_is_reported(database_url, db, sql):
+    """Without them a worker's organization cache would not see changes."""
+    db.execute(sql)
+    result, health = schema_check(database_url)
+
+    assert result.exit_code == 1
+    assert "missing or disabled trigger" in result.stderr
+    assert health.status_code == 503
+
+
 def test_schema_check_reports_migrations_behind_head(blank_url):
     result, health = schema_check(blank_url)
 

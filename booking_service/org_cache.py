@@ -1,0 +1,70 @@
+"""What a worker keeps of each organization between requests (#17): its row (to authenticate
+without a statement) and its catalogue of resources and services.
+
+Both are kept with the organization's `config_version`, which triggers change in the same
+transaction as any change to the row, its resources or its services (migration a7d2e9c4b1f6).
+Nothing is trusted for longer than it takes to confirm it:
+- an organization authenticated from here is marked `cached`, and the request's first
+  statement that reaches the database anyway (the ledger claim of a tool call) reads its
+  version; a request that makes no such statement reads it before anything is answered. A
+  different version (a rotated or revoked secret, changed rules) rolls the request's
+  transaction back and runs it again with the organization read afresh (StaleOrganization);
+- a catalogue is looked up by (organization, version): one kept for an older version is
+  never used, so a new resource is offered by the first request that sees the new version.
+Versions come from one sequence and are never reused, so a key cannot come back meaning
+something else. The cache is per process and bounded: past `max_orgs` it starts over.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from booking_service.repositories.organizations import OrganizationRow
+
+
+class OrgCache:
+    """Organization rows and catalogues by version, shared by one worker's threads."""
+
+    def __init__(self, max_orgs: int = 10_000):
+        self._max = max_orgs
+        self._rows: dict[int, OrganizationRow] = {}
+        self._catalogues: dict[int, tuple[int, Any]] = {}
+        # Reads are single dict lookups (atomic under the GIL); writes take the lock so that
+        # the size check and the insert happen together.
+        self._lock = threading.Lock()
+
+    def row(self, org_id: int) -> OrganizationRow | None:
+        """The organization's row as last read, or None."""
+        return self._rows.get(org_id)
+
+    def keep_row(self, row: OrganizationRow) -> None:
+        """Remember a row just read from the database."""
+        with self._lock:
+            kept = self._rows.get(row.id)
+            if kept is not None and kept.config_version > row.config_version:
+                return  # a request that read it earlier must not put an older one back
+            if len(self._rows) >= self._max and row.id not in self._rows:
+                self._rows.clear()
+            self._rows[row.id] = row
+
+    def forget(self, org_id: int) -> None:
+        """Drop what is kept of an organization (it changed)."""
+        with self._lock:
+            self._rows.pop(org_id, None)
+            self._catalogues.pop(org_id, None)
+
+    def catalogue(self, org_id: int, version: int) -> Any | None:
+        """The catalogue kept for exactly this version of the organization, or None."""
+        kept = self._catalogues.get(org_id)
+        return kept[1] if kept is not None and kept[0] == version else None
+
+    def keep_catalogue(self, org_id: int, version: int, catalogue: Any) -> None:
+        """Remember the catalogue read for this version (a newer version replaces it)."""
+        with self._lock:
+            kept = self._catalogues.get(org_id)
+            if kept is not None and kept[0] > version:
+                return  # a request that started earlier must not put an older one back
+            if len(self._catalogues) >= self._max and org_id not in self._catalogues:
+                self._catalogues.clear()
+            self._catalogues[org_id] = (version, catalogue)

@@ -1,0 +1,241 @@
+"""The organization cache (#17): an organization and its catalogue are kept by each worker
+between requests, and every change made anywhere takes effect on the next request.
+
+Each test first makes a request so that the organization is cached, then changes it the way
+an owner would (CLI use cases, or SQL as a hand-made change would), then checks the next
+request against the database as it is now."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import psycopg
+import pytest
+from sqlalchemy import event
+
+from booking_service.extensions import KEY
+from booking_service.use_cases.orgs import rotate_secret, set_hmac, update_rules
+from booking_service.use_cases.resources import add_resource, add_service
+from tests.helpers import booked, booking, count, envelope, error_of, local_start, post, tool_call
+
+
+def _statements(app) -> list[str]:
+    """Every SQL statement the app's engine sends from now on (appended as they go)."""
+    seen: list[str] = []
+
+    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
+    def _record(_conn, _cursor, sql, *_args):
+        seen.append(" ".join(sql.split()))
+
+    return seen
+
+
+def _availability(**arguments) -> dict:
+    return envelope(tool_call("checkAvailability", **arguments))
+
+
+def _status_update() -> dict:
+    return {"message": {"type": "status-update", "status": "in-progress", "call": {"id": "c"}}}
+
+
+def test_a_cached_organization_costs_no_lookup_and_its_catalogue_no_read(app, client, org):
+    booked(post(client, org, envelope(tool_call(**booking()))))
+    seen = _statements(app)
+
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=11))))))
+
+    assert seen, "the booking sent no statement at all?"
+    lookups = [s for s in seen if s.startswith("SELECT organizations.id")]
+    catalogue = [s for s in seen if "FROM resources" in s and "FROM services" in s]
+    assert lookups == [] and catalogue == [], seen
+    # ... and the claim read the organization's version instead
+    assert any("config_version" in s and "INSERT INTO tool_calls" in s for s in seen)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        envelope(tool_call(**booking())),  # confirmed by the ledger claim
+        _availability(),  # no claim: confirmed before the answer goes out
+        _status_update(),  # no tool call at all
+    ],
+    ids=["booking", "availability", "status-update"],
+)
+def test_a_rotated_secret_is_refused_on_the_next_request(client, org, runtime, body):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    new_secret = rotate_secret(runtime.uow(), org.id)
+
+    assert post(client, org, body).status_code == 401
+    renewed = client.post(
+        "/api/vapi/tools", json=body, headers={"Authorization": f"Bearer {new_secret}"}
+    )
+    assert renewed.status_code == 200
+
+
+def test_a_booking_with_a_revoked_secret_leaves_nothing_behind(client, org, runtime, db):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+    before = count(db, "SELECT count(*) FROM tool_calls")
+
+    rotate_secret(runtime.uow(), org.id)
+    response = post(client, org, envelope(tool_call(**booking())))
+
+    assert response.status_code == 401
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+    assert count(db, "SELECT count(*) FROM tool_calls") == before
+
+
+def test_a_changed_organization_row_by_hand_is_seen_on_the_next_request(client, org, db):
+    """Not only our own code changes it: a trigger gives every UPDATE a new version."""
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    db.execute(
+        "UPDATE organizations SET secret_hash = repeat('0', 64), previous_secret_hash = NULL"
+        " WHERE id = %s",
+        (org.id,),
+    )
+
+    assert post(client, org, envelope(tool_call(**booking()))).status_code == 401
+    assert post(client, org, _availability()).status_code == 401
+
+
+def test_requiring_signed_requests_takes_effect_on_the_next_request(client, org, runtime):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    set_hmac(runtime.uow(), org.id, enable=True)
+    response = post(client, org, envelope(tool_call(**booking())))
+
+    assert response.status_code == 401
+
+
+def test_a_new_resource_is_offered_on_the_next_request(client, org, runtime, db):
+    first = post(client, org, _availability())
+    assert "Dr Chen" not in first.get_data(as_text=True)
+
+    add_resource(runtime.uow(), org.id, "Dr Chen", ["mon-sun 00:00-23:59"])
+
+    assert "Dr Chen" in post(client, org, _availability()).get_data(as_text=True)
+    booked(post(client, org, envelope(tool_call(**booking(resource="Dr Chen")))))
+    assert db.execute(
+        "SELECT r.name FROM appointments a JOIN resources r ON r.id = a.resource_id"
+    ).fetchall() == [("Dr Chen",)]
+
+
+def test_a_new_service_and_changed_rules_apply_on_the_next_request(client, org, runtime):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    add_service(runtime.uow(), org.id, "Whitening", 90)
+    result = booked(
+        post(client, org, envelope(tool_call(**booking(service="Whitening", start=local_start()))))
+    )
+    assert result["appointment"]["service"] == "Whitening"
+    assert result["appointment"]["end"].startswith(local_start(hour=11, minute=30))  # 90 min
+
+    update_rules(runtime.uow(), org.id, horizon_days=1)
+    late = envelope(tool_call(**booking(start=local_start(hour=16))))
+    refusal = error_of(post(client, org, late))
+    assert "advance" in refusal or "ahead" in refusal, refusal
+
+
+def test_a_deleted_resource_is_not_offered_on_the_next_request(client, org, runtime, db):
+    add_resource(runtime.uow(), org.id, "Dr Chen", ["mon-sun 00:00-23:59"])
+    assert "Dr Chen" in post(client, org, _availability()).get_data(as_text=True)
+
+    db.execute(
+        "DELETE FROM working_hours WHERE resource_id IN "
+        "(SELECT id FROM resources WHERE name = 'Dr Chen')"
+    )
+    db.execute("DELETE FROM resources WHERE name = 'Dr Chen'")
+
+    assert "Dr Chen" not in post(client, org, _availability()).get_data(as_text=True)
+
+
+def test_a_change_between_two_tool_calls_of_one_request(app, client, org, database_url, db):
+    """The second call's claim finds a new version: its transaction rolls back and the request
+    runs again with the organization read afresh; the first call's booking stands, once."""
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=9))))))
+    claims = 0
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+
+    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
+    def _change_before_second_claim(_conn, _cursor, sql, *_args):
+        nonlocal claims
+        if "INSERT INTO tool_calls" in sql:
+            claims += 1
+            if claims == 2:  # another connection changes the organization, and commits
+                with psycopg.connect(plain, autocommit=True) as other:
+                    other.execute(
+                        "UPDATE organizations SET name = 'Renamed' WHERE id = %s", (org.id,)
+                    )
+
+    body = envelope(
+        tool_call(call_id="first", **booking(start=local_start(hour=10))),
+        tool_call(call_id="second", **booking(start=local_start(hour=11))),
+    )
+    response = post(client, org, body)
+
+    results = response.get_json()["results"]
+    assert [json.loads(r["result"])["status"] for r in results] == ["booked", "booked"]
+    assert claims >= 4  # first, second (rolled back), then the repeat of both
+    assert count(db, "SELECT count(*) FROM appointments") == 3
+    ids = "SELECT count(*) FROM tool_calls WHERE tool_call_id IN ('first', 'second')"
+    assert count(db, ids) == 2
+
+
+def test_versions_change_with_every_change_and_are_never_reused(db, make_org, runtime):
+    a, b = make_org(name="A"), make_org(name="B")
+
+    def version(org_id: int) -> int:
+        return count(db, "SELECT config_version FROM organizations WHERE id = %s", org_id)
+
+    seen = {version(a.id), version(b.id)}
+    assert len(seen) == 2
+    steps = [
+        lambda: update_rules(runtime.uow(), a.id, slot_minutes=30),
+        lambda: rotate_secret(runtime.uow(), a.id),
+        lambda: add_resource(runtime.uow(), a.id, "Chair 2", ["mon-fri 09:00-17:00"]),
+        lambda: db.execute("UPDATE resources SET name = 'Chair Two' WHERE name = 'Chair 2'"),
+        lambda: add_service(runtime.uow(), a.id, "Cleaning", 30),
+        lambda: db.execute("UPDATE services SET duration_minutes = 45 WHERE org_id = %s", (a.id,)),
+        lambda: db.execute("DELETE FROM services WHERE org_id = %s", (a.id,)),
+    ]
+    for step in steps:
+        before_b = version(b.id)
+        step()
+        now = version(a.id)
+        assert now not in seen, step
+        seen.add(now)
+        assert version(b.id) == before_b  # another organization's cache stays valid
+
+
+def test_requests_racing_a_rotation_never_succeed_with_the_old_secret_after_it(app, org, runtime):
+    """Threads keep booking with the cached secret while it is rotated: once the rotation has
+    committed, no request that starts afterwards is accepted with the old secret."""
+    clients = [app.test_client() for _ in range(4)]
+    for c in clients:
+        post(c, org, _availability())  # cached in this worker
+    rotated = threading.Event()
+    late_successes: list[int] = []
+    stop = threading.Event()
+
+    def keep_asking(c) -> None:
+        while not stop.is_set():
+            after = rotated.is_set()
+            status = post(c, org, _availability()).status_code
+            if after and status != 401:
+                late_successes.append(status)
+
+    threads = [threading.Thread(target=keep_asking, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    try:
+        threading.Event().wait(0.3)
+        rotate_secret(runtime.uow(), org.id)
+        rotated.set()
+        threading.Event().wait(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert late_successes == []
