@@ -2,7 +2,8 @@
 
 The original incident was an ON CONFLICT aimed at a constraint that did not exist. This check
 asserts the migrations are at head and that every named constraint and index the code uses is
-present, with the columns it expects, and the triggers the organization cache relies on. Used by `flask schema check`, /api/health and `make run`.
+present, with the columns it expects, and the triggers the organization cache relies on. Used
+by `flask schema check`, /api/health and `make run`.
 """
 
 from __future__ import annotations
