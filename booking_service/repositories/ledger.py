@@ -92,7 +92,7 @@ def _org_version():
 _CLAIM = HotStatement(_claim_statement())
 # Changes of one limit key in the last day: a VAPI call never lasts that long, and a caller
 # without call ids (no VAPI request lacks one) is not shut out for good.
-_CHANGES = HotStatement(
+_CHANGES = (
     select(func.count())
     .select_from(_tool_calls)
     .where(
@@ -101,7 +101,9 @@ _CHANGES = HotStatement(
         _tool_calls.c.tool_name == func.any(bindparam("p_tools", type_=ARRAY(Text))),
         _tool_calls.c.created_at > func.now() - literal_column("interval '1 day'"),
     )
+    .scalar_subquery()
 )
+# The answer, and in the same round trip the change count (see record_answer).
 _RECORD_ANSWER = HotStatement(
     update(_tool_calls)
     .where(
@@ -109,6 +111,7 @@ _RECORD_ANSWER = HotStatement(
         _tool_calls.c.tool_call_id == bindparam("p_tool_call"),
     )
     .values(answer=bindparam("p_answer", type_=_tool_calls.c.answer.type))
+    .returning(_CHANGES.label("changes"))
 )
 
 
@@ -186,18 +189,29 @@ class ToolCallLedger:
         ).first()
         return LedgerEntry(*row) if row else None
 
-    def changes(self, org_id: int, limit_key: str, tool_names: tuple[str, ...]) -> int:
-        """How many changing tool calls (refused ones included) were made under this limit
-        key in the last day, this transaction's own claim included.
+    def record_answer(
+        self,
+        org_id: int,
+        tool_call_id: str,
+        answer: dict,
+        *,
+        limit_key: str,
+        tool_names: tuple[str, ...],
+    ) -> int:
+        """Store the answer of a claimed tool call and return how many changing tool calls
+        (`tool_names`, refused ones included) were made under this limit key in the last day,
+        this transaction's own claim included.
 
         Call it after `claim` in the same transaction: the claim holds the key's lock, so this
         statement (with a snapshot taken after the lock was granted) sees every claim made
-        under the key before, and parallel tool calls cannot all pass a limit.
+        under the key before, and parallel tool calls cannot all pass a limit. (Counting in
+        the claim's own statement would not: its snapshot predates the lock.)
         """
-        values = {"p_org": org_id, "p_limit_key": limit_key, "p_tools": list(tool_names)}
-        return _CHANGES.execute(self.session, values).scalar() or 0
-
-    def record_answer(self, org_id: int, tool_call_id: str, answer: dict) -> None:
-        _RECORD_ANSWER.execute(
-            self.session, {"p_org": org_id, "p_tool_call": tool_call_id, "p_answer": answer}
-        )
+        values = {
+            "p_org": org_id,
+            "p_tool_call": tool_call_id,
+            "p_answer": answer,
+            "p_limit_key": limit_key,
+            "p_tools": list(tool_names),
+        }
+        return _RECORD_ANSWER.execute(self.session, values).scalar() or 0

@@ -98,13 +98,15 @@ def answer_once(
     """Run `perform` in one transaction with the ledger, unless this call was answered before.
 
     Opens and commits its own transaction (`perform` is a step inside it and never commits).
-    Past the change limit of the key, ChangeLimitReached is the refusal. A Refusal from
+    Past the change limit of the key, ChangeLimitReached is the refusal: the count is read
+    with the answer, after `perform`, whose effects are then rolled back. A Refusal from
     `perform` rolls its effects back to a savepoint taken after the claim; `refused` renders
     it, and the answer is recorded like any other: refused changes count toward the change
     limit (under the same lock as the rest), and a repeat of the id gets the same refusal.
     A reuse of the id by another call or caller raises RequestIdReused, running nothing.
     Waiting for a duplicate stops at `deadline` (time.monotonic()), so the caller still hears
-    an answer in time.
+    an answer in time. With `key.org_version` (a cached organization), the claim confirms that
+    version or raises StaleOrganization, with everything rolled back.
     """
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         started = time.monotonic()
@@ -152,13 +154,35 @@ def _answer_once(
             return Answer.from_json(stored.answer)
         try:
             with uow.savepoint():
-                made = uow.tool_calls.changes(key.org_id, key.limit_key, change_limit.counted)
-                if made > change_limit.limit:  # `made` counts this call's own claim
-                    log.warning("change limit reached (%d)", change_limit.limit)
-                    raise ChangeLimitReached(change_limit.limit)
                 answer = perform(uow)
+                # The change count comes back with the stored answer, in one round trip (it
+                # is read under the claim's lock, so parallel calls cannot all pass). Past
+                # the limit the savepoint takes back what perform did, and the answer.
+                if _record(uow, key, answer, change_limit) > change_limit.limit:
+                    raise ChangeLimitReached(change_limit.limit)
         except Refusal as exc:
             answer = refused(exc)
-        uow.tool_calls.record_answer(key.org_id, key.tool_call_id, answer.as_json())
+            made = _record(uow, key, answer, change_limit)
+            if made > change_limit.limit:  # `made` counts this call's own claim
+                log.warning(
+                    "change limit reached (%d): this call's changes were rolled back",
+                    change_limit.limit,
+                )
+                if not isinstance(exc, ChangeLimitReached):
+                    answer = refused(ChangeLimitReached(change_limit.limit))
+                    _record(uow, key, answer, change_limit)
         uow.commit()
         return answer
+
+
+def _record(
+    uow: AbstractUnitOfWork, key: ToolCallKey, answer: Answer, change_limit: ChangeLimit
+) -> int:
+    """Store the answer; return the changes made under the key's limit (see record_answer)."""
+    return uow.tool_calls.record_answer(
+        key.org_id,
+        key.tool_call_id,
+        answer.as_json(),
+        limit_key=key.limit_key,
+        tool_names=change_limit.counted,
+    )
