@@ -16,7 +16,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # One organization may use all but one of a worker's threads at once (the app answers the rest
 # "please ask again in a moment"): another business's caller always finds a thread free.
 os.environ.setdefault("MAX_CONCURRENT_PER_ORG", str(max(1, threads - 1)))
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 # Heartbeat timeout: a worker silent this long is restarted. gthread workers keep beating while
 # a request runs, so one slow request is bounded by statement/lock timeouts and REQUEST_BUDGET_S.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "15"))
