@@ -160,7 +160,7 @@ def main() -> int:
                     "SELECT id FROM resources WHERE org_id = %s AND name = 'Bench'", (org,)
                 ).fetchone()[0]
             link_calendar(url, org, resource, base)
-        warm = 50
+        warm = 200
         bodies = [body(k, base, rest) for k in range(warm + args.n)]
 
         def book(k: int) -> None:
@@ -174,6 +174,10 @@ def main() -> int:
             logging.getLogger().handlers[0].setStream(sink)
             for k in range(warm):
                 book(k)
+            # Statistics, as a live database has them (bench/run.py's analyze()).
+            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+                conn.autocommit = True
+                conn.execute("ANALYZE")
             if args.freeze:
                 gc.freeze()
             statements = 0
