@@ -24,7 +24,7 @@ from booking_service.models import (
     Appointment,
     Contact,
 )
-from booking_service.repositories.common import blocked_range
+from booking_service.repositories.common import CANCELLED, blocked_range
 from booking_service.repositories.driver import HotStatement
 
 _appointments = table(Appointment)
@@ -168,7 +168,7 @@ class AppointmentRepository:
         overlap = exists().where(
             Appointment.org_id == org_id,
             Appointment.resource_id == resource_id,
-            Appointment.status != "cancelled",
+            Appointment.status != CANCELLED,
             blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
                 blocked_range(starts_at, blocked_until)
             ),

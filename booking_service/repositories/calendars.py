@@ -36,7 +36,7 @@ from booking_service.models import (
     Organization,
     Resource,
 )
-from booking_service.repositories.common import WITH_CONTACT_AND_RESOURCE
+from booking_service.repositories.common import CANCELLED, WITH_CONTACT_AND_RESOURCE
 
 _links = table(CalendarLink)
 _busy = table(CalendarBusy)
@@ -303,7 +303,7 @@ class CalendarRepository:
                 select(literal(link.org_id), literal(link.id), _appointments.c.id).where(
                     _appointments.c.org_id == link.org_id,
                     _appointments.c.resource_id == link.resource_id,
-                    _appointments.c.status != "cancelled",
+                    _appointments.c.status != CANCELLED,
                     _appointments.c.ends_at > now,
                 ),
             )
@@ -484,5 +484,5 @@ class CalendarRepository:
         if resource_id is not None:
             stmt = stmt.where(_appointments.c.resource_id == resource_id)
         if not include_cancelled:
-            stmt = stmt.where(_appointments.c.status != "cancelled")
+            stmt = stmt.where(_appointments.c.status != CANCELLED)
         return [ListedAppointment(**row._mapping) for row in self.session.execute(stmt)]

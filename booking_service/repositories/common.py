@@ -19,6 +19,13 @@ def blocked_range(start, end):
     return func.tstzrange(start, end, literal_column("'[)'"))
 
 
+# `status <> 'cancelled'` is the predicate of the exclusion constraint's partial GiST index.
+# Compared with this literal, not a bound parameter: a prepared statement's generic plan can
+# then prove the predicate and use the index; with a parameter it scanned every appointment
+# of the organization (#17).
+CANCELLED = literal_column("'cancelled'")
+
+
 _appointments = table(Appointment)
 _contacts = table(Contact)
 _resources = table(Resource)

@@ -36,7 +36,7 @@ from booking_service.models import (
     Service,
     WorkingHours,
 )
-from booking_service.repositories.common import blocked_range
+from booking_service.repositories.common import CANCELLED, blocked_range
 from booking_service.repositories.driver import HotStatement
 
 
@@ -179,7 +179,7 @@ def _schedule_statement():
         Appointment.org_id == org,
         Appointment.resource_id == resources,
         # As the exclusion constraint: everything but a cancellation holds its time.
-        Appointment.status != "cancelled",
+        Appointment.status != CANCELLED,
         # Spelled as the exclusion constraint's indexed expression (the bounds literal, not a
         # parameter), so its GiST index finds the overlaps, however long the history.
         blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
