@@ -9,8 +9,9 @@ What it does, from a fresh clone:
    distinct callers again after pre-filling 1,000,000 contacts;
 4. the same load against bench/floor.py (read and parse the body, no database) served the same
    way: the HTTP floor, what the transport alone allows;
-5. pgbench at the best concurrency runs the same SQL statements the service issues for one
-   booking, as one transaction: the ceiling the database allows on this machine;
+5. right after each level of distinct callers, pgbench at the same concurrency runs a
+   booking's SQL statements as one transaction: the reference script (the statements of issue
+   #17's yardstick) and today's statements: the ceiling the database allows on this machine;
 6. writes docs/PERFORMANCE.md (table, targets, machine) and docs/latency.png from this run.
 
 wrk was chosen because it is a small C program: at 2 cores the load generator must cost the
@@ -519,6 +520,7 @@ def main() -> int:
         rest = rest_of_message(workdir / "rest.json")
         server = BenchStack(nginx_bin, url).start()
         runs: list[Run] = []
+        ceilings: dict[int, tuple[float, float]] = {}  # connections -> (reference, today's)
         # Each run books its own 20 days of 5-minute slots, so every booking can succeed.
         base = int(
             (datetime.now(UTC) + timedelta(days=2))
@@ -539,7 +541,23 @@ def main() -> int:
             # without statistics PostgreSQL plans the lookups by tool call id and the booked-
             # times read as scans of the whole organization (see PERFORMANCE.md).
             analyze(url)
-            runs.extend(load(c, "distinct callers", "distinct") for c in LEVELS)
+            # Each level is followed at once by pgbench at the same concurrency, the reference
+            # and today's statements: this machine's speed drifts by tens of percent within
+            # minutes, so a ceiling measured at another time is no measure of a run.
+            for c in LEVELS:
+                runs.append(load(c, "distinct callers", "distinct"))
+                ceilings[c] = (
+                    pgbench(port, c, org, resource, workdir),
+                    pgbench(
+                        port,
+                        c,
+                        org,
+                        resource,
+                        workdir,
+                        CURRENT_PGBENCH_SCRIPT,
+                        "today's statements",
+                    ),
+                )
             # The same load with the resource's calendar linked (push and block).
             link = link_calendar(url, org, resource, base)
             runs.append(load(SCENARIO_CONNECTIONS, "distinct, calendar linked", "distinct"))
@@ -585,17 +603,6 @@ def main() -> int:
             (r for r in runs if r.scenario == "distinct callers"), key=lambda r: r.throughput
         )
         floor = http_floor(wrk_bin, nginx_bin, url, best.connections, base, secret, rest)
-        ceiling = pgbench(port, best.connections, org, resource, workdir)
-        ceiling_at_8 = pgbench(port, SCENARIO_CONNECTIONS, org, resource, workdir)
-        today = pgbench(
-            port,
-            best.connections,
-            org,
-            resource,
-            workdir,
-            CURRENT_PGBENCH_SCRIPT,
-            "today's statements",
-        )
         with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
             duplicates = conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM contacts WHERE phone IS NOT NULL "
@@ -603,9 +610,7 @@ def main() -> int:
             ).fetchone()[0]
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         profile = in_process_profile()
-        report(
-            runs, best, floor, (ceiling, ceiling_at_8, today), rss, duplicates, pg_version, profile
-        )
+        report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile)
         return 0
     finally:
         pgcluster.stop(workdir / "pg")
@@ -643,9 +648,10 @@ built once, sync workers.
 
 
 def report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile) -> None:
-    """Write docs/PERFORMANCE.md and docs/latency.png. `ceilings`: pgbench's reference script
-    at the best concurrency and at SCENARIO_CONNECTIONS, and today's statements at the best."""
-    ceiling, ceiling_at_8, today = ceilings
+    """Write docs/PERFORMANCE.md and docs/latency.png. `ceilings`: per level of the distinct
+    series, pgbench of the reference script and of today's statements, run right after it."""
+    ceiling, today = ceilings[best.connections]
+    ceiling_at_8 = ceilings[SCENARIO_CONNECTIONS][0]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -692,9 +698,15 @@ def report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile) ->
     def verdict(ok: bool) -> str:
         return "met" if ok else "**not met**"
 
+    def share(r: Run) -> str:
+        if r.scenario != "distinct callers":
+            return "| | |"
+        reference, now = ceilings[r.connections]
+        return f"| {reference:.0f} = {r.throughput / reference:.0%} | {now:.0f} = {r.throughput / now:.0%} |"
+
     rows = "\n".join(
         f"| {r.scenario} | {r.connections} | {r.throughput:.0f} | {r.p50_ms:.1f} | {r.p90_ms:.1f} "
-        f"| {r.p99_ms:.1f} | {r.errors} |"
+        f"| {r.p99_ms:.1f} | {r.errors} {share(r)}"
         for r in runs
     )
     cpu = os.cpu_count()
@@ -711,8 +723,8 @@ VAPI bodies, every request a new toolCallId and VAPI call id and, but for the re
 scenario (one caller repeating one booking), a new caller and a free start, so that every
 request can succeed).
 
-| scenario | connections | bookings/s | p50 ms | p90 ms | p99 ms | errors |
-|---|---|---|---|---|---|---|
+| scenario | connections | bookings/s | p50 ms | p90 ms | p99 ms | errors | pgbench reference tx/s, share | pgbench today's tx/s, share |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
 In "distinct, calendar linked" the booked resource has a CalDAV link that pushes and blocks,
@@ -741,7 +753,8 @@ looks at (two either side first), not the whole horizon.
 
 Peak RSS per gunicorn worker: {", ".join(f"{m:.0f} MiB" for m in rss) or "n/a"}.
 
-**Ceiling:** pgbench at the same concurrency against the same database, running as one
+**Ceiling:** pgbench at the same concurrency against the same database, run right after each
+level (this machine's speed drifts by tens of percent within minutes), running as one
 transaction the statements one booking of a new caller needed when issue #17 was filed: the
 organization lookup in autocommit before it; then the ledger claim under the per-call lock, the
 limit count, resources and services, the contact upsert on `uq_contacts_org_phone`, hours,
