@@ -640,10 +640,86 @@ LEVERS = """
    PostgreSQL plans the same way. The guarantee tests (races, idempotency, identity, pooler,
    database restart, fuzzing) pass unchanged.
 
-Not taken yet (see issue #17): per-organization caches validated by a version read, skipping
-the schedule read when the cached day is open (which must now also account for calendar busy
-times and link freshness), folding the change count into the ledger answer, orjson, schemas
-built once, sync workers.
+2. **The body parsed with orjson; argument schemas built once** (`vapi/envelope.py`,
+   `vapi/tools.LOADERS`). orjson reads the ~50 KB body in ~100 us where the standard library
+   takes ~430 us. *Risk:* orjson is stricter and reads integers past 64 bits as floats; what it
+   refuses (NaN, Infinity, lone surrogates, a byte order mark, deep nesting) goes to the
+   standard library, and so does a body with such a number where it matters (the call id, the
+   tool calls), so what is accepted and how it is read are unchanged (tests/unit/
+   test_envelope.py). The ledger's fingerprint still uses the standard library's json. Schema
+   instances are shared by threads: marshmallow 4 keeps no per-load state on them
+   (tests/unit/test_schemas_shared.py loads from eight threads at once).
+3. **The notification audience read folded into the outbox statement**
+   (`repositories/outbox._add_event_statement`): the event, its deliveries and its calendar
+   pushes are data-modifying CTEs of one statement whose SELECT is what planning the messages
+   needs. -1 statement. *Risk:* none seen; the notification and outbox tests are unchanged.
+4. **Organizations and catalogues cached per worker, confirmed by version**
+   (`org_cache.py`, migration a7d2e9c4b1f6). Triggers give `organizations.config_version` a new
+   value from one sequence on every change to the organization, its resources or its services.
+   A secret that fits the cached row is accepted without a statement, but the request must
+   confirm the version: the ledger claim reads it in the same statement, and a request that
+   claims nothing reads it before answering. A different version rolls back and runs the
+   request again with the organization read afresh. The catalogue is looked up by
+   (organization, version). -2 statements (the lookup and the catalogue). *Risk:* a change that
+   bypasses the triggers (a disabled trigger, TRUNCATE) would not be seen; `flask schema
+   check` (start-up, /api/health) fails without the triggers. A change committed between a
+   request's confirmation and its answer is seen by the next request, as a change committed
+   mid-request always was. Tests: tests/e2e/test_org_cache.py (rotated or revoked secret,
+   HMAC newly required, new resource and service, changed rules, a change between two tool
+   calls of one request, requests racing a rotation).
+5. **The change count returned by the ledger answer** (`repositories/ledger.record_answer`):
+   the count is a RETURNING subquery of the answer's UPDATE, which runs after the claim's
+   advisory lock, so parallel calls cannot all pass the limit (tests/integration/
+   test_concurrency.py). -1 statement. *Risk:* a call past its limit now runs and is rolled
+   back to its savepoint, instead of being refused before running: it costs the work of a
+   booking and its log shows the booking, then the rollback.
+6. **Savepoints on the driver, never released** (`unit_of_work._savepoint`): SAVEPOINT and
+   ROLLBACK TO SAVEPOINT run as hot statements; COMMIT releases them. -1 statement (RELEASE)
+   and ~400 Python calls. *Risk:* SQLAlchemy does not know of them; nothing inside a savepoint
+   uses ORM objects whose state it would have to restore. Names go by nesting depth, so a
+   rollback always reaches the innermost open one.
+7. **The status compared with the literal `'cancelled'`** (`repositories/common.CANCELLED`).
+   The exclusion constraint's GiST index is partial (`status <> 'cancelled'`); with the status
+   as a parameter a prepared statement's generic plan could not use it, so PostgreSQL planned
+   the five-way schedule read afresh for every booking (0.4 ms of planning for 0.08 ms of
+   execution) or, on young tables, scanned the organization's appointments. Now: a generic
+   plan, 3 us of planning. PostgreSQL CPU per booking 2.6 -> 1.8 ms at c=4 (pg_stat_statements
+   and /proc, minutes apart). *Risk:* none; the literal is the constraint's own.
+
+**Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
+tables start empty, and without statistics PostgreSQL planned the ledger's lookup by tool call
+id and the booked-times read as scans of every row of the organization (1.0 and 1.5 ms per
+statement after a few thousand bookings, growing through the run), while the pgbench ceiling,
+measured at the end, ran after ANALYZE. Runs before this change understated the booking path.
+
+**Not taken:** skipping the schedule read when the cached day is open (it would have to cache
+hours, exceptions and calendar links by version too, and keep the calendar policy's stale
+checks; the schedule read now costs 0.07 ms in PostgreSQL); BEGIN sent in the same round trip
+as the claim with psycopg's pipeline mode (measured: 2% less CPU per booking, within this
+machine's drift, for 114 more Python calls); dropping the pool's pre-ping (a restarted
+database would fail the first request on every pooled connection).
+
+**gunicorn and nginx:** `sync` workers and `gthread` workers with one thread were measured
+against today's `gthread` 4x4 in alternating runs on one cluster: no configuration won in both
+rounds (the same one varied by up to 40% between rounds, before the ceiling was measured beside
+each run). `gthread` stays: the per-organization share and the request deadlines rely on
+threads. A profile under load (py-spy) found two of four workers idle, since with nginx's
+upstream keep-alive a worker keeps the connections it accepted; so nginx without upstream
+keep-alive, and gunicorn with `worker_connections = threads`, were measured against today's
+configuration, three alternating rounds, each run followed by pgbench at the same concurrency:
+share of the ceiling at c=4 today 35/39/38%, without keep-alive 32/33/36%, with
+worker_connections 31/32/36%; at c=8 today 37/41/40%, 32/27/31%, 34/39/33%. Today's
+configuration stays.
+
+**Python calls per booking** (`make profile --calls`, today's profile.py run on each commit;
+unlike timings, they repeat exactly): 5,933 before these levers; 5,594 with orjson and the
+schemas built once; 5,508 with the audience in the outbox statement; 4,837 with the
+organization cache; 4,751 with the count in the answer; 4,427 with savepoints on the driver
+(4,428 with the literal status). Statements per booking (pre-ping included): 13, 13, 12, 10, 9,
+8, 8. CPU per booking, the same
+commits in order, two passes: 7.5, 7.8, 6.6, 5.4, 4.4, 4.8, 3.8 ms and 5.7, 6.1, 6.6, 5.3, 5.9,
+5.6, 5.1 ms: this machine's drift within minutes is larger than any one lever's effect, so the
+calls and statements are the measure of each lever, and the bench of all of them together.
 """
 
 
