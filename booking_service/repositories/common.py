@@ -4,6 +4,7 @@ constraint indexes."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    ColumnClause,
     and_,
     func,
     literal_column,
@@ -23,7 +24,7 @@ def blocked_range(start, end):
 # Compared with this literal, not a bound parameter: a prepared statement's generic plan can
 # then prove the predicate and use the index; with a parameter it scanned every appointment
 # of the organization (#17).
-CANCELLED = literal_column("'cancelled'")
+CANCELLED: ColumnClause[str] = literal_column("'cancelled'")
 
 
 _appointments = table(Appointment)
