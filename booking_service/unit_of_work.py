@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -312,8 +318,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             try:
                 yield
             except BaseException:
-                # On a dead connection this fails too; the original error is the one to raise.
-                with contextlib.suppress(DBAPIError):
+                # On a dead connection this fails too (a driver error, or SQLAlchemy refusing
+                # an invalidated connection until rollback); the original error is the one to
+                # raise, and leaving the unit of work rolls back whatever is left.
+                with contextlib.suppress(SQLAlchemyError):
                     undo.execute(self._open)
                 raise
         except IntegrityError as exc:
