@@ -36,6 +36,9 @@ class StaleOrganization(Exception):
     def __init__(self, org_id: int):
         super().__init__(f"organization {org_id} changed since it was cached")
         self.org_id = org_id
+        # The answers of the request's tool calls that committed before it was raised (set by
+        # the front end, which keeps them for the run that follows).
+        self.answered: tuple = ()
 
 
 class LockTimeout(Exception):

@@ -174,14 +174,24 @@ def _serve(rt, find_org: Callable[[ConnectionScope, bool], OrgInfo | None], cach
             try:
                 return _authenticated(rt, scope, lambda s: find_org(s, cached), body, started)
             except StaleOrganization as exc:
-                # Whatever its tool calls committed before stands (a repeat of their ids gets
-                # the stored answer); the rest runs again with the organization as stored.
+                # The tool calls answered before the change was seen committed, and keep their
+                # answers (run again, one without a VAPI call id would be refused as a reused
+                # id); the rest runs again with the organization read afresh.
                 log.info("the cached organization changed; the request runs again")
                 rt.org_cache.forget(exc.org_id)
-                return _authenticated(rt, scope, lambda s: find_org(s, False), body, started)
+                return _authenticated(
+                    rt, scope, lambda s: find_org(s, False), body, started, exc.answered
+                )
 
 
-def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: float):
+def _authenticated(
+    rt,
+    scope: ConnectionScope,
+    find_org,
+    body: bytes,
+    started: float,
+    answered: tuple[Answer, ...] = (),
+):
     """Authenticate, parse, and answer each tool call on the request's connection."""
     verdict = Verdict()
     try:
@@ -213,7 +223,7 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
         # A repeat of a signed request that was answered: the same answer, nothing run.
         return jsonify(verdict.stored_answer)
     confirmation = Confirmation()
-    response = _respond(rt, scope, org, body, started, verdict, confirmation)
+    response = _respond(rt, scope, org, body, started, verdict, confirmation, answered)
     if org.cached and not confirmation.done:
         # Nothing of this request read the organization's version yet (no tool call was
         # claimed): read it now, before anything taken from the cache is answered.
@@ -222,6 +232,13 @@ def _authenticated(rt, scope: ConnectionScope, find_org, body: bytes, started: f
         except DatabaseUnavailable:
             log.exception("could not confirm the cached organization: database unavailable")
             DATABASE_ERRORS.labels("authentication").inc()
+            return _answer_all(body, replies.UNAVAILABLE)
+        except StaleOrganization:
+            raise
+        except Exception:
+            if current_app.testing:
+                raise
+            log.exception("could not confirm the cached organization")
             return _answer_all(body, replies.UNAVAILABLE)
     return response
 
@@ -234,8 +251,10 @@ def _respond(
     started: float,
     verdict: Verdict,
     confirmation: Confirmation,
+    answered: tuple[Answer, ...] = (),
 ):
-    """Parse and answer an authenticated request."""
+    """Parse and answer an authenticated request (`answered`: the first tool calls' answers,
+    already committed by an earlier pass over the same request)."""
     try:
         envelope = parse(body)
     except BadEnvelope as exc:
@@ -252,11 +271,12 @@ def _respond(
         with rt.admission.enter(org.id) as admitted:
             if not admitted:
                 log.warning("organization over its share of this worker; answered busy")
-                return _results(envelope.calls, [replies.error(BUSY) for _ in envelope.calls])
-            answered = _run_calls(rt, scope, org, envelope, call_id, started, confirmation)
+                busy = [replies.error(BUSY) for _ in envelope.calls[len(answered) :]]
+                return _results(envelope.calls, [*answered, *busy])
+            result = _run_calls(rt, scope, org, envelope, call_id, started, confirmation, answered)
         if verdict.signature is not None:
-            _keep_answer(scope, org.id, verdict.signature, answered)
-        return jsonify(answered)
+            _keep_answer(scope, org.id, verdict.signature, result)
+        return jsonify(result)
 
 
 def _keep_answer(scope: ConnectionScope, org_id: int, signature: str, answered: dict) -> None:
@@ -277,9 +297,11 @@ def _run_calls(
     call_id,
     started: float,
     confirmation: Confirmation,
+    answered: tuple[Answer, ...] = (),
 ):
     """Answer each tool call of an admitted request in order, within the budget; returns the
-    response body."""
+    response body. The first `answered` calls keep the answers they were given (committed by
+    an earlier pass over this request); StaleOrganization carries the answers given so far."""
     deadline = started + rt.settings.request_budget_s
     ctx = ToolContext(
         org=org,
@@ -297,15 +319,21 @@ def _run_calls(
         deadline=deadline,
         confirmation=confirmation,
     )
-    answers = []
+    answers = list(answered)
     for index, call in enumerate(envelope.calls):
+        if index < len(answered):
+            continue
         if index >= MAX_CALLS_PER_REQUEST:
             answers.append(replies.error(TOO_MANY))
         elif time.monotonic() > deadline:
             # VAPI gives up after 20 s; an answer in time beats a complete one too late.
             answers.append(replies.error(OUT_OF_TIME))
         else:
-            answers.append(_answer(ctx, call))
+            try:
+                answers.append(_answer(ctx, call))
+            except StaleOrganization as exc:
+                exc.answered = tuple(answers)
+                raise
     return _results_body(envelope.calls, answers)
 
 
