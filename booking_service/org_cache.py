@@ -28,7 +28,8 @@ class OrgCache:
 
     def __init__(self, max_orgs: int = 10_000):
         self._max = max_orgs
-        self._rows: dict[int, OrganizationRow] = {}
+        # org id -> (config_version, what was read at that version)
+        self._rows: dict[int, tuple[int, OrganizationRow]] = {}
         self._catalogues: dict[int, tuple[int, Any]] = {}
         # Reads are single dict lookups (atomic under the GIL); writes take the lock so that
         # the size check and the insert happen together.
@@ -36,17 +37,12 @@ class OrgCache:
 
     def row(self, org_id: int) -> OrganizationRow | None:
         """The organization's row as last read, or None."""
-        return self._rows.get(org_id)
+        kept = self._rows.get(org_id)
+        return kept[1] if kept is not None else None
 
     def keep_row(self, row: OrganizationRow) -> None:
         """Remember a row just read from the database."""
-        with self._lock:
-            kept = self._rows.get(row.id)
-            if kept is not None and kept.config_version > row.config_version:
-                return  # a request that read it earlier must not put an older one back
-            if len(self._rows) >= self._max and row.id not in self._rows:
-                self._rows.clear()
-            self._rows[row.id] = row
+        self._keep(self._rows, row.id, row.config_version, row)
 
     def forget(self, org_id: int) -> None:
         """Drop what is kept of an organization (it changed)."""
@@ -61,10 +57,13 @@ class OrgCache:
 
     def keep_catalogue(self, org_id: int, version: int, catalogue: Any) -> None:
         """Remember the catalogue read for this version (a newer version replaces it)."""
+        self._keep(self._catalogues, org_id, version, catalogue)
+
+    def _keep(self, store: dict[int, tuple[int, Any]], org_id: int, version: int, value) -> None:
         with self._lock:
-            kept = self._catalogues.get(org_id)
+            kept = store.get(org_id)
             if kept is not None and kept[0] > version:
-                return  # a request that started earlier must not put an older one back
-            if len(self._catalogues) >= self._max and org_id not in self._catalogues:
-                self._catalogues.clear()
-            self._catalogues[org_id] = (version, catalogue)
+                return  # a request that read it earlier must not put an older one back
+            if len(store) >= self._max and org_id not in store:
+                store.clear()
+            store[org_id] = (version, value)

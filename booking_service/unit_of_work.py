@@ -191,8 +191,10 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         source: str = "cli",
         commit_by: float | None = None,
         secrets: SecretBox = NO_KEY,
+        org_cache: OrgCache | None = None,
     ):
         super().__init__(source, commit_by, secrets)
+        self.org_cache = org_cache
         self._depth = 0  # how many savepoints are open
         self._session_factory = session_factory
         self._connect = connect
@@ -388,23 +390,23 @@ class ConnectionScope:
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         """A unit of work (one transaction) on the shared connection."""
-        uow = SqlAlchemyUnitOfWork(
+        return SqlAlchemyUnitOfWork(
             self._session_factory,
             lambda: self._checked_out(False),
             source=self._source,
             commit_by=self._commit_by,
             secrets=self._secrets,
+            org_cache=self._org_cache,
         )
-        uow.org_cache = self._org_cache
-        return uow
 
     def reader(self) -> SqlAlchemyUnitOfWork:
         """A unit of work in autocommit, for lookups only: it must not write."""
-        uow = SqlAlchemyUnitOfWork(
-            self._session_factory, lambda: self._checked_out(True), secrets=self._secrets
+        return SqlAlchemyUnitOfWork(
+            self._session_factory,
+            lambda: self._checked_out(True),
+            secrets=self._secrets,
+            org_cache=self._org_cache,
         )
-        uow.org_cache = self._org_cache
-        return uow
 
     @property
     def org_cache(self) -> OrgCache | None:

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,7 +64,7 @@ class CreatedOrg:
     secret: str
 
 
-def _info(org: OrganizationRow) -> OrgInfo:
+def _info(org: OrganizationRow, *, cached: bool = False) -> OrgInfo:
     return OrgInfo(
         id=org.id,
         name=org.name,
@@ -80,6 +80,7 @@ def _info(org: OrganizationRow) -> OrgInfo:
         max_upcoming_per_caller=org.max_upcoming_per_caller,
         hmac_key=org.hmac_secret,
         version=org.config_version,
+        cached=cached,
     )
 
 
@@ -273,7 +274,7 @@ def authenticate(
     if cache is not None and match:
         kept = cache.row(org_id)
         if kept is not None and _secret_fits(kept, presented):
-            return replace(_info(kept), cached=True)
+            return _info(kept, cached=True)
     with uow:
         org = uow.organizations.get(org_id) if match else None
     if org is None:

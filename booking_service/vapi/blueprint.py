@@ -201,21 +201,8 @@ def _authenticated(
             if verdict.problem:
                 log.info("rejected request: %s", verdict.problem)
                 org = None
-    except OutOfTime:
-        log.warning("authentication rolled back: the request ran past the commit limit")
-        return _answer_all(body, OUT_OF_TIME)
-    except SecretsUnavailable:
-        log.error("authentication failed: the stored HMAC key cannot be opened (SECRET_KEY?)")
-        return _answer_all(body, replies.UNAVAILABLE)
-    except DatabaseUnavailable:
-        log.exception("authentication failed: database unavailable")
-        DATABASE_ERRORS.labels("authentication").inc()
-        return _answer_all(body, replies.UNAVAILABLE)
-    except Exception:
-        if current_app.testing:
-            raise
-        log.exception("authentication failed unexpectedly")
-        return _answer_all(body, replies.UNAVAILABLE)
+    except Exception as exc:
+        return _unauthenticated_answer(body, exc)
     if org is None:
         log.info("rejected request: missing or invalid credentials")
         return error_response(401, "Missing or invalid credentials.")
@@ -229,18 +216,31 @@ def _authenticated(
         # claimed): read it now, before anything taken from the cache is answered.
         try:
             confirm_org(scope.reader(), org)
-        except DatabaseUnavailable:
-            log.exception("could not confirm the cached organization: database unavailable")
-            DATABASE_ERRORS.labels("authentication").inc()
-            return _answer_all(body, replies.UNAVAILABLE)
         except StaleOrganization:
             raise
-        except Exception:
-            if current_app.testing:
-                raise
-            log.exception("could not confirm the cached organization")
-            return _answer_all(body, replies.UNAVAILABLE)
+        except Exception as exc:
+            return _unauthenticated_answer(body, exc)
     return response
+
+
+def _unauthenticated_answer(body: bytes, exc: Exception):
+    """The answer when authenticating failed (confirming a cached organization's version is
+    part of it): the same spoken error for every tool call, since nobody is authenticated to
+    hear more. Call it from the `except` block that caught `exc`."""
+    if isinstance(exc, OutOfTime):
+        log.warning("authentication rolled back: the request ran past the commit limit")
+        return _answer_all(body, OUT_OF_TIME)
+    if isinstance(exc, SecretsUnavailable):
+        log.error("authentication failed: the stored HMAC key cannot be opened (SECRET_KEY?)")
+        return _answer_all(body, replies.UNAVAILABLE)
+    if isinstance(exc, DatabaseUnavailable):
+        log.exception("authentication failed: database unavailable")
+        DATABASE_ERRORS.labels("authentication").inc()
+        return _answer_all(body, replies.UNAVAILABLE)
+    if current_app.testing:
+        raise exc
+    log.exception("authentication failed unexpectedly")
+    return _answer_all(body, replies.UNAVAILABLE)
 
 
 def _respond(
