@@ -31,6 +31,7 @@ from booking_service.models import (
     Appointment,
     CalendarBusy,
     CalendarLink,
+    Organization,
     Resource,
     ScheduleException,
     Service,
@@ -224,8 +225,66 @@ def _schedule_statement():
     return union_all(hours, exceptions, busy, external, links)
 
 
+def _opening_hours_statement():
+    """The organization's version, with the weekly hours and exceptions (first..last) of all
+    its resources and the resources a calendar blocks: read in one snapshot, so what is kept
+    under that version is what that version was."""
+    org = bindparam("p_org", type_=BigInteger)
+    no_time = cast(null(), WorkingHours.opens.type)
+    version = select(
+        literal("v").label("kind"),
+        Organization.config_version.label("resource_id"),
+        cast(null(), SmallInteger).label("weekday"),
+        cast(null(), Date).label("day"),
+        no_time.label("opens"),
+        no_time.label("closes"),
+    ).where(Organization.id == org)
+    hours = select(
+        literal("h"),
+        WorkingHours.resource_id,
+        WorkingHours.weekday,
+        cast(null(), Date),
+        WorkingHours.opens,
+        WorkingHours.closes,
+    ).where(WorkingHours.org_id == org)
+    exceptions = select(
+        literal("x"),
+        ScheduleException.resource_id,
+        cast(null(), SmallInteger),
+        ScheduleException.day,
+        ScheduleException.opens,
+        ScheduleException.closes,
+    ).where(
+        ScheduleException.org_id == org,
+        ScheduleException.day.between(bindparam("p_first"), bindparam("p_last")),
+    )
+    blocking = select(
+        literal("l"),
+        CalendarLink.resource_id,
+        cast(null(), SmallInteger),
+        cast(null(), Date),
+        no_time,
+        no_time,
+    ).where(CalendarLink.org_id == org, CalendarLink.block)
+    return union_all(version, hours, exceptions, blocking)
+
+
 _CATALOGUE = HotStatement(_catalogue_statement())
 _SCHEDULE = HotStatement(_schedule_statement())
+_OPENING_HOURS = HotStatement(_opening_hours_statement())
+
+
+@dataclass(frozen=True)
+class OpeningHoursRows:
+    """An organization's opening hours as of `version`: weekly hours (sorted by opening),
+    the exceptions dated first..last, and the resources a calendar link blocks."""
+
+    version: int
+    first: date
+    last: date
+    hours: list[WeeklyHours]
+    exceptions: list[DayException]
+    blocked: frozenset[int]
 
 
 _resources = table(Resource)
@@ -376,6 +435,28 @@ class ScheduleRepository:
                 calendars.append(LinkState(r.resource_id, r.blocked_until, policy))
         hours.sort(key=lambda h: h.opens)
         return ScheduleRows(hours, exceptions, busy, external, calendars)
+
+    def opening_hours(self, org_id: int, first: date, last: date) -> OpeningHoursRows | None:
+        """The organization's version and opening hours read together (None: no such
+        organization): what a worker may keep while that version holds (org_cache.py)."""
+        rows = _OPENING_HOURS.execute(
+            self.session, {"p_org": org_id, "p_first": first, "p_last": last}
+        ).all()
+        version = None
+        hours, exceptions, blocked = [], [], set()
+        for r in rows:
+            if r.kind == "v":
+                version = r.resource_id
+            elif r.kind == "h":
+                hours.append(WeeklyHours(r.resource_id, r.weekday, r.opens, r.closes))
+            elif r.kind == "x":
+                exceptions.append(DayException(r.resource_id, r.day, r.opens, r.closes))
+            else:
+                blocked.add(r.resource_id)
+        if version is None:
+            return None
+        hours.sort(key=lambda h: h.opens)
+        return OpeningHoursRows(version, first, last, hours, exceptions, frozenset(blocked))
 
     def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list[WeeklyHours]:
         rows = self.session.execute(

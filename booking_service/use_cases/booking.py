@@ -1,7 +1,9 @@
 """Booking an appointment (a step: it runs inside the caller's transaction, never commits).
 
 Pre-checks (hours, notice, horizon, grid, busy) shape a helpful refusal; the guard against a
-double booking is PostgreSQL's exclusion constraint. Each insert is ON CONFLICT DO NOTHING:
+double booking is PostgreSQL's exclusion constraint. When the worker keeps the organization's
+opening hours and they take the start, the insert comes first and the diary is read only if
+the constraint refuses it. Each insert is ON CONFLICT DO NOTHING:
 when the constraint refuses it (a concurrent booking took the time) the next free resource is
 tried, and when none is left the refusal says the time was just taken, with the nearest
 alternatives. No SAVEPOINT is needed, so the transaction stays usable without one.
@@ -20,7 +22,7 @@ from booking_service.metrics import BOOKING_CONFLICTS
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
-from booking_service.use_cases.openings import check_start, refused
+from booking_service.use_cases.openings import Openings, cached_openings, check_start, refused
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.times import ParsedStart
 
@@ -144,40 +146,60 @@ def book_appointment(
     if upcoming >= org.max_upcoming_per_caller:
         log.info("booking refused: the contact holds %d upcoming appointments", upcoming)
         raise TooManyUpcoming(org.max_upcoming_per_caller, request.own_number)
-    free = check_start(uow, org, resources, request.start, duration, now)
     starts_at = request.start.start
     ends_at = starts_at + duration
-    for resource_id in free.resources:
-        appointment = _insert(
-            uow,
-            org,
-            contact.id,
-            resource_id,
-            starts_at,
-            ends_at,
-            choice.name,
-            request,
-            _notes(choice.asked, request.notes),
-            vapi_call_id,
-            tool_call_id,
-            unconfirmed=resource_id in free.unconfirmed,
-        )
-        if appointment is None:
-            BOOKING_CONFLICTS.inc()
-            log.info("slot taken concurrently on resource %s; trying the next", resource_id)
-            continue
-        log.info(
-            "appointment booked: reference=%s resource=%s contact_path=%s",
-            appointment.reference,
-            resource_id,
-            resolved.path,
-        )
-        uow.add_event(
-            appointment_event(
-                AppointmentBooked, org.id, org.timezone, appointment, names[resource_id]
+    notes = _notes(choice.asked, request.notes)
+
+    def book_on(free: Openings, *, checked: bool) -> Booking | None:
+        """Book the first of `free` the exclusion constraint lets in, or None.
+
+        `checked`: the busy times were read, so a refusal means a booking made meanwhile."""
+        for resource_id in free.resources:
+            appointment = _insert(
+                uow,
+                org,
+                contact.id,
+                resource_id,
+                starts_at,
+                ends_at,
+                choice.name,
+                request,
+                notes,
+                vapi_call_id,
+                tool_call_id,
+                unconfirmed=resource_id in free.unconfirmed,
             )
-        )
-        return _booking(appointment, names[resource_id], contact, resolved.path)
+            if appointment is None:
+                if checked:
+                    BOOKING_CONFLICTS.inc()
+                    log.info("slot taken concurrently on resource %s; trying the next", resource_id)
+                continue
+            log.info(
+                "appointment booked: reference=%s resource=%s contact_path=%s",
+                appointment.reference,
+                resource_id,
+                resolved.path,
+            )
+            uow.add_event(
+                appointment_event(
+                    AppointmentBooked, org.id, org.timezone, appointment, names[resource_id]
+                )
+            )
+            return _booking(appointment, names[resource_id], contact, resolved.path)
+        return None
+
+    # Open by the hours the worker keeps: try the insert straight away (#17). When the
+    # constraint refuses every resource, the time is taken; check_start below then reads
+    # the diary and refuses with alternatives, as it would have before the insert.
+    hopeful = cached_openings(uow, org, resources, request.start, duration, now)
+    if hopeful is not None:
+        if (booked := book_on(hopeful, checked=False)) is not None:
+            return booked
+        if (already := holdings()[1]) is not None:
+            return already
+    free = check_start(uow, org, resources, request.start, duration, now)
+    if (booked := book_on(free, checked=True)) is not None:
+        return booked
     if (already := holdings()[1]) is not None:
         return already
     log.info("booking conflict: every free resource was taken concurrently")

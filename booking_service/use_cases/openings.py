@@ -8,16 +8,22 @@ reason and up to three nearest bookable starts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from booking_service.errors import CalendarUnavailable, StartRefused
-from booking_service.repositories.schedule import LinkState, ResourceRow
+from booking_service.repositories.schedule import (
+    DayException,
+    LinkState,
+    ResourceRow,
+    WeeklyHours,
+)
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases import scheduling
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.scheduling import ResourceSchedule, Slot
+from booking_service.use_cases.scheduling import Range, ResourceSchedule, Slot
 from booking_service.use_cases.times import ParsedStart
 
 
@@ -88,8 +94,6 @@ def _load(
         _midnight(first - timedelta(days=1), zone),
         _midnight(last + timedelta(days=2), zone),
     )
-    weekly: dict[int, dict] = {r.id: {} for r in resources}
-    exceptions: dict[int, dict] = {r.id: {} for r in resources}
     busy: dict[int, list] = {r.id: [] for r in resources}
     rows = uow.schedule.schedule(
         org.id,
@@ -100,13 +104,7 @@ def _load(
         busy_to,
         exclude_id=exclude_appointment,
     )
-    for hours in rows.hours:
-        weekly[hours.resource_id].setdefault(hours.weekday, []).append((hours.opens, hours.closes))
-    for other in rows.exceptions:
-        ranges = exceptions[other.resource_id].setdefault(other.day, [])
-        if other.opens is not None and other.closes is not None:  # none: closed all day
-            ranges.append((other.opens, other.closes))
-            ranges.sort()
+    weekly, exceptions = _ranges([r.id for r in resources], rows.hours, rows.exceptions)
     for booked in rows.busy + rows.external:
         busy[booked.resource_id].append((booked.starts_at, booked.blocked_until))
     schedules = [
@@ -114,6 +112,101 @@ def _load(
         for r in resources
     ]
     return schedules, rows.calendars
+
+
+def _ranges(
+    resource_ids: Iterable[int], hours: list[WeeklyHours], exceptions: list[DayException]
+) -> tuple[dict[int, dict[int, list[Range]]], dict[int, dict[date, list[Range]]]]:
+    """Weekly ranges by resource and weekday, and exceptions by resource and date ([]: closed
+    all day), each list sorted by opening (`hours` comes sorted)."""
+    weekly: dict[int, dict[int, list[Range]]] = {rid: {} for rid in resource_ids}
+    dated: dict[int, dict[date, list[Range]]] = {rid: {} for rid in weekly}
+    for h in hours:
+        if h.resource_id in weekly:
+            weekly[h.resource_id].setdefault(h.weekday, []).append((h.opens, h.closes))
+    for other in exceptions:
+        if other.resource_id not in dated:
+            continue
+        ranges = dated[other.resource_id].setdefault(other.day, [])
+        if other.opens is not None and other.closes is not None:  # none: closed all day
+            ranges.append((other.opens, other.closes))
+            ranges.sort()
+    return weekly, dated
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """An organization's opening hours as of `version`, kept by the worker (org_cache.py):
+    the exceptions only for the dates first..last, and `blocked` the resources whose busy
+    times come from a calendar (never answered from here). Shared by requests: read only."""
+
+    version: int
+    first: date
+    last: date
+    weekly: dict[int, dict[int, list[Range]]]
+    exceptions: dict[int, dict[date, list[Range]]]
+    blocked: frozenset[int]
+
+
+def _opening_hours(uow: AbstractUnitOfWork, org: OrgInfo, now: datetime) -> OpeningHours | None:
+    """The organization's opening hours at its version: kept, or read (one statement) and
+    kept. None when what the database holds is another version than `org` (the request's
+    confirmation of the organization deals with that; this only declines to answer)."""
+    cache = uow.org_cache
+    if cache is None:
+        return None
+    kept = cache.opening_hours(org.id, org.version)
+    today = now.astimezone(org.zone).date()
+    if kept is not None and kept.first >= today - timedelta(days=1):
+        return kept  # else read again: kept on an earlier day, its dates fall short by now
+    # A day of margin each side of what a booking may ask (notice ... horizon), in local dates.
+    first = today - timedelta(days=1)
+    last = today + timedelta(days=org.rules.horizon_days + 2)
+    rows = uow.schedule.opening_hours(org.id, first, last)
+    if rows is None:
+        return None
+    named = {h.resource_id for h in rows.hours} | {x.resource_id for x in rows.exceptions}
+    weekly, dated = _ranges(named, rows.hours, rows.exceptions)
+    read = OpeningHours(rows.version, first, last, weekly, dated, rows.blocked)
+    cache.keep_opening_hours(org.id, rows.version, read)
+    return read if rows.version == org.version else None
+
+
+def cached_openings(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    start: ParsedStart,
+    duration: timedelta,
+    now: datetime,
+) -> Openings | None:
+    """The resources whose opening hours take `start`, decided without reading the schedule
+    when the worker keeps the organization's hours (org_cache.py); None: ask check_start.
+
+    Booked times are not looked at: the exclusion constraint refuses a taken time when the
+    booking is inserted, and the booking then asks check_start, whose refusal explains and
+    offers alternatives. So only a start that would be accepted is answered here: a refusal,
+    a resource whose calendar blocks times, a date outside what is kept, all go to
+    check_start as before.
+    """
+    if start.nonexistent:
+        return None
+    hours = _opening_hours(uow, org, now)
+    if hours is None or any(r.id in hours.blocked for r in resources):
+        return None
+    day = start.start.astimezone(org.zone).date()
+    if not hours.first <= day <= hours.last:
+        return None
+    schedules = [
+        ResourceSchedule(
+            r.id, r.name, hours.weekly.get(r.id, {}), hours.exceptions.get(r.id, {}), []
+        )
+        for r in resources
+    ]
+    verdict = scheduling.check_start(schedules, org.rules, org.zone, now, start.start, duration)
+    if verdict.reason is not None:
+        return None
+    return Openings(verdict.resources)
 
 
 def alternatives(

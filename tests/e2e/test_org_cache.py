@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import date
 
 import psycopg
 import pytest
@@ -16,8 +17,24 @@ from sqlalchemy import event
 
 from booking_service.extensions import KEY
 from booking_service.use_cases.orgs import rotate_secret, set_hmac, update_rules
-from booking_service.use_cases.resources import add_resource, add_service
-from tests.helpers import booked, booking, count, envelope, error_of, local_start, post, tool_call
+from booking_service.use_cases.resources import (
+    add_resource,
+    add_service,
+    clear_day,
+    set_day,
+    set_weekly_hours,
+)
+from tests.helpers import (
+    booked,
+    booking,
+    count,
+    envelope,
+    error_of,
+    local_start,
+    post,
+    run_concurrently,
+    tool_call,
+)
 
 
 def _statements(app) -> list[str]:
@@ -197,6 +214,9 @@ def test_versions_change_with_every_change_and_are_never_reused(db, make_org, ru
     def version(org_id: int) -> int:
         return count(db, "SELECT config_version FROM organizations WHERE id = %s", org_id)
 
+    def chair() -> int:
+        return count(db, "SELECT min(id) FROM resources WHERE org_id = %s", a.id)
+
     seen = {version(a.id), version(b.id)}
     assert len(seen) == 2
     steps = [
@@ -207,6 +227,16 @@ def test_versions_change_with_every_change_and_are_never_reused(db, make_org, ru
         lambda: add_service(runtime.uow(), a.id, "Cleaning", 30),
         lambda: db.execute("UPDATE services SET duration_minutes = 45 WHERE org_id = %s", (a.id,)),
         lambda: db.execute("DELETE FROM services WHERE org_id = %s", (a.id,)),
+        lambda: set_weekly_hours(runtime.uow(), a.id, chair(), {0: "10:00-12:00"}),
+        lambda: db.execute("UPDATE working_hours SET closes = '13:00' WHERE org_id = %s", (a.id,)),
+        lambda: set_day(runtime.uow(), chair(), date(2030, 1, 1)),
+        lambda: clear_day(runtime.uow(), a.id, chair(), date(2030, 1, 1)),
+        lambda: db.execute(
+            "INSERT INTO calendar_links (org_id, resource_id, url) VALUES (%s, %s, 'x')",
+            (a.id, chair()),
+        ),
+        lambda: db.execute("UPDATE calendar_links SET block = false WHERE org_id = %s", (a.id,)),
+        lambda: db.execute("DELETE FROM calendar_links WHERE org_id = %s", (a.id,)),
     ]
     for step in steps:
         before_b = version(b.id)
@@ -247,3 +277,201 @@ def test_requests_racing_a_rotation_never_succeed_with_the_old_secret_after_it(a
         for t in threads:
             t.join()
     assert late_successes == []
+
+
+# Opening hours (#17): a booking on a day the kept hours open inserts without reading the
+# diary; every change to hours, exceptions or blocking calendars gives a new version.
+
+
+def _schedule_reads(seen: list[str]) -> list[str]:
+    return [s for s in seen if "FROM working_hours" in s]
+
+
+def _resource_id(db, org) -> int:
+    return count(db, "SELECT id FROM resources WHERE org_id = %s ORDER BY id LIMIT 1", org.id)
+
+
+def test_a_booking_on_an_open_day_inserts_without_reading_the_diary(app, client, org):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=9))))))
+    seen = _statements(app)
+
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=11))))))
+
+    assert _schedule_reads(seen) == [], seen
+    assert len([s for s in seen if s.startswith("INSERT INTO appointments")]) == 1
+
+
+def test_a_taken_time_is_refused_with_alternatives_after_the_insert(app, client, org, db):
+    """The constraint refuses the insert; the diary is read then, and the refusal is the one
+    a read-first booking gave: taken, with the nearest free times."""
+    booked(post(client, org, envelope(tool_call(**booking()))))
+    seen = _statements(app)
+
+    rival = envelope(tool_call(**booking(name="Rival")), customer="+14155550999")
+    refusal = error_of(post(client, org, rival))
+
+    assert "already taken" in refusal and "10:30 AM" in refusal, refusal
+    inserts = [i for i, s in enumerate(seen) if s.startswith("INSERT INTO appointments")]
+    reads = [i for i, s in enumerate(_schedule_reads(seen))]
+    assert inserts and reads, seen
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_the_next_free_resource_is_booked_when_the_first_is_taken(client, org, runtime, db):
+    add_resource(runtime.uow(), org.id, "Dr Chen", ["mon-sun 00:00-23:59"])
+    booked(post(client, org, envelope(tool_call(**booking()))))
+
+    second = envelope(tool_call(**booking(name="Second")), customer="+14155550999")
+    result = booked(post(client, org, second))
+
+    assert result["appointment"]["resource"] == "Dr Chen"
+    assert count(db, "SELECT count(DISTINCT resource_id) FROM appointments") == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda runtime, db, org, rid: set_weekly_hours(
+                runtime.uow(), org.id, rid, {d: "13:00-17:00" for d in range(7)}
+            ),
+            id="weekly hours",
+        ),
+        pytest.param(
+            lambda runtime, db, org, rid: db.execute(
+                "UPDATE working_hours SET opens = '13:00' WHERE resource_id = %s", (rid,)
+            ),
+            id="weekly hours by hand",
+        ),
+        pytest.param(
+            lambda runtime, db, org, rid: set_day(
+                runtime.uow(), rid, date.fromisoformat(local_start()[:10])
+            ),
+            id="closed day",
+        ),
+        pytest.param(
+            lambda runtime, db, org, rid: db.execute(
+                "INSERT INTO schedule_exceptions (org_id, resource_id, day, opens, closes) "
+                "VALUES (%s, %s, %s, '13:00', '17:00')",
+                (org.id, rid, local_start()[:10]),
+            ),
+            id="other hours by hand",
+        ),
+    ],
+)
+def test_changed_opening_hours_apply_on_the_next_booking(client, org, runtime, db, change):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    change(runtime, db, org, _resource_id(db, org))
+    refusal = error_of(post(client, org, envelope(tool_call(**booking()))))
+
+    assert "opening hours" in refusal or "closed" in refusal, refusal
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_reopened_hours_take_a_booking_on_the_next_request(client, org, runtime, db):
+    rid = _resource_id(db, org)
+    day = date.fromisoformat(local_start()[:10])
+    set_day(runtime.uow(), rid, day)  # closed that day
+    assert "closed" in error_of(post(client, org, envelope(tool_call(**booking()))))
+
+    clear_day(runtime.uow(), org.id, rid, day)
+
+    booked(post(client, org, envelope(tool_call(**booking()))))
+
+
+def _link(db, org, rid: int, start: str) -> int:
+    """A fresh blocking calendar link with one busy hour from the local `start`."""
+    link = count(
+        db,
+        "INSERT INTO calendar_links (org_id, resource_id, url, max_staleness_minutes, "
+        "last_good_sync_at) VALUES (%s, %s, 'https://dav.example.com/x/', 60, now()) "
+        "RETURNING id",
+        org.id,
+        rid,
+    )
+    db.execute(
+        "INSERT INTO calendar_busy (org_id, link_id, resource_id, starts_at, ends_at) "
+        "VALUES (%s, %s, %s, (%s::timestamp AT TIME ZONE 'America/New_York'), "
+        "(%s::timestamp AT TIME ZONE 'America/New_York') + interval '1 hour')",
+        (org.id, link, rid, start, start),
+    )
+    return link
+
+
+def test_a_new_blocking_calendar_is_honoured_on_the_next_booking(client, org, db):
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    _link(db, org, _resource_id(db, org), local_start())
+    refusal = error_of(post(client, org, envelope(tool_call(**booking()))))
+
+    assert "already taken" in refusal, refusal
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_a_calendar_made_blocking_is_honoured_on_the_next_booking(client, org, db):
+    link = _link(db, org, _resource_id(db, org), local_start())
+    db.execute("UPDATE calendar_links SET block = false WHERE id = %s", (link,))
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    db.execute("UPDATE calendar_links SET block = true WHERE id = %s", (link,))
+    refusal = error_of(post(client, org, envelope(tool_call(**booking()))))
+
+    assert "already taken" in refusal, refusal
+
+
+def test_a_calendar_poll_keeps_the_version(db, org):
+    """The worker writes a link's poll times every few minutes: that must not empty caches."""
+    link = _link(db, org, _resource_id(db, org), local_start())
+    before = count(db, "SELECT config_version FROM organizations WHERE id = %s", org.id)
+
+    db.execute(
+        "UPDATE calendar_links SET last_poll_at = now(), last_good_sync_at = now(), "
+        "last_error = 'x', last_error_at = now(), max_staleness_minutes = 30, "
+        "when_stale = 'book' WHERE id = %s",
+        (link,),
+    )
+    db.execute("DELETE FROM calendar_busy WHERE link_id = %s", (link,))
+
+    assert count(db, "SELECT config_version FROM organizations WHERE id = %s", org.id) == before
+
+
+def test_racing_bookings_with_kept_hours_book_a_time_once(app, org, db):
+    """Eight callers, one time, every worker thread booking straight from the kept hours:
+    one is booked, the others are told it is taken, with alternatives."""
+    client = app.test_client()
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+
+    def attempt(i: int):
+        body = envelope(
+            tool_call(**booking(name=f"Caller {i}")),
+            customer=f"+1415555{i:04d}",
+            call_id=f"race-{i}",  # one phone call each: no call's change limit is reached
+        )
+        return post(app.test_client(), org, body).get_json()["results"][0]
+
+    results = run_concurrently(8, attempt)
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    wins = [r for r in results if "result" in r]
+    assert len(wins) == 1, results
+    for r in results:
+        if r not in wins:
+            assert "taken" in r["error"] and "10:30 AM" in r["error"], r
+    assert count(db, "SELECT count(*) FROM appointments WHERE name LIKE 'Caller %%'") == 1
+
+
+def test_hours_kept_for_an_older_version_are_not_used_by_a_fresh_read(client, org, runtime, db):
+    """A new secret does not fit the kept row, so the organization is read afresh (nothing is
+    forgotten on that path): the hours kept under its older version must not answer."""
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+    set_weekly_hours(runtime.uow(), org.id, _resource_id(db, org), {0: "13:00-17:00"})
+    new_secret = rotate_secret(runtime.uow(), org.id)
+
+    response = client.post(
+        "/api/vapi/tools",
+        json=envelope(tool_call(**booking())),
+        headers={"Authorization": f"Bearer {new_secret}"},
+    )
+
+    assert "opening hours" in error_of(response) or "closed" in error_of(response)
