@@ -852,9 +852,9 @@ limit count, resources and services, the contact upsert on `uq_contacts_org_phon
 exceptions and busy ranges, the appointment insert, the event with its deliveries, the ledger
 answer. It is the fixed yardstick of #17's target, so that doing less per booking counts as
 the gain it is. "Today's statements" is the same measure for what the service issues now
-(pool pre-ping; claim with the organization's version; SAVEPOINT; upsert; hours, exceptions
-and busy ranges; insert; answer with the change count; event, deliveries and audience in one
-statement): what PostgreSQL alone could do for the booking path as it is. The service
+(pool pre-ping; claim with the organization's version; SAVEPOINT; upsert; insert, with no
+diary read on a day the kept hours open; answer with the change count; event, deliveries and
+audience in one statement): what PostgreSQL alone could do for the booking path as it is. The service
 additionally parses ~50 KB of JSON, validates, renders the answer and goes through nginx, on
 the same 2 cores as PostgreSQL and the load generator.
 
