@@ -6,12 +6,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Text,
     and_,
     bindparam,
     exists,
     func,
+    literal,
     or_,
     select,
     update,
@@ -23,11 +25,13 @@ from booking_service.db import table
 from booking_service.models import (
     Appointment,
     Contact,
+    Organization,
 )
 from booking_service.repositories.common import CANCELLED, blocked_range
 from booking_service.repositories.driver import HotStatement
 
 _appointments = table(Appointment)
+_organizations = table(Organization)
 
 
 @dataclass(frozen=True)
@@ -55,24 +59,46 @@ def _appointment(row) -> AppointmentRow:
     return AppointmentRow(*row)
 
 
+# Column -> parameter of an appointment insert (the status is always "booked").
+_INSERTED = {
+    "org_id": "p_org",
+    "contact_id": "p_contact",
+    "resource_id": "p_resource",
+    "reference": "p_reference",
+    "starts_at": "p_starts",
+    "ends_at": "p_ends",
+    "blocked_until": "p_blocked",
+    "service": "p_service",
+    "notes": "p_notes",
+    "name": "p_name",
+    "email": "p_email",
+    "vapi_call_id": "p_call",
+    "tool_call_id": "p_tool_call",
+    "unconfirmed": "p_unconfirmed",
+}
 _INSERT_APPOINTMENT = HotStatement(
     insert(_appointments)
-    .values(
-        org_id=bindparam("p_org"),
-        contact_id=bindparam("p_contact"),
-        resource_id=bindparam("p_resource"),
-        reference=bindparam("p_reference"),
-        starts_at=bindparam("p_starts"),
-        ends_at=bindparam("p_ends"),
-        blocked_until=bindparam("p_blocked"),
-        status="booked",
-        service=bindparam("p_service"),
-        notes=bindparam("p_notes"),
-        name=bindparam("p_name"),
-        email=bindparam("p_email"),
-        vapi_call_id=bindparam("p_call"),
-        tool_call_id=bindparam("p_tool_call"),
-        unconfirmed=bindparam("p_unconfirmed"),
+    .values(status="booked", **{column: bindparam(p) for column, p in _INSERTED.items()})
+    .on_conflict_do_nothing()
+    .returning(*_COLUMNS)
+)
+# The same insert, made only while the organization's config_version is the one given, as of
+# the insert's own snapshot: a booking decided on opening hours kept for that version
+# (use_cases/openings.cached_openings) is not made on hours changed since, however long the
+# request waited for locks before it. Nothing inserted: see why_not_inserted.
+_INSERT_APPOINTMENT_AT_VERSION = HotStatement(
+    insert(_appointments)
+    .from_select(
+        ["status", *_INSERTED],
+        select(
+            literal("booked", _appointments.c.status.type),
+            *(bindparam(p, type_=_appointments.c[column].type) for column, p in _INSERTED.items()),
+        ).where(
+            exists().where(
+                _organizations.c.id == bindparam("p_org", type_=BigInteger),
+                _organizations.c.config_version == bindparam("p_version", type_=BigInteger),
+            )
+        ),
     )
     .on_conflict_do_nothing()
     .returning(*_COLUMNS)
@@ -99,6 +125,11 @@ _HOLDINGS = select(
     _appointments.c.status == "booked",
     _appointments.c.ends_at > bindparam("p_now"),
 )
+
+
+def _insert_params(values: dict) -> dict:
+    """The insert's parameters from its arguments (by column name)."""
+    return {p: values[column] for column, p in _INSERTED.items()}
 
 
 class AppointmentRepository:
@@ -133,23 +164,15 @@ class AppointmentRepository:
         exclusion constraint as arbiter, and one statement can name only one arbiter, hence no
         named target here; the start-up schema check asserts both constraints exist.
         """
-        values = {
-            "p_org": org_id,
-            "p_contact": contact_id,
-            "p_resource": resource_id,
-            "p_reference": reference,
-            "p_starts": starts_at,
-            "p_ends": ends_at,
-            "p_blocked": blocked_until,
-            "p_service": service,
-            "p_notes": notes,
-            "p_name": name,
-            "p_email": email,
-            "p_call": vapi_call_id,
-            "p_tool_call": tool_call_id,
-            "p_unconfirmed": unconfirmed,
-        }
+        values = _insert_params(locals())
         row = _INSERT_APPOINTMENT.execute(self.session, values).first()
+        return _appointment(row) if row is not None else None
+
+    def insert_at_version(self, version: int, **values) -> AppointmentRow | None:
+        """`insert`, made only while the organization's config_version is `version`; None
+        when it is not, or when the insert conflicts (see `why_not_inserted`)."""
+        params = {**_insert_params({"unconfirmed": False, **values}), "p_version": version}
+        row = _INSERT_APPOINTMENT_AT_VERSION.execute(self.session, params).first()
         return _appointment(row) if row is not None else None
 
     def why_not_inserted(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     bindparam,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -419,6 +420,12 @@ class CalendarRepository:
                 _busy.c.resource_id.in_(resource_ids),
                 _busy.c.starts_at < end,
                 _busy.c.ends_at > start,
+                # As the schedule read: only while their link blocks this resource.
+                exists().where(
+                    _links.c.id == _busy.c.link_id,
+                    _links.c.resource_id == _busy.c.resource_id,
+                    _links.c.block,
+                ),
             )
             .order_by(_busy.c.starts_at)
         ).all()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     literal,
     literal_column,
@@ -204,6 +205,14 @@ def _schedule_statement():
         CalendarBusy.resource_id == resources,
         CalendarBusy.starts_at < bindparam("p_busy_to"),
         CalendarBusy.ends_at > bindparam("p_busy_from"),
+        # Only while their link blocks this resource: the worker stops refreshing a link's
+        # busy times when it stops blocking (or moves), and those left behind would block
+        # forever. The opening hours kept per worker know only blocking links, too.
+        exists().where(
+            CalendarLink.id == CalendarBusy.link_id,
+            CalendarLink.resource_id == CalendarBusy.resource_id,
+            CalendarLink.block,
+        ),
     )
     # One row per blocking link: the policy in `weekday` (1 = book when stale, 0 = refuse),
     # the end of its freshness in `blocked_until`.

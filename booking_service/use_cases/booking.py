@@ -15,6 +15,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from booking_service.errors import StartRefused, TooManyUpcoming
 from booking_service.events import AppointmentBooked, appointment_event
@@ -150,10 +151,12 @@ def book_appointment(
     ends_at = starts_at + duration
     notes = _notes(choice.asked, request.notes)
 
-    def book_on(free: Openings, *, checked: bool) -> Booking | None:
+    def book_on(free: Openings, *, at_version: int | None = None) -> Booking | None:
         """Book the first of `free` the exclusion constraint lets in, or None.
 
-        `checked`: the busy times were read, so a refusal means a booking made meanwhile."""
+        `at_version`: `free` came from the opening hours kept for this version of the
+        organization, and nothing is booked unless it still holds; else the busy times were
+        read, so a refusal means a booking made meanwhile."""
         for resource_id in free.resources:
             appointment = _insert(
                 uow,
@@ -168,9 +171,10 @@ def book_appointment(
                 vapi_call_id,
                 tool_call_id,
                 unconfirmed=resource_id in free.unconfirmed,
+                at_version=at_version,
             )
             if appointment is None:
-                if checked:
+                if at_version is None:
                     BOOKING_CONFLICTS.inc()
                     log.info("slot taken concurrently on resource %s; trying the next", resource_id)
                 continue
@@ -188,17 +192,18 @@ def book_appointment(
             return _booking(appointment, names[resource_id], contact, resolved.path)
         return None
 
-    # Open by the hours the worker keeps: try the insert straight away (#17). When the
-    # constraint refuses every resource, the time is taken; check_start below then reads
-    # the diary and refuses with alternatives, as it would have before the insert.
+    # Open by the hours the worker keeps: try the insert straight away (#17). When nothing
+    # is inserted (the time is taken, or the hours changed since they were kept),
+    # check_start below reads the diary and books or refuses with alternatives, as it did
+    # before the insert came first.
     hopeful = cached_openings(uow, org, resources, request.start, duration, now)
     if hopeful is not None:
-        if (booked := book_on(hopeful, checked=False)) is not None:
+        if (booked := book_on(hopeful, at_version=org.version)) is not None:
             return booked
         if (already := holdings()[1]) is not None:
             return already
     free = check_start(uow, org, resources, request.start, duration, now)
-    if (booked := book_on(free, checked=True)) is not None:
+    if (booked := book_on(free)) is not None:
         return booked
     if (already := holdings()[1]) is not None:
         return already
@@ -220,12 +225,14 @@ def _insert(
     tool_call_id: str | None,
     *,
     unconfirmed: bool,
+    at_version: int | None = None,
 ):
     """The inserted appointment, or None when the resource is taken at that time (by a
-    committed booking or a concurrent one, which the insert waits for)."""
+    committed booking or a concurrent one, which the insert waits for) or, `at_version`
+    given, when the organization's config_version is no longer that."""
     for _ in range(_REFERENCE_ATTEMPTS):
         reference = new_reference()
-        appointment = uow.appointments.insert(
+        values: dict[str, Any] = dict(
             org_id=org.id,
             contact_id=contact_id,
             resource_id=resource_id,
@@ -241,6 +248,10 @@ def _insert(
             tool_call_id=tool_call_id,
             unconfirmed=unconfirmed,
         )
+        if at_version is None:
+            appointment = uow.appointments.insert(**values)
+        else:
+            appointment = uow.appointments.insert_at_version(at_version, **values)
         if appointment is not None:
             return appointment
         why = uow.appointments.why_not_inserted(
@@ -248,6 +259,10 @@ def _insert(
         )
         if why == "taken":
             return None  # the exclusion constraint said no
+        if why is None and at_version is not None:
+            # The hours changed since they were kept (or the taking booking was cancelled
+            # in the meantime): the caller reads the diary and decides afresh.
+            return None
         if why is None:
             # DO NOTHING has no target, so any unique index can refuse the row (a primary key
             # behind its sequence, an index added later). Telling the caller the time was

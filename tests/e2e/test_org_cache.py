@@ -32,6 +32,7 @@ from tests.helpers import (
     error_of,
     local_start,
     post,
+    result_of,
     run_concurrently,
     tool_call,
 )
@@ -475,3 +476,50 @@ def test_hours_kept_for_an_older_version_are_not_used_by_a_fresh_read(client, or
     )
 
     assert "opening hours" in error_of(response) or "closed" in error_of(response)
+
+
+def test_hours_changed_while_a_booking_runs_are_what_it_is_held_to(
+    app, client, org, database_url, db
+):
+    """The claim confirmed the version; the day is closed after it (as while a claim waits for
+    its lock) but before the insert: the insert is made only while the version holds, so the
+    booking reads the diary again and is refused."""
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=14))))))
+    rid = _resource_id(db, org)
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+    closed = []
+
+    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
+    def _close_the_day_after_the_claim(_conn, _cursor, sql, *_args):
+        if sql.startswith("INSERT INTO contacts") and not closed:
+            with psycopg.connect(plain, autocommit=True) as other:
+                other.execute(
+                    "INSERT INTO schedule_exceptions (org_id, resource_id, day) "
+                    "VALUES (%s, %s, %s)",
+                    (org.id, rid, local_start()[:10]),
+                )
+            closed.append(True)
+
+    refusal = error_of(post(client, org, envelope(tool_call(**booking()))))
+
+    assert closed and "closed" in refusal, refusal
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_busy_times_left_by_a_calendar_that_no_longer_blocks_do_not_block(client, org, db):
+    """The worker stops reading a link's busy times when it stops blocking; those left behind
+    must not keep the time taken (not on the kept-hours path, not on the diary read)."""
+    link = _link(db, org, _resource_id(db, org), local_start())
+    day = _availability(date=local_start()[:10])
+    assert "10:00" not in _offered(post(client, org, day))
+    assert "already taken" in error_of(post(client, org, envelope(tool_call(**booking()))))
+
+    db.execute("UPDATE calendar_links SET block = false WHERE id = %s", (link,))
+
+    assert "10:00" in _offered(post(client, org, day))
+    booked(post(client, org, envelope(tool_call(**booking()))))
+
+
+def _offered(response) -> list[str]:
+    """The local start times (HH:MM) an availability answer offers."""
+    return [slot["start"][11:16] for slot in result_of(response)["slots"]]
