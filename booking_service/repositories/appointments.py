@@ -182,9 +182,12 @@ class AppointmentRepository:
         resource_id: int,
         starts_at: datetime,
         blocked_until: datetime,
+        version: int | None = None,
     ) -> str | None:
         """After `insert` returned nothing: "reference" when the reference is used, "taken"
-        when a booked appointment overlaps on the resource, else None (another constraint)."""
+        when a booked appointment overlaps on the resource, "stale" (after
+        `insert_at_version`) when the organization's version is no longer `version`, else
+        None (another constraint)."""
         reference_used = exists().where(
             Appointment.org_id == org_id, Appointment.reference == reference
         )
@@ -196,10 +199,19 @@ class AppointmentRepository:
                 blocked_range(starts_at, blocked_until)
             ),
         )
+        current = exists().where(
+            _organizations.c.id == org_id, _organizations.c.config_version == version
+        )
         row = self.session.execute(
-            select(reference_used.label("reference_used"), overlap.label("overlap"))
+            select(
+                reference_used.label("reference_used"),
+                overlap.label("overlap"),
+                (~current if version is not None else literal(False)).label("stale"),
+            )
         ).one()
-        return "reference" if row.reference_used else "taken" if row.overlap else None
+        if row.reference_used:
+            return "reference"
+        return "taken" if row.overlap else "stale" if row.stale else None
 
     def holdings(
         self,

@@ -255,14 +255,12 @@ def _insert(
         if appointment is not None:
             return appointment
         why = uow.appointments.why_not_inserted(
-            org.id, reference, resource_id, starts_at, ends_at + org.rules.buffer
+            org.id, reference, resource_id, starts_at, ends_at + org.rules.buffer, at_version
         )
         if why == "taken":
             return None  # the exclusion constraint said no
-        if why is None and at_version is not None:
-            # The hours changed since they were kept (or the taking booking was cancelled
-            # in the meantime): the caller reads the diary and decides afresh.
-            return None
+        if why == "stale":
+            return None  # the hours changed since they were kept: the diary decides
         if why is None:
             # DO NOTHING has no target, so any unique index can refuse the row (a primary key
             # behind its sequence, an index added later). Telling the caller the time was
