@@ -287,13 +287,12 @@ COMMIT;
 """
 )
 
-# The statements the service issues for the same booking today (after the pool's pre-ping):
+# The statements the service issues for the same booking today:
 # what PostgreSQL alone could do for the booking path as it now is. Keep it in step with the
 # statement list `make profile` prints.
 CURRENT_PGBENCH_SCRIPT = (
     r"""
 \set n random(1, 9000000000000)
-SELECT 1;
 BEGIN;
 WITH claim AS (
   INSERT INTO tool_calls (org_id, tool_call_id, vapi_call_id, caller, limit_key, tool_name, fingerprint)
@@ -712,6 +711,18 @@ LEVERS = """
    booking. *Risk:* none to the masking: the pattern has no anchors or lookarounds, so a run
    the slow path would mask is one the search finds (tests/unit/test_normalize.py).
 
+10. **No pre-ping round trip** (`db._closed_by_server`): `pool_pre_ping` sent `SELECT 1`
+    before every checkout, one round trip in seven of a booking's. A checkout listener now
+    polls the connection's socket without waiting instead: an idle pooled connection has
+    nothing to read, and one the server ended (a restart, `pg_terminate_backend`, a pooler's
+    timeout) shows its goodbye or end of file at once; the pool then drops it and checks out
+    another. -1 round trip, -69 Python calls. *Risk:* a server that vanished without closing
+    the socket (a cut cable) is met by the first statement instead of the ping, and answered
+    as an outage, which is what a ping that hung would have come to; an unasked message on
+    an idle connection only costs a reconnect. Tests: tests/integration/
+    test_request_path.py (pooled connections whose backends were terminated are replaced
+    before use; fails without the listener), tests/fault/test_database_restart.py unchanged.
+
 **Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
 tables start empty, and without statistics PostgreSQL planned the ledger's lookup by tool call
 id and the booked-times read as scans of every row of the organization (1.0 and 1.5 ms per
@@ -720,8 +731,8 @@ measured at the end, ran after ANALYZE. Runs before this change understated the 
 
 **Not taken:** BEGIN sent in the same round trip
 as the claim with psycopg's pipeline mode (measured: 2% less CPU per booking, within this
-machine's drift, for 114 more Python calls); dropping the pool's pre-ping (a restarted
-database would fail the first request on every pooled connection).
+machine's drift, for 114 more Python calls); dropping the pool's pre-ping with nothing in its
+place (a restarted database would fail the first request on every pooled connection).
 
 **gunicorn and nginx:** `sync` workers and `gthread` workers with one thread were measured
 against today's `gthread` 4x4 in alternating runs on one cluster: no configuration won in both
@@ -740,8 +751,9 @@ unlike timings, they repeat exactly): 5,933 before these levers; 5,594 with orjs
 schemas built once; 5,508 with the audience in the outbox statement; 4,837 with the
 organization cache; 4,751 with the count in the answer; 4,427 with savepoints on the driver
 (4,428 with the literal status); 4,100 booking an open day without the diary read; 4,089 with
-the cheaper log masking; 4,092 with the insert held to the kept version. Statements per
-booking (pre-ping included): 13, 13, 12, 10, 9, 8, 8, 7, 7, 7. CPU per booking, the same
+the cheaper log masking; 4,092 with the insert held to the kept version; 4,023 without the
+pre-ping. Round trips per booking besides BEGIN and COMMIT (the pre-ping included while there
+was one): 13, 13, 12, 10, 9, 8, 8, 7, 7, 7, 6. CPU per booking, the same
 commits in order, two passes: 7.5, 7.8, 6.6, 5.4, 4.4, 4.8, 3.8 ms and 5.7, 6.1, 6.6, 5.3, 5.9,
 5.6, 5.1 ms: this machine's drift within minutes is larger than any one lever's effect, so the
 calls and statements are the measure of each lever, and the bench of all of them together.
@@ -862,7 +874,7 @@ limit count, resources and services, the contact upsert on `uq_contacts_org_phon
 exceptions and busy ranges, the appointment insert, the event with its deliveries, the ledger
 answer. It is the fixed yardstick of #17's target, so that doing less per booking counts as
 the gain it is. "Today's statements" is the same measure for what the service issues now
-(pool pre-ping; claim with the organization's version; SAVEPOINT; upsert; insert, with no
+(claim with the organization's version; SAVEPOINT; upsert; insert, with no
 diary read on a day the kept hours open; answer with the change count; event, deliveries and
 audience in one statement): what PostgreSQL alone could do for the booking path as it is. The service
 additionally parses ~50 KB of JSON, validates, renders the answer and goes through nginx, on

@@ -6,9 +6,10 @@ share pooled connections between workers.
 
 from __future__ import annotations
 
+import select
 from typing import cast
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from booking_service.config import Settings
@@ -36,12 +37,34 @@ def table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+def _closed_by_server(dbapi_connection) -> bool:
+    """True when the server has given up on this idle, pooled connection.
+
+    An idle connection in the pool has nothing to read: the last answer was read in full.
+    When the server ends it (shutdown or restart, pg_terminate_backend, a pooler's timeout)
+    it sends its goodbye and closes the socket, which the kernel shows as readable (or hung
+    up) at once; a poll without waiting sees that with no round trip. Whatever else could
+    arrive unasked on an idle connection (a parameter change) only costs a reconnect.
+    A server gone without closing the socket (a cut cable) is met by the first statement,
+    as it was by a pre-ping, and answered as an outage.
+    """
+    if dbapi_connection.closed:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # no usable socket any more
+        return True
+
+
 def make_engine(settings: Settings, url: str | None = None) -> Engine:
     """Create the engine with time budgets on every statement.
 
     statement_timeout and lock_timeout bound every query, so a stuck lock turns into a spoken
-    error well inside VAPI's 20 s instead of a hang; pre-ping replaces connections that died
-    while pooled (e.g. after a PostgreSQL restart).
+    error well inside VAPI's 20 s instead of a hang; a connection the server closed while it
+    was pooled (a PostgreSQL restart, a terminated backend, a pooler's idle timeout) is
+    replaced when it is checked out (`_closed_by_server`).
 
     Directly connected (DB_POOLER=none) the budgets are session settings sent once at connect.
     Behind a transaction-mode pooler (DB_POOLER=transaction) a server connection serves other
@@ -67,12 +90,21 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
         url or settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # Not pool_pre_ping: its SELECT 1 is a round trip per checkout (one in seven of a
+        # booking's, #17). The checkout listener below finds a closed connection locally.
+        pool_pre_ping=False,
         pool_recycle=1800,
         # Logged errors must not carry callers' phone numbers, emails or names.
         hide_parameters=True,
         connect_args=connect_args,
     )
+
+    @event.listens_for(engine, "checkout")
+    def _replace_if_closed(dbapi_connection, _record, _proxy):
+        if _closed_by_server(dbapi_connection):
+            # The pool drops this connection and checks out another (three tries).
+            raise exc.DisconnectionError("the server closed a pooled connection")
+
     if pooled:
         budgets = {
             "statement": str(settings.db_statement_timeout_ms),

@@ -357,8 +357,9 @@ class ConnectionScope:
     """One pooled connection for all the units of work of one request.
 
     A webhook request authenticates, then answers each tool call in a transaction of its own.
-    Checking a connection out for each would pay the pool's pre-ping round trip and the pool's
-    bookkeeping every time; sharing one keeps one check-out (and one ping) per request.
+    Checking a connection out for each would pay the pool's bookkeeping (and its check for a
+    connection the server closed, db._closed_by_server) every time; sharing one keeps one
+    check-out per request.
 
     `reader()` units run in autocommit: a single lookup (authentication) needs no transaction,
     so it costs one round trip instead of BEGIN, SELECT and ROLLBACK. `uow()` units run in the

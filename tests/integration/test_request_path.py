@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import psycopg
 import pytest
@@ -71,6 +72,28 @@ def test_a_connection_that_dies_mid_request_is_replaced_for_the_next_unit(runtim
         # ... and the next one runs on a fresh connection.
         with scope.uow() as uow:
             assert uow.session.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+
+
+def test_pooled_connections_the_server_closed_are_replaced_before_use(runtime, org, db):
+    """No pre-ping round trip: a checkout sees locally that the server ended the connection
+    (as after a restart) and takes a fresh one, so the request meets no error."""
+    pids = set()
+    with runtime.connection_scope() as first, runtime.connection_scope() as second:
+        for scope in (first, second):
+            with scope.reader() as reader:
+                pids.add(reader.session.execute(text("SELECT pg_backend_pid()")).scalar())
+    assert len(pids) == 2  # both back in the pool now, idle
+    for pid in pids:
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    deadline = time.monotonic() + 10
+    while count(db, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", list(pids)):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    for _ in range(3):  # whichever pooled connection each checkout gets
+        with runtime.uow() as uow:
+            pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert pid not in pids
 
 
 def test_a_reference_collision_is_retried_with_a_new_reference(client, org, db, monkeypatch):
