@@ -715,13 +715,17 @@ LEVERS = """
     before every checkout, one round trip in seven of a booking's. A checkout listener now
     polls the connection's socket without waiting instead: an idle pooled connection has
     nothing to read, and one the server ended (a restart, `pg_terminate_backend`, a pooler's
-    timeout) shows its goodbye or end of file at once; the pool then drops it and checks out
-    another. -1 round trip, -69 Python calls. *Risk:* a server that vanished without closing
-    the socket (a cut cable) is met by the first statement instead of the ping, and answered
-    as an outage, which is what a ping that hung would have come to; an unasked message on
-    an idle connection only costs a reconnect. Tests: tests/integration/
-    test_request_path.py (pooled connections whose backends were terminated are replaced
-    before use; fails without the listener), tests/fault/test_database_restart.py unchanged.
+    timeout) shows its goodbye or end of file at once; the pool then connects that slot
+    afresh. TCP keepalives (30 s idle, 3 probes 10 s apart) make the kernel notice a peer that
+    vanished without a goodbye. -1 round trip, -69 Python calls. *Risk:* a database host that
+    disappears without closing its sockets (a failover moving its address, a load balancer
+    forgetting the flow) and answers with a reset is met by the first statement of each
+    pooled connection that has idled less than the keepalive time, and that request is
+    answered "database unavailable", where a pre-ping would have reconnected unseen; the
+    restart case (the server closes its connections) is caught as before. Tests:
+    tests/integration/test_request_path.py (pooled connections whose backends were
+    terminated are replaced before use, and fail without the listener; keepalives are set on
+    the socket), tests/fault/test_database_restart.py unchanged.
 
 **Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
 tables start empty, and without statistics PostgreSQL planned the ledger's lookup by tool call

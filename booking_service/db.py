@@ -9,6 +9,7 @@ from __future__ import annotations
 import select
 from typing import cast
 
+import psycopg
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -45,16 +46,17 @@ def _closed_by_server(dbapi_connection) -> bool:
     it sends its goodbye and closes the socket, which the kernel shows as readable (or hung
     up) at once; a poll without waiting sees that with no round trip. Whatever else could
     arrive unasked on an idle connection (a parameter change) only costs a reconnect.
-    A server gone without closing the socket (a cut cable) is met by the first statement,
-    as it was by a pre-ping, and answered as an outage.
+    A peer gone without closing the socket is found by TCP keepalives once the connection
+    has idled a while (`make_engine`); before that, the first statement meets it and the
+    request is answered as an outage (a pre-ping would have spent its round trip on it).
     """
     if dbapi_connection.closed:
         return True
     try:
         poller = select.poll()
-        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        poller.register(dbapi_connection.fileno(), select.POLLIN)  # hang-ups come unasked
         return bool(poller.poll(0))
-    except (OSError, ValueError):  # no usable socket any more
+    except (OSError, ValueError, psycopg.Error):  # no usable socket any more
         return True
 
 
@@ -76,6 +78,13 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
     connect_args: dict = {
         "connect_timeout": settings.db_connect_timeout_s,
         "application_name": "booking_service",
+        # A database host that vanished (failover, a NAT or load balancer that forgot the
+        # flow) sends no goodbye; keepalives make the kernel notice within about a minute of
+        # idling, so the checkout's poll sees it instead of a caller's first statement.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
     }
     pooled = settings.db_pooler == "transaction"
     if pooled:
@@ -99,10 +108,18 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
         connect_args=connect_args,
     )
 
+    @event.listens_for(engine, "connect")
+    def _mark_new(_dbapi_connection, record):
+        record.info["new"] = True
+
     @event.listens_for(engine, "checkout")
-    def _replace_if_closed(dbapi_connection, _record, _proxy):
+    def _replace_if_closed(dbapi_connection, record, _proxy):
+        # A connection made for this very checkout was just heard from; checking it could
+        # only turn a connection the server drops at once into an error of the wrong kind.
+        if record.info.pop("new", False):
+            return
         if _closed_by_server(dbapi_connection):
-            # The pool drops this connection and checks out another (three tries).
+            # The pool closes this connection and connects its slot afresh.
             raise exc.DisconnectionError("the server closed a pooled connection")
 
     if pooled:

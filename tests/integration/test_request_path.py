@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 
 import psycopg
@@ -94,6 +96,18 @@ def test_pooled_connections_the_server_closed_are_replaced_before_use(runtime, o
         with runtime.uow() as uow:
             pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar()
         assert pid not in pids
+
+
+def test_pooled_connections_probe_an_idle_peer_with_tcp_keepalives(runtime):
+    """A host that vanishes sends no goodbye: keepalives let the kernel find it, so the
+    checkout's poll sees a dead connection without a pre-ping."""
+    with runtime.uow() as uow:
+        fd = uow.session.connection().connection.dbapi_connection.fileno()
+        probe = socket.socket(fileno=os.dup(fd))
+    with probe:
+        assert probe.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+        assert probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
 
 
 def test_a_reference_collision_is_retried_with_a_new_reference(client, org, db, monkeypatch):
