@@ -678,17 +678,18 @@ LEVERS = """
    and /proc, minutes apart). *Risk:* none; the literal is the constraint's own.
 
 8. **An open day booked without reading the diary** (`use_cases/openings.cached_openings`,
-   migration c4e8f1a2d7b9). Each worker keeps an organization's weekly hours, its exceptions
-   from yesterday to the end of its horizon, and which resources a calendar blocks, read in
-   one statement together with the organization's version and kept under it. Triggers now
-   give the organization a new version on every change to hours, exceptions and blocking
-   calendar links (not on a link's poll bookkeeping, which changes every few minutes). When
-   the kept hours open the requested start, the appointment is inserted at once and the
-   exclusion constraint decides "taken". That insert is an `INSERT ... SELECT` made only
-   while the organization's version is still the one the hours were kept under, as of the
-   insert's own snapshot, so hours changed while the request waited for a lock are not
-   booked against. When nothing is inserted, the booking reads the diary as before and books
-   or refuses with alternatives. -1 statement, -328 Python calls.
+   `repositories/appointments.insert_at_version`, migration c4e8f1a2d7b9). Each worker
+   keeps an organization's weekly hours and its exceptions from yesterday to the end of its
+   horizon, read in one statement together with the organization's version and kept under
+   it; triggers now give the organization a new version on every change to hours and
+   exceptions. When the kept hours open the requested start, the appointment is inserted at
+   once: an `INSERT ... SELECT` made only while the organization's version is still the one
+   the hours were kept under and no blocking calendar of the resource is busy then or stale,
+   all as of the insert's own snapshot, with the exclusion constraint deciding "taken". So
+   hours changed while the request waited for a lock are not booked against, and a linked
+   resource needs no diary read either. When nothing is inserted, the booking reads the
+   diary as before and books, applies a stale calendar's policy (refuse, or book marked
+   unconfirmed) or refuses with alternatives. -1 statement, -328 Python calls.
    Busy times from an owner's calendar now count only while their link blocks that resource
    (everywhere: booking, availability, the diary page): the worker stops refreshing a link's
    busy times when it stops blocking, and those left behind used to block for good.
@@ -696,13 +697,13 @@ LEVERS = """
    rather than "was just taken" (both true, both with alternatives), and such a race is
    counted in `booking_conflicts_total` only when both bookings took the diary-read path;
    asking for a taken time costs an insert attempt (and its check) before the diary read. A
-   resource whose busy times come from a calendar, a start the hours refuse, a DST gap and a
-   date outside what is kept all take the old path, so the calendar policies and every
-   refusal are unchanged. Tests: tests/e2e/test_org_cache.py (hours, closed and reopened
-   days, by use case and by hand; hours changed between the claim and the insert; new and
-   newly blocking calendars; busy times of a calendar that stopped blocking; a poll keeps the
-   version; hours kept for an older version are not used by a fresh read; eight callers
-   racing for one time book it once).
+   start the hours refuse, a DST gap and a date outside what is kept take the old path, so
+   every refusal is unchanged. Tests: tests/e2e/test_org_cache.py (hours, closed and
+   reopened days, by use case and by hand; hours changed between the claim and the insert;
+   new, newly blocking, fresh and stale calendars under both policies; busy times of a
+   calendar that stopped blocking; hours kept for an older version are not used by a fresh
+   read; eight callers racing for one time book it once) and tests/integration/
+   test_calendars.py, unchanged (four of its tests fail if the insert ignores calendars).
 9. **Log lines masked in one search** (`logging_setup.mask_digits`, `ContextFilter`): every
    line's message went through a date-and-address scan before the phone-number pattern; now a
    message with no phone-like run (nearly all) is settled by that pattern's single search,
@@ -845,9 +846,9 @@ request can succeed).
 {rows}
 
 In "distinct, calendar linked" the booked resource has a CalDAV link that pushes and blocks,
-with 1,000 busy times read from the owner's calendar: each booking reads them (in the same
-statement as the hours and booked times) and queues one calendar push (in the same statement as
-its event); no calendar server is called.
+with 1,000 busy times read from the owner's calendar: each booking checks them (in its insert,
+on a day the kept hours open) and queues one calendar push (in the same statement as its
+event); no calendar server is called.
 
 In "refusals, 50k bookings" every request asks for a taken time in a diary of 50,000 future
 bookings (every other 5-minute slot for a year) and is answered with the three nearest free

@@ -3,8 +3,8 @@ without a statement), its catalogue of resources and services, and its opening h
 an open day without reading them).
 
 All are kept with the organization's `config_version`, which triggers change in the same
-transaction as any change to the row, its resources, its services, its hours and exceptions
-or its blocking calendar links (migrations a7d2e9c4b1f6, c4e8f1a2d7b9).
+transaction as any change to the row, its resources, its services, its hours or its
+exceptions (migrations a7d2e9c4b1f6, c4e8f1a2d7b9).
 Nothing is trusted for longer than it takes to confirm it:
 - an organization authenticated from here is marked `cached`, and the request's first
   statement that reaches the database anyway (the ledger claim of a tool call) reads its

@@ -52,16 +52,14 @@ REQUIRED: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
 }
 
 # The organization cache (org_cache.py) is right only while every change to an organization,
-# its resources, services, opening hours and blocking calendars gives it a new config_version:
-# these triggers do that.
+# its resources, services or opening hours gives it a new config_version: these triggers do
+# that.
 REQUIRED_TRIGGERS: dict[str, str] = {
     "trg_organizations_config_version": "organizations",
     "trg_resources_organization_config": "resources",
     "trg_services_organization_config": "services",
     "trg_working_hours_organization_config": "working_hours",
     "trg_schedule_exceptions_organization_config": "schedule_exceptions",
-    "trg_calendar_links_organization_config": "calendar_links",
-    "trg_calendar_links_block_config": "calendar_links",
 }
 
 _TRIGGERS_SQL = text(

@@ -1,10 +1,6 @@
-"""Working hours, exceptions and blocking calendar links change the organization's version too:
-a worker may then keep an organization's opening hours with its catalogue (org_cache.py) and
-book an open day without reading them (use_cases/openings.cached_openings).
-
-A calendar link's poll bookkeeping (last_poll_at, last_good_sync_at, errors) changes every few
-minutes and says nothing a cache keeps, so only inserting or deleting a link, or changing which
-resource it blocks or whether it blocks, counts as a change.
+"""Working hours and exceptions change the organization's version too: a worker may then keep
+an organization's opening hours with its catalogue (org_cache.py) and book an open day without
+reading them (use_cases/openings.cached_openings).
 
 Revision ID: c4e8f1a2d7b9
 Revises: a7d2e9c4b1f6
@@ -32,26 +28,8 @@ def upgrade() -> None:
             FOR EACH ROW EXECUTE FUNCTION touch_organization_config()
             """
         )
-    op.execute(
-        """
-        CREATE TRIGGER trg_calendar_links_organization_config
-        AFTER INSERT OR DELETE ON calendar_links
-        FOR EACH ROW EXECUTE FUNCTION touch_organization_config()
-        """
-    )
-    op.execute(
-        """
-        CREATE TRIGGER trg_calendar_links_block_config
-        AFTER UPDATE ON calendar_links
-        FOR EACH ROW
-        WHEN ((OLD.org_id, OLD.resource_id, OLD.block)
-              IS DISTINCT FROM (NEW.org_id, NEW.resource_id, NEW.block))
-        EXECUTE FUNCTION touch_organization_config()
-        """
-    )
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER trg_calendar_links_block_config ON calendar_links")
-    for table in ("calendar_links", "working_hours", "schedule_exceptions"):
+    for table in ("working_hours", "schedule_exceptions"):
         op.execute(f"DROP TRIGGER trg_{table}_organization_config ON {table}")

@@ -14,16 +14,20 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import table
 from booking_service.models import (
     Appointment,
+    CalendarBusy,
+    CalendarLink,
     Contact,
     Organization,
 )
@@ -82,10 +86,42 @@ _INSERT_APPOINTMENT = HotStatement(
     .on_conflict_do_nothing()
     .returning(*_COLUMNS)
 )
-# The same insert, made only while the organization's config_version is the one given, as of
-# the insert's own snapshot: a booking decided on opening hours kept for that version
-# (use_cases/openings.cached_openings) is not made on hours changed since, however long the
-# request waited for locks before it. Nothing inserted: see why_not_inserted.
+# The same insert, made only while the organization's config_version is the one given and
+# the resource's calendars allow it, as of the insert's own snapshot: a booking decided on
+# opening hours kept for that version (use_cases/openings.cached_openings) is not made on
+# hours changed since, however long the request waited for locks before it, nor over a time
+# a blocking calendar says is busy, nor while such a calendar is stale (its policy, and the
+# `unconfirmed` mark, are check_start's to apply). Nothing inserted: see why_not_inserted.
+_busy = table(CalendarBusy)
+_links = table(CalendarLink)
+
+
+def _calendar_says_no(org, resource, starts_at, blocked_until, now):
+    """A blocking calendar of the resource is busy over [starts_at, blocked_until) or stale
+    at `now` (LinkState.stale_at): the rules check_start applies to calendars."""
+    busy = exists().where(
+        _busy.c.org_id == org,
+        _busy.c.resource_id == resource,
+        _busy.c.starts_at < blocked_until,
+        _busy.c.ends_at > starts_at,
+        exists().where(
+            _links.c.id == _busy.c.link_id,
+            _links.c.resource_id == _busy.c.resource_id,
+            _links.c.block,
+        ),
+    )
+    fresh_until = _links.c.last_good_sync_at + _links.c.max_staleness_minutes * literal_column(
+        "interval '1 minute'"
+    )
+    stale = exists().where(
+        _links.c.org_id == org,
+        _links.c.resource_id == resource,
+        _links.c.block,
+        or_(_links.c.last_good_sync_at.is_(None), fresh_until <= now),
+    )
+    return or_(busy, stale)
+
+
 _INSERT_APPOINTMENT_AT_VERSION = HotStatement(
     insert(_appointments)
     .from_select(
@@ -97,7 +133,14 @@ _INSERT_APPOINTMENT_AT_VERSION = HotStatement(
             exists().where(
                 _organizations.c.id == bindparam("p_org", type_=BigInteger),
                 _organizations.c.config_version == bindparam("p_version", type_=BigInteger),
-            )
+            ),
+            ~_calendar_says_no(
+                bindparam("p_org", type_=BigInteger),
+                bindparam("p_resource", type_=BigInteger),
+                bindparam("p_starts", type_=_appointments.c.starts_at.type),
+                bindparam("p_blocked", type_=_appointments.c.blocked_until.type),
+                bindparam("p_now", type_=_appointments.c.starts_at.type),
+            ),
         ),
     )
     .on_conflict_do_nothing()
@@ -168,10 +211,15 @@ class AppointmentRepository:
         row = _INSERT_APPOINTMENT.execute(self.session, values).first()
         return _appointment(row) if row is not None else None
 
-    def insert_at_version(self, version: int, **values) -> AppointmentRow | None:
-        """`insert`, made only while the organization's config_version is `version`; None
-        when it is not, or when the insert conflicts (see `why_not_inserted`)."""
-        params = {**_insert_params({"unconfirmed": False, **values}), "p_version": version}
+    def insert_at_version(self, version: int, now: datetime, **values) -> AppointmentRow | None:
+        """`insert`, made only while the organization's config_version is `version` and no
+        blocking calendar of the resource is busy then or stale at `now`; None when one of
+        those holds, or when the insert conflicts (see `why_not_inserted`)."""
+        params = {
+            **_insert_params({"unconfirmed": False, **values}),
+            "p_version": version,
+            "p_now": now,
+        }
         row = _INSERT_APPOINTMENT_AT_VERSION.execute(self.session, params).first()
         return _appointment(row) if row is not None else None
 
@@ -183,11 +231,13 @@ class AppointmentRepository:
         starts_at: datetime,
         blocked_until: datetime,
         version: int | None = None,
+        now: datetime | None = None,
     ) -> str | None:
         """After `insert` returned nothing: "reference" when the reference is used, "taken"
-        when a booked appointment overlaps on the resource, "stale" (after
-        `insert_at_version`) when the organization's version is no longer `version`, else
-        None (another constraint)."""
+        when a booked appointment overlaps on the resource; after `insert_at_version`,
+        "stale" when the organization's version is no longer `version` and "calendar" when
+        a blocking calendar is busy then or stale at `now`; else None (another
+        constraint)."""
         reference_used = exists().where(
             Appointment.org_id == org_id, Appointment.reference == reference
         )
@@ -202,16 +252,24 @@ class AppointmentRepository:
         current = exists().where(
             _organizations.c.id == org_id, _organizations.c.config_version == version
         )
+        stale: ColumnElement[bool] = literal(False)
+        calendar: ColumnElement[bool] = literal(False)
+        if version is not None and now is not None:
+            stale = ~current
+            calendar = _calendar_says_no(org_id, resource_id, starts_at, blocked_until, now)
         row = self.session.execute(
             select(
                 reference_used.label("reference_used"),
                 overlap.label("overlap"),
-                (~current if version is not None else literal(False)).label("stale"),
+                stale.label("stale"),
+                calendar.label("calendar"),
             )
         ).one()
         if row.reference_used:
             return "reference"
-        return "taken" if row.overlap else "stale" if row.stale else None
+        if row.overlap:
+            return "taken"
+        return "stale" if row.stale else "calendar" if row.calendar else None
 
     def holdings(
         self,

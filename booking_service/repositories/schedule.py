@@ -236,8 +236,8 @@ def _schedule_statement():
 
 def _opening_hours_statement():
     """The organization's version, with the weekly hours and exceptions (first..last) of all
-    its resources and the resources a calendar blocks: read in one snapshot, so what is kept
-    under that version is what that version was."""
+    its resources: read in one snapshot, so what is kept under that version is what that
+    version was."""
     org = bindparam("p_org", type_=BigInteger)
     no_time = cast(null(), WorkingHours.opens.type)
     version = select(
@@ -267,15 +267,7 @@ def _opening_hours_statement():
         ScheduleException.org_id == org,
         ScheduleException.day.between(bindparam("p_first"), bindparam("p_last")),
     )
-    blocking = select(
-        literal("l"),
-        CalendarLink.resource_id,
-        cast(null(), SmallInteger),
-        cast(null(), Date),
-        no_time,
-        no_time,
-    ).where(CalendarLink.org_id == org, CalendarLink.block)
-    return union_all(version, hours, exceptions, blocking)
+    return union_all(version, hours, exceptions)
 
 
 _CATALOGUE = HotStatement(_catalogue_statement())
@@ -285,15 +277,14 @@ _OPENING_HOURS = HotStatement(_opening_hours_statement())
 
 @dataclass(frozen=True)
 class OpeningHoursRows:
-    """An organization's opening hours as of `version`: weekly hours (sorted by opening),
-    the exceptions dated first..last, and the resources a calendar link blocks."""
+    """An organization's opening hours as of `version`: weekly hours (sorted by opening) and
+    the exceptions dated first..last."""
 
     version: int
     first: date
     last: date
     hours: list[WeeklyHours]
     exceptions: list[DayException]
-    blocked: frozenset[int]
 
 
 _resources = table(Resource)
@@ -452,20 +443,18 @@ class ScheduleRepository:
             self.session, {"p_org": org_id, "p_first": first, "p_last": last}
         ).all()
         version = None
-        hours, exceptions, blocked = [], [], set()
+        hours, exceptions = [], []
         for r in rows:
             if r.kind == "v":
                 version = r.resource_id
             elif r.kind == "h":
                 hours.append(WeeklyHours(r.resource_id, r.weekday, r.opens, r.closes))
-            elif r.kind == "x":
-                exceptions.append(DayException(r.resource_id, r.day, r.opens, r.closes))
             else:
-                blocked.add(r.resource_id)
+                exceptions.append(DayException(r.resource_id, r.day, r.opens, r.closes))
         if version is None:
             return None
         hours.sort(key=lambda h: h.opens)
-        return OpeningHoursRows(version, first, last, hours, exceptions, frozenset(blocked))
+        return OpeningHoursRows(version, first, last, hours, exceptions)
 
     def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list[WeeklyHours]:
         rows = self.session.execute(

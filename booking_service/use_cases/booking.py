@@ -172,6 +172,7 @@ def book_appointment(
                 tool_call_id,
                 unconfirmed=resource_id in free.unconfirmed,
                 at_version=at_version,
+                now=now,
             )
             if appointment is None:
                 if at_version is None:
@@ -226,10 +227,12 @@ def _insert(
     *,
     unconfirmed: bool,
     at_version: int | None = None,
+    now: datetime | None = None,
 ):
     """The inserted appointment, or None when the resource is taken at that time (by a
     committed booking or a concurrent one, which the insert waits for) or, `at_version`
-    given, when the organization's config_version is no longer that."""
+    given (with `now`), when the organization's config_version is no longer that or a
+    blocking calendar of the resource is busy then or stale."""
     for _ in range(_REFERENCE_ATTEMPTS):
         reference = new_reference()
         values: dict[str, Any] = dict(
@@ -248,19 +251,27 @@ def _insert(
             tool_call_id=tool_call_id,
             unconfirmed=unconfirmed,
         )
-        if at_version is None:
+        if at_version is None or now is None:
             appointment = uow.appointments.insert(**values)
         else:
-            appointment = uow.appointments.insert_at_version(at_version, **values)
+            appointment = uow.appointments.insert_at_version(at_version, now, **values)
         if appointment is not None:
             return appointment
         why = uow.appointments.why_not_inserted(
-            org.id, reference, resource_id, starts_at, ends_at + org.rules.buffer, at_version
+            org.id,
+            reference,
+            resource_id,
+            starts_at,
+            ends_at + org.rules.buffer,
+            at_version,
+            now if at_version is not None else None,
         )
         if why == "taken":
             return None  # the exclusion constraint said no
-        if why == "stale":
-            return None  # the hours changed since they were kept: the diary decides
+        if why in ("stale", "calendar"):
+            # The hours changed since they were kept, or a calendar is busy or stale: the
+            # diary read decides (and applies the calendar's policy).
+            return None
         if why is None:
             # DO NOTHING has no target, so any unique index can refuse the row (a primary key
             # behind its sequence, an index added later). Telling the caller the time was

@@ -137,15 +137,13 @@ def _ranges(
 @dataclass(frozen=True)
 class OpeningHours:
     """An organization's opening hours as of `version`, kept by the worker (org_cache.py):
-    the exceptions only for the dates first..last, and `blocked` the resources whose busy
-    times come from a calendar (never answered from here). Shared by requests: read only."""
+    the exceptions only for the dates first..last. Shared by requests: read only."""
 
     version: int
     first: date
     last: date
     weekly: dict[int, dict[int, list[Range]]]
     exceptions: dict[int, dict[date, list[Range]]]
-    blocked: frozenset[int]
 
 
 def _opening_hours(uow: AbstractUnitOfWork, org: OrgInfo, now: datetime) -> OpeningHours | None:
@@ -167,7 +165,7 @@ def _opening_hours(uow: AbstractUnitOfWork, org: OrgInfo, now: datetime) -> Open
         return None
     named = {h.resource_id for h in rows.hours} | {x.resource_id for x in rows.exceptions}
     weekly, dated = _ranges(named, rows.hours, rows.exceptions)
-    read = OpeningHours(rows.version, first, last, weekly, dated, rows.blocked)
+    read = OpeningHours(rows.version, first, last, weekly, dated)
     cache.keep_opening_hours(org.id, rows.version, read)
     return read if rows.version == org.version else None
 
@@ -183,16 +181,17 @@ def cached_openings(
     """The resources whose opening hours take `start`, decided without reading the schedule
     when the worker keeps the organization's hours (org_cache.py); None: ask check_start.
 
-    Booked times are not looked at: the exclusion constraint refuses a taken time when the
-    booking is inserted, and the booking then asks check_start, whose refusal explains and
-    offers alternatives. So only a start that would be accepted is answered here: a refusal,
-    a resource whose calendar blocks times, a date outside what is kept, all go to
-    check_start as before.
+    Booked and calendar-busy times are not looked at: the insert that follows is made only
+    where the exclusion constraint, a fresh blocking calendar and the organization's version
+    allow (repositories/appointments.insert_at_version), and a booking refused there asks
+    check_start, whose refusal explains and offers alternatives, and which applies a stale
+    calendar's policy. So only a start that may be accepted is answered here: a refusal by
+    the hours, a DST gap, a date outside what is kept, all go to check_start as before.
     """
     if start.nonexistent:
         return None
     hours = _opening_hours(uow, org, now)
-    if hours is None or any(r.id in hours.blocked for r in resources):
+    if hours is None:
         return None
     day = start.start.astimezone(org.zone).date()
     if not hours.first <= day <= hours.last:

@@ -232,12 +232,6 @@ def test_versions_change_with_every_change_and_are_never_reused(db, make_org, ru
         lambda: db.execute("UPDATE working_hours SET closes = '13:00' WHERE org_id = %s", (a.id,)),
         lambda: set_day(runtime.uow(), chair(), date(2030, 1, 1)),
         lambda: clear_day(runtime.uow(), a.id, chair(), date(2030, 1, 1)),
-        lambda: db.execute(
-            "INSERT INTO calendar_links (org_id, resource_id, url) VALUES (%s, %s, 'x')",
-            (a.id, chair()),
-        ),
-        lambda: db.execute("UPDATE calendar_links SET block = false WHERE org_id = %s", (a.id,)),
-        lambda: db.execute("DELETE FROM calendar_links WHERE org_id = %s", (a.id,)),
     ]
     for step in steps:
         before_b = version(b.id)
@@ -281,7 +275,8 @@ def test_requests_racing_a_rotation_never_succeed_with_the_old_secret_after_it(a
 
 
 # Opening hours (#17): a booking on a day the kept hours open inserts without reading the
-# diary; every change to hours, exceptions or blocking calendars gives a new version.
+# diary; every change to hours or exceptions gives a new version, and the insert itself keeps
+# clear of what a blocking calendar says.
 
 
 def _schedule_reads(seen: list[str]) -> list[str]:
@@ -421,22 +416,6 @@ def test_a_calendar_made_blocking_is_honoured_on_the_next_booking(client, org, d
     assert "already taken" in refusal, refusal
 
 
-def test_a_calendar_poll_keeps_the_version(db, org):
-    """The worker writes a link's poll times every few minutes: that must not empty caches."""
-    link = _link(db, org, _resource_id(db, org), local_start())
-    before = count(db, "SELECT config_version FROM organizations WHERE id = %s", org.id)
-
-    db.execute(
-        "UPDATE calendar_links SET last_poll_at = now(), last_good_sync_at = now(), "
-        "last_error = 'x', last_error_at = now(), max_staleness_minutes = 30, "
-        "when_stale = 'book' WHERE id = %s",
-        (link,),
-    )
-    db.execute("DELETE FROM calendar_busy WHERE link_id = %s", (link,))
-
-    assert count(db, "SELECT config_version FROM organizations WHERE id = %s", org.id) == before
-
-
 def test_racing_bookings_with_kept_hours_book_a_time_once(app, org, db):
     """Eight callers, one time, every worker thread booking straight from the kept hours:
     one is booked, the others are told it is taken, with alternatives."""
@@ -523,3 +502,41 @@ def test_busy_times_left_by_a_calendar_that_no_longer_blocks_do_not_block(client
 def _offered(response) -> list[str]:
     """The local start times (HH:MM) an availability answer offers."""
     return [slot["start"][11:16] for slot in result_of(response)["slots"]]
+
+
+def test_a_resource_with_a_fresh_calendar_books_without_reading_the_diary(app, client, org, db):
+    """The insert itself keeps clear of the calendar's busy times (and of a stale calendar),
+    so a linked resource needs no diary read either."""
+    _link(db, org, _resource_id(db, org), local_start(hour=15))  # busy 15:00-16:00
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=9))))))
+    seen = _statements(app)
+
+    booked(post(client, org, envelope(tool_call(**booking()))))
+    refusal = error_of(
+        post(client, org, envelope(tool_call(**booking(start=local_start(hour=15)))))
+    )
+
+    assert "already taken" in refusal, refusal
+    inserts = [s for s in seen if s.startswith("INSERT INTO appointments")]
+    assert len(inserts) == 2 and len(_schedule_reads(seen)) >= 1, seen
+    assert seen.index(inserts[0]) < seen.index(_schedule_reads(seen)[0])  # booked: no read
+
+
+@pytest.mark.parametrize("policy", ["refuse", "book"])
+def test_a_stale_calendar_keeps_its_policy(client, org, db, policy):
+    link = _link(db, org, _resource_id(db, org), local_start(hour=15))
+    booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=9))))))
+    db.execute(
+        "UPDATE calendar_links SET last_good_sync_at = now() - interval '2 hours', "
+        "when_stale = %s WHERE id = %s",
+        (policy, link),
+    )
+
+    response = post(client, org, envelope(tool_call(**booking())))
+
+    if policy == "refuse":
+        assert "the diary can't be checked" in error_of(response)
+        assert count(db, "SELECT count(*) FROM appointments") == 1
+    else:
+        booked(response)
+        assert count(db, "SELECT count(*) FROM appointments WHERE unconfirmed") == 1
