@@ -31,7 +31,7 @@ from booking_service.models import (
     Contact,
     Organization,
 )
-from booking_service.repositories.common import CANCELLED, blocked_range
+from booking_service.repositories.common import CANCELLED, blocked_range, link_blocks
 from booking_service.repositories.driver import HotStatement
 
 _appointments = table(Appointment)
@@ -104,11 +104,7 @@ def _calendar_says_no(org, resource, starts_at, blocked_until, now):
         _busy.c.resource_id == resource,
         _busy.c.starts_at < blocked_until,
         _busy.c.ends_at > starts_at,
-        exists().where(
-            _links.c.id == _busy.c.link_id,
-            _links.c.resource_id == _busy.c.resource_id,
-            _links.c.block,
-        ),
+        link_blocks(_busy.c.link_id, _busy.c.resource_id),
     )
     fresh_until = _links.c.last_good_sync_at + _links.c.max_staleness_minutes * literal_column(
         "interval '1 minute'"

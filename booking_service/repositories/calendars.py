@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     bindparam,
     delete,
-    exists,
     func,
     insert,
     literal,
@@ -37,7 +36,7 @@ from booking_service.models import (
     Organization,
     Resource,
 )
-from booking_service.repositories.common import CANCELLED, WITH_CONTACT_AND_RESOURCE
+from booking_service.repositories.common import CANCELLED, WITH_CONTACT_AND_RESOURCE, link_blocks
 
 _links = table(CalendarLink)
 _busy = table(CalendarBusy)
@@ -420,12 +419,7 @@ class CalendarRepository:
                 _busy.c.resource_id.in_(resource_ids),
                 _busy.c.starts_at < end,
                 _busy.c.ends_at > start,
-                # As the schedule read: only while their link blocks this resource.
-                exists().where(
-                    _links.c.id == _busy.c.link_id,
-                    _links.c.resource_id == _busy.c.resource_id,
-                    _links.c.block,
-                ),
+                link_blocks(_busy.c.link_id, _busy.c.resource_id),
             )
             .order_by(_busy.c.starts_at)
         ).all()

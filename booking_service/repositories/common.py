@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ColumnClause,
+    Exists,
     and_,
+    exists,
     func,
     literal_column,
 )
 
 from booking_service.db import table
-from booking_service.models import Appointment, Contact, Resource
+from booking_service.models import Appointment, CalendarLink, Contact, Resource
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -25,6 +27,19 @@ def blocked_range(start, end):
 # then prove the predicate and use the index; with a parameter it scanned every appointment
 # of the organization (#17).
 CANCELLED: ColumnClause[str] = literal_column("'cancelled'")
+
+
+_links = table(CalendarLink)
+
+
+def link_blocks(link_id, resource_id) -> Exists:
+    """A calendar's busy time (its link, its resource) counts only while that link blocks that
+    resource: the worker stops refreshing a link's busy times when it stops blocking (or
+    moves), and those left behind would otherwise block for good. One rule for booking,
+    availability and the diary page."""
+    return exists().where(
+        _links.c.id == link_id, _links.c.resource_id == resource_id, _links.c.block
+    )
 
 
 _appointments = table(Appointment)

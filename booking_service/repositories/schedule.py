@@ -14,7 +14,6 @@ from sqlalchemy import (
     case,
     cast,
     delete,
-    exists,
     func,
     literal,
     literal_column,
@@ -38,7 +37,7 @@ from booking_service.models import (
     Service,
     WorkingHours,
 )
-from booking_service.repositories.common import CANCELLED, blocked_range
+from booking_service.repositories.common import CANCELLED, blocked_range, link_blocks
 from booking_service.repositories.driver import HotStatement
 
 
@@ -205,14 +204,7 @@ def _schedule_statement():
         CalendarBusy.resource_id == resources,
         CalendarBusy.starts_at < bindparam("p_busy_to"),
         CalendarBusy.ends_at > bindparam("p_busy_from"),
-        # Only while their link blocks this resource: the worker stops refreshing a link's
-        # busy times when it stops blocking (or moves), and those left behind would block
-        # forever. The opening hours kept per worker know only blocking links, too.
-        exists().where(
-            CalendarLink.id == CalendarBusy.link_id,
-            CalendarLink.resource_id == CalendarBusy.resource_id,
-            CalendarLink.block,
-        ),
+        link_blocks(CalendarBusy.link_id, CalendarBusy.resource_id),
     )
     # One row per blocking link: the policy in `weekday` (1 = book when stale, 0 = refuse),
     # the end of its freshness in `blocked_until`.
