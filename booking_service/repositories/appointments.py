@@ -14,7 +14,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    literal_column,
     or_,
     select,
     update,
@@ -31,7 +30,12 @@ from booking_service.models import (
     Contact,
     Organization,
 )
-from booking_service.repositories.common import CANCELLED, blocked_range, link_blocks
+from booking_service.repositories.common import (
+    CANCELLED,
+    blocked_range,
+    link_blocks,
+    link_fresh_until,
+)
 from booking_service.repositories.driver import HotStatement
 
 _appointments = table(Appointment)
@@ -106,14 +110,12 @@ def _calendar_says_no(org, resource, starts_at, blocked_until, now):
         _busy.c.ends_at > starts_at,
         link_blocks(_busy.c.link_id, _busy.c.resource_id),
     )
-    fresh_until = _links.c.last_good_sync_at + _links.c.max_staleness_minutes * literal_column(
-        "interval '1 minute'"
-    )
+    fresh_until = link_fresh_until(_links.c.last_good_sync_at, _links.c.max_staleness_minutes)
     stale = exists().where(
         _links.c.org_id == org,
         _links.c.resource_id == resource,
         _links.c.block,
-        or_(_links.c.last_good_sync_at.is_(None), fresh_until <= now),
+        or_(fresh_until.is_(None), fresh_until <= now),
     )
     return or_(busy, stale)
 
@@ -211,11 +213,7 @@ class AppointmentRepository:
         """`insert`, made only while the organization's config_version is `version` and no
         blocking calendar of the resource is busy then or stale at `now`; None when one of
         those holds, or when the insert conflicts (see `why_not_inserted`)."""
-        params = {
-            **_insert_params({"unconfirmed": False, **values}),
-            "p_version": version,
-            "p_now": now,
-        }
+        params = {**_insert_params(values), "p_version": version, "p_now": now}
         row = _INSERT_APPOINTMENT_AT_VERSION.execute(self.session, params).first()
         return _appointment(row) if row is not None else None
 
@@ -245,13 +243,12 @@ class AppointmentRepository:
                 blocked_range(starts_at, blocked_until)
             ),
         )
-        current = exists().where(
-            _organizations.c.id == org_id, _organizations.c.config_version == version
-        )
         stale: ColumnElement[bool] = literal(False)
         calendar: ColumnElement[bool] = literal(False)
         if version is not None and now is not None:
-            stale = ~current
+            stale = ~exists().where(
+                _organizations.c.id == org_id, _organizations.c.config_version == version
+            )
             calendar = _calendar_says_no(org_id, resource_id, starts_at, blocked_until, now)
         row = self.session.execute(
             select(

@@ -42,6 +42,12 @@ def link_blocks(link_id, resource_id) -> Exists:
     )
 
 
+def link_fresh_until(last_good_sync_at, max_staleness_minutes):
+    """When a calendar link's busy times stop being good (LinkState.fresh_until): NULL for a
+    link never read."""
+    return last_good_sync_at + max_staleness_minutes * literal_column("interval '1 minute'")
+
+
 _appointments = table(Appointment)
 _contacts = table(Contact)
 _resources = table(Resource)

@@ -16,7 +16,6 @@ from sqlalchemy import (
     delete,
     func,
     literal,
-    literal_column,
     null,
     select,
     text,
@@ -37,7 +36,12 @@ from booking_service.models import (
     Service,
     WorkingHours,
 )
-from booking_service.repositories.common import CANCELLED, blocked_range, link_blocks
+from booking_service.repositories.common import (
+    CANCELLED,
+    blocked_range,
+    link_blocks,
+    link_fresh_until,
+)
 from booking_service.repositories.driver import HotStatement
 
 
@@ -136,33 +140,47 @@ def _catalogue_statement():
     return union_all(resources, services).order_by(text("kind"), text("position"))
 
 
-def _schedule_statement():
-    org = bindparam("p_org", type_=BigInteger)
-    # An array, not an expanding IN: PostgreSQL plans `= ANY(array)` as it plans IN (...), and
-    # the statement's SQL stays the same whatever the number of resources (see driver.py).
-    resources = func.any(bindparam("p_resources", type_=ARRAY(BigInteger)))
-    no_time = cast(null(), WorkingHours.opens.type)
-    no_moment = cast(null(), DateTime(timezone=True))
-    hours = select(
+# Every row of the schedule and opening-hours reads has these eight columns (a union needs
+# one shape): what kind of row, then what that kind fills in.
+_NO_TIME = cast(null(), WorkingHours.opens.type)
+_NO_MOMENT = cast(null(), DateTime(timezone=True))
+
+
+def _hours_select(*where):
+    """Weekly hours as 'h' rows."""
+    return select(
         literal("h").label("kind"),
         WorkingHours.resource_id,
         WorkingHours.weekday,
         cast(null(), Date).label("day"),
         WorkingHours.opens,
         WorkingHours.closes,
-        no_moment.label("starts_at"),
-        no_moment.label("blocked_until"),
-    ).where(WorkingHours.org_id == org, WorkingHours.resource_id == resources)
-    exceptions = select(
+        _NO_MOMENT.label("starts_at"),
+        _NO_MOMENT.label("blocked_until"),
+    ).where(*where)
+
+
+def _exceptions_select(*where):
+    """Dated exceptions as 'x' rows."""
+    return select(
         literal("x"),
         ScheduleException.resource_id,
         cast(null(), SmallInteger),
         ScheduleException.day,
         ScheduleException.opens,
         ScheduleException.closes,
-        no_moment,
-        no_moment,
-    ).where(
+        _NO_MOMENT,
+        _NO_MOMENT,
+    ).where(*where)
+
+
+def _schedule_statement():
+    org = bindparam("p_org", type_=BigInteger)
+    # An array, not an expanding IN: PostgreSQL plans `= ANY(array)` as it plans IN (...), and
+    # the statement's SQL stays the same whatever the number of resources (see driver.py).
+    resources = func.any(bindparam("p_resources", type_=ARRAY(BigInteger)))
+    hours = _hours_select(WorkingHours.org_id == org, WorkingHours.resource_id == resources)
+    exceptions = _exceptions_select(
         ScheduleException.org_id == org,
         ScheduleException.resource_id == resources,
         ScheduleException.day.between(bindparam("p_first"), bindparam("p_last")),
@@ -172,8 +190,8 @@ def _schedule_statement():
         Appointment.resource_id,
         cast(null(), SmallInteger),
         cast(null(), Date),
-        no_time,
-        no_time,
+        _NO_TIME,
+        _NO_TIME,
         Appointment.starts_at,
         Appointment.blocked_until,
     ).where(
@@ -195,8 +213,8 @@ def _schedule_statement():
         CalendarBusy.resource_id,
         cast(null(), SmallInteger),
         cast(null(), Date),
-        no_time,
-        no_time,
+        _NO_TIME,
+        _NO_TIME,
         CalendarBusy.starts_at,
         CalendarBusy.ends_at,
     ).where(
@@ -213,11 +231,10 @@ def _schedule_statement():
         CalendarLink.resource_id,
         cast(case((CalendarLink.when_stale == "book", 1), else_=0), SmallInteger),
         cast(null(), Date),
-        no_time,
-        no_time,
-        no_moment,
-        CalendarLink.last_good_sync_at
-        + CalendarLink.max_staleness_minutes * literal_column("interval '1 minute'"),
+        _NO_TIME,
+        _NO_TIME,
+        _NO_MOMENT,
+        link_fresh_until(CalendarLink.last_good_sync_at, CalendarLink.max_staleness_minutes),
     ).where(
         CalendarLink.org_id == org,
         CalendarLink.resource_id == resources,
@@ -231,35 +248,23 @@ def _opening_hours_statement():
     its resources: read in one snapshot, so what is kept under that version is what that
     version was."""
     org = bindparam("p_org", type_=BigInteger)
-    no_time = cast(null(), WorkingHours.opens.type)
     version = select(
-        literal("v").label("kind"),
-        Organization.config_version.label("resource_id"),
-        cast(null(), SmallInteger).label("weekday"),
-        cast(null(), Date).label("day"),
-        no_time.label("opens"),
-        no_time.label("closes"),
-    ).where(Organization.id == org)
-    hours = select(
-        literal("h"),
-        WorkingHours.resource_id,
-        WorkingHours.weekday,
-        cast(null(), Date),
-        WorkingHours.opens,
-        WorkingHours.closes,
-    ).where(WorkingHours.org_id == org)
-    exceptions = select(
-        literal("x"),
-        ScheduleException.resource_id,
+        literal("v"),
+        Organization.config_version,  # in the resource_id column
         cast(null(), SmallInteger),
-        ScheduleException.day,
-        ScheduleException.opens,
-        ScheduleException.closes,
-    ).where(
+        cast(null(), Date),
+        _NO_TIME,
+        _NO_TIME,
+        _NO_MOMENT,
+        _NO_MOMENT,
+    ).where(Organization.id == org)
+    hours = _hours_select(WorkingHours.org_id == org)
+    exceptions = _exceptions_select(
         ScheduleException.org_id == org,
         ScheduleException.day.between(bindparam("p_first"), bindparam("p_last")),
     )
-    return union_all(version, hours, exceptions)
+    # Hours first: a union's column names are those of its first select.
+    return union_all(hours, exceptions, version)
 
 
 _CATALOGUE = HotStatement(_catalogue_statement())
