@@ -58,8 +58,7 @@ class OrgCache:
 
     def catalogue(self, org_id: int, version: int) -> Any | None:
         """The catalogue kept for exactly this version of the organization, or None."""
-        kept = self._catalogues.get(org_id)
-        return kept[1] if kept is not None and kept[0] == version else None
+        return self._kept(self._catalogues, org_id, version)
 
     def keep_catalogue(self, org_id: int, version: int, catalogue: Any) -> None:
         """Remember the catalogue read for this version (a newer version replaces it)."""
@@ -67,12 +66,16 @@ class OrgCache:
 
     def opening_hours(self, org_id: int, version: int) -> Any | None:
         """The opening hours kept for exactly this version of the organization, or None."""
-        kept = self._opening_hours.get(org_id)
-        return kept[1] if kept is not None and kept[0] == version else None
+        return self._kept(self._opening_hours, org_id, version)
 
     def keep_opening_hours(self, org_id: int, version: int, hours: Any) -> None:
         """Remember the opening hours read at this version (use_cases/openings.py)."""
         self._keep(self._opening_hours, org_id, version, hours)
+
+    @staticmethod
+    def _kept(store: dict[int, tuple[int, Any]], org_id: int, version: int) -> Any | None:
+        kept = store.get(org_id)  # one lookup: atomic under the GIL, no lock needed
+        return kept[1] if kept is not None and kept[0] == version else None
 
     def _keep(self, store: dict[int, tuple[int, Any]], org_id: int, version: int, value) -> None:
         with self._lock:

@@ -226,13 +226,13 @@ def _insert(
     tool_call_id: str | None,
     *,
     unconfirmed: bool,
-    at_version: int | None = None,
-    now: datetime | None = None,
+    at_version: int | None,
+    now: datetime,
 ):
     """The inserted appointment, or None when the resource is taken at that time (by a
     committed booking or a concurrent one, which the insert waits for) or, `at_version`
-    given (with `now`), when the organization's config_version is no longer that or a
-    blocking calendar of the resource is busy then or stale."""
+    given, when the organization's config_version is no longer that or a blocking calendar
+    of the resource is busy then or stale at `now`."""
     for _ in range(_REFERENCE_ATTEMPTS):
         reference = new_reference()
         values: dict[str, Any] = dict(
@@ -251,7 +251,7 @@ def _insert(
             tool_call_id=tool_call_id,
             unconfirmed=unconfirmed,
         )
-        if at_version is None or now is None:
+        if at_version is None:
             appointment = uow.appointments.insert(**values)
         else:
             appointment = uow.appointments.insert_at_version(at_version, now, **values)
@@ -264,7 +264,7 @@ def _insert(
             starts_at,
             ends_at + org.rules.buffer,
             at_version,
-            now if at_version is not None else None,
+            now,
         )
         if why == "taken":
             return None  # the exclusion constraint said no

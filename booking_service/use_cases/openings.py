@@ -8,7 +8,6 @@ reason and up to three nearest bookable starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -104,30 +103,28 @@ def _load(
         busy_to,
         exclude_id=exclude_appointment,
     )
-    weekly, exceptions = _ranges([r.id for r in resources], rows.hours, rows.exceptions)
+    weekly, exceptions = _ranges(rows.hours, rows.exceptions)
     for booked in rows.busy + rows.external:
         busy[booked.resource_id].append((booked.starts_at, booked.blocked_until))
     schedules = [
-        ResourceSchedule(r.id, r.name, weekly[r.id], exceptions[r.id], busy[r.id])
+        ResourceSchedule(r.id, r.name, weekly.get(r.id, {}), exceptions.get(r.id, {}), busy[r.id])
         for r in resources
     ]
     return schedules, rows.calendars
 
 
 def _ranges(
-    resource_ids: Iterable[int], hours: list[WeeklyHours], exceptions: list[DayException]
+    hours: list[WeeklyHours], exceptions: list[DayException]
 ) -> tuple[dict[int, dict[int, list[Range]]], dict[int, dict[date, list[Range]]]]:
     """Weekly ranges by resource and weekday, and exceptions by resource and date ([]: closed
-    all day), each list sorted by opening (`hours` comes sorted)."""
-    weekly: dict[int, dict[int, list[Range]]] = {rid: {} for rid in resource_ids}
-    dated: dict[int, dict[date, list[Range]]] = {rid: {} for rid in weekly}
+    all day), each list sorted by opening (`hours` comes sorted). A resource without rows
+    has no entry."""
+    weekly: dict[int, dict[int, list[Range]]] = {}
+    dated: dict[int, dict[date, list[Range]]] = {}
     for h in hours:
-        if h.resource_id in weekly:
-            weekly[h.resource_id].setdefault(h.weekday, []).append((h.opens, h.closes))
+        weekly.setdefault(h.resource_id, {}).setdefault(h.weekday, []).append((h.opens, h.closes))
     for other in exceptions:
-        if other.resource_id not in dated:
-            continue
-        ranges = dated[other.resource_id].setdefault(other.day, [])
+        ranges = dated.setdefault(other.resource_id, {}).setdefault(other.day, [])
         if other.opens is not None and other.closes is not None:  # none: closed all day
             ranges.append((other.opens, other.closes))
             ranges.sort()
@@ -163,8 +160,7 @@ def _opening_hours(uow: AbstractUnitOfWork, org: OrgInfo, now: datetime) -> Open
     rows = uow.schedule.opening_hours(org.id, first, last)
     if rows is None:
         return None
-    named = {h.resource_id for h in rows.hours} | {x.resource_id for x in rows.exceptions}
-    weekly, dated = _ranges(named, rows.hours, rows.exceptions)
+    weekly, dated = _ranges(rows.hours, rows.exceptions)
     read = OpeningHours(rows.version, first, last, weekly, dated)
     cache.keep_opening_hours(org.id, rows.version, read)
     return read if rows.version == org.version else None
