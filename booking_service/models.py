@@ -66,6 +66,12 @@ class Organization(Base):
         CheckConstraint(
             "max_upcoming_per_caller BETWEEN 1 AND 100", name="max_upcoming_per_caller_range"
         ),
+        CheckConstraint("sms_per_day BETWEEN 0 AND 100000", name="sms_per_day_range"),
+        CheckConstraint("email_per_day BETWEEN 0 AND 100000", name="email_per_day_range"),
+        CheckConstraint(
+            "unverified_bookings_per_day BETWEEN 0 AND 100000",
+            name="unverified_bookings_per_day_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -98,6 +104,12 @@ class Organization(Base):
     # No SMS between these local times (both NULL: no quiet hours); may wrap midnight.
     quiet_from: Mapped[time | None] = mapped_column(Time)
     quiet_until: Mapped[time | None] = mapped_column(Time)
+    # Budgets on what the business sends and on what strangers can make it send: at most this
+    # many SMS and emails a local day, and this many bookings a day for a phone number that is
+    # not the verified caller's own (each one texts a number nobody proved is theirs).
+    sms_per_day: Mapped[int] = mapped_column(Integer, server_default=text("200"))
+    email_per_day: Mapped[int] = mapped_column(Integer, server_default=text("500"))
+    unverified_bookings_per_day: Mapped[int] = mapped_column(Integer, server_default=text("20"))
     # Changes whenever this row, its resources or its services change (triggers; migration
     # a7d2e9c4b1f6): a worker's cached copy of them is valid while it is unchanged.
     config_version: Mapped[int] = mapped_column(
@@ -396,6 +408,10 @@ class WebhookEndpoint(Base):
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # The circuit breaker: attempts that failed in a row, and until when the endpoint is not
+    # tried at all (its deliveries wait), so a dead or slow receiver stops costing a slot.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    circuit_open_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -608,6 +624,10 @@ class CalendarLink(Base):
     last_good_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Polls that failed in a row, and when the next may start: a link that keeps failing backs
+    # off exponentially instead of taking a poll slot every round.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -754,15 +774,49 @@ class User(Base):
 
 
 class SignInThrottle(Base):
-    """Failed sign-ins per email (any email, whether or not a user has it, so the lock says
-    nothing about which exist): 10 within any 15 minutes lock that email for 15 minutes."""
+    """Failed sign-ins per email and source address (any email, whether or not a user has it,
+    so the lock says nothing about which exist): a lock keeps out the source that guessed, not
+    the owner signing in from elsewhere."""
 
     __tablename__ = "sign_in_throttles"
     __table_args__ = (Index("ix_sign_in_throttles_last_attempt_at", "last_attempt_at"),)
 
     email: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The client's address as nginx saw it ("" when unknown, e.g. the CLI).
+    source: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
     # The attempts of the last 15 minutes (a sliding window; at most 20 kept), counted before
     # the password is compared, so parallel guesses cannot slip past the limit.
     recent_attempts: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
     last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OrgCounter(Base):
+    """A per-organization count within a fixed window (a local day, a minute): daily SMS and
+    email budgets, bookings for unverified numbers, "send again" presses. One atomic upsert
+    both counts and answers, so parallel requests cannot slip past a limit."""
+
+    __tablename__ = "org_counters"
+
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    action: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class SmsInbound(Base):
+    """Inbound SMS already acted on, by Twilio's MessageSid: a replayed signed STOP or START
+    changes nothing the second time."""
+
+    __tablename__ = "sms_inbound"
+    __table_args__ = (Index("ix_sms_inbound_received_at", "received_at"),)
+
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_sid: Mapped[str] = mapped_column(Text, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -44,7 +44,7 @@ _COUNT_ATTEMPT = text(
     INSERT INTO sign_in_throttles AS t (email, recent_attempts, last_attempt_at, locked_until)
     VALUES (:email, ARRAY[CAST(:now AS timestamptz)], :now,
             CASE WHEN :limit <= 1 THEN CAST(:locked_until AS timestamptz) END)
-    ON CONFLICT (email) DO UPDATE SET
+    ON CONFLICT (email, source) DO UPDATE SET
         recent_attempts = ARRAY(
             SELECT a FROM unnest(array_append(t.recent_attempts, CAST(:now AS timestamptz))) AS a
             WHERE a > :window_start ORDER BY a DESC LIMIT 20),
