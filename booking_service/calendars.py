@@ -4,10 +4,10 @@ from an owner's calendar, the ICS feed.
 - One appointment is one VEVENT whose UID is `notifications.calendar_uid` (the same in the
   caller's email invitation), with SEQUENCE from the appointment (+ 1 on every move or
   cancellation) and times in the organization's zone (TZID, with its VTIMEZONE).
-- Busy times: every event between two instants, recurrences expanded by
-  `recurring-ical-events` (a weekly event keeps its local time across DST); all-day and floating
-  events are read in the organization's zone; TRANSPARENT ("free") and cancelled events and our
-  own pushes are not busy. Overlapping ranges are merged.
+- Busy times: every event between two instants, recurrences expanded by our own bounded
+  iterator (recurrence.py: a weekly event keeps its local time across DST, one cap per read);
+  all-day and floating events are read in the organization's zone; TRANSPARENT ("free") and
+  cancelled events and our own pushes are not busy. Overlapping ranges are merged.
 - Names and phones: the caller's phone is shown masked to its last four digits, never whole.
 """
 
@@ -15,23 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events
 
+from booking_service import recurrence
 from booking_service.notifications import calendar_uid
+from booking_service.recurrence import UnreadableCalendar
+
+__all__ = ["UnreadableCalendar"]
 
 PRODID = "-//booking_service//calendar sync//EN"
-# A poll reads at most this many occurrences (after expanding recurrences): a calendar with a
-# never-ending every-minute event must fail its poll, not fill memory and the busy table.
-MAX_OCCURRENCES = 10_000
-
-
-class UnreadableCalendar(ValueError):
-    """The calendar's events cannot be turned into busy times; the message says which and why
-    (never the event's text)."""
 
 
 def own_uid_suffix(org_id: int) -> str:
@@ -127,37 +122,12 @@ def feed_document(
 # --- reading an owner's calendar ---------------------------------------------------------------
 
 
-def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
-    """An aware UTC instant: a date is local midnight in `zone`, floating time is `zone`'s."""
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time.min)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
-
-
 def _blocks(component: icalendar.Component, own_suffix: str) -> bool:
     if str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
         return False
     if str(component.get("STATUS", "")).upper() == "CANCELLED":
         return False
     return not str(component.get("UID", "")).endswith(own_suffix)
-
-
-def _span(component: icalendar.Component, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
-    if component.get("DTSTART") is None:
-        return None
-    start = component.decoded("DTSTART")
-    if component.get("DTEND") is not None:
-        end = component.decoded("DTEND")
-    elif component.get("DURATION") is not None:
-        end = start + component.decoded("DURATION")
-    elif isinstance(start, datetime):
-        return None  # RFC 5545: a timed event without end or duration takes no time
-    else:
-        end = start + timedelta(days=1)  # an all-day event without an end is one day
-    begins, ends = _instant(start, zone), _instant(end, zone)
-    return (begins, ends) if ends > begins else None
 
 
 def merge(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -171,45 +141,6 @@ def merge(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, d
     return merged
 
 
-_PERIOD_S = {
-    "SECONDLY": 1,
-    "MINUTELY": 60,
-    "HOURLY": 3600,
-    "DAILY": 86400,
-    "WEEKLY": 7 * 86400,
-    "MONTHLY": 28 * 86400,
-    "YEARLY": 365 * 86400,
-}
-
-
-def _estimated_occurrences(cal: icalendar.Calendar, window_s: float) -> int:
-    """An upper estimate of how many occurrences the window holds, from each RRULE's frequency,
-    interval and BY* lists, without expanding anything (expanding an every-second rule over a
-    year would take hours)."""
-    total = 0
-    for component in cal.walk("VEVENT"):
-        rule = component.get("RRULE")
-        if rule is None:
-            total += 1
-            continue
-        rules = rule if isinstance(rule, list) else [rule]
-        for one in rules:
-            freq = str((one.get("FREQ") or ["DAILY"])[0]).upper()
-            interval = max(1, int((one.get("INTERVAL") or [1])[0]))
-            per_period = 1
-            for part in ("BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYMONTH"):
-                per_period *= max(1, len(one.get(part) or []))
-            count = one.get("COUNT")
-            estimate = window_s / (_PERIOD_S.get(freq, 1) * interval) * per_period + 1
-            total += int(min(estimate, int(count[0]) * per_period) if count else estimate)
-    return total
-
-
-def _uid(cal: icalendar.Calendar) -> str:
-    uids = {str(c.get("UID", "")) for c in cal.walk("VEVENT")}
-    return ", ".join(sorted(uids))[:120] or "(no UID)"
-
-
 def busy_ranges(
     calendars: Iterable[icalendar.Calendar],
     zone: ZoneInfo,
@@ -217,39 +148,18 @@ def busy_ranges(
     end: datetime,
     *,
     own_suffix: str,
-    limit: int = MAX_OCCURRENCES,
+    limit: int = recurrence.MAX_OCCURRENCES,
 ) -> list[tuple[datetime, datetime]]:
     """Busy time between `start` and `end` (clipped to it), merged. Raises UnreadableCalendar
     for an event that cannot be read (its time could be busy: never guessed free) or past
-    `limit` occurrences."""
+    `limit` occurrences in all, free and cancelled ones counted (recurrence.py)."""
+    budget = recurrence.new_budget(limit)
     found = []
     for cal in calendars:
-        # recurring-ical-events reads all-day and floating occurrences in the process's zone
-        # unless told otherwise: ask in the organization's zone, and convert each occurrence.
-        try:
-            if _estimated_occurrences(cal, (end - start).total_seconds()) > limit:
-                raise UnreadableCalendar(
-                    f"more than {limit:,} occurrences in the window (an event repeats too "
-                    f"often: {_uid(cal)})"
-                )
-            occurrences = recurring_ical_events.of(cal).between(
-                start.astimezone(zone), end.astimezone(zone)
-            )
-            for component in occurrences:
-                span = _span(component, zone)
-                if span is None or not _blocks(component, own_suffix):
-                    continue
-                begins, ends = max(span[0], start), min(span[1], end)
-                if ends > begins:
-                    found.append((begins, ends))
-                    if len(found) > limit:
-                        raise UnreadableCalendar(
-                            f"more than {limit:,} busy times in the window ({_uid(cal)})"
-                        )
-        except UnreadableCalendar:
-            raise
-        except Exception as exc:
-            raise UnreadableCalendar(
-                f"the event {_uid(cal)} could not be read ({type(exc).__name__})"
-            ) from exc
+        for occurrence in recurrence.occurrences(cal, zone, start, end, budget):
+            if not _blocks(occurrence.component, own_suffix):
+                continue
+            begins, ends = max(occurrence.starts_at, start), min(occurrence.ends_at, end)
+            if ends > begins:
+                found.append((begins, ends))
     return merge(found)

@@ -175,3 +175,82 @@ def test_an_unreadable_event_fails_the_poll_naming_it_never_guessed_free():
 def test_masked_phone_keeps_only_the_last_four_digits():
     assert calendars.masked_phone("+1 (415) 555-0123") == "***0123"
     assert calendars.masked_phone(None) == ""
+
+
+# --- the bounded iterator (recurrence.py): what a hostile calendar cannot do (#24) -------------
+
+
+@pytest.mark.parametrize("freq", ["SECONDLY", "MINUTELY"])
+def test_rules_repeating_every_second_or_minute_are_refused_even_with_a_count(freq):
+    bomb = event("bomb", "DTSTART:20270101T000000Z", "DURATION:PT1S", f"RRULE:FREQ={freq};COUNT=3")
+    with pytest.raises(calendars.UnreadableCalendar, match=f"bomb.*FREQ={freq}"):
+        busy(bomb)
+
+
+def test_free_occurrences_count_toward_the_cap_though_they_block_nothing():
+    free = event(
+        "free-hourly",
+        "DTSTART:20270101T000000Z",
+        "DURATION:PT5M",
+        "TRANSP:TRANSPARENT",
+        "RRULE:FREQ=HOURLY",
+    )
+    with pytest.raises(calendars.UnreadableCalendar, match="free-hourly"):
+        calendars.busy_ranges(
+            [cal(free)], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7), limit=1000
+        )
+    # Under the cap they are read, and are not busy.
+    assert (
+        calendars.busy_ranges(
+            [cal(free)], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7), limit=10_000
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=YEARLY;BYYEARDAY=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20",
+        "FREQ=YEARLY;BYWEEKNO=1,2,3,4,5,6,7,8,9,10;BYDAY=MO,TU,WE,TH,FR,SA,SU",
+        "FREQ=DAILY;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+        "FREQ=HOURLY;BYSETPOS=1,-1;BYMINUTE=0,30",
+    ],
+)
+def test_by_lists_the_old_guard_ignored_are_capped_by_what_they_expand_to(rule):
+    dense = event("dense", "DTSTART:20270101T000000Z", "DURATION:PT1M", f"RRULE:{rule}")
+    with pytest.raises(calendars.UnreadableCalendar, match="dense"):
+        calendars.busy_ranges(
+            [cal(dense)], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7), limit=10
+        )
+
+
+def test_the_cap_is_shared_by_all_the_calendars_of_one_read():
+    weekly = [
+        cal(event(f"w{i}", "DTSTART:20270104T150000Z", "DURATION:PT1H", "RRULE:FREQ=WEEKLY"))
+        for i in range(10)
+    ]
+    with pytest.raises(calendars.UnreadableCalendar):
+        calendars.busy_ranges(weekly, NY, *WINDOW, own_suffix="-7@x", limit=100)
+    assert calendars.busy_ranges(weekly, NY, *WINDOW, own_suffix="-7@x", limit=300)
+
+
+def test_a_rule_that_began_long_ago_costs_steps_and_is_refused_past_the_step_cap():
+    ancient = event("ancient", "DTSTART:19000101T000000Z", "DURATION:PT5M", "RRULE:FREQ=HOURLY")
+    with pytest.raises(calendars.UnreadableCalendar, match="too long ago: ancient"):
+        busy(ancient)
+    # A daily event since 1990 is an ordinary diary: read.
+    old_daily = event("standup", "DTSTART:19900101T140000Z", "DURATION:PT15M", "RRULE:FREQ=DAILY")
+    assert len(busy(old_daily)) == (WINDOW[1] - WINDOW[0]).days
+
+
+def test_rdate_adds_and_exdate_removes_occurrences_including_all_day_ones():
+    days = event(
+        "off",
+        "DTSTART;VALUE=DATE:20270104",
+        "RRULE:FREQ=WEEKLY;COUNT=3",
+        "EXDATE;VALUE=DATE:20270111",
+        "RDATE;VALUE=DATE:20270105",
+    )
+    midnight = [datetime(2027, 1, d, tzinfo=NY).astimezone(UTC) for d in (4, 5, 6, 18, 19)]
+    assert busy(days) == [(midnight[0], midnight[2]), (midnight[3], midnight[4])]
