@@ -15,10 +15,16 @@ booking inserting a push for that link never waits on a poll), and the busy time
 replaced in one transaction. A failed poll keeps the last busy times and records the error; the
 link's staleness (booking path) decides what they are still worth.
 
-One slow or hostile server must not hold up the others: every exchange with a server has an
-overall deadline (3 times CALENDAR_TIMEOUT_S; the library's timeout is per read), a push that cannot
-reach its server defers every waiting push of that link, polls go before pushes, and a round
-of pushes stops after PUSH_ROUND_S.
+One slow or hostile server must not hold up the others (#24):
+- a read runs in a child process killed at its deadline (adapters/calendar_process.py), with
+  its memory and CPU capped, and recurrences expanded by a bounded iterator (recurrence.py);
+- every push exchange has an overall deadline (3 times CALENDAR_TIMEOUT_S) checked as the
+  answer arrives, with no thread left behind; a push that cannot reach its server defers every
+  waiting push of that link;
+- a link whose polls keep failing backs off exponentially (up to MAX_POLL_BACKOFF), and its
+  status says why and when it is tried next;
+- the worker runs CALENDAR_CONCURRENCY of these at once, at most one per organization
+  (`run_pool`): another organization's eight slow servers take one slot, not all of them.
 """
 
 from __future__ import annotations
@@ -27,22 +33,22 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from booking_service import calendars
 from booking_service.adapters.caldav import CalDavCalendar, CalendarUnreachable
+from booking_service.adapters.calendar_process import CalendarReadFailed, ReadRequest, read_busy
 from booking_service.calendars import UnreadableCalendar
 from booking_service.config import Settings
-from booking_service.repositories.calendars import DuePush, LinkRow, PushState
+from booking_service.repositories.calendars import DuePoll, DuePush, LinkRow, PushState
 from booking_service.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.times import utc_now
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PUSH_RETRY_DELAYS = (
     timedelta(seconds=5),
@@ -58,6 +64,9 @@ FORGET_EVERY = timedelta(hours=1)
 # A poll reads from a little in the past (an event in progress) to the horizon and a day more
 # (a long appointment near the horizon, all-day events in any zone).
 POLL_MARGIN = timedelta(days=1)
+# A link whose polls fail waits CALENDAR_POLL_SECONDS * 2^(failures - 1) before the next, at
+# most this long.
+MAX_POLL_BACKOFF = timedelta(hours=1)
 
 
 def retry_delay(attempt: int, jitter: float = 1.0) -> timedelta:
@@ -67,29 +76,6 @@ def retry_delay(attempt: int, jitter: float = 1.0) -> timedelta:
 
 def _jitter() -> float:
     return random.uniform(0.9, 1.1)  # noqa: S311 - spreading retries, not a secret
-
-
-def within(seconds: float, work: Callable[[], T]) -> T:
-    """`work()`, or CalendarUnreachable when it has not finished after `seconds` (a server that
-    trickles its answer defeats a per-read timeout). The abandoned call runs on in a daemon
-    thread until its own timeouts end it; it holds no database transaction."""
-    outcome: list = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, work()))
-        except BaseException as exc:  # handed to the caller below
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=run, daemon=True, name="calendar-exchange")
-    thread.start()
-    thread.join(seconds)
-    if not outcome:
-        raise CalendarUnreachable(f"the calendar server did not finish within {seconds:.0f} s")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
 
 
 class CalendarSync:
@@ -102,20 +88,25 @@ class CalendarSync:
         *,
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = _jitter,
+        reader: Callable[..., list[tuple[datetime, datetime]]] = read_busy,
     ):
         self._uow = uow_factory
         self._settings = settings
         self._clock = clock
         self._jitter = jitter
+        self._reader = reader
         self._forgot_at: datetime | None = None
+        # Organizations with a read or push in flight in this process (run_pool's fairness).
+        self._busy_orgs: set[int] = set()
+        self._busy_lock = threading.Lock()
 
     @property
     def _deadline_s(self) -> float:
         return 3 * self._settings.calendar_timeout_s
 
     def sync_due(self, stopped: Callable[[], bool] = lambda: False) -> int:
-        """Poll every due calendar, then push due changes (for up to PUSH_ROUND_S); returns
-        how many were attempted."""
+        """Poll every due calendar, then push due changes (for up to PUSH_ROUND_S), one at a
+        time; returns how many were attempted."""
         self._forget_done()
         done = 0
         while not stopped() and self.poll_one():
@@ -125,16 +116,66 @@ class CalendarSync:
             done += 1
         return done
 
-    def _open(self, link: LinkRow, box: SecretBox) -> CalDavCalendar:
-        return self._open_with(link, box.open_or_plain(link.password) if link.password else None)
+    def run_pool(self, threads: int, stopped: Callable[[], bool], idle_s: float) -> None:
+        """Poll and push with `threads` threads until `stopped()`: each takes whatever is due
+        of an organization that has nothing in flight here, polls first; so one
+        organization's slow servers hold at most one thread, and the others keep theirs."""
 
-    def _open_with(self, link: LinkRow, password: str | None) -> CalDavCalendar:
+        def loop() -> None:
+            while not stopped():
+                try:
+                    self._forget_done()
+                    worked = self.poll_one(fair=True) or self.push_one(fair=True)
+                except Exception:
+                    # A bug or an outage must not end the thread: log it, go on after a pause.
+                    log.exception("calendar sync: unexpected error; retrying")
+                    worked = False
+                if not worked:
+                    time.sleep(idle_s)
+
+        pool = [
+            threading.Thread(target=loop, name=f"calendar-sync-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+
+    def _excluded(self, fair: bool) -> list[int]:
+        if not fair:
+            return []
+        with self._busy_lock:
+            return sorted(self._busy_orgs)
+
+    @contextmanager
+    def _in_flight(self, org_id: int, fair: bool) -> Iterator[bool]:
+        """Marks the organization busy for the exchange; False when another thread got there
+        first (the claim is then given back by rolling back)."""
+        if not fair:
+            yield True
+            return
+        with self._busy_lock:
+            if org_id in self._busy_orgs:
+                taken = False
+            else:
+                self._busy_orgs.add(org_id)
+                taken = True
+        try:
+            yield taken
+        finally:
+            if taken:
+                with self._busy_lock:
+                    self._busy_orgs.discard(org_id)
+
+    def _open(self, link: LinkRow, box: SecretBox) -> CalDavCalendar:
         return CalDavCalendar(
             link.url,
             link.username,
-            password,
+            box.open_or_plain(link.password) if link.password else None,
             timeout_s=self._settings.calendar_timeout_s,
             allow_private=self._settings.calendar_allow_private_targets,
+            deadline_s=self._deadline_s,
         )
 
     def _forget_done(self) -> None:
@@ -148,44 +189,52 @@ class CalendarSync:
 
     # --- pushes ---------------------------------------------------------------------------------
 
-    def push_one(self) -> bool:
-        """Bring one appointment up to date in one calendar; False when nothing is due."""
+    def push_one(self, *, fair: bool = False) -> bool:
+        """Bring one appointment up to date in one calendar; False when nothing is due (or,
+        `fair`, nothing of an organization without a push or read in flight here)."""
         with self._uow() as uow:
             now = self._clock()
-            due = uow.calendars.claim_push(now)
+            due = uow.calendars.claim_push(now, exclude_orgs=self._excluded(fair))
             if due is None:
                 return False
-            state = uow.calendars.push_state(due)
-            try:
-                if state is not None:
-                    self._push(due, state, uow.secrets, now)
-            except Exception as exc:
-                # Anything, not only an unreachable server: an unexpected error must not put
-                # this push back at the head of the queue on every round.
-                reason = (
-                    str(exc)
-                    if isinstance(exc, CalendarUnreachable | SecretsUnavailable)
-                    else f"the push failed ({type(exc).__name__})"
-                )
-                retry_at = now + retry_delay(due.attempts + 1, self._jitter())
-                uow.calendars.push_failed(due, reason, retry_at, now)
-                if isinstance(exc, CalendarUnreachable):
-                    # Its other pushes would only wait for the same server in turn.
-                    uow.calendars.defer_link_pushes(due.link.id, retry_at)
-                log.warning(
-                    "calendar push failed: link=%s attempt=%d error=%s",
-                    due.link.id,
-                    due.attempts + 1,
-                    reason,
-                    exc_info=not isinstance(exc, CalendarUnreachable | SecretsUnavailable),
-                )
-            else:
-                uow.calendars.pushes_done(sorted({due.id, *(state.covered if state else [])}), now)
-                if due.link.last_error is not None:
-                    uow.calendars.update_link(due.link.id, last_error=None, last_error_at=None)
-                log.info("calendar push: link=%s appointment=%s", due.link.id, due.appointment_id)
-            uow.commit()
+            with self._in_flight(due.org_id, fair) as taken:
+                if not taken:
+                    return False
+                self._push_claimed(uow, due, now)
         return True
+
+    def _push_claimed(self, uow: AbstractUnitOfWork, due: DuePush, now: datetime) -> None:
+        state = uow.calendars.push_state(due)
+        try:
+            if state is not None:
+                self._push(due, state, uow.secrets, now)
+        except Exception as exc:
+            # Anything, not only an unreachable server: an unexpected error must not put
+            # this push back at the head of the queue on every round.
+            reason = (
+                str(exc)
+                if isinstance(exc, CalendarUnreachable | SecretsUnavailable)
+                else f"the push failed ({type(exc).__name__})"
+            )
+            retry_at = now + retry_delay(due.attempts + 1, self._jitter())
+            uow.calendars.push_failed(due, reason, retry_at, now)
+            if isinstance(exc, CalendarUnreachable):
+                # Its other pushes would only wait for the same server in turn.
+                uow.calendars.defer_link_pushes(due.link.id, retry_at)
+            log.warning(
+                "calendar push failed: link=%s attempt=%d error=%s",
+                due.link.id,
+                due.attempts + 1,
+                reason,
+                exc_info=not isinstance(exc, CalendarUnreachable | SecretsUnavailable),
+            )
+        else:
+            uow.calendars.pushes_done(sorted({due.id, *(state.covered if state else [])}), now)
+            if due.link.last_error is not None and due.link.consecutive_failures == 0:
+                # The error was a push's (a failing poll keeps its reason until a good poll).
+                uow.calendars.update_link(due.link.id, last_error=None, last_error_at=None)
+            log.info("calendar push: link=%s appointment=%s", due.link.id, due.appointment_id)
+        uow.commit()
 
     def _push(self, due: DuePush, state: PushState, box: SecretBox, now: datetime) -> None:
         entry = calendars.CalendarEntry(
@@ -205,25 +254,25 @@ class CalendarSync:
         # completed or missed one stays, as it happened); nothing once cancelled or moved away.
         wanted = state.status != "cancelled" and state.resource_id == due.link.resource_id
         document = calendars.event_document(entry, ZoneInfo(state.timezone), now)
-        opened = self._open(due.link, box)
-
-        def exchange() -> None:
-            with opened as calendar:
-                if wanted:
-                    calendar.put(entry.uid, document)
-                else:
-                    calendar.remove(entry.uid)
-
-        within(self._deadline_s, exchange)
+        # Our own document out, a status code back: no stranger's data is parsed, so a push
+        # runs here, bounded by the deadline the adapter checks as the answer arrives.
+        with self._open(due.link, box) as calendar:
+            if wanted:
+                calendar.put(entry.uid, document)
+            else:
+                calendar.remove(entry.uid)
 
     # --- polls ----------------------------------------------------------------------------------
 
-    def poll_one(self) -> bool:
-        """Read one due calendar's busy times; False when none is due."""
+    def poll_one(self, *, fair: bool = False) -> bool:
+        """Read one due calendar's busy times; False when none is due (or, `fair`, none of an
+        organization without a push or read in flight here)."""
         now = self._clock()
         with self._uow() as uow:
             due = uow.calendars.claim_poll(
-                now - timedelta(seconds=self._settings.calendar_poll_seconds), now
+                now - timedelta(seconds=self._settings.calendar_poll_seconds),
+                now,
+                exclude_orgs=self._excluded(fair),
             )
             if due is None:
                 return False
@@ -233,26 +282,45 @@ class CalendarSync:
                     uow.secrets.open_or_plain(due.link.password) if due.link.password else None
                 )
             except SecretsUnavailable as exc:
-                uow.calendars.poll_failed(due.link, str(exc), now)
+                uow.calendars.poll_failed(due.link, str(exc), now, self._backoff(due.link))
                 uow.commit()
                 return True
             uow.commit()  # the claim: no transaction stays open while the server is read
-        zone = ZoneInfo(due.timezone)
+        with self._in_flight(due.link.org_id, fair) as taken:
+            if not taken:
+                # Another thread took this organization meanwhile: the claim only moved
+                # last_poll_at, so let the link be due again at once.
+                with self._uow() as uow:
+                    uow.calendars.update_link(due.link.id, last_poll_at=due.link.last_poll_at)
+                    uow.commit()
+                return False
+            self._read(due, password, now)
+        return True
+
+    def _backoff(self, link: LinkRow) -> datetime:
+        failures = link.consecutive_failures + 1
+        base = timedelta(seconds=self._settings.calendar_poll_seconds)
+        wait = min(base * 2 ** min(failures - 1, 20), MAX_POLL_BACKOFF) * self._jitter()
+        return self._clock() + wait
+
+    def _read(self, due: DuePoll, password: str | None, now: datetime) -> None:
         start = now - POLL_MARGIN
         end = now + timedelta(days=due.horizon_days) + POLL_MARGIN
-        opened = self._open_with(due.link, password)
-
-        def read() -> list[tuple[datetime, datetime]]:
-            with opened as calendar:
-                found = calendar.events_between(start, end)
-            return calendars.busy_ranges(
-                found, zone, start, end, own_suffix=calendars.own_uid_suffix(due.link.org_id)
-            )
-
+        request = ReadRequest(
+            url=due.link.url,
+            username=due.link.username,
+            password=password,
+            timezone=due.timezone,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            own_suffix=calendars.own_uid_suffix(due.link.org_id),
+            timeout_s=self._settings.calendar_timeout_s,
+            allow_private=self._settings.calendar_allow_private_targets,
+        )
         error = None
         try:
-            ranges = within(self._deadline_s, read)
-        except (CalendarUnreachable, UnreadableCalendar) as exc:
+            ranges = self._reader(request, deadline_s=self._deadline_s)
+        except (CalendarReadFailed, CalendarUnreachable, UnreadableCalendar) as exc:
             error = str(exc)
         except Exception as exc:
             # A bug must not stop the poll loop: the link goes stale and its status says why.
@@ -263,7 +331,6 @@ class CalendarSync:
                 uow.calendars.replace_busy(due.link, ranges, now)
                 log.info("calendar poll: link=%s busy_ranges=%d", due.link.id, len(ranges))
             else:
-                uow.calendars.poll_failed(due.link, error, now)
+                uow.calendars.poll_failed(due.link, error, now, self._backoff(due.link))
                 log.warning("calendar poll failed: link=%s error=%s", due.link.id, error)
             uow.commit()
-        return True

@@ -10,6 +10,7 @@ those done: a change committed meanwhile keeps its own push pending.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -67,6 +68,8 @@ class LinkRow:
     last_error: str | None
     last_error_at: datetime | None
     created_at: datetime
+    consecutive_failures: int
+    next_poll_at: datetime | None
 
     def stale_at(self, now: datetime) -> bool:
         """A blocking link whose busy times were not read within its limit (or never)."""
@@ -170,6 +173,7 @@ _CLAIM_PUSH = (
     .where(
         _pushes.c.status == "pending",
         _pushes.c.next_attempt_at <= bindparam("p_now"),
+        _pushes.c.org_id.not_in(bindparam("p_busy", expanding=True)),
         # Only the oldest pending push of a link and appointment can be claimed: while one
         # worker holds it, no other worker pushes that appointment to that calendar.
         ~select(literal(1))
@@ -223,6 +227,9 @@ _CLAIM_POLL = (
     .where(
         _links.c.block,
         (_links.c.last_poll_at.is_(None)) | (_links.c.last_poll_at <= bindparam("p_due_before")),
+        # A link that keeps failing waits out its backoff.
+        (_links.c.next_poll_at.is_(None)) | (_links.c.next_poll_at <= bindparam("p_now")),
+        _links.c.org_id.not_in(bindparam("p_busy", expanding=True)),
     )
     .order_by(_links.c.last_poll_at.asc().nulls_first())
     .limit(1)
@@ -312,8 +319,13 @@ class CalendarRepository:
 
     # --- pushes (the worker) --------------------------------------------------------------------
 
-    def claim_push(self, now: datetime) -> DuePush | None:
-        row = self.session.execute(_CLAIM_PUSH, {"p_now": now}).first()
+    def claim_push(self, now: datetime, exclude_orgs: Sequence[int] = ()) -> DuePush | None:
+        """The oldest due push, row-locked, of an organization not in `exclude_orgs`."""
+        row = self.session.execute(
+            # [0] for none: no organization has id 0, and the statement keeps one shape.
+            _CLAIM_PUSH,
+            {"p_now": now, "p_busy": list(exclude_orgs) or [0]},
+        ).first()
         if row is None:
             return None
         values = row._mapping
@@ -369,10 +381,16 @@ class CalendarRepository:
 
     # --- polls (the worker) ---------------------------------------------------------------------
 
-    def claim_poll(self, due_before: datetime, now: datetime) -> DuePoll | None:
-        """A blocking link due a poll, its `last_poll_at` moved to `now` (commit promptly: no
-        other worker then takes it until the next interval)."""
-        row = self.session.execute(_CLAIM_POLL, {"p_due_before": due_before}).first()
+    def claim_poll(
+        self, due_before: datetime, now: datetime, exclude_orgs: Sequence[int] = ()
+    ) -> DuePoll | None:
+        """A blocking link due a poll (and past its backoff) of an organization not in
+        `exclude_orgs`, its `last_poll_at` moved to `now` (commit promptly: no other worker
+        then takes it until the next interval)."""
+        row = self.session.execute(
+            _CLAIM_POLL,
+            {"p_due_before": due_before, "p_now": now, "p_busy": list(exclude_orgs) or [0]},
+        ).first()
         if row is None:
             return None
         values = row._mapping
@@ -403,12 +421,28 @@ class CalendarRepository:
                 ],
             )
         self.update_link(
-            link.id, last_poll_at=now, last_good_sync_at=now, last_error=None, last_error_at=None
+            link.id,
+            last_poll_at=now,
+            last_good_sync_at=now,
+            last_error=None,
+            last_error_at=None,
+            consecutive_failures=0,
+            next_poll_at=None,
         )
 
-    def poll_failed(self, link: LinkRow, error: str, now: datetime) -> None:
-        """Keep the busy times last read (the staleness policy decides what they are worth)."""
-        self.update_link(link.id, last_poll_at=now, last_error=error, last_error_at=now)
+    def poll_failed(
+        self, link: LinkRow, error: str, now: datetime, next_poll_at: datetime | None = None
+    ) -> None:
+        """Keep the busy times last read (the staleness policy decides what they are worth);
+        one more failure in a row, and no poll before `next_poll_at` (the backoff)."""
+        self.update_link(
+            link.id,
+            last_poll_at=now,
+            last_error=error,
+            last_error_at=now,
+            consecutive_failures=_links.c.consecutive_failures + 1,
+            next_poll_at=next_poll_at,
+        )
 
     def busy(self, org_id: int, resource_ids: list[int], start: datetime, end: datetime):
         """(resource_id, starts_at, ends_at) of the external busy times overlapping a window."""

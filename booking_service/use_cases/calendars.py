@@ -149,7 +149,8 @@ def unlink_calendar(uow: AbstractUnitOfWork, link_id: int) -> LinkRow:
 
 
 def calendar_status(uow: AbstractUnitOfWork, org_id: int) -> list[dict]:
-    """Per link: last good sync, whether it is stale, the last error, events waiting to be
+    """Per link: last good sync, whether it is stale, the last error, how many polls failed in
+    a row and when the next is tried (a failing link backs off), events waiting to be
     pushed."""
     now = utc_now()
     with uow:
@@ -164,6 +165,8 @@ def calendar_status(uow: AbstractUnitOfWork, org_id: int) -> list[dict]:
             "stale": link.stale_at(now),
             "last_error": link.last_error,
             "last_error_at": _iso(link.last_error_at),
+            "failed_polls_in_a_row": link.consecutive_failures,
+            "next_poll_at": _iso(link.next_poll_at),
             "waiting_pushes": waiting.get(link.id, 0),
         }
         for link in links

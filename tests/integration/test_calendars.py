@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -802,68 +801,6 @@ def test_a_move_committed_while_its_push_is_in_flight_is_pushed_after_it(
     sync.sync_due()
     assert pending(db, made["id"]) == 0
     assert events(calendar)[calendar_uid(org.id, reference)].decoded("DTSTART") == local(day, 15)
-
-
-def test_a_booking_never_waits_for_a_poll_in_progress(app, org, main_id, dav, rt, db, monkeypatch):
-    """The poll reads the server with no transaction open: a booking on that resource (whose
-    calendar push references the link) goes through while a slow server is being read."""
-    calendar = new_calendar(dav)
-    made = link(app, main_id, calendar)
-    CalendarSync(rt.uow, rt.settings).sync_due()  # fresh
-    db.execute("UPDATE calendar_links SET last_poll_at = now() - interval '1 hour'")
-    real = CalDavCalendar.events_between
-    reading = threading.Event()
-
-    def slow(self, start, end):
-        reading.set()
-        time.sleep(4)  # longer than the booking's lock_timeout (3 s)
-        return real(self, start, end)
-
-    monkeypatch.setattr(CalDavCalendar, "events_between", slow)
-    poller = threading.Thread(target=CalendarSync(rt.uow, rt.settings).poll_one)
-    poller.start()
-    try:
-        assert reading.wait(10)
-        began = time.monotonic()
-        reference = book(app, org, f"{business_day(days=3)}T10:00")
-        assert time.monotonic() - began < 2
-    finally:
-        poller.join(30)
-    assert reference
-    assert pending(db, made["id"]) == 1
-    assert db.execute("SELECT last_error FROM calendar_links").fetchone() == (None,)
-
-
-def test_a_server_that_never_finishes_answering_fails_the_poll_at_the_deadline(
-    app, org, main_id, dav, rt, db, monkeypatch
-):
-    calendar = new_calendar(dav)
-    link(app, main_id, calendar)
-    monkeypatch.setattr(CalDavCalendar, "events_between", lambda self, start, end: time.sleep(30))
-    settings = rt.settings.with_overrides({"CALENDAR_TIMEOUT_S": 1})  # deadline: 3 s
-    began = time.monotonic()
-    assert CalendarSync(rt.uow, settings).poll_one()
-    assert time.monotonic() - began < 6
-    error = db.execute("SELECT last_error FROM calendar_links").fetchone()[0]
-    assert "did not finish within 3 s" in error
-
-
-def test_an_unreadable_event_makes_the_link_stale_and_the_status_names_it(
-    app, org, main_id, dav, sync, db, monkeypatch
-):
-    calendar = new_calendar(dav)
-    link(app, main_id, calendar)
-    # Radicale refuses to store a rule we cannot expand; another server might serve one.
-    broken = icalendar.Calendar.from_ical(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:broken-rule\r\n"
-        "DTSTAMP:20261130T120000Z\r\nDTSTART:20270105T150000Z\r\nDTEND:20270105T160000Z\r\n"
-        "RRULE:FREQ=FOO\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-    monkeypatch.setattr(CalDavCalendar, "events_between", lambda self, start, end: [broken])
-    sync.sync_due()
-    status = json.loads(cli(app, "calendar", "status", str(org.id)))
-    assert status["stale"] is True
-    assert "broken-rule could not be read" in status["last_error"]
 
 
 def test_link_refuses_a_password_over_plain_http_and_a_url_with_a_query(app, main_id, database_url):
