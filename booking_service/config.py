@@ -60,6 +60,10 @@ class Settings:
     webhook_allow_private_targets: bool = False  # WEBHOOK_ALLOW_PRIVATE_TARGETS
     outbox_lag_alert_s: int = 300  # OUTBOX_LAG_ALERT_S
     worker_poll_s: int = 1  # WORKER_POLL_S
+    # How many webhooks and calendar exchanges the worker runs at once; each organization gets
+    # at most one of either, so one tenant's slow servers hold one slot, never all of them.
+    webhook_concurrency: int = 4  # WEBHOOK_CONCURRENCY
+    calendar_concurrency: int = 3  # CALENDAR_CONCURRENCY
     secret_key: str = ""  # SECRET_KEY: seals stored provider credentials (Fernet)
     secret_key_previous: str = ""  # SECRET_KEY_PREVIOUS: older keys, comma-separated (rotation)
     smtp_url: str = ""  # SMTP_URL: smtp://user:pass@host:587 (STARTTLS) or smtps://...
@@ -119,6 +123,8 @@ class Settings:
             raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
         if self.secret_key and len(self.secret_key) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters (use a random one)")
+        if not 1 <= self.webhook_concurrency <= 32 or not 1 <= self.calendar_concurrency <= 32:
+            raise ConfigError("WEBHOOK_CONCURRENCY and CALENDAR_CONCURRENCY must be 1 to 32")
         if self.calendar_poll_seconds < 1 or self.calendar_timeout_s < 1:
             raise ConfigError("CALENDAR_POLL_SECONDS and CALENDAR_TIMEOUT_S must be at least 1")
         if not self.public_url.startswith(("http://", "https://")):
@@ -169,6 +175,8 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "webhook_allow_private_targets", bool),
     ("OUTBOX_LAG_ALERT_S", "outbox_lag_alert_s", int),
     ("WORKER_POLL_S", "worker_poll_s", int),
+    ("WEBHOOK_CONCURRENCY", "webhook_concurrency", int),
+    ("CALENDAR_CONCURRENCY", "calendar_concurrency", int),
     ("SECRET_KEY", "secret_key", str),
     ("SECRET_KEY_PREVIOUS", "secret_key_previous", str),
     ("SMTP_URL", "smtp_url", str),

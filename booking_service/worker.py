@@ -2,6 +2,16 @@
 sends the due confirmations and reminders (notifier.py); and keeps linked calendars in step
 (calendar_sync.py).
 
+One tenant must not stall what all share (#24). Each kind of work has threads of its own, so
+none waits for another: WEBHOOK_CONCURRENCY webhook senders, one message sender, and
+CALENDAR_CONCURRENCY calendar threads. Webhooks and calendars are fair between organizations:
+an organization with an exchange in flight here gets no second one until it ends, and the
+organizations served most recently go to the back of the line (round-robin). An endpoint that
+fails CIRCUIT_THRESHOLD times in a row is not tried for a while (its circuit is open: 30 s,
+doubling, at most an hour), so a dead receiver stops taking a slot at all. So another
+organization's slow or hostile endpoints delay ours by at most one exchange's timeout, and
+only when every slot is taken.
+
 One delivery per transaction: the worker claims the oldest due delivery with FOR UPDATE SKIP
 LOCKED, sends it while holding the row lock, records the attempt and commits. Several workers,
 on one machine or many, share the work; a worker that dies mid-attempt releases its lock with
@@ -23,6 +33,7 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +67,13 @@ RETRY_DELAYS = (
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 # A receiver cannot push the next attempt further out than the longest step of the schedule.
 MAX_RETRY_AFTER = timedelta(hours=24)
+# The circuit breaker of an endpoint: open after this many failed attempts in a row, first for
+# CIRCUIT_BASE, doubling with each further failure, at most CIRCUIT_LONGEST.
+CIRCUIT_THRESHOLD = 5
+CIRCUIT_BASE = timedelta(seconds=30)
+CIRCUIT_LONGEST = timedelta(hours=1)
+# How many recently served organizations go to the back of the line.
+RECENT_ORGS = 16
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,10 @@ class Worker:
         self._forgot_sign_ins_at = -math.inf
         self.notifier = Notifier(uow_factory, settings, clock=clock)
         self.calendars = CalendarSync(uow_factory, settings, clock=clock, jitter=jitter)
+        # Fairness between organizations among this process's webhook threads.
+        self._lock = threading.Lock()
+        self._sending: set[int] = set()
+        self._recent: deque[int] = deque(maxlen=RECENT_ORGS)
 
     def stop(self) -> None:
         """Finish the attempt in hand, then return from `run`."""
@@ -121,37 +143,64 @@ class Worker:
         return attempts
 
     def run(self) -> None:
-        """Deliver until stopped, polling every WORKER_POLL_S; database outages are waited out."""
+        """Deliver until stopped, each kind of work on threads of its own; database outages
+        are waited out."""
         log.info("outbox worker started")
-        # Calendars on a thread of their own: a slow calendar server (up to its deadline per
-        # exchange) must not hold up webhooks and messages.
-        calendar_thread = threading.Thread(
-            target=self._calendar_loop, name="calendar-sync", daemon=True
+        threads = [
+            threading.Thread(target=self._loop, args=(self._webhook_round,), name=f"webhooks-{n}")
+            for n in range(self._settings.webhook_concurrency)
+        ]
+        threads.append(
+            threading.Thread(target=self._loop, args=(self._message_round,), name="messages")
         )
-        calendar_thread.start()
+        threads.append(
+            threading.Thread(
+                target=self.calendars.run_pool,
+                args=(
+                    self._settings.calendar_concurrency,
+                    self._stop.is_set,
+                    self._settings.worker_poll_s,
+                ),
+                name="calendar-sync",
+            )
+        )
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        self._loop(self._housekeeping)
+        for thread in threads:
+            # Each finishes the exchange in hand: at most a webhook or calendar deadline.
+            thread.join(
+                3 * max(self._settings.calendar_timeout_s, self._settings.webhook_timeout_s)
+            )
+        log.info("outbox worker stopped")
+
+    def _loop(self, round_: Callable[[], int]) -> None:
         while not self._stop.is_set():
+            worked = 0
             try:
-                self.forget_old_signatures()
-                self.forget_old_sign_in_failures()
-                self.deliver_due(calendars=False)
+                worked = round_()
             except DatabaseUnavailable:
                 log.warning("outbox worker: database unavailable; retrying", exc_info=True)
             except Exception:
                 # A bug must not stop every organization's deliveries: log it, go on polling.
                 log.exception("outbox worker: unexpected error; retrying")
-            self._stop.wait(self._settings.worker_poll_s)
-        calendar_thread.join(3 * self._settings.calendar_timeout_s + 5)
-        log.info("outbox worker stopped")
+            if not worked:
+                self._stop.wait(self._settings.worker_poll_s)
 
-    def _calendar_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.calendars.sync_due(self._stop.is_set)
-            except DatabaseUnavailable:
-                log.warning("calendar sync: database unavailable; retrying", exc_info=True)
-            except Exception:
-                log.exception("calendar sync: unexpected error; retrying")
-            self._stop.wait(self._settings.worker_poll_s)
+    def _webhook_round(self) -> int:
+        sent = 0
+        while not self._stop.is_set() and self._deliver_one(fair=True):
+            sent += 1
+        return sent
+
+    def _message_round(self) -> int:
+        return self.notifier.send_due(self._stop.is_set)
+
+    def _housekeeping(self) -> int:
+        self.forget_old_signatures()
+        self.forget_old_sign_in_failures()
+        return 0
 
     def forget_old_signatures(self) -> None:
         """Drop the signed requests' kept answers once no repeat can be accepted any more, even
@@ -172,14 +221,39 @@ class Worker:
             uow.users.forget_throttles(self._clock() - FAILURE_WINDOW)
             uow.commit()
 
-    def _deliver_one(self) -> bool:
+    def _deliver_one(self, *, fair: bool = False) -> bool:
         with self._uow() as uow:
-            due = uow.outbox.claim_due(self._clock())
+            with self._lock:
+                busy, recent = (sorted(self._sending), list(self._recent)) if fair else ([], [])
+            due = uow.outbox.claim_due(self._clock(), busy=busy, recent=recent)
             if due is None:
                 return False
-            sent = self._send(due, uow.secrets)
+            with self._lock:
+                if fair and due.org_id in self._sending:
+                    return False  # another thread took this organization meanwhile
+                self._sending.add(due.org_id)
+                self._recent.append(due.org_id)
+            try:
+                sent = self._send(due, uow.secrets)
+            finally:
+                with self._lock:
+                    self._sending.discard(due.org_id)
             attempt = due.attempts + 1
             verdict = judge(sent, attempt, self._clock(), self._jitter)
+            failures = uow.outbox.endpoint_answered(
+                due.endpoint_id,
+                ok=verdict.outcome == "delivered",
+                now=self._clock(),
+                threshold=CIRCUIT_THRESHOLD,
+                base=CIRCUIT_BASE,
+                longest=CIRCUIT_LONGEST,
+            )
+            if failures == CIRCUIT_THRESHOLD:
+                log.warning(
+                    "webhook endpoint %s failed %d times in a row: not tried for a while",
+                    due.endpoint_id,
+                    failures,
+                )
             if verdict.outcome == "disabled":
                 uow.outbox.update_endpoint(
                     due.endpoint_id,

@@ -9,8 +9,9 @@ another worker delivers again, with the same webhook-id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -209,8 +210,17 @@ _CLAIM_DUE = (
         _deliveries.c.status == "pending",
         _deliveries.c.next_attempt_at <= bindparam("p_now"),
         _endpoints.c.disabled_at.is_(None),
+        # An endpoint whose circuit is open is not tried: its deliveries wait, costing nothing.
+        _endpoints.c.circuit_open_until.is_(None)
+        | (_endpoints.c.circuit_open_until <= bindparam("p_now")),
+        # Organizations with a delivery in flight in this worker wait for it (fairness).
+        _deliveries.c.org_id.not_in(bindparam("p_busy", expanding=True)),
     )
-    .order_by(_deliveries.c.next_attempt_at)
+    # Round-robin: organizations served most recently go last, then the oldest due first.
+    .order_by(
+        _deliveries.c.org_id.in_(bindparam("p_recent", expanding=True)),
+        _deliveries.c.next_attempt_at,
+    )
     .limit(1)
     .with_for_update(of=_deliveries, skip_locked=True)
 )
@@ -298,11 +308,53 @@ class OutboxRepository:
 
     # --- the worker -----------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime) -> DueDelivery | None:
-        """The oldest due pending delivery, row-locked until commit; None when none is due
-        (or every due one is held by another worker)."""
-        row = self.session.execute(_CLAIM_DUE, {"p_now": now}).first()
+    def claim_due(
+        self, now: datetime, *, busy: Sequence[int] = (), recent: Sequence[int] = ()
+    ) -> DueDelivery | None:
+        """The oldest due pending delivery whose endpoint's circuit is closed, of an
+        organization not `busy` (and preferably not `recent`), row-locked until commit; None
+        when none is due (or every due one is held by another worker)."""
+        row = self.session.execute(
+            _CLAIM_DUE,
+            # [0] for none: no organization has id 0, and the statement keeps one shape.
+            {"p_now": now, "p_busy": list(busy) or [0], "p_recent": list(recent) or [0]},
+        ).first()
         return DueDelivery(**row._mapping) if row is not None else None
+
+    def endpoint_answered(
+        self,
+        endpoint_id: int,
+        *,
+        ok: bool,
+        now: datetime,
+        threshold: int,
+        base: timedelta,
+        longest: timedelta,
+    ) -> int:
+        """The circuit breaker: a good answer closes the circuit; a bad one counts, and from
+        `threshold` failures in a row opens it for `base` doubling per further failure, at most
+        `longest`. Returns the failures in a row."""
+        if ok:
+            self.session.execute(
+                update(_endpoints)
+                .where(_endpoints.c.id == endpoint_id, _endpoints.c.consecutive_failures > 0)
+                .values(consecutive_failures=0, circuit_open_until=None)
+            )
+            return 0
+        failures = self.session.execute(
+            update(_endpoints)
+            .where(_endpoints.c.id == endpoint_id)
+            .values(consecutive_failures=_endpoints.c.consecutive_failures + 1)
+            .returning(_endpoints.c.consecutive_failures)
+        ).scalar_one()
+        if failures >= threshold:
+            wait = min(base * 2 ** min(failures - threshold, 20), longest)
+            self.session.execute(
+                update(_endpoints)
+                .where(_endpoints.c.id == endpoint_id)
+                .values(circuit_open_until=now + wait)
+            )
+        return failures
 
     def record_attempt(
         self,
@@ -409,6 +461,13 @@ class OutboxRepository:
                     constraint="uq_webhook_deliveries_org_id_event_id_endpoint_id",
                     set_={"status": "pending", "next_attempt_at": now, "attempts": 0},
                 )
+            )
+        if ids:
+            # Asked by the owner (rate-limited): try now, whatever the circuit breaker said.
+            self.session.execute(
+                update(_endpoints)
+                .where(_endpoints.c.id.in_(ids))
+                .values(consecutive_failures=0, circuit_open_until=None)
             )
         return ids
 
