@@ -54,6 +54,9 @@ class OrganizationRow:
     quiet_until: time | None
     created_at: datetime
     config_version: int
+    sms_per_day: int = 200
+    email_per_day: int = 500
+    unverified_bookings_per_day: int = 20
 
 
 _organizations = table(Organization)
