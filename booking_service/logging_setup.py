@@ -172,6 +172,26 @@ TEXT_FORMAT = (
 
 _configured = False
 
+# Client libraries that log every request at INFO: httpx the URL of each webhook (userinfo
+# included), twilio ~11 lines per SMS with the body and both numbers, caldav and its HTTP stack
+# (niquests, urllib3-future) each calendar request. Their warnings and errors still show; what
+# they do on every call is ours to log, once, masked. Our own loggers keep LOG_LEVEL.
+QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "twilio",  # twilio.http_client, twilio.async_http_client
+    "urllib3",
+    "urllib3_future",
+    "niquests",
+    "requests",
+    "caldav",
+    "charset_normalizer",
+    "hpack",
+    "jh2",
+    "qh3",
+    "aiohttp",
+)
+
 
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -201,7 +221,8 @@ class JsonFormatter(MaskingFormatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Configure the root logger once per process (dictConfig): one stream handler to stderr.
+    """Configure the root logger once per process (dictConfig): one stream handler to stderr,
+    and QUIET_LIBRARIES at WARNING whatever the level.
 
     Later calls only adjust the level, so apps built after the first (tests, CLI) keep the
     handlers already in place instead of replacing them.
@@ -227,6 +248,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
                     "filters": ["context"],
                 }
             },
+            "loggers": {name: {"level": "WARNING"} for name in QUIET_LIBRARIES},
             "root": {"level": level, "handlers": ["stderr"]},
         }
     )
