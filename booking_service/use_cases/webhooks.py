@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from booking_service.adapters.webhooks import UnsafeTarget, check_target
 from booking_service.errors import NotFound
@@ -32,6 +33,25 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def without_credentials(url: str) -> str:
+    """The URL as it may be shown or logged: `user:password@` becomes `***@`.
+
+    Endpoints added before credentials in URLs were refused (#24) still carry them. They are
+    still delivered to (httpx sends them as Basic auth, and the receiver may depend on it;
+    refusing would silently stop its events), but are never printed, listed or shown."""
+    parts = urlsplit(url)
+    _userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    return parts._replace(netloc="***@" + host).geturl()
+
+
+def _shown(endpoint: EndpointRow) -> EndpointRow:
+    """An endpoint as front ends get it: its URL without credentials."""
+    shown = without_credentials(endpoint.url)
+    return endpoint if shown == endpoint.url else replace(endpoint, url=shown)
+
+
 def _events(requested: tuple[str, ...]) -> list[str] | None:
     unknown = sorted(set(requested) - set(EVENT_TYPES))
     if unknown:
@@ -53,6 +73,13 @@ def add_endpoint(
     url = url.strip()
     if len(url) > 2000:
         raise WebhookInputError("the URL is longer than 2000 characters")
+    if "@" in urlsplit(url).netloc:
+        # The URL is printed, listed, shown on the owner's page and stored as it is; a
+        # receiver proves a delivery is ours with webhook-signature, not with a password.
+        raise WebhookInputError(
+            "put no credentials in the URL (user:password@): the receiver checks the "
+            "webhook-signature header instead"
+        )
     try:
         check_target(url, allow_private=allow_private)
     except UnsafeTarget as exc:
@@ -68,9 +95,9 @@ def add_endpoint(
 
 
 def list_endpoints(uow: AbstractUnitOfWork, org_id: int) -> list[EndpointRow]:
-    """The organization's endpoints, oldest first."""
+    """The organization's endpoints, oldest first (URLs without credentials)."""
     with uow:
-        return uow.outbox.endpoints(org_id)
+        return [_shown(e) for e in uow.outbox.endpoints(org_id)]
 
 
 def set_enabled(uow: AbstractUnitOfWork, endpoint_id: int, *, enabled: bool) -> EndpointRow:
@@ -85,7 +112,7 @@ def set_enabled(uow: AbstractUnitOfWork, endpoint_id: int, *, enabled: bool) -> 
         if endpoint is None:
             raise NotFound("endpoint", endpoint_id)
         uow.commit()
-    return endpoint
+    return _shown(endpoint)
 
 
 def rotate_secret(
@@ -110,7 +137,7 @@ def rotate_secret(
         endpoint = uow.outbox.update_endpoint(endpoint_id, **values)
         assert endpoint is not None
         uow.commit()
-    return CreatedEndpoint(endpoint, secret)
+    return CreatedEndpoint(_shown(endpoint), secret)
 
 
 def signing_secrets(
