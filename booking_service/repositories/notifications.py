@@ -353,8 +353,9 @@ class NotificationRepository:
     def forget_inbound(self, before: datetime) -> int:
         """Drop the records of inbound messages received before `before`, every organization;
         returns how many."""
-        result = self.session.execute(_inbound.delete().where(_inbound.c.received_at < before))
-        return result.rowcount
+        return self.session.execute(
+            _inbound.delete().where(_inbound.c.received_at < before)
+        ).rowcount  # type: ignore[attr-defined]
 
     # --- the owner's view ------------------------------------------------------------------
 
