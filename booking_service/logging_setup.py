@@ -31,15 +31,28 @@ _SEPARATOR = r"[\s().\-/_\u2010-\u2015\u2212\uff08\uff09\uff0d\uff0e\uff0f]"
 _TIME = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?"
 _MONTH, _DAY = r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|3[01])"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+_HEX = "[0-9a-fA-F]"
 _KEPT = re.compile(
     r"(?<![\d.])(?:"
-    rf"\d{{4}}-{_MONTH}-{_DAY}(?:[T ]{_TIME}(?:Z|[+-]{_TIME})?)?"  # 2026-12-01T09:00+01:00
+    rf"{_HEX}{{8}}(?:-{_HEX}{{4}}){{3}}-{_HEX}{{12}}"  # a UUID: its digit runs are no number
+    rf"|\d{{4}}-{_MONTH}-{_DAY}(?:[T ]{_TIME}(?:Z|[+-]{_TIME})?)?"  # 2026-12-01T09:00+01:00
     rf"|\d{{4}}/{_MONTH}/{_DAY}|{_DAY}/{_MONTH}/\d{{4}}"  # 2026/11/30, 30/11/2026
     rf"|{_TIME}"
     rf"|{_OCTET}(?:\.{_OCTET}){{3}}(?::\d{{1,5}})?"  # 127.0.0.1:8000
     r")(?![\d.])"
 )
+# Seven or more digits, however separated: the quick test every line takes first.
 _PHONE_LIKE = re.compile(rf"[+\uff0b]?\d(?:{_SEPARATOR}*\d){{6,}}")
+# What is masked: such a run that is not part of a longer token of letters and digits. A run
+# glued to an ASCII letter or another digit is a piece of an id (a Twilio SID
+# SM0123456789abcdef..., a hex event or request id), not a number someone wrote; other
+# scripts' letters do not count, since Chinese or Japanese text puts a number right after a
+# word. A percent-encoded plus (%2B in a query string) starts a number too. The lookahead only
+# rejects an end glued to a letter or digit: backtracking then ends the run at an earlier
+# separator, so in "4155550123 0123abc" the first number is still masked.
+_PHONE = re.compile(
+    rf"(?<![A-Za-z\d])(?:[+\uff0b]|%2[bB])?\d(?:{_SEPARATOR}*\d){{6,}}(?![A-Za-z\d])"
+)
 
 
 def _mask(match: re.Match) -> str:
@@ -50,19 +63,43 @@ def _mask(match: re.Match) -> str:
 def mask_digits(text: str) -> str:
     """Mask every phone-like run of seven or more digits to its last four, however it is
     written (`+1 (415) 555-0111`, `+1/415/555/0111`, `+1_415_555_0111`, full-width digits);
-    dates, times and IP addresses stay readable."""
+    dates, times, IP addresses, UUIDs and digit runs inside ids (`SM0123456789abcdef`) stay
+    readable."""
     # Most lines hold no phone-like run at all: one search settles them, where looking for
-    # dates first costs ten times as much (every log line pays this). The pattern has no
-    # anchors or lookarounds, so a run found between the dates below is found here too.
+    # dates first costs ten times as much (every log line pays this). `_PHONE_LIKE` has no
+    # anchors or lookarounds, and every match of `_PHONE` is a match of `_PHONE_LIKE` on the
+    # same characters (the same run, at most with "%2B" in front), so when `_PHONE_LIKE` finds
+    # nothing in the line, `_PHONE` finds nothing in any part of it either.
     if _PHONE_LIKE.search(text) is None:
         return text
-    parts, at = [], 0
+    # Lines with ids (a hex event id, a SID) get past that; one search with `_PHONE` settles
+    # them too, at a fifth of the cost of finding the dates. A number `_PHONE` would mask
+    # between two kept items is one it finds in the whole line: the lookbehind sees the same
+    # character either way (see _mask_between), and the lookahead the same one, since such a
+    # number never ends where a kept item begins.
+    if _PHONE.search(text) is None:
+        return text
+    parts: list[str] = []
+    at = 0
     for kept in _KEPT.finditer(text):
-        parts.append(_PHONE_LIKE.sub(_mask, text[at : kept.start()]))
+        _mask_between(text, at, kept.start(), parts)
         parts.append(kept.group(0))
         at = kept.end()
-    parts.append(_PHONE_LIKE.sub(_mask, text[at:]))
+    _mask_between(text, at, len(text), parts)
     return "".join(parts)
+
+
+def _mask_between(text: str, start: int, end: int, parts: list[str]) -> None:
+    """Append text[start:end] with its numbers masked. Searching the whole text within
+    (start, end), not a slice, lets the lookbehind see the character before `start` as it is
+    in the line. The lookahead never needs the character at `end`: a kept item is never
+    preceded by a digit, and a run always ends with one."""
+    at = start
+    for match in _PHONE.finditer(text, start, end):
+        parts.append(text[at : match.start()])
+        parts.append(_mask(match))
+        at = match.end()
+    parts.append(text[at:end])
 
 
 # A feed URL's token is its only credential (calendar apps send no headers).
@@ -135,6 +172,26 @@ TEXT_FORMAT = (
 
 _configured = False
 
+# Client libraries that log every request at INFO: httpx the URL of each webhook (userinfo
+# included), twilio ~11 lines per SMS with the body and both numbers, caldav and its HTTP stack
+# (niquests, urllib3-future) each calendar request. Their warnings and errors still show; what
+# they do on every call is ours to log, once, masked. Our own loggers keep LOG_LEVEL.
+QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "twilio",  # twilio.http_client, twilio.async_http_client
+    "urllib3",
+    "urllib3_future",
+    "niquests",
+    "requests",
+    "caldav",
+    "charset_normalizer",
+    "hpack",
+    "jh2",
+    "qh3",
+    "aiohttp",
+)
+
 
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -164,7 +221,8 @@ class JsonFormatter(MaskingFormatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Configure the root logger once per process (dictConfig): one stream handler to stderr.
+    """Configure the root logger once per process (dictConfig): one stream handler to stderr,
+    and QUIET_LIBRARIES at WARNING whatever the level.
 
     Later calls only adjust the level, so apps built after the first (tests, CLI) keep the
     handlers already in place instead of replacing them.
@@ -190,6 +248,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
                     "filters": ["context"],
                 }
             },
+            "loggers": {name: {"level": "WARNING"} for name in QUIET_LIBRARIES},
             "root": {"level": level, "handlers": ["stderr"]},
         }
     )

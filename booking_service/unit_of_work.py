@@ -43,6 +43,7 @@ from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
 from booking_service.repositories.calendars import CalendarRepository
 from booking_service.repositories.contacts import ContactRepository
+from booking_service.repositories.counters import CounterRepository
 from booking_service.repositories.diary import DiaryRepository
 from booking_service.repositories.driver import HotStatement
 from booking_service.repositories.ledger import ToolCallLedger
@@ -78,6 +79,7 @@ class AbstractUnitOfWork(abc.ABC):
     tool_calls: ToolCallLedger
     schedule: ScheduleRepository
     adoption: AdoptionRepository
+    counters: CounterRepository
     outbox: OutboxRepository
     notifications: NotificationRepository
     calendars: CalendarRepository
@@ -226,6 +228,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.calendars = CalendarRepository(self.session)
         self.users = UserRepository(self.session)
         self.diary = DiaryRepository(self.session)
+        self.counters = CounterRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

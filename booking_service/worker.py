@@ -47,6 +47,7 @@ from booking_service.repositories.outbox import DueDelivery
 from booking_service.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.accounts import FAILURE_WINDOW
+from booking_service.use_cases.notifications import INBOUND_SID_RETENTION, forget_old_inbound
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import signing_secrets
 
@@ -120,6 +121,7 @@ class Worker:
         self._jitter = jitter
         self._stop = threading.Event()
         self._forgot_sign_ins_at = -math.inf
+        self._forgot_inbound_at = -math.inf
         self.notifier = Notifier(uow_factory, settings, clock=clock)
         self.calendars = CalendarSync(uow_factory, settings, clock=clock, jitter=jitter)
         # Fairness between organizations among this process's webhook threads.
@@ -200,7 +202,17 @@ class Worker:
     def _housekeeping(self) -> int:
         self.forget_old_signatures()
         self.forget_old_sign_in_failures()
+        self.forget_old_inbound_messages()
         return 0
+
+    def forget_old_inbound_messages(self) -> None:
+        """Drop the MessageSids of inbound STOP/START older than their retention, at most once
+        an hour (they only guard against a replayed request)."""
+        now = time.monotonic()
+        if now - self._forgot_inbound_at < 3600:
+            return
+        self._forgot_inbound_at = now
+        forget_old_inbound(self._uow(), self._clock() - INBOUND_SID_RETENTION)
 
     def forget_old_signatures(self) -> None:
         """Drop the signed requests' kept answers once no repeat can be accepted any more, even

@@ -44,18 +44,25 @@ class UnsafeTarget(ValueError):
     """The URL is not http(s), or its host resolves to an address we must not call."""
 
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: checked as IPv4
+_SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 IPv4-translated: checked as IPv4
+# Refused whatever they carry: the deprecated IPv4-compatible form (`::10.0.0.5`, RFC 4291
+# 2.5.5.1), which some stacks still route to the IPv4 address, and the NAT64 local-use prefix
+# (RFC 8215), where a local translator decides how (and whether) an IPv4 address is embedded.
+# Neither is ever a public receiver's address.
+_REFUSED_V6 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Not a public unicast address, including IPv4 hidden in IPv6 forms (mapped, NAT64,
-    6to4, Teredo), which a gateway would turn into the internal address they carry."""
+    """Not a public unicast address, including IPv4 hidden in IPv6 forms (mapped, SIIT, NAT64,
+    6to4, Teredo, IPv4-compatible), which a gateway would turn into the internal address they
+    carry."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = [address.ipv4_mapped, address.sixtofour]
-        if address in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        if address.teredo is not None:
+        if address.teredo is not None or any(address in net for net in _REFUSED_V6):
             return True
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if address in _NAT64 or address in _SIIT:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         if any(v4 is not None and _internal(v4) for v4 in embedded):
             return True
     return not address.is_global or address.is_multicast

@@ -7,11 +7,16 @@ fields, keyed with the organization's auth token): anything else gets 401. STOP,
 UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE and OPTOUT opt the sender out of this organization's SMS;
 START and UNSTOP opt back in. The answer is empty TwiML: Twilio's own opt-out handling sends the
 confirmation text the carriers require.
+
+Each message is acted on once, by its MessageSid (recorded with the change): a retry or a
+replayed signed request is answered the same and changes nothing. A signed request without a
+MessageSid (Twilio always sends one) gets 400.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
@@ -28,6 +33,9 @@ log = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 _MAX_ID = 2**63 - 1
+# Twilio's message sids are "SM"/"MM" and 32 hex digits; anything of that alphabet up to 64
+# characters is accepted, in case Twilio widens them.
+_MESSAGE_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 @bp.post("/sms/<int:org_id>")
@@ -48,10 +56,16 @@ def sms(org_id: int):
     if token is None or not RequestValidator(token).validate(request.url, fields, signature):
         log.info("inbound SMS refused: missing or invalid signature")
         return error_response(401, "Missing or invalid signature.")
+    message_sid = fields.get("MessageSid", "")
+    if not _MESSAGE_SID.fullmatch(message_sid):
+        log.warning("inbound SMS refused: signed but without a usable MessageSid")
+        return error_response(400, "MessageSid is missing or malformed.")
     try:
-        change = inbound_sms(rt.uow(), org_id, fields.get("From", ""), fields.get("Body", ""))
+        change = inbound_sms(
+            rt.uow(), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
+        )
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")
     if change:
-        log.info("inbound SMS from %s: %s", mask_phone(fields.get("From")), change)
+        log.info("inbound SMS %s from %s: %s", message_sid, mask_phone(fields.get("From")), change)
     return Response(EMPTY_TWIML, mimetype="text/xml")

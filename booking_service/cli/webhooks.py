@@ -135,9 +135,10 @@ def webhook_deliveries(endpoint_id: int, failed: bool, limit: int):
 @click.option("--endpoint", "endpoint_id", type=int, help="Only to this endpoint.")
 @expected_errors
 def webhook_replay(event_id: str, endpoint_id: int | None):
-    """Deliver an event again (same webhook-id), to one endpoint or to all that want it."""
-    targets = replay(runtime().uow(), event_id, endpoint_id)
-    echo({"event_id": event_id, "endpoints": targets})
+    """Deliver an event again (same webhook-id), to one endpoint or to all that want it;
+    where it is still queued it is left as it is (`already_queued`)."""
+    done = replay(runtime().uow(), event_id, endpoint_id)
+    echo({"event_id": event_id, "endpoints": done.queued, "already_queued": done.already_queued})
 
 
 @click.command("worker")

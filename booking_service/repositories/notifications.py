@@ -21,6 +21,7 @@ from booking_service.models import (
     MessagingSettings,
     Notification,
     Organization,
+    SmsInbound,
     SmsOptOut,
 )
 
@@ -29,6 +30,7 @@ _notifications = table(Notification)
 _opt_outs = table(SmsOptOut)
 _organizations = table(Organization)
 _contacts = table(Contact)
+_inbound = table(SmsInbound)
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,26 @@ class NotificationRepository:
         self.session.execute(
             _opt_outs.delete().where(_opt_outs.c.org_id == org_id, _opt_outs.c.phone == phone)
         )
+
+    def remember_inbound(self, org_id: int, message_sid: str) -> bool:
+        """Record that the inbound message `message_sid` is being acted on, in the caller's
+        transaction; False when it already was (a retry or a replay: act on nothing). A
+        second request with the same sid waits for the first one's transaction and then
+        gets False."""
+        row = self.session.execute(
+            pg_insert(_inbound)
+            .values(org_id=org_id, message_sid=message_sid)
+            .on_conflict_do_nothing(index_elements=[_inbound.c.org_id, _inbound.c.message_sid])
+            .returning(_inbound.c.message_sid)
+        ).first()
+        return row is not None
+
+    def forget_inbound(self, before: datetime) -> int:
+        """Drop the records of inbound messages received before `before`, every organization;
+        returns how many."""
+        return self.session.execute(
+            _inbound.delete().where(_inbound.c.received_at < before)
+        ).rowcount  # type: ignore[attr-defined]
 
     # --- the owner's view ------------------------------------------------------------------
 

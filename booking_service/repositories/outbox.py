@@ -36,6 +36,7 @@ from booking_service.models import (
     CalendarLink,
     CalendarPush,
     Contact,
+    Organization,
     OutboxEvent,
     WebhookAttempt,
     WebhookDelivery,
@@ -51,6 +52,7 @@ _attempts = table(WebhookAttempt)
 _links = table(CalendarLink)
 _pushes = table(CalendarPush)
 _appointments = table(Appointment)
+_organizations = table(Organization)
 
 
 @dataclass(frozen=True)
@@ -425,16 +427,20 @@ class OutboxRepository:
         """The organization of the event with this public id, if there is one."""
         return self.session.scalar(select(_events.c.org_id).where(_events.c.event_id == event_id))
 
-    def replay(self, event_id: str, endpoint_id: int | None, now: datetime) -> list[int]:
+    def replay(
+        self, event_id: str, endpoint_id: int | None, now: datetime
+    ) -> tuple[list[int], list[int]]:
         """Send the event again: to `endpoint_id`, else to every enabled endpoint of its
-        organization that wants its type (one added since included). Returns the endpoint ids."""
+        organization that wants its type (one added since included). Returns the endpoint ids
+        it was queued for, and those whose delivery of it is still pending (not sent yet):
+        those are left exactly as they are (no new attempt, no reset of its retries)."""
         event = self.session.execute(
             select(_events.c.id, _events.c.org_id, _events.c.type).where(
                 _events.c.event_id == event_id
             )
         ).first()
         if event is None:
-            return []
+            return [], []
         targets = select(_endpoints.c.id).where(
             _endpoints.c.org_id == event.org_id, _endpoints.c.disabled_at.is_(None)
         )
@@ -447,8 +453,9 @@ class OutboxRepository:
                     literal(event.type) == func.any(_endpoints.c.events),
                 )
             )
-        ids = list(self.session.scalars(targets))
-        for target in ids:
+        queued: list[int] = []
+        pending: list[int] = []
+        for target in self.session.scalars(targets.order_by(_endpoints.c.id)):
             stmt = pg_insert(_deliveries).values(
                 org_id=event.org_id,
                 event_id=event.id,
@@ -456,20 +463,38 @@ class OutboxRepository:
                 status="pending",
                 next_attempt_at=now,
             )
-            self.session.execute(
+            # Only a delivery that is over (delivered or failed) starts again; the WHERE is
+            # checked on the row as it is once its lock is ours, so two replays at once queue
+            # it once.
+            row = self.session.execute(
                 stmt.on_conflict_do_update(
                     constraint="uq_webhook_deliveries_org_id_event_id_endpoint_id",
                     set_={"status": "pending", "next_attempt_at": now, "attempts": 0},
-                )
-            )
-        if ids:
+                    where=_deliveries.c.status != "pending",
+                ).returning(_deliveries.c.endpoint_id)
+            ).first()
+            (queued if row is not None else pending).append(target)
+        if queued:
             # Asked by the owner (rate-limited): try now, whatever the circuit breaker said.
             self.session.execute(
                 update(_endpoints)
-                .where(_endpoints.c.id.in_(ids))
+                .where(_endpoints.c.id.in_(queued))
                 .values(consecutive_failures=0, circuit_open_until=None)
             )
-        return ids
+        return queued, pending
+
+    def endpoint_count(self, org_id: int) -> int:
+        """How many endpoints the organization has, its organization row locked (FOR NO KEY
+        UPDATE, which bookings' foreign-key checks do not wait for) until the transaction
+        ends, so that two additions at once cannot both pass a cap."""
+        self.session.execute(
+            select(_organizations.c.id)
+            .where(_organizations.c.id == org_id)
+            .with_for_update(key_share=True)
+        )
+        return self.session.execute(
+            select(func.count()).select_from(_endpoints).where(_endpoints.c.org_id == org_id)
+        ).scalar_one()
 
     # --- health and metrics ---------------------------------------------------------------------
 

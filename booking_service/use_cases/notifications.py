@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from datetime import time
+from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 
 from booking_service.errors import NotFound
@@ -196,20 +196,42 @@ def reminder_values(reminders: str | None, quiet_hours: str | None) -> dict[str,
     return values
 
 
-def inbound_sms(uow: AbstractUnitOfWork, org_id: int, sender: str, body: str) -> str | None:
+# How long a handled inbound message's sid is remembered. Twilio's signature carries no time,
+# so a captured STOP or START replayed after its sid is forgotten is acted on again: keep them
+# long. Only STOP/START words are recorded, a handful of rows per organization a year.
+INBOUND_SID_RETENTION = timedelta(days=400)
+
+
+def inbound_sms(
+    uow: AbstractUnitOfWork, org_id: int, sender: str, body: str, message_sid: str
+) -> str | None:
     """Apply an opt-out keyword (STOP, ...) or opt-in (START, UNSTOP) a number sent to the
-    organization; returns "opted_out", "opted_in" or None (any other text)."""
+    organization; returns "opted_out", "opted_in", "already_handled" (this MessageSid was
+    acted on before: a retry or a replay changes nothing) or None (any other text)."""
     word = body.strip().upper()
     phone = normalize_phone(sender, "US")
     if phone is None or word not in STOP_WORDS | START_WORDS:
         return None
     with uow:
+        # In the same transaction as the change: the sid is recorded if and only if the
+        # change is, so a replayed STOP cannot undo a later START.
+        if not uow.notifications.remember_inbound(org_id, message_sid):
+            return "already_handled"
         if word in STOP_WORDS:
             uow.notifications.opt_out(org_id, phone, f"replied {word}")
         else:
             uow.notifications.opt_in(org_id, phone)
         uow.commit()
     return "opted_out" if word in STOP_WORDS else "opted_in"
+
+
+def forget_old_inbound(uow: AbstractUnitOfWork, before: datetime) -> int:
+    """Forget the sids of inbound messages received before `before` (the worker calls it with
+    now - INBOUND_SID_RETENTION); returns how many were dropped."""
+    with uow:
+        dropped = uow.notifications.forget_inbound(before)
+        uow.commit()
+    return dropped
 
 
 def twilio_auth_token(uow: AbstractUnitOfWork, org_id: int) -> str | None:

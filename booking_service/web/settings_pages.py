@@ -38,6 +38,7 @@ from booking_service.use_cases.resources import (
 )
 from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import (
+    ReplayLimitReached,
     WebhookInputError,
     deliveries,
     list_endpoints,
@@ -246,9 +247,18 @@ def settings_replay():
         abort(404)
     if not 0 < endpoint_id <= MAX_ID:
         abort(404)
-    return _changed(
-        lambda: replay(uow(), event_id, endpoint_id, org_id=g.org.id),
-        "The event will be delivered again.",
+    try:
+        done = replay(uow(), event_id, endpoint_id, org_id=g.org.id)
+    except NotFound:
+        abort(404)
+    except ReplayLimitReached as exc:
+        return _settings_page(error=str(exc), status=429)
+    except WebhookInputError as exc:
+        return _settings_page(error=str(exc), status=400)
+    return _done(
+        "The event will be delivered again."
+        if done.queued
+        else "The event is already queued for delivery; nothing changed.",
         f"endpoint-{endpoint_id}",
     )
 

@@ -702,7 +702,12 @@ def test_twilio_opt_out_webhook_is_verified_through_nginx(live: Stack, secret: s
     assert configured.returncode == 0, configured.stderr
     assert token not in configured.stdout
     url = f"http://127.0.0.1:{live.nginx_port}/api/twilio/sms/{org_id}"
-    form = {"From": "+12025550177", "To": "+14155550100", "Body": "STOP"}
+    form = {
+        "From": "+12025550177",
+        "To": "+14155550100",
+        "Body": "STOP",
+        "MessageSid": "SM" + "4" * 32,
+    }
     body = urlencode(form).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
 

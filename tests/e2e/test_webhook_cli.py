@@ -78,7 +78,7 @@ def test_disable_enable_rotate_and_replay(app, org, db):
         (event_id,) = set(hooks.ids())
 
         replayed = ok(app, "webhook", "replay", event_id)
-        assert replayed == {"event_id": event_id, "endpoints": [added["id"]]}
+        assert replayed == {"event_id": event_id, "endpoints": [added["id"]], "already_queued": []}
         assert ok(app, "worker", "--once") == {"attempts": 1}
         assert hooks.ids() == [event_id, event_id]
         assert all(r.verified_with == hooks.secrets for r in hooks.received)

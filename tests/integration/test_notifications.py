@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,7 +262,9 @@ def test_a_reschedule_moves_the_reminders(app, org, db):
 
 def _inbound(app, org_id: int, body: str, *, token: str = TOKEN, sender: str = CALLER):
     url = f"http://localhost/api/twilio/sms/{org_id}"
-    form = {"From": sender, "To": "+14155550100", "Body": body, "MessageSid": "SM" + "2" * 32}
+    # Every message has its own sid: one already handled would change nothing (#24).
+    sid = "SM" + uuid.uuid4().hex
+    form = {"From": sender, "To": "+14155550100", "Body": body, "MessageSid": sid}
     signature = RequestValidator(token).compute_signature(url, form)
     return app.test_client().post(url, data=form, headers={"X-Twilio-Signature": signature})
 
