@@ -753,3 +753,117 @@ def test_text_pasted_from_a_document_is_cleaned_not_refused(signed_in, org, db):
         "Ann Lee",
         "first line second line end",
     )
+
+
+# --- found by planting bugs (#24, section 5) -------------------------------------------------
+
+
+def test_failures_typed_in_different_spellings_of_one_email_count_together(app, owner):
+    """The lock is keyed by the email as it is stored, not as typed: ten failures spread over
+    five spellings of the owner's address lock it (each spelling alone stays under ten), for
+    every spelling and even with the right password. All from one client: the lock holds
+    whether it is per email or per email and client address."""
+    spellings = [
+        "Owner@Bright.example",
+        " owner@bright.example ",
+        "OWNER@BRIGHT.EXAMPLE",
+        "owner@bright.example",
+        "\towner@Bright.Example",
+    ]
+    client = app.test_client()
+    for attempt in range(9):
+        failed = sign_in_as(client, spellings[attempt % 5], "guess guess guess")
+        assert failed.status_code == 401, attempt
+    tenth = sign_in_as(client, spellings[9 % 5], "guess guess guess")
+    assert tenth.status_code == 429
+    for spelling in spellings:
+        right = sign_in_as(client, spelling, owner.password)
+        assert right.status_code == 429, spelling
+    assert client.get("/app/agenda").status_code == 302  # nobody signed in
+
+
+def test_staff_cannot_add_a_user_let_alone_an_owner(app, runtime, org, owner, db):
+    add_user(runtime.uow(), org.id, "desk@bright.example", "staff", "reception desk pass")
+    client = app.test_client()
+    assert sign_in_as(client, "desk@bright.example", "reception desk pass").status_code == 302
+    token = page_token(client, "/app/agenda")
+    users_before = db.execute("SELECT id, email, role FROM users ORDER BY id").fetchall()
+    for role in ("owner", "staff"):
+        response = client.post(
+            "/app/settings/users",
+            data={"csrf_token": token, "email": f"{role}.new@bright.example", "role": role},
+        )
+        assert response.status_code == 403
+        assert "shown-once" not in response.get_data(as_text=True)  # no password handed out
+    assert db.execute("SELECT id, email, role FROM users ORDER BY id").fetchall() == users_before
+
+
+def test_the_book_by_hand_form_without_its_csrf_token_books_nothing(signed_in, org, db):
+    form = book_form(signed_in, at="T11:00", name="Forged Booking", email="forged@example.com")
+    del form["csrf_token"]
+    missing = signed_in.post("/app/book", data=form)
+    assert missing.status_code == 400
+    assert "The form could not be accepted" in missing.get_data(as_text=True)
+    forged = signed_in.post("/app/book", data={**form, "csrf_token": "x" * 40})
+    assert forged.status_code == 400
+    assert count(db, "SELECT count(*) FROM appointments") == 0
+    assert count(db, "SELECT count(*) FROM outbox_events") == 0
+    # The same form with its token books: the refusals above were the token's doing.
+    accepted = signed_in.post(
+        "/app/book", data={**form, "csrf_token": page_token(signed_in, "/app/book")}
+    )
+    assert accepted.status_code == 302
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_busy_time_in_one_resources_calendar_leaves_the_other_resource_bookable(
+    runtime, signed_in, org, db
+):
+    """A linked calendar of Main says 10:00-11:00 is busy (fresh: read just now). Main is not
+    offered then, Hygienist Kim is (chosen by name or anyone free), only Main's column is
+    shaded, and booking 10:00 by hand for anyone free gives it to Kim."""
+    from booking_service.use_cases.resources import add_resource
+
+    add_resource(runtime.uow(), org.id, "Hygienist Kim", ["mon-fri 09:00-17:00"])
+    main = count(db, "SELECT id FROM resources WHERE org_id = %s AND name = 'Main'", org.id)
+    link = count(
+        db,
+        "INSERT INTO calendar_links (org_id, resource_id, url, last_good_sync_at) "
+        "VALUES (%s, %s, 'https://cal.example/dav/main/', now()) RETURNING id",
+        org.id,
+        main,
+    )
+    day = local_start()[:10]
+    db.execute(
+        "INSERT INTO calendar_busy (org_id, link_id, resource_id, starts_at, ends_at) VALUES "
+        "(%s, %s, %s, (%s::date + time '10:00') AT TIME ZONE 'America/New_York', "
+        "(%s::date + time '11:00') AT TIME ZONE 'America/New_York')",
+        (org.id, link, main, day, day),
+    )
+
+    def offered(resource: str = "") -> dict[str, str]:
+        """The page's free starts: local time -> who is free then."""
+        page = signed_in.get(f"/app/book?date={day}&resource={resource}").get_data(as_text=True)
+        pattern = r'<option value="\d{4}-\d\d-\d\dT(\d\d:\d\d)[^"]*"[^>]*>[^(<]*\(([^)<]+)\)'
+        return dict(re.findall(pattern, page))
+
+    overlapping = {"09:45", "10:00", "10:15", "10:30", "10:45"}  # 30-minute appointments
+    main_times, kim_times, anyone = offered("Main"), offered("Hygienist Kim"), offered()
+    assert "09:30" in main_times and "11:00" in main_times  # the page does offer Main
+    assert not overlapping & set(main_times)
+    assert overlapping <= set(kim_times)
+    # Anyone free: those times are still offered, with Kim.
+    assert {anyone[t] for t in overlapping} == {"Hygienist Kim"}
+
+    html = signed_in.get(f"/app/agenda?date={day}").get_data(as_text=True)
+    cells = dict(re.findall(r'<td data-resource="([^"]+)">(.*?)</td>', html, re.S))
+    assert "Busy in the linked calendar 10:00\u201311:00" in cells["Main"]
+    assert "Busy in the linked calendar" not in cells["Hygienist Kim"]
+
+    # Booked by hand at 10:00 for anyone free: Kim takes it.
+    form = book_form(signed_in, at="T10:00", name="Walk In", email="walk.in@example.com")
+    assert signed_in.post("/app/book", data=form).status_code == 302
+    assert db.execute(
+        "SELECT r.name, to_char(a.starts_at AT TIME ZONE 'America/New_York', 'HH24:MI') "
+        "FROM appointments a JOIN resources r ON r.id = a.resource_id"
+    ).fetchall() == [("Hygienist Kim", "10:00")]

@@ -853,3 +853,64 @@ def test_one_calendar_takes_pushes_from_one_link_and_done_pushes_are_forgotten(
     assert db.execute(
         "SELECT count(*) FROM calendar_pushes WHERE link_id = %s", (made["id"],)
     ).fetchone() == (1,)
+
+
+def test_an_event_in_one_resources_calendar_leaves_the_other_resource_offered_and_bookable(
+    app, org, main_id, dav, sync, rt, db
+):
+    """Busy time belongs to its resource: an event in Main's calendar keeps Main out of that
+    hour, not Dr Chen, whether the caller names a resource or takes anyone free."""
+    add_resource(rt.uow(), org.id, "Dr Chen", ["mon-fri 09:00-17:00"])
+    calendar = new_calendar(dav)
+    link(app, main_id, calendar, "--no-push")
+    day = business_day(days=5)
+    start = local(day, 10).astimezone(UTC)
+    add_event(
+        calendar,
+        "staff-meeting",
+        f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
+        f"DTEND:{start + timedelta(hours=1):%Y%m%dT%H%M%SZ}",
+    )
+    assert sync.sync_due() == 1
+    client = app.test_client()
+
+    def offered(**choice: str) -> dict[str, set[str]]:
+        """Local time -> the resources offered then, between 09:30 and 11:30."""
+        call = tool_call(
+            "checkAvailability", **{"from": f"{day}T09:30", "to": f"{day}T11:30"}, **choice
+        )
+        slots = result_of(post(client, org, envelope(call, customer=CALLER)))["slots"]
+        found: dict[str, set[str]] = {}
+        for slot in slots:
+            found.setdefault(slot["start"][11:16], set()).add(slot["resource"])
+        return found
+
+    overlapping = {"09:45", "10:00", "10:15", "10:30", "10:45"}  # 30-minute appointments
+    main = offered(resource="Main")
+    assert "09:30" in main and "11:00" in main  # Main is offered around the meeting
+    assert not overlapping & set(main)
+    assert overlapping <= set(offered(resource="Dr Chen"))
+    anyone = offered()
+    assert all(anyone.get(t) == {"Dr Chen"} for t in overlapping), anyone
+
+    refused = error_of(
+        post(
+            client,
+            org,
+            envelope(tool_call(**booking(start=f"{day}T10:00", resource="Main")), customer=CALLER),
+        )
+    )
+    assert "is already taken" in refused  # Main, named, is busy then
+    named = book(app, org, f"{day}T10:00", resource="Dr Chen")
+    anyone_free = booked(
+        post(
+            client,
+            org,
+            envelope(tool_call(**booking(start=f"{day}T10:30")), customer="+14155550124"),
+        )
+    )
+    assert anyone_free["appointment"]["resource"] == "Dr Chen"
+    assert db.execute(
+        "SELECT a.reference, r.name FROM appointments a JOIN resources r ON r.id = a.resource_id "
+        "ORDER BY a.starts_at"
+    ).fetchall() == [(named, "Dr Chen"), (anyone_free["appointment"]["reference"], "Dr Chen")]

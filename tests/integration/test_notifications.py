@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as wall
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from booking_service.devtools.pgcluster import free_port
 from booking_service.extensions import KEY
 from booking_service.notifier import Notifier
 from booking_service.use_cases.orgs import create_org
+from booking_service.use_cases.resources import add_resource
 from booking_service.use_cases.times import utc_now
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call
@@ -569,3 +571,75 @@ def test_the_auth_token_can_come_from_standard_input(app, org, db):
     )
     assert result.exit_code == 0, result.output
     assert "from-stdin-token" not in result.output
+
+
+def test_stop_after_booking_stops_the_reminders_already_planned(app, rt, org, db, twilio):
+    """The reminders were planned before the caller replied STOP; when they fall due, the
+    opt-out holds for them as for any SMS (the emails still go)."""
+    start = local_start(days=3, hour=10)
+    reference = book(app, org, start)["appointment"]["reference"]
+    starts_at = datetime.fromisoformat(start).replace(tzinfo=NY)
+    clock = Clock()
+    notifier = Notifier(rt.uow, rt.settings, clock=clock)
+    notifier.send_due()
+    assert len(twilio.sent_to(CALLER)) == 1  # the confirmation, before STOP
+    assert _inbound(app, org.id, "STOP").status_code == 200
+
+    clock.now = starts_at - timedelta(hours=2)  # both reminders are due
+    assert notifier.send_due() == 4  # two SMS and two emails handled
+    assert len(twilio.sent_to(CALLER)) == 1
+    reminders = {(r[1], r[4]): r[2] for r in rows(db, reference) if r[0] == "reminder"}
+    assert reminders == {
+        ("sms", 1440): "opted_out",
+        ("sms", 120): "opted_out",
+        ("email", 1440): "sent",
+        ("email", 120): "sent",
+    }
+
+
+def _transitions(zone: ZoneInfo):
+    from tests.e2e.test_dst import transitions
+
+    return transitions(zone)
+
+
+@pytest.mark.parametrize("season", ["spring", "fall"])
+@pytest.mark.parametrize("zone_name", ["America/New_York", "Europe/London"])
+def test_quiet_hours_across_a_dst_change_hold_a_reminder_to_the_right_local_time(
+    app, rt, db, twilio, zone_name, season
+):
+    """Quiet 21:00-08:00; an appointment at 09:00 on the Sunday the clocks change. Its 2 h
+    reminder (07:00, after the change) is quiet, so it goes out at 20:59 the evening before,
+    which is before the change: in that evening's offset, not the appointment's."""
+    zone = ZoneInfo(zone_name)
+    created = create_org(rt.uow(), name="Weekend Clinic", timezone=zone_name)
+    org = Org(created.org, created.secret)
+    enable_sms(app, str(org.id))
+    cli(app, "org", "update", str(org.id), "--quiet-hours", "21:00-08:00")
+    cli(app, "org", "update", str(org.id), "--horizon-days", "400")
+    add_resource(rt.uow(), org.id, "Weekend desk", ["mon-sun 08:00-18:00"])
+    spring, fall = _transitions(zone)
+    day = spring if season == "spring" else fall
+    eve = day - timedelta(days=1)
+    assert (
+        datetime.combine(eve, wall(21), zone).utcoffset()
+        != datetime.combine(day, wall(7), zone).utcoffset()
+    )  # the change falls between the evening before and the reminder's time
+
+    reference = book(app, org, f"{day}T09:00", resource="Weekend desk")["appointment"]["reference"]
+    expected = datetime.combine(eve, wall(20, 59), zone).astimezone(UTC)
+    sms = {r[4]: r[3] for r in rows(db, reference) if r[0] == "reminder" and r[1] == "sms"}
+    assert sms[120] == expected
+
+    clock = Clock()
+    notifier = Notifier(rt.uow, rt.settings, clock=clock)
+    clock.now = datetime.combine(eve, wall(9), zone)  # the confirmation and the 24 h reminder
+    notifier.send_due()
+    sent = len(twilio.sent_to(CALLER))
+    clock.now = expected - timedelta(minutes=1)
+    notifier.send_due()
+    assert len(twilio.sent_to(CALLER)) == sent, "the reminder went out before 20:59 local"
+    clock.now = expected
+    notifier.send_due()
+    assert len(twilio.sent_to(CALLER)) == sent + 1, "the reminder did not go out at 20:59 local"
+    assert "a reminder of your appointment" in twilio.sent_to(CALLER)[-1]

@@ -171,3 +171,62 @@ def test_each_event_is_delivered_once_through_the_pooler(pooled_app, org, db):
         ids = hooks.ids()
         assert len(ids) == 6 and len(set(ids)) == 6
         assert len(hooks.verified()) == 6
+
+
+@pytest.fixture
+def one_server_connection(database_url, db):
+    """PgBouncer with a single server connection: every client's transaction runs on it."""
+    with pgbouncer(db.info.host, db.info.port, pool_size=1) as port:
+        yield port, through(database_url, port)
+
+
+SETTINGS_SEEN = (
+    "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+    "current_setting('TimeZone'), pg_backend_pid()"
+)
+
+
+def test_budgets_of_a_committed_transaction_do_not_outlive_it_on_the_server_connection(
+    one_server_connection, org
+):
+    """The budgets are set with set_config(..., true): transaction-local. Set for the session
+    instead, a COMMIT would keep them on the server connection for the pooler's next client
+    (a rollback would undo them, which is why the test above, whose transactions all roll back,
+    could not tell). Another client's plain transaction on that one connection sees the
+    server's defaults before and after ours, committed ones included."""
+    port, url = one_server_connection
+    dbname = url.rsplit("/", 1)[1]
+
+    def plain_client() -> tuple:
+        with (
+            psycopg.connect(
+                f"host=127.0.0.1 port={port} user={pgcluster.SUPERUSER} dbname={dbname}",
+                prepare_threshold=None,
+            ) as plain,
+            plain.transaction(),
+        ):
+            return plain.execute(SETTINGS_SEEN).fetchone()
+
+    before = plain_client()
+    pooled = make_app(
+        url, DB_POOLER="transaction", DB_STATEMENT_TIMEOUT_MS=4321, DB_LOCK_TIMEOUT_MS=1234
+    )
+    try:
+        rt = pooled.extensions[KEY]
+        with rt.uow() as uow:
+            inside = uow.session.execute(text(SETTINGS_SEEN)).one()
+            uow.commit()
+        after_commit = plain_client()
+        # A booking's transactions, committed as any request's.
+        body = envelope(tool_call(**booking()), call_id="pooled-1")
+        assert "result" in post(pooled.test_client(), org, body).get_json()["results"][0]
+    finally:
+        pooled.extensions[KEY].engine.dispose()
+    after_booking = plain_client()
+
+    assert tuple(inside[:3]) == ("4321ms", "1234ms", "UTC")  # the budgets did apply inside
+    assert before[:2] != ("4321ms", "1234ms")
+    # One server connection throughout: the plain client met the connection we used.
+    assert before[3] == inside[3] == after_commit[3] == after_booking[3]
+    assert after_commit == before
+    assert after_booking == before
