@@ -135,6 +135,14 @@ class TooManyUpcoming(Refusal):
 
 
 @dataclass(eq=False)
+class UnverifiedBookingsLimit(Refusal):
+    """The organization took `limit` bookings today for phone numbers that were not the verified
+    caller's own: each one texts a number nobody proved is theirs (#24)."""
+
+    limit: int
+
+
+@dataclass(eq=False)
 class CalendarUnavailable(Refusal):
     """Only resources whose linked calendar could not be read lately (policy "refuse") could
     take `start` (None: could have offered any time): whether the owner is free is not known."""

@@ -14,12 +14,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from booking_service import notifications
+from booking_service import notifications, outbox, recipients
 from booking_service.adapters.email import Invitation, address_of, compose, send_email
 from booking_service.adapters.sms import Account, find_sent, send_sms
 from booking_service.config import Settings
 from booking_service.normalize import mask_phone
+from booking_service.repositories.counters import EMAIL_BUDGET, SMS_BUDGET
 from booking_service.repositories.notifications import DueMessage, SettingsRow
 from booking_service.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.unit_of_work import AbstractUnitOfWork
@@ -85,7 +87,7 @@ class Notifier:
             if due is None:
                 return False
             settings = uow.notifications.settings(due.org_id)
-            refusal = self._refusal(due, settings, now)
+            refusal = self._refusal(due, settings, now) or self._over_budget(uow, due, now)
             if refusal is not None:
                 status, reason = refusal
                 uow.notifications.finish(due.id, status, error=reason, expect="pending")
@@ -130,14 +132,51 @@ class Notifier:
                 return "skipped", "SMS is off for this organization"
             if due.opted_out:
                 return "opted_out", "the number opted out (STOP)"
+            # Checked again at sending: a message planned before a rule tightened obeys it too.
+            if not recipients.may_text(
+                due.to_address, settings.sms_countries or [due.phone_region]
+            ):
+                return "skipped", "not a number that can receive texts"
         else:
             if settings is None or not settings.email_enabled:
                 return "skipped", "email is off for this organization"
             if not self._settings.smtp_url:
                 return "failed", "SMTP_URL is not set"
+            if not recipients.may_email(due.to_address):
+                return "skipped", "not an address on a public domain name"
         if due.sent_today >= notifications.DAILY_LIMIT:
             return "skipped", f"{notifications.DAILY_LIMIT} messages to this address in a day"
         return None
+
+    def _over_budget(
+        self, uow: AbstractUnitOfWork, due: DueMessage, now: datetime
+    ) -> tuple[str, str] | None:
+        """Count this message against the organization's daily budget for its channel (a
+        first attempt only: a retry was counted); over it, why not. The first refusal of a
+        day tells the owner: event `messages.budget_reached` (the health page notes it)."""
+        if due.attempts > 0:
+            return None
+        sms = due.channel == notifications.SMS
+        budget = due.sms_per_day if sms else due.email_per_day
+        zone = ZoneInfo(due.timezone)
+        day = recipients.day_start(now, zone)
+        used = uow.counters.count(due.org_id, SMS_BUDGET if sms else EMAIL_BUDGET, day)
+        if used <= budget:
+            return None
+        if used == budget + 1:
+            uow.outbox.add_org_event(
+                due.org_id,
+                outbox.new_event_id(),
+                outbox.BUDGET_REACHED,
+                outbox.budget_payload(
+                    due.org_id, due.channel, budget, day.astimezone(zone).date().isoformat(), now
+                ),
+            )
+            log.warning(
+                "organization %s: daily %s budget (%d) used up", due.org_id, due.channel, budget
+            )
+        what = "SMS" if sms else "email"
+        return "skipped", f"the organization's daily {what} budget ({budget}) is used up"
 
     def _account(self, settings: SettingsRow, box: SecretBox) -> Account:
         return Account(

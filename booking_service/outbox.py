@@ -26,7 +26,9 @@ RESCHEDULED = "appointment.rescheduled"
 CANCELLED = "appointment.cancelled"
 COMPLETED = "appointment.completed"
 NO_SHOW = "appointment.no_show"
-EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED, COMPLETED, NO_SHOW)
+# Not about one appointment: the organization's daily SMS or email budget is used up (#24).
+BUDGET_REACHED = "messages.budget_reached"
+EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED, COMPLETED, NO_SHOW, BUDGET_REACHED)
 
 _TYPES: dict[type[AppointmentEvent], str] = {
     AppointmentBooked: BOOKED,
@@ -74,3 +76,9 @@ def payload(event: AppointmentEvent, *, source: str, at: datetime) -> dict:
     if isinstance(event, AppointmentCancelled):
         data["reason"] = event.reason
     return {"type": event_type(event), "timestamp": at.isoformat(), "data": data}
+
+
+def budget_payload(org_id: int, channel: str, budget: int, day: str, at: datetime) -> dict:
+    """The body of `messages.budget_reached`: which channel, its daily budget, the local day."""
+    data = {"organizationId": org_id, "channel": channel, "budget": budget, "day": day}
+    return {"type": BUDGET_REACHED, "timestamp": at.isoformat(), "data": data}

@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking_service import notifications, outbox
+from booking_service import notifications, outbox, recipients
 from booking_service.errors import (
     DatabaseUnavailable,
     ExclusionViolation,
@@ -37,7 +37,6 @@ from booking_service.events import (
     AppointmentEvent,
     AppointmentRescheduled,
 )
-from booking_service.normalize import region_of
 from booking_service.org_cache import OrgCache
 from booking_service.repositories.adoption import AdoptionRepository
 from booking_service.repositories.appointments import AppointmentRepository
@@ -288,13 +287,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             quiet=(row.quiet_from, row.quiet_until)
             if row.quiet_from is not None and row.quiet_until is not None
             else None,
-            # Only the number the appointment's contact holds, and only in allowed countries.
+            # Only the number the appointment's contact holds, only one that can take a text
+            # (recipients.py), only in allowed countries; email only to a public domain name.
             phone=row.phone
             if row.sms_enabled
-            and row.phone
-            and region_of(row.phone) in (row.sms_countries or [row.phone_region])
+            and recipients.may_text(row.phone, row.sms_countries or [row.phone_region])
             else None,
-            email=event.email if row.email_enabled else None,
+            email=event.email if row.email_enabled and recipients.may_email(event.email) else None,
         )
         self.notifications.add(
             event.org_id, event.appointment_id, notifications.plan(event, audience, now)

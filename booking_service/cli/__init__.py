@@ -78,6 +78,9 @@ def _org_json(org: OrgInfo) -> dict:
         "horizon_days": org.rules.horizon_days,
         "buffer_minutes": org.rules.buffer_minutes,
         "max_upcoming_per_caller": org.max_upcoming_per_caller,
+        "sms_per_day": org.sms_per_day,
+        "email_per_day": org.email_per_day,
+        "unverified_bookings_per_day": org.unverified_bookings_per_day,
     }
 
 
@@ -156,6 +159,15 @@ def org_hmac(org_id: int, disable: bool):
     help="Upcoming appointments one phone number (or email) may hold (default 4).",
 )
 @click.option(
+    "--sms-per-day", type=int, help="SMS the business sends a day, at most (default 200)."
+)
+@click.option("--email-per-day", type=int, help="Emails the business sends a day (default 500).")
+@click.option(
+    "--unverified-bookings-per-day",
+    type=int,
+    help="Bookings a day for a phone number that is not the verified caller's own (default 20).",
+)
+@click.option(
     "--reminders",
     help='Reminder offsets before each appointment, e.g. "24h,2h" (default); "" for none.',
 )
@@ -170,11 +182,15 @@ def org_update(
     horizon_days,
     buffer_minutes,
     max_upcoming_per_caller,
+    sms_per_day,
+    email_per_day,
+    unverified_bookings_per_day,
     reminders,
     quiet_hours,
 ):
-    """Change an organization's booking rules, per-caller cap, reminders and quiet hours;
-    prints the organization (with --reminders/--quiet-hours: its messaging settings)."""
+    """Change an organization's booking rules, per-caller cap, daily budgets, reminders and
+    quiet hours; prints the organization (with --reminders/--quiet-hours: its messaging
+    settings)."""
     org = update_rules(
         runtime().uow(),
         org_id,
@@ -184,6 +200,9 @@ def org_update(
         horizon_days=horizon_days,
         buffer_minutes=buffer_minutes,
         max_upcoming_per_caller=max_upcoming_per_caller,
+        sms_per_day=sms_per_day,
+        email_per_day=email_per_day,
+        unverified_bookings_per_day=unverified_bookings_per_day,
     )
     if reminders is not None or quiet_hours is not None:
         _echo({**_org_json(org), "messaging": show_messaging(runtime().uow(), org_id)})

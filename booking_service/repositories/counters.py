@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case
+from sqlalchemy import and_, case, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from booking_service.db import table
-from booking_service.models import OrgCounter
+from booking_service.models import Organization, OrgCounter
 
 _counters = table(OrgCounter)
+# The actions the daily sending budgets count (the notifier counts each first attempt).
+SMS_BUDGET = "sms_budget"
+EMAIL_BUDGET = "email_budget"
 
 
 class CounterRepository:
@@ -49,3 +52,28 @@ class CounterRepository:
             },
         ).returning(_counters.c.count)
         return self.session.execute(upsert).scalar_one()
+
+    def over_budget(self, since: datetime) -> bool:
+        """Whether any organization's SMS or email budget refused a message in a window that
+        started after `since` (the health page's note)."""
+        orgs = table(Organization)
+        return bool(
+            self.session.execute(
+                select(
+                    exists().where(
+                        _counters.c.org_id == orgs.c.id,
+                        _counters.c.window_start > since,
+                        or_(
+                            and_(
+                                _counters.c.action == SMS_BUDGET,
+                                _counters.c.count > orgs.c.sms_per_day,
+                            ),
+                            and_(
+                                _counters.c.action == EMAIL_BUDGET,
+                                _counters.c.count > orgs.c.email_per_day,
+                            ),
+                        ),
+                    )
+                )
+            ).scalar()
+        )

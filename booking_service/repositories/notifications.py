@@ -87,6 +87,9 @@ class DueMessage:
     appointment_status: str
     changed_at: datetime | None
     opted_out: bool
+    sms_per_day: int
+    email_per_day: int
+    phone_region: str
     # Messages to the address in the last day (claim_due fills it in; 0 elsewhere).
     sent_today: int = 0
 
@@ -143,7 +146,7 @@ def audience_select() -> Select:
 _DUE_COLUMNS = """
     n.id, n.org_id, n.appointment_id, n.kind, n.channel, n.to_address, n.body, n.attempts,
     n.attempted_at, n.created_at, o.name AS business, o.timezone, a.reference, a.starts_at,
-    a.ends_at, a.status AS appointment_status,
+    a.ends_at, a.status AS appointment_status, o.sms_per_day, o.email_per_day, o.phone_region,
     coalesce(a.cancelled_at, a.rescheduled_at) AS changed_at,
     EXISTS (SELECT 1 FROM sms_opt_outs x
              WHERE n.channel = 'sms' AND x.org_id = n.org_id AND x.phone = n.to_address)

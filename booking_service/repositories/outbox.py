@@ -266,6 +266,33 @@ class OutboxRepository:
 
     # --- endpoints ------------------------------------------------------------------------------
 
+    def add_org_event(self, org_id: int, event_id: str, event_type: str, payload: dict) -> None:
+        """An event about the organization rather than one appointment, with a pending
+        delivery for each endpoint that wants its type."""
+        (stored,) = self.session.execute(
+            insert(_events)
+            .values(org_id=org_id, event_id=event_id, type=event_type, payload=payload)
+            .returning(_events.c.id)
+        ).one()
+        self.session.execute(
+            insert(_deliveries).from_select(
+                ["org_id", "event_id", "endpoint_id", "status", "next_attempt_at"],
+                select(
+                    literal(org_id),
+                    literal(stored),
+                    _endpoints.c.id,
+                    literal("pending"),
+                    func.now(),
+                ).where(
+                    _endpoints.c.org_id == org_id,
+                    or_(
+                        _endpoints.c.events.is_(None),
+                        literal(event_type) == func.any(_endpoints.c.events),
+                    ),
+                ),
+            )
+        )
+
     def add_endpoint(
         self, org_id: int, url: str, events: list[str] | None, secret: str
     ) -> EndpointRow:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from booking_service.errors import StartRefused, TooManyUpcoming
+from booking_service.errors import StartRefused, TooManyUpcoming, UnverifiedBookingsLimit
 from booking_service.events import AppointmentBooked, appointment_event
 from booking_service.metrics import BOOKING_CONFLICTS
+from booking_service.recipients import day_start
 from booking_service.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 REFERENCE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 REFERENCE_LENGTH = 6
 _REFERENCE_ATTEMPTS = 8
+# The org_counters action of bookings for numbers that are not the verified caller's own.
+UNVERIFIED_BOOKINGS = "unverified_booking"
 
 
 def new_reference() -> str:
@@ -47,6 +50,10 @@ class BookingRequest:
     `own_number`: the verified caller books for the number they call from. Only then may the
     contact's stored name and email change, and only then is a booking the number already
     holds at that time given back whatever call made it.
+
+    `limit_unverified`: a front end where a stranger chooses the number (a voice call) sets it;
+    a booking for a phone that is not `own_number` then counts toward the organization's
+    daily `unverified_bookings_per_day`.
     """
 
     who: CallerIdentity
@@ -56,6 +63,7 @@ class BookingRequest:
     notes: str | None
     resource: str | None = None
     own_number: bool = False
+    limit_unverified: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,12 @@ def book_appointment(
     if upcoming >= org.max_upcoming_per_caller:
         log.info("booking refused: the contact holds %d upcoming appointments", upcoming)
         raise TooManyUpcoming(org.max_upcoming_per_caller, request.own_number)
+    if request.limit_unverified and request.who.phone and not request.own_number:
+        # Counted in this transaction: a booking that fails after this undoes its count.
+        used = uow.counters.count(org.id, UNVERIFIED_BOOKINGS, day_start(now, org.zone))
+        if used > org.unverified_bookings_per_day:
+            log.warning("booking refused: %d bookings today for unverified numbers", used - 1)
+            raise UnverifiedBookingsLimit(org.unverified_bookings_per_day)
     starts_at = request.start.start
     ends_at = starts_at + duration
     notes = _notes(choice.asked, request.notes)

@@ -64,6 +64,18 @@ def calendars_status(uow: AbstractUnitOfWork) -> str:
     return "stale" if any(stale for *_, stale in ages) else "ok"
 
 
+def messages_status(uow: AbstractUnitOfWork) -> str:
+    """ "ok", or "budget_reached" when an organization's daily SMS or email budget refused a
+    message within the last day (its owner got `messages.budget_reached`); "unknown" when the
+    database cannot say."""
+    try:
+        with uow:
+            over = uow.counters.over_budget(utc_now() - timedelta(days=1))
+    except DatabaseUnavailable:
+        return "unknown"
+    return "budget_reached" if over else "ok"
+
+
 def check_health(engine: Engine, head: str) -> dict[str, str]:
     """{"database": "ok"|"unavailable", "schema": "ok"|"outdated"|"unknown"}."""
     try:

@@ -43,6 +43,11 @@ class OrgInfo:
     rules: Rules = field(default_factory=Rules)
     # Upcoming booked appointments one caller (a phone, or an email when phone-less) may hold.
     max_upcoming_per_caller: int = 4
+    # Budgets (#24): texts and emails a local day, and bookings a local day for a phone number
+    # that is not the verified caller's own.
+    sms_per_day: int = 200
+    email_per_day: int = 500
+    unverified_bookings_per_day: int = 20
     # The HMAC key when the organization requires signed requests (never logged or shown).
     hmac_key: str | None = field(default=None, repr=False)  # as stored: sealed
     # The organization's config_version when it was read (see booking_service/org_cache.py).
@@ -78,6 +83,9 @@ def _info(org: OrganizationRow, *, cached: bool = False) -> OrgInfo:
             buffer_minutes=org.buffer_minutes,
         ),
         max_upcoming_per_caller=org.max_upcoming_per_caller,
+        sms_per_day=org.sms_per_day,
+        email_per_day=org.email_per_day,
+        unverified_bookings_per_day=org.unverified_bookings_per_day,
         hmac_key=org.hmac_secret,
         version=org.config_version,
         cached=cached,
@@ -161,6 +169,9 @@ RULE_LIMITS = {
     "horizon_days": (1, 730),
     "buffer_minutes": (0, 240),
     "max_upcoming_per_caller": (1, 100),
+    "sms_per_day": (0, 100_000),
+    "email_per_day": (0, 100_000),
+    "unverified_bookings_per_day": (0, 100_000),
 }
 
 
@@ -171,7 +182,8 @@ def update_rules(
     messaging: dict[str, object] | None = None,
     **values: int | None,
 ) -> OrgInfo:
-    """Change booking rules (and the per-caller cap); None values are left alone.
+    """Change booking rules, the per-caller cap and the daily budgets; None values are left
+    alone.
     `messaging`: reminder and quiet-hour columns, already checked
     (use_cases.notifications.reminder_values).
 

@@ -25,6 +25,7 @@ from booking_service.errors import (
     TooManyUpcoming,
     UnknownResource,
     UnknownService,
+    UnverifiedBookingsLimit,
 )
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.times import spoken_datetime
@@ -92,6 +93,15 @@ def _(refusal: StartRefused, org: OrgInfo, now: datetime) -> str:
     else:
         why = reason_sentence(refusal.reason, org, refusal.start, now)
     return f"{why} {offer_sentence(refusal.alternatives, zone)}"
+
+
+@_words.register
+def _(refusal: UnverifiedBookingsLimit, org: OrgInfo, now: datetime) -> str:
+    # Nothing about the limit or who else booked: say what the caller can do.
+    return (
+        "I can't book for a number other than the one you're calling from right now. "
+        "If you call from that number I can book it, or I can pass you to a member of staff."
+    )
 
 
 @_words.register

@@ -187,6 +187,7 @@ def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
         notes=args["notes"],
         resource=args["resource"],
         own_number=ctx.verified_number is not None and who.phone == ctx.verified_number,
+        limit_unverified=True,
     )
 
     def perform(uow: AbstractUnitOfWork) -> Answer:

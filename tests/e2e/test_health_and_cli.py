@@ -21,6 +21,7 @@ def test_health_is_ok_on_a_migrated_database(client):
         "schema": "ok",
         "outbox": "ok",
         "calendars": "ok",
+        "messages": "ok",
     }
 
 
@@ -34,6 +35,7 @@ def test_health_is_503_when_the_database_is_unreachable(unreachable_app):
         "schema": "unknown",
         "outbox": "unknown",
         "calendars": "unknown",
+        "messages": "unknown",
     }
 
 

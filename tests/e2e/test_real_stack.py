@@ -133,6 +133,7 @@ def test_health_passes_through_with_a_request_id(live: Stack):
         "schema": "ok",
         "outbox": "ok",
         "calendars": "ok",
+        "messages": "ok",
     }
     # The caller's id is kept; without one nginx makes one up. Either way it comes back.
     assert with_id.headers["x-request-id"] == "e2e-health-1"

@@ -75,6 +75,7 @@ def test_schema_check_and_health_fail_clearly_without_uq_contacts_org_phone(data
         "schema": "outdated",
         "outbox": "unknown",
         "calendars": "unknown",
+        "messages": "unknown",
     }
 
 
