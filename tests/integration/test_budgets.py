@@ -106,8 +106,22 @@ def test_ip_literal_and_local_domains_get_no_email(app, rt, org, db, mailbox):
     ):
         book_as(app, org, number(n), n, email=address)
     booked(book_as(app, org, number(9), 9, email="maria@example.com"))
+    # Not even planned (the unit of work asks recipients.may_email) ...
+    assert db.execute(
+        "SELECT DISTINCT to_address FROM notifications WHERE channel = 'email'"
+    ).fetchall() == [("maria@example.com",)]
     Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
     assert [m["To"] for m in mailbox[0].messages] == ["maria@example.com"]
+    # ... and refused when sending one planned before the rule.
+    db.execute("UPDATE notifications SET status = 'pending', to_address = 'root@[10.0.0.5]'")
+    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+    assert len(mailbox[0].messages) == 1
+    assert {
+        e
+        for (e,) in db.execute(
+            "SELECT error FROM notifications WHERE channel = 'email' AND status <> 'pending'"
+        )
+    } == {"not an address on a public domain name"}
 
 
 def test_bookings_for_numbers_nobody_verified_stop_at_the_daily_limit(app, rt, org, db, twilio):
