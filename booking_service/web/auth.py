@@ -13,9 +13,11 @@ from flask import abort, current_app, g, redirect, render_template, request, ses
 from booking_service.extensions import runtime
 from booking_service.use_cases.accounts import (
     Account,
+    SignInBusy,
     SignInFailed,
     SignInLocked,
     sign_in,
+    sign_in_source,
     sign_out,
     signed_in,
 )
@@ -109,8 +111,16 @@ def login():
     email = request.form.get("email", "")
     password = request.form.get("password", "")
     next_page = request.form.get("next", "")
+    # The client as nginx saw it (TrustedProxies applied X-Forwarded-For only from a trusted
+    # proxy): failed guesses lock this email for this address only, not for its owner.
+    source = sign_in_source(request.remote_addr)
     try:
-        account = sign_in(uow(), email, password, utc_now())
+        account = sign_in(uow(), email, password, utc_now(), source=source)
+    except SignInBusy:
+        # Answered at once rather than queued: waiting threads are what the webhook needs.
+        message = "The server is busy signing others in. Try again in a moment."
+        page = render_template("web/login.html", error=message, email=email, next=next_page)
+        return page, 503, {"Retry-After": "1"}
     except SignInLocked as locked:
         minutes = max(1, round((locked.until - utc_now()).total_seconds() / 60))
         message = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import date, timedelta
 
 import pytest
@@ -176,12 +177,22 @@ def test_the_lock_ends_after_fifteen_minutes_and_spread_out_failures_never_lock(
             sign_in(runtime.uow(), owner.account.email, "wrong wrong wrong", at)
 
 
+def many_processes(monkeypatch) -> None:
+    """One process hashes one password at a time (the rest are told "busy", see
+    test_sign_in_limits.py); as many slots as threads stand for that many gunicorn workers, whose
+    guesses only the database's count can stop."""
+    import booking_service.use_cases.accounts as accounts
+
+    monkeypatch.setattr(accounts, "_hashing", threading.BoundedSemaphore(64))
+
+
 def test_concurrent_failures_are_all_counted(runtime, owner, db, monkeypatch):
     """No attempt that was counted is lost to a concurrent one. An attempt that starts after
     the tenth has committed the lock is refused by the lock check before it counts, so the
     number recorded is the number that reached the count, not always all 16."""
     from booking_service.repositories.users import UserRepository
 
+    many_processes(monkeypatch)
     now = utc_now()
     counted: list[int] = []
     real = UserRepository.count_attempt
@@ -222,6 +233,7 @@ def test_parallel_guesses_get_no_more_than_ten_password_comparisons(runtime, own
         return real(stored, candidate)
 
     monkeypatch.setattr(accounts, "check_password_hash", counting)
+    many_processes(monkeypatch)
     now = utc_now()
 
     def attempt(i):
