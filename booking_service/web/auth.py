@@ -4,9 +4,10 @@ password's epoch (a reset ends every session), nothing else of theirs."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
@@ -83,12 +84,31 @@ def owners_only(view: Callable) -> Callable:
     return signed_in_only(owner_view)
 
 
+# What a path of these pages may hold: unreserved and reserved URL characters and %-escapes.
+# Anything else (a space, CR/LF or another control character, non-ASCII) is refused rather
+# than repaired: a Location header cannot carry a line break, and nobody types one.
+_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~/?#\[\]@!$&'()*+,;=%:]*")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path of these pages: never another site (an open redirect) or a scheme."""
-    if target:
-        parts = urlsplit(target)
-        local = not parts.scheme and not parts.netloc and parts.path.startswith("/app/")
-        if local and "\\" not in target and not target.startswith("//"):
+    """Only a path of these pages: never another site (an open redirect), a scheme, a header
+    break or a path that leaves /app/ once resolved; anything else goes to the agenda."""
+    if target and _PATH_CHARACTERS.fullmatch(target) and "\\" not in target:
+        try:
+            parts = urlsplit(target)
+        except ValueError:  # e.g. an unbalanced "[" where a host would be
+            parts = None
+        segments = unquote(parts.path).split("/") if parts else []
+        local = (
+            parts is not None
+            and not parts.scheme
+            and not parts.netloc
+            and parts.path.startswith("/app/")
+            and not target.startswith("//")
+            and "." not in segments
+            and ".." not in segments
+        )
+        if local:
             return target
     return url_for("web.agenda")
 

@@ -1,7 +1,7 @@
 """Sign-in limits that keep one client from stalling or locking out others (#24): the lock is
 per email *and* source address, an email guessed at from many addresses stops the addresses that
 failed (not the owner's), password hashing is bounded per process and the excess is answered
-"busy" at once."""
+"busy" at once, and a `next` that cannot be a header ends at the agenda, never a 500."""
 
 from __future__ import annotations
 
@@ -243,3 +243,47 @@ def test_concurrent_sign_ins_never_hash_more_than_the_slots_and_the_rest_are_tol
     busy = next(page for page in pages if page.status_code == 503)
     assert busy.headers["Retry-After"] == "1"
     assert "busy" in busy.get_data(as_text=True) and "Traceback" not in busy.get_data(as_text=True)
+
+
+# --- next ------------------------------------------------------------------------------------
+
+
+UNSAFE_NEXT = [
+    "/app/agenda\r\nSet-Cookie: x=1",
+    "/app/agenda\nX: y",
+    "/app/agenda\r",
+    "/app/\x00",
+    "/app/\x1b[31m",
+    "/app/\x7f",
+    "/app/agenda\t",
+    "/app/agenda x",
+    "/app/ä",
+    "/app/../api/vapi/tools",
+    "/app/%2e%2e/api/vapi/tools",
+    "/app/./agenda",
+    "//[evil",
+    "/app/\u2028",
+]
+
+
+@pytest.mark.parametrize("target", UNSAFE_NEXT)
+def test_an_unsafe_next_after_signing_in_goes_to_the_agenda(app, owner, target):
+    response = sign_in_as(app.test_client(), owner.account.email, PASSWORD, target)
+    if "\x00" in target:  # every form with a NUL is refused first (load_account): no 500
+        assert response.status_code == 400
+        return
+    assert response.status_code == 302 and response.headers["Location"] == "/app/agenda"
+
+
+@pytest.mark.parametrize("target", UNSAFE_NEXT)
+def test_an_unsafe_next_when_already_signed_in_goes_to_the_agenda(app, owner, target):
+    client = app.test_client()
+    assert sign_in_as(client, owner.account.email, PASSWORD).status_code == 302
+    response = client.get("/app/login", query_string={"next": target})
+    assert response.status_code == 302 and response.headers["Location"] == "/app/agenda"
+
+
+def test_a_safe_next_is_still_followed(app, owner):
+    target = "/app/agenda?view=week&date=2030-01-02#top"
+    response = sign_in_as(app.test_client(), owner.account.email, PASSWORD, target)
+    assert response.headers["Location"] == target
