@@ -26,7 +26,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -35,6 +35,7 @@ from booking_service.models import USER_ROLES as ROLES
 from booking_service.normalize import normalize_email, unstorable_character
 from booking_service.repositories.users import UserRow
 from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.times import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -150,23 +151,66 @@ def _checked_password(password: str | None) -> str:
     return password
 
 
+# "Taken" answers an organization may get per UTC day from its web page. Emails are unique
+# across organizations (sign-in needs nothing else), so "taken" with no such user in one's own
+# list says "another organization has it": at most this many such answers a day, then adding
+# users from the page pauses until tomorrow whatever the address, so the pause says nothing.
+TAKEN_ANSWERS_PER_DAY = 10
+
+
+class EmailTaken(AccountInputError):
+    """The email belongs to a user already (of this organization or another: the same answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a user with this email already exists, in this organization or another: if they "
+            "are one of yours, reset their password instead; otherwise ask for another address"
+        )
+
+
+class TooManyTaken(AccountInputError):
+    """The organization had its day's share of "email taken" answers: no more adds today."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "too many addresses that were already in use were tried today; adding users "
+            "resumes tomorrow (UTC), or ask the service's operator"
+        )
+
+
 def add_user(
-    uow: AbstractUnitOfWork, org_id: int, email: str, role: str, password: str | None = None
+    uow: AbstractUnitOfWork,
+    org_id: int,
+    email: str,
+    role: str,
+    password: str | None = None,
+    *,
+    limit_taken: bool = False,
+    now: datetime | None = None,
 ) -> NewPassword:
     """Create a user of the organization; without `password` one is generated. Returns the
-    password to show once. AccountInputError for a bad email, role or password, or an email
-    already in use; NotFound without such organization."""
+    password to show once. AccountInputError for a bad email, role or password; EmailTaken for
+    an email already in use, in this organization or another (one answer: see
+    TAKEN_ANSWERS_PER_DAY); with `limit_taken` (the web page), TooManyTaken once the
+    organization had its day's share of those; NotFound without such organization."""
     if role not in ROLES:
         raise AccountInputError(f"the role must be one of: {', '.join(ROLES)}")
     address = _checked_email(email)
     plain = _checked_password(password)
     hashed = generate_password_hash(plain)
+    day = (now or utc_now()).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with uow:
         if uow.organizations.get(org_id) is None:
             raise NotFound("organization", org_id)
+        # Checked before the insert, whatever the address: once paused, a free address is
+        # refused like a taken one, so the refusal says nothing about either.
+        if limit_taken and uow.users.taken_answers(org_id, day) >= TAKEN_ANSWERS_PER_DAY:
+            raise TooManyTaken()
         row = uow.users.add(org_id, address, role, hashed)
         if row is None:
-            raise AccountInputError("a user with this email already exists")
+            uow.users.count_taken_answer(org_id, day)
+            uow.commit()
+            raise EmailTaken()
         uow.commit()
     log.info("user added: id=%s org=%s role=%s", row.id, org_id, role)
     return NewPassword(_account(row), plain)
