@@ -90,7 +90,10 @@ class UserRepository:
                 _counters.c.org_id == org_id, _counters.c.action == EMAIL_TAKEN
             )
         ).first()
-        return row.count if row is not None and row.window_start == window_start else 0
+        if row is None:
+            return 0
+        started, answers = row  # not row.count: a Row is a tuple, whose count is a method
+        return answers if started == window_start else 0
 
     def count_taken_answer(self, org_id: int, window_start: datetime) -> int:
         """Count an "email taken" answer in the window from `window_start` (a counter of an
