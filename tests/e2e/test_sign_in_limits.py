@@ -287,3 +287,46 @@ def test_a_safe_next_is_still_followed(app, owner):
     target = "/app/agenda?view=week&date=2030-01-02#top"
     response = sign_in_as(app.test_client(), owner.account.email, PASSWORD, target)
     assert response.headers["Location"] == target
+
+
+# --- the session cookie --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("proto", "host", "secure"),
+    [
+        ("http", "127.0.0.1:8000", False),  # make run
+        ("http", "localhost:8000", False),
+        ("http", "[::1]:8000", False),
+        ("http", "diary.example", True),  # production reached in clear: never a clear cookie
+        ("http", "192.168.1.20:8000", True),
+        ("https", "diary.example", True),
+        ("https", "127.0.0.1", True),
+    ],
+)
+def test_the_session_cookie_is_secure_except_over_plain_http_to_loopback(
+    app, owner, proto, host, secure
+):
+    """Whatever PUBLIC_URL says (here its default, http://127.0.0.1:8000): the request
+    decides. The test client, like a browser, returns a Secure cookie over https only."""
+    client = app.test_client()
+    base = f"{proto}://{host}"
+    page = client.get("/app/login", base_url=base).get_data(as_text=True)
+    response = client.post(
+        "/app/login",
+        base_url=base,
+        headers={"Referer": f"{base}/app/login"},  # Flask-WTF checks it over https
+        data={"email": owner.account.email, "password": PASSWORD, "csrf_token": csrf_token(page)},
+    )
+    assert ("Secure" in response.headers["Set-Cookie"]) is secure
+
+
+def test_behind_nginx_the_forwarded_scheme_and_host_decide(app, owner):
+    """gunicorn sees nginx on loopback over http: the client's scheme and host come from
+    X-Forwarded-Proto/-Host, so the cookie of a production page is Secure."""
+    client = app.test_client()
+    client.environ_base.update(
+        {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "diary.example"}
+    )
+    page = client.get("/app/login")
+    assert "Secure" in page.headers["Set-Cookie"]

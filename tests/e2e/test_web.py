@@ -118,7 +118,9 @@ def test_the_session_cookie_is_http_only_lax_and_scoped_to_the_pages(app, owner)
     response = sign_in_as(app.test_client(), owner.account.email, owner.password)
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/app" in cookie
-    assert "Secure" not in cookie  # PUBLIC_URL is http here; behind TLS it is set (next test)
+    # Plain http to localhost (`make run`): the one case without Secure; see the next test and
+    # test_sign_in_limits.py for every other.
+    assert "Secure" not in cookie
 
 
 def test_behind_tls_the_session_cookie_is_secure(database_url, runtime, org):
@@ -126,7 +128,20 @@ def test_behind_tls_the_session_cookie_is_secure(database_url, runtime, org):
     try:
         add_user(runtime.uow(), org.id, "tls@bright.example", "owner", "correct horse battery")
         client = secure_app.test_client()
-        response = sign_in_as(client, "tls@bright.example", "correct horse battery")
+        # Over https (the cookie follows the request, not PUBLIC_URL; the test client, like a
+        # browser, sends a Secure cookie back over https only).
+        base = "https://diary.example"
+        page = client.get("/app/login", base_url=base).get_data(as_text=True)
+        response = client.post(
+            "/app/login",
+            base_url=base,
+            headers={"Referer": f"{base}/app/login"},  # Flask-WTF checks it over https
+            data={
+                "email": "tls@bright.example",
+                "password": "correct horse battery",
+                "csrf_token": csrf_token(page),
+            },
+        )
         assert "Secure" in response.headers["Set-Cookie"]
     finally:
         secure_app.extensions[KEY].engine.dispose()
