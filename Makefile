@@ -40,7 +40,7 @@ run: $(VENV)/.installed
 	if [ -z "$${DATABASE_URL:-}" ]; then \
 	  DATABASE_URL=$$($(BIN)/python -m booking_service.devtools.pgcluster start $(PGDIR) --env-file .env); \
 	  export DATABASE_URL; \
-	  echo "Using the project-local PostgreSQL cluster in $(PGDIR) ($$DATABASE_URL)"; \
+	  echo "Using the project-local PostgreSQL cluster in $(PGDIR) ($$(echo "$$DATABASE_URL" | sed -E 's#(//[^:/@]+):[^@]*@#\1:***@#'); password in .env)"; \
 	  if [ -z "$${SECRET_KEY:-}" ]; then \
 	    SECRET_KEY=$$($(BIN)/python -m booking_service.devtools.pgcluster secret-key $(PGDIR)); \
 	    export SECRET_KEY; \

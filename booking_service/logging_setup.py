@@ -103,9 +103,12 @@ def _mask_between(text: str, start: int, end: int, parts: list[str]) -> None:
 
 
 # A feed URL's token is its only credential (calendar apps send no headers).
-# Everything after /ical/ goes, however it is spelled (a percent-encoded ".ics" still reaches
-# the feed).
-_FEED_TOKEN = re.compile(r"/ical/[^\s?\"]*", re.IGNORECASE)
+# Everything after /ical/ goes, however it is spelled: a percent-encoded ".ics", and a
+# percent-encoded letter or slash of "/ical/" itself (`/%69cal/`, `/ical%2F`), which the server
+# decodes before routing, so it still reaches the feed.
+_FEED_TOKEN = re.compile(
+    r"/(?:i|%49|%69)(?:c|%43|%63)(?:a|%41|%61)(?:l|%4c|%6c)(?:/|%2f)[^\s?\"]*", re.IGNORECASE
+)
 
 
 def redact_secret_paths(text: str) -> str:

@@ -91,9 +91,19 @@ def _apt(cmd: list[str], env: dict[str, str]) -> str:
 # --- nginx configuration -----------------------------------------------------------------
 
 
-def site_for_test(site: str, *, upstream_port: int, listen_port: int, log_dir: Path) -> str:
+def site_for_test(
+    site: str,
+    *,
+    upstream_port: int,
+    listen_port: int,
+    log_dir: Path,
+    redirect_port: int | None = None,
+) -> str:
     """deploy/nginx.conf with only the addresses and log folder changed.
 
+    The TLS server (`listen 443 ssl`) is served as plain HTTP on `listen_port` without its
+    certificate lines (the tests have no certificate; everything else in it is kept), the
+    plain-HTTP redirect server on `redirect_port` (a free port unless given); IPv6 listens go.
     Fails loudly when the production file no longer has what is replaced, so the test cannot
     silently run a different configuration.
     """
@@ -105,17 +115,25 @@ def site_for_test(site: str, *, upstream_port: int, listen_port: int, log_dir: P
     )
     if upstreams != 1:
         raise ValueError(f"{SITE_CONF} must have one upstream `server 127.0.0.1:8000;`")
-    listens = 0
+    has_tls = re.search(r"^\s*listen\s+[^;]*\bssl\b[^;]*;", site, flags=re.MULTILINE)
+    seen = {"main": 0, "redirect": 0}
 
     def one_loopback_listen(match: re.Match) -> str:
-        # The first active listen becomes the test port; others (e.g. [::]:80) would clash.
-        nonlocal listens
-        listens += 1
-        return f"{match.group(1)}listen 127.0.0.1:{listen_port};" if listens == 1 else ""
+        # One IPv4 listen per server on loopback; the others (e.g. [::]:80) would clash.
+        directive = match.group(0)
+        if "[::]" in directive:
+            return ""
+        role = "main" if not has_tls or re.search(r"\bssl\b", directive) else "redirect"
+        seen[role] += 1
+        if seen[role] > 1:
+            return ""
+        port = listen_port if role == "main" else (redirect_port or free_port())
+        return f"{match.group(1)}listen 127.0.0.1:{port};"
 
     site = re.sub(r"^(\s*)listen\s+[^;]*;", one_loopback_listen, site, flags=re.MULTILINE)
-    if not listens:
+    if not seen["main"]:
         raise ValueError(f"{SITE_CONF} has no active `listen` directive")
+    site = re.sub(r"^\s*ssl_certificate(_key)?\s[^;]*;\n", "", site, flags=re.MULTILINE)
     return site.replace("/var/log/nginx/", f"{log_dir}/")
 
 
@@ -352,6 +370,8 @@ class Stack:
     app_spec: str = "wsgi:app"
     gunicorn_port: int = field(default_factory=free_port)
     nginx_port: int = field(default_factory=free_port)
+    # deploy/nginx.conf's port-80 server, which only redirects to HTTPS.
+    redirect_port: int = field(default_factory=free_port)
     gunicorn: Service | None = None
     nginx: Service | None = None
     # Settings for every service of this stack (e.g. DB_POOLER), over the defaults.
@@ -445,6 +465,7 @@ class Stack:
             upstream_port=self.gunicorn_port,
             listen_port=self.nginx_port,
             log_dir=self.workdir,
+            redirect_port=self.redirect_port,
         )
         for old, new in self.site_changes.items():
             if old not in site:

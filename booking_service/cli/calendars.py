@@ -21,6 +21,7 @@ from booking_service.use_cases.calendars import (
     link_view,
     list_appointments,
     list_links,
+    revoke_feed,
     unlink_calendar,
 )
 
@@ -138,14 +139,24 @@ def calendar_status_command(org_id):
 @click.argument("resource_id", type=int, required=False)
 @click.option("--org", "org_id", type=int, help="One feed with every resource of the organization.")
 @click.option("--rotate", is_flag=True, help="Replace the URL; the old one answers 404.")
+@click.option(
+    "--revoke", is_flag=True, help="Delete the feed: its URL answers 404 and no new one is made."
+)
 @click.option("--url", "base_url", help="This service's public URL (default: PUBLIC_URL).")
 @expected_errors
-def calendar_feed(resource_id, org_id, rotate, base_url):
+def calendar_feed(resource_id, org_id, rotate, revoke, base_url):
     """Print the secret ICS URL to subscribe to in Google Calendar, Apple Calendar or Outlook
-    (shown once: keep it like a password)."""
+    (shown once: keep it like a password); --revoke deletes it (a leaked URL, a subscription no
+    longer wanted)."""
     if (resource_id is None) == (org_id is None):
         raise click.UsageError("give a RESOURCE_ID or --org ORG_ID")
+    if rotate and revoke:
+        raise click.UsageError("--rotate and --revoke cannot be used together")
     rt = runtime()
+    if revoke:
+        revoke_feed(rt.uow(), resource_id=resource_id, org_id=org_id)
+        echo({"revoked": True, "resource_id": resource_id, "org_id": org_id})
+        return
     made = feed_url(
         rt.uow(),
         base_url or rt.settings.public_url,

@@ -5,10 +5,15 @@ start a cluster of their own with Debian's server binaries:
 
 - `start DIR [--env-file .env]` initialises DIR on first use, starts it on a free loopback port
   (the same port again when it is still free) and prints the `DATABASE_URL` (and writes it to the
-  .env that the flask CLI reads). Running it twice reuses the data.
+  .env that the flask CLI reads). Running it twice reuses the data. Every connection needs the
+  password (scram-sha-256), generated on first use and kept in DIR/password (mode 600): any
+  local user can reach a loopback port, and a trusting cluster would make each a superuser. A
+  cluster made trusting by an older version gets its password on the next start.
 - `stop DIR` stops it.
 - `throwaway -- CMD ...` starts a disposable cluster (fsync off) in a temporary folder, runs CMD
-  with `DATABASE_URL` and `BOOKING_TEST_PG` pointing at it, then stops and deletes it.
+  with `DATABASE_URL` and `BOOKING_TEST_PG` pointing at it, then stops and deletes it. It stays
+  trust-only (the test suite's fixtures connect without a password): it listens on 127.0.0.1
+  only, has no Unix socket, holds nothing but test data and is deleted when CMD ends.
 
 initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` user; when the
 server binaries are missing, root gets them from apt-get and anyone else gets instructions.
@@ -29,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 DB_NAME = "booking_service"
 SUPERUSER = "postgres"
@@ -129,20 +135,77 @@ def _prepare_dir(datadir: Path) -> None:
             )
 
 
-def _initdb(bindir: Path, pgdata: Path) -> None:
+# Every connection, local socket or TCP, must give the password.
+SCRAM_ONLY_HBA = """# written by booking_service.devtools.pgcluster: a password for every connection
+local   all             all                                     scram-sha-256
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     scram-sha-256
+host    replication     all             127.0.0.1/32            scram-sha-256
+host    replication     all             ::1/128                 scram-sha-256
+"""
+
+
+def _owned_by_server(path: Path) -> None:
+    # As root the server runs as postgres, which must read what it is given.
+    if _is_root():
+        shutil.chown(path, user="postgres", group="postgres")
+
+
+def _initdb(bindir: Path, pgdata: Path, password: str | None = None) -> None:
+    auth = ["--auth=trust"]
+    pwfile = pgdata.parent / "initdb-password"
+    if password is not None:
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        pwfile.chmod(0o600)
+        _owned_by_server(pwfile)
+        auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+    try:
+        _run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                SUPERUSER,
+                *auth,
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def _trusting(pgdata: Path) -> bool:
+    """Whether pg_hba.conf lets any connection in without a password."""
+    for line in (pgdata / "pg_hba.conf").read_text(encoding="utf-8").splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[-1] in ("trust", "ident", "peer"):
+            return True
+    return False
+
+
+def _require_password(bindir: Path, pgdata: Path, password: str) -> None:
+    """Give a cluster made trusting (by an older version) the password, and make every
+    connection need it. Done with the server stopped, in single-user mode: no connection is
+    ever accepted without the password while it happens."""
+    stop(pgdata.parent)
     _run(
-        [
-            str(bindir / "initdb"),
-            "-D",
-            str(pgdata),
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        ],
+        [str(bindir / "postgres"), "--single", "-D", str(pgdata), "postgres"],
+        # One statement a line; the password is token_urlsafe (no quote can end the literal).
+        input=(
+            "SET password_encryption = 'scram-sha-256';\n"
+            f"ALTER ROLE {SUPERUSER} PASSWORD '{password}';\n"
+        ),
+        text=True,
         stdout=subprocess.DEVNULL,
     )
+    hba = pgdata / "pg_hba.conf"
+    hba.write_text(SCRAM_ONLY_HBA, encoding="utf-8")
+    hba.chmod(0o600)
+    _owned_by_server(hba)
 
 
 def _running(bindir: Path, pgdata: Path) -> bool:
@@ -192,11 +255,16 @@ def _wait_ready(port: int, timeout: float = 30.0) -> None:
     raise ClusterError(f"PostgreSQL did not accept connections on 127.0.0.1:{port}.")
 
 
-def _create_database(port: int, name: str) -> None:
+def _create_database(port: int, name: str, password: str | None = None) -> None:
     import psycopg  # imported late: the module is also used before dependencies exist
 
     with psycopg.connect(
-        host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True
+        host="127.0.0.1",
+        port=port,
+        user=SUPERUSER,
+        password=password,
+        dbname="postgres",
+        autocommit=True,
     ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
@@ -238,20 +306,37 @@ def local_secret_key(datadir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def url_for(port: int, dbname: str = DB_NAME) -> str:
-    """The SQLAlchemy URL of a database in a cluster started here."""
-    return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{dbname}"
+def local_password(datadir: Path) -> str:
+    """The superuser password of the `make run` cluster in `datadir`, made on first use and
+    kept beside its data (mode 600), so a second `make run` and the .env agree with it."""
+    datadir.mkdir(parents=True, exist_ok=True)
+    path = datadir.resolve() / "password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
 
 
-def start(datadir: Path, *, settings: tuple[str, ...] = ()) -> int:
-    """Initialise (first time) and start the cluster in `datadir`; return its port."""
+def url_for(port: int, dbname: str = DB_NAME, password: str | None = None) -> str:
+    """The SQLAlchemy URL of a database in a cluster started here (with its password, for
+    the `make run` cluster)."""
+    user = SUPERUSER if password is None else f"{SUPERUSER}:{quote(password, safe='')}"
+    return f"postgresql+psycopg://{user}@127.0.0.1:{port}/{dbname}"
+
+
+def start(datadir: Path, *, settings: tuple[str, ...] = (), password: str | None = None) -> int:
+    """Initialise (first time) and start the cluster in `datadir`; return its port. With
+    `password` every connection must give it (a trusting cluster is converted first); without,
+    the cluster trusts loopback (the throwaway one: see the module docstring)."""
     bindir = ensure_server_binaries()
     datadir = datadir.resolve()
     pgdata = datadir / "data"
     port_file = datadir / "port"
     _prepare_dir(datadir)
     if not (pgdata / "PG_VERSION").exists():
-        _initdb(bindir, pgdata)
+        _initdb(bindir, pgdata, password)
+    elif password is not None and _trusting(pgdata):
+        _require_password(bindir, pgdata, password)
     if _running(bindir, pgdata) and port_file.exists():
         port = int(port_file.read_text())
         _wait_ready(port)
@@ -262,7 +347,7 @@ def start(datadir: Path, *, settings: tuple[str, ...] = ()) -> int:
     _start(bindir, pgdata, port, settings, datadir / "postgres.log")
     port_file.write_text(str(port))
     _wait_ready(port)
-    _create_database(port, DB_NAME)
+    _create_database(port, DB_NAME, password)
     return port
 
 
@@ -331,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
-            url = url_for(start(args.datadir))
+            password = local_password(args.datadir)
+            url = url_for(start(args.datadir, password=password), password=password)
             key = local_secret_key(args.datadir)
             if args.env_file and not write_env_file(args.env_file, url, key):
                 print(

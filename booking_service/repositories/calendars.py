@@ -486,6 +486,11 @@ class CalendarRepository:
             )
         return bool(replaced)
 
+    def remove_feed(self, org_id: int, resource_id: int | None) -> bool:
+        """Delete the feed (its URL then answers 404); True when there was one."""
+        removed = self.session.execute(delete(_feeds).where(_feed_of(org_id, resource_id))).rowcount  # type: ignore[attr-defined]
+        return bool(removed)
+
     def has_feed(self, org_id: int, resource_id: int | None) -> bool:
         match = _feed_of(org_id, resource_id)
         return self.session.execute(select(_feeds.c.id).where(match)).first() is not None

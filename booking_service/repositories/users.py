@@ -1,19 +1,22 @@
-"""Users of the owner's web page, and the per-email throttle on failed sign-ins."""
+"""Users of the owner's web page, and the throttle on failed sign-ins per email and source."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import case, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from booking_service.db import table
-from booking_service.models import SignInThrottle, User
+from booking_service.models import OrgCounter, SignInThrottle, User
 
 _users = table(User)
 _throttles = table(SignInThrottle)
+_counters = table(OrgCounter)
+# The org_counters action that counts "this email is taken" answers to an organization.
+EMAIL_TAKEN = "user_email_taken"
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,14 @@ def _user(row) -> UserRow | None:
     return UserRow(*row) if row is not None else None
 
 
-# One statement per attempt, so concurrent attempts for one email are all counted: the attempts of
-# the last 15 minutes (a sliding window), this one included, at most 20 kept; the one that
-# reaches the limit sets the lock (a lock already running is not extended).
+# One statement per attempt, so concurrent attempts for one email and source are all counted: the
+# attempts of the last 15 minutes (a sliding window), this one included, at most 20 kept; the one
+# that reaches the limit sets the lock (a lock already running is not extended).
 _COUNT_ATTEMPT = text(
     """
-    INSERT INTO sign_in_throttles AS t (email, recent_attempts, last_attempt_at, locked_until)
-    VALUES (:email, ARRAY[CAST(:now AS timestamptz)], :now,
+    INSERT INTO sign_in_throttles AS t
+        (email, source, recent_attempts, last_attempt_at, locked_until)
+    VALUES (:email, :source, ARRAY[CAST(:now AS timestamptz)], :now,
             CASE WHEN :limit <= 1 THEN CAST(:locked_until AS timestamptz) END)
     ON CONFLICT (email, source) DO UPDATE SET
         recent_attempts = ARRAY(
@@ -77,6 +81,36 @@ class UserRepository:
             .returning(*_COLUMNS)
         ).first()
         return _user(row)
+
+    def taken_answers(self, org_id: int, window_start: datetime) -> int:
+        """How many "email taken" answers the organization got in the window from
+        `window_start` (0 when its counter is of an earlier window)."""
+        row = self.session.execute(
+            select(_counters.c.window_start, _counters.c.count).where(
+                _counters.c.org_id == org_id, _counters.c.action == EMAIL_TAKEN
+            )
+        ).first()
+        if row is None:
+            return 0
+        started, answers = row  # not row.count: a Row is a tuple, whose count is a method
+        return answers if started == window_start else 0
+
+    def count_taken_answer(self, org_id: int, window_start: datetime) -> int:
+        """Count an "email taken" answer in the window from `window_start` (a counter of an
+        earlier window starts again at 1); returns the count."""
+        stmt = insert(_counters).values(
+            org_id=org_id, action=EMAIL_TAKEN, window_start=window_start, count=1
+        )
+        same_window = _counters.c.window_start == stmt.excluded.window_start
+        return self.session.execute(
+            stmt.on_conflict_do_update(
+                constraint="pk_org_counters",
+                set_={
+                    "count": case((same_window, _counters.c.count + 1), else_=1),
+                    "window_start": stmt.excluded.window_start,
+                },
+            ).returning(_counters.c.count)
+        ).scalar_one()
 
     def get(self, user_id: int) -> UserRow | None:
         return _user(self.session.execute(select(*_COLUMNS).where(_users.c.id == user_id)).first())
@@ -116,22 +150,33 @@ class UserRepository:
 
     # --- the sign-in throttle ---------------------------------------------------------------
 
-    def locked_until(self, email: str, now: datetime) -> datetime | None:
-        """When the lock on this email ends, if it is locked now."""
+    def locked_until(self, email: str, source: str, now: datetime) -> datetime | None:
+        """When the lock on this email for this source ends, if it is locked now."""
         until = self.session.execute(
-            select(_throttles.c.locked_until).where(_throttles.c.email == email)
+            select(_throttles.c.locked_until).where(
+                _throttles.c.email == email, _throttles.c.source == source
+            )
         ).scalar()
         return until if until is not None and until > now else None
 
     def count_attempt(
-        self, email: str, now: datetime, *, limit: int, window: timedelta, lock: timedelta
+        self,
+        email: str,
+        source: str,
+        now: datetime,
+        *,
+        limit: int,
+        window: timedelta,
+        lock: timedelta,
     ) -> tuple[int, datetime | None]:
-        """Count a sign-in attempt before its password is compared: (attempts within the
-        window, this one included; when the email's lock ends, if it is locked)."""
+        """Count a sign-in attempt before its password is compared: (attempts on this email
+        from this source within the window, this one included; when the lock of this email
+        for this source ends, if it is locked)."""
         row = self.session.execute(
             _COUNT_ATTEMPT,
             {
                 "email": email,
+                "source": source,
                 "now": now,
                 "window_start": now - window,
                 "limit": limit,
@@ -141,12 +186,29 @@ class UserRepository:
         until = row.locked_until
         return row.attempts, until if until is not None and until > now else None
 
-    def clear_failures(self, email: str) -> None:
-        self.session.execute(delete(_throttles).where(_throttles.c.email == email))
+    def email_attempts(self, email: str, since: datetime) -> int:
+        """Attempts on this email since `since`, from every source together (each source keeps
+        at most its last 20: enough to tell many sources from one)."""
+        recent = (
+            select(func.unnest(_throttles.c.recent_attempts).label("at"))
+            .where(_throttles.c.email == email)
+            .subquery()
+        )
+        return self.session.execute(
+            select(func.count()).select_from(recent).where(recent.c.at > since)
+        ).scalar_one()
+
+    def clear_failures(self, email: str, source: str | None = None) -> None:
+        """Forget the failed attempts on this email: from `source` only (a correct password
+        from there), or from every source when None (a password reset)."""
+        query = delete(_throttles).where(_throttles.c.email == email)
+        if source is not None:
+            query = query.where(_throttles.c.source == source)
+        self.session.execute(query)
 
     def forget_throttles(self, before: datetime) -> int:
         """Drop counters whose last attempt and lock both ended before `before` (any email
-        can create one, so they must not pile up)."""
+        and source can create one, so they must not pile up)."""
         return self.session.execute(  # type: ignore[attr-defined]
             delete(_throttles).where(
                 _throttles.c.last_attempt_at < before,

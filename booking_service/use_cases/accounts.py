@@ -1,17 +1,32 @@
 """Accounts for the owner's web page: users, passwords, sign-in and its lock.
 
 Passwords are hashed with werkzeug's scrypt (memory-hard; werkzeug is already Flask's own
-dependency). Ten failed sign-ins for one email within 15 minutes lock that email for 15
-minutes, whether or not a user has it: the answer never tells which emails exist.
+dependency). Ten failed sign-ins for one email from one source address within 15 minutes lock
+that email for that source for 15 minutes, whether or not a user has it: the answer never tells
+which emails exist. The lock is per source so that a stranger who knows the owner's email
+cannot keep the owner out: the stranger's guesses lock only the stranger's address.
+
+Guessing from many addresses at once (a botnet) is bounded too, without handing the attacker a
+way to lock the owner out: once one email has had EMAIL_FAILURE_LIMIT attempts within the
+window across all sources, a source that has already failed for it in the window gets no
+further comparison until its window ends. A source that has not failed (the owner at the
+office) still signs in; each attacking address then gets one guess per window instead of ten.
+
+scrypt takes tens of milliseconds of a core and the threads a request needs: at most
+HASHING_SLOTS sign-ins per process compare a password at once, and one that finds no free slot
+is answered "busy" at once (never queued), so a sign-in flood cannot take the threads the voice
+webhook needs.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -20,12 +35,21 @@ from booking_service.models import USER_ROLES as ROLES
 from booking_service.normalize import normalize_email, unstorable_character
 from booking_service.repositories.users import UserRow
 from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.times import utc_now
 
 log = logging.getLogger(__name__)
 
-FAILURE_LIMIT = 10
+FAILURE_LIMIT = 10  # per email and source address
 FAILURE_WINDOW = timedelta(minutes=15)
 LOCK_DURATION = timedelta(minutes=15)
+# Attempts on one email within the window, all sources together, beyond which a source that has
+# already failed for it is refused (see the module docstring): far above what an owner and their
+# staff mistype, far below what a botnet with ten guesses per address would get.
+EMAIL_FAILURE_LIMIT = 100
+# Password comparisons at once per process. gunicorn runs a few threads per worker and a worker
+# per half core: one scrypt per worker keeps the cores for the webhook during a flood.
+HASHING_SLOTS = 1
+_hashing = threading.BoundedSemaphore(HASHING_SLOTS)
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 200  # scrypt's cost grows with the input; a megabyte "password" is an attack
 
@@ -51,6 +75,26 @@ class SignInLocked(Exception):
 
 class SignInFailed(Exception):
     """Wrong email or password (the same error either way)."""
+
+
+class SignInBusy(Exception):
+    """Every password-hashing slot of this process is taken: try again in a moment (nothing
+    was counted or compared)."""
+
+
+def sign_in_source(address: str | None) -> str:
+    """The key a client address is throttled under: an IPv4 address as it is, an IPv6 address
+    as its /64 (one subscriber gets a whole /64, so single IPv6 addresses would give an attacker
+    endless fresh counters), "" when unknown (the CLI, a Unix socket without a proxy)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)
@@ -107,23 +151,66 @@ def _checked_password(password: str | None) -> str:
     return password
 
 
+# "Taken" answers an organization may get per UTC day from its web page. Emails are unique
+# across organizations (sign-in needs nothing else), so "taken" with no such user in one's own
+# list says "another organization has it": at most this many such answers a day, then adding
+# users from the page pauses until tomorrow whatever the address, so the pause says nothing.
+TAKEN_ANSWERS_PER_DAY = 10
+
+
+class EmailTaken(AccountInputError):
+    """The email belongs to a user already (of this organization or another: the same answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a user with this email already exists, in this organization or another: if they "
+            "are one of yours, reset their password instead; otherwise ask for another address"
+        )
+
+
+class TooManyTaken(AccountInputError):
+    """The organization had its day's share of "email taken" answers: no more adds today."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "too many addresses that were already in use were tried today; adding users "
+            "resumes tomorrow (UTC), or ask the service's operator"
+        )
+
+
 def add_user(
-    uow: AbstractUnitOfWork, org_id: int, email: str, role: str, password: str | None = None
+    uow: AbstractUnitOfWork,
+    org_id: int,
+    email: str,
+    role: str,
+    password: str | None = None,
+    *,
+    limit_taken: bool = False,
+    now: datetime | None = None,
 ) -> NewPassword:
     """Create a user of the organization; without `password` one is generated. Returns the
-    password to show once. AccountInputError for a bad email, role or password, or an email
-    already in use; NotFound without such organization."""
+    password to show once. AccountInputError for a bad email, role or password; EmailTaken for
+    an email already in use, in this organization or another (one answer: see
+    TAKEN_ANSWERS_PER_DAY); with `limit_taken` (the web page), TooManyTaken once the
+    organization had its day's share of those; NotFound without such organization."""
     if role not in ROLES:
         raise AccountInputError(f"the role must be one of: {', '.join(ROLES)}")
     address = _checked_email(email)
     plain = _checked_password(password)
     hashed = generate_password_hash(plain)
+    day = (now or utc_now()).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with uow:
         if uow.organizations.get(org_id) is None:
             raise NotFound("organization", org_id)
+        # Checked before the insert, whatever the address: once paused, a free address is
+        # refused like a taken one, so the refusal says nothing about either.
+        if limit_taken and uow.users.taken_answers(org_id, day) >= TAKEN_ANSWERS_PER_DAY:
+            raise TooManyTaken()
         row = uow.users.add(org_id, address, role, hashed)
         if row is None:
-            raise AccountInputError("a user with this email already exists")
+            uow.users.count_taken_answer(org_id, day)
+            uow.commit()
+            raise EmailTaken()
         uow.commit()
     log.info("user added: id=%s org=%s role=%s", row.id, org_id, role)
     return NewPassword(_account(row), plain)
@@ -141,7 +228,8 @@ def reset_password(
     uow: AbstractUnitOfWork, user_id: int, password: str | None = None, *, org_id: int | None = None
 ) -> NewPassword:
     """Give the user a new password (generated unless given), end every session they have and
-    lift a sign-in lock on their email. `org_id` scopes the change (a page passes its own)."""
+    lift the sign-in locks on their email (from every source). `org_id` scopes the change (a
+    page passes its own)."""
     plain = _checked_password(password)
     hashed = generate_password_hash(plain)
     with uow:
@@ -151,7 +239,7 @@ def reset_password(
         row = uow.users.set_password(user_id, hashed)
         if row is None:  # pragma: no cover - removed between the two statements
             raise NotFound("user", user_id)
-        uow.users.clear_failures(row.email)
+        uow.users.clear_failures(row.email)  # every source
         uow.commit()
     log.info("password reset: user=%s", user_id)
     return NewPassword(_account(row), plain)
@@ -165,33 +253,57 @@ def remove_user(uow: AbstractUnitOfWork, org_id: int, user_id: int) -> None:
         uow.commit()
 
 
-def sign_in(uow: AbstractUnitOfWork, email: str, password: str, now: datetime) -> Account:
-    """The account whose email and password these are. SignInLocked while the email is locked
-    (the password is not even compared); SignInFailed otherwise.
+def sign_in(
+    uow: AbstractUnitOfWork, email: str, password: str, now: datetime, *, source: str = ""
+) -> Account:
+    """The account whose email and password these are, tried from `source` (a client address
+    as `sign_in_source` keys it). SignInBusy when no hashing slot is free (nothing counted);
+    SignInLocked while the email is locked for this source, or the email is under attack from
+    many sources and this source has failed already (the password is not even compared);
+    SignInFailed otherwise.
 
     Every attempt is counted before its password is compared, in one statement: however many
-    guesses arrive at once, at most FAILURE_LIMIT of them are ever compared within a window.
-    A correct password clears the count."""
+    guesses arrive at once from one source, at most FAILURE_LIMIT of them are ever compared
+    within a window. A correct password clears the count of this source."""
     address = (normalize_email(email) or " ".join(email.split())).lower()[:320]
     if not address or unstorable_character(address) is not None:
         raise SignInFailed()  # no user can have it: nothing to count or compare
+    # Taken before anything is counted, so an attempt answered "busy" costs the person
+    # nothing; never waited for, so a flood is answered at once instead of holding threads.
+    if not _hashing.acquire(blocking=False):
+        raise SignInBusy()
+    try:
+        return _sign_in(uow, address, password, now, source)
+    finally:
+        _hashing.release()
+
+
+def _sign_in(
+    uow: AbstractUnitOfWork, address: str, password: str, now: datetime, source: str
+) -> Account:
     with uow:
-        locked = uow.users.locked_until(address, now)
+        locked = uow.users.locked_until(address, source, now)
         if locked is not None:
             raise SignInLocked(locked)
         attempts, locked = uow.users.count_attempt(
-            address, now, limit=FAILURE_LIMIT, window=FAILURE_WINDOW, lock=LOCK_DURATION
+            address, source, now, limit=FAILURE_LIMIT, window=FAILURE_WINDOW, lock=LOCK_DURATION
         )
+        everywhere = uow.users.email_attempts(address, now - FAILURE_WINDOW)
         row = uow.users.by_email(address)
         uow.commit()
     if attempts > FAILURE_LIMIT:  # parallel guesses: others used up the window's attempts
         raise SignInLocked(locked or now + LOCK_DURATION)
+    if everywhere > EMAIL_FAILURE_LIMIT and attempts > 1:
+        # Guessed at from many addresses, and this one has failed already: no more comparisons
+        # from it this window. An address that has not failed is still compared.
+        log.warning("sign-in refused: one email guessed at from many addresses")
+        raise SignInLocked(locked or now + FAILURE_WINDOW)
     # Compared outside any transaction: scrypt takes a while and needs no connection.
     candidate = password[:MAX_PASSWORD_LENGTH]
     stored = row.password_hash if row is not None else _no_such_user()
     if check_password_hash(stored, candidate) and row is not None:
         with uow:
-            uow.users.clear_failures(address)
+            uow.users.clear_failures(address, source)
             uow.commit()
         return _account(row)
     if locked is not None:

@@ -223,6 +223,25 @@ def feed_url(
     return FeedUrl(f"{base_url.rstrip('/')}/ical/{token}.ics", rotated)
 
 
+def revoke_feed(
+    uow: AbstractUnitOfWork, *, resource_id: int | None = None, org_id: int | None = None
+) -> None:
+    """Delete the feed of a resource (or of the whole organization): its URL answers 404 from
+    now on, and no new one exists until `feed_url` makes one. NotFound without such resource,
+    organization or feed (a second revoke says so rather than pretending)."""
+    with uow:
+        if resource_id is not None:
+            resource = uow.schedule.resource(resource_id)
+            if resource is None:
+                raise NotFound("resource", resource_id)
+            org_id = resource.org_id
+        elif org_id is None or uow.organizations.get(org_id) is None:
+            raise NotFound("organization", org_id)
+        if not uow.calendars.remove_feed(org_id, resource_id):
+            raise NotFound("feed", resource_id if resource_id is not None else org_id)
+        uow.commit()
+
+
 def feed_document(uow: AbstractUnitOfWork, token: str) -> bytes:
     """The ICS document of the feed with this token; NotFound for an unknown (or rotated)
     token."""

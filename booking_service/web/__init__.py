@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from booking_service.config import Settings
@@ -38,6 +40,33 @@ def session_key(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), b"booking_service web session", hashlib.sha256).hexdigest()
 
 
+def plain_local_request() -> bool:
+    """Whether this request came over plain HTTP to a loopback host (`make run` on
+    127.0.0.1:8000, a browser on localhost): the only case a session cookie may go without
+    `Secure`. Browsers treat such origins as secure contexts; anywhere else a cookie sent in
+    clear could be read on the way. Behind nginx the scheme and host are the client's
+    (X-Forwarded-Proto/-Host from a trusted proxy), so production is always `Secure`."""
+    if not has_request_context() or request.scheme != "http":
+        return False
+    given = request.host or ""
+    host = given[1 : given.find("]")] if given.startswith("[") else given.rsplit(":", 1)[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, `Secure` on every request but a local plain one. Decided
+    per request, not from PUBLIC_URL: a production left at the default PUBLIC_URL, or reached
+    by a name PUBLIC_URL does not give, must not send the cookie in clear."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return not plain_local_request()
+
+
 def init_web(app: Flask, settings: Settings) -> None:
     """Register the pages. Without SECRET_KEY nothing can be signed: the pages then answer 503
     (see auth.load_account) and the rest of the service runs as before."""
@@ -51,7 +80,6 @@ def init_web(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_PATH="/app",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
         # Only the pages' forms are checked (bp.before_request): the webhooks authenticate
         # with their own secrets and signatures, and must never need a browser token.
@@ -59,6 +87,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         # A token lives as long as the signed-in session, so a form left open over lunch works.
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.session_interface = SessionInterface()
     csrf.init_app(app)
     app.register_blueprint(bp)
 

@@ -4,18 +4,21 @@ password's epoch (a reset ends every session), nothing else of theirs."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
 from booking_service.extensions import runtime
 from booking_service.use_cases.accounts import (
     Account,
+    SignInBusy,
     SignInFailed,
     SignInLocked,
     sign_in,
+    sign_in_source,
     sign_out,
     signed_in,
 )
@@ -81,12 +84,31 @@ def owners_only(view: Callable) -> Callable:
     return signed_in_only(owner_view)
 
 
+# What a path of these pages may hold: unreserved and reserved URL characters and %-escapes.
+# Anything else (a space, CR/LF or another control character, non-ASCII) is refused rather
+# than repaired: a Location header cannot carry a line break, and nobody types one.
+_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~/?#\[\]@!$&'()*+,;=%:]*")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path of these pages: never another site (an open redirect) or a scheme."""
-    if target:
-        parts = urlsplit(target)
-        local = not parts.scheme and not parts.netloc and parts.path.startswith("/app/")
-        if local and "\\" not in target and not target.startswith("//"):
+    """Only a path of these pages: never another site (an open redirect), a scheme, a header
+    break or a path that leaves /app/ once resolved; anything else goes to the agenda."""
+    if target and _PATH_CHARACTERS.fullmatch(target) and "\\" not in target:
+        try:
+            parts = urlsplit(target)
+        except ValueError:  # e.g. an unbalanced "[" where a host would be
+            parts = None
+        segments = unquote(parts.path).split("/") if parts else []
+        local = (
+            parts is not None
+            and not parts.scheme
+            and not parts.netloc
+            and parts.path.startswith("/app/")
+            and not target.startswith("//")
+            and "." not in segments
+            and ".." not in segments
+        )
+        if local:
             return target
     return url_for("web.agenda")
 
@@ -109,8 +131,16 @@ def login():
     email = request.form.get("email", "")
     password = request.form.get("password", "")
     next_page = request.form.get("next", "")
+    # The client as nginx saw it (TrustedProxies applied X-Forwarded-For only from a trusted
+    # proxy): failed guesses lock this email for this address only, not for its owner.
+    source = sign_in_source(request.remote_addr)
     try:
-        account = sign_in(uow(), email, password, utc_now())
+        account = sign_in(uow(), email, password, utc_now(), source=source)
+    except SignInBusy:
+        # Answered at once rather than queued: waiting threads are what the webhook needs.
+        message = "The server is busy signing others in. Try again in a moment."
+        page = render_template("web/login.html", error=message, email=email, next=next_page)
+        return page, 503, {"Retry-After": "1"}
     except SignInLocked as locked:
         minutes = max(1, round((locked.until - utc_now()).total_seconds() / 60))
         message = (

@@ -267,8 +267,14 @@ def settings_replay():
 @owners_only
 def settings_add_user():
     try:
+        # Counted and capped per day: "taken" from the page is how one organization could
+        # learn which addresses sign in to another (see TAKEN_ANSWERS_PER_DAY).
         made = add_user(
-            uow(), g.org.id, request.form.get("email", ""), request.form.get("role", "staff")
+            uow(),
+            g.org.id,
+            request.form.get("email", ""),
+            request.form.get("role", "staff"),
+            limit_taken=True,
         )
     except AccountInputError as exc:
         return _settings_page(error=str(exc), status=400)

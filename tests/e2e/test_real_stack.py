@@ -179,6 +179,27 @@ def test_a_calendar_feed_is_served_through_nginx_and_its_token_is_in_no_log(
     encoded = path.replace(".ics", "%2Eics")
     assert stack.http(live.nginx_port, "GET", encoded).status == 200
     assert stack.http(live.nginx_port, "GET", "/ical/" + "x" * 43 + ".ics").status == 404
+    # Every other spelling nginx or the app normalises to the feed (merged slashes, dot
+    # segments, encoded letters or slash, a query string), and some that they do not: whatever
+    # the answer, no log line may carry the token.
+    spellings = [
+        "/" + path,
+        "/." + path,
+        "/api/.." + path,
+        path.replace("/ical/", "/%69cal/"),
+        path.replace("/ical/", "/%69%63%61%6C/"),
+        path.replace("/ical/", "/ical%2F"),
+        path.replace("/ical/", "/ical//"),
+        path + "?refresh=1",
+        path.replace("/ical/", "/ICAL/"),
+    ]
+    answers = {s: stack.http(live.nginx_port, "GET", s).status for s in spellings}
+    # These reach the feed itself: the raw line has no "/ical/" for a plain pattern to find.
+    reached = ["/" + path, path.replace("/ical/", "/%69cal/"), path + "?refresh=1"]
+    assert all(answers[s] == 200 for s in reached), answers
+    # The port-80 server only redirects, and logs as carefully.
+    moved = stack.http(live.redirect_port, "GET", "/" + path)
+    assert moved.status == 301
     access_log = live.workdir / "booking_service.access.log"
     stack.wait_until(
         lambda: 'rid="e2e-feed-1"' in access_log.read_text(), 5, "no access log line", live.nginx
@@ -190,8 +211,27 @@ def test_a_calendar_feed_is_served_through_nginx_and_its_token_is_in_no_log(
 
     stack.wait_until(lambda: "/ical/[token]" in service_logs(), 5, "no gunicorn access line")
     assert token not in access_log.read_text()
+    assert token not in (live.workdir / "booking_service.error.log").read_text()
     assert token not in service_logs()
     assert org_id
+
+
+def test_port_80_only_redirects_to_https_and_https_answers_carry_hsts(live: Stack):
+    """deploy/nginx.conf serves everything (the owner's page and its password form included)
+    on its TLS server only; port 80 sends clients there, except ACME challenges."""
+    for path in ("/app/login", "/api/health", "/api/vapi/tools"):
+        moved = stack.http(live.redirect_port, "GET", path, headers={"Host": "booking.example"})
+        assert moved.status == 301
+        assert moved.headers["location"] == f"https://booking.example{path}"
+    challenge = stack.http(live.redirect_port, "GET", "/.well-known/acme-challenge/nothing")
+    assert challenge.status == 404  # served from the webroot, not redirected
+    served = stack.http(live.nginx_port, "GET", "/app/login")
+    assert served.status == 200
+    assert served.headers["strict-transport-security"] == "max-age=31536000"
+    assert (
+        stack.http(live.nginx_port, "GET", "/api/health").headers["strict-transport-security"]
+        == "max-age=31536000"
+    )
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/", "/api/other"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import date, timedelta
 
 import pytest
@@ -117,7 +118,9 @@ def test_the_session_cookie_is_http_only_lax_and_scoped_to_the_pages(app, owner)
     response = sign_in_as(app.test_client(), owner.account.email, owner.password)
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/app" in cookie
-    assert "Secure" not in cookie  # PUBLIC_URL is http here; behind TLS it is set (next test)
+    # Plain http to localhost (`make run`): the one case without Secure; see the next test and
+    # test_sign_in_limits.py for every other.
+    assert "Secure" not in cookie
 
 
 def test_behind_tls_the_session_cookie_is_secure(database_url, runtime, org):
@@ -125,7 +128,20 @@ def test_behind_tls_the_session_cookie_is_secure(database_url, runtime, org):
     try:
         add_user(runtime.uow(), org.id, "tls@bright.example", "owner", "correct horse battery")
         client = secure_app.test_client()
-        response = sign_in_as(client, "tls@bright.example", "correct horse battery")
+        # Over https (the cookie follows the request, not PUBLIC_URL; the test client, like a
+        # browser, sends a Secure cookie back over https only).
+        base = "https://diary.example"
+        page = client.get("/app/login", base_url=base).get_data(as_text=True)
+        response = client.post(
+            "/app/login",
+            base_url=base,
+            headers={"Referer": f"{base}/app/login"},  # Flask-WTF checks it over https
+            data={
+                "email": "tls@bright.example",
+                "password": "correct horse battery",
+                "csrf_token": csrf_token(page),
+            },
+        )
         assert "Secure" in response.headers["Set-Cookie"]
     finally:
         secure_app.extensions[KEY].engine.dispose()
@@ -176,12 +192,22 @@ def test_the_lock_ends_after_fifteen_minutes_and_spread_out_failures_never_lock(
             sign_in(runtime.uow(), owner.account.email, "wrong wrong wrong", at)
 
 
+def many_processes(monkeypatch) -> None:
+    """One process hashes one password at a time (the rest are told "busy", see
+    test_sign_in_limits.py); as many slots as threads stand for that many gunicorn workers, whose
+    guesses only the database's count can stop."""
+    import booking_service.use_cases.accounts as accounts
+
+    monkeypatch.setattr(accounts, "_hashing", threading.BoundedSemaphore(64))
+
+
 def test_concurrent_failures_are_all_counted(runtime, owner, db, monkeypatch):
     """No attempt that was counted is lost to a concurrent one. An attempt that starts after
     the tenth has committed the lock is refused by the lock check before it counts, so the
     number recorded is the number that reached the count, not always all 16."""
     from booking_service.repositories.users import UserRepository
 
+    many_processes(monkeypatch)
     now = utc_now()
     counted: list[int] = []
     real = UserRepository.count_attempt
@@ -222,6 +248,7 @@ def test_parallel_guesses_get_no_more_than_ten_password_comparisons(runtime, own
         return real(stored, candidate)
 
     monkeypatch.setattr(accounts, "check_password_hash", counting)
+    many_processes(monkeypatch)
     now = utc_now()
 
     def attempt(i):
