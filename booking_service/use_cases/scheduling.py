@@ -179,7 +179,9 @@ def free_slots(
             for opens, closes in schedule.ranges_on(day):
                 _, close_at = _range_bounds(day, opens, closes, zone)
                 for start in _grid_starts(day, opens, closes, zone, rules.slot_minutes):
-                    if start < earliest or start > latest:
+                    # `start <= now`: check_start calls that past; with no minimum notice the
+                    # grid start equal to now was offered and then refused.
+                    if start < earliest or start <= now or start > latest:
                         continue
                     if window_end is not None and start >= window_end:
                         continue

@@ -202,6 +202,9 @@ def world(app, runtime, org, owner, db) -> World:  # noqa: F811  (owner: the fix
         (org.id, resource, closed_day),
     )
     event_id = db.execute("SELECT event_id FROM outbox_events ORDER BY id LIMIT 1").fetchone()[0]
+    # Delivered already: a replay of a delivery still pending changes nothing (#24), and each
+    # accepted request here must change something.
+    db.execute("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now()")
     return World(
         org=org,
         owner_email=owner.account.email,
