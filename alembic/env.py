@@ -11,9 +11,9 @@ from alembic import context
 from dotenv import load_dotenv
 from sqlalchemy import create_engine, text
 
-from booking_service import models  # noqa: F401 - registers the tables on Base.metadata
 from booking_service.config import ConfigError, Settings
-from booking_service.db import Base
+from booking_service.persistence import models  # noqa: F401 - registers the tables on Base.metadata
+from booking_service.persistence.db import Base
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):

@@ -39,7 +39,7 @@ from sqlalchemy import event
 
 from bench.run import link_calendar, rest_of_message, setup_org
 from booking_service.devtools import pgcluster
-from booking_service.schema_check import alembic_config
+from booking_service.persistence.schema_check import alembic_config
 
 SLOTS_PER_DAY = 287  # 00:00 .. 23:50: the bench resource closes at 23:55
 
@@ -132,7 +132,7 @@ def main() -> int:
             rest = rest_of_message(Path(tmp) / "rest.json").read_text()
         os.environ.update(DATABASE_URL=url, LOG_FORMAT="json", LOG_LEVEL="INFO")
         from booking_service.app import create_app
-        from booking_service.extensions import KEY
+        from booking_service.runtime.extensions import KEY
 
         app = create_app()
         statements = 0

@@ -37,7 +37,7 @@ import psycopg
 from alembic import command
 
 from booking_service.devtools import pgcluster
-from booking_service.schema_check import alembic_config
+from booking_service.persistence.schema_check import alembic_config
 from tests import stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -613,7 +613,7 @@ def main() -> int:
 LEVERS = """
 ## Levers taken (#17)
 
-1. **Hot statements on the driver** (`booking_service/repositories/driver.py`). The booking
+1. **Hot statements on the driver** (`booking_service/persistence/repositories/driver.py`). The booking
    path's statements (organization, ledger claim, change count, catalogue, contact upsert,
    schedule read, appointment insert, ledger answer, outbox CTE, the notification plan's read)
    are still written once in SQLAlchemy Core, compiled once for the psycopg dialect and run

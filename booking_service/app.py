@@ -21,11 +21,11 @@ from booking_service.api.proxy import TrustedProxies
 from booking_service.api.twilio import bp as twilio_bp
 from booking_service.cli import register_cli
 from booking_service.config import Settings, parse_networks
-from booking_service.db import make_engine, make_session_factory
-from booking_service.extensions import Runtime, init_runtime
-from booking_service.logging_setup import configure_logging
-from booking_service.schema_check import head_revision
-from booking_service.secrets_box import SecretBox
+from booking_service.persistence.db import make_engine, make_session_factory
+from booking_service.persistence.schema_check import head_revision
+from booking_service.persistence.secrets_box import SecretBox
+from booking_service.runtime.extensions import Runtime, init_runtime
+from booking_service.runtime.logging_setup import configure_logging
 from booking_service.vapi.blueprint import bp as vapi_bp
 from booking_service.web import init_web
 from booking_service.web.errors import error_page

@@ -34,7 +34,7 @@ class _RedactingLogger(glogging.Logger):
     feed URL is its credential; secrets are never logged)."""
 
     def atoms(self, resp, req, environ, request_time):
-        from booking_service.logging_setup import redact_secret_paths
+        from booking_service.runtime.logging_setup import redact_secret_paths
 
         atoms = super().atoms(resp, req, environ, request_time)
         for key in ("r", "U", "f"):
@@ -74,7 +74,7 @@ if os.environ["LOG_FORMAT"] == "json":
                 "stream": "ext://sys.stdout",
             },
         },
-        # The app configures the root logger itself (booking_service.logging_setup).
+        # The app configures the root logger itself (booking_service.runtime.logging_setup).
         "root": {"level": loglevel.upper(), "handlers": []},
         "loggers": {
             "gunicorn.error": {
@@ -96,7 +96,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 def on_starting(server):
     """Refuse to serve when the schema check fails (unless SCHEMA_CHECK_OVERRIDE is set), or
     when bound beyond loopback without METRICS_TOKEN."""
-    from booking_service.startup import gate
+    from booking_service.runtime.startup import gate
 
     gate(binds=server.cfg.bind)
 

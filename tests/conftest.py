@@ -26,8 +26,8 @@ from vapi.types import ServerMessageResponseToolCalls  # lazy package: ~0.1 s, o
 
 from booking_service.app import create_app
 from booking_service.devtools import pgcluster
-from booking_service.extensions import KEY
-from booking_service.schema_check import alembic_config
+from booking_service.persistence.schema_check import alembic_config
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from tests.helpers import local_start
 

@@ -29,7 +29,7 @@ import httpx
 import icalendar
 
 from booking_service.adapters.webhooks import Target, UnsafeTarget, check_target
-from booking_service.recurrence import UnreadableCalendar
+from booking_service.domain.recurrence import UnreadableCalendar
 
 # What one read may download: far more than any real diary's events over its horizon.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024

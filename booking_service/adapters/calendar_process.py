@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from booking_service.recurrence import UnreadableCalendar
+from booking_service.domain.recurrence import UnreadableCalendar
 
 # A child may use this much address space (Python, httpx and icalendar need about 100 MB;
 # the rest is for the answer and the expanded events, bounded by recurrence.MAX_OCCURRENCES).
@@ -118,7 +118,7 @@ def _limit(memory_bytes: int, cpu_s: int) -> None:
 def _read(payload: dict) -> list[tuple[datetime, datetime]]:
     # Imported after the limits are set: nothing the calendar sends is parsed before.
     from booking_service.adapters.caldav import CalDavCalendar
-    from booking_service.calendars import busy_ranges
+    from booking_service.domain.calendars import busy_ranges
 
     start, end = datetime.fromisoformat(payload["start"]), datetime.fromisoformat(payload["end"])
     with CalDavCalendar(

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, jsonify
 
-from booking_service.extensions import runtime
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.health import (
     calendars_status,
     check_health,

@@ -13,8 +13,8 @@ import re
 from flask import Blueprint, Response, abort
 
 from booking_service.api.errors import error_response
-from booking_service.errors import DatabaseUnavailable, NotFound
-from booking_service.extensions import runtime
+from booking_service.domain.errors import DatabaseUnavailable, NotFound
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.calendars import feed_document
 
 bp = Blueprint("ical", __name__, url_prefix="/ical")

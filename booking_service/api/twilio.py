@@ -22,10 +22,10 @@ from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 
 from booking_service.api.errors import error_response
-from booking_service.errors import DatabaseUnavailable
-from booking_service.extensions import runtime
-from booking_service.normalize import mask_phone
-from booking_service.secrets_box import SecretsUnavailable
+from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.domain.normalize import mask_phone
+from booking_service.persistence.secrets_box import SecretsUnavailable
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.notifications import inbound_sms, twilio_auth_token
 
 bp = Blueprint("twilio", __name__, url_prefix="/api/twilio")

@@ -30,11 +30,12 @@ from booking_service.cli.notifications import (
 from booking_service.cli.users import user_cli
 from booking_service.cli.webhooks import webhook_cli, worker_command
 from booking_service.config import ConfigError
-from booking_service.db import make_engine, make_session_factory
-from booking_service.errors import DatabaseUnavailable
-from booking_service.extensions import runtime
-from booking_service.schema_check import check_schema
-from booking_service.unit_of_work import SqlAlchemyUnitOfWork
+from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.domain.times import utc_now
+from booking_service.persistence.db import make_engine, make_session_factory
+from booking_service.persistence.schema_check import check_schema
+from booking_service.persistence.unit_of_work import SqlAlchemyUnitOfWork
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.adoption import adopt_contacts
 from booking_service.use_cases.notifications import reminder_values
@@ -53,7 +54,6 @@ from booking_service.use_cases.resources import (
     list_resources,
     set_day,
 )
-from booking_service.use_cases.times import utc_now
 from booking_service.vapi.definitions import tool_definitions
 
 DEMO_OWNER = "owner@demo.example"

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 from booking_service.adapters.caldav import CalDavCalendar, CalendarUnreachable
 from booking_service.cli.common import echo, expected_errors
-from booking_service.extensions import runtime
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.calendars import (
     CalendarInputError,
     ListingLine,

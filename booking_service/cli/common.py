@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import click
 
-from booking_service.errors import AppointmentNotMarkable, DatabaseUnavailable, NotFound
-from booking_service.secrets_box import SecretsUnavailable
+from booking_service.domain.errors import AppointmentNotMarkable, DatabaseUnavailable, NotFound
+from booking_service.persistence.secrets_box import SecretsUnavailable
 from booking_service.use_cases.accounts import AccountInputError
 from booking_service.use_cases.calendars import CalendarInputError
 from booking_service.use_cases.notifications import MessagingInputError

@@ -8,11 +8,11 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
-from booking_service.extensions import runtime
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.appointments import OUTCOMES, mark_outcome
 from booking_service.use_cases.notifications import configure_email, configure_sms, listing
 from booking_service.use_cases.orgs import get_org
-from booking_service.use_cases.times import utc_now
 
 notifications_cli = AppGroup("notifications", help="Confirmations and reminders sent to callers.")
 appointment_cli = AppGroup("appointment", help="Staff actions on one appointment.")

@@ -9,7 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from booking_service.cli.common import echo, expected_errors
-from booking_service.extensions import runtime
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.accounts import (
     ROLES,
     NewPassword,

@@ -9,9 +9,9 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
-from booking_service.extensions import runtime
-from booking_service.outbox import EVENT_TYPES
-from booking_service.repositories.outbox import EndpointRow
+from booking_service.domain.outbox import EVENT_TYPES
+from booking_service.persistence.repositories.outbox import EndpointRow
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.webhooks import (
     add_endpoint,
     deliveries,
@@ -20,7 +20,7 @@ from booking_service.use_cases.webhooks import (
     set_enabled,
 )
 from booking_service.use_cases.webhooks import rotate_secret as rotate_webhook_secret
-from booking_service.worker import Worker
+from booking_service.worker.loop import Worker
 
 webhook_cli = AppGroup("webhook", help="Where an organization's events are sent, and what was.")
 

@@ -30,12 +30,12 @@ from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from booking_service.errors import NotFound
-from booking_service.models import USER_ROLES as ROLES
-from booking_service.normalize import normalize_email, unstorable_character
-from booking_service.repositories.users import UserRow
-from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases.times import utc_now
+from booking_service.domain.errors import NotFound
+from booking_service.domain.normalize import normalize_email, unstorable_character
+from booking_service.domain.times import utc_now
+from booking_service.persistence.models import USER_ROLES as ROLES
+from booking_service.persistence.repositories.users import UserRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from booking_service.normalize import mask_phone, normalize_phone
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.normalize import mask_phone, normalize_phone
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 

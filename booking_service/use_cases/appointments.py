@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from booking_service.errors import (
+from booking_service.domain.errors import (
     AlreadyStarted,
     AppointmentNotFound,
     AppointmentNotMarkable,
@@ -29,20 +29,20 @@ from booking_service.errors import (
     NotFound,
     StartRefused,
 )
-from booking_service.events import (
+from booking_service.domain.events import (
     AppointmentCancelled,
     AppointmentCompleted,
     AppointmentNoShow,
     AppointmentRescheduled,
     appointment_event,
 )
-from booking_service.metrics import BOOKING_CONFLICTS
-from booking_service.repositories.appointments import AppointmentRow
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.times import ParsedStart
+from booking_service.persistence.repositories.appointments import AppointmentRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.runtime.metrics import BOOKING_CONFLICTS
 from booking_service.use_cases.catalogue import choose_resources, load_catalogue
 from booking_service.use_cases.openings import check_start, refused
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from booking_service.errors import CalendarUnavailable
-from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases import scheduling
+from booking_service.domain import scheduling
+from booking_service.domain.errors import CalendarUnavailable
+from booking_service.domain.scheduling import ResourceSchedule, Slot
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.openings import load_schedules
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.scheduling import ResourceSchedule, Slot
 
 
 @dataclass(frozen=True)

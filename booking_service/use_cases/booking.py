@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from booking_service.errors import StartRefused, TooManyUpcoming, UnverifiedBookingsLimit
-from booking_service.events import AppointmentBooked, appointment_event
-from booking_service.metrics import BOOKING_CONFLICTS
-from booking_service.recipients import day_start
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.errors import StartRefused, TooManyUpcoming, UnverifiedBookingsLimit
+from booking_service.domain.events import AppointmentBooked, appointment_event
+from booking_service.domain.recipients import day_start
+from booking_service.domain.times import ParsedStart
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.runtime.metrics import BOOKING_CONFLICTS
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
 from booking_service.use_cases.openings import Openings, cached_openings, check_start, refused
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from booking_service import calendars
 from booking_service.adapters.webhooks import UnsafeTarget, check_target
-from booking_service.errors import NotFound
-from booking_service.models import WHEN_STALE
-from booking_service.repositories.calendars import LinkRow, ListedAppointment
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain import calendars
+from booking_service.domain.errors import NotFound
+from booking_service.domain.times import utc_now
+from booking_service.persistence.models import WHEN_STALE
+from booking_service.persistence.repositories.calendars import LinkRow, ListedAppointment
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.resources import name_key
-from booking_service.use_cases.times import utc_now
 
 # The feed shows this much history (a subscribed calendar keeps last month's visits).
 FEED_HISTORY = timedelta(days=30)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from booking_service.errors import NothingBookable, UnknownResource, UnknownService
-from booking_service.repositories.schedule import ResourceRow, ServiceRow
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.errors import NothingBookable, UnknownResource, UnknownService
+from booking_service.persistence.repositories.schedule import ResourceRow, ServiceRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.resources import name_key
 

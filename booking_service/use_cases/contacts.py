@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from booking_service.errors import UniqueViolation
-from booking_service.metrics import CONTACT_RESOLUTIONS
-from booking_service.normalize import mask_phone
-from booking_service.repositories.contacts import ContactRow
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.errors import UniqueViolation
+from booking_service.domain.normalize import mask_phone
+from booking_service.persistence.repositories.contacts import ContactRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.runtime.metrics import CONTACT_RESOLUTIONS
 
 log = logging.getLogger(__name__)
 

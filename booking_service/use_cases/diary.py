@@ -12,11 +12,21 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from booking_service.errors import NotFound
-from booking_service.normalize import clean_name, clean_text, normalize_email, normalize_phone
-from booking_service.repositories.calendars import ListedAppointment
-from booking_service.repositories.diary import AppointmentDetail, HistoryEntry, ToolCallEntry
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.errors import NotFound
+from booking_service.domain.normalize import (
+    clean_name,
+    clean_text,
+    normalize_email,
+    normalize_phone,
+)
+from booking_service.domain.times import ParsedStart
+from booking_service.persistence.repositories.calendars import ListedAppointment
+from booking_service.persistence.repositories.diary import (
+    AppointmentDetail,
+    HistoryEntry,
+    ToolCallEntry,
+)
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.appointments import (
     Cancellation,
     Rescheduling,
@@ -30,7 +40,6 @@ from booking_service.use_cases.booking import Booking, BookingRequest, book_appo
 from booking_service.use_cases.catalogue import load_catalogue
 from booking_service.use_cases.contacts import CallerIdentity
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart
 
 MAX_AGENDA_DAYS = 7
 MAX_REASON_LENGTH = 500

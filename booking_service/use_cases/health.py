@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from booking_service.errors import DatabaseUnavailable
-from booking_service.metrics import OutboxSnapshot
-from booking_service.schema_check import check_schema
-from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases.times import utc_now
+from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.domain.times import utc_now
+from booking_service.persistence.schema_check import check_schema
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.runtime.metrics import OutboxSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,16 @@ from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 
-from booking_service.errors import NotFound
-from booking_service.normalize import is_valid_region, mask_phone, normalize_email, normalize_phone
-from booking_service.repositories.notifications import NotificationRow, SettingsRow
-from booking_service.repositories.organizations import OrganizationRow
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.errors import NotFound
+from booking_service.domain.normalize import (
+    is_valid_region,
+    mask_phone,
+    normalize_email,
+    normalize_phone,
+)
+from booking_service.persistence.repositories.notifications import NotificationRow, SettingsRow
+from booking_service.persistence.repositories.organizations import OrganizationRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 # Twilio's opt-out and opt-in keywords (Advanced Opt-Out defaults).
 STOP_WORDS = frozenset(

@@ -12,18 +12,18 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from booking_service.errors import CalendarUnavailable, StartRefused
-from booking_service.repositories.schedule import (
+from booking_service.domain import scheduling
+from booking_service.domain.errors import CalendarUnavailable, StartRefused
+from booking_service.domain.scheduling import Range, ResourceSchedule, Slot
+from booking_service.domain.times import ParsedStart
+from booking_service.persistence.repositories.schedule import (
     DayException,
     LinkState,
     ResourceRow,
     WeeklyHours,
 )
-from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases import scheduling
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.scheduling import Range, ResourceSchedule, Slot
-from booking_service.use_cases.times import ParsedStart
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from booking_service.errors import NotFound, StaleOrganization
-from booking_service.normalize import is_valid_region
-from booking_service.org_cache import OrgCache
-from booking_service.repositories.organizations import OrganizationRow
-from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases.scheduling import Rules
+from booking_service.domain.errors import NotFound, StaleOrganization
+from booking_service.domain.normalize import is_valid_region
+from booking_service.domain.scheduling import Rules
+from booking_service.domain.times import utc_now
+from booking_service.persistence.org_cache import OrgCache
+from booking_service.persistence.repositories.organizations import OrganizationRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.signatures import new_hmac_key
-from booking_service.use_cases.times import utc_now
 
 # Secrets carry their organization id so that lookup is by primary key and the comparison of
 # the hash is constant-time; the organization is never taken from the request payload.
@@ -50,7 +50,7 @@ class OrgInfo:
     unverified_bookings_per_day: int = 20
     # The HMAC key when the organization requires signed requests (never logged or shown).
     hmac_key: str | None = field(default=None, repr=False)  # as stored: sealed
-    # The organization's config_version when it was read (see booking_service/org_cache.py).
+    # The organization's config_version when it was read (see persistence/org_cache.py).
     version: int = 0
     # Read from this worker's cache, not from the database in this request: its version must
     # be confirmed by a statement of the request before anything is answered.

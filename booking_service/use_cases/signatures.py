@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from booking_service.errors import (
+from booking_service.domain.errors import (
     ChangeLimitReached,
     DatabaseUnavailable,
     LockTimeout,
@@ -24,8 +24,8 @@ from booking_service.errors import (
     RequestIdReused,
     StaleOrganization,
 )
-from booking_service.repositories.ledger import LedgerEntry, LedgerKey
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.persistence.repositories.ledger import LedgerEntry, LedgerKey
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from booking_service.adapters.webhooks import UnsafeTarget, check_target
-from booking_service.errors import NotFound
-from booking_service.outbox import EVENT_TYPES
-from booking_service.repositories.outbox import AttemptRow, EndpointRow
-from booking_service.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases.times import utc_now
+from booking_service.domain.errors import NotFound
+from booking_service.domain.outbox import EVENT_TYPES
+from booking_service.domain.times import utc_now
+from booking_service.persistence.repositories.outbox import AttemptRow, EndpointRow
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 # An organization's endpoints at most: every event is sent to each, and each is a target a
 # misused account could point at others (README: Events out).

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from booking_service.normalize import looks_like_template, normalize_email, normalize_phone
+from booking_service.domain.normalize import looks_like_template, normalize_email, normalize_phone
+from booking_service.domain.times import ParsedStart, localize
 from booking_service.use_cases.contacts import CallerIdentity
-from booking_service.use_cases.times import ParsedStart, localize
 from booking_service.vapi.speech import today_sentence
 
 

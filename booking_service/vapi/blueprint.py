@@ -18,16 +18,21 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from booking_service.api.errors import error_response
 from booking_service.api.proxy import TRUSTED_KEY
-from booking_service.errors import DatabaseUnavailable, NotFound, OutOfTime, StaleOrganization
-from booking_service.extensions import runtime
-from booking_service.logging_setup import log_context
-from booking_service.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
-from booking_service.normalize import normalize_phone
-from booking_service.secrets_box import SecretsUnavailable
-from booking_service.unit_of_work import ConnectionScope
+from booking_service.domain.errors import (
+    DatabaseUnavailable,
+    NotFound,
+    OutOfTime,
+    StaleOrganization,
+)
+from booking_service.domain.normalize import normalize_phone
+from booking_service.domain.times import utc_now
+from booking_service.persistence.secrets_box import SecretsUnavailable
+from booking_service.persistence.unit_of_work import ConnectionScope
+from booking_service.runtime.extensions import runtime
+from booking_service.runtime.logging_setup import log_context
+from booking_service.runtime.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
 from booking_service.use_cases.orgs import OrgInfo, authenticate, confirm_org, get_org
 from booking_service.use_cases.signatures import Verdict, store_answer, verify
-from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.tool_calls import Answer
 from booking_service.vapi import replies
 from booking_service.vapi.envelope import BadEnvelope, Envelope, ToolInvocation, parse, usable_id

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from booking_service.normalize import unstorable_character
+from booking_service.domain.normalize import unstorable_character
 
 
 class BadEnvelope(ValueError):

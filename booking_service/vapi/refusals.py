@@ -1,6 +1,6 @@
 """What the assistant says when the rules refuse: one sentence per kind of refusal.
 
-Use cases raise refusals carrying data (`booking_service/errors.py`); this module is the only
+Use cases raise refusals carrying data (`booking_service/domain/errors.py`); this module is the only
 place that words them for a caller on the phone.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import singledispatch
 
-from booking_service.errors import (
+from booking_service.domain.errors import (
     AlreadyStarted,
     AppointmentNotFound,
     CalendarUnavailable,
@@ -27,8 +27,8 @@ from booking_service.errors import (
     UnknownService,
     UnverifiedBookingsLimit,
 )
+from booking_service.domain.times import spoken_datetime
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import spoken_datetime
 from booking_service.vapi.speech import nonexistent_sentence, offer_sentence, reason_sentence
 
 NOT_FOUND = (

@@ -11,13 +11,13 @@ import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from booking_service.normalize import clean_name
+from booking_service.domain.normalize import clean_name
+from booking_service.domain.scheduling import Slot
+from booking_service.domain.times import spoken_date, spoken_datetime, spoken_time
 from booking_service.use_cases.appointments import AppointmentView, Cancellation, Rescheduling
 from booking_service.use_cases.availability import Availability
 from booking_service.use_cases.booking import Booking
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.scheduling import Slot
-from booking_service.use_cases.times import spoken_date, spoken_datetime, spoken_time
 from booking_service.use_cases.tool_calls import Answer
 
 # Not "nothing was booked": a commit may have succeeded before the connection dropped.

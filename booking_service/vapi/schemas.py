@@ -6,7 +6,7 @@ import math
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from booking_service.normalize import clean_name, clean_text, unstorable_character
+from booking_service.domain.normalize import clean_name, clean_text, unstorable_character
 
 
 class SpokenText(fields.String):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from booking_service.use_cases import scheduling
+from booking_service.domain import scheduling
+from booking_service.domain.scheduling import Slot
+from booking_service.domain.times import spoken_date, spoken_datetime, spoken_time
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.scheduling import Slot
-from booking_service.use_cases.times import spoken_date, spoken_datetime, spoken_time
 
 
 def today_sentence(zone: ZoneInfo, now: datetime) -> str:

@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 
 from marshmallow import Schema, ValidationError
 
-from booking_service.errors import Refusal
-from booking_service.unit_of_work import AbstractUnitOfWork
+from booking_service.domain.errors import Refusal
+from booking_service.domain.times import ParsedStart
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.appointments import (
     Proof,
     cancel_appointment,
@@ -34,7 +35,6 @@ from booking_service.use_cases.appointments import (
 from booking_service.use_cases.availability import check_availability
 from booking_service.use_cases.booking import BookingRequest, book_appointment
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.use_cases.times import ParsedStart
 from booking_service.use_cases.tool_calls import (
     Answer,
     ChangeLimit,

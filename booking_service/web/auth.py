@@ -11,7 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
-from booking_service.extensions import runtime
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.accounts import (
     Account,
     SignInBusy,
@@ -23,7 +24,6 @@ from booking_service.use_cases.accounts import (
     signed_in,
 )
 from booking_service.use_cases.orgs import get_org
-from booking_service.use_cases.times import utc_now
 from booking_service.web import SESSION_HOURS, bp, csrf
 
 

@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from booking_service.errors import (
+from booking_service.domain import scheduling
+from booking_service.domain.errors import (
     AlreadyStarted,
     AppointmentNotMarkable,
     CalendarUnavailable,
@@ -22,7 +23,7 @@ from booking_service.errors import (
     UnknownResource,
     UnknownService,
 )
-from booking_service.use_cases import scheduling
+from booking_service.domain.times import utc_now
 from booking_service.use_cases.appointments import mark_outcome
 from booking_service.use_cases.diary import (
     DiaryInputError,
@@ -35,7 +36,6 @@ from booking_service.use_cases.diary import (
     move_by_staff,
     offered,
 )
-from booking_service.use_cases.times import utc_now
 from booking_service.web import bp
 from booking_service.web.auth import signed_in_only, uow
 from booking_service.web.errors import error_page

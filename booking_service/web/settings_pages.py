@@ -11,8 +11,9 @@ from datetime import date
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from booking_service.errors import NotFound
-from booking_service.extensions import runtime
+from booking_service.domain.errors import NotFound
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.accounts import (
     ROLES,
     AccountInputError,
@@ -36,7 +37,6 @@ from booking_service.use_cases.resources import (
     set_day,
     set_weekly_hours,
 )
-from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import (
     ReplayLimitReached,
     WebhookInputError,

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
+from booking_service.domain.times import utc_now
 from booking_service.use_cases.accounts import TAKEN_ANSWERS_PER_DAY, add_user
-from booking_service.use_cases.times import utc_now
 from tests.e2e.test_web import page_token, sign_in_as
 from tests.helpers import count
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from booking_service.extensions import KEY
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from tests import stack
 from tests.conftest import make_app

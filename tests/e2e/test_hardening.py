@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from booking_service.logging_setup import ContextFilter, JsonFormatter
+from booking_service.runtime.logging_setup import ContextFilter, JsonFormatter
 from booking_service.use_cases.orgs import update_rules
 from booking_service.use_cases.resources import add_resource
 from booking_service.vapi.blueprint import arrival

@@ -9,7 +9,7 @@ import pytest
 
 from booking_service.use_cases.orgs import set_hmac
 from booking_service.use_cases.signatures import MAX_RUNS, expected_signature
-from booking_service.worker import Worker
+from booking_service.worker.loop import Worker
 from tests.helpers import booked, booking, count, envelope, tool_call
 
 

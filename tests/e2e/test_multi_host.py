@@ -13,7 +13,7 @@ import psycopg
 from alembic import command
 
 from booking_service.devtools import pgcluster
-from booking_service.schema_check import alembic_config
+from booking_service.persistence.schema_check import alembic_config
 from tests.helpers import business_day, envelope, run_concurrently, tool_call
 from tests.pooler import pgbouncer, through
 from tests.receiver import receiver

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import event
 
-from booking_service.extensions import KEY
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import rotate_secret, set_hmac, update_rules
 from booking_service.use_cases.resources import (
     add_resource,

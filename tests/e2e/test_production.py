@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from booking_service.devtools.pgcluster import free_port
-from booking_service.logging_setup import JsonFormatter, log_context
+from booking_service.runtime.logging_setup import JsonFormatter, log_context
 from tests.conftest import make_app
 from tests.helpers import booked, booking, count, envelope, error_of, local_start, post, tool_call
 
@@ -147,7 +147,7 @@ def test_json_log_lines_carry_the_ids_outcome_and_duration():
         None,
     )
     record.outcome, record.duration_ms = "ok", 12.5
-    from booking_service.logging_setup import ContextFilter
+    from booking_service.runtime.logging_setup import ContextFilter
 
     with log_context(
         request_id="r1", org_id=7, call_id="c1", tool_call_id="t1", tool="bookAppointment"

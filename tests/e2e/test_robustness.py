@@ -11,8 +11,8 @@ import time
 import psycopg
 
 from booking_service.config import Settings
-from booking_service.db import make_engine
-from booking_service.logging_setup import MaskingFormatter
+from booking_service.persistence.db import make_engine
+from booking_service.runtime.logging_setup import MaskingFormatter
 from booking_service.use_cases.tool_calls import fingerprint
 from tests.conftest import make_app
 from tests.helpers import booked, booking, count, envelope, error_of, only_result, post, tool_call

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 import booking_service.use_cases.accounts as accounts
+from booking_service.domain.times import utc_now
 from booking_service.use_cases.accounts import (
     SignInFailed,
     SignInLocked,
@@ -19,7 +20,6 @@ from booking_service.use_cases.accounts import (
     sign_in,
     sign_in_source,
 )
-from booking_service.use_cases.times import utc_now
 from tests.e2e.test_web import csrf_token, sign_in_as
 from tests.helpers import count
 

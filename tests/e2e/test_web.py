@@ -12,15 +12,15 @@ from datetime import date, timedelta
 import pytest
 from flask.testing import FlaskClient
 
-from booking_service.extensions import KEY
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.accounts import (
     SignInFailed,
     SignInLocked,
     add_user,
     sign_in,
 )
-from booking_service.use_cases.times import utc_now
-from booking_service.worker import Worker
+from booking_service.worker.loop import Worker
 from tests.conftest import make_app
 from tests.helpers import (
     booked,
@@ -205,7 +205,7 @@ def test_concurrent_failures_are_all_counted(runtime, owner, db, monkeypatch):
     """No attempt that was counted is lost to a concurrent one. An attempt that starts after
     the tenth has committed the lock is refused by the lock check before it counts, so the
     number recorded is the number that reached the count, not always all 16."""
-    from booking_service.repositories.users import UserRepository
+    from booking_service.persistence.repositories.users import UserRepository
 
     many_processes(monkeypatch)
     now = utc_now()

@@ -18,7 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg import sql
 
-from booking_service.extensions import KEY
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.webhooks import add_endpoint
 from tests.conftest import make_app

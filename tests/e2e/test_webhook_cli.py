@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from booking_service.extensions import KEY
+from booking_service.runtime.extensions import KEY
 from tests.conftest import make_app
 from tests.helpers import booked, booking, envelope, post, tool_call
 from tests.receiver import Reply, receiver

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from booking_service.extensions import KEY
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.accounts import add_user
-from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import (
     MAX_ENDPOINTS_PER_ORG,
     REPLAY_ACTION,

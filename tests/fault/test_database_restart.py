@@ -11,10 +11,10 @@ import time
 from alembic import command
 
 from booking_service.devtools import pgcluster
-from booking_service.schema_check import alembic_config
+from booking_service.persistence.schema_check import alembic_config
 from booking_service.use_cases.orgs import create_org, update_rules
 from booking_service.use_cases.webhooks import add_endpoint
-from booking_service.worker import Worker
+from booking_service.worker.loop import Worker
 from tests.conftest import Org, make_app
 from tests.helpers import business_day, envelope, post, tool_call
 from tests.receiver import receiver

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from booking_service.extensions import KEY
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.webhooks import add_endpoint
 from tests.conftest import TEST_SECRET_KEY, make_app
 from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call

@@ -18,12 +18,12 @@ import icalendar
 import pytest
 
 from booking_service.adapters.caldav import CalDavCalendar
-from booking_service.calendar_sync import CalendarSync
-from booking_service.extensions import KEY
-from booking_service.notifications import calendar_uid
+from booking_service.domain.notifications import calendar_uid
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.resources import add_resource
-from booking_service.use_cases.times import utc_now
+from booking_service.worker.calendar_sync import CalendarSync
 from tests.conftest import Org, make_app
 from tests.helpers import (
     booked,
@@ -246,7 +246,7 @@ def test_a_push_whose_outcome_was_lost_is_retried_onto_the_same_event(
     reference = book(app, org, f"{business_day(days=4)}T11:00")
     # The PUT reaches the server but the worker dies before recording it: its transaction
     # rolls back and the push is still pending.
-    from booking_service.repositories.calendars import CalendarRepository
+    from booking_service.persistence.repositories.calendars import CalendarRepository
 
     real = CalendarRepository.pushes_done
 

@@ -16,11 +16,11 @@ from datetime import timedelta
 
 import pytest
 
-from booking_service.extensions import KEY
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
-from booking_service.use_cases.times import utc_now
 from booking_service.use_cases.webhooks import add_endpoint
-from booking_service.worker import CIRCUIT_THRESHOLD, Worker
+from booking_service.worker.loop import CIRCUIT_THRESHOLD, Worker
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, envelope, local_start, post, tool_call
 from tests.integration.test_notifications import (  # noqa: F401 - fixtures

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
 
-from booking_service.errors import DatabaseUnavailable
-from booking_service.models import Contact, Organization
-from booking_service.repositories.driver import HotStatement
+from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.persistence.models import Contact, Organization
+from booking_service.persistence.repositories.driver import HotStatement
 
 PHONE = "+14155550123"
 _BAD_INSERT = HotStatement(

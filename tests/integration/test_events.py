@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from booking_service.errors import Refusal, StartRefused
-from booking_service.events import AppointmentBooked, AppointmentCancelled, AppointmentRescheduled
-from booking_service.repositories.ledger import LedgerKey
+from booking_service.domain.errors import Refusal, StartRefused
+from booking_service.domain.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentRescheduled,
+)
+from booking_service.domain.times import ParsedStart, utc_now
+from booking_service.persistence.repositories.ledger import LedgerKey
 from booking_service.use_cases.appointments import (
     Proof,
     cancel_appointment,
@@ -15,7 +20,6 @@ from booking_service.use_cases.appointments import (
 )
 from booking_service.use_cases.booking import BookingRequest, book_appointment
 from booking_service.use_cases.contacts import CallerIdentity
-from booking_service.use_cases.times import ParsedStart, utc_now
 from booking_service.use_cases.tool_calls import Answer, ChangeLimit, answer_once
 from tests.helpers import count, local_start
 

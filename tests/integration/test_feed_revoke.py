@@ -14,7 +14,7 @@ BASE = "https://book.example.com"
 
 @pytest.fixture
 def app(database_url):
-    from booking_service.extensions import KEY
+    from booking_service.runtime.extensions import KEY
 
     application = make_app(database_url, PUBLIC_URL=BASE)
     yield application

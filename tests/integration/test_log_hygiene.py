@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from booking_service.extensions import KEY
-from booking_service.logging_setup import QUIET_LIBRARIES
-from booking_service.notifier import Notifier
+from booking_service.runtime.extensions import KEY
+from booking_service.runtime.logging_setup import QUIET_LIBRARIES
 from booking_service.use_cases.orgs import create_org
-from booking_service.worker import Worker
+from booking_service.worker.loop import Worker
+from booking_service.worker.notifier import Notifier
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, envelope, local_start, post, tool_call
 from tests.integration.test_notifications import ACCOUNT, CALLER, TOKEN, Clock, enable_sms
@@ -103,4 +103,4 @@ def test_a_webhook_leaves_no_third_party_info_line_and_no_url_credentials(app, r
 def test_client_libraries_log_warnings_only_while_ours_keep_info(app, name):
     assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
     assert name.split(".")[0] in QUIET_LIBRARIES
-    assert logging.getLogger("booking_service.worker").isEnabledFor(logging.INFO)
+    assert logging.getLogger("booking_service.worker.loop").isEnabledFor(logging.INFO)

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from alembic import command
 
-from booking_service.schema_check import alembic_config, head_revision
+from booking_service.persistence.schema_check import alembic_config, head_revision
 from tests.conftest import make_app
 
 
@@ -201,7 +201,7 @@ def test_a_missing_exclusion_constraint_is_reported(database_url, db):
 
 def test_the_start_up_gate_refuses_an_outdated_database_unless_overridden(blank_url, capsys):
     from booking_service.config import Settings
-    from booking_service.startup import gate
+    from booking_service.runtime.startup import gate
 
     with pytest.raises(SystemExit) as exit_info:
         gate(Settings(database_url=blank_url))
@@ -216,7 +216,7 @@ def test_the_start_up_gate_refuses_an_outdated_database_unless_overridden(blank_
 
 def test_the_start_up_gate_passes_a_database_at_head(database_url):
     from booking_service.config import Settings
-    from booking_service.startup import gate
+    from booking_service.runtime.startup import gate
 
     gate(Settings(database_url=database_url))
 

@@ -24,13 +24,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from twilio.request_validator import RequestValidator
 
-from booking_service import notifications
 from booking_service.devtools.pgcluster import free_port
-from booking_service.extensions import KEY
-from booking_service.notifier import Notifier
+from booking_service.domain import notifications
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.resources import add_resource
-from booking_service.use_cases.times import utc_now
+from booking_service.worker.notifier import Notifier
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call
 from tests.twilio_server import FakeTwilio, fake_twilio

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from booking_service.extensions import KEY
-from booking_service.use_cases.times import utc_now
+from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.webhooks import add_endpoint, replay, rotate_secret, set_enabled
-from booking_service.worker import MAX_ATTEMPTS, Worker
+from booking_service.worker.loop import MAX_ATTEMPTS, Worker
 from tests.conftest import make_app
 from tests.helpers import (
     booked,

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from booking_service.devtools import pgcluster
-from booking_service.errors import DatabaseUnavailable
-from booking_service.extensions import KEY
+from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import update_rules
 from booking_service.use_cases.webhooks import add_endpoint
-from booking_service.worker import Worker
+from booking_service.worker.loop import Worker
 from tests.conftest import make_app
 from tests.helpers import booking, count, envelope, local_start, post, run_concurrently, tool_call
 from tests.pooler import pgbouncer, through

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import sessionmaker
 
-from booking_service.errors import DatabaseUnavailable
-from booking_service.unit_of_work import ConnectionScope
+from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.use_cases import booking as booking_service
 from booking_service.vapi import replies
 from tests.conftest import make_app

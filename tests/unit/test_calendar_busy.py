@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from booking_service import calendars
-from booking_service.notifications import calendar_uid
+from booking_service.domain import calendars
+from booking_service.domain.notifications import calendar_uid
 
 NY = ZoneInfo("America/New_York")
 WINDOW = (datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC))

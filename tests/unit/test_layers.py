@@ -10,32 +10,49 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "booking_service"
 
 # layer -> imports it must not make (prefix match). Type-only imports (under TYPE_CHECKING) are
-# not dependencies at run time and are not checked.
+# not dependencies at run time and are not checked. Floors, lowest first: domain (pure rules),
+# persistence and adapters, use cases, then the front ends (vapi, api, web, cli, worker).
+_REPOSITORIES = "booking_service.persistence.repositories"
+_FRONT_ENDS = (
+    "booking_service.vapi",
+    "booking_service.api",
+    "booking_service.web",
+    "booking_service.cli",
+    "booking_service.worker",
+)
 FORBIDDEN = {
-    "repositories": (
+    "domain": (
+        "booking_service.persistence",
+        "booking_service.adapters",
         "booking_service.use_cases",
-        "booking_service.vapi",
-        "booking_service.api",
-        "booking_service.web",
+        "booking_service.runtime",
+        *_FRONT_ENDS,
+        "flask",
+        "sqlalchemy",
+    ),
+    "persistence/repositories": (
+        "booking_service.use_cases",
+        "booking_service.adapters",
+        *_FRONT_ENDS,
         "flask",
         "marshmallow",
     ),
-    "use_cases": (
-        "booking_service.vapi",
-        "booking_service.api",
-        "booking_service.web",
-        "booking_service.cli",
+    "adapters": (
+        "booking_service.persistence",
+        "booking_service.use_cases",
+        *_FRONT_ENDS,
         "flask",
-        "marshmallow",
+        "sqlalchemy",
     ),
-    "vapi": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
-    "api": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
-    "web": ("booking_service.repositories", "sqlalchemy", "booking_service.models"),
+    "use_cases": (*_FRONT_ENDS, "flask", "marshmallow"),
+    "vapi": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    "api": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    "web": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
 }
 # A health check is about the infrastructure itself: it may reach the engine.
 ALLOWED = {
     ("use_cases/health.py", "sqlalchemy"),
-    ("use_cases/health.py", "booking_service.schema_check"),
+    ("use_cases/health.py", "booking_service.persistence.schema_check"),
 }
 
 

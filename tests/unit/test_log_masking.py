@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from booking_service.logging_setup import _PHONE, _PHONE_LIKE, mask_digits
+from booking_service.runtime.logging_setup import _PHONE, _PHONE_LIKE, mask_digits
 
 
 @pytest.mark.parametrize(

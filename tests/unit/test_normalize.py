@@ -6,8 +6,7 @@ import logging
 
 import pytest
 
-from booking_service.logging_setup import ContextFilter, log_context, mask_digits
-from booking_service.normalize import (
+from booking_service.domain.normalize import (
     clean_name,
     clean_text,
     mask_phone,
@@ -15,6 +14,7 @@ from booking_service.normalize import (
     normalize_phone,
     unstorable_character,
 )
+from booking_service.runtime.logging_setup import ContextFilter, log_context, mask_digits
 from booking_service.vapi.arguments import ToolError, identify_caller
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from booking_service import notifications
-from booking_service.events import AppointmentBooked, AppointmentCancelled
+from booking_service.domain import notifications
+from booking_service.domain.events import AppointmentBooked, AppointmentCancelled
 
 NY = ZoneInfo("America/New_York")
 

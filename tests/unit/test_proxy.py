@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from booking_service.api.proxy import PEER_KEY, TrustedProxies
 from booking_service.config import ConfigError, Settings, parse_networks
-from booking_service.startup import exposed_binds
+from booking_service.runtime.startup import exposed_binds
 
 
 def _echo(environ, start_response):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking_service.recipients import day_start, may_email, may_text
+from booking_service.domain.recipients import day_start, may_email, may_text
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from booking_service.errors import OutOfTime
-from booking_service.use_cases import scheduling
-from booking_service.use_cases.scheduling import ResourceSchedule, Rules, check_start, free_slots
+from booking_service.domain import scheduling
+from booking_service.domain.errors import OutOfTime
+from booking_service.domain.scheduling import ResourceSchedule, Rules, check_start, free_slots
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

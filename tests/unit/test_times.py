@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking_service.use_cases.times import spoken_datetime
+from booking_service.domain.times import spoken_datetime
 from booking_service.vapi.arguments import ToolError, parse_start
 
 NY = ZoneInfo("America/New_York")

@@ -1,0 +1,1 @@
+"""Pure rules with no I/O: scheduling, recurrences, who may be messaged, events, errors."""

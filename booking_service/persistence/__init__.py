@@ -1,0 +1,1 @@
+"""PostgreSQL: the models, the repositories, the unit of work, the schema check."""

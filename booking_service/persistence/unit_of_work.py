@@ -1,0 +1,449 @@
+"""The unit of work: owns one transaction per use case.
+
+`with uow:` opens a session; leaving the block rolls back whatever was not committed and closes
+the session; `uow.commit()` is explicit. Views, repositories and models never commit.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from booking_service.domain import notifications, outbox, recipients
+from booking_service.domain.errors import (
+    DatabaseUnavailable,
+    ExclusionViolation,
+    OutOfTime,
+    UniqueViolation,
+)
+from booking_service.domain.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentEvent,
+    AppointmentRescheduled,
+)
+from booking_service.persistence.org_cache import OrgCache
+from booking_service.persistence.repositories.adoption import AdoptionRepository
+from booking_service.persistence.repositories.appointments import AppointmentRepository
+from booking_service.persistence.repositories.calendars import CalendarRepository
+from booking_service.persistence.repositories.contacts import ContactRepository
+from booking_service.persistence.repositories.counters import CounterRepository
+from booking_service.persistence.repositories.diary import DiaryRepository
+from booking_service.persistence.repositories.driver import HotStatement
+from booking_service.persistence.repositories.ledger import ToolCallLedger
+from booking_service.persistence.repositories.notifications import (
+    AudienceRow,
+    NotificationRepository,
+)
+from booking_service.persistence.repositories.organizations import OrganizationRepository
+from booking_service.persistence.repositories.outbox import OutboxRepository
+from booking_service.persistence.repositories.schedule import ScheduleRepository
+from booking_service.persistence.repositories.users import UserRepository
+from booking_service.persistence.secrets_box import NO_KEY, SecretBox
+
+UNIQUE_VIOLATION = "23505"
+EXCLUSION_VIOLATION = "23P01"
+# Connection failures, timeouts (57014 query_canceled, 55P03 lock_not_available) and
+# "the server is shutting down" (57P01..57P03) all mean: try again later.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57", "55P03", "53")
+# A schema that is not what the code needs (missing table, constraint or privilege) is an
+# outage for the caller, not a bug in the request: 42P01, 42704, 42501.
+_BROKEN_SCHEMA_SQLSTATES = ("42P01", "42704", "42501", "42703")
+
+
+class AbstractUnitOfWork(abc.ABC):
+    """What use cases see: repositories, commit, savepoints that map conflicts to errors, and
+    the domain events of the transaction.
+
+    The transaction rule: a use case takes an unentered unit of work, opens it (`with uow:`)
+    and commits; a step takes an entered one and never commits. Leaving the block rolls back
+    whatever was not committed.
+    """
+
+    organizations: OrganizationRepository
+    contacts: ContactRepository
+    appointments: AppointmentRepository
+    tool_calls: ToolCallLedger
+    schedule: ScheduleRepository
+    adoption: AdoptionRepository
+    counters: CounterRepository
+    outbox: OutboxRepository
+    notifications: NotificationRepository
+    calendars: CalendarRepository
+    users: UserRepository
+    diary: DiaryRepository
+
+    # What the worker keeps of organizations between requests (org_cache); None: read each
+    # time (the CLI, the web page, the worker).
+    org_cache: OrgCache | None = None
+
+    def __init__(
+        self,
+        source: str = "cli",
+        commit_by: float | None = None,
+        secrets: SecretBox = NO_KEY,
+    ) -> None:
+        # Which front end acts (the `source` of the events it causes): "vapi", "cli", ...
+        self.source = source
+        # Seals and opens the secrets stored sealed (SECRET_KEY).
+        self.secrets = secrets
+        # time.monotonic() after which nothing commits: a webhook request whose proxy has
+        # answered 504 must leave no booking behind (None: no limit).
+        self.commit_by = commit_by
+        self._events: list[AppointmentEvent] = []
+        # The events of the last transaction that committed (what the outbox received).
+        self.committed_events: list[AppointmentEvent] = []
+
+    def __enter__(self) -> AbstractUnitOfWork:
+        self._events = []
+        self.committed_events = []
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.rollback()
+
+    def add_event(self, event: AppointmentEvent) -> None:
+        """Record that something happened in this transaction; it is published with the
+        commit and dropped by a rollback."""
+        self._events.append(event)
+
+    def commit(self) -> None:
+        """Make the work durable, with its events persisted in the same transaction.
+
+        Past `commit_by` (checked after the events are written, right before COMMIT) it rolls
+        back instead and raises OutOfTime."""
+        events, self._events = self._events, []
+        self._persist_events(events)
+        if self.commit_by is not None and time.monotonic() > self.commit_by:
+            self.rollback()
+            raise OutOfTime()
+        self._commit()
+        self.committed_events.extend(events)
+
+    def rollback(self) -> None:
+        """Discard uncommitted work and its events."""
+        self._events = []
+        self._rollback()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A SAVEPOINT; a unique or exclusion violation inside rolls back to it and raises
+        UniqueViolation or ExclusionViolation. Events added inside are dropped with it."""
+        mark = len(self._events)
+        try:
+            with self._savepoint():
+                yield
+        except BaseException:
+            del self._events[mark:]
+            raise
+
+    def _persist_events(self, events: list[AppointmentEvent]) -> None:  # noqa: B027
+        """Write the transaction's events before it commits (the outbox's place)."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None:
+        """Make the work durable."""
+
+    @abc.abstractmethod
+    def _rollback(self) -> None:
+        """Discard uncommitted work."""
+
+    @abc.abstractmethod
+    def _savepoint(self) -> contextlib.AbstractContextManager[None]:
+        """The database's SAVEPOINT, mapping constraint violations to domain errors."""
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    if isinstance(exc, ProgrammingError):
+        return getattr(exc.orig, "sqlstate", None) in _BROKEN_SCHEMA_SQLSTATES
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    return False
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    """Unit of work over a SQLAlchemy session from the app's sessionmaker.
+
+    By default each unit checks a connection out of the pool; `connect` instead supplies the
+    connection of a ConnectionScope, shared by the units of one request.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker,
+        connect: Callable[[], Connection] | None = None,
+        source: str = "cli",
+        commit_by: float | None = None,
+        secrets: SecretBox = NO_KEY,
+        org_cache: OrgCache | None = None,
+    ):
+        super().__init__(source, commit_by, secrets)
+        self.org_cache = org_cache
+        self._depth = 0  # how many savepoints are open
+        self._session_factory = session_factory
+        self._connect = connect
+        self.session: Session | None = None
+
+    def __enter__(self) -> SqlAlchemyUnitOfWork:
+        super().__enter__()
+        self._depth = 0
+        if self._connect is None:
+            self.session = self._session_factory()
+        else:
+            try:
+                connection = self._connect()
+            except Exception as exc:
+                # Checking out happens here, outside the block __exit__ guards: a refused
+                # connection or a pool timeout is an outage like one inside the block.
+                if _is_unavailable(exc):
+                    raise DatabaseUnavailable(type(exc).__name__) from exc
+                raise
+            self.session = self._session_factory(bind=connection)
+        self.organizations = OrganizationRepository(self.session)
+        self.contacts = ContactRepository(self.session)
+        self.appointments = AppointmentRepository(self.session)
+        self.tool_calls = ToolCallLedger(self.session)
+        self.schedule = ScheduleRepository(self.session)
+        self.adoption = AdoptionRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
+        self.notifications = NotificationRepository(self.session)
+        self.calendars = CalendarRepository(self.session)
+        self.users = UserRepository(self.session)
+        self.diary = DiaryRepository(self.session)
+        self.counters = CounterRepository(self.session)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        except DBAPIError:
+            # Rolling back on a dead connection fails too. Either the block failed (its own
+            # error is what matters) or it finished, and whatever it committed stays committed:
+            # reporting "unavailable" then would contradict a booking that exists.
+            pass
+        finally:
+            self._open.close()
+            self.session = None
+        if exc is not None and _is_unavailable(exc):
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+
+    @property
+    def _open(self) -> Session:
+        if self.session is None:
+            raise RuntimeError("the unit of work is not open (use `with uow:`)")
+        return self.session
+
+    def _persist_events(self, events: list[AppointmentEvent]) -> None:
+        # In the same transaction as the change: the event, and the messages it causes, exist
+        # if and only if it committed.
+        at = datetime.now(UTC)
+        for event in events:
+            audience = self.outbox.add_event(
+                org_id=event.org_id,
+                contact_id=event.contact_id,
+                appointment_id=event.appointment_id,
+                event_id=outbox.new_event_id(),
+                event_type=outbox.event_type(event),
+                payload=outbox.payload(event, source=self.source, at=at),
+                # A linked calendar shows booked, moved and cancelled; a marked outcome
+                # leaves the event as it is.
+                calendar=isinstance(
+                    event, AppointmentBooked | AppointmentRescheduled | AppointmentCancelled
+                ),
+            )
+            self._plan_messages(event, audience, at)
+
+    def _plan_messages(
+        self, event: AppointmentEvent, row: AudienceRow | None, now: datetime
+    ) -> None:
+        if not isinstance(event, AppointmentBooked):
+            # It moved, was cancelled or is over: what was waiting no longer fits.
+            self.notifications.drop_pending(
+                event.org_id, event.appointment_id, f"superseded ({outbox.event_type(event)})"
+            )
+        if row is None or not (row.sms_enabled or row.email_enabled):
+            return
+        audience = notifications.Audience(
+            business=row.business,
+            zone=ZoneInfo(row.timezone),
+            reminder_minutes=tuple(row.reminder_minutes),
+            quiet=(row.quiet_from, row.quiet_until)
+            if row.quiet_from is not None and row.quiet_until is not None
+            else None,
+            # Only the number the appointment's contact holds, only one that can take a text
+            # (recipients.py), only in allowed countries; email only to a public domain name.
+            phone=row.phone
+            if row.sms_enabled
+            and recipients.may_text(row.phone, row.sms_countries or [row.phone_region])
+            else None,
+            email=event.email if row.email_enabled and recipients.may_email(event.email) else None,
+        )
+        self.notifications.add(
+            event.org_id, event.appointment_id, notifications.plan(event, audience, now)
+        )
+
+    def _commit(self) -> None:
+        self._open.commit()
+
+    def _rollback(self) -> None:
+        self._open.rollback()
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        # SAVEPOINT and, on an error, ROLLBACK TO SAVEPOINT, sent straight to the driver; never
+        # RELEASE: COMMIT releases it with the transaction, and a savepoint left open costs
+        # PostgreSQL nothing more than a released one (its subtransaction id stays in the
+        # transaction either way). Names go by nesting depth: a later savepoint at the same
+        # depth shadows the name, and ROLLBACK TO takes the most recent one of a name, which is
+        # always the innermost open one. SQLAlchemy's begin_nested() cost a round trip (the
+        # RELEASE) and ~400 Python calls more per use (#17); nothing here uses ORM objects
+        # whose state a savepoint would have to track.
+        self._depth += 1
+        take, undo = _savepoint_statements(self._depth)
+        try:
+            take.execute(self._open)
+            try:
+                yield
+            except BaseException:
+                # On a dead connection this fails too (a driver error, or SQLAlchemy refusing
+                # an invalidated connection until rollback); the original error is the one to
+                # raise, and leaving the unit of work rolls back whatever is left.
+                with contextlib.suppress(SQLAlchemyError):
+                    undo.execute(self._open)
+                raise
+        except IntegrityError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+            if sqlstate == UNIQUE_VIOLATION:
+                raise UniqueViolation(constraint) from exc
+            if sqlstate == EXCLUSION_VIOLATION:
+                raise ExclusionViolation(constraint) from exc
+            raise
+        finally:
+            self._depth -= 1
+
+
+_SAVEPOINTS: dict[int, tuple[HotStatement, HotStatement]] = {}
+
+
+def _savepoint_statements(depth: int) -> tuple[HotStatement, HotStatement]:
+    """SAVEPOINT and ROLLBACK TO SAVEPOINT for one nesting depth (built once per depth)."""
+    found = _SAVEPOINTS.get(depth)
+    if found is None:
+        name = f"uow_{depth}"
+        found = _SAVEPOINTS[depth] = (
+            HotStatement(text(f"SAVEPOINT {name}")),
+            HotStatement(text(f"ROLLBACK TO SAVEPOINT {name}")),
+        )
+    return found
+
+
+class ConnectionScope:
+    """One pooled connection for all the units of work of one request.
+
+    A webhook request authenticates, then answers each tool call in a transaction of its own.
+    Checking a connection out for each would pay the pool's bookkeeping (and its check for a
+    connection the server closed, db._closed_by_server) every time; sharing one keeps one
+    check-out per request.
+
+    `reader()` units run in autocommit: a single lookup (authentication) needs no transaction,
+    so it costs one round trip instead of BEGIN, SELECT and ROLLBACK. `uow()` units run in the
+    engine's default isolation level, each in its own transaction, exactly as unshared ones.
+    A connection that died during one unit is replaced for the next.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        session_factory: sessionmaker,
+        source: str = "cli",
+        *,
+        autocommit_reads: bool = True,
+        commit_by: float | None = None,
+        secrets: SecretBox = NO_KEY,
+        org_cache: OrgCache | None = None,
+    ):
+        self._org_cache = org_cache
+        self._engine = engine
+        self._commit_by = commit_by
+        self._secrets = secrets
+        self._session_factory = session_factory
+        self._connection: Connection | None = None
+        self._source = source
+        # Behind a transaction-mode pooler the time budgets are set per transaction, so a
+        # lookup must run in one to be bounded by them.
+        self._autocommit_reads = autocommit_reads
+
+    def uow(self) -> SqlAlchemyUnitOfWork:
+        """A unit of work (one transaction) on the shared connection."""
+        return SqlAlchemyUnitOfWork(
+            self._session_factory,
+            lambda: self._checked_out(False),
+            source=self._source,
+            commit_by=self._commit_by,
+            secrets=self._secrets,
+            org_cache=self._org_cache,
+        )
+
+    def reader(self) -> SqlAlchemyUnitOfWork:
+        """A unit of work in autocommit, for lookups only: it must not write."""
+        return SqlAlchemyUnitOfWork(
+            self._session_factory,
+            lambda: self._checked_out(True),
+            secrets=self._secrets,
+            org_cache=self._org_cache,
+        )
+
+    @property
+    def org_cache(self) -> OrgCache | None:
+        """The cache its units of work share (None: none)."""
+        return self._org_cache
+
+    def _checked_out(self, autocommit: bool) -> Connection:
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated:
+            if connection is not None:
+                connection.close()
+            connection = self._connection = self._engine.connect()
+        level = (
+            "AUTOCOMMIT"
+            if autocommit and self._autocommit_reads
+            else connection.default_isolation_level
+        )
+        if connection.get_execution_options().get("isolation_level") != level:
+            # Client-side with psycopg (it only changes how the next transaction begins).
+            connection.execution_options(isolation_level=level)
+        return connection
+
+    def close(self) -> None:
+        """Return the connection to the pool (its isolation level is reset there)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(DBAPIError):
+                connection.close()
+
+    def __enter__(self) -> ConnectionScope:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Process plumbing: the app's runtime, logging, metrics, start-up checks."""

@@ -1,0 +1,1 @@
+"""The outbox worker: webhooks, messages and calendars, each on threads of its own."""

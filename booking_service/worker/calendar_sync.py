@@ -1,0 +1,336 @@
+"""The worker's calendar part: push changed appointments to linked calendars, read their busy
+times back.
+
+Push: one push per transaction. The worker claims the oldest pending push of a link and
+appointment (row-locked, SKIP LOCKED), reads the appointment as it is now, makes the calendar
+show exactly that (its VEVENT at `<collection>/<UID>.ics`, or no event when it is cancelled or
+moved to another resource) and marks the pushes that state covered as done. A failure keeps the
+push pending and retries it later (5 s, 30 s, 2 min, 10 min, then every 30 min, ±10 %), for as
+long as the link exists: a calendar that comes back converges, with no duplicate (same URL).
+
+Poll: each blocking link is read every CALENDAR_POLL_SECONDS from a day ago to the
+organization's horizon. The claim is a short transaction of its own (it moves the link's
+`last_poll_at`), the server is read and the events expanded with no transaction open (a
+booking inserting a push for that link never waits on a poll), and the busy times are then
+replaced in one transaction. A failed poll keeps the last busy times and records the error; the
+link's staleness (booking path) decides what they are still worth.
+
+One slow or hostile server must not hold up the others (#24):
+- a read runs in a child process killed at its deadline (adapters/calendar_process.py), with
+  its memory and CPU capped, and recurrences expanded by a bounded iterator (recurrence.py);
+- every push exchange has an overall deadline (3 times CALENDAR_TIMEOUT_S) checked as the
+  answer arrives, with no thread left behind; a push that cannot reach its server defers every
+  waiting push of that link;
+- a link whose polls keep failing backs off exponentially (up to MAX_POLL_BACKOFF), and its
+  status says why and when it is tried next;
+- the worker runs CALENDAR_CONCURRENCY of these at once, at most one per organization
+  (`run_pool`): another organization's eight slow servers take one slot, not all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from booking_service.adapters.caldav import CalDavCalendar, CalendarUnreachable
+from booking_service.adapters.calendar_process import CalendarReadFailed, ReadRequest, read_busy
+from booking_service.config import Settings
+from booking_service.domain import calendars
+from booking_service.domain.calendars import UnreadableCalendar
+from booking_service.domain.times import utc_now
+from booking_service.persistence.repositories.calendars import DuePoll, DuePush, LinkRow, PushState
+from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+
+log = logging.getLogger(__name__)
+
+PUSH_RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+)
+PUSH_ROUND_S = 60
+# Done pushes are kept this long (to look at), then deleted, at most once an hour.
+KEEP_DONE_PUSHES = timedelta(days=7)
+FORGET_EVERY = timedelta(hours=1)
+# A poll reads from a little in the past (an event in progress) to the horizon and a day more
+# (a long appointment near the horizon, all-day events in any zone).
+POLL_MARGIN = timedelta(days=1)
+# A link whose polls fail waits CALENDAR_POLL_SECONDS * 2^(failures - 1) before the next, at
+# most this long.
+MAX_POLL_BACKOFF = timedelta(hours=1)
+
+
+def retry_delay(attempt: int, jitter: float = 1.0) -> timedelta:
+    """The wait after failed attempt number `attempt` (1-based); the last step repeats."""
+    return PUSH_RETRY_DELAYS[min(attempt, len(PUSH_RETRY_DELAYS)) - 1] * jitter
+
+
+def _jitter() -> float:
+    return random.uniform(0.9, 1.1)  # noqa: S311 - spreading retries, not a secret
+
+
+class CalendarSync:
+    """Pushes and polls what is due. `clock` decides what is due (tests move it)."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], AbstractUnitOfWork],
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        jitter: Callable[[], float] = _jitter,
+        reader: Callable[..., list[tuple[datetime, datetime]]] = read_busy,
+    ):
+        self._uow = uow_factory
+        self._settings = settings
+        self._clock = clock
+        self._jitter = jitter
+        self._reader = reader
+        self._forgot_at: datetime | None = None
+        # Organizations with a read or push in flight in this process (run_pool's fairness).
+        self._busy_orgs: set[int] = set()
+        self._busy_lock = threading.Lock()
+
+    @property
+    def _deadline_s(self) -> float:
+        return 3 * self._settings.calendar_timeout_s
+
+    def sync_due(self, stopped: Callable[[], bool] = lambda: False) -> int:
+        """Poll every due calendar, then push due changes (for up to PUSH_ROUND_S), one at a
+        time; returns how many were attempted."""
+        self._forget_done()
+        done = 0
+        while not stopped() and self.poll_one():
+            done += 1
+        ends = time.monotonic() + PUSH_ROUND_S
+        while not stopped() and time.monotonic() < ends and self.push_one():
+            done += 1
+        return done
+
+    def run_pool(self, threads: int, stopped: Callable[[], bool], idle_s: float) -> None:
+        """Poll and push with `threads` threads until `stopped()`: each takes whatever is due
+        of an organization that has nothing in flight here, polls first; so one
+        organization's slow servers hold at most one thread, and the others keep theirs."""
+
+        def loop() -> None:
+            while not stopped():
+                try:
+                    self._forget_done()
+                    worked = self.poll_one(fair=True) or self.push_one(fair=True)
+                except Exception:
+                    # A bug or an outage must not end the thread: log it, go on after a pause.
+                    log.exception("calendar sync: unexpected error; retrying")
+                    worked = False
+                if not worked:
+                    time.sleep(idle_s)
+
+        pool = [
+            threading.Thread(target=loop, name=f"calendar-sync-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+
+    def _excluded(self, fair: bool) -> list[int]:
+        if not fair:
+            return []
+        with self._busy_lock:
+            return sorted(self._busy_orgs)
+
+    @contextmanager
+    def _in_flight(self, org_id: int, fair: bool) -> Iterator[bool]:
+        """Marks the organization busy for the exchange; False when another thread got there
+        first (the claim is then given back by rolling back)."""
+        if not fair:
+            yield True
+            return
+        with self._busy_lock:
+            if org_id in self._busy_orgs:
+                taken = False
+            else:
+                self._busy_orgs.add(org_id)
+                taken = True
+        try:
+            yield taken
+        finally:
+            if taken:
+                with self._busy_lock:
+                    self._busy_orgs.discard(org_id)
+
+    def _open(self, link: LinkRow, box: SecretBox) -> CalDavCalendar:
+        return CalDavCalendar(
+            link.url,
+            link.username,
+            box.open_or_plain(link.password) if link.password else None,
+            timeout_s=self._settings.calendar_timeout_s,
+            allow_private=self._settings.calendar_allow_private_targets,
+            deadline_s=self._deadline_s,
+        )
+
+    def _forget_done(self) -> None:
+        now = self._clock()
+        if self._forgot_at is not None and now - self._forgot_at < FORGET_EVERY:
+            return
+        with self._uow() as uow:
+            uow.calendars.forget_done_pushes(now - KEEP_DONE_PUSHES)
+            uow.commit()
+        self._forgot_at = now
+
+    # --- pushes ---------------------------------------------------------------------------------
+
+    def push_one(self, *, fair: bool = False) -> bool:
+        """Bring one appointment up to date in one calendar; False when nothing is due (or,
+        `fair`, nothing of an organization without a push or read in flight here)."""
+        with self._uow() as uow:
+            now = self._clock()
+            due = uow.calendars.claim_push(now, exclude_orgs=self._excluded(fair))
+            if due is None:
+                return False
+            with self._in_flight(due.org_id, fair) as taken:
+                if not taken:
+                    return False
+                self._push_claimed(uow, due, now)
+        return True
+
+    def _push_claimed(self, uow: AbstractUnitOfWork, due: DuePush, now: datetime) -> None:
+        state = uow.calendars.push_state(due)
+        try:
+            if state is not None:
+                self._push(due, state, uow.secrets, now)
+        except Exception as exc:
+            # Anything, not only an unreachable server: an unexpected error must not put
+            # this push back at the head of the queue on every round.
+            reason = (
+                str(exc)
+                if isinstance(exc, CalendarUnreachable | SecretsUnavailable)
+                else f"the push failed ({type(exc).__name__})"
+            )
+            retry_at = now + retry_delay(due.attempts + 1, self._jitter())
+            uow.calendars.push_failed(due, reason, retry_at, now)
+            if isinstance(exc, CalendarUnreachable):
+                # Its other pushes would only wait for the same server in turn.
+                uow.calendars.defer_link_pushes(due.link.id, retry_at)
+            log.warning(
+                "calendar push failed: link=%s attempt=%d error=%s",
+                due.link.id,
+                due.attempts + 1,
+                reason,
+                exc_info=not isinstance(exc, CalendarUnreachable | SecretsUnavailable),
+            )
+        else:
+            uow.calendars.pushes_done(sorted({due.id, *(state.covered if state else [])}), now)
+            if due.link.last_error is not None and due.link.consecutive_failures == 0:
+                # The error was a push's (a failing poll keeps its reason until a good poll).
+                uow.calendars.update_link(due.link.id, last_error=None, last_error_at=None)
+            log.info("calendar push: link=%s appointment=%s", due.link.id, due.appointment_id)
+        uow.commit()
+
+    def _push(self, due: DuePush, state: PushState, box: SecretBox, now: datetime) -> None:
+        entry = calendars.CalendarEntry(
+            org_id=due.org_id,
+            reference=state.reference,
+            sequence=state.sequence,
+            starts_at=state.starts_at,
+            ends_at=state.ends_at,
+            name=state.name,
+            service=state.service,
+            resource=state.resource,
+            phone=state.phone,
+            status=state.status,
+            unconfirmed=state.unconfirmed,
+        )
+        # What this calendar should show: the event while it holds this link's resource (a
+        # completed or missed one stays, as it happened); nothing once cancelled or moved away.
+        wanted = state.status != "cancelled" and state.resource_id == due.link.resource_id
+        document = calendars.event_document(entry, ZoneInfo(state.timezone), now)
+        # Our own document out, a status code back: no stranger's data is parsed, so a push
+        # runs here, bounded by the deadline the adapter checks as the answer arrives.
+        with self._open(due.link, box) as calendar:
+            if wanted:
+                calendar.put(entry.uid, document)
+            else:
+                calendar.remove(entry.uid)
+
+    # --- polls ----------------------------------------------------------------------------------
+
+    def poll_one(self, *, fair: bool = False) -> bool:
+        """Read one due calendar's busy times; False when none is due (or, `fair`, none of an
+        organization without a push or read in flight here)."""
+        now = self._clock()
+        with self._uow() as uow:
+            due = uow.calendars.claim_poll(
+                now - timedelta(seconds=self._settings.calendar_poll_seconds),
+                now,
+                exclude_orgs=self._excluded(fair),
+            )
+            if due is None:
+                return False
+            password = None
+            try:
+                password = (
+                    uow.secrets.open_or_plain(due.link.password) if due.link.password else None
+                )
+            except SecretsUnavailable as exc:
+                uow.calendars.poll_failed(due.link, str(exc), now, self._backoff(due.link))
+                uow.commit()
+                return True
+            uow.commit()  # the claim: no transaction stays open while the server is read
+        with self._in_flight(due.link.org_id, fair) as taken:
+            if not taken:
+                # Another thread took this organization meanwhile: the claim only moved
+                # last_poll_at, so let the link be due again at once.
+                with self._uow() as uow:
+                    uow.calendars.update_link(due.link.id, last_poll_at=due.link.last_poll_at)
+                    uow.commit()
+                return False
+            self._read(due, password, now)
+        return True
+
+    def _backoff(self, link: LinkRow) -> datetime:
+        failures = link.consecutive_failures + 1
+        base = timedelta(seconds=self._settings.calendar_poll_seconds)
+        wait = min(base * 2 ** min(failures - 1, 20), MAX_POLL_BACKOFF) * self._jitter()
+        return self._clock() + wait
+
+    def _read(self, due: DuePoll, password: str | None, now: datetime) -> None:
+        start = now - POLL_MARGIN
+        end = now + timedelta(days=due.horizon_days) + POLL_MARGIN
+        request = ReadRequest(
+            url=due.link.url,
+            username=due.link.username,
+            password=password,
+            timezone=due.timezone,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            own_suffix=calendars.own_uid_suffix(due.link.org_id),
+            timeout_s=self._settings.calendar_timeout_s,
+            allow_private=self._settings.calendar_allow_private_targets,
+        )
+        error = None
+        try:
+            ranges = self._reader(request, deadline_s=self._deadline_s)
+        except (CalendarReadFailed, CalendarUnreachable, UnreadableCalendar) as exc:
+            error = str(exc)
+        except Exception as exc:
+            # A bug must not stop the poll loop: the link goes stale and its status says why.
+            error = f"the calendar could not be read ({type(exc).__name__})"
+            log.warning("calendar poll failed: link=%s", due.link.id, exc_info=True)
+        with self._uow() as uow:
+            if error is None:
+                uow.calendars.replace_busy(due.link, ranges, now)
+                log.info("calendar poll: link=%s busy_ranges=%d", due.link.id, len(ranges))
+            else:
+                uow.calendars.poll_failed(due.link, error, now, self._backoff(due.link))
+                log.warning("calendar poll failed: link=%s error=%s", due.link.id, error)
+            uow.commit()
