@@ -12,20 +12,20 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from booking_service.api.admission import Admission
 from booking_service.api.errors import register_error_handlers
 from booking_service.api.health import bp as health_bp
 from booking_service.api.ical import bp as ical_bp
 from booking_service.api.metrics import bp as metrics_bp
-from booking_service.api.proxy import TrustedProxies
 from booking_service.api.twilio import bp as twilio_bp
 from booking_service.cli import register_cli
 from booking_service.config import Settings, parse_networks
 from booking_service.persistence.db import make_engine, make_session_factory
 from booking_service.persistence.schema_check import head_revision
 from booking_service.persistence.secrets_box import SecretBox
+from booking_service.runtime.admission import Admission
 from booking_service.runtime.extensions import Runtime, init_runtime
 from booking_service.runtime.logging_setup import configure_logging
+from booking_service.runtime.proxy import TrustedProxies
 from booking_service.vapi.blueprint import bp as vapi_bp
 from booking_service.web import init_web
 from booking_service.web.errors import error_page

@@ -6,10 +6,10 @@ import hmac
 
 from flask import Blueprint, Response, abort, request
 
-from booking_service.api.proxy import PEER_KEY, is_loopback
 from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.runtime.extensions import runtime
 from booking_service.runtime.metrics import render
+from booking_service.runtime.proxy import PEER_KEY, is_loopback
 from booking_service.use_cases.health import outbox_snapshot
 
 bp = Blueprint("metrics", __name__)

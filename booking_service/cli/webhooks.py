@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
 from booking_service.domain.outbox import EVENT_TYPES
-from booking_service.persistence.repositories.outbox import EndpointRow
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.webhooks import (
     add_endpoint,
@@ -23,6 +23,9 @@ from booking_service.use_cases.webhooks import rotate_secret as rotate_webhook_s
 from booking_service.worker.loop import Worker
 
 webhook_cli = AppGroup("webhook", help="Where an organization's events are sent, and what was.")
+
+if TYPE_CHECKING:
+    from booking_service.persistence.repositories.outbox import EndpointRow
 
 
 def _endpoint_json(endpoint: EndpointRow) -> dict:

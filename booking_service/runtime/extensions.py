@@ -8,7 +8,6 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from booking_service.api.admission import Admission
 from booking_service.config import Settings
 from booking_service.persistence.org_cache import OrgCache
 from booking_service.persistence.secrets_box import NO_KEY, SecretBox
@@ -17,6 +16,7 @@ from booking_service.persistence.unit_of_work import (
     ConnectionScope,
     SqlAlchemyUnitOfWork,
 )
+from booking_service.runtime.admission import Admission
 
 KEY = "booking_service"
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from booking_service.api.proxy import is_loopback
 from booking_service.config import ConfigError, Settings
 from booking_service.persistence.db import make_engine
 from booking_service.persistence.schema_check import check_schema, head_revision
+from booking_service.runtime.proxy import is_loopback
 
 
 def schema_problems(settings: Settings) -> list[str]:

@@ -17,7 +17,6 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from booking_service.api.errors import error_response
-from booking_service.api.proxy import TRUSTED_KEY
 from booking_service.domain.errors import (
     DatabaseUnavailable,
     NotFound,
@@ -31,6 +30,7 @@ from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import runtime
 from booking_service.runtime.logging_setup import log_context
 from booking_service.runtime.metrics import DATABASE_ERRORS, REQUEST_LATENCY, TOOL_CALLS
+from booking_service.runtime.proxy import TRUSTED_KEY
 from booking_service.use_cases.orgs import OrgInfo, authenticate, confirm_org, get_org
 from booking_service.use_cases.signatures import Verdict, store_answer, verify
 from booking_service.use_cases.tool_calls import Answer

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 
-from booking_service.worker.notifier import Notifier
+from booking_service.use_cases.send_messages import Notifier
 from tests.helpers import booked, booking, envelope, error_of, local_start, post, tool_call
 from tests.integration.test_notifications import (  # noqa: F401 - fixtures
     Clock,

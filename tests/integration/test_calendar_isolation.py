@@ -27,7 +27,7 @@ import pytest
 from booking_service.adapters.calendar_process import CalendarReadFailed, ReadRequest, read_busy
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.resources import add_resource
-from booking_service.worker.calendar_sync import CalendarSync
+from booking_service.use_cases.sync_calendars import CalendarSync
 from tests.conftest import Org
 from tests.fake_caldav import fake_caldav, multistatus, vcalendar
 from tests.helpers import business_day

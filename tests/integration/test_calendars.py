@@ -23,7 +23,7 @@ from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.resources import add_resource
-from booking_service.worker.calendar_sync import CalendarSync
+from booking_service.use_cases.sync_calendars import CalendarSync
 from tests.conftest import Org, make_app
 from tests.helpers import (
     booked,

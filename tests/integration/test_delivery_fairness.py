@@ -18,9 +18,10 @@ import pytest
 
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
+from booking_service.use_cases.deliver_webhooks import CIRCUIT_THRESHOLD
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.webhooks import add_endpoint
-from booking_service.worker.loop import CIRCUIT_THRESHOLD, Worker
+from booking_service.worker.loop import Worker
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, envelope, local_start, post, tool_call
 from tests.integration.test_notifications import (  # noqa: F401 - fixtures
@@ -110,7 +111,7 @@ def test_an_endpoint_that_keeps_failing_is_left_alone_until_its_circuit_closes(a
             book(app, org, local_start(days=3 + day, hour=9))
         work = Worker(rt.uow, rt.settings, clock=clock, jitter=lambda: 1.0)
         for _ in range(CIRCUIT_THRESHOLD):
-            assert work._deliver_one()  # each a first attempt of another event, each a 500
+            assert work.webhooks.deliver_one()  # each a first attempt of another event, each a 500
         failures, open_until = db.execute(
             "SELECT consecutive_failures, circuit_open_until FROM webhook_endpoints WHERE id = %s",
             (made.endpoint.id,),
@@ -118,10 +119,10 @@ def test_an_endpoint_that_keeps_failing_is_left_alone_until_its_circuit_closes(a
         assert failures == CIRCUIT_THRESHOLD
         assert abs(open_until - (clock() + timedelta(seconds=30))) < timedelta(seconds=3)
         # The sixth event's delivery is due, but its endpoint is not tried while open.
-        assert not work._deliver_one()
+        assert not work.webhooks.deliver_one()
         assert len(hooks.ids()) == CIRCUIT_THRESHOLD
         clock.offset += timedelta(seconds=31)
-        assert work._deliver_one()  # half open: one attempt goes, and it succeeds
+        assert work.webhooks.deliver_one()  # half open: one attempt goes, and it succeeds
         assert db.execute(
             "SELECT consecutive_failures, circuit_open_until FROM webhook_endpoints WHERE id = %s",
             (made.endpoint.id,),

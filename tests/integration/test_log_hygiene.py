@@ -11,8 +11,8 @@ import pytest
 from booking_service.runtime.extensions import KEY
 from booking_service.runtime.logging_setup import QUIET_LIBRARIES
 from booking_service.use_cases.orgs import create_org
+from booking_service.use_cases.send_messages import Notifier
 from booking_service.worker.loop import Worker
-from booking_service.worker.notifier import Notifier
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, envelope, local_start, post, tool_call
 from tests.integration.test_notifications import ACCOUNT, CALLER, TOKEN, Clock, enable_sms

@@ -30,7 +30,7 @@ from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.resources import add_resource
-from booking_service.worker.notifier import Notifier
+from booking_service.use_cases.send_messages import Notifier
 from tests.conftest import Org, make_app
 from tests.helpers import booked, booking, count, envelope, local_start, post, tool_call
 from tests.twilio_server import FakeTwilio, fake_twilio

@@ -11,8 +11,9 @@ import pytest
 
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
+from booking_service.use_cases.deliver_webhooks import MAX_ATTEMPTS
 from booking_service.use_cases.webhooks import add_endpoint, replay, rotate_secret, set_enabled
-from booking_service.worker.loop import MAX_ATTEMPTS, Worker
+from booking_service.worker.loop import Worker
 from tests.conftest import make_app
 from tests.helpers import (
     booked,

@@ -30,6 +30,14 @@ FORBIDDEN = {
         "flask",
         "sqlalchemy",
     ),
+    "persistence": (
+        "booking_service.use_cases",
+        "booking_service.adapters",
+        "booking_service.runtime",
+        *_FRONT_ENDS,
+        "flask",
+    ),
+    "runtime": (*_FRONT_ENDS,),
     "persistence/repositories": (
         "booking_service.use_cases",
         "booking_service.adapters",
@@ -48,6 +56,14 @@ FORBIDDEN = {
     "vapi": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "api": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "web": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    "cli": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    # The worker is a loop that calls the delivery use cases: no repository, no transaction.
+    "worker": (
+        _REPOSITORIES,
+        "sqlalchemy",
+        "booking_service.persistence.models",
+        "booking_service.adapters",
+    ),
 }
 # A health check is about the infrastructure itself: it may reach the engine.
 ALLOWED = {

@@ -6,8 +6,8 @@ import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from booking_service.api.proxy import PEER_KEY, TrustedProxies
 from booking_service.config import ConfigError, Settings, parse_networks
+from booking_service.runtime.proxy import PEER_KEY, TrustedProxies
 from booking_service.runtime.startup import exposed_binds
 
 
