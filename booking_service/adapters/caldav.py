@@ -30,6 +30,13 @@ import icalendar
 
 from booking_service.adapters.webhooks import Target, UnsafeTarget, check_target
 from booking_service.domain.recurrence import UnreadableCalendar
+from booking_service.ports.calendars import (
+    Busy,
+    BusyQuery,
+    CalendarAccess,
+    CalendarFailure,
+    NeedsReconnect,
+)
 
 # What one read may download: far more than any real diary's events over its horizon.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -42,8 +49,12 @@ _PROPFIND = (
 )
 
 
-class CalendarUnreachable(Exception):
+class CalendarUnreachable(CalendarFailure):
     """The calendar server could not be reached, refused us, or answered nonsense."""
+
+
+class CredentialsRefused(CalendarUnreachable, NeedsReconnect):
+    """The server answered 401 or 403: the link needs new credentials."""
 
 
 def _query(start: datetime, end: datetime) -> str:
@@ -68,6 +79,11 @@ def _status_reason(status: int) -> str:
     if 300 <= status < 400:
         return "the calendar server answered with a redirect (give the calendar's own URL)"
     return f"the calendar server answered an error (HTTP {status})"
+
+
+def _failure(status: int) -> CalendarUnreachable:
+    reason = _status_reason(status)
+    return CredentialsRefused(reason) if status in (401, 403) else CalendarUnreachable(reason)
 
 
 class CalDavCalendar:
@@ -161,7 +177,7 @@ class CalDavCalendar:
                 return response.status_code, self._read(response, started)
             finally:
                 response.close()
-        raise CalendarUnreachable(_status_reason(401))
+        raise _failure(401)
 
     def _read(self, response: httpx.Response, started: float) -> bytes:
         chunks: list[bytes] = []
@@ -199,7 +215,7 @@ class CalDavCalendar:
             {"depth": "0", "content-type": "application/xml; charset=utf-8"},
         )
         if status != 207:
-            raise CalendarUnreachable(_status_reason(status))
+            raise _failure(status)
         try:
             root = ET.fromstring(body)  # noqa: S314 - expat 2.4+ limits entity expansion
         except ET.ParseError:
@@ -216,13 +232,13 @@ class CalDavCalendar:
             "PUT", self._object_url(uid), document, {"content-type": "text/calendar; charset=utf-8"}
         )
         if not 200 <= status < 300:
-            raise CalendarUnreachable(_status_reason(status))
+            raise _failure(status)
 
     def remove(self, uid: str) -> None:
         """Delete the event with this UID; one that is not there counts as deleted."""
         status, _ = self._exchange("DELETE", self._object_url(uid))
         if not (200 <= status < 300 or status in (404, 410)):
-            raise CalendarUnreachable(_status_reason(status))
+            raise _failure(status)
 
     def events_between(self, start: datetime, end: datetime) -> list[icalendar.Calendar]:
         """Every event object the server says overlaps [start, end), recurring ones unexpanded.
@@ -235,7 +251,7 @@ class CalDavCalendar:
             {"depth": "1", "content-type": "application/xml; charset=utf-8"},
         )
         if status != 207:
-            raise CalendarUnreachable(_status_reason(status))
+            raise _failure(status)
         return parse_multistatus(body)
 
 
@@ -266,3 +282,47 @@ def parse_multistatus(body: bytes) -> list[icalendar.Calendar]:
                 f"the event {name} could not be read ({type(exc).__name__})"
             ) from None
     return found
+
+
+class CalDavProvider:
+    """The CalendarProvider port (ports/calendars.py) over CalDAV: pushes and checks in this
+    process, bounded by their deadline; each read in a killable child process
+    (calendar_process.py)."""
+
+    def _open(self, access: CalendarAccess) -> CalDavCalendar:
+        return CalDavCalendar(
+            access.url,
+            access.username,
+            access.password,
+            timeout_s=access.timeout_s,
+            allow_private=access.allow_private,
+        )
+
+    def check(self, access: CalendarAccess) -> None:
+        with self._open(access) as calendar:
+            calendar.check()
+
+    def put(self, access: CalendarAccess, uid: str, document: bytes) -> None:
+        with self._open(access) as calendar:
+            calendar.put(uid, document)
+
+    def remove(self, access: CalendarAccess, uid: str) -> None:
+        with self._open(access) as calendar:
+            calendar.remove(uid)
+
+    def read_busy(self, access: CalendarAccess, query: BusyQuery) -> Busy:
+        # Imported here: the child process imports this module, and needs none of that.
+        from booking_service.adapters.calendar_process import ReadRequest, read_busy
+
+        request = ReadRequest(
+            url=access.url,
+            username=access.username,
+            password=access.password,
+            timezone=query.timezone,
+            start=query.start.isoformat(),
+            end=query.end.isoformat(),
+            own_suffix=query.own_suffix,
+            timeout_s=access.timeout_s,
+            allow_private=access.allow_private,
+        )
+        return read_busy(request, deadline_s=3 * access.timeout_s)

@@ -28,6 +28,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from booking_service.domain.recurrence import UnreadableCalendar
+from booking_service.ports.calendars import CalendarFailure
 
 # A child may use this much address space (Python, httpx and icalendar need about 100 MB;
 # the rest is for the answer and the expanded events, bounded by recurrence.MAX_OCCURRENCES).
@@ -37,7 +38,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "TZ", "PYTHONHASHSEED")
 
 
-class CalendarReadFailed(Exception):
+class CalendarReadFailed(CalendarFailure):
     """The read did not produce busy times; the message says why, fit for `calendar status`."""
 
 

@@ -18,20 +18,13 @@ from urllib.parse import unquote, urlsplit
 
 from icalendar import Calendar, Event, vCalAddress
 
-
-@dataclass(frozen=True)
-class Invitation:
-    """The calendar entry an email carries (METHOD:REQUEST, or CANCEL with the same UID)."""
-
-    uid: str
-    sequence: int
-    method: str  # REQUEST | CANCEL
-    starts_at: datetime
-    ends_at: datetime
-    summary: str
-    description: str
-    organizer: str  # email address
-    attendee: str  # email address
+from booking_service.ports.messages import (
+    CannotAsk,
+    EmailSender,
+    Invitation,
+    OutgoingMessage,
+    Sending,
+)
 
 
 @dataclass(frozen=True)
@@ -154,3 +147,29 @@ def _is_local(host: str) -> bool:
 def address_of(sender: str) -> str:
     """The bare address of "Bright Smile <hello@example.com>"."""
     return parseaddr(sender)[1]
+
+
+class SmtpEmail:
+    """The MessageChannel port (ports/messages.py) for email: `compose` and `send_email`.
+    SMTP has no lookup, so a send in doubt cannot be asked about."""
+
+    def send(self, sender, message: OutgoingMessage, *, timeout_s: float) -> Sending:
+        assert isinstance(sender, EmailSender), "an email goes out with an EmailSender"
+        mail = compose(
+            sender=sender.from_address,
+            reply_to=sender.reply_to,
+            to=message.to,
+            subject=message.subject or "",
+            body=message.body,
+            invitation=message.invitation,
+        )
+        result = send_email(sender.smtp_url, mail, timeout_s=timeout_s)
+        return Sending(
+            provider_id=result.message_id,
+            error=result.error,
+            retry=result.retry,
+            in_doubt=result.in_doubt,
+        )
+
+    def find_sent(self, sender, message, since, known, *, timeout_s: float) -> str | None:
+        raise CannotAsk("the mail server may have it: SMTP cannot be asked")

@@ -7,7 +7,7 @@ logged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import requests
@@ -15,19 +15,11 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from booking_service.ports.messages import CannotAsk, OutgoingMessage, Sending
+from booking_service.ports.messages import SmsSender as Account
+
 # Twilio's error for a number that replied STOP: it must be treated as opted out.
 OPTED_OUT_CODE = 21610
-
-
-@dataclass(frozen=True)
-class Account:
-    """Where and as whom to send."""
-
-    base_url: str
-    account_sid: str
-    auth_token: str = field(repr=False)
-    sms_from: str | None = None
-    messaging_service_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,3 +101,35 @@ def find_sent(
         if message.date_created and message.date_created >= since:
             return message.sid
     return None
+
+
+class TwilioSms:
+    """The MessageChannel port (ports/messages.py) for SMS: `send_sms` and `find_sent`."""
+
+    def send(self, sender, message: OutgoingMessage, *, timeout_s: float) -> Sending:
+        assert isinstance(sender, Account), "an SMS goes out with an SmsSender"
+        result = send_sms(sender, message.to, message.body, timeout_s=timeout_s)
+        return Sending(
+            provider_id=result.sid,
+            error=result.error,
+            opted_out=result.opted_out,
+            retry=result.retry,
+            in_doubt=result.in_doubt,
+        )
+
+    def find_sent(
+        self,
+        sender,
+        message: OutgoingMessage,
+        since: datetime,
+        known: frozenset[str],
+        *,
+        timeout_s: float,
+    ) -> str | None:
+        assert isinstance(sender, Account), "an SMS is looked up with an SmsSender"
+        try:
+            return find_sent(
+                sender, message.to, message.body, since, known=known, timeout_s=timeout_s
+            )
+        except Exception as exc:
+            raise CannotAsk(f"the SMS provider could not be asked ({type(exc).__name__})") from exc

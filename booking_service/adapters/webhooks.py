@@ -23,21 +23,15 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from booking_service.ports.webhooks import Sent
+
+__all__ = ["Sent", "StandardWebhookSender", "UnsafeTarget", "check_target", "send"]
+
 USER_AGENT = "booking_service-webhooks/1"
 # What a receiver may answer with: enough for any error text, never a flood into memory.
 MAX_RESPONSE_BYTES = 64 * 1024
 # A receiver cannot ask for a pause longer than this (and inf or 1e20 must not crash us).
 MAX_RETRY_AFTER_S = 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class Sent:
-    """What one attempt got: a status code, or an error (timeout, refused, bad target)."""
-
-    status_code: int | None
-    error: str | None
-    latency_ms: int
-    retry_after_s: float | None = None
 
 
 class UnsafeTarget(ValueError):
@@ -209,3 +203,26 @@ def _post_within(target: Target, body: str, headers: dict, timeout_s: float, too
         took(),
         _retry_after(response.headers.get("retry-after"), datetime.now(UTC)),
     )
+
+
+class StandardWebhookSender:
+    """The WebhookSender port (ports/webhooks.py): `send` above."""
+
+    def send(
+        self,
+        url: str,
+        *,
+        event_id: str,
+        body: str,
+        secrets: list[str],
+        timeout_s: float,
+        allow_private: bool,
+    ) -> Sent:
+        return send(
+            url,
+            event_id=event_id,
+            body=body,
+            secrets=secrets,
+            timeout_s=timeout_s,
+            allow_private=allow_private,
+        )

@@ -9,8 +9,9 @@ from datetime import date
 import click
 from flask.cli import AppGroup
 
-from booking_service.adapters.caldav import CalDavCalendar, CalendarUnreachable
+from booking_service.adapters.registry import calendar_providers
 from booking_service.cli.common import echo, expected_errors
+from booking_service.ports.calendars import CalendarAccess, CalendarFailure
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.calendars import (
     CalendarInputError,
@@ -78,16 +79,16 @@ def calendar_link(
     settings = rt.settings
 
     def check(url: str, user: str | None, secret: str | None) -> None:
+        access = CalendarAccess(
+            url=url,
+            username=user,
+            password=secret,
+            timeout_s=settings.calendar_timeout_s,
+            allow_private=settings.calendar_allow_private_targets,
+        )
         try:
-            with CalDavCalendar(
-                url,
-                user,
-                secret,
-                timeout_s=settings.calendar_timeout_s,
-                allow_private=settings.calendar_allow_private_targets,
-            ) as calendar:
-                calendar.check()
-        except CalendarUnreachable as exc:
+            calendar_providers()["caldav"].check(access)
+        except CalendarFailure as exc:
             raise CalendarInputError(f"cannot read that calendar: {exc}") from None
 
     link = link_calendar(

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from booking_service.adapters.webhooks import Sent, send
 from booking_service.config import Settings
 from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.outbox import DueDelivery
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.ports.webhooks import Sent, WebhookSender
 from booking_service.use_cases.webhooks import signing_secrets
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,14 @@ class WebhookDelivery:
         *,
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = retry_jitter,
+        sender: WebhookSender | None = None,
     ):
+        if sender is None:
+            # The front ends pass their adapter; this default serves tests and the CLI.
+            from booking_service.adapters.registry import webhook_sender
+
+            sender = webhook_sender()
+        self._sender = sender
         self._uow = uow_factory
         self._settings = settings
         self._clock = clock
@@ -180,7 +187,7 @@ class WebhookDelivery:
         except SecretsUnavailable as exc:
             # Recorded as a failed attempt (and retried): fixing SECRET_KEY lets it through.
             return Sent(status_code=None, latency_ms=0, error=str(exc))
-        return send(
+        return self._sender.send(
             due.url,
             event_id=due.event_id,
             body=body,

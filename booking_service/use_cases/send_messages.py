@@ -11,13 +11,12 @@ cannot be asked about (SMTP has no lookup) and is marked failed, never sent twic
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
-from booking_service.adapters.email import Invitation, address_of, compose, send_email
-from booking_service.adapters.sms import Account, find_sent, send_sms
 from booking_service.config import Settings
 from booking_service.domain import notifications, outbox, recipients
 from booking_service.domain.normalize import mask_phone
@@ -26,6 +25,13 @@ from booking_service.persistence.repositories.counters import EMAIL_BUDGET, SMS_
 from booking_service.persistence.repositories.notifications import DueMessage, SettingsRow
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.ports.messages import (
+    EmailSender,
+    Invitation,
+    MessageChannel,
+    OutgoingMessage,
+    SmsSender,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +65,19 @@ class Notifier:
         clock: Callable[[], datetime] = utc_now,
         in_doubt_after: timedelta = IN_DOUBT_AFTER,
         provider_timeout_s: float = PROVIDER_TIMEOUT_S,
+        channels: Mapping[str, MessageChannel] | None = None,
     ):
         self._uow = uow_factory
         self._settings = settings
         self._clock = clock
         self._in_doubt_after = in_doubt_after
         self._timeout_s = provider_timeout_s
+        if channels is None:
+            # The front ends pass their adapters; this default serves tests and the CLI.
+            from booking_service.adapters.registry import message_channels
+
+            channels = message_channels()
+        self._channels = channels
 
     def send_due(self, stop: Callable[[], bool] = lambda: False) -> int:
         """Resolve messages in doubt, then send everything due; returns how many were handled."""
@@ -178,8 +191,8 @@ class Notifier:
         what = "SMS" if sms else "email"
         return "skipped", f"the organization's daily {what} budget ({budget}) is used up"
 
-    def _account(self, settings: SettingsRow, box: SecretBox) -> Account:
-        return Account(
+    def _sms_sender(self, settings: SettingsRow, box: SecretBox) -> SmsSender:
+        return SmsSender(
             base_url=self._settings.twilio_api_base_url,
             account_sid=settings.twilio_account_sid or "",
             auth_token=box.open(settings.twilio_auth_token or ""),
@@ -188,33 +201,33 @@ class Notifier:
         )
 
     def _deliver(self, due: DueMessage, settings: SettingsRow, box: SecretBox) -> Outcome:
+        sender: SmsSender | EmailSender
         if due.channel == notifications.SMS:
             try:
-                account = self._account(settings, box)
+                sender = self._sms_sender(settings, box)
             except SecretsUnavailable as exc:
                 return Outcome("failed", error=str(exc))
-            sms = send_sms(account, due.to_address, due.body, timeout_s=self._timeout_s)
-            if sms.opted_out:
-                return Outcome("opted_out", error=sms.error)
-            if sms.sid:
-                return Outcome("sent", provider_id=sms.sid)
-            if sms.in_doubt:
-                return Outcome("sending", error=sms.error)
-            return self._failed(due, sms.error, sms.retry)
-        message = compose(
-            sender=settings.email_from or "",
-            reply_to=settings.email_reply_to,
-            to=due.to_address,
-            subject=notifications.email_subject(due.kind, due.business),
-            body=due.body,
-            invitation=self._invitation(due, settings),
-        )
-        mail = send_email(self._settings.smtp_url, message, timeout_s=self._timeout_s)
-        if mail.message_id:
-            return Outcome("sent", provider_id=mail.message_id)
-        if mail.in_doubt:
-            return Outcome("sending", error=mail.error)
-        return self._failed(due, mail.error, mail.retry)
+            message = OutgoingMessage(to=due.to_address, body=due.body)
+        else:
+            sender = EmailSender(
+                smtp_url=self._settings.smtp_url,
+                from_address=settings.email_from or "",
+                reply_to=settings.email_reply_to,
+            )
+            message = OutgoingMessage(
+                to=due.to_address,
+                body=due.body,
+                subject=notifications.email_subject(due.kind, due.business),
+                invitation=self._invitation(due, settings),
+            )
+        sent = self._channels[due.channel].send(sender, message, timeout_s=self._timeout_s)
+        if sent.opted_out:
+            return Outcome("opted_out", error=sent.error)
+        if sent.provider_id:
+            return Outcome("sent", provider_id=sent.provider_id)
+        if sent.in_doubt:
+            return Outcome("sending", error=sent.error)
+        return self._failed(due, sent.error, sent.retry)
 
     @staticmethod
     def _failed(due: DueMessage, error: str | None, retry: bool) -> Outcome:
@@ -237,7 +250,7 @@ class Notifier:
             ends_at=due.ends_at,
             summary=f"Appointment with {due.business}",
             description=f"Reference {due.reference}",
-            organizer=address_of(settings.email_from or ""),
+            organizer=parseaddr(settings.email_from or "")[1],
             attendee=due.to_address,
         )
 
@@ -284,12 +297,11 @@ class Notifier:
                 if settings is None:
                     raise SecretsUnavailable("no SMS settings any more")
                 since = (due.attempted_at or utc_now()) - timedelta(minutes=1)
-                sid = find_sent(
-                    self._account(settings, uow.secrets),
-                    due.to_address,
-                    due.body,
+                sid = self._channels[due.channel].find_sent(
+                    self._sms_sender(settings, uow.secrets),
+                    OutgoingMessage(to=due.to_address, body=due.body),
                     since,
-                    known=uow.notifications.provider_ids(due.org_id, due.to_address),
+                    uow.notifications.provider_ids(due.org_id, due.to_address),
                     timeout_s=self._timeout_s,
                 )
             except Exception:

@@ -33,20 +33,23 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from booking_service.adapters.caldav import CalDavCalendar, CalendarUnreachable
-from booking_service.adapters.calendar_process import CalendarReadFailed, ReadRequest, read_busy
 from booking_service.config import Settings
 from booking_service.domain import calendars
-from booking_service.domain.calendars import UnreadableCalendar
 from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.calendars import DuePoll, DuePush, LinkRow, PushState
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.ports.calendars import (
+    BusyQuery,
+    CalendarAccess,
+    CalendarFailure,
+    CalendarProvider,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +91,22 @@ class CalendarSync:
         *,
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = _jitter,
-        reader: Callable[..., list[tuple[datetime, datetime]]] = read_busy,
+        providers: Mapping[str, CalendarProvider] | None = None,
     ):
         self._uow = uow_factory
         self._settings = settings
         self._clock = clock
         self._jitter = jitter
-        self._reader = reader
+        if providers is None:
+            # The front ends pass their adapters; this default serves tests and the CLI.
+            from booking_service.adapters.registry import calendar_providers
+
+            providers = calendar_providers()
+        self._providers = providers
         self._forgot_at: datetime | None = None
         # Organizations with a read or push in flight in this process (run_pool's fairness).
         self._busy_orgs: set[int] = set()
         self._busy_lock = threading.Lock()
-
-    @property
-    def _deadline_s(self) -> float:
-        return 3 * self._settings.calendar_timeout_s
 
     def sync_due(self, stopped: Callable[[], bool] = lambda: False) -> int:
         """Poll every due calendar, then push due changes (for up to PUSH_ROUND_S), one at a
@@ -168,14 +172,17 @@ class CalendarSync:
                 with self._busy_lock:
                     self._busy_orgs.discard(org_id)
 
-    def _open(self, link: LinkRow, box: SecretBox) -> CalDavCalendar:
-        return CalDavCalendar(
-            link.url,
-            link.username,
-            box.open_or_plain(link.password) if link.password else None,
+    def _provider(self, link: LinkRow) -> CalendarProvider:
+        # Every link is CalDAV until links name their provider.
+        return self._providers["caldav"]
+
+    def _access(self, link: LinkRow, password: str | None) -> CalendarAccess:
+        return CalendarAccess(
+            url=link.url,
+            username=link.username,
+            password=password,
             timeout_s=self._settings.calendar_timeout_s,
             allow_private=self._settings.calendar_allow_private_targets,
-            deadline_s=self._deadline_s,
         )
 
     def _forget_done(self) -> None:
@@ -213,12 +220,12 @@ class CalendarSync:
             # this push back at the head of the queue on every round.
             reason = (
                 str(exc)
-                if isinstance(exc, CalendarUnreachable | SecretsUnavailable)
+                if isinstance(exc, CalendarFailure | SecretsUnavailable)
                 else f"the push failed ({type(exc).__name__})"
             )
             retry_at = now + retry_delay(due.attempts + 1, self._jitter())
             uow.calendars.push_failed(due, reason, retry_at, now)
-            if isinstance(exc, CalendarUnreachable):
+            if isinstance(exc, CalendarFailure):
                 # Its other pushes would only wait for the same server in turn.
                 uow.calendars.defer_link_pushes(due.link.id, retry_at)
             log.warning(
@@ -226,7 +233,7 @@ class CalendarSync:
                 due.link.id,
                 due.attempts + 1,
                 reason,
-                exc_info=not isinstance(exc, CalendarUnreachable | SecretsUnavailable),
+                exc_info=not isinstance(exc, CalendarFailure | SecretsUnavailable),
             )
         else:
             uow.calendars.pushes_done(sorted({due.id, *(state.covered if state else [])}), now)
@@ -254,13 +261,13 @@ class CalendarSync:
         # completed or missed one stays, as it happened); nothing once cancelled or moved away.
         wanted = state.status != "cancelled" and state.resource_id == due.link.resource_id
         document = calendars.event_document(entry, ZoneInfo(state.timezone), now)
-        # Our own document out, a status code back: no stranger's data is parsed, so a push
-        # runs here, bounded by the deadline the adapter checks as the answer arrives.
-        with self._open(due.link, box) as calendar:
-            if wanted:
-                calendar.put(entry.uid, document)
-            else:
-                calendar.remove(entry.uid)
+        password = box.open_or_plain(due.link.password) if due.link.password else None
+        access = self._access(due.link, password)
+        provider = self._provider(due.link)
+        if wanted:
+            provider.put(access, entry.uid, document)
+        else:
+            provider.remove(access, entry.uid)
 
     # --- polls ----------------------------------------------------------------------------------
 
@@ -306,21 +313,16 @@ class CalendarSync:
     def _read(self, due: DuePoll, password: str | None, now: datetime) -> None:
         start = now - POLL_MARGIN
         end = now + timedelta(days=due.horizon_days) + POLL_MARGIN
-        request = ReadRequest(
-            url=due.link.url,
-            username=due.link.username,
-            password=password,
+        query = BusyQuery(
+            start=start,
+            end=end,
             timezone=due.timezone,
-            start=start.isoformat(),
-            end=end.isoformat(),
             own_suffix=calendars.own_uid_suffix(due.link.org_id),
-            timeout_s=self._settings.calendar_timeout_s,
-            allow_private=self._settings.calendar_allow_private_targets,
         )
         error = None
         try:
-            ranges = self._reader(request, deadline_s=self._deadline_s)
-        except (CalendarReadFailed, CalendarUnreachable, UnreadableCalendar) as exc:
+            ranges = self._provider(due.link).read_busy(self._access(due.link, password), query)
+        except CalendarFailure as exc:
             error = str(exc)
         except Exception as exc:
             # A bug must not stop the poll loop: the link goes stale and its status says why.

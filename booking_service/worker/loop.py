@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from booking_service.adapters.registry import calendar_providers, message_channels, webhook_sender
 from booking_service.config import Settings
 from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.domain.times import utc_now
@@ -51,9 +52,14 @@ class Worker:
         self._stop = threading.Event()
         self._forgot_sign_ins_at = -math.inf
         self._forgot_inbound_at = -math.inf
-        self.webhooks = WebhookDelivery(uow_factory, settings, clock=clock, jitter=jitter)
-        self.notifier = Notifier(uow_factory, settings, clock=clock)
-        self.calendars = CalendarSync(uow_factory, settings, clock=clock, jitter=jitter)
+        # The composition root: today's adapter for each port (adapters/registry.py).
+        self.webhooks = WebhookDelivery(
+            uow_factory, settings, clock=clock, jitter=jitter, sender=webhook_sender()
+        )
+        self.notifier = Notifier(uow_factory, settings, clock=clock, channels=message_channels())
+        self.calendars = CalendarSync(
+            uow_factory, settings, clock=clock, jitter=jitter, providers=calendar_providers()
+        )
 
     def stop(self) -> None:
         """Finish the attempt in hand, then return from `run`."""

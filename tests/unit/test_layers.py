@@ -57,12 +57,27 @@ FORBIDDEN = {
     "api": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "web": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "cli": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
-    # The worker is a loop that calls the delivery use cases: no repository, no transaction.
+    # The worker is a loop that calls the delivery use cases (no repository, no transaction),
+    # wiring in today's adapters from adapters/registry.py and nothing else of them.
     "worker": (
         _REPOSITORIES,
         "sqlalchemy",
         "booking_service.persistence.models",
+        "booking_service.adapters.caldav",
+        "booking_service.adapters.sms",
+        "booking_service.adapters.email",
+        "booking_service.adapters.webhooks",
+    ),
+    # A port is an interface: it does no I/O and knows neither its adapters nor its callers.
+    "ports": (
         "booking_service.adapters",
+        "booking_service.use_cases",
+        "booking_service.persistence",
+        "booking_service.runtime",
+        *_FRONT_ENDS,
+        "flask",
+        "sqlalchemy",
+        "httpx",
     ),
 }
 # A health check is about the infrastructure itself: it may reach the engine.
