@@ -16,12 +16,12 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from booking_service.cli.calendars import appointments_cli, calendar_cli
+from booking_service.cli.appointments import appointment_alias_cli, appointments_cli
+from booking_service.cli.calendars import calendar_cli
 from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
 from booking_service.cli.notifications import (
-    appointment_cli,
     notifications_cli,
     org_email,
     org_sms,
@@ -387,7 +387,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(service_cli)
     app.cli.add_command(vapi_cli)
     app.cli.add_command(notifications_cli)
-    app.cli.add_command(appointment_cli)
+    app.cli.add_command(appointment_alias_cli)
     app.cli.add_command(secrets_cli)
     app.cli.add_command(user_cli)
     app.cli.add_command(calendar_cli)

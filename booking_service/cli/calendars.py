@@ -1,10 +1,9 @@
 """Calendar commands: link a resource to its owner's CalDAV calendar, see the links' state, the
-ICS feed; and the owner's listing of appointments."""
+ICS feed."""
 
 from __future__ import annotations
 
 import sys
-from datetime import date
 
 import click
 from flask.cli import AppGroup
@@ -15,19 +14,16 @@ from booking_service.ports.calendars import CalendarAccess, CalendarFailure
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.calendars import (
     CalendarInputError,
-    ListingLine,
     calendar_status,
     feed_url,
     link_calendar,
     link_view,
-    list_appointments,
     list_links,
     revoke_feed,
     unlink_calendar,
 )
 
 calendar_cli = AppGroup("calendar", help="Owners' calendars: CalDAV links and the ICS feed.")
-appointments_cli = AppGroup("appointments", help="The organization's appointments.")
 
 
 @calendar_cli.command("link")
@@ -166,56 +162,3 @@ def calendar_feed(resource_id, org_id, rotate, revoke, base_url):
         rotate=rotate,
     )
     echo({"url": made.url, "rotated": made.rotated})
-
-
-def _table(zone: str, lines: list[ListingLine]) -> str:
-    header = ("When", "Resource", "Name", "Service", "Ref", "Status", "Phone")
-    rows = [
-        (
-            f"{line.starts:%a %Y-%m-%d %H:%M}-{line.ends:%H:%M}",
-            line.resource,
-            line.name or "",
-            line.service or "",
-            line.reference,
-            line.status + (" (unconfirmed)" if line.unconfirmed else ""),
-            line.phone,
-        )
-        for line in lines
-    ]
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    out = [f"Times in {zone}"]
-    for row in [header, *rows]:
-        out.append(
-            "  ".join(
-                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
-    if not rows:
-        out.append("(no appointments)")
-    return "\n".join(out)
-
-
-@appointments_cli.command("list")
-@click.argument("org_id", type=int)
-@click.option(
-    "--date",
-    "first_day",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="First local day (default: today in the organization's zone).",
-)
-@click.option("--days", type=int, default=1, show_default=True, help="How many days.")
-@click.option("--resource", help="Only this resource (by name).")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@expected_errors
-def appointments_list(org_id, first_day, days, resource, as_json):
-    """The appointments of a day (or several): local time, resource, name, service, reference,
-    status and the phone masked to its last 4 digits; cancelled ones included."""
-    day: date | None = first_day.date() if first_day is not None else None
-    zone, lines = list_appointments(
-        runtime().uow(), org_id, first_day=day, days=days, resource=resource
-    )
-    if as_json:
-        for line in lines:
-            echo(line.as_json())
-    else:
-        click.echo(_table(zone, lines))

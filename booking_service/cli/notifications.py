@@ -1,4 +1,4 @@
-"""Messaging commands: SMS and email settings, the list of messages, no-shows, re-sealing."""
+"""Messaging commands: SMS and email settings, the list of messages, re-sealing."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
-from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import runtime
-from booking_service.use_cases.appointments import OUTCOMES, mark_outcome
 from booking_service.use_cases.notifications import configure_email, configure_sms, listing
-from booking_service.use_cases.orgs import get_org
+from booking_service.use_cases.secrets import reseal_all
 
 notifications_cli = AppGroup("notifications", help="Confirmations and reminders sent to callers.")
-appointment_cli = AppGroup("appointment", help="Staff actions on one appointment.")
 secrets_cli = AppGroup("secrets", help="Stored provider credentials.")
 
 
@@ -83,23 +80,6 @@ def notifications_list(org_id, reference):
         echo(row)
 
 
-@appointment_cli.command("mark")
-@click.argument("reference")
-@click.option("--org", "org_id", type=int, required=True, help="The organization's id.")
-@click.option("--completed", "outcome", flag_value="completed", help="It took place.")
-@click.option("--no-show", "outcome", flag_value="no_show", help="The caller did not come.")
-@expected_errors
-def appointment_mark(reference, org_id, outcome):
-    """Record how an appointment that has started went; sends appointment.completed or
-    appointment.no_show to the webhooks."""
-    if outcome not in OUTCOMES:
-        raise click.UsageError("give --completed or --no-show")
-    rt = runtime()
-    org = get_org(rt.uow(), org_id)
-    marked = mark_outcome(rt.uow(), org, reference, outcome, utc_now())
-    echo({"reference": marked.reference, "status": outcome, "start": marked.starts_at.isoformat()})
-
-
 @secrets_cli.command("reseal")
 @expected_errors
 def secrets_reseal():
@@ -107,32 +87,4 @@ def secrets_reseal():
     keys, calendar passwords) under the current SECRET_KEY: after a rotation (the old key in
     SECRET_KEY_PREVIOUS until this has run), and once after upgrading, to seal webhook secrets
     stored before sealing existed."""
-    rt = runtime()
-    box = rt.secrets
-    uow = rt.uow()
-    with uow:
-        tokens = uow.notifications.sealed_tokens()
-        for org_id, sealed in tokens:
-            uow.notifications.save_settings(org_id, {"twilio_auth_token": box.reseal(sealed)})
-        keys = uow.organizations.hmac_keys()
-        for org_id, key in keys:
-            uow.organizations.set_hmac_key(org_id, box.reseal(key))
-        endpoints = uow.outbox.all_endpoint_secrets()
-        for endpoint_id, secret, previous in endpoints:
-            uow.outbox.update_endpoint(
-                endpoint_id,
-                secret=box.reseal(secret),
-                previous_secret=box.reseal(previous) if previous else None,
-            )
-        passwords = uow.calendars.all_passwords()
-        for link_id, sealed in passwords:
-            uow.calendars.update_link(link_id, password=box.reseal(sealed))
-        uow.commit()
-    echo(
-        {
-            "twilio_tokens": len(tokens),
-            "webhook_endpoints": len(endpoints),
-            "hmac_keys": len(keys),
-            "calendar_passwords": len(passwords),
-        }
-    )
+    echo(reseal_all(runtime().uow()))
