@@ -9,14 +9,24 @@ from collections.abc import Callable
 
 import click
 
-from booking_service.domain.errors import AppointmentNotMarkable, DatabaseUnavailable, NotFound
+from booking_service.domain.errors import (
+    AppointmentNotMarkable,
+    DatabaseUnavailable,
+    InputError,
+    NotFound,
+)
 from booking_service.persistence.secrets_box import SecretsUnavailable
-from booking_service.use_cases.accounts import AccountInputError
-from booking_service.use_cases.calendars import CalendarInputError
-from booking_service.use_cases.notifications import MessagingInputError
-from booking_service.use_cases.orgs import OrgInputError
-from booking_service.use_cases.resources import ScheduleInputError
-from booking_service.use_cases.webhooks import WebhookInputError
+
+# Fields whose flag is not `--` + the field's name with dashes.
+_FLAGS = {"sms_from": "--from", "email_from": "--from"}
+
+
+def input_error_text(exc: InputError) -> str:
+    """An input error as the CLI says it: naming the flag the operator typed."""
+    if exc.field is None:
+        return exc.problem
+    flag = _FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+    return f"{flag} {exc.problem}"
 
 
 def echo(payload: object) -> None:
@@ -40,15 +50,9 @@ def expected_errors(command: Callable) -> Callable:
         except NotFound as exc:
             key = "reference" if exc.what == "appointment" else "id"
             fail(f"no {exc.what} with {key} {exc.key}")
-        except (
-            AccountInputError,
-            OrgInputError,
-            ScheduleInputError,
-            WebhookInputError,
-            MessagingInputError,
-            CalendarInputError,
-            SecretsUnavailable,
-        ) as exc:
+        except InputError as exc:
+            fail(input_error_text(exc))
+        except SecretsUnavailable as exc:
             fail(str(exc))
         except AppointmentNotMarkable as exc:
             fail(f"appointment {exc.reference} cannot be marked: {exc.why}")

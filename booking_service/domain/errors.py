@@ -18,6 +18,24 @@ if TYPE_CHECKING:
     from booking_service.domain.slots import Slot
 
 
+class InputError(ValueError):
+    """Input a use case cannot take, as data: the `field` (the use case's own name for it, or
+    None when no one field is at fault), the `problem` in words that name no front end's
+    control ("must be between 1 and 10080"), and the `allowed` values when they are few.
+
+    Each front end words it: the CLI names its flag (cli/common.py), the web page names and
+    marks its form field (web/wording.py), the assistant speaks a sentence. `str()` is the
+    problem alone."""
+
+    def __init__(self, field: str | None, problem: str | None = None, allowed=()):
+        if problem is None:  # InputError("the whole sentence"): no one field at fault
+            field, problem = None, field or ""
+        super().__init__(problem)
+        self.field = field
+        self.problem = problem
+        self.allowed = tuple(allowed)
+
+
 class DatabaseUnavailable(Exception):
     """The database could not be reached or did not answer within its time budget."""
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from booking_service.domain.errors import NotFound
+from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.normalize import normalize_email, unstorable_character
 from booking_service.domain.times import utc_now
 from booking_service.persistence.models import USER_ROLES as ROLES
@@ -61,7 +61,7 @@ def _no_such_user() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-class AccountInputError(ValueError):
+class AccountInputError(InputError):
     """Invalid account input; the message says which and why."""
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from booking_service.adapters.webhooks import UnsafeTarget, check_target
 from booking_service.domain import calendars
-from booking_service.domain.errors import NotFound
+from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.times import utc_now
 from booking_service.persistence.models import WHEN_STALE
 from booking_service.persistence.repositories.calendars import LinkRow, ListedAppointment
@@ -24,7 +24,7 @@ from booking_service.use_cases.resources import name_key
 FEED_HISTORY = timedelta(days=30)
 
 
-class CalendarInputError(ValueError):
+class CalendarInputError(InputError):
     """A calendar setting the operator gave is not usable; the message says why."""
 
 
@@ -51,7 +51,11 @@ def _checked_url(url: str, allow_private: bool, with_password: bool) -> str:
     parts = urlsplit(url)
     if parts.username or parts.password:
         # The URL is printed and logged; credentials belong in --username/--password (sealed).
-        raise CalendarInputError("put the credentials in --username/--password, not in the URL")
+        raise CalendarInputError(
+            "caldav_url",
+            "must not carry credentials: give the user name and password separately, "
+            "not in the URL",
+        )
     if parts.query or parts.fragment:
         # Events are stored at <collection>/<UID>.ics: a query would end up in every path.
         raise CalendarInputError("give the calendar collection's URL without ?query or #fragment")
@@ -87,11 +91,11 @@ def link_calendar(
     if not (push or block):
         raise CalendarInputError("a link that neither pushes nor blocks does nothing")
     if when_stale not in WHEN_STALE:
-        raise CalendarInputError("--when-stale must be refuse or book")
+        raise CalendarInputError("when_stale", "must be refuse or book", allowed=WHEN_STALE)
     if not 1 <= max_staleness_minutes <= 10080:
-        raise CalendarInputError("--max-staleness-minutes must be between 1 and 10080 (a week)")
+        raise CalendarInputError("max_staleness_minutes", "must be between 1 and 10080 (a week)")
     if password and not username:
-        raise CalendarInputError("a password needs a --username")
+        raise CalendarInputError("username", "is needed with a password")
     url = _checked_url(url, allow_private, bool(password))
     with uow:
         resource = uow.schedule.resource(resource_id)
@@ -103,8 +107,9 @@ def link_calendar(
             # Two resources pushing into one calendar would share each event's address: a
             # move between them could delete the event the other just wrote.
             raise CalendarInputError(
-                "another link already pushes into that calendar; link it with --no-push, or "
-                "use a calendar per resource"
+                "no_push",
+                "is needed: another link already pushes into that calendar (or use a calendar "
+                "per resource)",
             )
     if check is not None:
         check(url, username, password)
@@ -214,8 +219,9 @@ def feed_url(
         assert org_id is not None
         if not rotate and uow.calendars.has_feed(org_id, resource_id):
             raise CalendarInputError(
-                "this feed exists and its URL was shown when it was made; use --rotate for a "
-                "new URL (the old one stops working)"
+                "rotate",
+                "makes a new URL (the old one stops working): this feed exists and its URL was "
+                "shown when it was made",
             )
         token = f"{org_id}.{secrets.token_urlsafe(32)}"
         rotated = uow.calendars.set_feed(org_id, resource_id, _token_hash(token))
@@ -325,7 +331,7 @@ def list_appointments(
     """The organization's appointments on `days` local days from `first_day` (today in its
     zone by default), cancelled ones included; returns the zone's name and the lines."""
     if not 1 <= days <= 366:
-        raise CalendarInputError("--days must be between 1 and 366")
+        raise CalendarInputError("days", "must be between 1 and 366")
     with uow:
         org = uow.organizations.get(org_id)
         if org is None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from booking_service.domain.errors import NotFound
+from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.normalize import (
     clean_name,
     clean_text,
@@ -50,12 +50,8 @@ MAX_FREE_STARTS = 2000
 _FORM_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
-class DiaryInputError(ValueError):
+class DiaryInputError(InputError):
     """A form value the diary cannot use; `field` names the form field."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 
-from booking_service.domain.errors import NotFound
+from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.normalize import (
     is_valid_region,
     mask_phone,
@@ -34,7 +34,7 @@ _OFFSET = re.compile(r"^(\d{1,4})\s*([dhm])$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class MessagingInputError(ValueError):
+class MessagingInputError(InputError):
     """A messaging setting is malformed; the message says which and how."""
 
 
@@ -103,24 +103,28 @@ def configure_sms(
         values: dict = {"sms_enabled": False}
     else:
         if not account_sid or not _ACCOUNT_SID.match(account_sid):
-            raise MessagingInputError("--account-sid must be a Twilio account SID (AC + 32 hex)")
+            raise MessagingInputError("account_sid", "must be a Twilio account SID (AC + 32 hex)")
         if not auth_token or not auth_token.strip():
-            raise MessagingInputError("--auth-token is required")
+            raise MessagingInputError("auth_token", "is required")
         if bool(sms_from) == bool(messaging_service_sid):
-            raise MessagingInputError("give either --from or --messaging-service-sid")
+            raise MessagingInputError(
+                "sms_from", "or else a messaging service SID is needed (one of the two)"
+            )
         sender = None
         if sms_from:
             sender = normalize_phone(sms_from, "US")
             if sender is None or not sms_from.strip().startswith("+"):
-                raise MessagingInputError("--from must be a phone number in + form (E.164)")
+                raise MessagingInputError("sms_from", "must be a phone number in + form (E.164)")
         if messaging_service_sid and not _SERVICE_SID.match(messaging_service_sid):
-            raise MessagingInputError("--messaging-service-sid must be MG + 32 hex")
+            raise MessagingInputError("messaging_service_sid", "must be MG + 32 hex")
         regions = None
         if countries:
             regions = [c.strip().upper() for c in countries.split(",") if c.strip()]
             bad = [c for c in regions if not is_valid_region(c)]
             if bad or not regions:
-                raise MessagingInputError(f"unknown country codes: {', '.join(bad) or countries}")
+                raise MessagingInputError(
+                    "countries", f"has unknown country codes: {', '.join(bad) or countries}"
+                )
         values = {
             "sms_enabled": True,
             "twilio_account_sid": account_sid,
@@ -149,9 +153,11 @@ def configure_email(
         values: dict = {"email_enabled": False}
     else:
         if not sender or normalize_email(parseaddr(sender)[1]) is None:
-            raise MessagingInputError('--from must be an address, e.g. "Clinic <hi@example.com>"')
+            raise MessagingInputError(
+                "email_from", 'must be an address, e.g. "Clinic <hi@example.com>"'
+            )
         if reply_to and normalize_email(reply_to) is None:
-            raise MessagingInputError("--reply-to must be an email address")
+            raise MessagingInputError("reply_to", "must be an email address")
         values = {"email_enabled": True, "email_from": sender.strip(), "email_reply_to": reply_to}
     with uow:
         org = _org(uow, org_id)
@@ -168,13 +174,15 @@ def parse_reminders(text: str) -> list[int]:
             continue
         match = _OFFSET.match(part)
         if not match:
-            raise MessagingInputError(f"bad reminder {part!r} (use e.g. 24h,2h or 2d,30m)")
+            raise MessagingInputError(
+                "reminders", f"has a bad offset {part!r} (use e.g. 24h,2h or 2d,30m)"
+            )
         value = int(match.group(1)) * {"d": 1440, "h": 60, "m": 1}[match.group(2)]
         if not 5 <= value <= 30 * 1440:
-            raise MessagingInputError("reminders must be between 5 minutes and 30 days before")
+            raise MessagingInputError("reminders", "must be between 5 minutes and 30 days before")
         minutes.append(value)
     if len(minutes) > 5:
-        raise MessagingInputError("at most 5 reminders")
+        raise MessagingInputError("reminders", "may be at most 5")
     return sorted(set(minutes), reverse=True)
 
 
@@ -185,7 +193,7 @@ def parse_quiet_hours(text: str) -> tuple[time, time] | None:
     start, _, end = text.strip().partition("-")
     clocks = [_CLOCK.match(x.strip()) for x in (start, end)]
     if not all(clocks) or start.strip() == end.strip():
-        raise MessagingInputError("quiet hours look like 21:00-08:00")
+        raise MessagingInputError("quiet_hours", "look like 21:00-08:00")
     first, second = (time(int(m.group(1)), int(m.group(2))) for m in clocks if m)
     return first, second
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from booking_service.domain.errors import NotFound, StaleOrganization
+from booking_service.domain.errors import InputError, NotFound, StaleOrganization
 from booking_service.domain.normalize import is_valid_region
 from booking_service.domain.scheduling import Rules
 from booking_service.domain.times import utc_now
@@ -27,7 +27,7 @@ _UNMATCHABLE_HASH = "!"
 _DUMMY_HASH = hashlib.sha256(b"no such organization").hexdigest()
 
 
-class OrgInputError(ValueError):
+class OrgInputError(InputError):
     """Invalid organization settings; the message says which and why."""
 
 
@@ -193,7 +193,7 @@ def update_rules(
     for key, value in numbers.items():
         low, high = RULE_LIMITS[key]
         if not low <= value <= high:
-            raise OrgInputError(f"{key.replace('_', ' ')} must be between {low} and {high}")
+            raise OrgInputError(key, f"must be between {low} and {high}")
     changes: dict[str, object] = {**numbers, **(messaging or {})}
     if not changes:
         return get_org(uow, org_id)
@@ -212,7 +212,7 @@ def rotate_secret(uow: AbstractUnitOfWork, org_id: int, grace_minutes: int = 0) 
     With `grace_minutes` the old secret keeps working that long (both work meanwhile).
     """
     if not 0 <= grace_minutes <= 60 * 24 * 30:
-        raise OrgInputError("the grace period must be between 0 minutes and 30 days")
+        raise OrgInputError("grace_minutes", "must be between 0 minutes and 30 days")
     secret = _new_secret(org_id)
     until = utc_now() + timedelta(minutes=grace_minutes) if grace_minutes else None
     with uow:

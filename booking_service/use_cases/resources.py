@@ -7,14 +7,14 @@ import re
 from dataclasses import dataclass
 from datetime import date, time
 
-from booking_service.domain.errors import NotFound, UniqueViolation
+from booking_service.domain.errors import InputError, NotFound, UniqueViolation
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
-class ScheduleInputError(ValueError):
+class ScheduleInputError(InputError):
     """Bad set-up input (hours, names, durations); the message says what and how to fix it."""
 
 

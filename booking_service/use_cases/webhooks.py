@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from booking_service.adapters.webhooks import UnsafeTarget, check_target
-from booking_service.domain.errors import NotFound
+from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.outbox import EVENT_TYPES
 from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.outbox import AttemptRow, EndpointRow
@@ -24,7 +24,7 @@ REPLAYS_PER_MINUTE = 10
 REPLAY_ACTION = "webhook_replay"  # its org_counters action
 
 
-class WebhookInputError(ValueError):
+class WebhookInputError(InputError):
     """An endpoint setting the operator gave is not usable; the message says why."""
 
 
@@ -152,7 +152,7 @@ def rotate_secret(
 ) -> CreatedEndpoint:
     """A new signing secret; with a grace period the old one keeps signing too until then."""
     if not 0 <= grace_minutes <= 60 * 24 * 30:
-        raise WebhookInputError("the grace period must be between 0 minutes and 30 days")
+        raise WebhookInputError("grace_minutes", "must be between 0 minutes and 30 days")
     secret = new_secret()
     with uow:
         current = uow.outbox.endpoint(endpoint_id)

@@ -11,7 +11,7 @@ from datetime import date
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from booking_service.domain.errors import NotFound
+from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.accounts import (
@@ -24,7 +24,7 @@ from booking_service.use_cases.accounts import (
 )
 from booking_service.use_cases.calendars import calendar_status
 from booking_service.use_cases.diary import offered
-from booking_service.use_cases.notifications import MessagingInputError, reminder_values, show
+from booking_service.use_cases.notifications import reminder_values, show
 from booking_service.use_cases.orgs import OrgInputError, rotate_secret, update_rules
 from booking_service.use_cases.resources import (
     DAYS,
@@ -47,23 +47,23 @@ from booking_service.use_cases.webhooks import (
 from booking_service.vapi.definitions import tool_definitions
 from booking_service.web import bp
 from booking_service.web.auth import owners_only, uow
+from booking_service.web.wording import input_error_text, invalid_marker
 
 # Ids are bigint: a larger one in a URL or form is no id at all (404), not a database error.
 MAX_ID = 2**63 - 1
-_INPUT_ERRORS = (
-    ScheduleInputError,
-    OrgInputError,
-    MessagingInputError,
-    AccountInputError,
-    WebhookInputError,
-)
 
 
 def _tools_url() -> str:
     return runtime().settings.public_url.rstrip("/") + "/api/vapi/tools"
 
 
-def _settings_page(*, error: str | None = None, status: int = 200, shown_once: dict | None = None):
+def _settings_page(
+    *,
+    error: str | None = None,
+    status: int = 200,
+    shown_once: dict | None = None,
+    error_field: str | None = None,
+):
     org = g.org
     today = utc_now().astimezone(org.zone).date()
     resources = list_resources(uow(), org.id)
@@ -87,6 +87,7 @@ def _settings_page(*, error: str | None = None, status: int = 200, shown_once: d
             rules=org.rules,
             max_upcoming=org.max_upcoming_per_caller,
             error=error,
+            invalid=invalid_marker(error_field),
             shown_once=shown_once,
         ),
         status,
@@ -105,7 +106,7 @@ def _number(name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise OrgInputError(f"{name.replace('_', ' ')} must be a whole number") from None
+        raise OrgInputError(name, "must be a whole number") from None
 
 
 @bp.get("/settings")
@@ -122,8 +123,8 @@ def _changed(action, message: str, section: str):
         action()
     except NotFound:
         abort(404)
-    except _INPUT_ERRORS as exc:
-        return _settings_page(error=str(exc), status=400)
+    except InputError as exc:
+        return _settings_page(error=input_error_text(exc), error_field=exc.field, status=400)
     return _done(message, section)
 
 
@@ -252,9 +253,9 @@ def settings_replay():
     except NotFound:
         abort(404)
     except ReplayLimitReached as exc:
-        return _settings_page(error=str(exc), status=429)
+        return _settings_page(error=input_error_text(exc), status=429)
     except WebhookInputError as exc:
-        return _settings_page(error=str(exc), status=400)
+        return _settings_page(error=input_error_text(exc), error_field=exc.field, status=400)
     return _done(
         "The event will be delivered again."
         if done.queued
@@ -277,7 +278,7 @@ def settings_add_user():
             limit_taken=True,
         )
     except AccountInputError as exc:
-        return _settings_page(error=str(exc), status=400)
+        return _settings_page(error=input_error_text(exc), error_field=exc.field, status=400)
     return _settings_page(
         shown_once={"what": f"The password of {made.account.email}", "value": made.password}
     )

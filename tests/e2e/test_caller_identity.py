@@ -569,7 +569,7 @@ def test_the_cap_is_validated_by_the_cli(client, org):
         args=["org", "update", str(org.id), "--max-upcoming-per-caller", "0"]
     )
     assert result.exit_code == 1
-    assert "max upcoming per caller must be between 1 and 100" in result.output
+    assert "--max-upcoming-per-caller must be between 1 and 100" in result.output
 
 
 def test_refused_change_attempts_count_toward_the_change_limit(client, org, db):
