@@ -119,7 +119,7 @@ def _limit(memory_bytes: int, cpu_s: int) -> None:
 def _read(payload: dict) -> list[tuple[datetime, datetime]]:
     # Imported after the limits are set: nothing the calendar sends is parsed before.
     from booking_service.adapters.caldav import CalDavCalendar
-    from booking_service.domain.calendars import busy_ranges
+    from booking_service.domain.calendar_events import busy_ranges
 
     start, end = datetime.fromisoformat(payload["start"]), datetime.fromisoformat(payload["end"])
     with CalDavCalendar(

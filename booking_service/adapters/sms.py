@@ -15,8 +15,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from booking_service.ports.messages import CannotAsk, OutgoingMessage, Sending
-from booking_service.ports.messages import SmsSender as Account
+from booking_service.ports.messages import CannotAsk, OutgoingMessage, Sending, SmsSender
 
 # Twilio's error for a number that replied STOP: it must be treated as opted out.
 OPTED_OUT_CODE = 21610
@@ -35,7 +34,7 @@ class SmsResult:
     in_doubt: bool = False
 
 
-def _client(account: Account, timeout_s: float) -> Client:
+def _client(account: SmsSender, timeout_s: float) -> Client:
     client = Client(
         account.account_sid,
         account.auth_token,
@@ -45,7 +44,7 @@ def _client(account: Account, timeout_s: float) -> Client:
     return client
 
 
-def send_sms(account: Account, to: str, body: str, *, timeout_s: float = 10) -> SmsResult:
+def send_sms(account: SmsSender, to: str, body: str, *, timeout_s: float = 10) -> SmsResult:
     """Send one SMS; never raises for what the provider or the network does."""
     sender = (
         {"messaging_service_sid": account.messaging_service_sid}
@@ -84,7 +83,7 @@ def _never_sent(exc: Exception) -> bool:
 
 
 def find_sent(
-    account: Account,
+    account: SmsSender,
     to: str,
     body: str,
     since: datetime,
@@ -107,7 +106,7 @@ class TwilioSms:
     """The MessageChannel port (ports/messages.py) for SMS: `send_sms` and `find_sent`."""
 
     def send(self, sender, message: OutgoingMessage, *, timeout_s: float) -> Sending:
-        assert isinstance(sender, Account), "an SMS goes out with an SmsSender"
+        assert isinstance(sender, SmsSender), "an SMS goes out with an SmsSender"
         result = send_sms(sender, message.to, message.body, timeout_s=timeout_s)
         return Sending(
             provider_id=result.sid,
@@ -126,7 +125,7 @@ class TwilioSms:
         *,
         timeout_s: float,
     ) -> str | None:
-        assert isinstance(sender, Account), "an SMS is looked up with an SmsSender"
+        assert isinstance(sender, SmsSender), "an SMS is looked up with an SmsSender"
         try:
             return find_sent(
                 sender, message.to, message.body, since, known=known, timeout_s=timeout_s

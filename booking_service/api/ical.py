@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort
 from booking_service.api.errors import error_response
 from booking_service.domain.errors import DatabaseUnavailable, NotFound
 from booking_service.runtime.extensions import runtime
-from booking_service.use_cases.calendars import feed_document
+from booking_service.use_cases.calendar_links import feed_document
 
 bp = Blueprint("ical", __name__, url_prefix="/ical")
 log = logging.getLogger(__name__)

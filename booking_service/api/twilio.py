@@ -26,7 +26,7 @@ from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.domain.normalize import mask_phone
 from booking_service.persistence.secrets_box import SecretsUnavailable
 from booking_service.runtime.extensions import runtime
-from booking_service.use_cases.notifications import inbound_sms, twilio_auth_token
+from booking_service.use_cases.messaging import inbound_sms, twilio_auth_token
 
 bp = Blueprint("twilio", __name__, url_prefix="/api/twilio")
 log = logging.getLogger(__name__)

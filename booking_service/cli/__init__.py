@@ -21,7 +21,7 @@ from booking_service.cli.calendars import calendar_cli
 from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
-from booking_service.cli.notifications import (
+from booking_service.cli.messaging import (
     notifications_cli,
     org_email,
     org_sms,
@@ -38,8 +38,8 @@ from booking_service.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.adoption import adopt_contacts
-from booking_service.use_cases.notifications import reminder_values
-from booking_service.use_cases.notifications import show as show_messaging
+from booking_service.use_cases.messaging import reminder_values
+from booking_service.use_cases.messaging import show as show_messaging
 from booking_service.use_cases.orgs import (
     OrgInfo,
     create_org,

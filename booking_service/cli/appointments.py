@@ -15,7 +15,7 @@ from booking_service.cli.common import echo, expected_errors
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.appointments import OUTCOMES, mark_outcome
-from booking_service.use_cases.calendars import ListingLine, list_appointments
+from booking_service.use_cases.calendar_links import ListingLine, list_appointments
 from booking_service.use_cases.orgs import get_org
 
 appointments_cli = AppGroup("appointments", help="The organization's appointments.")

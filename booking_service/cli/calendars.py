@@ -12,7 +12,7 @@ from booking_service.adapters.registry import calendar_providers
 from booking_service.cli.common import echo, expected_errors
 from booking_service.ports.calendars import CalendarAccess, CalendarFailure
 from booking_service.runtime.extensions import runtime
-from booking_service.use_cases.calendars import (
+from booking_service.use_cases.calendar_links import (
     CalendarInputError,
     calendar_status,
     feed_url,

@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking_service.domain import notifications, outbox, recipients
+from booking_service.domain import caller_messages, outbox, recipients
 from booking_service.domain.errors import (
     DatabaseUnavailable,
     ExclusionViolation,
@@ -283,7 +283,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             )
         if row is None or not (row.sms_enabled or row.email_enabled):
             return
-        audience = notifications.Audience(
+        audience = caller_messages.Audience(
             business=row.business,
             zone=ZoneInfo(row.timezone),
             reminder_minutes=tuple(row.reminder_minutes),
@@ -299,7 +299,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             email=event.email if row.email_enabled and recipients.may_email(event.email) else None,
         )
         self.notifications.add(
-            event.org_id, event.appointment_id, notifications.plan(event, audience, now)
+            event.org_id, event.appointment_id, caller_messages.plan(event, audience, now)
         )
 
     def _commit(self) -> None:

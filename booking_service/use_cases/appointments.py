@@ -41,7 +41,7 @@ from booking_service.persistence.repositories.appointments import AppointmentRow
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.runtime.metrics import BOOKING_CONFLICTS
 from booking_service.use_cases.catalogue import choose_resources, load_catalogue
-from booking_service.use_cases.openings import check_start, refused
+from booking_service.use_cases.openings import openings_at, refused
 from booking_service.use_cases.orgs import OrgInfo
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def reschedule_appointment(
     names = catalogue.resource_names()
     previous_resource = names.get(appointment.resource_id, "")
     # Its own resource first: moving within one person's diary is what callers expect.
-    free = check_start(
+    free = openings_at(
         uow, org, resources, new_start, duration, now, exclude_appointment=appointment.id
     )
     # Stable: among its own and the others, fresh calendars stay ahead of unconfirmed ones.

@@ -25,7 +25,7 @@ from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.runtime.metrics import BOOKING_CONFLICTS
 from booking_service.use_cases.catalogue import choose_resources, choose_service, load_catalogue
 from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
-from booking_service.use_cases.openings import Openings, cached_openings, check_start, refused
+from booking_service.use_cases.openings import Openings, cached_openings, openings_at, refused
 from booking_service.use_cases.orgs import OrgInfo
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def book_appointment(
 
     # Open by the hours the worker keeps: try the insert straight away (#17). When nothing
     # is inserted (the time is taken, or the hours changed since they were kept),
-    # check_start below reads the diary and books or refuses with alternatives, as it did
+    # openings_at below reads the diary and books or refuses with alternatives, as it did
     # before the insert came first.
     hopeful = cached_openings(uow, org, resources, request.start, duration, now)
     if hopeful is not None:
@@ -217,7 +217,7 @@ def book_appointment(
             return booked
         if (already := holdings()[1]) is not None:
             return already
-    free = check_start(uow, org, resources, request.start, duration, now)
+    free = openings_at(uow, org, resources, request.start, duration, now)
     if (booked := book_on(free)) is not None:
         return booked
     if (already := holdings()[1]) is not None:

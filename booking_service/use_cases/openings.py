@@ -175,14 +175,14 @@ def cached_openings(
     now: datetime,
 ) -> Openings | None:
     """The resources whose opening hours take `start`, decided without reading the schedule
-    when the worker keeps the organization's hours (org_cache.py); None: ask check_start.
+    when the worker keeps the organization's hours (org_cache.py); None: ask openings_at.
 
     Booked and calendar-busy times are not looked at: the insert that follows is made only
     where the exclusion constraint, a fresh blocking calendar and the organization's version
     allow (repositories/appointments.insert_at_version), and a booking refused there asks
-    check_start, whose refusal explains and offers alternatives, and which applies a stale
+    openings_at, whose refusal explains and offers alternatives, and which applies a stale
     calendar's policy. So only a start that may be accepted is answered here: a refusal by
-    the hours, a DST gap, a date outside what is kept, all go to check_start as before.
+    the hours, a DST gap, a date outside what is kept, all go to openings_at as before.
     """
     if start.nonexistent:
         return None
@@ -277,7 +277,7 @@ def apply_calendar_policy(
     return Openings(usable, frozenset(rid for rid in usable if rid in book))
 
 
-def check_start(
+def openings_at(
     uow: AbstractUnitOfWork,
     org: OrgInfo,
     resources: list[ResourceRow],

@@ -18,7 +18,7 @@ from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 from booking_service.config import Settings
-from booking_service.domain import notifications, outbox, recipients
+from booking_service.domain import caller_messages, outbox, recipients
 from booking_service.domain.normalize import mask_phone
 from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.counters import EMAIL_BUDGET, SMS_BUDGET
@@ -122,7 +122,7 @@ class Notifier:
             due.id,
             due.kind,
             due.channel,
-            mask_phone(due.to_address) if due.channel == notifications.SMS else "an address",
+            mask_phone(due.to_address) if due.channel == caller_messages.SMS else "an address",
             outcome.status,
             outcome.error or "",
         )
@@ -132,15 +132,15 @@ class Notifier:
         self, due: DueMessage, settings: SettingsRow | None, now: datetime
     ) -> tuple[str, str] | None:
         """Why a due message must not go out (status, reason), or None."""
-        if due.kind == notifications.REMINDER and due.appointment_status != "booked":
+        if due.kind == caller_messages.REMINDER and due.appointment_status != "booked":
             return "skipped", f"the appointment is {due.appointment_status}"
         if due.changed_at is not None and due.created_at < due.changed_at:
             # Planned before the appointment last moved or was cancelled (it was in flight
             # when that happened, so it escaped being dropped): it says something untrue now.
             return "skipped", "superseded by a later change of the appointment"
-        if due.kind != notifications.CANCELLED and due.starts_at <= now:
+        if due.kind != caller_messages.CANCELLED and due.starts_at <= now:
             return "skipped", "the appointment has already started"
-        if due.channel == notifications.SMS:
+        if due.channel == caller_messages.SMS:
             if settings is None or not settings.sms_enabled:
                 return "skipped", "SMS is off for this organization"
             if due.opted_out:
@@ -157,8 +157,8 @@ class Notifier:
                 return "failed", "SMTP_URL is not set"
             if not recipients.may_email(due.to_address):
                 return "skipped", "not an address on a public domain name"
-        if due.sent_today >= notifications.DAILY_LIMIT:
-            return "skipped", f"{notifications.DAILY_LIMIT} messages to this address in a day"
+        if due.sent_today >= caller_messages.DAILY_LIMIT:
+            return "skipped", f"{caller_messages.DAILY_LIMIT} messages to this address in a day"
         return None
 
     def _over_budget(
@@ -169,7 +169,7 @@ class Notifier:
         day tells the owner: event `messages.budget_reached` (the health page notes it)."""
         if due.attempts > 0:
             return None
-        sms = due.channel == notifications.SMS
+        sms = due.channel == caller_messages.SMS
         budget = due.sms_per_day if sms else due.email_per_day
         zone = ZoneInfo(due.timezone)
         day = recipients.day_start(now, zone)
@@ -202,7 +202,7 @@ class Notifier:
 
     def _deliver(self, due: DueMessage, settings: SettingsRow, box: SecretBox) -> Outcome:
         sender: SmsSender | EmailSender
-        if due.channel == notifications.SMS:
+        if due.channel == caller_messages.SMS:
             try:
                 sender = self._sms_sender(settings, box)
             except SecretsUnavailable as exc:
@@ -217,7 +217,7 @@ class Notifier:
             message = OutgoingMessage(
                 to=due.to_address,
                 body=due.body,
-                subject=notifications.email_subject(due.kind, due.business),
+                subject=caller_messages.email_subject(due.kind, due.business),
                 invitation=self._invitation(due, settings),
             )
         sent = self._channels[due.channel].send(sender, message, timeout_s=self._timeout_s)
@@ -237,13 +237,13 @@ class Notifier:
 
     @staticmethod
     def _invitation(due: DueMessage, settings: SettingsRow) -> Invitation | None:
-        if due.kind == notifications.REMINDER:
+        if due.kind == caller_messages.REMINDER:
             return None
-        cancelled = due.kind == notifications.CANCELLED
+        cancelled = due.kind == caller_messages.CANCELLED
         # Each change is a later SEQUENCE of the same UID, so calendars apply it.
         sequence = int(due.changed_at.timestamp()) if due.changed_at else 0
         return Invitation(
-            uid=notifications.calendar_uid(due.org_id, due.reference),
+            uid=caller_messages.calendar_uid(due.org_id, due.reference),
             sequence=sequence,
             method="CANCEL" if cancelled else "REQUEST",
             starts_at=due.starts_at,
@@ -284,7 +284,7 @@ class Notifier:
             due = uow.notifications.claim_in_doubt(utc_now() - self._in_doubt_after)
             if due is None:
                 return False
-            if due.channel == notifications.EMAIL:
+            if due.channel == caller_messages.EMAIL:
                 uow.notifications.finish(
                     due.id,
                     "failed",

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from booking_service.config import Settings
-from booking_service.domain import calendars
+from booking_service.domain import calendar_events
 from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.calendars import DuePoll, DuePush, LinkRow, PushState
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
@@ -244,7 +244,7 @@ class CalendarSync:
         uow.commit()
 
     def _push(self, due: DuePush, state: PushState, box: SecretBox, now: datetime) -> None:
-        entry = calendars.CalendarEntry(
+        entry = calendar_events.CalendarEntry(
             org_id=due.org_id,
             reference=state.reference,
             sequence=state.sequence,
@@ -260,7 +260,7 @@ class CalendarSync:
         # What this calendar should show: the event while it holds this link's resource (a
         # completed or missed one stays, as it happened); nothing once cancelled or moved away.
         wanted = state.status != "cancelled" and state.resource_id == due.link.resource_id
-        document = calendars.event_document(entry, ZoneInfo(state.timezone), now)
+        document = calendar_events.event_document(entry, ZoneInfo(state.timezone), now)
         password = box.open_or_plain(due.link.password) if due.link.password else None
         access = self._access(due.link, password)
         provider = self._provider(due.link)
@@ -317,7 +317,7 @@ class CalendarSync:
             start=start,
             end=end,
             timezone=due.timezone,
-            own_suffix=calendars.own_uid_suffix(due.link.org_id),
+            own_suffix=calendar_events.own_uid_suffix(due.link.org_id),
         )
         error = None
         try:

@@ -22,9 +22,9 @@ from booking_service.use_cases.accounts import (
     remove_user,
     reset_password,
 )
-from booking_service.use_cases.calendars import calendar_status
+from booking_service.use_cases.calendar_links import calendar_status
 from booking_service.use_cases.diary import offered
-from booking_service.use_cases.notifications import reminder_values, show
+from booking_service.use_cases.messaging import reminder_values, show
 from booking_service.use_cases.orgs import OrgInputError, rotate_secret, update_rules
 from booking_service.use_cases.resources import (
     DAYS,

@@ -27,7 +27,7 @@ from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.accounts import FAILURE_WINDOW
 from booking_service.use_cases.deliver_webhooks import WebhookDelivery, retry_jitter
 from booking_service.use_cases.housekeeping import forget_sign_in_failures, forget_signatures
-from booking_service.use_cases.notifications import INBOUND_SID_RETENTION, forget_old_inbound
+from booking_service.use_cases.messaging import INBOUND_SID_RETENTION, forget_old_inbound
 from booking_service.use_cases.send_messages import Notifier
 from booking_service.use_cases.sync_calendars import CalendarSync
 

@@ -18,7 +18,7 @@ import icalendar
 import pytest
 
 from booking_service.adapters.caldav import CalDavCalendar
-from booking_service.domain.notifications import calendar_uid
+from booking_service.domain.caller_messages import calendar_uid
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org

@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
-from booking_service.use_cases.notifications import forget_old_inbound
+from booking_service.use_cases.messaging import forget_old_inbound
 from booking_service.use_cases.orgs import create_org
 from booking_service.worker.loop import Worker
 from tests.conftest import Org, make_app

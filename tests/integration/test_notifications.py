@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 from twilio.request_validator import RequestValidator
 
 from booking_service.devtools.pgcluster import free_port
-from booking_service.domain import notifications
+from booking_service.domain import caller_messages
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
@@ -181,7 +181,7 @@ def test_a_booking_three_days_ahead_gets_a_confirmation_and_both_reminders_on_ti
     invite = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
     ics = invite.get_payload(decode=True).decode()
     assert "METHOD:REQUEST" in ics
-    assert f"UID:{notifications.calendar_uid(org.id, reference)}" in ics
+    assert f"UID:{caller_messages.calendar_uid(org.id, reference)}" in ics
 
     # Just before the 24 h reminder: nothing; at it: the reminder, by SMS and email.
     clock.now = starts_at - timedelta(days=1, seconds=1)
@@ -236,7 +236,7 @@ def test_a_cancellation_is_sent_and_no_reminder_after_it(app, rt, org, db, twili
     ics = next(p for p in cancelled.walk() if p.get_content_type() == "text/calendar")
     text = ics.get_payload(decode=True).decode()
     assert "METHOD:CANCEL" in text
-    assert f"UID:{notifications.calendar_uid(org.id, reference)}" in text
+    assert f"UID:{caller_messages.calendar_uid(org.id, reference)}" in text
     reminders = [r for r in rows(db, reference) if r[0] == "reminder"]
     assert reminders and {r[2] for r in reminders} == {"skipped"}
     clock.now = datetime.fromisoformat(start).replace(tzinfo=NY)  # the reminders' times pass

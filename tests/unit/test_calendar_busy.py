@@ -1,4 +1,4 @@
-"""Busy times read from an owner's calendar (calendars.busy_ranges) and the VEVENT we push."""
+"""Busy times read from an owner's calendar (calendar_events.busy_ranges) and the VEVENT we push."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from booking_service.domain import calendars
-from booking_service.domain.notifications import calendar_uid
+from booking_service.domain import calendar_events
+from booking_service.domain.caller_messages import calendar_uid
 
 NY = ZoneInfo("America/New_York")
 WINDOW = (datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC))
@@ -33,8 +33,8 @@ def utc(*args: int) -> datetime:
 
 
 def busy(*events: str, zone: ZoneInfo = NY, window=WINDOW):
-    return calendars.busy_ranges(
-        [cal(*events)], zone, *window, own_suffix=calendars.own_uid_suffix(7)
+    return calendar_events.busy_ranges(
+        [cal(*events)], zone, *window, own_suffix=calendar_events.own_uid_suffix(7)
     )
 
 
@@ -125,7 +125,7 @@ def test_overlapping_events_merge_and_the_window_clips():
 
 
 def test_the_pushed_event_has_our_uid_local_times_with_tzid_and_a_masked_phone():
-    entry = calendars.CalendarEntry(
+    entry = calendar_events.CalendarEntry(
         org_id=7,
         reference="ACD347",
         sequence=2,
@@ -136,7 +136,7 @@ def test_the_pushed_event_has_our_uid_local_times_with_tzid_and_a_masked_phone()
         resource="Dr Chen",
         phone="+14155550123",
     )
-    text = calendars.event_document(entry, NY, utc(2026, 11, 30)).decode()
+    text = calendar_events.event_document(entry, NY, utc(2026, 11, 30)).decode()
     parsed = icalendar.Calendar.from_ical(text)
     (vevent,) = parsed.walk("VEVENT")
     assert str(vevent["UID"]) == calendar_uid(7, "ACD347")
@@ -149,17 +149,22 @@ def test_the_pushed_event_has_our_uid_local_times_with_tzid_and_a_masked_phone()
     assert "4155550123" not in text and "555" not in text
     # Our own event read back is not busy time.
     assert (
-        calendars.busy_ranges([parsed], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7)) == []
+        calendar_events.busy_ranges(
+            [parsed], NY, *WINDOW, own_suffix=calendar_events.own_uid_suffix(7)
+        )
+        == []
     )
     # Another organization's event (an invitation the owner accepted elsewhere) is busy time.
-    assert calendars.busy_ranges([parsed], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(8))
+    assert calendar_events.busy_ranges(
+        [parsed], NY, *WINDOW, own_suffix=calendar_events.own_uid_suffix(8)
+    )
 
 
 def test_an_endless_frequent_recurrence_fails_the_poll_instead_of_filling_memory():
     endless = event(
         "spam", "DTSTART:20270101T000000Z", "DURATION:PT30S", "RRULE:FREQ=SECONDLY;INTERVAL=60"
     )
-    with pytest.raises(calendars.UnreadableCalendar, match=r"repeats too\s+often: spam"):
+    with pytest.raises(calendar_events.UnreadableCalendar, match=r"repeats too\s+often: spam"):
         busy(endless)
     # An endless daily one is fine: the window ends it.
     daily = event("standup", "DTSTART:20270101T140000Z", "DURATION:PT15M", "RRULE:FREQ=DAILY")
@@ -168,13 +173,13 @@ def test_an_endless_frequent_recurrence_fails_the_poll_instead_of_filling_memory
 
 def test_an_unreadable_event_fails_the_poll_naming_it_never_guessed_free():
     broken = event("broken-rule", "DTSTART:20270101T140000Z", "DURATION:PT15M", "RRULE:FREQ=FOO")
-    with pytest.raises(calendars.UnreadableCalendar, match="broken-rule could not be read"):
+    with pytest.raises(calendar_events.UnreadableCalendar, match="broken-rule could not be read"):
         busy(broken)
 
 
 def test_masked_phone_keeps_only_the_last_four_digits():
-    assert calendars.masked_phone("+1 (415) 555-0123") == "***0123"
-    assert calendars.masked_phone(None) == ""
+    assert calendar_events.masked_phone("+1 (415) 555-0123") == "***0123"
+    assert calendar_events.masked_phone(None) == ""
 
 
 # --- the bounded iterator (recurrence.py): what a hostile calendar cannot do (#24) -------------
@@ -183,7 +188,7 @@ def test_masked_phone_keeps_only_the_last_four_digits():
 @pytest.mark.parametrize("freq", ["SECONDLY", "MINUTELY"])
 def test_rules_repeating_every_second_or_minute_are_refused_even_with_a_count(freq):
     bomb = event("bomb", "DTSTART:20270101T000000Z", "DURATION:PT1S", f"RRULE:FREQ={freq};COUNT=3")
-    with pytest.raises(calendars.UnreadableCalendar, match=f"bomb.*FREQ={freq}"):
+    with pytest.raises(calendar_events.UnreadableCalendar, match=f"bomb.*FREQ={freq}"):
         busy(bomb)
 
 
@@ -195,14 +200,14 @@ def test_free_occurrences_count_toward_the_cap_though_they_block_nothing():
         "TRANSP:TRANSPARENT",
         "RRULE:FREQ=HOURLY",
     )
-    with pytest.raises(calendars.UnreadableCalendar, match="free-hourly"):
-        calendars.busy_ranges(
-            [cal(free)], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7), limit=1000
+    with pytest.raises(calendar_events.UnreadableCalendar, match="free-hourly"):
+        calendar_events.busy_ranges(
+            [cal(free)], NY, *WINDOW, own_suffix=calendar_events.own_uid_suffix(7), limit=1000
         )
     # Under the cap they are read, and are not busy.
     assert (
-        calendars.busy_ranges(
-            [cal(free)], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7), limit=10_000
+        calendar_events.busy_ranges(
+            [cal(free)], NY, *WINDOW, own_suffix=calendar_events.own_uid_suffix(7), limit=10_000
         )
         == []
     )
@@ -219,9 +224,9 @@ def test_free_occurrences_count_toward_the_cap_though_they_block_nothing():
 )
 def test_by_lists_the_old_guard_ignored_are_capped_by_what_they_expand_to(rule):
     dense = event("dense", "DTSTART:20270101T000000Z", "DURATION:PT1M", f"RRULE:{rule}")
-    with pytest.raises(calendars.UnreadableCalendar, match="dense"):
-        calendars.busy_ranges(
-            [cal(dense)], NY, *WINDOW, own_suffix=calendars.own_uid_suffix(7), limit=10
+    with pytest.raises(calendar_events.UnreadableCalendar, match="dense"):
+        calendar_events.busy_ranges(
+            [cal(dense)], NY, *WINDOW, own_suffix=calendar_events.own_uid_suffix(7), limit=10
         )
 
 
@@ -230,14 +235,14 @@ def test_the_cap_is_shared_by_all_the_calendars_of_one_read():
         cal(event(f"w{i}", "DTSTART:20270104T150000Z", "DURATION:PT1H", "RRULE:FREQ=WEEKLY"))
         for i in range(10)
     ]
-    with pytest.raises(calendars.UnreadableCalendar):
-        calendars.busy_ranges(weekly, NY, *WINDOW, own_suffix="-7@x", limit=100)
-    assert calendars.busy_ranges(weekly, NY, *WINDOW, own_suffix="-7@x", limit=300)
+    with pytest.raises(calendar_events.UnreadableCalendar):
+        calendar_events.busy_ranges(weekly, NY, *WINDOW, own_suffix="-7@x", limit=100)
+    assert calendar_events.busy_ranges(weekly, NY, *WINDOW, own_suffix="-7@x", limit=300)
 
 
 def test_a_rule_that_began_long_ago_costs_steps_and_is_refused_past_the_step_cap():
     ancient = event("ancient", "DTSTART:19000101T000000Z", "DURATION:PT5M", "RRULE:FREQ=HOURLY")
-    with pytest.raises(calendars.UnreadableCalendar, match="too long ago: ancient"):
+    with pytest.raises(calendar_events.UnreadableCalendar, match="too long ago: ancient"):
         busy(ancient)
     # A daily event since 1990 is an ordinary diary: read.
     old_daily = event("standup", "DTSTART:19900101T140000Z", "DURATION:PT15M", "RRULE:FREQ=DAILY")

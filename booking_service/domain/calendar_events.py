@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from booking_service.domain import recurrence
-from booking_service.domain.notifications import calendar_uid
+from booking_service.domain.caller_messages import calendar_uid
 from booking_service.domain.recurrence import UnreadableCalendar
 
 __all__ = ["UnreadableCalendar"]

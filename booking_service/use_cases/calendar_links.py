@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from booking_service.adapters.webhooks import UnsafeTarget, check_target
-from booking_service.domain import calendars
+from booking_service.domain import calendar_events
 from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.times import utc_now
 from booking_service.persistence.models import WHEN_STALE
@@ -270,11 +270,11 @@ def feed_document(uow: AbstractUnitOfWork, token: str) -> bytes:
             include_cancelled=False,
         )
     zone = ZoneInfo(org.timezone)
-    return calendars.feed_document((_entry(row) for row in rows), zone, now, org.name)
+    return calendar_events.feed_document((_entry(row) for row in rows), zone, now, org.name)
 
 
-def _entry(row: ListedAppointment) -> calendars.CalendarEntry:
-    return calendars.CalendarEntry(
+def _entry(row: ListedAppointment) -> calendar_events.CalendarEntry:
+    return calendar_events.CalendarEntry(
         org_id=row.org_id,
         reference=row.reference,
         sequence=row.sequence,
@@ -357,7 +357,7 @@ def list_appointments(
             service=row.service,
             reference=row.reference,
             status=row.status,
-            phone=calendars.masked_phone(row.phone),
+            phone=calendar_events.masked_phone(row.phone),
             unconfirmed=row.unconfirmed,
         )
         for row in rows

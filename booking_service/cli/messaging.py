@@ -9,7 +9,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
 from booking_service.runtime.extensions import runtime
-from booking_service.use_cases.notifications import configure_email, configure_sms, listing
+from booking_service.use_cases.messaging import configure_email, configure_sms, listing
 from booking_service.use_cases.secrets import reseal_all
 
 notifications_cli = AppGroup("notifications", help="Confirmations and reminders sent to callers.")
