@@ -11,32 +11,21 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import (
-    DBAPIError,
-    IntegrityError,
-    OperationalError,
-    ProgrammingError,
-    SQLAlchemyError,
-)
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking_service.domain import caller_messages, outbox, recipients
-from booking_service.domain.errors import (
-    DatabaseUnavailable,
-    ExclusionViolation,
-    OutOfTime,
-    UniqueViolation,
-)
+from booking_service.domain import outbox
+from booking_service.domain.errors import DatabaseUnavailable, OutOfTime
 from booking_service.domain.events import (
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentEvent,
     AppointmentRescheduled,
 )
+from booking_service.persistence.message_planning import plan_messages
 from booking_service.persistence.org_cache import OrgCache
 from booking_service.persistence.repositories.adoption import AdoptionRepository
 from booking_service.persistence.repositories.appointments import AppointmentRepository
@@ -44,20 +33,17 @@ from booking_service.persistence.repositories.calendars import CalendarRepositor
 from booking_service.persistence.repositories.contacts import ContactRepository
 from booking_service.persistence.repositories.counters import CounterRepository
 from booking_service.persistence.repositories.diary import DiaryRepository
-from booking_service.persistence.repositories.driver import HotStatement
 from booking_service.persistence.repositories.ledger import ToolCallLedger
 from booking_service.persistence.repositories.notifications import (
-    AudienceRow,
     NotificationRepository,
 )
 from booking_service.persistence.repositories.organizations import OrganizationRepository
 from booking_service.persistence.repositories.outbox import OutboxRepository
 from booking_service.persistence.repositories.schedule import ScheduleRepository
 from booking_service.persistence.repositories.users import UserRepository
+from booking_service.persistence.savepoints import savepoint
 from booking_service.persistence.secrets_box import NO_KEY, SecretBox
 
-UNIQUE_VIOLATION = "23505"
-EXCLUSION_VIOLATION = "23P01"
 # Connection failures, timeouts (57014 query_canceled, 55P03 lock_not_available) and
 # "the server is shutting down" (57P01..57P03) all mean: try again later.
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57", "55P03", "53")
@@ -271,36 +257,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                     event, AppointmentBooked | AppointmentRescheduled | AppointmentCancelled
                 ),
             )
-            self._plan_messages(event, audience, at)
-
-    def _plan_messages(
-        self, event: AppointmentEvent, row: AudienceRow | None, now: datetime
-    ) -> None:
-        if not isinstance(event, AppointmentBooked):
-            # It moved, was cancelled or is over: what was waiting no longer fits.
-            self.notifications.drop_pending(
-                event.org_id, event.appointment_id, f"superseded ({outbox.event_type(event)})"
-            )
-        if row is None or not (row.sms_enabled or row.email_enabled):
-            return
-        audience = caller_messages.Audience(
-            business=row.business,
-            zone=ZoneInfo(row.timezone),
-            reminder_minutes=tuple(row.reminder_minutes),
-            quiet=(row.quiet_from, row.quiet_until)
-            if row.quiet_from is not None and row.quiet_until is not None
-            else None,
-            # Only the number the appointment's contact holds, only one that can take a text
-            # (recipients.py), only in allowed countries; email only to a public domain name.
-            phone=row.phone
-            if row.sms_enabled
-            and recipients.may_text(row.phone, row.sms_countries or [row.phone_region])
-            else None,
-            email=event.email if row.email_enabled and recipients.may_email(event.email) else None,
-        )
-        self.notifications.add(
-            event.org_id, event.appointment_id, caller_messages.plan(event, audience, now)
-        )
+            plan_messages(self.notifications, event, audience, at)
 
     def _commit(self) -> None:
         self._open.commit()
@@ -310,52 +267,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
-        # SAVEPOINT and, on an error, ROLLBACK TO SAVEPOINT, sent straight to the driver; never
-        # RELEASE: COMMIT releases it with the transaction, and a savepoint left open costs
-        # PostgreSQL nothing more than a released one (its subtransaction id stays in the
-        # transaction either way). Names go by nesting depth: a later savepoint at the same
-        # depth shadows the name, and ROLLBACK TO takes the most recent one of a name, which is
-        # always the innermost open one. SQLAlchemy's begin_nested() cost a round trip (the
-        # RELEASE) and ~400 Python calls more per use (#17); nothing here uses ORM objects
-        # whose state a savepoint would have to track.
+        # Sent straight to the driver, named by nesting depth (savepoints.py).
         self._depth += 1
-        take, undo = _savepoint_statements(self._depth)
         try:
-            take.execute(self._open)
-            try:
+            with savepoint(self._open, self._depth):
                 yield
-            except BaseException:
-                # On a dead connection this fails too (a driver error, or SQLAlchemy refusing
-                # an invalidated connection until rollback); the original error is the one to
-                # raise, and leaving the unit of work rolls back whatever is left.
-                with contextlib.suppress(SQLAlchemyError):
-                    undo.execute(self._open)
-                raise
-        except IntegrityError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None)
-            constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-            if sqlstate == UNIQUE_VIOLATION:
-                raise UniqueViolation(constraint) from exc
-            if sqlstate == EXCLUSION_VIOLATION:
-                raise ExclusionViolation(constraint) from exc
-            raise
         finally:
             self._depth -= 1
-
-
-_SAVEPOINTS: dict[int, tuple[HotStatement, HotStatement]] = {}
-
-
-def _savepoint_statements(depth: int) -> tuple[HotStatement, HotStatement]:
-    """SAVEPOINT and ROLLBACK TO SAVEPOINT for one nesting depth (built once per depth)."""
-    found = _SAVEPOINTS.get(depth)
-    if found is None:
-        name = f"uow_{depth}"
-        found = _SAVEPOINTS[depth] = (
-            HotStatement(text(f"SAVEPOINT {name}")),
-            HotStatement(text(f"ROLLBACK TO SAVEPOINT {name}")),
-        )
-    return found
 
 
 class ConnectionScope:

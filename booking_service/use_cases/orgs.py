@@ -185,7 +185,7 @@ def update_rules(
     """Change booking rules, the per-caller cap and the daily budgets; None values are left
     alone.
     `messaging`: reminder and quiet-hour columns, already checked
-    (use_cases.notifications.reminder_values).
+    (use_cases.messaging.reminder_values).
 
     Raises NotFound when there is no such organization.
     """

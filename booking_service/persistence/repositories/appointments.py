@@ -1,15 +1,15 @@
-"""Appointments: the booking insert, holdings of a contact, lookups by proof, cancel and move."""
+"""uow.appointments: the booking insert (and why one was not made), cancel, mark and move.
+
+Finding appointments (by id, by proof, a contact's holdings) is in appointment_lookups.py,
+whose AppointmentRow is importable from here too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
-    Text,
-    and_,
     bindparam,
     exists,
     func,
@@ -19,7 +19,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.persistence.db import table
@@ -27,8 +26,13 @@ from booking_service.persistence.models import (
     Appointment,
     CalendarBusy,
     CalendarLink,
-    Contact,
     Organization,
+)
+from booking_service.persistence.repositories.appointment_lookups import (
+    APPOINTMENT_COLUMNS,
+    AppointmentLookups,
+    AppointmentRow,
+    appointment_row,
 )
 from booking_service.persistence.repositories.common import (
     CANCELLED,
@@ -38,33 +42,10 @@ from booking_service.persistence.repositories.common import (
 )
 from booking_service.persistence.repositories.driver import HotStatement
 
+__all__ = ["AppointmentRepository", "AppointmentRow"]
+
 _appointments = table(Appointment)
 _organizations = table(Organization)
-
-
-@dataclass(frozen=True)
-class AppointmentRow:
-    """An appointment as use cases see it. Notes are left out on purpose: what a caller typed
-    for staff is never handed to code that answers callers."""
-
-    id: int
-    org_id: int
-    contact_id: int
-    resource_id: int
-    reference: str
-    starts_at: datetime
-    ends_at: datetime
-    status: str
-    service: str | None
-    name: str | None
-    email: str | None
-
-
-_COLUMNS = [_appointments.c[f.name] for f in fields(AppointmentRow)]
-
-
-def _appointment(row) -> AppointmentRow:
-    return AppointmentRow(*row)
 
 
 # Column -> parameter of an appointment insert (the status is always "booked").
@@ -88,21 +69,21 @@ _INSERT_APPOINTMENT = HotStatement(
     insert(_appointments)
     .values(status="booked", **{column: bindparam(p) for column, p in _INSERTED.items()})
     .on_conflict_do_nothing()
-    .returning(*_COLUMNS)
+    .returning(*APPOINTMENT_COLUMNS)
 )
 # The same insert, made only while the organization's config_version is the one given and
 # the resource's calendars allow it, as of the insert's own snapshot: a booking decided on
 # opening hours kept for that version (use_cases/openings.cached_openings) is not made on
 # hours changed since, however long the request waited for locks before it, nor over a time
 # a blocking calendar says is busy, nor while such a calendar is stale (its policy, and the
-# `unconfirmed` mark, are check_start's to apply). Nothing inserted: see why_not_inserted.
+# `unconfirmed` mark, are openings_at's to apply). Nothing inserted: see why_not_inserted.
 _busy = table(CalendarBusy)
 _links = table(CalendarLink)
 
 
 def _calendar_says_no(org, resource, starts_at, blocked_until, now):
     """A blocking calendar of the resource is busy over [starts_at, blocked_until) or stale
-    at `now` (LinkState.stale_at): the rules check_start applies to calendars."""
+    at `now` (LinkState.stale_at): the rules openings_at applies to calendars."""
     busy = exists().where(
         _busy.c.org_id == org,
         _busy.c.resource_id == resource,
@@ -142,29 +123,7 @@ _INSERT_APPOINTMENT_AT_VERSION = HotStatement(
         ),
     )
     .on_conflict_do_nothing()
-    .returning(*_COLUMNS)
-)
-
-
-_HOLDINGS = select(
-    func.count().label("upcoming"),
-    # array_agg(...)[1]: the first matching id, in the same pass as the count.
-    func.array_agg(_appointments.c.id)
-    .filter(
-        and_(
-            _appointments.c.starts_at == bindparam("p_starts"),
-            or_(
-                bindparam("p_any_call", type_=Boolean),
-                _appointments.c.vapi_call_id == bindparam("p_call", type_=Text),
-            ),
-        )
-    )[1]
-    .label("existing_id"),
-).where(
-    _appointments.c.org_id == bindparam("p_org"),
-    _appointments.c.contact_id == bindparam("p_contact"),
-    _appointments.c.status == "booked",
-    _appointments.c.ends_at > bindparam("p_now"),
+    .returning(*APPOINTMENT_COLUMNS)
 )
 
 
@@ -173,11 +132,8 @@ def _insert_params(values: dict) -> dict:
     return {p: values[column] for column, p in _INSERTED.items()}
 
 
-class AppointmentRepository:
+class AppointmentRepository(AppointmentLookups):
     """Appointments: inserted with a reference unique per organization."""
-
-    def __init__(self, session: Session):
-        self.session = session
 
     def insert(
         self,
@@ -207,7 +163,7 @@ class AppointmentRepository:
         """
         values = _insert_params(locals())
         row = _INSERT_APPOINTMENT.execute(self.session, values).first()
-        return _appointment(row) if row is not None else None
+        return appointment_row(row) if row is not None else None
 
     def insert_at_version(self, version: int, now: datetime, **values) -> AppointmentRow | None:
         """`insert`, made only while the organization's config_version is `version` and no
@@ -215,7 +171,7 @@ class AppointmentRepository:
         those holds, or when the insert conflicts (see `why_not_inserted`)."""
         params = {**_insert_params(values), "p_version": version, "p_now": now}
         row = _INSERT_APPOINTMENT_AT_VERSION.execute(self.session, params).first()
-        return _appointment(row) if row is not None else None
+        return appointment_row(row) if row is not None else None
 
     def why_not_inserted(
         self,
@@ -264,120 +220,6 @@ class AppointmentRepository:
             return "taken"
         return "stale" if row.stale else "calendar" if row.calendar else None
 
-    def holdings(
-        self,
-        org_id: int,
-        contact_id: int,
-        *,
-        now: datetime,
-        starts_at: datetime,
-        vapi_call_id: str | None,
-        any_call: bool,
-    ) -> tuple[int, int | None]:
-        """How many booked appointments the contact holds that have not ended, and the id of
-        the one starting exactly at `starts_at` that this request may be given back: any of
-        them (`any_call`: the verified caller's own), else only one booked in the same VAPI
-        call. One statement; call it with the contact's row locked."""
-        row = self.session.execute(
-            _HOLDINGS,
-            {
-                "p_org": org_id,
-                "p_contact": contact_id,
-                "p_now": now,
-                "p_starts": starts_at,
-                "p_call": vapi_call_id,
-                "p_any_call": any_call,
-            },
-        ).one()
-        return row.upcoming, row.existing_id
-
-    def get(self, org_id: int, appointment_id: int) -> AppointmentRow | None:
-        row = self.session.execute(
-            select(*_COLUMNS).where(
-                _appointments.c.org_id == org_id, _appointments.c.id == appointment_id
-            )
-        ).first()
-        return _appointment(row) if row is not None else None
-
-    def upcoming(self, org_id: int, contact_id: int, now: datetime) -> list[AppointmentRow]:
-        """The contact's booked appointments that have not ended, soonest first."""
-        rows = self.session.execute(
-            select(*_COLUMNS)
-            .where(
-                _appointments.c.org_id == org_id,
-                _appointments.c.contact_id == contact_id,
-                _appointments.c.status == "booked",
-                _appointments.c.ends_at > now,
-            )
-            .order_by(_appointments.c.starts_at)
-            .limit(20)
-        )
-        return [_appointment(row) for row in rows]
-
-    def of_contact(
-        self,
-        org_id: int,
-        contact_id: int,
-        *,
-        reference: str | None = None,
-        starts_at: datetime | None = None,
-    ) -> AppointmentRow | None:
-        """The contact's own appointment by reference or start (booked ones first), locked.
-
-        FOR UPDATE: a cancel and a reschedule of the same appointment run one after the other.
-        """
-        stmt = select(*_COLUMNS).where(
-            _appointments.c.org_id == org_id, _appointments.c.contact_id == contact_id
-        )
-        if reference is not None:
-            stmt = stmt.where(_appointments.c.reference == reference)
-        if starts_at is not None:
-            stmt = stmt.where(_appointments.c.starts_at == starts_at)
-        stmt = stmt.order_by((_appointments.c.status == "booked").desc(), _appointments.c.id.desc())
-        row = self.session.execute(stmt.limit(1).with_for_update()).first()
-        return _appointment(row) if row is not None else None
-
-    def by_reference_and_proof(
-        self,
-        org_id: int,
-        reference: str,
-        *,
-        phone: str | None,
-        email: str | None,
-        starts_at: datetime | None = None,
-        lock: bool = False,
-    ) -> AppointmentRow | None:
-        """The appointment with this reference, only if it was booked with this phone (its
-        contact's) or this email (the booking's); with `lock`, FOR UPDATE."""
-        proofs = []
-        if phone is not None:
-            proofs.append(Contact.phone == phone)
-        if email is not None:
-            proofs.append(_appointments.c.email == email)
-        if not proofs:
-            return None
-        stmt = (
-            select(*_COLUMNS)
-            .join(
-                Contact,
-                and_(
-                    Contact.org_id == _appointments.c.org_id,
-                    Contact.id == _appointments.c.contact_id,
-                ),
-            )
-            .where(
-                _appointments.c.org_id == org_id,
-                _appointments.c.reference == reference,
-                or_(*proofs),
-            )
-        )
-        if starts_at is not None:
-            stmt = stmt.where(_appointments.c.starts_at == starts_at)
-        if lock:
-            stmt = stmt.with_for_update(of=_appointments)
-        row = self.session.execute(stmt).first()
-        return _appointment(row) if row is not None else None
-
     def cancel(self, org_id: int, appointment_id: int, reason: str | None) -> AppointmentRow:
         """Mark it cancelled (never a delete) and return it as it is now."""
         return self._update(
@@ -388,15 +230,6 @@ class AppointmentRepository:
             cancel_reason=reason,
             sequence=_appointments.c.sequence + 1,
         )
-
-    def by_reference(self, org_id: int, reference: str) -> AppointmentRow | None:
-        """The organization's appointment with this reference, row-locked (staff actions)."""
-        row = self.session.execute(
-            select(*_COLUMNS)
-            .where(_appointments.c.org_id == org_id, _appointments.c.reference == reference)
-            .with_for_update(of=_appointments)
-        ).first()
-        return _appointment(row) if row is not None else None
 
     def set_status(self, org_id: int, appointment_id: int, status: str) -> AppointmentRow:
         """Record how it went (completed, no_show)."""
@@ -431,6 +264,6 @@ class AppointmentRepository:
             update(_appointments)
             .where(_appointments.c.org_id == org_id, _appointments.c.id == appointment_id)
             .values(**values)
-            .returning(*_COLUMNS)
+            .returning(*APPOINTMENT_COLUMNS)
         ).one()
-        return _appointment(row)
+        return appointment_row(row)

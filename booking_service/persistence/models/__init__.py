@@ -1,0 +1,125 @@
+"""ORM models and the constraints the code relies on, one module per aggregate.
+
+Tables are created by alembic revisions, never by create_all. Every unique constraint includes
+org_id, and appointments point at contacts through (org_id, contact_id) so the database itself
+refuses to attach one organization's appointment to another's contact.
+
+- organizations: the organization and the HMAC signatures it accepted;
+- appointments: contacts and their appointments (the double-booking guard);
+- ledger: the idempotency ledger of tool calls;
+- schedule: resources, weekly hours, dated exceptions and services;
+- outbox: events, webhook endpoints, deliveries and attempts;
+- messages: messaging settings, notifications, SMS opt-outs and inbound SMS;
+- calendars: calendar links, busy times, pushes and ICS feeds;
+- users: who signs in to the web page, and the sign-in throttle;
+- counters: per-organization counts within a window.
+
+Importing this package registers every table on `Base.metadata` (alembic's env.py relies on
+it), and every model and constant is importable from here as before the split.
+"""
+
+from __future__ import annotations
+
+from booking_service.persistence.models.appointments import (
+    APPOINTMENT_STATUSES,
+    CK_CONTACTS_PHONE_OR_EMAIL,
+    EX_APPOINTMENTS_NO_OVERLAP,
+    UQ_APPOINTMENTS_ORG_REFERENCE,
+    UQ_CONTACTS_ORG_EMAIL_PHONELESS,
+    UQ_CONTACTS_ORG_ID,
+    UQ_CONTACTS_ORG_PHONE,
+    Appointment,
+    Contact,
+)
+from booking_service.persistence.models.calendars import (
+    WHEN_STALE,
+    CalendarBusy,
+    CalendarFeed,
+    CalendarLink,
+    CalendarPush,
+)
+from booking_service.persistence.models.counters import (
+    OrgCounter,
+)
+from booking_service.persistence.models.ledger import (
+    UQ_TOOL_CALLS_ORG_TOOL_CALL,
+    ToolCall,
+)
+from booking_service.persistence.models.messages import (
+    NOTIFICATION_KINDS,
+    NOTIFICATION_STATUSES,
+    MessagingSettings,
+    Notification,
+    SmsInbound,
+    SmsOptOut,
+)
+from booking_service.persistence.models.organizations import (
+    UQ_WEBHOOK_SIGNATURES,
+    Organization,
+    WebhookSignature,
+)
+from booking_service.persistence.models.outbox import (
+    DELIVERY_STATUSES,
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from booking_service.persistence.models.schedule import (
+    UQ_RESOURCES_ORG_ID,
+    UQ_RESOURCES_ORG_NAME,
+    UQ_SERVICES_ORG_NAME,
+    Resource,
+    ScheduleException,
+    Service,
+    WorkingHours,
+)
+from booking_service.persistence.models.users import (
+    USER_ROLES,
+    SignInThrottle,
+    User,
+)
+
+__all__ = [
+    "APPOINTMENT_STATUSES",
+    "CK_CONTACTS_PHONE_OR_EMAIL",
+    "DELIVERY_STATUSES",
+    "EX_APPOINTMENTS_NO_OVERLAP",
+    "NOTIFICATION_KINDS",
+    "NOTIFICATION_STATUSES",
+    "UQ_APPOINTMENTS_ORG_REFERENCE",
+    "UQ_CONTACTS_ORG_EMAIL_PHONELESS",
+    "UQ_CONTACTS_ORG_ID",
+    "UQ_CONTACTS_ORG_PHONE",
+    "UQ_RESOURCES_ORG_ID",
+    "UQ_RESOURCES_ORG_NAME",
+    "UQ_SERVICES_ORG_NAME",
+    "UQ_TOOL_CALLS_ORG_TOOL_CALL",
+    "UQ_WEBHOOK_SIGNATURES",
+    "USER_ROLES",
+    "WHEN_STALE",
+    "Appointment",
+    "CalendarBusy",
+    "CalendarFeed",
+    "CalendarLink",
+    "CalendarPush",
+    "Contact",
+    "MessagingSettings",
+    "Notification",
+    "OrgCounter",
+    "Organization",
+    "OutboxEvent",
+    "Resource",
+    "ScheduleException",
+    "Service",
+    "SignInThrottle",
+    "SmsInbound",
+    "SmsOptOut",
+    "ToolCall",
+    "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookSignature",
+    "WorkingHours",
+]
