@@ -11,9 +11,10 @@ The folders say what a test starts:
                 webhook receivers); calendars/ and notifications/ share a world in their conftest
   http/         the app in-process through the Flask test client (and PostgreSQL)
   stack/        processes of the service: nginx, gunicorn, PgBouncer, `flask worker`, a
-                PostgreSQL of its own to restart
-  browser/      headless Chromium against a served app
+                PostgreSQL of its own to restart; marked `stack`
+  browser/      headless Chromium against a served app; marked `browser`
   support/      no tests: helpers, the app factory the tests use, the fakes and the stack drivers
+`make test-fast` runs all but `stack` and `browser`; `make test` runs everything.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
 from tests.support.app import Org, make_app
 from tests.support.helpers import local_start
+from tests.support.markers import COLLECTED, FOLDER_MARKERS
 
 TESTS = Path(__file__).resolve().parent
 # Copied from the shared VAPI fixtures so that a fresh clone is self-contained.
@@ -62,6 +64,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _cluster is not None:
         _cluster.__exit__(None, None, None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test in tests/stack and tests/browser with its folder's marker."""
+    collected = []
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        folder = parts[0] if len(parts) > 1 else ""
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
+        names = frozenset(mark.name for mark in item.iter_markers())
+        collected.append((item.nodeid, folder, names))
+    config.stash[COLLECTED] = collected
 
 
 def url_of(host: str, port: int | str, dbname: str, user: str = pgcluster.SUPERUSER) -> str:
