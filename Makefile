@@ -7,7 +7,7 @@ PGDIR := .pgdata
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench profile screenshots lint db-start db-stop clean _test-in-cluster
+.PHONY: run test test-fast bench profile screenshots lint db-start db-stop clean _test-in-cluster
 
 # Debian's python3 needs python3-venv for `-m venv`; root gets it installed, others are told.
 $(BIN)/python:
@@ -64,6 +64,12 @@ _test-in-cluster:
 	$(BIN)/alembic upgrade head
 	$(BIN)/alembic check
 	$(BIN)/pytest
+
+## test-fast: the inner loop: the suite without the `stack` and `browser` tests (no nginx,
+## gunicorn, PgBouncer or Chromium), no lint and no `alembic check`; `make test` runs them all
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m booking_service.devtools.pgcluster throwaway -- \
+	  $(BIN)/pytest -q -m "not stack and not browser" $(PYTEST_ARGS)
 
 ## bench: measure the booking path (wrk → nginx → gunicorn → PostgreSQL, fsync on) and rewrite
 ## docs/PERFORMANCE.md; not part of `make test` (it takes a few minutes)

@@ -17,7 +17,7 @@ app = Flask(__name__)
 
 @app.get("/api/health")
 def health():
-    """What tests/stack.py waits for before sending load."""
+    """What tests/support/stack.py waits for before sending load."""
     return jsonify({"status": "ok"})
 
 

@@ -3,7 +3,7 @@
 What it does, from a fresh clone:
 1. a throwaway PostgreSQL cluster with durable settings (fsync on), migrated to head;
 2. gunicorn with deploy/gunicorn.conf.py (the production worker and thread counts) behind nginx
-   with deploy/nginx.conf (tests/stack.py starts both, as the end-to-end test does);
+   with deploy/nginx.conf (tests/support/stack.py starts both, as the end-to-end test does);
 3. wrk (Debian's package, driven by bench/book.lua) posts ~50 KB VAPI bodies at rising
    concurrency: distinct new callers, one caller over and over, availability+booking mixed, and
    distinct callers again after pre-filling 1,000,000 contacts;
@@ -38,7 +38,7 @@ from alembic import command
 
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
-from tests import stack
+from tests.support import stack
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -112,7 +112,7 @@ class BenchStack(stack.Stack):
 def via_pgbouncer(nginx_bin: Path, url: str, port: int, run) -> Run:
     """The same stack with DB_POOLER=transaction behind PgBouncer (transaction mode, its
     defaults, 20 server connections) in front of the same cluster."""
-    from tests.pooler import pgbouncer, through
+    from tests.support.pooler import pgbouncer, through
 
     with pgbouncer("127.0.0.1", port, pool_size=20) as pooler_port:
         pooled = BenchStack(
@@ -655,7 +655,7 @@ LEVERS = """
    bypasses the triggers (a disabled trigger, TRUNCATE) would not be seen; `flask schema
    check` (start-up, /api/health) fails without the triggers. A change committed between a
    request's confirmation and its answer is seen by the next request, as a change committed
-   mid-request always was. Tests: tests/e2e/test_org_cache.py (rotated or revoked secret,
+   mid-request always was. Tests: tests/http/test_org_cache.py (rotated or revoked secret,
    HMAC newly required, new resource and service, changed rules, a change between two tool
    calls of one request, requests racing a rotation).
 5. **The change count returned by the ledger answer** (`repositories/ledger.record_answer`):
@@ -698,12 +698,13 @@ LEVERS = """
    counted in `booking_conflicts_total` only when both bookings took the diary-read path;
    asking for a taken time costs an insert attempt (and its check) before the diary read. A
    start the hours refuse, a DST gap and a date outside what is kept take the old path, so
-   every refusal is unchanged. Tests: tests/e2e/test_org_cache.py (hours, closed and
+   every refusal is unchanged. Tests: tests/http/test_org_cache.py (hours, closed and
    reopened days, by use case and by hand; hours changed between the claim and the insert;
    new, newly blocking, fresh and stale calendars under both policies; busy times of a
    calendar that stopped blocking; hours kept for an older version are not used by a fresh
    read; eight callers racing for one time book it once) and tests/integration/
-   test_calendars.py, unchanged (four of its tests fail if the insert ignores calendars).
+   calendars/test_calendars.py, unchanged (four of its tests fail if the insert ignores
+   calendars).
 9. **Log lines masked in one search** (`logging_setup.mask_digits`, `ContextFilter`): every
    line's message went through a date-and-address scan before the phone-number pattern; now a
    message with no phone-like run (nearly all) is settled by that pattern's single search,
@@ -726,7 +727,7 @@ LEVERS = """
     restart case (the server closes its connections) is caught as before. Tests:
     tests/integration/test_request_path.py (pooled connections whose backends were
     terminated are replaced before use, and fail without the listener; keepalives are set on
-    the socket), tests/fault/test_database_restart.py unchanged.
+    the socket), tests/stack/test_database_restart.py unchanged.
 
 **Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
 tables start empty, and without statistics PostgreSQL planned the ledger's lookup by tool call

@@ -4,6 +4,17 @@
 `pytest` starts its own. Either way the tests never touch a developer's database or a server
 that happens to run on the machine. Each test gets its own database, cloned from a template
 that `alembic upgrade head` built (the same path production takes).
+
+The folders say what a test starts:
+  unit/         nothing: plain functions and objects
+  integration/  PostgreSQL (and fakes of outside systems on loopback: Radicale, Twilio, SMTP,
+                webhook receivers); calendars/ and notifications/ share a world in their conftest
+  http/         the app in-process through the Flask test client (and PostgreSQL)
+  stack/        processes of the service: nginx, gunicorn, PgBouncer, `flask worker`, a
+                PostgreSQL of its own to restart; marked `stack`
+  browser/      headless Chromium against a served app; marked `browser`
+  support/      no tests: helpers, the app factory the tests use, the fakes and the stack drivers
+`make test-fast` runs all but `stack` and `browser`; `make test` runs everything.
 """
 
 from __future__ import annotations
@@ -13,27 +24,25 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import psycopg
-import pydantic
 import pytest
 from alembic import command
 from flask.testing import FlaskClient
 from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
-from vapi.types import ServerMessageResponseToolCalls  # lazy package: ~0.1 s, once per run
 
-from booking_service.app import create_app
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import create_org
-from tests.helpers import local_start
+from tests.support.app import Org, make_app
+from tests.support.helpers import local_start
+from tests.support.markers import COLLECTED, FOLDER_MARKERS
 
+TESTS = Path(__file__).resolve().parent
 # Copied from the shared VAPI fixtures so that a fresh clone is self-contained.
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "vapi"
-FORBIDDEN_IN_RESPONSES = ("constraint", "psycopg", "SELECT", "Traceback")
+FIXTURES = TESTS / "fixtures" / "vapi"
 
 _cluster = None
 
@@ -55,6 +64,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _cluster is not None:
         _cluster.__exit__(None, None, None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test in tests/stack and tests/browser with its folder's marker."""
+    collected = []
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        folder = parts[0] if len(parts) > 1 else ""
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
+        names = frozenset(mark.name for mark in item.iter_markers())
+        collected.append((item.nodeid, folder, names))
+    config.stash[COLLECTED] = collected
 
 
 def url_of(host: str, port: int | str, dbname: str, user: str = pgcluster.SUPERUSER) -> str:
@@ -97,7 +120,7 @@ def module_database(postgresql_migrated, request) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def nginx_binary() -> Path:
     """Debian's nginx, installed once per session when missing (root) or a skip (others)."""
-    from tests import stack
+    from tests.support import stack
 
     try:
         return stack.ensure_nginx()
@@ -120,71 +143,6 @@ def database_url(db: psycopg.Connection) -> str:
     return conn_url(db)
 
 
-# Every answer to a VAPI tool-calls message must be what VAPI parses: the official SDK's model.
-VAPI_TOOLS_PATH = "/api/vapi/tools"
-
-
-def check_vapi_tools_response(method: str, path: str, status: int, body: str, is_json: bool):
-    """Fail unless a 200 answer with `results` to a POST on /api/vapi/tools* is a valid
-    `ServerMessageResponseToolCalls` whose every `toolCallId` and `name` is a string."""
-    if method != "POST" or not path.startswith(VAPI_TOOLS_PATH) or status != 200:
-        return
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return
-    if not isinstance(data, dict) or "results" not in data:
-        return
-    where = f"POST {path} answered a body VAPI cannot use"
-    assert is_json, f"{where}: not served as application/json: {body[:300]}"
-    try:
-        ServerMessageResponseToolCalls.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise AssertionError(
-            f"{where} (invalid ServerMessageResponseToolCalls): {exc}\nbody: {body[:300]}"
-        ) from None
-    results = data["results"]
-    assert isinstance(results, list), f"{where}: `results` is not a list: {body[:300]}"
-    for index, entry in enumerate(results):
-        # The model would also take `tool_call_id` (it maps field names to aliases); VAPI
-        # matches results to calls by `toolCallId` only.
-        for key in ("toolCallId", "name"):
-            assert isinstance(entry.get(key), str), (
-                f"{where}: results[{index}].{key} is {entry.get(key)!r}, not a string: {body[:300]}"
-            )
-
-
-class CheckedClient(FlaskClient):
-    """A test client that fails the test if any response leaks internals, or if an answer to
-    a VAPI tool-calls message is not what the official Vapi SDK describes."""
-
-    def open(self, *args, **kwargs):
-        response = super().open(*args, **kwargs)
-        body = response.get_data(as_text=True)
-        for word in FORBIDDEN_IN_RESPONSES:
-            assert word not in body, f"response leaks {word!r}: {body[:300]}"
-        check_vapi_tools_response(
-            response.request.method,
-            response.request.path,
-            response.status_code,
-            body,
-            response.is_json,
-        )
-        return response
-
-
-# Stored secrets are sealed with it (tests that rotate it pass their own).
-TEST_SECRET_KEY = "test-secret-key-" + "0" * 24
-
-
-def make_app(url: str, **overrides):
-    app = create_app(
-        {"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": TEST_SECRET_KEY, **overrides}
-    )
-    app.test_client_class = CheckedClient
-    return app
-
-
 @pytest.fixture
 def app(database_url: str):
     application = make_app(database_url)
@@ -202,18 +160,11 @@ def runtime(app):
     return app.extensions[KEY]
 
 
-class Org:
-    """An organization created for a test, with its plain secret and helpers to call the webhook."""
-
-    def __init__(self, info, secret: str):
-        self.info = info
-        self.id = info.id
-        self.secret = secret
-        self.zone = ZoneInfo(info.timezone)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secret}"}
+@pytest.fixture
+def rt(app):
+    """`runtime` under the short name the notification, calendar and SMS tests use: the
+    runtime of whichever `app` the test's module or folder provides."""
+    return app.extensions[KEY]
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.orgs import update_rules
 from booking_service.use_cases.resources import add_resource, add_service
-from tests.chromium import DESKTOP, PHONE, serve, set_width, start_chromium
-from tests.conftest import FORBIDDEN_IN_RESPONSES
-from tests.helpers import (
+from tests.support.app import FORBIDDEN_IN_RESPONSES
+from tests.support.chromium import DESKTOP, PHONE, serve, set_width, start_chromium
+from tests.support.helpers import (
     booked,
     booking,
     business_day,

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from booking_service.use_cases.adoption import adopt_contacts
-from tests.conftest import make_app
+from tests.support.app import make_app
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers import booked, booking, envelope, local_start, post, tool_call
+from tests.support.helpers import booked, booking, envelope, local_start, post, tool_call
 
 
 def test_appointments_mark_and_the_old_spelling_do_the_same(app, org, db):

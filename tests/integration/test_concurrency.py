@@ -8,8 +8,16 @@ import pytest
 
 from booking_service.use_cases.orgs import update_rules
 from booking_service.vapi.refusals import HAND_OVER
-from tests.conftest import make_app
-from tests.helpers import booking, count, envelope, local_start, post, run_concurrently, tool_call
+from tests.support.app import make_app
+from tests.support.helpers import (
+    booking,
+    count,
+    envelope,
+    local_start,
+    post,
+    run_concurrently,
+    tool_call,
+)
 
 THREADS = 20
 

@@ -15,7 +15,7 @@ from booking_service.domain.times import ParsedStart, utc_now
 from booking_service.use_cases import contacts
 from booking_service.use_cases.booking import BookingRequest, book_appointment
 from booking_service.use_cases.contacts import CallerIdentity, resolve_contact
-from tests.helpers import booking, count, envelope, error_of, local_start, post, tool_call
+from tests.support.helpers import booking, count, envelope, error_of, local_start, post, tool_call
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -21,7 +21,7 @@ from booking_service.use_cases.appointments import (
 from booking_service.use_cases.booking import BookingRequest, book_appointment
 from booking_service.use_cases.contacts import CallerIdentity
 from booking_service.use_cases.tool_calls import Answer, ChangeLimit, answer_once
-from tests.helpers import count, local_start
+from tests.support.helpers import count, local_start
 
 NEW_YORK = ZoneInfo("America/New_York")
 PHONE = "+14155550123"

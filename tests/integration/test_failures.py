@@ -9,8 +9,8 @@ import psycopg
 from psycopg.errors import LockNotAvailable
 
 from booking_service.vapi import tools
-from tests.conftest import make_app
-from tests.helpers import booking, count, envelope, error_of, post, tool_call
+from tests.support.app import make_app
+from tests.support.helpers import booking, count, envelope, error_of, post, tool_call
 
 
 def _causes(exc: BaseException | None):

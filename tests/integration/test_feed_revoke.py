@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import make_app
+from tests.support.app import make_app
 
 BASE = "https://book.example.com"
 

@@ -15,10 +15,10 @@ from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.messaging import forget_old_inbound
 from booking_service.use_cases.orgs import create_org
 from booking_service.worker.loop import Worker
-from tests.conftest import Org, make_app
-from tests.helpers import count
-from tests.integration.test_notifications import ACCOUNT, CALLER, TOKEN, enable_sms
-from tests.twilio_server import FakeTwilio, fake_twilio
+from tests.support.app import Org, make_app
+from tests.support.helpers import count
+from tests.support.notifications import ACCOUNT, CALLER, TOKEN, enable_sms
+from tests.support.twilio_server import FakeTwilio, fake_twilio
 
 
 @pytest.fixture
@@ -32,11 +32,6 @@ def app(database_url, twilio):
     application = make_app(database_url, SECRET_KEY="k" * 40, TWILIO_API_BASE_URL=twilio.base_url)
     yield application
     application.extensions[KEY].engine.dispose()
-
-
-@pytest.fixture
-def rt(app):
-    return app.extensions[KEY]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from booking_service.domain.errors import InputError
 from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.messaging import MessagingInputError, parse_reminders
-from tests.e2e.test_web import csrf_token, sign_in_as
+from tests.support.web import csrf_token, sign_in_as
 
 USE_CASES = Path(__file__).resolve().parents[2] / "booking_service" / "use_cases"
 

@@ -13,11 +13,11 @@ from booking_service.runtime.logging_setup import QUIET_LIBRARIES
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.send_messages import Notifier
 from booking_service.worker.loop import Worker
-from tests.conftest import Org, make_app
-from tests.helpers import booked, booking, envelope, local_start, post, tool_call
-from tests.integration.test_notifications import ACCOUNT, CALLER, TOKEN, Clock, enable_sms
-from tests.receiver import receiver
-from tests.twilio_server import FakeTwilio, fake_twilio
+from tests.support.app import Org, make_app
+from tests.support.helpers import booked, booking, envelope, local_start, post, tool_call
+from tests.support.notifications import ACCOUNT, CALLER, TOKEN, StoppedClock, enable_sms
+from tests.support.receiver import receiver
+from tests.support.twilio_server import FakeTwilio, fake_twilio
 
 SECRET_KEY = "k" * 40
 
@@ -39,11 +39,6 @@ def app(database_url, twilio):
     )
     yield application
     application.extensions[KEY].engine.dispose()
-
-
-@pytest.fixture
-def rt(app):
-    return app.extensions[KEY]
 
 
 @pytest.fixture
@@ -71,7 +66,7 @@ def test_an_sms_leaves_no_third_party_info_line_and_no_number(app, rt, sms_org, 
     )
     caplog.set_level(logging.INFO)
 
-    Notifier(rt.uow, rt.settings, clock=Clock()).send_due()
+    Notifier(rt.uow, rt.settings, clock=StoppedClock()).send_due()
 
     assert twilio.sent_to(CALLER)  # it did go out, through the twilio client
     chatty = [r for r in caplog.records if _third_party(r) and r.levelno < logging.WARNING]

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 
 from booking_service.persistence.schema_check import alembic_config, head_revision
-from tests.conftest import make_app
+from tests.support.app import make_app
 
 
 def _cfg(url: str):

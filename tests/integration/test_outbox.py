@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -14,8 +14,9 @@ from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.deliver_webhooks import MAX_ATTEMPTS
 from booking_service.use_cases.webhooks import add_endpoint, replay, rotate_secret, set_enabled
 from booking_service.worker.loop import Worker
-from tests.conftest import make_app
-from tests.helpers import (
+from tests.support.app import make_app
+from tests.support.helpers import (
+    Clock,
     booked,
     booking,
     count,
@@ -26,7 +27,7 @@ from tests.helpers import (
     run_concurrently,
     tool_call,
 )
-from tests.receiver import Reply, receiver
+from tests.support.receiver import Reply, receiver
 
 
 @pytest.fixture
@@ -47,24 +48,6 @@ def rt(hooks_app):
 @pytest.fixture
 def client(hooks_app):
     return hooks_app.test_client()
-
-
-class Clock:
-    """The worker's clock: real time plus what the test moved it (retries hours apart run at
-    once)."""
-
-    def __init__(self):
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return utc_now() + self.offset
-
-    @property
-    def now(self) -> datetime:
-        return self()
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
 
 
 def worker(rt, clock=None) -> Worker:

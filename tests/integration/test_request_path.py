@@ -18,8 +18,8 @@ from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.use_cases import booking as booking_service
 from booking_service.vapi import replies
-from tests.conftest import make_app
-from tests.helpers import (
+from tests.support.app import make_app
+from tests.support.helpers import (
     booked,
     booking,
     count,
