@@ -7,7 +7,7 @@ import json
 import pytest
 
 from booking_service.use_cases.orgs import update_rules
-from booking_service.vapi.refusals import HAND_OVER
+from booking_service.voice.refusals import HAND_OVER
 from tests.conftest import make_app
 from tests.helpers import booking, count, envelope, local_start, post, run_concurrently, tool_call
 

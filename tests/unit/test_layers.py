@@ -11,10 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "booking_service"
 
 # layer -> imports it must not make (prefix match). Type-only imports (under TYPE_CHECKING) are
 # not dependencies at run time and are not checked. Floors, lowest first: domain (pure rules),
-# persistence and adapters, use cases, then the front ends (vapi, api, web, cli, worker).
+# persistence and adapters, use cases, then the front ends (voice, api, web, cli, worker).
 _REPOSITORIES = "booking_service.persistence.repositories"
 _FRONT_ENDS = (
-    "booking_service.vapi",
+    "booking_service.voice",
     "booking_service.api",
     "booking_service.web",
     "booking_service.cli",
@@ -53,7 +53,8 @@ FORBIDDEN = {
         "sqlalchemy",
     ),
     "use_cases": (*_FRONT_ENDS, "flask", "marshmallow"),
-    "vapi": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    "voice": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    "voice/vapi": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "api": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "web": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "cli": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),

@@ -42,8 +42,8 @@ from booking_service.use_cases.tool_calls import (
     answer_once,
     fingerprint,
 )
-from booking_service.vapi import refusals, replies
-from booking_service.vapi.arguments import (
+from booking_service.voice import refusals, replies
+from booking_service.voice.arguments import (
     ToolError,
     identify_caller,
     local_day_or_time,
@@ -51,8 +51,7 @@ from booking_service.vapi.arguments import (
     read_email,
     read_phone,
 )
-from booking_service.vapi.envelope import ToolInvocation
-from booking_service.vapi.schemas import (
+from booking_service.voice.schemas import (
     BookAppointmentArgs,
     CancelAppointmentArgs,
     CheckAvailabilityArgs,
@@ -60,6 +59,7 @@ from booking_service.vapi.schemas import (
     RescheduleAppointmentArgs,
     spoken_errors,
 )
+from booking_service.voice.vapi.envelope import ToolInvocation
 
 log = logging.getLogger(__name__)
 

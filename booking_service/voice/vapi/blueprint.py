@@ -34,9 +34,15 @@ from booking_service.runtime.proxy import TRUSTED_KEY
 from booking_service.use_cases.orgs import OrgInfo, authenticate, confirm_org, get_org
 from booking_service.use_cases.signatures import Verdict, store_answer, verify
 from booking_service.use_cases.tool_calls import Answer
-from booking_service.vapi import replies
-from booking_service.vapi.envelope import BadEnvelope, Envelope, ToolInvocation, parse, usable_id
-from booking_service.vapi.tools import TOOLS, Confirmation, ToolContext, run_tool
+from booking_service.voice import replies
+from booking_service.voice.tools import TOOLS, Confirmation, ToolContext, run_tool
+from booking_service.voice.vapi.envelope import (
+    BadEnvelope,
+    Envelope,
+    ToolInvocation,
+    parse,
+    usable_id,
+)
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from booking_service.vapi.schemas import LenientInteger, SpokenText
-from booking_service.vapi.tools import TOOLS
+from booking_service.voice.schemas import LenientInteger, SpokenText
+from booking_service.voice.tools import TOOLS
 
 # VAPI's default is 20 s; the service answers well within it.
 TIMEOUT_SECONDS = 20
