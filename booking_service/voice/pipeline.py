@@ -49,7 +49,15 @@ from booking_service.voice import replies
 from booking_service.voice.invocation import Invocation
 from booking_service.voice.tools import TOOLS, Confirmation, ToolContext, run_tool
 
-__all__ = ["Answered", "Confirmation", "answer", "confirm_cached", "serve"]
+__all__ = [
+    "Answered",
+    "Confirmation",
+    "answer",
+    "confirm_cached",
+    "queued_too_long",
+    "serve",
+    "unauthenticated_sentence",
+]
 
 log = logging.getLogger(__name__)
 
