@@ -26,7 +26,7 @@ from booking_service.runtime.admission import Admission
 from booking_service.runtime.extensions import Runtime, init_runtime
 from booking_service.runtime.logging_setup import configure_logging
 from booking_service.runtime.proxy import TrustedProxies
-from booking_service.vapi.blueprint import bp as vapi_bp
+from booking_service.voice.vapi.blueprint import bp as vapi_bp
 from booking_service.web import init_web
 from booking_service.web.errors import error_page
 

@@ -54,7 +54,7 @@ from booking_service.use_cases.resources import (
     list_resources,
     set_day,
 )
-from booking_service.vapi.definitions import tool_definitions
+from booking_service.voice.vapi.definitions import tool_definitions
 
 DEMO_OWNER = "owner@demo.example"
 

@@ -44,7 +44,7 @@ from booking_service.use_cases.webhooks import (
     list_endpoints,
     replay,
 )
-from booking_service.vapi.definitions import tool_definitions
+from booking_service.voice.vapi.definitions import tool_definitions
 from booking_service.web import bp
 from booking_service.web.auth import owners_only, uow
 from booking_service.web.wording import input_error_text, invalid_marker

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from booking_service.use_cases.resources import add_resource
-from booking_service.vapi.refusals import HAND_OVER, NEED_PROOF, NO_MATCH, REUSED_ID
+from booking_service.voice.refusals import HAND_OVER, NEED_PROOF, NO_MATCH, REUSED_ID
 from tests.support.helpers import (
     booked,
     booking,

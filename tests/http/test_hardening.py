@@ -13,7 +13,7 @@ import pytest
 from booking_service.runtime.logging_setup import ContextFilter, JsonFormatter
 from booking_service.use_cases.orgs import update_rules
 from booking_service.use_cases.resources import add_resource
-from booking_service.vapi.blueprint import arrival
+from booking_service.voice.http import arrival
 from tests.support.app import make_app
 from tests.support.helpers import booked, booking, count, envelope, error_of, post, tool_call
 

@@ -112,7 +112,7 @@ def test_metrics_token_is_required_when_configured(database_url):
 
 def test_json_log_lines_carry_the_ids_outcome_and_duration():
     record = logging.LogRecord(
-        "booking_service.vapi.blueprint",
+        "booking_service.voice.pipeline",
         logging.INFO,
         __file__,
         1,
@@ -144,7 +144,7 @@ def test_json_log_lines_carry_the_ids_outcome_and_duration():
         )
     } == {
         "level": "INFO",
-        "logger": "booking_service.vapi.blueprint",
+        "logger": "booking_service.voice.pipeline",
         "request_id": "r1",
         "org_id": "7",
         "call_id": "c1",

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from booking_service.vapi.tools import TOOLS
+from booking_service.voice.tools import TOOLS
 from tests.support.helpers import booking, business_day, envelope, error_of, post, tool_call
 
 

@@ -30,7 +30,7 @@ from vapi.types import (
     ToolCall,
 )
 
-from booking_service.vapi.tools import TOOLS
+from booking_service.voice.tools import TOOLS
 from tests.support.app import CheckedClient
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vapi"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from booking_service.use_cases.orgs import update_rules
-from booking_service.vapi.refusals import HAND_OVER
+from booking_service.voice.refusals import HAND_OVER
 from tests.support.app import make_app
 from tests.support.helpers import (
     booking,

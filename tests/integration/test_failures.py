@@ -8,7 +8,7 @@ import time
 import psycopg
 from psycopg.errors import LockNotAvailable
 
-from booking_service.vapi import tools
+from booking_service.voice import tools
 from tests.support.app import make_app
 from tests.support.helpers import booking, count, envelope, error_of, post, tool_call
 

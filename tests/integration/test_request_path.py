@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.use_cases import booking as booking_service
-from booking_service.vapi import replies
+from booking_service.voice import replies
 from tests.support.app import make_app
 from tests.support.helpers import (
     booked,

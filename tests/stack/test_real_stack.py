@@ -423,7 +423,7 @@ def test_metrics_aggregate_all_workers_and_logs_are_json_lines(
     for line in live.gunicorn.log_text().splitlines():
         if line.strip():
             json.loads(line)
-    assert record["logger"] == "booking_service.vapi.blueprint"
+    assert record["logger"] == "booking_service.voice.pipeline"
     assert record["outcome"] == "ok" and record["tool"] == "bookAppointment"
     assert record["org_id"] != "-" and record["tool_call_id"].startswith("e2e-metrics-")
 

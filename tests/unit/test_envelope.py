@@ -7,8 +7,8 @@ import json
 import pytest
 from marshmallow import ValidationError
 
-from booking_service.vapi.envelope import BadEnvelope, parse
-from booking_service.vapi.schemas import BookAppointmentArgs, spoken_errors
+from booking_service.voice.schemas import BookAppointmentArgs, spoken_errors
+from booking_service.voice.vapi.envelope import BadEnvelope, parse
 
 
 def _body(message: dict) -> bytes:

@@ -11,10 +11,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "booking_service"
 
 # layer -> imports it must not make (prefix match). Type-only imports (under TYPE_CHECKING) are
 # not dependencies at run time and are not checked. Floors, lowest first: domain (pure rules),
-# persistence and adapters, use cases, then the front ends (vapi, api, web, cli, worker).
+# persistence and adapters, use cases, then the front ends (voice, api, web, cli, worker).
 _REPOSITORIES = "booking_service.persistence.repositories"
+# Each voice platform's edge is a package under voice/ (voice/vapi/, ...).
+_VOICE_PLATFORMS = sorted(
+    path.name for path in (PACKAGE / "voice").iterdir() if (path / "__init__.py").is_file()
+)
 _FRONT_ENDS = (
-    "booking_service.vapi",
+    "booking_service.voice",
     "booking_service.api",
     "booking_service.web",
     "booking_service.cli",
@@ -53,7 +57,24 @@ FORBIDDEN = {
         "sqlalchemy",
     ),
     "use_cases": (*_FRONT_ENDS, "flask", "marshmallow"),
-    "vapi": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
+    # The voice core is platform-neutral: it knows no platform's edge (voice/<platform>/).
+    "voice": (
+        _REPOSITORIES,
+        "sqlalchemy",
+        "booking_service.persistence.models",
+        *(f"booking_service.voice.{name}" for name in _VOICE_PLATFORMS),
+    ),
+    # A platform's edge parses, authenticates and answers through use cases and the core;
+    # it reaches no repository, and no other platform.
+    **{
+        f"voice/{name}": (
+            _REPOSITORIES,
+            "sqlalchemy",
+            "booking_service.persistence.models",
+            *(f"booking_service.voice.{other}" for other in _VOICE_PLATFORMS if other != name),
+        )
+        for name in _VOICE_PLATFORMS
+    },
     "api": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "web": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
     "cli": (_REPOSITORIES, "sqlalchemy", "booking_service.persistence.models"),
@@ -119,6 +140,15 @@ def test_a_layer_imports_only_what_lies_below_it(layer):
                 ) not in ALLOWED:
                     breaches.append(f"{where} imports {name}")
     assert breaches == []
+
+
+def test_the_voice_platforms_are_found():
+    """The voice layers above are built from the packages under voice/: without VAPI's the
+    core's check would pass vacuously."""
+    assert "vapi" in _VOICE_PLATFORMS
+    assert FORBIDDEN["voice"][-len(_VOICE_PLATFORMS) :] == tuple(
+        f"booking_service.voice.{name}" for name in _VOICE_PLATFORMS
+    )
 
 
 def test_use_cases_build_no_sentences_for_callers():

@@ -15,7 +15,7 @@ from booking_service.domain.normalize import (
     unstorable_character,
 )
 from booking_service.runtime.logging_setup import ContextFilter, log_context, mask_digits
-from booking_service.vapi.arguments import ToolError, identify_caller
+from booking_service.voice.arguments import ToolError, identify_caller
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import threading
 
 from marshmallow import ValidationError
 
-from booking_service.vapi.tools import LOADERS, TOOLS
+from booking_service.voice.tools import LOADERS, TOOLS
 
 
 def _outcome(schema, arguments: dict):

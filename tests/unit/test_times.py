@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from booking_service.domain.times import spoken_datetime
-from booking_service.vapi.arguments import ToolError, parse_start
+from booking_service.voice.arguments import ToolError, parse_start
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

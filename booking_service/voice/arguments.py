@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from booking_service.domain.normalize import looks_like_template, normalize_email, normalize_phone
 from booking_service.domain.times import ParsedStart, localize
 from booking_service.use_cases.contacts import CallerIdentity
-from booking_service.vapi.speech import today_sentence
+from booking_service.voice.speech import today_sentence
 
 
 class ToolError(Exception):

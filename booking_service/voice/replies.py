@@ -29,6 +29,11 @@ UNEXPECTED = (
     "I'm sorry, something went wrong on our side and nothing was booked. "
     "Please try again in a moment."
 )
+# Answers given without running the tool: past the request's limit of calls, while the
+# organization is over its share of this worker, and past the request's budget.
+TOO_MANY = "Too many requests at once; please ask again one at a time."
+BUSY = "I'm handling several requests for this business right now; please ask again in a moment."
+OUT_OF_TIME = "I ran out of time before I could do this one; please ask again."
 
 
 def one_line(text: str) -> str:

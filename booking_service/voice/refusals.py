@@ -29,7 +29,7 @@ from booking_service.domain.errors import (
 )
 from booking_service.domain.times import spoken_datetime
 from booking_service.use_cases.orgs import OrgInfo
-from booking_service.vapi.speech import nonexistent_sentence, offer_sentence, reason_sentence
+from booking_service.voice.speech import nonexistent_sentence, offer_sentence, reason_sentence
 
 NOT_FOUND = (
     "I could not find that appointment for the number you are calling from. Please check the "

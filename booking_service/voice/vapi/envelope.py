@@ -13,7 +13,11 @@ from typing import Any
 
 import orjson
 
-from booking_service.domain.normalize import unstorable_character
+from booking_service.domain.normalize import normalize_phone
+from booking_service.use_cases.orgs import OrgInfo
+from booking_service.voice.invocation import Invocation, usable_id
+
+PLATFORM = "vapi"
 
 
 class BadEnvelope(ValueError):
@@ -21,8 +25,8 @@ class BadEnvelope(ValueError):
 
 
 @dataclass(frozen=True)
-class ToolInvocation:
-    """One requested tool call. `arguments` is None when they could not be read.
+class ToolCall:
+    """One requested tool call as VAPI sent it. `arguments` is None when they could not be read.
 
     `id` is the toolCallId exactly as sent when it is usable as a ledger key, else None;
     `reply_id` is what the answer echoes (VAPI matches answers to calls by it).
@@ -45,12 +49,33 @@ class Envelope:
     """The parts of a server message the webhook uses."""
 
     type: str | None
-    calls: list[ToolInvocation] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
     caller_number: str | None = None
     vapi_call_id: str | None = None
     call_type: str | None = None
     has_call: bool = False
     is_chat: bool = False
+
+    def invocations(self, org: OrgInfo, call_id: str | None) -> list[Invocation]:
+        """The tool calls for the pipeline, in order (`call_id`: the call's id, or the
+        X-Call-Id header's)."""
+        # Only a phone call's caller ID is proof of who is calling; anything else that
+        # names a number (a web call, a chat, a withheld or SIP caller) is a claim.
+        verified = (
+            normalize_phone(self.caller_number, org.phone_region) if self.is_phone_call else None
+        )
+        return [
+            Invocation(
+                platform=PLATFORM,
+                org=org,
+                call_id=call_id,
+                key=call.id,
+                tool=call.name,
+                arguments=call.arguments,
+                caller_number=verified,
+            )
+            for call in self.calls
+        ]
 
     @property
     def is_phone_call(self) -> bool:
@@ -73,22 +98,6 @@ def _text(value: Any, limit: int = 200) -> str | None:
     return None
 
 
-MAX_ID_LENGTH = 200
-
-
-def usable_id(value: Any) -> str | None:
-    """An identifier kept exactly as sent, or None when it cannot serve as a key.
-
-    Never trimmed or cut: two ids that differ only past a cut would share a ledger row.
-    """
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    text = str(value)
-    if not text.strip() or len(text) > MAX_ID_LENGTH or unstorable_character(text):
-        return None
-    return text
-
-
 def _arguments(raw: Any) -> dict[str, Any] | None:
     if raw is None:
         return {}
@@ -102,7 +111,7 @@ def _arguments(raw: Any) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 
-def _invocation(item: Any) -> ToolInvocation:
+def _invocation(item: Any) -> ToolCall:
     item = _dict(item)
     function = _dict(item.get("function"))
     name = function.get("name", item.get("name"))
@@ -113,7 +122,7 @@ def _invocation(item: Any) -> ToolInvocation:
     else:
         raw = item.get("parameters")
     raw_id = item.get("id")
-    return ToolInvocation(
+    return ToolCall(
         id=usable_id(raw_id),
         name=_text(name, 64),
         arguments=_arguments(raw),

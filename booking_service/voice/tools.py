@@ -1,11 +1,11 @@
-"""The tool registry: each VAPI function name maps to its argument schema and handler.
+"""The tool registry: each function name maps to its argument schema and handler.
 
-Handlers read their arguments (vapi/arguments.py, no database), then call one use case with
+Handlers read their arguments (voice/arguments.py, no database), then call one use case with
 an unentered unit of work; they never open a transaction themselves. Tools that change
 something (book, cancel, reschedule, and lookups by reference) run as steps inside the
-idempotency use case (answer_once), so a repeated toolCallId returns the stored answer;
+idempotency use case (answer_once), so a repeated invocation key returns the stored answer;
 read-only tools (availability, find) call their use case directly. Refusals come back as data
-and are worded in vapi/refusals.py.
+and are worded in voice/refusals.py.
 
 Whose data a call may reach is decided from proof only (see use_cases/appointments.py): the
 verified caller ID of a phone call (`ToolContext.verified_number`), or a booking reference
@@ -42,8 +42,8 @@ from booking_service.use_cases.tool_calls import (
     answer_once,
     fingerprint,
 )
-from booking_service.vapi import refusals, replies
-from booking_service.vapi.arguments import (
+from booking_service.voice import refusals, replies
+from booking_service.voice.arguments import (
     ToolError,
     identify_caller,
     local_day_or_time,
@@ -51,8 +51,8 @@ from booking_service.vapi.arguments import (
     read_email,
     read_phone,
 )
-from booking_service.vapi.envelope import ToolInvocation
-from booking_service.vapi.schemas import (
+from booking_service.voice.invocation import Invocation
+from booking_service.voice.schemas import (
     BookAppointmentArgs,
     CancelAppointmentArgs,
     CheckAvailabilityArgs,
@@ -84,7 +84,7 @@ class ToolContext:
     # The caller ID (E.164) of a phone call, the only caller identity that is proof; None on
     # web calls, chats, and for withheld or unreadable numbers.
     verified_number: str | None
-    vapi_call_id: str | None
+    call_id: str | None  # the platform's call (Invocation.call_id)
     now: datetime
     max_changes_per_call: int = 6
     deadline: float | None = None  # time.monotonic() by which the request must answer
@@ -93,10 +93,10 @@ class ToolContext:
 
     @property
     def limit_key(self) -> str:
-        """What the per-call change limit counts by: the VAPI call, else the verified caller,
-        else this request (a request without a call id must not escape the limit)."""
-        if self.vapi_call_id is not None:
-            return f"call:{self.vapi_call_id}"
+        """What the per-call change limit counts by: the platform's call, else the verified
+        caller, else this request (a request without a call id must not escape the limit)."""
+        if self.call_id is not None:
+            return f"call:{self.call_id}"
         if self.verified_number is not None:
             return f"caller:{self.verified_number}"
         return f"request:{self.request_key}"
@@ -104,12 +104,12 @@ class ToolContext:
 
 @dataclass(frozen=True)
 class Tool:
-    """A VAPI function tool: name, argument schema, handler and what VAPI says meanwhile."""
+    """A function tool: name, argument schema, handler and what the assistant says meanwhile."""
 
     name: str
     description: str
     schema: type[Schema]
-    handler: Callable[[ToolContext, ToolInvocation, dict], Answer]
+    handler: Callable[[ToolContext, Invocation, dict], Answer]
     request_start: str
     action: str  # "I could not <action> because ..." for argument errors
 
@@ -142,17 +142,17 @@ def _refused(ctx: ToolContext, refusal: Refusal) -> Answer:
     return replies.error(refusals.sentence(refusal, ctx.org, ctx.now))
 
 
-def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
-    if call.id is None or call.name is None:  # run_tool answers those before any handler
-        raise ValueError("a tool call without a usable id or a name")
+def _once(ctx: ToolContext, call: Invocation, perform) -> Answer:
+    if call.key is None or call.tool is None:  # run_tool answers those before any handler
+        raise ValueError("a tool call without a usable key or a name")
     key = ToolCallKey(
         org_id=ctx.org.id,
-        tool_call_id=call.id,
-        vapi_call_id=ctx.vapi_call_id,
+        tool_call_id=call.key,
+        vapi_call_id=ctx.call_id,
         caller=ctx.verified_number,
         limit_key=ctx.limit_key,
-        tool_name=call.name,
-        fingerprint=fingerprint(call.name, call.arguments),
+        tool_name=call.tool,
+        fingerprint=fingerprint(call.tool, call.arguments),
         # The claim reads the organization's version: a cached one is confirmed there.
         org_version=ctx.org.version if ctx.org.cached else None,
     )
@@ -168,7 +168,7 @@ def _once(ctx: ToolContext, call: ToolInvocation, perform) -> Answer:
     return answer
 
 
-def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+def _book(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
     # Booking for another number (a parent for a child) is allowed; whose number it is
     # decides what the booking may change or reveal.
     who = identify_caller(
@@ -192,14 +192,14 @@ def _book(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
 
     def perform(uow: AbstractUnitOfWork) -> Answer:
         booking = book_appointment(
-            uow, ctx.org, request, now=ctx.now, vapi_call_id=ctx.vapi_call_id, tool_call_id=call.id
+            uow, ctx.org, request, now=ctx.now, vapi_call_id=ctx.call_id, tool_call_id=call.key
         )
         return replies.booked(ctx.org, booking, ambiguous=start.ambiguous)
 
     return _once(ctx, call, perform)
 
 
-def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+def _availability(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
     today = ctx.now.astimezone(ctx.org.zone).date()
     window_start = window_end = None
     if args["date"]:
@@ -236,7 +236,7 @@ def _availability(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
     return replies.availability(ctx.org, found)
 
 
-def _find(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+def _find(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
     proof = _proof(ctx, args)
     if not proof.by_reference:
         return replies.appointments(
@@ -255,7 +255,7 @@ def _current_start(ctx: ToolContext, args: dict) -> ParsedStart | None:
     return parse_start(args["start"], ctx.org.zone, ctx.now) if args.get("start") else None
 
 
-def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+def _cancel(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
     proof = _proof(ctx, args)
     start = _current_start(ctx, args)
 
@@ -268,7 +268,7 @@ def _cancel(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
     return _once(ctx, call, perform)
 
 
-def _reschedule(ctx: ToolContext, call: ToolInvocation, args: dict) -> Answer:
+def _reschedule(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
     proof = _proof(ctx, args)
     start = _current_start(ctx, args)
     new_start = parse_start(args["newStart"], ctx.org.zone, ctx.now)
@@ -360,15 +360,15 @@ TOOLS: dict[str, Tool] = {
 LOADERS: dict[str, Schema] = {name: tool.schema() for name, tool in TOOLS.items()}
 
 
-def run_tool(ctx: ToolContext, call: ToolInvocation) -> Answer:
+def run_tool(ctx: ToolContext, call: Invocation) -> Answer:
     """Answer one tool call; caller mistakes become speakable errors, never exceptions."""
-    if not call.id:
+    if not call.key:
         return replies.error("I could not act on this request because it has no usable id.")
-    tool = TOOLS.get(call.name or "")
+    tool = TOOLS.get(call.tool or "")
     if tool is None:
         offered = ", ".join(TOOLS)
         return replies.error(
-            f"I can't do {(call.name or 'that')[:64]!r} here. The tools I have are: {offered}."
+            f"I can't do {(call.tool or 'that')[:64]!r} here. The tools I have are: {offered}."
         )
     if call.arguments is None:
         return replies.error(

@@ -247,3 +247,38 @@ def spoken_errors(error: ValidationError, action: str = "make the booking") -> s
         parts = ["the request details are not in a form I can use"]
     sentence = "; ".join(parts)
     return f"I could not {action} because {sentence}."
+
+
+# The JSON Schema of each tool's arguments, for every platform's tool definitions.
+def _property(field: fields.Field) -> dict:
+    if isinstance(field, LenientInteger):
+        prop: dict = {"type": "integer"}
+        for validator in field.validators:
+            if isinstance(validator, validate.Range):
+                if validator.min is not None:
+                    prop["minimum"] = validator.min
+                if validator.max is not None:
+                    prop["maximum"] = validator.max
+    elif isinstance(field, SpokenText):
+        prop = {"type": "string", "maxLength": field.max_length}
+    else:  # pragma: no cover - every argument field is one of the two above
+        raise TypeError(f"no JSON Schema mapping for {type(field).__name__}")
+    description = field.metadata.get("description")
+    if description:
+        prop["description"] = description
+    return prop
+
+
+def parameters_schema(schema: type[Schema]) -> dict:
+    """The JSON Schema (object) describing a tool's arguments."""
+    properties = {}
+    required = []
+    for name, field in schema().fields.items():
+        key = field.data_key or name
+        properties[key] = _property(field)
+        if field.required:
+            required.append(key)
+    result: dict = {"type": "object", "properties": properties}
+    if required:
+        result["required"] = required
+    return result

@@ -1,1 +1,0 @@
-"""The VAPI webhook: envelope parsing, tool registry, spoken replies."""

@@ -1,0 +1,1 @@
+"""The voice assistants' tool pipeline, and each platform's edge (voice/vapi/)."""
