@@ -31,9 +31,6 @@ import icalendar
 from booking_service.adapters.webhooks import Target, UnsafeTarget, check_target
 from booking_service.domain.recurrence import UnreadableCalendar
 from booking_service.ports.calendars import (
-    Busy,
-    BusyQuery,
-    CalendarAccess,
     CalendarFailure,
     NeedsReconnect,
 )
@@ -282,47 +279,3 @@ def parse_multistatus(body: bytes) -> list[icalendar.Calendar]:
                 f"the event {name} could not be read ({type(exc).__name__})"
             ) from None
     return found
-
-
-class CalDavProvider:
-    """The CalendarProvider port (ports/calendars.py) over CalDAV: pushes and checks in this
-    process, bounded by their deadline; each read in a killable child process
-    (calendar_process.py)."""
-
-    def _open(self, access: CalendarAccess) -> CalDavCalendar:
-        return CalDavCalendar(
-            access.url,
-            access.username,
-            access.password,
-            timeout_s=access.timeout_s,
-            allow_private=access.allow_private,
-        )
-
-    def check(self, access: CalendarAccess) -> None:
-        with self._open(access) as calendar:
-            calendar.check()
-
-    def put(self, access: CalendarAccess, uid: str, document: bytes) -> None:
-        with self._open(access) as calendar:
-            calendar.put(uid, document)
-
-    def remove(self, access: CalendarAccess, uid: str) -> None:
-        with self._open(access) as calendar:
-            calendar.remove(uid)
-
-    def read_busy(self, access: CalendarAccess, query: BusyQuery) -> Busy:
-        # Imported here: the child process imports this module, and needs none of that.
-        from booking_service.adapters.calendar_process import ReadRequest, read_busy
-
-        request = ReadRequest(
-            url=access.url,
-            username=access.username,
-            password=access.password,
-            timezone=query.timezone,
-            start=query.start.isoformat(),
-            end=query.end.isoformat(),
-            own_suffix=query.own_suffix,
-            timeout_s=access.timeout_s,
-            allow_private=access.allow_private,
-        )
-        return read_busy(request, deadline_s=3 * access.timeout_s)

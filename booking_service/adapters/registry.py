@@ -3,7 +3,7 @@ calendar provider or message channel is one more entry here."""
 
 from __future__ import annotations
 
-from booking_service.adapters.caldav import CalDavProvider
+from booking_service.adapters.caldav_provider import CalDavProvider
 from booking_service.adapters.email import SmtpEmail
 from booking_service.adapters.sms import TwilioSms
 from booking_service.adapters.webhooks import StandardWebhookSender

@@ -24,7 +24,7 @@ from booking_service.use_cases.accounts import (
     signed_in,
 )
 from booking_service.use_cases.orgs import get_org
-from booking_service.web import SESSION_HOURS, bp, csrf
+from booking_service.web.blueprint import SESSION_HOURS, bp, csrf
 
 
 def uow():

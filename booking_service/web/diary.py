@@ -36,8 +36,8 @@ from booking_service.use_cases.diary import (
     move_by_staff,
     offered,
 )
-from booking_service.web import bp
 from booking_service.web.auth import signed_in_only, uow
+from booking_service.web.blueprint import bp
 from booking_service.web.errors import error_page
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import g, make_response, render_template
 
-from booking_service.web import security_headers
+from booking_service.web.blueprint import security_headers
 
 _MESSAGES = {
     400: (

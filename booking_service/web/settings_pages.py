@@ -45,8 +45,8 @@ from booking_service.use_cases.webhooks import (
     replay,
 )
 from booking_service.voice.vapi.definitions import tool_definitions
-from booking_service.web import bp
 from booking_service.web.auth import owners_only, uow
+from booking_service.web.blueprint import bp
 from booking_service.web.wording import input_error_text, invalid_marker
 
 # Ids are bigint: a larger one in a URL or form is no id at all (404), not a database error.

@@ -1,0 +1,51 @@
+"""The CalendarProvider port (ports/calendars.py) over CalDAV: checks and pushes through
+caldav.CalDavCalendar in this process, bounded by their deadline; each read in a killable
+child process (calendar_process.py). Its own module: the child imports caldav.py, and caldav.py
+need not know the child."""
+
+from __future__ import annotations
+
+from booking_service.adapters.caldav import CalDavCalendar
+from booking_service.adapters.calendar_process import ReadRequest, read_busy
+from booking_service.ports.calendars import Busy, BusyQuery, CalendarAccess
+
+
+class CalDavProvider:
+    """The CalendarProvider port (ports/calendars.py) over CalDAV: pushes and checks in this
+    process, bounded by their deadline; each read in a killable child process
+    (calendar_process.py)."""
+
+    def _open(self, access: CalendarAccess) -> CalDavCalendar:
+        return CalDavCalendar(
+            access.url,
+            access.username,
+            access.password,
+            timeout_s=access.timeout_s,
+            allow_private=access.allow_private,
+        )
+
+    def check(self, access: CalendarAccess) -> None:
+        with self._open(access) as calendar:
+            calendar.check()
+
+    def put(self, access: CalendarAccess, uid: str, document: bytes) -> None:
+        with self._open(access) as calendar:
+            calendar.put(uid, document)
+
+    def remove(self, access: CalendarAccess, uid: str) -> None:
+        with self._open(access) as calendar:
+            calendar.remove(uid)
+
+    def read_busy(self, access: CalendarAccess, query: BusyQuery) -> Busy:
+        request = ReadRequest(
+            url=access.url,
+            username=access.username,
+            password=access.password,
+            timezone=query.timezone,
+            start=query.start.isoformat(),
+            end=query.end.isoformat(),
+            own_suffix=query.own_suffix,
+            timeout_s=access.timeout_s,
+            allow_private=access.allow_private,
+        )
+        return read_busy(request, deadline_s=3 * access.timeout_s)
