@@ -8,6 +8,7 @@ right across daylight-saving changes. Reading a start from text belongs to a fro
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -66,3 +67,9 @@ def spoken_time(moment: datetime) -> str:
 def spoken_datetime(moment: datetime) -> str:
     """'Tuesday, December 1, 2026 at 10:00 AM' (give it a local time)."""
     return f"{spoken_date(moment)} at {spoken_time(moment)}"
+
+
+def retry_jitter() -> float:
+    """A factor in [0.9, 1.1] that spreads retries, so failures at one moment are not all
+    retried at the next."""
+    return random.uniform(0.9, 1.1)  # noqa: S311 - spreading retries, not a secret

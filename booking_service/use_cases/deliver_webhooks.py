@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking_service.config import Settings
-from booking_service.domain.times import utc_now
+from booking_service.domain.times import retry_jitter, utc_now
 from booking_service.persistence.repositories.outbox import DueDelivery
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.ports.webhooks import Sent, WebhookSender
+from booking_service.use_cases.fairness import OrgTurns
 from booking_service.use_cases.webhooks import signing_secrets
 
 log = logging.getLogger(__name__)
@@ -86,10 +84,6 @@ def judge(sent: Sent, attempt: int, now: datetime, jitter: Callable[[], float]) 
     return AttemptVerdict("retry", now + delay)
 
 
-def retry_jitter() -> float:
-    return random.uniform(0.9, 1.1)  # noqa: S311 - spreading retries, not a secret
-
-
 class WebhookDelivery:
     """Sends due webhooks, one per call. `clock` decides what is due and when to retry."""
 
@@ -111,33 +105,23 @@ class WebhookDelivery:
         self._uow = uow_factory
         self._settings = settings
         self._clock = clock
-        self.retry_jitter = jitter
-        # Fairness between organizations among this process's webhook threads.
-        self._lock = threading.Lock()
-        self._sending: set[int] = set()
-        self._recent: deque[int] = deque(maxlen=RECENT_ORGS)
+        self._jitter = jitter
+        self._turns = OrgTurns(remember=RECENT_ORGS)
 
     def deliver_one(self, *, fair: bool = False) -> bool:
         """Send one due delivery and record the attempt; False when none is due (`fair`: none
         of an organization without a delivery in flight here)."""
         with self._uow() as uow:
-            with self._lock:
-                busy, recent = (sorted(self._sending), list(self._recent)) if fair else ([], [])
+            busy, recent = (self._turns.busy(), self._turns.recent()) if fair else ([], [])
             due = uow.outbox.claim_due(self._clock(), busy=busy, recent=recent)
             if due is None:
                 return False
-            with self._lock:
-                if fair and due.org_id in self._sending:
+            with self._turns.turn(due.org_id) as taken:
+                if fair and not taken:
                     return False  # another thread took this organization meanwhile
-                self._sending.add(due.org_id)
-                self._recent.append(due.org_id)
-            try:
                 sent = self._send(due, uow.secrets)
-            finally:
-                with self._lock:
-                    self._sending.discard(due.org_id)
             attempt = due.attempts + 1
-            verdict = judge(sent, attempt, self._clock(), self.retry_jitter)
+            verdict = judge(sent, attempt, self._clock(), self._jitter)
             failures = uow.outbox.endpoint_answered(
                 due.endpoint_id,
                 ok=verdict.outcome == "delivered",

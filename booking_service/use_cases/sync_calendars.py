@@ -30,7 +30,6 @@ One slow or hostile server must not hold up the others (#24):
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from booking_service.config import Settings
 from booking_service.domain import calendar_events
-from booking_service.domain.times import utc_now
+from booking_service.domain.times import retry_jitter, utc_now
 from booking_service.persistence.repositories.calendars import DuePoll, DuePush, LinkRow, PushState
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
@@ -50,6 +49,7 @@ from booking_service.ports.calendars import (
     CalendarFailure,
     CalendarProvider,
 )
+from booking_service.use_cases.fairness import OrgTurns
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,6 @@ def retry_delay(attempt: int, jitter: float = 1.0) -> timedelta:
     return PUSH_RETRY_DELAYS[min(attempt, len(PUSH_RETRY_DELAYS)) - 1] * jitter
 
 
-def _jitter() -> float:
-    return random.uniform(0.9, 1.1)  # noqa: S311 - spreading retries, not a secret
-
-
 class CalendarSync:
     """Pushes and polls what is due. `clock` decides what is due (tests move it)."""
 
@@ -90,7 +86,7 @@ class CalendarSync:
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utc_now,
-        jitter: Callable[[], float] = _jitter,
+        jitter: Callable[[], float] = retry_jitter,
         providers: Mapping[str, CalendarProvider] | None = None,
     ):
         self._uow = uow_factory
@@ -105,8 +101,7 @@ class CalendarSync:
         self._providers = providers
         self._forgot_at: datetime | None = None
         # Organizations with a read or push in flight in this process (run_pool's fairness).
-        self._busy_orgs: set[int] = set()
-        self._busy_lock = threading.Lock()
+        self._turns = OrgTurns()
 
     def sync_due(self, stopped: Callable[[], bool] = lambda: False) -> int:
         """Poll every due calendar, then push due changes (for up to PUSH_ROUND_S), one at a
@@ -147,30 +142,16 @@ class CalendarSync:
             thread.join()
 
     def _excluded(self, fair: bool) -> list[int]:
-        if not fair:
-            return []
-        with self._busy_lock:
-            return sorted(self._busy_orgs)
+        return self._turns.busy() if fair else []
 
     @contextmanager
     def _in_flight(self, org_id: int, fair: bool) -> Iterator[bool]:
-        """Marks the organization busy for the exchange; False when another thread got there
-        first (the claim is then given back by rolling back)."""
+        """The organization's turn for the exchange (always, when not `fair`)."""
         if not fair:
             yield True
             return
-        with self._busy_lock:
-            if org_id in self._busy_orgs:
-                taken = False
-            else:
-                self._busy_orgs.add(org_id)
-                taken = True
-        try:
+        with self._turns.turn(org_id) as taken:
             yield taken
-        finally:
-            if taken:
-                with self._busy_lock:
-                    self._busy_orgs.discard(org_id)
 
     def _provider(self, link: LinkRow) -> CalendarProvider:
         # Every link is CalDAV until links name their provider.

@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from booking_service.adapters.registry import calendar_providers, message_channels, webhook_sender
 from booking_service.config import Settings
 from booking_service.domain.errors import DatabaseUnavailable
-from booking_service.domain.times import utc_now
+from booking_service.domain.times import retry_jitter, utc_now
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.accounts import FAILURE_WINDOW
-from booking_service.use_cases.deliver_webhooks import WebhookDelivery, retry_jitter
+from booking_service.use_cases.deliver_webhooks import WebhookDelivery
 from booking_service.use_cases.housekeeping import forget_sign_in_failures, forget_signatures
 from booking_service.use_cases.messaging import INBOUND_SID_RETENTION, forget_old_inbound
 from booking_service.use_cases.send_messages import Notifier
