@@ -6,7 +6,7 @@ need not know the child."""
 from __future__ import annotations
 
 from booking_service.adapters.caldav import CalDavCalendar
-from booking_service.adapters.calendar_process import ReadRequest, read_busy
+from booking_service.adapters.calendar_process import read_busy
 from booking_service.ports.calendars import Busy, BusyQuery, CalendarAccess
 
 
@@ -37,15 +37,4 @@ class CalDavProvider:
             calendar.remove(uid)
 
     def read_busy(self, access: CalendarAccess, query: BusyQuery) -> Busy:
-        request = ReadRequest(
-            url=access.url,
-            username=access.username,
-            password=access.password,
-            timezone=query.timezone,
-            start=query.start.isoformat(),
-            end=query.end.isoformat(),
-            own_suffix=query.own_suffix,
-            timeout_s=access.timeout_s,
-            allow_private=access.allow_private,
-        )
-        return read_busy(request, deadline_s=3 * access.timeout_s)
+        return read_busy(access, query, deadline_s=3 * access.timeout_s)

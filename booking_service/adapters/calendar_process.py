@@ -22,13 +22,13 @@ import os
 import resource
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from booking_service.domain.recurrence import UnreadableCalendar
-from booking_service.ports.calendars import CalendarFailure
+from booking_service.ports.calendars import Busy, BusyQuery, CalendarAccess, CalendarFailure
 
 # A child may use this much address space (Python, httpx and icalendar need about 100 MB;
 # the rest is for the answer and the expanded events, bounded by recurrence.MAX_OCCURRENCES).
@@ -42,30 +42,23 @@ class CalendarReadFailed(CalendarFailure):
     """The read did not produce busy times; the message says why, fit for `calendar status`."""
 
 
-@dataclass(frozen=True)
-class ReadRequest:
-    """Everything a child needs for one read (the password included: sent on stdin only)."""
-
-    url: str
-    username: str | None
-    password: str | None
-    timezone: str
-    start: str  # ISO 8601, aware
-    end: str
-    own_suffix: str
-    timeout_s: int
-    allow_private: bool
-
-
 def read_busy(
-    request: ReadRequest, *, deadline_s: float, memory_bytes: int = MEMORY_BYTES
-) -> list[tuple[datetime, datetime]]:
+    access: CalendarAccess,
+    query: BusyQuery,
+    *,
+    deadline_s: float,
+    memory_bytes: int = MEMORY_BYTES,
+) -> Busy:
     """The calendar's busy ranges, read in a child process that is killed after `deadline_s`.
     Raises CalendarReadFailed."""
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env["PYTHONPATH"] = _PACKAGE_ROOT
+    # The password goes with the rest on stdin: never in argv or the child's environment.
     payload = {
-        **asdict(request),
+        **asdict(access),
+        **asdict(query),
+        "start": query.start.isoformat(),
+        "end": query.end.isoformat(),
         "deadline_s": deadline_s,
         "memory_bytes": memory_bytes,
         # CPU seconds: the deadline is wall time, so CPU can never usefully exceed it.

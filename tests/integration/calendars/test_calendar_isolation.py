@@ -18,12 +18,13 @@ import os
 import resource
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from booking_service.adapters.calendar_process import CalendarReadFailed, ReadRequest, read_busy
+from booking_service.adapters.calendar_process import CalendarReadFailed, read_busy
+from booking_service.ports.calendars import BusyQuery, CalendarAccess
 from booking_service.use_cases.orgs import create_org
 from booking_service.use_cases.resources import add_resource
 from booking_service.use_cases.sync_calendars import CalendarSync
@@ -186,21 +187,19 @@ def test_the_child_is_held_to_its_memory_limit():
     with fake_caldav() as server:
         one = vcalendar("UID:big", "DTSTART:20270105T150000Z", "DURATION:PT1H", "X-F:" + "x" * 75)
         server.behaviour.report = multistatus(*([one] * 15_000))
-        request = ReadRequest(
-            url=server.url,
-            username=None,
-            password=None,
+        access = CalendarAccess(
+            url=server.url, username=None, password=None, timeout_s=5, allow_private=True
+        )
+        query = BusyQuery(
+            start=datetime(2027, 1, 1, tzinfo=UTC),
+            end=datetime(2027, 3, 1, tzinfo=UTC),
             timezone="America/New_York",
-            start="2027-01-01T00:00:00+00:00",
-            end="2027-03-01T00:00:00+00:00",
             own_suffix="-1@booking-service",
-            timeout_s=5,
-            allow_private=True,
         )
         with pytest.raises(CalendarReadFailed, match="more memory than a read may use"):
-            read_busy(request, deadline_s=20, memory_bytes=64 * 1024 * 1024)
+            read_busy(access, query, deadline_s=20, memory_bytes=64 * 1024 * 1024)
         with pytest.raises(CalendarReadFailed, match="more than 10,000 occurrences"):
-            read_busy(request, deadline_s=20)
+            read_busy(access, query, deadline_s=20)
 
 
 # --- a link that keeps failing --------------------------------------------------------------------
