@@ -24,13 +24,12 @@ One slow or hostile server must not hold up the others (#24):
 - a link whose polls keep failing backs off exponentially (up to MAX_POLL_BACKOFF), and its
   status says why and when it is tried next;
 - the worker runs CALENDAR_CONCURRENCY of these at once, at most one per organization
-  (`run_pool`): another organization's eight slow servers take one slot, not all of them.
+  (`fair_round`): another organization's eight slow servers take one slot, not all of them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,7 +99,7 @@ class CalendarSync:
             providers = calendar_providers()
         self._providers = providers
         self._forgot_at: datetime | None = None
-        # Organizations with a read or push in flight in this process (run_pool's fairness).
+        # Organizations with a read or push in flight in this process (fair_round's fairness).
         self._turns = OrgTurns()
 
     def sync_due(self, stopped: Callable[[], bool] = lambda: False) -> int:
@@ -115,31 +114,12 @@ class CalendarSync:
             done += 1
         return done
 
-    def run_pool(self, threads: int, stopped: Callable[[], bool], idle_s: float) -> None:
-        """Poll and push with `threads` threads until `stopped()`: each takes whatever is due
-        of an organization that has nothing in flight here, polls first; so one
-        organization's slow servers hold at most one thread, and the others keep theirs."""
-
-        def loop() -> None:
-            while not stopped():
-                try:
-                    self._forget_done()
-                    worked = self.poll_one(fair=True) or self.push_one(fair=True)
-                except Exception:
-                    # A bug or an outage must not end the thread: log it, go on after a pause.
-                    log.exception("calendar sync: unexpected error; retrying")
-                    worked = False
-                if not worked:
-                    time.sleep(idle_s)
-
-        pool = [
-            threading.Thread(target=loop, name=f"calendar-sync-{n}", daemon=True)
-            for n in range(threads)
-        ]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
+    def fair_round(self) -> int:
+        """One read or push (reads first) of an organization with nothing in flight in this
+        process; 0 when nothing such is due. The worker runs this on CALENDAR_CONCURRENCY
+        threads, so one organization's slow servers hold at most one of them."""
+        self._forget_done()
+        return int(self.poll_one(fair=True) or self.push_one(fair=True))
 
     def _excluded(self, fair: bool) -> list[int]:
         return self._turns.busy() if fair else []

@@ -87,17 +87,12 @@ class Worker:
         threads.append(
             threading.Thread(target=self._loop, args=(self._message_round,), name="messages")
         )
-        threads.append(
+        threads += [
             threading.Thread(
-                target=self.calendars.run_pool,
-                args=(
-                    self._settings.calendar_concurrency,
-                    self._stop.is_set,
-                    self._settings.worker_poll_s,
-                ),
-                name="calendar-sync",
+                target=self._loop, args=(self.calendars.fair_round,), name=f"calendars-{n}"
             )
-        )
+            for n in range(self._settings.calendar_concurrency)
+        ]
         for thread in threads:
             thread.daemon = True
             thread.start()

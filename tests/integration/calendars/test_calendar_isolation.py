@@ -255,8 +255,15 @@ def test_another_organizations_slow_calendars_take_one_slot_and_leave_ours_fresh
         settings = rt.settings.with_overrides({"CALENDAR_TIMEOUT_S": 1})
         pool = CalendarSync(rt.uow, settings)
         stop = threading.Event()
-        runner = threading.Thread(target=pool.run_pool, args=(4, stop.is_set, 0.05))
-        runner.start()
+
+        def worker_thread() -> None:  # as the worker runs it, on CALENDAR_CONCURRENCY threads
+            while not stop.is_set():
+                if not pool.fair_round():
+                    stop.wait(0.05)
+
+        runners = [threading.Thread(target=worker_thread) for _ in range(4)]
+        for runner in runners:
+            runner.start()
         try:
             fresh = None
             for _ in range(200):
@@ -272,5 +279,6 @@ def test_another_organizations_slow_calendars_take_one_slot_and_leave_ours_fresh
             assert server.behaviour.reports <= 1
         finally:
             stop.set()
-            runner.join(15)
-    assert not runner.is_alive()
+            for runner in runners:
+                runner.join(15)
+    assert not any(runner.is_alive() for runner in runners)
