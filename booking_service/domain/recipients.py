@@ -27,6 +27,11 @@ TEXTABLE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_O
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".invalid", ".lan")
 
 
+def sms_countries(configured: list[str] | None, home_region: str) -> list[str]:
+    """The countries an organization texts: those it configured, else its own region."""
+    return list(configured) if configured else [home_region]
+
+
 def may_text(phone: str | None, countries: Iterable[str]) -> bool:
     """Whether an E.164 number may be sent an SMS: a valid mobile (or fixed-line-or-mobile)
     number of one of `countries`."""

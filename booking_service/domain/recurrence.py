@@ -121,9 +121,9 @@ def _rule_starts(
         for part in text.split(";"):
             key, _, value = part.partition("=")
             if key.upper() == "UNTIL":
-                until = icalendar.vDDDTypes.from_ical(value)
-                until = _local(until, zone)
-                if not isinstance(icalendar.vDDDTypes.from_ical(value), datetime):
+                given = icalendar.vDDDTypes.from_ical(value)
+                until = _local(given, zone)
+                if not isinstance(given, datetime):
                     until = until + timedelta(days=1) - timedelta(seconds=1)
                 value = until.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
             parts.append(f"{key}={value}")

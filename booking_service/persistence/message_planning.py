@@ -41,7 +41,9 @@ def plan_messages(
         # (recipients.py), only in allowed countries; email only to a public domain name.
         phone=row.phone
         if row.sms_enabled
-        and recipients.may_text(row.phone, row.sms_countries or [row.phone_region])
+        and recipients.may_text(
+            row.phone, recipients.sms_countries(row.sms_countries, row.phone_region)
+        )
         else None,
         email=event.email if row.email_enabled and recipients.may_email(event.email) else None,
     )

@@ -19,6 +19,7 @@ from booking_service.domain.normalize import (
     normalize_email,
     normalize_phone,
 )
+from booking_service.domain.recipients import sms_countries
 from booking_service.persistence.repositories.notifications import NotificationRow, SettingsRow
 from booking_service.persistence.repositories.organizations import OrganizationRow
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
@@ -69,7 +70,7 @@ def view(org: OrganizationRow, settings: SettingsRow | None) -> dict:
             "auth_token": "set" if s and s.twilio_auth_token else None,
             "from": s.sms_from if s else None,
             "messaging_service_sid": s.messaging_service_sid if s else None,
-            "countries": (s.sms_countries if s and s.sms_countries else [org.phone_region]),
+            "countries": sms_countries(s.sms_countries if s else None, org.phone_region),
         },
         "email": {
             "enabled": bool(s and s.email_enabled),

@@ -147,7 +147,7 @@ class Notifier:
                 return "opted_out", "the number opted out (STOP)"
             # Checked again at sending: a message planned before a rule tightened obeys it too.
             if not recipients.may_text(
-                due.to_address, settings.sms_countries or [due.phone_region]
+                due.to_address, recipients.sms_countries(settings.sms_countries, due.phone_region)
             ):
                 return "skipped", "not a number that can receive texts"
         else:
