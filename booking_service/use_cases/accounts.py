@@ -34,6 +34,7 @@ from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.normalize import normalize_email, unstorable_character
 from booking_service.domain.times import utc_now
 from booking_service.persistence.models import USER_ROLES as ROLES
+from booking_service.persistence.repositories.counters import EMAIL_TAKEN
 from booking_service.persistence.repositories.users import UserRow
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 
@@ -204,11 +205,11 @@ def add_user(
             raise NotFound("organization", org_id)
         # Checked before the insert, whatever the address: once paused, a free address is
         # refused like a taken one, so the refusal says nothing about either.
-        if limit_taken and uow.users.taken_answers(org_id, day) >= TAKEN_ANSWERS_PER_DAY:
+        if limit_taken and uow.counters.current(org_id, EMAIL_TAKEN, day) >= TAKEN_ANSWERS_PER_DAY:
             raise TooManyTaken()
         row = uow.users.add(org_id, address, role, hashed)
         if row is None:
-            uow.users.count_taken_answer(org_id, day)
+            uow.counters.count(org_id, EMAIL_TAKEN, day)
             uow.commit()
             raise EmailTaken()
         uow.commit()

@@ -23,6 +23,8 @@ _counters = table(OrgCounter)
 # The actions the daily sending budgets count (the notifier counts each first attempt).
 SMS_BUDGET = "sms_budget"
 EMAIL_BUDGET = "email_budget"
+# "This email is taken" answers an organization got from its web page (use_cases/accounts.py).
+EMAIL_TAKEN = "user_email_taken"
 
 
 class CounterRepository:
@@ -52,6 +54,19 @@ class CounterRepository:
             },
         ).returning(_counters.c.count)
         return self.session.execute(upsert).scalar_one()
+
+    def current(self, org_id: int, action: str, window_start: datetime) -> int:
+        """How many `action`s the organization counted in the window that starts at
+        `window_start`, counting none (0 when the stored window is another)."""
+        row = self.session.execute(
+            select(_counters.c.window_start, _counters.c.count).where(
+                _counters.c.org_id == org_id, _counters.c.action == action
+            )
+        ).first()
+        if row is None:
+            return 0
+        started, counted = row  # not row.count: a Row is a tuple, whose count is a method
+        return counted if started == window_start else 0
 
     def over_budget(self, since: datetime) -> bool:
         """Whether any organization's SMS or email budget refused a message in a window that

@@ -5,18 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from booking_service.persistence.db import table
-from booking_service.persistence.models import OrgCounter, SignInThrottle, User
+from booking_service.persistence.models import SignInThrottle, User
 
 _users = table(User)
 _throttles = table(SignInThrottle)
-_counters = table(OrgCounter)
-# The org_counters action that counts "this email is taken" answers to an organization.
-EMAIL_TAKEN = "user_email_taken"
 
 
 @dataclass(frozen=True)
@@ -81,36 +78,6 @@ class UserRepository:
             .returning(*_COLUMNS)
         ).first()
         return _user(row)
-
-    def taken_answers(self, org_id: int, window_start: datetime) -> int:
-        """How many "email taken" answers the organization got in the window from
-        `window_start` (0 when its counter is of an earlier window)."""
-        row = self.session.execute(
-            select(_counters.c.window_start, _counters.c.count).where(
-                _counters.c.org_id == org_id, _counters.c.action == EMAIL_TAKEN
-            )
-        ).first()
-        if row is None:
-            return 0
-        started, answers = row  # not row.count: a Row is a tuple, whose count is a method
-        return answers if started == window_start else 0
-
-    def count_taken_answer(self, org_id: int, window_start: datetime) -> int:
-        """Count an "email taken" answer in the window from `window_start` (a counter of an
-        earlier window starts again at 1); returns the count."""
-        stmt = insert(_counters).values(
-            org_id=org_id, action=EMAIL_TAKEN, window_start=window_start, count=1
-        )
-        same_window = _counters.c.window_start == stmt.excluded.window_start
-        return self.session.execute(
-            stmt.on_conflict_do_update(
-                constraint="pk_org_counters",
-                set_={
-                    "count": case((same_window, _counters.c.count + 1), else_=1),
-                    "window_start": stmt.excluded.window_start,
-                },
-            ).returning(_counters.c.count)
-        ).scalar_one()
 
     def get(self, user_id: int) -> UserRow | None:
         return _user(self.session.execute(select(*_COLUMNS).where(_users.c.id == user_id)).first())
