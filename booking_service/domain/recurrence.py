@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -149,6 +150,19 @@ def _instants(component: icalendar.Component, zone: ZoneInfo) -> set[datetime]:
     return {_local(d, zone).astimezone(UTC) for d in _dates(component, "EXDATE")}
 
 
+@contextmanager
+def _reading(component: icalendar.Component) -> Iterator[None]:
+    """Whatever goes wrong reading one event is an UnreadableCalendar naming it."""
+    try:
+        yield
+    except UnreadableCalendar:
+        raise
+    except Exception as exc:
+        raise UnreadableCalendar(
+            f"the event {_uid(component)} could not be read ({type(exc).__name__})"
+        ) from exc
+
+
 def occurrences(
     calendar: icalendar.Calendar,
     zone: ZoneInfo,
@@ -162,34 +176,18 @@ def occurrences(
     masters: list[icalendar.Component] = []
     overrides: dict[tuple[str, datetime], icalendar.Component] = {}
     for component in calendar.walk("VEVENT"):
-        try:
+        with _reading(component):
             if component.get("RECURRENCE-ID") is not None:
                 key = _local(component.decoded("RECURRENCE-ID"), zone).astimezone(UTC)
                 overrides[(str(component.get("UID", "")), key)] = component
             else:
                 masters.append(component)
-        except UnreadableCalendar:
-            raise
-        except Exception as exc:
-            raise UnreadableCalendar(
-                f"the event {_uid(component)} could not be read ({type(exc).__name__})"
-            ) from exc
     for component in masters:
-        try:
+        with _reading(component):
             yield from _expand(component, zone, start, end, overrides, budget)
-        except UnreadableCalendar:
-            raise
-        except Exception as exc:
-            raise UnreadableCalendar(
-                f"the event {_uid(component)} could not be read ({type(exc).__name__})"
-            ) from exc
     for component in overrides.values():
-        try:
+        with _reading(component):
             span = _span(component, component.decoded("DTSTART"), zone)
-        except Exception as exc:
-            raise UnreadableCalendar(
-                f"the event {_uid(component)} could not be read ({type(exc).__name__})"
-            ) from exc
         if span is not None and span[0] < end and span[1] > start:
             budget.take(component)
             yield Occurrence(component, *span)

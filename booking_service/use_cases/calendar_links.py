@@ -209,14 +209,7 @@ def feed_url(
     existing feed is replaced only with `rotate` (its old URL then answers 404). The token is
     `<org id>.<256 random bits>`: the id scopes the lookup, the random part is the secret."""
     with uow:
-        if resource_id is not None:
-            resource = uow.schedule.resource(resource_id)
-            if resource is None:
-                raise NotFound("resource", resource_id)
-            org_id = resource.org_id
-        elif org_id is None or uow.organizations.get(org_id) is None:
-            raise NotFound("organization", org_id)
-        assert org_id is not None
+        org_id = _feed_owner(uow, resource_id, org_id)
         if not rotate and uow.calendars.has_feed(org_id, resource_id):
             raise CalendarInputError(
                 "rotate",
@@ -229,6 +222,19 @@ def feed_url(
     return FeedUrl(f"{base_url.rstrip('/')}/ical/{token}.ics", rotated)
 
 
+def _feed_owner(uow: AbstractUnitOfWork, resource_id: int | None, org_id: int | None) -> int:
+    """The organization a feed belongs to: the resource's, else the one named (NotFound when
+    there is no such resource or organization)."""
+    if resource_id is not None:
+        resource = uow.schedule.resource(resource_id)
+        if resource is None:
+            raise NotFound("resource", resource_id)
+        return resource.org_id
+    if org_id is None or uow.organizations.get(org_id) is None:
+        raise NotFound("organization", org_id)
+    return org_id
+
+
 def revoke_feed(
     uow: AbstractUnitOfWork, *, resource_id: int | None = None, org_id: int | None = None
 ) -> None:
@@ -236,13 +242,7 @@ def revoke_feed(
     now on, and no new one exists until `feed_url` makes one. NotFound without such resource,
     organization or feed (a second revoke says so rather than pretending)."""
     with uow:
-        if resource_id is not None:
-            resource = uow.schedule.resource(resource_id)
-            if resource is None:
-                raise NotFound("resource", resource_id)
-            org_id = resource.org_id
-        elif org_id is None or uow.organizations.get(org_id) is None:
-            raise NotFound("organization", org_id)
+        org_id = _feed_owner(uow, resource_id, org_id)
         if not uow.calendars.remove_feed(org_id, resource_id):
             raise NotFound("feed", resource_id if resource_id is not None else org_id)
         uow.commit()

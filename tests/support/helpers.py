@@ -137,12 +137,15 @@ def transitions(zone: ZoneInfo) -> tuple[date, date]:
 
 
 def cli(app, *args: str, input: str | None = None, ok: bool = True) -> str:
-    """Run a `flask` command in-process; its output, asserting exit code 0 (or 1 with ok=False)."""
+    """Run a `flask` command in-process, asserting exit code 0 (or 1 with ok=False); what it
+    printed: on success its standard output alone (the JSON it answers), on failure everything
+    (the error line goes to standard error). Click's combined output would also hold any log
+    line another thread wrote to standard error meanwhile, and break the JSON."""
     result = app.test_cli_runner().invoke(args=list(args), input=input)
     if ok:
         assert result.exit_code == 0, result.output
-    else:
-        assert result.exit_code == 1, result.output
+        return result.stdout
+    assert result.exit_code == 1, result.output
     return result.output
 
 
