@@ -73,6 +73,21 @@ class Settings:
     calendar_allow_private_targets: bool = False  # CALENDAR_ALLOW_PRIVATE_TARGETS
     # PUBLIC_URL: where callers' calendar apps reach this service (the ICS feed URLs printed)
     public_url: str = "http://127.0.0.1:8000"
+    # PUBLIC_BASE_URL: where Google and Microsoft send the owner back after consent
+    # (<PUBLIC_BASE_URL>/oauth/<provider>/callback); PUBLIC_URL when unset.
+    public_base_url: str = ""
+    google_client_id: str = ""  # GOOGLE_CLIENT_ID: unset, Google Calendar is not offered
+    google_client_secret: str = ""  # GOOGLE_CLIENT_SECRET
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"  # GOOGLE_AUTH_URL
+    # GOOGLE_TOKEN_URL
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    # GOOGLE_CALENDAR_API_URL
+    google_calendar_api_url: str = "https://www.googleapis.com/calendar/v3/"
+    microsoft_client_id: str = ""  # MICROSOFT_CLIENT_ID: unset, Microsoft 365 is not offered
+    microsoft_client_secret: str = ""  # MICROSOFT_CLIENT_SECRET
+    # MICROSOFT_AUTHORITY_URL: common = work, school and personal accounts
+    microsoft_authority_url: str = "https://login.microsoftonline.com/common/"
+    microsoft_graph_url: str = "https://graph.microsoft.com/v1.0/"  # MICROSOFT_GRAPH_URL
     testing: bool = False  # not an environment variable: tests set it
 
     @classmethod
@@ -129,6 +144,8 @@ class Settings:
             raise ConfigError("CALENDAR_POLL_SECONDS and CALENDAR_TIMEOUT_S must be at least 1")
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("PUBLIC_URL must start with http:// or https://")
+        if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
+            raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
         if self.request_commit_limit_s < self.request_budget_s:
             raise ConfigError("REQUEST_COMMIT_LIMIT_S must not be below REQUEST_BUDGET_S")
         try:
@@ -136,6 +153,11 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
         return self
+
+    @property
+    def callback_base_url(self) -> str:
+        """Where OAuth providers send the owner back: PUBLIC_BASE_URL, else PUBLIC_URL."""
+        return (self.public_base_url or self.public_url).rstrip("/")
 
     def session_url(self) -> str:
         """Where work that needs a session of its own goes (migrations, schema adopt):
@@ -185,6 +207,16 @@ _ENV_VARS: tuple[tuple[str, str, type], ...] = (
     ("CALENDAR_TIMEOUT_S", "calendar_timeout_s", int),
     ("CALENDAR_ALLOW_PRIVATE_TARGETS", "calendar_allow_private_targets", bool),
     ("PUBLIC_URL", "public_url", str),
+    ("PUBLIC_BASE_URL", "public_base_url", str),
+    ("GOOGLE_CLIENT_ID", "google_client_id", str),
+    ("GOOGLE_CLIENT_SECRET", "google_client_secret", str),
+    ("GOOGLE_AUTH_URL", "google_auth_url", str),
+    ("GOOGLE_TOKEN_URL", "google_token_url", str),
+    ("GOOGLE_CALENDAR_API_URL", "google_calendar_api_url", str),
+    ("MICROSOFT_CLIENT_ID", "microsoft_client_id", str),
+    ("MICROSOFT_CLIENT_SECRET", "microsoft_client_secret", str),
+    ("MICROSOFT_AUTHORITY_URL", "microsoft_authority_url", str),
+    ("MICROSOFT_GRAPH_URL", "microsoft_graph_url", str),
 )
 
 

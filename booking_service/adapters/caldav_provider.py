@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from booking_service.adapters.caldav import CalDavCalendar
 from booking_service.adapters.calendar_process import read_busy
-from booking_service.ports.calendars import Busy, BusyQuery, CalendarAccess
+from booking_service.ports.calendars import BusyQuery, BusyRead, CalendarAccess, PushedEvent
 
 
 class CalDavProvider:
@@ -28,13 +28,14 @@ class CalDavProvider:
         with self._open(access) as calendar:
             calendar.check()
 
-    def put(self, access: CalendarAccess, uid: str, document: bytes) -> None:
+    def put(self, access: CalendarAccess, event: PushedEvent) -> None:
+        # The event lives at <collection>/<UID>.ics: the address is the idempotency key.
         with self._open(access) as calendar:
-            calendar.put(uid, document)
+            calendar.put(event.uid, event.document)
 
-    def remove(self, access: CalendarAccess, uid: str) -> None:
+    def remove(self, access: CalendarAccess, uid: str, remote_id: str | None) -> None:
         with self._open(access) as calendar:
             calendar.remove(uid)
 
-    def read_busy(self, access: CalendarAccess, query: BusyQuery) -> Busy:
-        return read_busy(access, query, deadline_s=3 * access.timeout_s)
+    def read_busy(self, access: CalendarAccess, query: BusyQuery) -> BusyRead:
+        return BusyRead(read_busy(access, query, deadline_s=3 * access.timeout_s))

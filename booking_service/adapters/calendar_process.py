@@ -1,4 +1,5 @@
-"""A calendar read in a process of its own, which can be killed.
+"""A calendar read (a CalDAV collection, an iCal address) in a process of its own, which can be
+killed.
 
 Reading an owner's calendar means parsing what a stranger's server sends and expanding the
 recurrences in it: the one place where a tenant's data costs us CPU and memory we do not
@@ -28,7 +29,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from booking_service.domain.recurrence import UnreadableCalendar
-from booking_service.ports.calendars import Busy, BusyQuery, CalendarAccess, CalendarFailure
+from booking_service.ports.calendars import (
+    Busy,
+    BusyQuery,
+    BusyRead,
+    CalendarAccess,
+    CalendarFailure,
+)
 
 # A child may use this much address space (Python, httpx and icalendar need about 100 MB;
 # the rest is for the answer and the expanded events, bounded by recurrence.MAX_OCCURRENCES).
@@ -49,14 +56,41 @@ def read_busy(
     deadline_s: float,
     memory_bytes: int = MEMORY_BYTES,
 ) -> Busy:
-    """The calendar's busy ranges, read in a child process that is killed after `deadline_s`.
+    """The CalDAV calendar's busy ranges, read in a child process that is killed after
+    `deadline_s`. Raises CalendarReadFailed."""
+    answer = _run_child("caldav", access, query, deadline_s, memory_bytes)
+    return _ranges(answer["ranges"])
+
+
+def read_feed(
+    access: CalendarAccess,
+    query: BusyQuery,
+    *,
+    deadline_s: float,
+    memory_bytes: int = MEMORY_BYTES,
+) -> BusyRead:
+    """An iCal address's busy ranges (None: unchanged since `access.state`), downloaded and
+    expanded in a child process that is killed after `deadline_s` (adapters/ics_feed.py).
     Raises CalendarReadFailed."""
+    answer = _run_child("ics", access, query, deadline_s, memory_bytes)
+    ranges = None if answer["ranges"] is None else _ranges(answer["ranges"])
+    return BusyRead(ranges, answer.get("state"))
+
+
+def _ranges(pairs: list) -> Busy:
+    return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in pairs]
+
+
+def _run_child(
+    kind: str, access: CalendarAccess, query: BusyQuery, deadline_s: float, memory_bytes: int
+) -> dict:
     env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
     env["PYTHONPATH"] = _PACKAGE_ROOT
     # The password goes with the rest on stdin: never in argv or the child's environment.
     payload = {
         **asdict(access),
         **asdict(query),
+        "kind": kind,
         "start": query.start.isoformat(),
         "end": query.end.isoformat(),
         "deadline_s": deadline_s,
@@ -86,7 +120,7 @@ def read_busy(
         raise CalendarReadFailed("the calendar read ended without an answer") from None
     if not answer.get("ok"):
         raise CalendarReadFailed(str(answer.get("reason", "the calendar could not be read")))
-    return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in answer["ranges"]]
+    return answer
 
 
 _OUT_OF_MEMORY = "reading the calendar was stopped: it needed more memory than a read may use"
@@ -109,8 +143,13 @@ def _limit(memory_bytes: int, cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
 
 
-def _read(payload: dict) -> list[tuple[datetime, datetime]]:
+def _read(payload: dict) -> tuple[list[tuple[datetime, datetime]] | None, str | None]:
+    """(ranges or None when unchanged, the state to keep)."""
     # Imported after the limits are set: nothing the calendar sends is parsed before.
+    if payload.get("kind") == "ics":
+        from booking_service.adapters.ics_download import read_in_child
+
+        return read_in_child(payload)
     from booking_service.adapters.caldav import CalDavCalendar
     from booking_service.domain.calendar_events import busy_ranges
 
@@ -124,9 +163,8 @@ def _read(payload: dict) -> list[tuple[datetime, datetime]]:
         deadline_s=payload["deadline_s"],
     ) as calendar:
         found = calendar.events_between(start, end)
-    return busy_ranges(
-        found, ZoneInfo(payload["timezone"]), start, end, own_suffix=payload["own_suffix"]
-    )
+    zone = ZoneInfo(payload["timezone"])
+    return busy_ranges(found, zone, start, end, own_suffix=payload["own_suffix"]), None
 
 
 def main() -> int:
@@ -136,7 +174,7 @@ def main() -> int:
     from booking_service.adapters.caldav import CalendarUnreachable
 
     try:
-        ranges = _read(payload)
+        ranges, state = _read(payload)
     except (CalendarUnreachable, UnreadableCalendar) as exc:
         answer: dict = {"ok": False, "reason": str(exc)}
     except MemoryError:
@@ -144,7 +182,13 @@ def main() -> int:
     except Exception as exc:
         answer = {"ok": False, "reason": f"the calendar could not be read ({type(exc).__name__})"}
     else:
-        answer = {"ok": True, "ranges": [[a.isoformat(), b.isoformat()] for a, b in ranges]}
+        answer = {
+            "ok": True,
+            "ranges": None
+            if ranges is None
+            else [[a.isoformat(), b.isoformat()] for a, b in ranges],
+            "state": state,
+        }
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
     return 0

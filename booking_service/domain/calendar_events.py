@@ -64,13 +64,15 @@ class CalendarEntry:
         return calendar_uid(self.org_id, self.reference)
 
 
-def _summary(entry: CalendarEntry) -> str:
+def summary(entry: CalendarEntry) -> str:
+    """The event's title: who and what."""
     who = entry.name or "Caller"
     what = entry.service or "appointment"
     return f"{who}: {what}"
 
 
-def _description(entry: CalendarEntry) -> str:
+def description(entry: CalendarEntry) -> str:
+    """The event's notes: reference, resource, the phone masked, unconfirmed or not."""
     lines = [f"Reference {entry.reference}", f"With {entry.resource}"]
     if entry.phone:
         lines.append(f"Phone {masked_phone(entry.phone)}")
@@ -87,8 +89,8 @@ def vevent(entry: CalendarEntry, zone: ZoneInfo, stamp: datetime) -> icalendar.E
     event.add("sequence", entry.sequence)
     event.add("dtstart", entry.starts_at.astimezone(zone))
     event.add("dtend", entry.ends_at.astimezone(zone))
-    event.add("summary", _summary(entry))
-    event.add("description", _description(entry))
+    event.add("summary", summary(entry))
+    event.add("description", description(entry))
     event.add("transp", "OPAQUE")
     event.add("status", "TENTATIVE" if entry.unconfirmed else "CONFIRMED")
     return event

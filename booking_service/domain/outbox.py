@@ -28,7 +28,17 @@ COMPLETED = "appointment.completed"
 NO_SHOW = "appointment.no_show"
 # Not about one appointment: the organization's daily SMS or email budget is used up (#24).
 BUDGET_REACHED = "messages.budget_reached"
-EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED, COMPLETED, NO_SHOW, BUDGET_REACHED)
+# A linked calendar's grant was revoked or expired: its owner must connect it again (#26).
+CALENDAR_DISCONNECTED = "calendar.disconnected"
+EVENT_TYPES = (
+    BOOKED,
+    RESCHEDULED,
+    CANCELLED,
+    COMPLETED,
+    NO_SHOW,
+    BUDGET_REACHED,
+    CALENDAR_DISCONNECTED,
+)
 
 _TYPES: dict[type[AppointmentEvent], str] = {
     AppointmentBooked: BOOKED,
@@ -82,3 +92,17 @@ def budget_payload(org_id: int, channel: str, budget: int, day: str, at: datetim
     """The body of `messages.budget_reached`: which channel, its daily budget, the local day."""
     data = {"organizationId": org_id, "channel": channel, "budget": budget, "day": day}
     return {"type": BUDGET_REACHED, "timestamp": at.isoformat(), "data": data}
+
+
+def disconnected_payload(
+    org_id: int, link_id: int, resource_id: int, provider: str, reason: str, at: datetime
+) -> dict:
+    """The body of `calendar.disconnected`: which link, of which resource, why."""
+    data = {
+        "organizationId": org_id,
+        "linkId": link_id,
+        "resourceId": resource_id,
+        "provider": provider,
+        "reason": reason,
+    }
+    return {"type": CALENDAR_DISCONNECTED, "timestamp": at.isoformat(), "data": data}

@@ -29,11 +29,15 @@ class CalendarInputError(InputError):
 
 
 def link_view(link: LinkRow) -> dict:
-    """A link as the CLI prints it: never the password."""
+    """A link as the CLI prints it: never the password, the refresh token or an iCal address
+    (its `url` is masked)."""
     return {
         "id": link.id,
         "org_id": link.org_id,
         "resource_id": link.resource_id,
+        "provider": link.provider,
+        "account": link.account,
+        "calendar_id": link.calendar_id,
         "url": link.url,
         "username": link.username,
         "password_set": link.password is not None,
@@ -166,6 +170,7 @@ def calendar_status(uow: AbstractUnitOfWork, org_id: int) -> list[dict]:
     return [
         {
             **link_view(link),
+            "state": _state(link, now),
             "last_good_sync_at": _iso(link.last_good_sync_at),
             "stale": link.stale_at(now),
             "last_error": link.last_error,
@@ -176,6 +181,13 @@ def calendar_status(uow: AbstractUnitOfWork, org_id: int) -> list[dict]:
         }
         for link in links
     ]
+
+
+def _state(link: LinkRow, now: datetime) -> str:
+    """reconnect_needed (the grant is gone: the owner must connect again), stale, or ok."""
+    if link.reconnect_needed:
+        return "reconnect_needed"
+    return "stale" if link.stale_at(now) else "ok"
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from booking_service.config import Settings
-from booking_service.domain import calendar_events
+from booking_service.domain import calendar_events, outbox
 from booking_service.domain.times import retry_jitter, utc_now
 from booking_service.persistence.repositories.calendars import DuePoll, DuePush, LinkRow, PushState
 from booking_service.persistence.secrets_box import SecretBox, SecretsUnavailable
@@ -47,6 +47,9 @@ from booking_service.ports.calendars import (
     CalendarAccess,
     CalendarFailure,
     CalendarProvider,
+    NeedsReconnect,
+    PushedEvent,
+    Throttled,
 )
 from booking_service.use_cases.fairness import OrgTurns
 
@@ -96,7 +99,7 @@ class CalendarSync:
             # The front ends pass their adapters; this default serves tests and the CLI.
             from booking_service.adapters.registry import calendar_providers
 
-            providers = calendar_providers()
+            providers = calendar_providers(settings)
         self._providers = providers
         self._forgot_at: datetime | None = None
         # Organizations with a read or push in flight in this process (fair_round's fairness).
@@ -134,8 +137,7 @@ class CalendarSync:
             yield taken
 
     def _provider(self, link: LinkRow) -> CalendarProvider:
-        # Every link is CalDAV until links name their provider.
-        return self._providers["caldav"]
+        return self._providers[link.provider]
 
     def _access(self, link: LinkRow, password: str | None) -> CalendarAccess:
         return CalendarAccess(
@@ -144,7 +146,30 @@ class CalendarSync:
             password=password,
             timeout_s=self._settings.calendar_timeout_s,
             allow_private=self._settings.calendar_allow_private_targets,
+            calendar_id=link.calendar_id,
+            state=link.sync_state,
         )
+
+    def _keep_renewed(self, uow: AbstractUnitOfWork, link: LinkRow, access: CalendarAccess):
+        """A provider that rotated the refresh token: the newest is sealed and kept."""
+        if access.renewed:
+            uow.calendars.update_link(link.id, password=uow.secrets.seal(access.renewed[-1]))
+
+    def _disconnected(
+        self, uow: AbstractUnitOfWork, link: LinkRow, reason: str, now: datetime
+    ) -> None:
+        """The grant is gone: the link is stale until connected again, and the owner is told
+        once (`calendar.disconnected`)."""
+        if uow.calendars.needs_reconnect(link.id, reason, now):
+            uow.outbox.add_org_event(
+                link.org_id,
+                outbox.new_event_id(),
+                outbox.CALENDAR_DISCONNECTED,
+                outbox.disconnected_payload(
+                    link.org_id, link.id, link.resource_id, link.provider, reason, now
+                ),
+            )
+            log.warning("calendar link needs reconnecting: link=%s", link.id)
 
     def _forget_done(self) -> None:
         now = self._clock()
@@ -175,7 +200,10 @@ class CalendarSync:
         state = uow.calendars.push_state(due)
         try:
             if state is not None:
-                self._push(due, state, uow.secrets, now)
+                self._push(uow, due, state, now)
+        except NeedsReconnect as exc:
+            # Not retried: the push waits (pending) until the owner connects again.
+            self._disconnected(uow, due.link, str(exc), now)
         except Exception as exc:
             # Anything, not only an unreachable server: an unexpected error must not put
             # this push back at the head of the queue on every round.
@@ -185,6 +213,9 @@ class CalendarSync:
                 else f"the push failed ({type(exc).__name__})"
             )
             retry_at = now + retry_delay(due.attempts + 1, self._jitter())
+            if isinstance(exc, Throttled) and exc.retry_after_s is not None:
+                # The provider said when: never sooner.
+                retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after_s))
             uow.calendars.push_failed(due, reason, retry_at, now)
             if isinstance(exc, CalendarFailure):
                 # Its other pushes would only wait for the same server in turn.
@@ -204,7 +235,7 @@ class CalendarSync:
             log.info("calendar push: link=%s appointment=%s", due.link.id, due.appointment_id)
         uow.commit()
 
-    def _push(self, due: DuePush, state: PushState, box: SecretBox, now: datetime) -> None:
+    def _push(self, uow: AbstractUnitOfWork, due: DuePush, state: PushState, now: datetime) -> None:
         entry = calendar_events.CalendarEntry(
             org_id=due.org_id,
             reference=state.reference,
@@ -221,14 +252,36 @@ class CalendarSync:
         # What this calendar should show: the event while it holds this link's resource (a
         # completed or missed one stays, as it happened); nothing once cancelled or moved away.
         wanted = state.status != "cancelled" and state.resource_id == due.link.resource_id
-        document = calendar_events.event_document(entry, ZoneInfo(state.timezone), now)
+        zone = ZoneInfo(state.timezone)
+        box: SecretBox = uow.secrets
         password = box.open_or_plain(due.link.password) if due.link.password else None
         access = self._access(due.link, password)
         provider = self._provider(due.link)
-        if wanted:
-            provider.put(access, entry.uid, document)
-        else:
-            provider.remove(access, entry.uid)
+        remote_id = uow.calendars.remote_id(due.link.id, entry.uid)
+        try:
+            if wanted:
+                event = PushedEvent(
+                    uid=entry.uid,
+                    org_id=entry.org_id,
+                    reference=entry.reference,
+                    document=calendar_events.event_document(entry, zone, now),
+                    summary=calendar_events.summary(entry),
+                    description=calendar_events.description(entry),
+                    starts_at=entry.starts_at,
+                    ends_at=entry.ends_at,
+                    timezone=state.timezone,
+                    tentative=entry.unconfirmed,
+                    remote_id=remote_id,
+                )
+                kept = provider.put(access, event)
+                if kept != remote_id:
+                    uow.calendars.keep_remote_id(due.link, entry.uid, kept)
+            else:
+                provider.remove(access, entry.uid, remote_id)
+                if remote_id is not None:
+                    uow.calendars.keep_remote_id(due.link, entry.uid, None)
+        finally:
+            self._keep_renewed(uow, due.link, access)
 
     # --- polls ----------------------------------------------------------------------------------
 
@@ -281,19 +334,36 @@ class CalendarSync:
             own_suffix=calendar_events.own_uid_suffix(due.link.org_id),
         )
         error = None
+        retry_after = None
+        reconnect = False
+        access = self._access(due.link, password)
         try:
-            ranges = self._provider(due.link).read_busy(self._access(due.link, password), query)
+            found = self._provider(due.link).read_busy(access, query)
         except CalendarFailure as exc:
             error = str(exc)
+            reconnect = isinstance(exc, NeedsReconnect)
+            if isinstance(exc, Throttled) and exc.retry_after_s is not None:
+                retry_after = now + timedelta(seconds=exc.retry_after_s)
         except Exception as exc:
             # A bug must not stop the poll loop: the link goes stale and its status says why.
             error = f"the calendar could not be read ({type(exc).__name__})"
             log.warning("calendar poll failed: link=%s", due.link.id, exc_info=True)
         with self._uow() as uow:
+            self._keep_renewed(uow, due.link, access)
             if error is None:
-                uow.calendars.replace_busy(due.link, ranges, now)
-                log.info("calendar poll: link=%s busy_ranges=%d", due.link.id, len(ranges))
+                uow.calendars.replace_busy(due.link, found.ranges, now, found.state)
+                log.info(
+                    "calendar poll: link=%s busy_ranges=%s",
+                    due.link.id,
+                    "unchanged" if found.ranges is None else len(found.ranges),
+                )
+            elif reconnect:
+                uow.calendars.poll_failed(due.link, error, now)
+                self._disconnected(uow, due.link, error, now)
             else:
-                uow.calendars.poll_failed(due.link, error, now, self._backoff(due.link))
+                backoff = self._backoff(due.link)
+                if retry_after is not None:
+                    backoff = max(backoff, retry_after)
+                uow.calendars.poll_failed(due.link, error, now, backoff)
                 log.warning("calendar poll failed: link=%s error=%s", due.link.id, error)
             uow.commit()

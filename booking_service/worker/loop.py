@@ -58,7 +58,11 @@ class Worker:
         )
         self.notifier = Notifier(uow_factory, settings, clock=clock, channels=message_channels())
         self.calendars = CalendarSync(
-            uow_factory, settings, clock=clock, jitter=jitter, providers=calendar_providers()
+            uow_factory,
+            settings,
+            clock=clock,
+            jitter=jitter,
+            providers=calendar_providers(settings),
         )
 
     def stop(self) -> None:

@@ -32,11 +32,14 @@ from booking_service.persistence.models.appointments import (
     Contact,
 )
 from booking_service.persistence.models.calendars import (
+    PROVIDERS,
     WHEN_STALE,
     CalendarBusy,
+    CalendarConnectState,
     CalendarFeed,
     CalendarLink,
     CalendarPush,
+    CalendarRemoteEvent,
 )
 from booking_service.persistence.models.counters import (
     OrgCounter,
@@ -87,6 +90,7 @@ __all__ = [
     "EX_APPOINTMENTS_NO_OVERLAP",
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
+    "PROVIDERS",
     "UQ_APPOINTMENTS_ORG_REFERENCE",
     "UQ_CONTACTS_ORG_EMAIL_PHONELESS",
     "UQ_CONTACTS_ORG_ID",
@@ -100,9 +104,11 @@ __all__ = [
     "WHEN_STALE",
     "Appointment",
     "CalendarBusy",
+    "CalendarConnectState",
     "CalendarFeed",
     "CalendarLink",
     "CalendarPush",
+    "CalendarRemoteEvent",
     "Contact",
     "MessagingSettings",
     "Notification",

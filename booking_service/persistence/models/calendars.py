@@ -19,11 +19,15 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.persistence.db import Base
 
 WHEN_STALE = ("refuse", "book")
+# Where a link's calendar lives: a CalDAV collection, Google Calendar or Microsoft 365 (OAuth),
+# or a secret iCal address (read only).
+PROVIDERS = ("caldav", "google", "microsoft", "ics")
 
 
 class CalendarLink(Base):
@@ -45,6 +49,11 @@ class CalendarLink(Base):
         UniqueConstraint("org_id", "id", name="uq_calendar_links_org_id_id"),
         CheckConstraint("when_stale IN ('refuse', 'book')", name="when_stale_known"),
         CheckConstraint("max_staleness_minutes BETWEEN 1 AND 10080", name="max_staleness_range"),
+        CheckConstraint(
+            "provider IN ('caldav', 'google', 'microsoft', 'ics')", name="provider_known"
+        ),
+        # An iCal address can only be read.
+        CheckConstraint("provider <> 'ics' OR NOT push", name="ics_never_pushes"),
         Index("ix_calendar_links_org_id_resource_id", "org_id", "resource_id"),
     )
 
@@ -69,6 +78,71 @@ class CalendarLink(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Which adapter speaks to it (adapters/registry.calendar_providers()). For google and
+    # microsoft `password` is the sealed refresh token, `account` the email the provider gave
+    # and `calendar_id` the calendar; for ics `password` is the sealed address and `url` it
+    # masked.
+    provider: Mapped[str] = mapped_column(Text, server_default="caldav")
+    account: Mapped[str | None] = mapped_column(Text)
+    calendar_id: Mapped[str | None] = mapped_column(Text)
+    # The grant was revoked or expired: nothing works until the owner connects again, and
+    # the link counts as stale meanwhile.
+    reconnect_needed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # What the provider's adapter wants back on the next read (Google's sync token and the
+    # events it has seen, an iCal address's ETag), opaque to everything else.
+    sync_state: Mapped[str | None] = mapped_column(Text)
+
+
+class CalendarRemoteEvent(Base):
+    """The id a provider chose for one of our events (Microsoft Graph), kept to change or
+    delete that event later."""
+
+    __tablename__ = "calendar_remote_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "link_id"],
+            ["calendar_links.org_id", "calendar_links.id"],
+            ondelete="CASCADE",
+            name="fk_calendar_remote_events_org_id_link_id_calendar_links",
+        ),
+    )
+
+    link_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[str] = mapped_column(Text, primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigInteger)
+    remote_id: Mapped[str] = mapped_column(Text)
+
+
+class CalendarConnectState(Base):
+    """An OAuth connection under way: the random `state` (only its SHA-256 kept), the PKCE
+    verifier (sealed), the resource and options it will link, and who started it (web). Used
+    once, within 15 minutes."""
+
+    __tablename__ = "calendar_connect_states"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "resource_id"],
+            ["resources.org_id", "resources.id"],
+            ondelete="CASCADE",
+            name="fk_calendar_connect_states_org_id_resource_id_resources",
+        ),
+        UniqueConstraint("state_hash", name="uq_calendar_connect_states_state_hash"),
+        CheckConstraint("provider IN ('google', 'microsoft')", name="provider_oauth"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    resource_id: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(Text)
+    state_hash: Mapped[str] = mapped_column(Text)
+    code_verifier: Mapped[str] = mapped_column(Text)  # sealed
+    options: Mapped[dict] = mapped_column(JSONB)
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE")
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CalendarBusy(Base):

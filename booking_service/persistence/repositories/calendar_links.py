@@ -52,11 +52,19 @@ class LinkRow:
     created_at: datetime
     consecutive_failures: int
     next_poll_at: datetime | None
+    provider: str
+    account: str | None
+    calendar_id: str | None
+    reconnect_needed: bool
+    sync_state: str | None
 
     def stale_at(self, now: datetime) -> bool:
-        """A blocking link whose busy times were not read within its limit (or never)."""
+        """A blocking link whose busy times were not read within its limit (or never), or
+        whose grant is gone."""
         if not self.block:
             return False
+        if self.reconnect_needed:
+            return True
         if self.last_good_sync_at is None:
             return True
         return now - self.last_good_sync_at > timedelta(minutes=self.max_staleness_minutes)
@@ -100,6 +108,35 @@ class CalendarLinks:
             .with_for_update(key_share=True)
         )
         return [(r.id, r.password) for r in rows]
+
+    def link_of(self, org_id: int, resource_id: int, provider: str, calendar_id: str | None):
+        """The resource's link to that provider's calendar, if any (a reconnection replaces
+        its grant instead of adding a second link)."""
+        row = self.session.execute(
+            select(*LINK_COLUMNS).where(
+                _links.c.org_id == org_id,
+                _links.c.resource_id == resource_id,
+                _links.c.provider == provider,
+                _links.c.calendar_id.is_not_distinct_from(calendar_id),
+            )
+        ).first()
+        return LinkRow(*row) if row is not None else None
+
+    def needs_reconnect(self, link_id: int, error: str, now: datetime) -> bool:
+        """Mark the link's grant gone: stale from now on (last_good_sync_at cleared, so the
+        booking path's rule sees it), neither polled nor pushed until connected again. True
+        only for the call that changed it (one `calendar.disconnected` event)."""
+        result = self.session.execute(
+            update(_links)
+            .where(_links.c.id == link_id, ~_links.c.reconnect_needed)
+            .values(
+                reconnect_needed=True,
+                last_good_sync_at=None,
+                last_error=error,
+                last_error_at=now,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def update_link(self, link_id: int, **values) -> None:
         self.session.execute(update(_links).where(_links.c.id == link_id).values(**values))

@@ -31,6 +31,7 @@ from booking_service.persistence.models import (
     CalendarBusy,
     CalendarLink,
     CalendarPush,
+    CalendarRemoteEvent,
     Contact,
     Organization,
     Resource,
@@ -48,6 +49,7 @@ from booking_service.persistence.repositories.common import (
 _links = table(CalendarLink)
 _busy = table(CalendarBusy)
 _pushes = table(CalendarPush)
+_remote = table(CalendarRemoteEvent)
 _appointments = table(Appointment)
 _contacts = table(Contact)
 _resources = table(Resource)
@@ -109,6 +111,8 @@ _CLAIM_PUSH = (
         _pushes.c.status == "pending",
         _pushes.c.next_attempt_at <= bindparam("p_now"),
         _pushes.c.org_id.not_in(bindparam("p_busy", expanding=True)),
+        # A link whose grant is gone waits for the owner to connect it again.
+        ~_links.c.reconnect_needed,
         # Only the oldest pending push of a link and appointment can be claimed: while one
         # worker holds it, no other worker pushes that appointment to that calendar.
         ~select(literal(1))
@@ -161,6 +165,7 @@ _CLAIM_POLL = (
     .select_from(_links.join(_orgs, _orgs.c.id == _links.c.org_id))
     .where(
         _links.c.block,
+        ~_links.c.reconnect_needed,
         (_links.c.last_poll_at.is_(None)) | (_links.c.last_poll_at <= bindparam("p_due_before")),
         # A link that keeps failing waits out its backoff.
         (_links.c.next_poll_at.is_(None)) | (_links.c.next_poll_at <= bindparam("p_now")),
@@ -262,10 +267,16 @@ class CalendarSync(CalendarLinks):
         )
 
     def replace_busy(
-        self, link: LinkRow, ranges: list[tuple[datetime, datetime]], now: datetime
+        self,
+        link: LinkRow,
+        ranges: list[tuple[datetime, datetime]] | None,
+        now: datetime,
+        sync_state: str | None = None,
     ) -> None:
-        """The link's busy times are now exactly `ranges`; the poll was good."""
-        self.session.execute(delete(_busy).where(_busy.c.link_id == link.id))
+        """The link's busy times are now exactly `ranges` (None: unchanged, keep them); the
+        poll was good, and `sync_state` is what the provider wants back next time."""
+        if ranges is not None:
+            self.session.execute(delete(_busy).where(_busy.c.link_id == link.id))
         if ranges:
             self.session.execute(
                 insert(_busy),
@@ -288,7 +299,27 @@ class CalendarSync(CalendarLinks):
             last_error_at=None,
             consecutive_failures=0,
             next_poll_at=None,
+            sync_state=sync_state,
         )
+
+    # --- the ids providers gave our events ------------------------------------------------------
+
+    def remote_id(self, link_id: int, uid: str) -> str | None:
+        return self.session.execute(
+            select(_remote.c.remote_id).where(_remote.c.link_id == link_id, _remote.c.uid == uid)
+        ).scalar()
+
+    def keep_remote_id(self, link: LinkRow, uid: str, remote_id: str | None) -> None:
+        """Remember (or, None, forget) the provider's id of our event with this UID."""
+        self.session.execute(
+            delete(_remote).where(_remote.c.link_id == link.id, _remote.c.uid == uid)
+        )
+        if remote_id is not None:
+            self.session.execute(
+                insert(_remote).values(
+                    org_id=link.org_id, link_id=link.id, uid=uid, remote_id=remote_id
+                )
+            )
 
     def poll_failed(
         self, link: LinkRow, error: str, now: datetime, next_poll_at: datetime | None = None

@@ -9,6 +9,10 @@ types are importable from here too.
 
 from __future__ import annotations
 
+from booking_service.persistence.repositories.calendar_connects import (
+    CalendarConnects,
+    ConnectState,
+)
 from booking_service.persistence.repositories.calendar_feeds import CalendarFeeds, ListedAppointment
 from booking_service.persistence.repositories.calendar_links import LinkRow
 from booking_service.persistence.repositories.calendar_sync import (
@@ -20,6 +24,7 @@ from booking_service.persistence.repositories.calendar_sync import (
 
 __all__ = [
     "CalendarRepository",
+    "ConnectState",
     "DuePoll",
     "DuePush",
     "LinkRow",
@@ -28,5 +33,5 @@ __all__ = [
 ]
 
 
-class CalendarRepository(CalendarSync, CalendarFeeds):
-    """Links, busy times, pushes, feeds and the listing."""
+class CalendarRepository(CalendarSync, CalendarFeeds, CalendarConnects):
+    """Links, busy times, pushes, feeds, OAuth connections under way and the listing."""
