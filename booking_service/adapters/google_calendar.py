@@ -105,7 +105,9 @@ class GoogleCalendar:
 
     def check(self, access: CalendarAccess) -> None:
         with self._session(access) as api:
-            response = api.call("GET", self._events_url(access), params={"maxResults": 1})
+            response = api.call(
+                "GET", self._events_url(access), params={"maxResults": 1, "singleEvents": "true"}
+            )
             if response.status_code != 200:
                 raise self._failed(response, "reading the calendar")
 

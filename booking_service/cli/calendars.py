@@ -1,4 +1,5 @@
-"""Calendar commands: link a resource to its owner's CalDAV calendar, see the links' state, the
+"""Calendar commands: link a resource to its owner's CalDAV calendar or a secret iCal address,
+connect Google Calendar or Microsoft 365 (prints the consent URL), see the links' state, the
 ICS feed."""
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from booking_service.adapters.registry import calendar_providers
+from booking_service.adapters.registry import calendar_providers, oauth_clients
 from booking_service.cli.common import echo, expected_errors
 from booking_service.ports.calendars import CalendarAccess, CalendarFailure
 from booking_service.runtime.extensions import runtime
+from booking_service.use_cases.calendar_connect import link_ics, start_connect
 from booking_service.use_cases.calendar_links import (
     CalendarInputError,
     calendar_status,
@@ -23,15 +25,39 @@ from booking_service.use_cases.calendar_links import (
     unlink_calendar,
 )
 
-calendar_cli = AppGroup("calendar", help="Owners' calendars: CalDAV links and the ICS feed.")
+calendar_cli = AppGroup(
+    "calendar",
+    help="Owners' calendars: CalDAV, Google, Microsoft 365 and iCal-address links; the ICS feed.",
+)
+
+_STALENESS = click.option(
+    "--max-staleness-minutes",
+    type=int,
+    default=15,
+    show_default=True,
+    help="After this long without a good read, the calendar counts as stale.",
+)
+_WHEN_STALE = click.option(
+    "--when-stale",
+    type=click.Choice(["refuse", "book"]),
+    default="refuse",
+    show_default=True,
+    help="refuse: a booking on this resource is answered 'I can't confirm that time right "
+    "now'; book: it is booked and marked unconfirmed.",
+)
 
 
 @calendar_cli.command("link")
 @click.argument("resource_id", type=int)
 @click.option(
     "--caldav-url",
-    required=True,
     help="The calendar collection's URL, e.g. https://dav.example.com/owner/clinic/.",
+)
+@click.option(
+    "--ics-url",
+    help="A calendar's secret iCal address (Google's 'secret address in iCal format', "
+    "Outlook's published calendar...): its events block, nothing is written to it. Stored "
+    'sealed and shown masked; "-" reads it from standard input.',
 )
 @click.option("--username", help="CalDAV user name.")
 @click.option(
@@ -41,25 +67,13 @@ calendar_cli = AppGroup("calendar", help="Owners' calendars: CalDAV links and th
 )
 @click.option("--no-push", is_flag=True, help="Do not put bookings into this calendar.")
 @click.option("--no-block", is_flag=True, help="Do not treat its events as busy time.")
-@click.option(
-    "--max-staleness-minutes",
-    type=int,
-    default=15,
-    show_default=True,
-    help="After this long without a good read, the calendar counts as stale.",
-)
-@click.option(
-    "--when-stale",
-    type=click.Choice(["refuse", "book"]),
-    default="refuse",
-    show_default=True,
-    help="refuse: a booking on this resource is answered 'I can't confirm that time right "
-    "now'; book: it is booked and marked unconfirmed.",
-)
+@_STALENESS
+@_WHEN_STALE
 @expected_errors
 def calendar_link(
     resource_id,
     caldav_url,
+    ics_url,
     username,
     password,
     no_push,
@@ -67,12 +81,34 @@ def calendar_link(
     max_staleness_minutes,
     when_stale,
 ):
-    """Link a resource to a CalDAV calendar; checks it can be read, then prints the link as
-    JSON (never the password). Its bookings are pushed and its busy times read by the worker."""
-    if password == "-":  # noqa: S105 - "-" means standard input, not a password
-        password = sys.stdin.readline().rstrip("\n")
+    """Link a resource to a CalDAV calendar (--caldav-url) or a secret iCal address
+    (--ics-url); checks it can be read, then prints the link as JSON (never the password or
+    the address). The worker pushes bookings (CalDAV) and reads busy times."""
+    if (caldav_url is None) == (ics_url is None):
+        raise click.UsageError("give --caldav-url or --ics-url")
     rt = runtime()
     settings = rt.settings
+    if ics_url is not None:
+        if username or password or no_push or no_block:
+            raise click.UsageError(
+                "an iCal address only blocks: no --username, --password, --no-push, --no-block"
+            )
+        if ics_url == "-":
+            ics_url = sys.stdin.readline().strip()
+        made = link_ics(
+            rt.uow(),
+            resource_id,
+            ics_url,
+            max_staleness_minutes=max_staleness_minutes,
+            when_stale=when_stale,
+            allow_private=settings.calendar_allow_private_targets,
+            check=calendar_providers(settings)["ics"],
+            timeout_s=settings.calendar_timeout_s,
+        )
+        echo(link_view(made))
+        return
+    if password == "-":  # noqa: S105 - "-" means standard input, not a password
+        password = sys.stdin.readline().rstrip("\n")
 
     def check(url: str, user: str | None, secret: str | None) -> None:
         access = CalendarAccess(
@@ -83,7 +119,7 @@ def calendar_link(
             allow_private=settings.calendar_allow_private_targets,
         )
         try:
-            calendar_providers()["caldav"].check(access)
+            calendar_providers(settings)["caldav"].check(access)
         except CalendarFailure as exc:
             raise CalendarInputError(f"cannot read that calendar: {exc}") from None
 
@@ -101,6 +137,43 @@ def calendar_link(
         check=check,
     )
     echo(link_view(link))
+
+
+@calendar_cli.command("connect")
+@click.argument("resource_id", type=int)
+@click.option(
+    "--provider", type=click.Choice(["google", "microsoft"]), required=True, help="Whose calendar."
+)
+@click.option(
+    "--calendar-id",
+    help="Which calendar of the account (default: the primary one for Google, the default "
+    "calendar for Microsoft).",
+)
+@click.option("--no-push", is_flag=True, help="Do not put bookings into this calendar.")
+@click.option("--no-block", is_flag=True, help="Do not treat its events as busy time.")
+@_STALENESS
+@_WHEN_STALE
+@expected_errors
+def calendar_connect(
+    resource_id, provider, calendar_id, no_push, no_block, max_staleness_minutes, when_stale
+):
+    """Print {"authorize_url": ...}: whoever opens it within 15 minutes and agrees links the
+    resource to that Google or Microsoft 365 calendar (once; the link is then in `calendar
+    list`)."""
+    rt = runtime()
+    url = start_connect(
+        rt.uow(),
+        oauth_clients(rt.settings),
+        rt.settings.callback_base_url,
+        resource_id,
+        provider,
+        calendar_id=calendar_id,
+        push=not no_push,
+        block=not no_block,
+        max_staleness_minutes=max_staleness_minutes,
+        when_stale=when_stale,
+    )
+    echo({"authorize_url": url})
 
 
 @calendar_cli.command("list")

@@ -16,7 +16,13 @@ from booking_service.web.blueprint import SESSION_HOURS, SessionInterface, bp, c
 def init_web(app: Flask, settings: Settings) -> None:
     """Register the pages. Without SECRET_KEY nothing can be signed: the pages then answer 503
     (see auth.load_account) and the rest of the service runs as before."""
-    from booking_service.web import auth, diary, settings_pages  # noqa: F401  (routes)
+    from booking_service.web import (  # noqa: F401  (routes)
+        auth,
+        calendar_pages,
+        diary,
+        settings_pages,
+    )
+    from booking_service.web.oauth_callbacks import oauth_bp
 
     app.config.update(
         SECRET_KEY=session_key(settings.secret_key) if settings.secret_key else None,
@@ -34,3 +40,4 @@ def init_web(app: Flask, settings: Settings) -> None:
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     app.register_blueprint(bp)
+    app.register_blueprint(oauth_bp)

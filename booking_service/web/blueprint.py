@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import ipaddress
 
-from flask import Blueprint, Flask, has_request_context, request
+from flask import Blueprint, Flask, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
@@ -67,7 +67,13 @@ class SessionInterface(SecureCookieSessionInterface):
 @bp.after_request
 def security_headers(response):
     """The pages' headers: a strict CSP, no framing, no sniffing, no caching of diaries."""
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    policy = CONTENT_SECURITY_POLICY
+    extra = g.get("form_targets") if has_request_context() else None
+    if extra:
+        # The calendar "Connect" forms lead to the provider's consent page (a redirect after
+        # the POST, which form-action also governs).
+        policy = policy.replace("form-action 'self'", "form-action 'self' " + " ".join(extra))
+    response.headers["Content-Security-Policy"] = policy
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

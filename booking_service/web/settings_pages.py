@@ -8,9 +8,11 @@ never again (the page is not cached: see security_headers).
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlsplit
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
+from booking_service.adapters.registry import oauth_clients
 from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.times import utc_now
 from booking_service.runtime.extensions import runtime
@@ -22,6 +24,8 @@ from booking_service.use_cases.accounts import (
     remove_user,
     reset_password,
 )
+from booking_service.use_cases.calendar_connect import LABELS
+from booking_service.use_cases.calendar_connect import offered as offered_providers
 from booking_service.use_cases.calendar_links import calendar_status
 from booking_service.use_cases.diary import offered
 from booking_service.use_cases.messaging import reminder_values, show
@@ -66,6 +70,9 @@ def _settings_page(
 ):
     org = g.org
     today = utc_now().astimezone(org.zone).date()
+    clients = oauth_clients(runtime().settings)
+    connectable = offered_providers(clients)
+    g.form_targets = sorted({_origin(clients[name].auth_url) for name in connectable})
     resources = list_resources(uow(), org.id)
     endpoints = list_endpoints(uow(), org.id)
     return (
@@ -82,6 +89,8 @@ def _settings_page(
             endpoints=endpoints,
             attempts={e.id: deliveries(uow(), e.id, limit=20, org_id=org.id) for e in endpoints},
             calendars=calendar_status(uow(), org.id),
+            connectable=connectable,
+            provider_labels=LABELS,
             users=list_users(uow(), org.id),
             roles=ROLES,
             rules=org.rules,
@@ -92,6 +101,11 @@ def _settings_page(
         ),
         status,
     )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _done(message: str, section: str):
