@@ -90,8 +90,8 @@ def calendar_link(
     settings = rt.settings
     if ics_url is not None:
         if username or password or no_push or no_block:
-            raise click.UsageError(
-                "an iCal address only blocks: no --username, --password, --no-push, --no-block"
+            raise CalendarInputError(
+                "an iCal address only blocks: no --username, --password, --no-push or --no-block"
             )
         if ics_url == "-":
             ics_url = sys.stdin.readline().strip()
