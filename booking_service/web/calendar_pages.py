@@ -56,7 +56,7 @@ def settings_connect_calendar():
         abort(404)
     except InputError as exc:
         return _settings_page(error=input_error_text(exc), error_field=exc.field, status=400)
-    return redirect(url, code=303)
+    return redirect(url)
 
 
 @bp.get("/calendars/oauth/<provider>/done")

@@ -43,8 +43,11 @@ def _web_routes() -> list[tuple[str, str]]:
 ROUTES = _web_routes()
 FORMS = sorted({endpoint for endpoint, method in ROUTES if method == "POST"})
 
-# Routes anybody may use, signed in or not.
-PUBLIC = {"web.login", "web.static"}
+# Routes anybody may use, signed in or not. The calendar connection's landing page checks the
+# OAuth `state` instead (it links only what an owner or operator started).
+PUBLIC = {"web.login", "web.static", "web.calendar_connected"}
+# Public routes whose request here is made up, so they answer it with their refusal page.
+REFUSES_MADE_UP = {"web.calendar_connected": "The calendar was not connected"}
 # Routes every signed-in user may use, staff included: the diary's work. Any other route is
 # owner-only.
 ANY_USER = {
@@ -152,7 +155,24 @@ REQUESTS: dict[str, Request] = {
     ),
     "web.settings_reset_user": lambda w: (f"/app/settings/users/{w.other_user}/reset", {}),
     "web.settings_remove_user": lambda w: (f"/app/settings/users/{w.other_user}/remove", {}),
+    "web.settings_connect_calendar": lambda w: (
+        "/app/settings/calendars/connect",
+        {"provider": "google", "resource_id": str(w.resource)},
+    ),
+    "web.calendar_connected": lambda w: (
+        "/app/calendars/oauth/google/done?state=made-up&code=made-up",
+        {},
+    ),
 }
+
+
+@pytest.fixture
+def app(database_url: str):
+    """Google Calendar set up (a connection only needs its client id to start), so that the
+    Connect form can be sent."""
+    application = make_app(database_url, GOOGLE_CLIENT_ID="routes-test-client")
+    yield application
+    application.extensions[KEY].engine.dispose()
 
 
 def snapshot(db: psycopg.Connection) -> dict[str, str]:
@@ -297,4 +317,8 @@ def test_the_routes_listed_for_any_user_serve_staff(app, world, db, endpoint, me
     path, form = REQUESTS[endpoint](world)
     response = send(staff, method, path, form, page_token(staff, "/app/agenda"))
     response.close()  # the stylesheet is sent from an open file
+    if endpoint in REFUSES_MADE_UP:
+        assert response.status_code == 400, (endpoint, response.status_code)
+        assert REFUSES_MADE_UP[endpoint] in response.get_data(as_text=True)
+        return
     assert response.status_code not in (400, 403, 404), (endpoint, response.status_code)

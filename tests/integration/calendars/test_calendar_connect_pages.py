@@ -64,7 +64,7 @@ def test_the_owner_connects_google_from_settings_and_only_that_owner_can_finish(
     assert google.base in page.headers["Content-Security-Policy"]
 
     answer = press_connect(owner, "google", main_id)
-    assert answer.status_code == 303
+    assert answer.status_code == 302
     assert answer.headers["location"].startswith(google.base + google.auth_path)
     callback = consent(answer.headers["location"])
 
