@@ -102,9 +102,11 @@ def test_an_owner_connects_google_calendar_from_settings(database_url, db, chrom
                 "SELECT provider, account, push, block, reconnect_needed FROM calendar_links"
             ).fetchall()
             assert link == [("google", "owner@example.com", True, True, False)]
-            # Linked for real: a booking reaches the Google calendar.
-            reference = book(app, org, f"{business_day(days=3)}T10:00")
+            # Linked for real: read (an unread blocking calendar is stale, not free), then a
+            # booking reaches the Google calendar.
             sync = CalendarSync(rt.uow, rt.settings)
+            assert sync.poll_one()
+            reference = book(app, org, f"{business_day(days=3)}T10:00")
             while sync.push_one():
                 pass
             assert event_id(calendar_uid(org.id, reference)) in google.live()
