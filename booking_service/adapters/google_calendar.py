@@ -47,6 +47,9 @@ SCOPES = (
 OWN_KEY = "bookingServiceUid"
 _QUOTA_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded")
 PAGE_SIZE = 250
+# Upcoming events kept in a link's sync state at most: a calendar with more is not read (and
+# so stale, never free) rather than grow without bound.
+MAX_KNOWN_EVENTS = 20_000
 
 
 def event_id(uid: str) -> str:
@@ -268,6 +271,8 @@ def _apply(known: dict, items: list[dict], query: BusyQuery) -> None:
     # Past events are forgotten: the state stays the size of the diary ahead.
     for key in [k for k, (_, end) in known.items() if datetime.fromisoformat(end) <= query.start]:
         del known[key]
+    if len(known) > MAX_KNOWN_EVENTS:
+        raise CalendarFailure(f"the calendar has more than {MAX_KNOWN_EVENTS} upcoming events")
 
 
 def _answer(token: str, known: dict, query: BusyQuery) -> BusyRead:

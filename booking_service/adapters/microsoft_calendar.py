@@ -183,6 +183,9 @@ def _blocks(item: dict, own_suffix: str) -> bool:
 
 def _span(item: dict, zone: ZoneInfo) -> tuple[datetime, datetime]:
     def at(value: dict) -> datetime:
+        # UTC, as asked (Prefer: outlook.timezone); anything else is not guessed.
+        if value.get("timeZone", "UTC") != "UTC":
+            raise ValueError("not in UTC")
         return datetime.fromisoformat(str(value["dateTime"])[:26]).replace(tzinfo=UTC)
 
     if item.get("isAllDay"):

@@ -217,6 +217,8 @@ def finish_connect(
                 consecutive_failures=0,
                 next_poll_at=None,
                 last_poll_at=None,
+                # Perhaps another account now: its first read is a full one.
+                sync_state=None,
             )
             link = uow.calendars.link(existing.id)
             assert link is not None

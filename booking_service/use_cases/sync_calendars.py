@@ -63,6 +63,10 @@ PUSH_RETRY_DELAYS = (
     timedelta(minutes=30),
 )
 PUSH_ROUND_S = 60
+# Links whose refusal means "the owner must connect again" (a revoked OAuth grant). A CalDAV
+# server refusing its password keeps being retried with backoff, as before: a flaky server's
+# 401 must not switch a link off.
+RECONNECTABLE = ("google", "microsoft")
 # Done pushes are kept this long (to look at), then deleted, at most once an hour.
 KEEP_DONE_PUSHES = timedelta(days=7)
 FORGET_EVERY = timedelta(hours=1)
@@ -202,31 +206,13 @@ class CalendarSync:
             if state is not None:
                 self._push(uow, due, state, now)
         except NeedsReconnect as exc:
-            # Not retried: the push waits (pending) until the owner connects again.
-            self._disconnected(uow, due.link, str(exc), now)
+            if due.link.provider in RECONNECTABLE:
+                # Not retried: the push waits (pending) until the owner connects again.
+                self._disconnected(uow, due.link, str(exc), now)
+            else:
+                self._push_failed(uow, due, exc, now)
         except Exception as exc:
-            # Anything, not only an unreachable server: an unexpected error must not put
-            # this push back at the head of the queue on every round.
-            reason = (
-                str(exc)
-                if isinstance(exc, CalendarFailure | SecretsUnavailable)
-                else f"the push failed ({type(exc).__name__})"
-            )
-            retry_at = now + retry_delay(due.attempts + 1, self._jitter())
-            if isinstance(exc, Throttled) and exc.retry_after_s is not None:
-                # The provider said when: never sooner.
-                retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after_s))
-            uow.calendars.push_failed(due, reason, retry_at, now)
-            if isinstance(exc, CalendarFailure):
-                # Its other pushes would only wait for the same server in turn.
-                uow.calendars.defer_link_pushes(due.link.id, retry_at)
-            log.warning(
-                "calendar push failed: link=%s attempt=%d error=%s",
-                due.link.id,
-                due.attempts + 1,
-                reason,
-                exc_info=not isinstance(exc, CalendarFailure | SecretsUnavailable),
-            )
+            self._push_failed(uow, due, exc, now)
         else:
             uow.calendars.pushes_done(sorted({due.id, *(state.covered if state else [])}), now)
             if due.link.last_error is not None and due.link.consecutive_failures == 0:
@@ -234,6 +220,33 @@ class CalendarSync:
                 uow.calendars.update_link(due.link.id, last_error=None, last_error_at=None)
             log.info("calendar push: link=%s appointment=%s", due.link.id, due.appointment_id)
         uow.commit()
+
+    def _push_failed(
+        self, uow: AbstractUnitOfWork, due: DuePush, exc: Exception, now: datetime
+    ) -> None:
+        """Keep the push pending, retried later (never sooner than a Retry-After)."""
+        # Anything, not only an unreachable server: an unexpected error must not put
+        # this push back at the head of the queue on every round.
+        reason = (
+            str(exc)
+            if isinstance(exc, CalendarFailure | SecretsUnavailable)
+            else f"the push failed ({type(exc).__name__})"
+        )
+        retry_at = now + retry_delay(due.attempts + 1, self._jitter())
+        if isinstance(exc, Throttled) and exc.retry_after_s is not None:
+            # The provider said when: never sooner.
+            retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after_s))
+        uow.calendars.push_failed(due, reason, retry_at, now)
+        if isinstance(exc, CalendarFailure):
+            # Its other pushes would only wait for the same server in turn.
+            uow.calendars.defer_link_pushes(due.link.id, retry_at)
+        log.warning(
+            "calendar push failed: link=%s attempt=%d error=%s",
+            due.link.id,
+            due.attempts + 1,
+            reason,
+            exc_info=not isinstance(exc, CalendarFailure | SecretsUnavailable),
+        )
 
     def _push(self, uow: AbstractUnitOfWork, due: DuePush, state: PushState, now: datetime) -> None:
         entry = calendar_events.CalendarEntry(
@@ -341,7 +354,7 @@ class CalendarSync:
             found = self._provider(due.link).read_busy(access, query)
         except CalendarFailure as exc:
             error = str(exc)
-            reconnect = isinstance(exc, NeedsReconnect)
+            reconnect = isinstance(exc, NeedsReconnect) and due.link.provider in RECONNECTABLE
             if isinstance(exc, Throttled) and exc.retry_after_s is not None:
                 retry_after = now + timedelta(seconds=exc.retry_after_s)
         except Exception as exc:

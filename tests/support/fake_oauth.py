@@ -195,8 +195,6 @@ class FakeOAuthServer:
     def token(self, form: dict, authorization: str) -> Reply:
         with self.lock:
             self.token_requests.append(dict(form))
-            if self.throttle and form.get("grant_type") == "refresh_token":
-                pass  # the sign-in service is not throttled in these tests
             if not self._client_ok(form, authorization):
                 return self.token_error(401, "invalid_client", "Unauthorized client")
             grant = form.get("grant_type")

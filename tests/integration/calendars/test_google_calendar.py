@@ -62,6 +62,11 @@ def fresh_calendar(google: FakeGoogle):
             google.refresh_tokens[token] = False
 
 
+def zone_day(day) -> datetime:
+    """Midnight starting `day` in the organization's zone, in UTC."""
+    return datetime.combine(day, datetime.min.time(), NY).astimezone(UTC)
+
+
 def local(day, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
 
@@ -239,7 +244,6 @@ def test_busy_free_declined_cancelled_all_day_and_recurring_events_and_the_sync_
 
     full_before = google.full_lists
     assert sync.poll_one()
-    zone_day = lambda d: datetime.combine(d, datetime.min.time(), NY).astimezone(UTC)  # noqa: E731
     expected = [
         (local(day, 9).astimezone(UTC), local(day, 10).astimezone(UTC)),
         (zone_day(holiday), zone_day(holiday + timedelta(days=1))),

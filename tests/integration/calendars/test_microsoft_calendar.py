@@ -50,6 +50,11 @@ def fresh_calendar(microsoft: FakeMicrosoft):
         microsoft.drop_next = None
 
 
+def zone_day(day) -> datetime:
+    """Midnight starting `day` in the organization's zone, in UTC."""
+    return datetime.combine(day, datetime.min.time(), NY).astimezone(UTC)
+
+
 def local(day, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
 
@@ -142,7 +147,6 @@ def test_busy_free_declined_all_day_recurring_and_own_events(
     microsoft.page_size = 2  # several pages of calendarView
 
     assert sync.poll_one()
-    zone_day = lambda d: datetime.combine(d, datetime.min.time(), NY).astimezone(UTC)  # noqa: E731
     assert busy_rows(db, link["id"]) == sorted(
         [
             (local(day, 9).astimezone(UTC), local(day, 10).astimezone(UTC)),
