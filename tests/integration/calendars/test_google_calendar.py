@@ -7,6 +7,7 @@ transparent, declined, cancelled, all-day and recurring events, a revoked grant,
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -142,8 +143,9 @@ def test_connect_names_the_variables_when_a_provider_is_not_set_up(database_url,
 
 
 def test_a_booking_is_one_event_even_when_the_first_answer_is_lost_then_moved_and_removed(
-    app, org, main_id, google, sync, clock, db
+    app, org, main_id, google, sync, clock, db, caplog
 ):
+    caplog.set_level(logging.DEBUG)  # every logger, the HTTP client's too
     connect(app, main_id, "google", "--no-block")
     day = business_day(days=4)
     reference = book(app, org, f"{day}T10:00", name="Maria Lopez")
@@ -188,6 +190,9 @@ def test_a_booking_is_one_event_even_when_the_first_answer_is_lost_then_moved_an
         db.execute("SELECT count(*) FROM calendar_pushes WHERE status = 'pending'").fetchone()[0]
         == 0
     )
+    # Neither the refresh token nor an access token was ever logged.
+    secrets = [*google.refresh_tokens, *google.access_tokens]
+    assert secrets and not any(secret in caplog.text for secret in secrets)
 
 
 def test_throttling_is_waited_out_when_short_and_defers_the_push_when_long(
