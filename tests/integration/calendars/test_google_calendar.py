@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -127,6 +128,28 @@ def test_connecting_links_the_calendar_once_and_a_replayed_or_expired_state_link
     denied = consent(start(app, main_id, "google"), deny=True)
     refused = come_back(client, denied)
     assert refused.status_code == 400 and "access_denied" in refused.get_data(as_text=True)
+    assert db.execute("SELECT count(*) FROM calendar_links").fetchone()[0] == 1
+
+
+def test_one_state_completes_once_even_when_its_callback_arrives_twice_at_once(
+    app, org, main_id, google, db
+):
+    callback = consent(start(app, main_id, "google"))
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def arrive() -> None:
+        client = app.test_client()
+        first = client.get(callback)
+        barrier.wait()
+        answers.append(client.get(first.headers["location"]).status_code)
+
+    threads = [threading.Thread(target=arrive) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == [200, 400]
     assert db.execute("SELECT count(*) FROM calendar_links").fetchone()[0] == 1
 
 

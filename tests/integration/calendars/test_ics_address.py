@@ -190,3 +190,23 @@ def test_an_ical_address_on_a_private_network_or_unreadable_is_refused(
     out = cli(app, "calendar", "link", str(main_id), "--ics-url", feed.url, "--no-block", ok=False)
     assert "only blocks" in out
     assert db.execute("SELECT count(*) FROM calendar_links").fetchone()[0] == 0
+
+
+def test_an_ical_address_larger_than_the_limit_is_a_failed_read_not_an_empty_one(
+    app, org, main_id, feed, sync, clock, db
+):
+    day = business_day(days=4)
+    feed.document = vcalendar([f"DTSTART:{stamp(local(day, 9))}", f"DTEND:{stamp(local(day, 10))}"])
+    feed.etag = '"small"'
+    link = json.loads(cli(app, "calendar", "link", str(main_id), "--ics-url", feed.url))
+    assert sync.poll_one()
+    assert len(busy_rows(db, link["id"])) == 1
+    feed.document = feed.document.replace(
+        b"END:VCALENDAR", b"X-PAD:" + b"x" * (6 * 1024 * 1024) + b"\r\nEND:VCALENDAR"
+    )
+    feed.etag = '"huge"'
+    clock.advance(timedelta(minutes=2))
+    assert sync.poll_one()
+    status = json.loads(cli(app, "calendar", "status", str(org.id)))
+    assert "more than 5 MB" in status["last_error"]
+    assert len(busy_rows(db, link["id"])) == 1  # the last good read's busy times stay

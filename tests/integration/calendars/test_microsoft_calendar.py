@@ -205,3 +205,22 @@ def test_a_rotated_refresh_token_is_kept_and_a_revoked_grant_refuses(
     result = result_of(post(app.test_client(), org, body))
     assert result["status"] == "booked"
     assert db.execute("SELECT unconfirmed FROM appointments").fetchone()[0] is True
+
+
+def test_a_throttled_read_waits_at_least_the_retry_after_it_was_given(
+    app, org, main_id, microsoft, sync, clock, db
+):
+    connect(app, main_id, "microsoft", "--no-push")
+    microsoft.throttle.append((429, "900"))
+    assert sync.poll_one()
+    next_poll, error, failures = db.execute(
+        "SELECT next_poll_at, last_error, consecutive_failures FROM calendar_links"
+    ).fetchone()
+    assert failures == 1 and "429" in error
+    assert next_poll >= clock.now + timedelta(seconds=890)
+    clock.advance(timedelta(seconds=300))
+    assert not sync.poll_one()  # not before the provider said
+    clock.advance(timedelta(seconds=700))
+    assert sync.poll_one()
+    status = json.loads(cli(app, "calendar", "status", str(org.id)))
+    assert status["state"] == "ok"
