@@ -15,6 +15,8 @@ class CalDavProvider:
     process, bounded by their deadline; each read in a killable child process
     (calendar_process.py)."""
 
+    chooses_ids = False
+
     def _open(self, access: CalendarAccess) -> CalDavCalendar:
         return CalDavCalendar(
             access.url,

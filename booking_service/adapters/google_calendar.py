@@ -84,6 +84,8 @@ def _reason(response) -> str:
 class GoogleCalendar:
     """The CalendarProvider port over Google Calendar API v3."""
 
+    chooses_ids = False
+
     def __init__(self, client: OAuthClient, api_url: str):
         self._tokens = AccessTokens(client)
         self._api = api_url.rstrip("/") + "/"

@@ -21,6 +21,8 @@ from booking_service.ports.calendars import (
 class IcsFeed:
     """The CalendarProvider port over a secret iCal address: read only."""
 
+    chooses_ids = False
+
     def check(self, access: CalendarAccess) -> None:
         # A first read proves the address works and is a calendar.
         read_feed(access, _probe(), deadline_s=3 * access.timeout_s)

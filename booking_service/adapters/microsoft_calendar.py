@@ -58,6 +58,8 @@ def _utc(at: datetime) -> str:
 class MicrosoftCalendar:
     """The CalendarProvider port over Microsoft Graph."""
 
+    chooses_ids = True
+
     def __init__(self, client: OAuthClient, graph_url: str):
         self._tokens = AccessTokens(client)
         self._graph = graph_url.rstrip("/") + "/"

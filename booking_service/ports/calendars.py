@@ -95,6 +95,10 @@ class CalendarProvider(Protocol):
     """Every method raises CalendarFailure (NeedsReconnect when the credentials are refused,
     Throttled when asked to wait)."""
 
+    # True when the provider chooses event ids (`put` returns them): then only a put with the
+    # same UID finds an event whose creation's answer was lost.
+    chooses_ids: bool
+
     def check(self, access: CalendarAccess) -> None:
         """Succeed only if `access` reaches a calendar we may read (and write)."""
 

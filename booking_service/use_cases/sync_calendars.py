@@ -271,25 +271,30 @@ class CalendarSync:
         access = self._access(due.link, password)
         provider = self._provider(due.link)
         remote_id = uow.calendars.remote_id(due.link.id, entry.uid)
+        event = PushedEvent(
+            uid=entry.uid,
+            org_id=entry.org_id,
+            reference=entry.reference,
+            document=calendar_events.event_document(entry, zone, now),
+            summary=calendar_events.summary(entry),
+            description=calendar_events.description(entry),
+            starts_at=entry.starts_at,
+            ends_at=entry.ends_at,
+            timezone=state.timezone,
+            tentative=entry.unconfirmed,
+            remote_id=remote_id,
+        )
         try:
             if wanted:
-                event = PushedEvent(
-                    uid=entry.uid,
-                    org_id=entry.org_id,
-                    reference=entry.reference,
-                    document=calendar_events.event_document(entry, zone, now),
-                    summary=calendar_events.summary(entry),
-                    description=calendar_events.description(entry),
-                    starts_at=entry.starts_at,
-                    ends_at=entry.ends_at,
-                    timezone=state.timezone,
-                    tentative=entry.unconfirmed,
-                    remote_id=remote_id,
-                )
                 kept = provider.put(access, event)
                 if kept != remote_id:
                     uow.calendars.keep_remote_id(due.link, entry.uid, kept)
             else:
+                if remote_id is None and due.attempts > 0 and provider.chooses_ids:
+                    # An earlier attempt may have made the event and lost the answer (so no id
+                    # was kept): a create with the same idempotency key finds it, to delete.
+                    remote_id = provider.put(access, event)
+                    uow.calendars.keep_remote_id(due.link, entry.uid, remote_id)
                 provider.remove(access, entry.uid, remote_id)
                 if remote_id is not None:
                     uow.calendars.keep_remote_id(due.link, entry.uid, None)

@@ -224,3 +224,19 @@ def test_a_throttled_read_waits_at_least_the_retry_after_it_was_given(
     assert sync.poll_one()
     status = json.loads(cli(app, "calendar", "status", str(org.id)))
     assert status["state"] == "ok"
+
+
+def test_a_create_whose_answer_was_lost_is_still_removed_when_cancelled_before_the_retry(
+    app, org, main_id, microsoft, sync, clock, db
+):
+    connect(app, main_id, "microsoft", "--no-block")
+    reference = book(app, org, f"{business_day(days=4)}T10:00")
+    microsoft.drop_next = lambda method, path: method == "POST" and path.endswith("/events")
+    assert sync.push_one()
+    assert len(microsoft.events) == 1  # made, but we never learnt its id
+    cancel = envelope(tool_call("cancelAppointment", reference=reference), customer=CALLER)
+    result_of(post(app.test_client(), org, cancel))
+    clock.advance(timedelta(minutes=1))
+    assert sync.push_one()
+    assert microsoft.events == {}  # found by its transactionId and deleted: no orphan
+    assert db.execute("SELECT count(*) FROM calendar_remote_events").fetchone()[0] == 0
