@@ -279,6 +279,13 @@ def take_offer(uow: AbstractUnitOfWork, org: OrgInfo, phone: str, now: datetime)
     offer = uow.waitlist.latest_offer(org.id, phone)
     if offer is None:
         return "no_offer", sms_replies.offer_gone(org.name)
+    if offer.status == "taken" and offer.appointment_id is not None:
+        # A second YES from the caller who took it: the same answer, nothing booked again.
+        taken = uow.appointments.get(org.id, offer.appointment_id)
+        if taken is not None and taken.status == "booked":
+            when = sms_replies.short_when(taken.starts_at, org.zone)
+            answer = sms_replies.offer_booked(org.name, when, offer.resource, taken.reference)
+            return "already_taken", answer
     if offer.status != "open" or offer.expires_at <= now or offer.entry_status != "offered":
         if offer.status == "open":
             uow.waitlist.finish_offer(offer, "lapsed", None)

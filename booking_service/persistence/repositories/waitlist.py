@@ -62,6 +62,7 @@ class OfferRow:
     name: str | None
     service: str | None
     duration_minutes: int
+    appointment_id: int | None  # what a taken offer booked
 
 
 _ENTRY_COLUMNS = """
@@ -293,7 +294,7 @@ class WaitlistRepository:
                 """
                 SELECT o.id, o.org_id, o.opening_id, o.entry_id, o.starts_at, o.ends_at,
                        o.resource, o.expires_at, o.status, e.status AS entry_status, e.name,
-                       e.service, e.duration_minutes
+                       e.service, e.duration_minutes, o.appointment_id
                   FROM waitlist_offers o
                   JOIN waitlist_entries e ON e.id = o.entry_id
                   JOIN contacts c ON c.org_id = e.org_id AND c.id = e.contact_id
