@@ -66,7 +66,7 @@ def sms(org_id: int):
         return error_response(400, "MessageSid is missing or malformed.")
     try:
         answered = inbound_sms(
-            rt.uow(), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
+            rt.uow("sms"), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
         )
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")

@@ -16,7 +16,12 @@ from booking_service.web.blueprint import SESSION_HOURS, SessionInterface, bp, c
 def init_web(app: Flask, settings: Settings) -> None:
     """Register the pages. Without SECRET_KEY nothing can be signed: the pages then answer 503
     (see auth.load_account) and the rest of the service runs as before."""
-    from booking_service.web import auth, diary, settings_pages  # noqa: F401  (routes)
+    from booking_service.web import (  # noqa: F401  (routes)
+        auth,
+        diary,
+        settings_pages,
+        waitlist_page,
+    )
 
     app.config.update(
         SECRET_KEY=session_key(settings.secret_key) if settings.secret_key else None,

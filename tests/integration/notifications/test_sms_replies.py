@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from booking_service.domain.caller_messages import calendar_uid
 from booking_service.runtime.extensions import KEY
+from booking_service.use_cases.accounts import add_user
 from booking_service.use_cases.send_messages import Notifier
 from booking_service.use_cases.sync_calendars import CalendarSync
 from tests.support.app import make_app
@@ -35,6 +36,7 @@ from tests.support.helpers import (
 )
 from tests.support.notifications import CALLER, TOKEN, StoppedClock, book
 from tests.support.radicale_server import Radicale, radicale
+from tests.support.web import sign_in_as
 
 NY = ZoneInfo("America/New_York")
 STRANGER = "+14155550199"
@@ -262,3 +264,18 @@ def test_a_reply_about_a_past_appointment_asks_which(app, rt, org, db, twilio):
     assert "which appointment?" in answer and later in answer
     assert reference not in answer
     assert appointment(db, reference)[1] is None and appointment(db, later)[1] is None
+
+
+def test_the_owner_sees_the_confirmation_on_the_agenda_and_the_appointment(app, rt, org, twilio):
+    start = local_start(days=3, hour=16)
+    reference = book(app, org, start)["appointment"]["reference"]
+    Notifier(rt.uow, rt.settings, clock=StoppedClock()).send_due()
+    assert "is confirmed" in (reply(app, org.id, "1")[1] or "")
+    add_user(rt.uow(), org.id, "owner@bright.example", "owner", "correct horse battery")
+    client = app.test_client()
+    assert sign_in_as(client, "owner@bright.example", "correct horse battery").status_code == 302
+    agenda = client.get(f"/app/agenda?date={start[:10]}").get_data(as_text=True)
+    assert "Confirmed by the caller" in agenda
+    detail = client.get(f"/app/appointments/{reference}").get_data(as_text=True)
+    assert "confirmed by the caller by text" in detail
+    assert "Confirmed by the caller" in detail and "text reply" in detail  # the history

@@ -16,6 +16,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from booking_service.domain.sms_replies import short_when
+from booking_service.use_cases.accounts import add_user
 from booking_service.worker.loop import Worker
 from tests.support.helpers import (
     Clock,
@@ -30,6 +31,7 @@ from tests.support.helpers import (
     tool_call,
 )
 from tests.support.notifications import CALLER, TOKEN
+from tests.support.web import sign_in_as
 
 NY = ZoneInfo("America/New_York")
 ANNA = "+14155550131"
@@ -228,3 +230,16 @@ def test_entries_expire_at_the_end_of_their_window(app, rt, org, db, day):
     clock.advance(timedelta(days=10))
     Worker(rt.uow, rt.settings, clock=clock).deliver_due(calendars=False)
     assert [e["status"] for e in waitlist(app, org)] == ["expired"]
+
+
+def test_the_owners_page_lists_the_waitlist_with_phones_masked(app, rt, org, day):
+    join(app, org, ANNA, day, partOfDay="afternoon", durationMinutes=45)
+    add_user(rt.uow(), org.id, "owner@bright.example", "owner", "correct horse battery")
+    client = app.test_client()
+    assert sign_in_as(client, "owner@bright.example", "correct horse battery").status_code == 302
+    page = client.get("/app/waitlist")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "***0131" in html and ANNA not in html and "0131" in html
+    assert "afternoon" in html and "45 minutes" in html and "Waiting" in html
+    assert 'href="/app/waitlist"' in client.get("/app/agenda").get_data(as_text=True)
