@@ -32,6 +32,7 @@ from tests.support.helpers import (
     envelope,
     local_start,
     post,
+    run_concurrently,
     tool_call,
 )
 from tests.support.notifications import CALLER, TOKEN, StoppedClock, book
@@ -279,3 +280,17 @@ def test_the_owner_sees_the_confirmation_on_the_agenda_and_the_appointment(app, 
     detail = client.get(f"/app/appointments/{reference}").get_data(as_text=True)
     assert "confirmed by the caller by text" in detail
     assert "Confirmed by the caller" in detail and "text reply" in detail  # the history
+
+
+def test_concurrent_replies_confirm_once_and_cancel_once(app, rt, org, db, twilio):
+    reference = book(app, org, local_start(days=3, hour=9, minute=30))["appointment"]["reference"]
+    Notifier(rt.uow, rt.settings, clock=StoppedClock()).send_due()
+    answers = run_concurrently(6, lambda i: reply(app, org.id, "1"))
+    assert all(a == (200, answers[0][1]) for a in answers), answers
+    assert events_of(db, "appointment.confirmed", reference) == 1
+
+    answers = run_concurrently(6, lambda i: reply(app, org.id, "2"))
+    assert all(isinstance(a, tuple) and a[0] == 200 for a in answers), answers
+    assert sum("is cancelled" in (a[1] or "") for a in answers) == 1
+    assert sum("already cancelled" in (a[1] or "") for a in answers) == 5
+    assert events_of(db, "appointment.cancelled", reference) == 1

@@ -28,6 +28,7 @@ from tests.support.helpers import (
     envelope,
     post,
     result_of,
+    run_concurrently,
     tool_call,
 )
 from tests.support.notifications import CALLER, TOKEN
@@ -243,3 +244,37 @@ def test_the_owners_page_lists_the_waitlist_with_phones_masked(app, rt, org, day
     assert "***0131" in html and ANNA not in html and "0131" in html
     assert "afternoon" in html and "45 minutes" in html and "Waiting" in html
     assert 'href="/app/waitlist"' in client.get("/app/agenda").get_data(as_text=True)
+
+
+def test_concurrent_yes_books_once_and_concurrent_workers_offer_once(
+    app, rt, org, db, twilio, day, freed
+):
+    reference, _ = freed
+    join(app, org, ANNA, day)
+    join(app, org, BEN, day)
+    cancel(app, org, reference)
+    workers = [Worker(rt.uow, rt.settings, clock=Clock()) for _ in range(4)]
+    run_concurrently(4, lambda i: workers[i].waitlist.offer_round())
+    workers[0].deliver_due(calendars=False)
+    assert len(twilio.sent_to(ANNA)) == 1 and twilio.sent_to(BEN) == []
+    assert count(db, "SELECT count(*) FROM waitlist_offers") == 1
+
+    answers = run_concurrently(5, lambda i: reply(app, org.id, "YES", ANNA))
+    assert all(isinstance(a, str) and "it's yours" in a for a in answers), answers
+    assert len({a.rsplit("Reference ", 1)[1] for a in answers}) == 1
+    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 1
+    assert count(db, "SELECT count(*) FROM outbox_events WHERE type = 'waitlist.booked'") == 1
+
+
+def test_a_move_frees_the_old_time_for_the_waitlist(app, rt, org, db, twilio, day, freed):
+    reference, start = freed
+    join(app, org, ANNA, day, partOfDay="morning")
+    moved = say(
+        app, org, "rescheduleAppointment", CALLER, reference=reference, newStart=f"{day}T14:00"
+    )
+    assert "error" not in moved
+    Worker(rt.uow, rt.settings, clock=Clock()).deliver_due(calendars=False)
+    (offer,) = twilio.sent_to(ANNA)
+    assert f"A time opened: {short_when(start, NY)} with Main." in offer
+    assert "it's yours" in (reply(app, org.id, "yes", ANNA) or "")
+    assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 2
