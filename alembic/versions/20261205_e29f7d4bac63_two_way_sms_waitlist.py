@@ -81,6 +81,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_waitlist_entries")),
+        sa.UniqueConstraint("org_id", "id", name="uq_waitlist_entries_org_id_id"),
     )
     op.create_index(
         "ix_waitlist_entries_waiting",
@@ -113,6 +114,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_waitlist_openings")),
+        sa.UniqueConstraint("org_id", "id", name="uq_waitlist_openings_org_id_id"),
     )
     op.create_index(
         "ix_waitlist_openings_open",
@@ -138,15 +140,15 @@ def upgrade() -> None:
             name=op.f("ck_waitlist_offers_status_known"),
         ),
         sa.ForeignKeyConstraint(
-            ["entry_id"],
-            ["waitlist_entries.id"],
-            name=op.f("fk_waitlist_offers_entry_id_waitlist_entries"),
+            ["org_id", "entry_id"],
+            ["waitlist_entries.org_id", "waitlist_entries.id"],
+            name="fk_waitlist_offers_org_id_entry_id_waitlist_entries",
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["opening_id"],
-            ["waitlist_openings.id"],
-            name=op.f("fk_waitlist_offers_opening_id_waitlist_openings"),
+            ["org_id", "opening_id"],
+            ["waitlist_openings.org_id", "waitlist_openings.id"],
+            name="fk_waitlist_offers_org_id_opening_id_waitlist_openings",
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
@@ -157,7 +159,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_waitlist_offers")),
         sa.UniqueConstraint(
-            "opening_id", "entry_id", name="uq_waitlist_offers_opening_id_entry_id"
+            "org_id",
+            "opening_id",
+            "entry_id",
+            name="uq_waitlist_offers_org_id_opening_id_entry_id",
         ),
     )
     op.create_index("ix_waitlist_offers_entry_id", "waitlist_offers", ["entry_id"])

@@ -112,3 +112,10 @@ def offer_gone(business: str) -> str:
         f"{business}: sorry, that time is gone. You're still on the waitlist; we'll text "
         "you if another opens."
     )
+
+
+def offer_refused(business: str) -> str:
+    return (
+        f"{business}: sorry, we could not book that time for you automatically. "
+        "Please call us to book."
+    )

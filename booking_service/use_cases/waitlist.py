@@ -23,9 +23,11 @@ from zoneinfo import ZoneInfo
 
 from booking_service.domain import caller_messages, outbox, recipients, sms_replies
 from booking_service.domain.errors import (
+    CalendarUnavailable,
     InputError,
     NotFound,
     Refusal,
+    StartRefused,
     WaitlistFull,
     WaitlistNeedsVerifiedCaller,
 )
@@ -195,6 +197,7 @@ class WaitlistOffers:
             if quiet is not None and caller_messages.in_quiet(now, quiet, zone):
                 return 0  # held back until the quiet hours end (if the time is still ahead)
             countries = recipients.sms_countries(settings.sms_countries, org.phone_region)
+            busy_elsewhere = False
             for entry in uow.waitlist.candidates(opening):
                 if not fits_part_of_day(entry.part_of_day, opening.starts_at, zone):
                     continue
@@ -202,9 +205,16 @@ class WaitlistOffers:
                     continue
                 if not self._still_free(uow, org, opening, entry, now):
                     continue
+                if entry.status == "offered":
+                    # Answering another offer now; keep this time for them (or whoever is next)
+                    # until that offer is taken or lapses.
+                    busy_elsewhere = True
+                    continue
                 self._offer(uow, org, opening, entry, now)
                 uow.commit()
                 return 1
+            if busy_elsewhere:
+                return 0
             # Nobody (left) it fits, or it is no longer free: done with it.
             uow.waitlist.close_opening(opening_id)
             uow.commit()
@@ -307,7 +317,11 @@ def take_offer(uow: AbstractUnitOfWork, org: OrgInfo, phone: str, now: datetime)
     except Refusal as refusal:
         log.info("waitlist: YES to offer %s refused (%s)", offer.id, type(refusal).__name__)
         uow.waitlist.finish_offer(offer, "gone", None)
-        return "offer_gone", sms_replies.offer_gone(org.name)
+        if isinstance(refusal, StartRefused | CalendarUnavailable):
+            return "offer_gone", sms_replies.offer_gone(org.name)
+        # Not the time but the caller (e.g. as many upcoming bookings as one caller may hold):
+        # saying "it is gone" would be untrue.
+        return "offer_refused", sms_replies.offer_refused(org.name)
     appointment = uow.appointments.by_reference(org.id, booking.reference)
     uow.waitlist.finish_offer(offer, "taken", appointment.id if appointment else None)
     uow.outbox.add_org_event(

@@ -44,6 +44,8 @@ class WaitlistEntry(Base):
             ondelete="CASCADE",
             name="fk_waitlist_entries_org_id_contact_id_contacts",
         ),
+        # Target of the offers' composite foreign key (tenant isolation in the database).
+        UniqueConstraint("org_id", "id", name="uq_waitlist_entries_org_id_id"),
         CheckConstraint(
             "status IN ('waiting', 'offered', 'booked', 'expired')", name="status_known"
         ),
@@ -87,6 +89,7 @@ class WaitlistOpening(Base):
 
     __tablename__ = "waitlist_openings"
     __table_args__ = (
+        UniqueConstraint("org_id", "id", name="uq_waitlist_openings_org_id_id"),
         Index("ix_waitlist_openings_open", "id", postgresql_where=text("done_at IS NULL")),
     )
 
@@ -110,7 +113,21 @@ class WaitlistOffer(Base):
     __tablename__ = "waitlist_offers"
     __table_args__ = (
         # One offer of one opening per entry: a lapsed offer is not made again.
-        UniqueConstraint("opening_id", "entry_id", name="uq_waitlist_offers_opening_id_entry_id"),
+        UniqueConstraint(
+            "org_id", "opening_id", "entry_id", name="uq_waitlist_offers_org_id_opening_id_entry_id"
+        ),
+        ForeignKeyConstraint(
+            ["org_id", "opening_id"],
+            ["waitlist_openings.org_id", "waitlist_openings.id"],
+            ondelete="CASCADE",
+            name="fk_waitlist_offers_org_id_opening_id_waitlist_openings",
+        ),
+        ForeignKeyConstraint(
+            ["org_id", "entry_id"],
+            ["waitlist_entries.org_id", "waitlist_entries.id"],
+            ondelete="CASCADE",
+            name="fk_waitlist_offers_org_id_entry_id_waitlist_entries",
+        ),
         CheckConstraint("status IN ('open', 'taken', 'lapsed', 'gone')", name="status_known"),
         Index("ix_waitlist_offers_entry_id", "entry_id"),
     )
@@ -119,12 +136,8 @@ class WaitlistOffer(Base):
     org_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
     )
-    opening_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("waitlist_openings.id", ondelete="CASCADE")
-    )
-    entry_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("waitlist_entries.id", ondelete="CASCADE")
-    )
+    opening_id: Mapped[int] = mapped_column(BigInteger)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resource: Mapped[str] = mapped_column(Text)

@@ -217,15 +217,16 @@ class WaitlistRepository:
         ).scalar_one()
 
     def candidates(self, opening: OpeningRow) -> list[EntryRow]:
-        """The waiting entries the freed time fits (their window holds its start, their length
-        fits in it), not offered it before and not opted out, in the order they joined."""
+        """The entries the freed time fits (their window holds its start, their length fits in
+        it), not offered it before and not opted out, in the order they joined: waiting ones,
+        and offered ones (busy with another offer now, they may want this one after)."""
         rows = self.session.execute(
             text(
                 f"""
                 SELECT {_ENTRY_COLUMNS}
                   FROM waitlist_entries e
                   JOIN contacts c ON c.org_id = e.org_id AND c.id = e.contact_id
-                 WHERE e.org_id = :org AND e.status = 'waiting'
+                 WHERE e.org_id = :org AND e.status IN ('waiting', 'offered')
                    AND e.window_start <= :starts AND e.window_end > :starts
                    AND :starts + make_interval(mins => e.duration_minutes) <= :ends
                    AND c.phone IS NOT NULL

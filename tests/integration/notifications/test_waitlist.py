@@ -278,3 +278,23 @@ def test_a_move_frees_the_old_time_for_the_waitlist(app, rt, org, db, twilio, da
     assert f"A time opened: {short_when(start, NY)} with Main." in offer
     assert "it's yours" in (reply(app, org.id, "yes", ANNA) or "")
     assert count(db, "SELECT count(*) FROM appointments WHERE status = 'booked'") == 2
+
+
+def test_a_caller_busy_with_one_offer_still_gets_the_other_freed_time_after(
+    app, rt, org, db, twilio, day, freed
+):
+    reference, start = freed
+    second = envelope(tool_call(**booking(start=f"{day}T11:00")), customer=CALLER)
+    other = booked(post(app.test_client(), org, second))["appointment"]["reference"]
+    join(app, org, ANNA, day)
+    clock = Clock()
+    worker = Worker(rt.uow, rt.settings, clock=clock)
+    cancel(app, org, reference)
+    cancel(app, org, other)
+    worker.deliver_due(calendars=False)
+    (first,) = twilio.sent_to(ANNA)
+    assert short_when(start, NY) in first  # the earlier freed time first; the 11:00 waits
+    clock.advance(timedelta(minutes=16))
+    worker.deliver_due(calendars=False)
+    assert len(twilio.sent_to(ANNA)) == 2
+    assert short_when(start + timedelta(hours=1), NY) in twilio.sent_to(ANNA)[-1]
