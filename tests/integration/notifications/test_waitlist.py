@@ -298,3 +298,14 @@ def test_a_caller_busy_with_one_offer_still_gets_the_other_freed_time_after(
     worker.deliver_due(calendars=False)
     assert len(twilio.sent_to(ANNA)) == 2
     assert short_when(start + timedelta(hours=1), NY) in twilio.sent_to(ANNA)[-1]
+
+
+def test_only_an_entry_whose_part_of_day_fits_is_offered_the_time(
+    app, rt, org, db, twilio, day, freed
+):
+    reference, _ = freed  # 10:00: morning
+    join(app, org, ANNA, day, partOfDay="afternoon")
+    join(app, org, BEN, day, partOfDay="any")
+    cancel(app, org, reference)
+    Worker(rt.uow, rt.settings, clock=Clock()).deliver_due(calendars=False)
+    assert twilio.sent_to(ANNA) == [] and len(twilio.sent_to(BEN)) == 1
