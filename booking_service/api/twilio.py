@@ -1,12 +1,15 @@
-"""POST /api/twilio/sms/ORG_ID: Twilio's inbound-message webhook, for opt-outs.
+"""POST /api/twilio/sms/ORG_ID: Twilio's inbound-message webhook, for opt-outs and replies.
 
 Paste `https://<your host>/api/twilio/sms/<org id>` as the Messaging webhook of the number (or
 Messaging Service) in Twilio's console. Every request is checked with the `twilio` package's
 RequestValidator against X-Twilio-Signature (HMAC-SHA1 of the URL Twilio called and the form
 fields, keyed with the organization's auth token): anything else gets 401. STOP, STOPALL,
 UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE and OPTOUT opt the sender out of this organization's SMS;
-START and UNSTOP opt back in. The answer is empty TwiML: Twilio's own opt-out handling sends the
-confirmation text the carriers require.
+START and UNSTOP opt back in; to those the answer is empty TwiML: Twilio's own opt-out handling
+sends the confirmation text the carriers require (and its HELP answer to HELP and INFO). Any
+other text is a reply to our texts (use_cases/sms_replies.py: 1 confirms, 2 cancels, YES takes
+a waitlist offer), answered with one <Message> built by the `twilio` package's
+MessagingResponse.
 
 Each message is acted on once, by its MessageSid (recorded with the change): a retry or a
 replayed signed request is answered the same and changes nothing. A signed request without a
@@ -20,6 +23,7 @@ import re
 
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
 from booking_service.api.errors import error_response
 from booking_service.domain.errors import DatabaseUnavailable
@@ -29,9 +33,9 @@ from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.messaging import inbound_sms, twilio_auth_token
 
 bp = Blueprint("twilio", __name__, url_prefix="/api/twilio")
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 log = logging.getLogger(__name__)
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 _MAX_ID = 2**63 - 1
 # Twilio's message sids are "SM"/"MM" and 32 hex digits; anything of that alphabet up to 64
 # characters is accepted, in case Twilio widens them.
@@ -40,7 +44,7 @@ _MESSAGE_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 @bp.post("/sms/<int:org_id>")
 def sms(org_id: int):
-    """An SMS sent to the organization's number: apply STOP/START, answer empty TwiML."""
+    """An SMS sent to the organization's number: apply STOP/START or the reply, answer TwiML."""
     rt = runtime()
     if not 0 < org_id <= _MAX_ID:
         return error_response(401, "Missing or invalid signature.")
@@ -61,11 +65,20 @@ def sms(org_id: int):
         log.warning("inbound SMS refused: signed but without a usable MessageSid")
         return error_response(400, "MessageSid is missing or malformed.")
     try:
-        change = inbound_sms(
-            rt.uow(), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
+        answered = inbound_sms(
+            rt.uow("sms"), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
         )
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")
-    if change:
-        log.info("inbound SMS %s from %s: %s", message_sid, mask_phone(fields.get("From")), change)
-    return Response(EMPTY_TWIML, mimetype="text/xml")
+    if answered.change:
+        log.info(
+            "inbound SMS %s from %s: %s",
+            message_sid,
+            mask_phone(fields.get("From")),
+            answered.change,
+        )
+    if not answered.answer:
+        return Response(EMPTY_TWIML, mimetype="text/xml")
+    twiml = MessagingResponse()
+    twiml.message(answered.answer)
+    return Response(str(twiml), mimetype="text/xml")

@@ -28,6 +28,7 @@ from booking_service.cli.messaging import (
     secrets_cli,
 )
 from booking_service.cli.users import user_cli
+from booking_service.cli.waitlist import waitlist_cli
 from booking_service.cli.webhooks import webhook_cli, worker_command
 from booking_service.config import ConfigError
 from booking_service.domain.errors import DatabaseUnavailable
@@ -392,5 +393,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(user_cli)
     app.cli.add_command(calendar_cli)
     app.cli.add_command(appointments_cli)
+    app.cli.add_command(waitlist_cli)
     org_cli.add_command(org_sms)
     org_cli.add_command(org_email)

@@ -41,6 +41,11 @@ SMS, EMAIL = "sms", "email"
 # At most this many messages to one number (or address) per organization in 24 hours.
 DAILY_LIMIT = 5
 STOP_LINE = "Reply STOP to opt out."
+# What a confirmation or reminder asks (#29): digits, never a word carriers or Twilio treat as
+# an opt-out or help keyword ("cancel" would unsubscribe the caller from every text).
+REPLY_LINE = "Reply 1 to confirm or 2 to cancel."
+# A freed time offered to a waiting caller (#29); not a confirmation, so no REPLY_LINE.
+WAITLIST_OFFER = "waitlist_offer"
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,9 @@ def text(kind: str, event: AppointmentEvent, business: str, zone: ZoneInfo) -> s
 
 
 def sms_text(kind: str, event: AppointmentEvent, business: str, zone: ZoneInfo) -> str:
-    """The SMS: the message, then how to opt out."""
-    return f"{text(kind, event, business, zone)} {STOP_LINE}"
+    """The SMS: the message, how to answer it (confirmations and reminders), how to opt out."""
+    answer = f" {REPLY_LINE}" if kind in (CONFIRMATION, REMINDER) else ""
+    return f"{text(kind, event, business, zone)}{answer} {STOP_LINE}"
 
 
 def reminder_due(starts_at: datetime, minutes: int, zone: ZoneInfo) -> datetime:

@@ -210,3 +210,16 @@ class CancelledAppointment(Refusal):
 @dataclass(eq=False)
 class RequestIdReused(Refusal):
     """A tool call id answered before for another call, caller or arguments."""
+
+
+@dataclass(eq=False)
+class WaitlistNeedsVerifiedCaller(Refusal):
+    """Only the verified caller ID of a phone call may join the waitlist: offers are texted,
+    and a number merely said would let anyone subscribe a stranger (#29)."""
+
+
+@dataclass(eq=False)
+class WaitlistFull(Refusal):
+    """The caller already waits for `limit` times."""
+
+    limit: int

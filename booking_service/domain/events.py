@@ -41,6 +41,8 @@ class AppointmentRescheduled(AppointmentEvent):
     """An appointment moved (same reference); `previous_start` is where it was."""
 
     previous_start: datetime | None = None
+    # The resource it was with before the move (the freed time's, for the waitlist, #29).
+    previous_resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class AppointmentCancelled(AppointmentEvent):
     """An appointment was cancelled (a status change, never a delete)."""
 
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AppointmentConfirmed(AppointmentEvent):
+    """The caller confirmed the appointment by replying to a confirmation or reminder (#29)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from booking_service.domain.events import (
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentCompleted,
+    AppointmentConfirmed,
     AppointmentEvent,
     AppointmentNoShow,
     AppointmentRescheduled,
@@ -26,10 +27,15 @@ RESCHEDULED = "appointment.rescheduled"
 CANCELLED = "appointment.cancelled"
 COMPLETED = "appointment.completed"
 NO_SHOW = "appointment.no_show"
+# The caller replied 1 (or yes, confirm) to a confirmation or reminder (#29).
+CONFIRMED = "appointment.confirmed"
 # Not about one appointment: the organization's daily SMS or email budget is used up (#24).
 BUDGET_REACHED = "messages.budget_reached"
 # A linked calendar's grant was revoked or expired: its owner must connect it again (#26).
 CALENDAR_DISCONNECTED = "calendar.disconnected"
+# The waitlist (#29): a freed time was texted to a waiting caller; their YES booked it.
+WAITLIST_OFFERED = "waitlist.offered"
+WAITLIST_BOOKED = "waitlist.booked"
 EVENT_TYPES = (
     BOOKED,
     RESCHEDULED,
@@ -38,6 +44,9 @@ EVENT_TYPES = (
     NO_SHOW,
     BUDGET_REACHED,
     CALENDAR_DISCONNECTED,
+    CONFIRMED,
+    WAITLIST_OFFERED,
+    WAITLIST_BOOKED,
 )
 
 _TYPES: dict[type[AppointmentEvent], str] = {
@@ -46,6 +55,7 @@ _TYPES: dict[type[AppointmentEvent], str] = {
     AppointmentCancelled: CANCELLED,
     AppointmentCompleted: COMPLETED,
     AppointmentNoShow: NO_SHOW,
+    AppointmentConfirmed: CONFIRMED,
 }
 _STATUSES: dict[type[AppointmentEvent], str] = {
     AppointmentCancelled: "cancelled",
@@ -106,3 +116,19 @@ def disconnected_payload(
         "reason": reason,
     }
     return {"type": CALENDAR_DISCONNECTED, "timestamp": at.isoformat(), "data": data}
+def waitlist_payload(
+    event_type: str,
+    org_id: int,
+    entry_id: int,
+    starts_at: datetime,
+    resource: str,
+    timezone: str,
+    at: datetime,
+    reference: str | None = None,
+    """The body of `waitlist.offered` / `waitlist.booked`: the entry, the time offered (and the
+    booking's reference once booked). No phone: the owner's page and CLI show it masked."""
+        "entryId": entry_id,
+        "start": starts_at.astimezone(ZoneInfo(timezone)).isoformat(),
+        "resource": resource,
+        "reference": reference,
+    return {"type": event_type, "timestamp": at.isoformat(), "data": data}

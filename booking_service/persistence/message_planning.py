@@ -8,7 +8,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from booking_service.domain import caller_messages, outbox, recipients
-from booking_service.domain.events import AppointmentBooked, AppointmentEvent
+from booking_service.domain.events import (
+    AppointmentBooked,
+    AppointmentConfirmed,
+    AppointmentEvent,
+)
 from booking_service.persistence.repositories.notifications import (
     AudienceRow,
     NotificationRepository,
@@ -23,7 +27,7 @@ def plan_messages(
 ) -> None:
     """Drop the pending messages the event makes obsolete, and add the ones it causes for the
     audience `row` (the outbox statement's answer; None: no contact to send to)."""
-    if not isinstance(event, AppointmentBooked):
+    if not isinstance(event, AppointmentBooked | AppointmentConfirmed):
         # It moved, was cancelled or is over: what was waiting no longer fits.
         messages.drop_pending(
             event.org_id, event.appointment_id, f"superseded ({outbox.event_type(event)})"

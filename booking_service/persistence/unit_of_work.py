@@ -41,6 +41,7 @@ from booking_service.persistence.repositories.organizations import OrganizationR
 from booking_service.persistence.repositories.outbox import OutboxRepository
 from booking_service.persistence.repositories.schedule import ScheduleRepository
 from booking_service.persistence.repositories.users import UserRepository
+from booking_service.persistence.repositories.waitlist import WaitlistRepository
 from booking_service.persistence.savepoints import savepoint
 from booking_service.persistence.secrets_box import NO_KEY, SecretBox
 
@@ -73,6 +74,7 @@ class AbstractUnitOfWork(abc.ABC):
     calendars: CalendarRepository
     users: UserRepository
     diary: DiaryRepository
+    waitlist: WaitlistRepository
 
     # What the worker keeps of organizations between requests (org_cache); None: read each
     # time (the CLI, the web page, the worker).
@@ -167,6 +169,25 @@ def _is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _free_for_waitlist(waitlist: WaitlistRepository, event: AppointmentEvent) -> None:
+    """A cancellation or a move frees a time: recorded for the worker to offer to whoever
+    waits for it (#29), in the change's transaction (a rollback frees nothing)."""
+    if isinstance(event, AppointmentCancelled):
+        waitlist.add_opening(
+            event.org_id, event.appointment_id, event.resource, event.starts_at, event.ends_at
+        )
+    elif isinstance(event, AppointmentRescheduled) and event.previous_start is not None:
+        if event.previous_start == event.starts_at and not event.previous_resource:
+            return
+        waitlist.add_opening(
+            event.org_id,
+            event.appointment_id,
+            event.previous_resource or event.resource,
+            event.previous_start,
+            event.previous_start + (event.ends_at - event.starts_at),
+        )
+
+
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     """Unit of work over a SQLAlchemy session from the app's sessionmaker.
 
@@ -217,6 +238,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.users = UserRepository(self.session)
         self.diary = DiaryRepository(self.session)
         self.counters = CounterRepository(self.session)
+        self.waitlist = WaitlistRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -258,6 +280,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
                 ),
             )
             plan_messages(self.notifications, event, audience, at)
+            _free_for_waitlist(self.waitlist, event)
 
     def _commit(self) -> None:
         self._open.commit()

@@ -298,6 +298,7 @@ def reschedule_appointment(
                 moved,
                 _name(names, moved),
                 previous_start=before,
+                previous_resource=previous_resource or None,
             )
         )
         return Rescheduling(before, _view(moved, names), previous_resource)

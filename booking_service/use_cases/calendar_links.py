@@ -317,6 +317,7 @@ class ListingLine:
     status: str
     phone: str
     unconfirmed: bool
+    confirmed_at: datetime | None = None  # the caller confirmed it by text (#29)
 
     def as_json(self) -> dict:
         return {
@@ -329,6 +330,7 @@ class ListingLine:
             "status": self.status,
             "phone": self.phone,
             "unconfirmed": self.unconfirmed,
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
         }
 
 
@@ -371,6 +373,7 @@ def list_appointments(
             status=row.status,
             phone=calendar_events.masked_phone(row.phone),
             unconfirmed=row.unconfirmed,
+            confirmed_at=row.confirmed_at.astimezone(zone) if row.confirmed_at else None,
         )
         for row in rows
     ]

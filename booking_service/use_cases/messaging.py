@@ -1,5 +1,6 @@
 """The messaging use cases: an organization's SMS and email settings, reminders and quiet
-hours, opt-outs from Twilio's inbound webhook, and the owner's list of what was sent.
+hours, opt-outs and replies from Twilio's inbound webhook, and the owner's list of what was
+sent.
 
 Settings are printed as JSON by the CLI, never with a secret: the auth token is sealed
 (secrets_box) before it is stored and only the worker opens it.
@@ -12,6 +13,7 @@ from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 
+from booking_service.domain import sms_replies as sms_replies_words
 from booking_service.domain.errors import InputError, NotFound
 from booking_service.domain.normalize import (
     is_valid_region,
@@ -20,15 +22,15 @@ from booking_service.domain.normalize import (
     normalize_phone,
 )
 from booking_service.domain.recipients import sms_countries
+from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.notifications import NotificationRow, SettingsRow
 from booking_service.persistence.repositories.organizations import OrganizationRow
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.use_cases.sms_replies import Answered, answer_reply
 
-# Twilio's opt-out and opt-in keywords (Advanced Opt-Out defaults).
-STOP_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-)
-START_WORDS = frozenset({"START", "UNSTOP"})
+# Twilio's opt-out and opt-in keywords (Advanced Opt-Out defaults): domain/sms_replies.py.
+STOP_WORDS = sms_replies_words.STOP_WORDS
+START_WORDS = sms_replies_words.START_WORDS
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _OFFSET = re.compile(r"^(\d{1,4})\s*([dhm])$")
@@ -212,31 +214,36 @@ def reminder_values(reminders: str | None, quiet_hours: str | None) -> dict[str,
 
 # How long a handled inbound message's sid is remembered. Twilio's signature carries no time,
 # so a captured STOP or START replayed after its sid is forgotten is acted on again: keep them
-# long. Only STOP/START words are recorded, a handful of rows per organization a year.
+# long. Recorded: STOP/START words, and replies from numbers that have appointments (#29).
 INBOUND_SID_RETENTION = timedelta(days=400)
 
 
 def inbound_sms(
     uow: AbstractUnitOfWork, org_id: int, sender: str, body: str, message_sid: str
-) -> str | None:
-    """Apply an opt-out keyword (STOP, ...) or opt-in (START, UNSTOP) a number sent to the
-    organization; returns "opted_out", "opted_in", "already_handled" (this MessageSid was
-    acted on before: a retry or a replay changes nothing) or None (any other text)."""
-    word = body.strip().upper()
+) -> Answered:
+    """Act on an SMS a number sent to the organization: an opt-out keyword (STOP, ...) or
+    opt-in (START, UNSTOP) changes "opted_out"/"opted_in"; HELP and INFO are Twilio's to
+    answer; anything else is a reply to our texts (use_cases/sms_replies.py: 1 confirms, 2
+    cancels, YES takes a waitlist offer). `change` "already_handled": this MessageSid was acted
+    on before (a retry or a replay changes nothing and gets the same answer)."""
+    word = sms_replies_words.keyword(body)
     phone = normalize_phone(sender, "US")
-    if phone is None or word not in STOP_WORDS | START_WORDS:
-        return None
+    if phone is None or word in sms_replies_words.HELP_WORDS:
+        return Answered(None, None)
+    if word not in STOP_WORDS | START_WORDS:
+        return answer_reply(uow, org_id, phone, body, message_sid, utc_now())
     with uow:
         # In the same transaction as the change: the sid is recorded if and only if the
         # change is, so a replayed STOP cannot undo a later START.
         if not uow.notifications.remember_inbound(org_id, message_sid):
-            return "already_handled"
+            return Answered("already_handled", None)
         if word in STOP_WORDS:
             uow.notifications.opt_out(org_id, phone, f"replied {word}")
         else:
             uow.notifications.opt_in(org_id, phone)
         uow.commit()
-    return "opted_out" if word in STOP_WORDS else "opted_in"
+    # Empty answer: Twilio's own opt-out handling sends the text carriers require.
+    return Answered("opted_out" if word in STOP_WORDS else "opted_in", None)
 
 
 def forget_old_inbound(uow: AbstractUnitOfWork, before: datetime) -> int:

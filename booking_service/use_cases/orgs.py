@@ -248,6 +248,12 @@ def get_org(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo:
         return _info(org)
 
 
+def org_in(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo | None:
+    """The organization with this id, read in the caller's transaction (a step), or None."""
+    org = uow.organizations.get(org_id)
+    return _info(org) if org is not None else None
+
+
 def list_orgs(uow: AbstractUnitOfWork) -> list[OrgInfo]:
     """All organizations, oldest first."""
     with uow:

@@ -134,7 +134,11 @@ class Notifier:
         """Why a due message must not go out (status, reason), or None."""
         if due.kind == caller_messages.REMINDER and due.appointment_status != "booked":
             return "skipped", f"the appointment is {due.appointment_status}"
-        if due.changed_at is not None and due.created_at < due.changed_at:
+        if (
+            due.changed_at is not None
+            and due.created_at < due.changed_at
+            and due.kind != caller_messages.WAITLIST_OFFER  # about the freed time, not this
+        ):
             # Planned before the appointment last moved or was cancelled (it was in flight
             # when that happened, so it escaped being dropped): it says something untrue now.
             return "skipped", "superseded by a later change of the appointment"

@@ -26,6 +26,8 @@ from booking_service.domain.errors import (
     UnknownResource,
     UnknownService,
     UnverifiedBookingsLimit,
+    WaitlistFull,
+    WaitlistNeedsVerifiedCaller,
 )
 from booking_service.domain.times import spoken_datetime
 from booking_service.use_cases.orgs import OrgInfo
@@ -170,3 +172,19 @@ def _(refusal: CancelledAppointment, org: OrgInfo, now: datetime) -> str:
 @_words.register
 def _(refusal: RequestIdReused, org: OrgInfo, now: datetime) -> str:
     return REUSED_ID
+
+
+@_words.register
+def _(refusal: WaitlistNeedsVerifiedCaller, org: OrgInfo, now: datetime) -> str:
+    return (
+        "I can only put you on the waitlist when you call from the phone the offers should be "
+        "texted to, with its number shown. Please call us from that phone."
+    )
+
+
+@_words.register
+def _(refusal: WaitlistFull, org: OrgInfo, now: datetime) -> str:
+    return (
+        f"You are already on the waitlist for {refusal.limit} times, which is as many as I can "
+        "keep. I can pass you to a member of staff who can help."
+    )

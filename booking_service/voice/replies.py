@@ -19,6 +19,7 @@ from booking_service.use_cases.availability import Availability
 from booking_service.use_cases.booking import Booking
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.tool_calls import Answer
+from booking_service.use_cases.waitlist import OFFER_MINUTES, Joined
 
 # Not "nothing was booked": a commit may have succeeded before the connection dropped.
 # Asking again is safe: the same caller at the same time gets the existing booking back.
@@ -235,5 +236,27 @@ def rescheduled(org: OrgInfo, outcome: Rescheduling, *, ambiguous: bool = False)
             "message": message,
             "appointment": _appointment(view, zone),
             "previousStart": outcome.before.astimezone(zone).isoformat(),
+        }
+    )
+
+
+def waitlisted(org: OrgInfo, joined: Joined) -> Answer:
+    """On the waitlist: for which window, and what happens next."""
+    zone = org.zone
+    start, end = joined.window_start.astimezone(zone), joined.window_end.astimezone(zone)
+    part = "" if joined.part_of_day == "any" else f" in the {joined.part_of_day}"
+    message = (
+        f"You're on the waitlist for a time{part} between {spoken_datetime(start)} and "
+        f"{spoken_datetime(end)}. If one opens, we'll text this number; reply YES within "
+        f"{OFFER_MINUTES} minutes to take it."
+    )
+    return result(
+        {
+            "status": "waiting",
+            "waitlistId": joined.entry_id,
+            "windowStart": start.isoformat(),
+            "windowEnd": end.isoformat(),
+            "partOfDay": joined.part_of_day,
+            "message": message,
         }
     )

@@ -207,6 +207,28 @@ class RescheduleAppointmentArgs(OwnAppointmentArgs):
     )
 
 
+class JoinWaitlistArgs(ToolArgs):
+    """Arguments of `joinWaitlist` (#29)."""
+
+    non_blank = ("name",)
+
+    name = NameText(
+        max_length=200,
+        required=True,
+        metadata={"description": "The full name of the person waiting."},
+    )
+    service = _text("What the appointment would be for, e.g. cleaning (sets the length).")
+    durationMinutes = _minutes("Length in minutes, if no service is named.")
+    date = _text("The local date wanted, YYYY-MM-DD.", max_length=32)
+    from_ = _text(
+        "Or the start of the window (ISO 8601 date or date-time, local time).",
+        max_length=64,
+        data_key="from",
+    )
+    to = _text("End of the window (ISO 8601 date or date-time, local time).", max_length=64)
+    partOfDay = _text("Preferred part of the day: morning, afternoon, evening or any.", 16)
+
+
 _FIELD_WORDS = {
     "name": "the caller's name",
     "resource": "the resource",
@@ -222,6 +244,7 @@ _FIELD_WORDS = {
     "durationMinutes": "the duration",
     "service": "the service",
     "notes": "the notes",
+    "partOfDay": "the part of the day",
 }
 
 

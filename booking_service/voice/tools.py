@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from marshmallow import Schema, ValidationError
 
-from booking_service.domain.errors import Refusal
+from booking_service.domain.errors import InputError, Refusal, WaitlistNeedsVerifiedCaller
 from booking_service.domain.times import ParsedStart
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.appointments import (
@@ -42,6 +42,7 @@ from booking_service.use_cases.tool_calls import (
     answer_once,
     fingerprint,
 )
+from booking_service.use_cases.waitlist import JoinRequest, join_waitlist
 from booking_service.voice import refusals, replies
 from booking_service.voice.arguments import (
     ToolError,
@@ -57,6 +58,7 @@ from booking_service.voice.schemas import (
     CancelAppointmentArgs,
     CheckAvailabilityArgs,
     FindAppointmentsArgs,
+    JoinWaitlistArgs,
     RescheduleAppointmentArgs,
     spoken_errors,
 )
@@ -135,6 +137,7 @@ CHANGING_TOOLS = (
     "cancelAppointment",
     "rescheduleAppointment",
     "findAppointments",
+    "joinWaitlist",
 )
 
 
@@ -287,6 +290,63 @@ def _reschedule(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
     return _once(ctx, call, perform)
 
 
+_PARTS_OF_DAY = ("any", "morning", "afternoon", "evening")
+
+
+def _waitlist_window(ctx: ToolContext, args: dict) -> tuple[datetime, datetime]:
+    """The local window a caller waits in: a whole day, or from/to (dates or date-times)."""
+    zone = ctx.org.zone
+
+    def midnight(day) -> datetime:
+        return datetime.combine(day, datetime.min.time()).replace(tzinfo=zone)
+
+    if args["date"]:
+        day, _ = local_day_or_time(args["date"], zone, ctx.now, "the date")
+        return midnight(day), midnight(day + timedelta(days=1))
+    if not args["from_"]:
+        raise ToolError("Which day, or from when until when, would the caller like?")
+    first, start = local_day_or_time(args["from_"], zone, ctx.now, "the start of the window")
+    if args["to"]:
+        last, end = local_day_or_time(args["to"], zone, ctx.now, "the end of the window")
+    else:
+        last, end = first, None
+    window = (start or midnight(first), end or midnight(last + timedelta(days=1)))
+    if window[1] <= window[0]:
+        raise ToolError("The end of the window is before its start. Please check the dates.")
+    return window
+
+
+def _join_waitlist(ctx: ToolContext, call: Invocation, args: dict) -> Answer:
+    # Offers are texted: only the number a phone call verifiably comes from may be put on the
+    # list, never one merely said (that would let anyone subscribe a stranger).
+    if ctx.verified_number is None:
+        return _refused(ctx, WaitlistNeedsVerifiedCaller())
+    part = (args["partOfDay"] or "any").lower()
+    if part not in _PARTS_OF_DAY:
+        raise ToolError("The part of the day must be morning, afternoon, evening or any.")
+    start, end = _waitlist_window(ctx, args)
+    request = JoinRequest(
+        name=args["name"],
+        service=args["service"],
+        duration_minutes=args["durationMinutes"],
+        window_start=start,
+        window_end=end,
+        part_of_day=part,
+    )
+
+    def perform(uow: AbstractUnitOfWork) -> Answer:
+        joined = join_waitlist(uow, ctx.org, ctx.verified_number, request, now=ctx.now)
+        return replies.waitlisted(ctx.org, joined)
+
+    try:
+        return _once(ctx, call, perform)
+    except InputError as exc:
+        what = (exc.field or "request").replace("_", " ")
+        raise ToolError(
+            f"I could not add you to the waitlist because the {what} {exc.problem}."
+        ) from None
+
+
 TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
@@ -348,6 +408,19 @@ TOOLS: dict[str, Tool] = {
             handler=_reschedule,
             request_start="One moment while I move that.",
             action="move the appointment",
+        ),
+        Tool(
+            name="joinWaitlist",
+            description=(
+                "When no time suits the caller, put them on the waitlist for a date or a "
+                "from/to window (and a part of the day): if a time opens, they get a text and "
+                "can reply YES within 15 minutes to take it. Only for a phone call from the "
+                "caller's own phone; at most 3 waits per caller."
+            ),
+            schema=JoinWaitlistArgs,
+            handler=_join_waitlist,
+            request_start="One moment while I add you to the waitlist.",
+            action="add you to the waitlist",
         ),
     )
 }

@@ -21,6 +21,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         calendar_pages,
         diary,
         settings_pages,
+        waitlist_page,
     )
     from booking_service.web.oauth_callbacks import oauth_bp
 

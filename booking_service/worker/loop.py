@@ -2,7 +2,8 @@
 each on threads of its own, so none waits for another (#24):
 - WEBHOOK_CONCURRENCY threads run use_cases/deliver_webhooks.py (fair between organizations,
   a circuit breaker per endpoint);
-- one thread runs use_cases/send_messages.py (confirmations and reminders);
+- one thread runs use_cases/waitlist.py's offers of freed times (#29), then
+  use_cases/send_messages.py (confirmations, reminders and those offers);
 - CALENDAR_CONCURRENCY threads run use_cases/sync_calendars.py (pushes and reads, one per
   organization at a time);
 - the main thread forgets what is kept only to refuse repeats (use_cases/housekeeping.py).
@@ -30,6 +31,7 @@ from booking_service.use_cases.housekeeping import forget_sign_in_failures, forg
 from booking_service.use_cases.messaging import INBOUND_SID_RETENTION, forget_old_inbound
 from booking_service.use_cases.send_messages import Notifier
 from booking_service.use_cases.sync_calendars import CalendarSync
+from booking_service.use_cases.waitlist import WaitlistOffers
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class Worker:
             uow_factory, settings, clock=clock, jitter=jitter, sender=webhook_sender()
         )
         self.notifier = Notifier(uow_factory, settings, clock=clock, channels=message_channels())
+        self.waitlist = WaitlistOffers(uow_factory, clock=clock)
         self.calendars = CalendarSync(
             uow_factory,
             settings,
@@ -75,7 +78,7 @@ class Worker:
         attempts = 0
         while not self._stop.is_set() and self.webhooks.deliver_one():
             attempts += 1
-        attempts += self.notifier.send_due(self._stop.is_set)
+        attempts += self._message_round()
         if calendars:
             attempts += self.calendars.sync_due(self._stop.is_set)
         return attempts
@@ -128,7 +131,9 @@ class Worker:
         return sent
 
     def _message_round(self) -> int:
-        return self.notifier.send_due(self._stop.is_set)
+        # Offers first: an offer made now is texted in the same round.
+        offered = self.waitlist.offer_round(self._stop.is_set)
+        return offered + self.notifier.send_due(self._stop.is_set)
 
     def _housekeeping(self) -> int:
         self.forget_old_signatures()

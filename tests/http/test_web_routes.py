@@ -60,6 +60,7 @@ ANY_USER = {
     "web.book",
     "web.book_submit",
     "web.logout",
+    "web.waitlist",
 }
 OWNER_ONLY = sorted(
     (endpoint, method) for endpoint, method in ROUTES if endpoint not in PUBLIC | ANY_USER
@@ -99,6 +100,7 @@ REQUESTS: dict[str, Request] = {
     "web.agenda": lambda w: ("/app/agenda", {}),
     "web.appointment": lambda w: (f"/app/appointments/{w.upcoming}", {}),
     "web.book": lambda w: ("/app/book", {}),
+    "web.waitlist": lambda w: ("/app/waitlist", {}),
     "web.login": lambda w: ("/app/login", {"email": w.owner_email, "password": "a wrong guess"}),
     "web.static": lambda w: ("/app/static/app.css", {}),
     "web.settings": lambda w: ("/app/settings", {}),

@@ -12,7 +12,8 @@ refuses to attach one organization's appointment to another's contact.
 - messages: messaging settings, notifications, SMS opt-outs and inbound SMS;
 - calendars: calendar links, busy times, pushes and ICS feeds;
 - users: who signs in to the web page, and the sign-in throttle;
-- counters: per-organization counts within a window.
+- counters: per-organization counts within a window;
+- waitlist: callers waiting for a time, freed times and the offers made of them.
 
 Importing this package registers every table on `Base.metadata` (alembic's env.py relies on
 it), and every model and constant is importable from here as before the split.
@@ -82,6 +83,12 @@ from booking_service.persistence.models.users import (
     SignInThrottle,
     User,
 )
+from booking_service.persistence.models.waitlist import (
+    WAITLIST_STATUSES,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistOpening,
+)
 
 __all__ = [
     "APPOINTMENT_STATUSES",
@@ -101,6 +108,7 @@ __all__ = [
     "UQ_TOOL_CALLS_ORG_TOOL_CALL",
     "UQ_WEBHOOK_SIGNATURES",
     "USER_ROLES",
+    "WAITLIST_STATUSES",
     "WHEN_STALE",
     "Appointment",
     "CalendarBusy",
@@ -123,6 +131,9 @@ __all__ = [
     "SmsOptOut",
     "ToolCall",
     "User",
+    "WaitlistEntry",
+    "WaitlistOffer",
+    "WaitlistOpening",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

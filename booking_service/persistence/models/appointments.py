@@ -139,4 +139,6 @@ class Appointment(Base):
     sequence: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # Booked while a linked calendar could not be checked (policy "book"): staff confirm it.
     unconfirmed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # When the caller confirmed it by replying to a confirmation or reminder (#29).
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

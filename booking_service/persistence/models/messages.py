@@ -46,7 +46,9 @@ class MessagingSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-NOTIFICATION_KINDS = ("confirmation", "reminder", "rescheduled", "cancelled")
+# waitlist_offer: a freed time offered to a waiting caller; its appointment_id is the
+# appointment whose cancellation or move freed the time (#29).
+NOTIFICATION_KINDS = ("confirmation", "reminder", "rescheduled", "cancelled", "waitlist_offer")
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "skipped", "failed", "opted_out")
 
 
@@ -66,7 +68,8 @@ class Notification(Base):
             name="fk_notifications_org_id_appointment_id_appointments",
         ),
         CheckConstraint(
-            "kind IN ('confirmation', 'reminder', 'rescheduled', 'cancelled')", name="kind_known"
+            "kind IN ('confirmation', 'reminder', 'rescheduled', 'cancelled', 'waitlist_offer')",
+            name="kind_known",
         ),
         CheckConstraint("channel IN ('sms', 'email')", name="channel_known"),
         CheckConstraint(
@@ -121,7 +124,7 @@ class SmsOptOut(Base):
 
 class SmsInbound(Base):
     """Inbound SMS already acted on, by Twilio's MessageSid: a replayed signed STOP or START
-    changes nothing the second time."""
+    changes nothing the second time, and a replayed reply gets the answer it got first."""
 
     __tablename__ = "sms_inbound"
     __table_args__ = (Index("ix_sms_inbound_received_at", "received_at"),)
@@ -133,3 +136,5 @@ class SmsInbound(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # The text answered to a reply (#29), so a retried request is answered the same.
+    answer: Mapped[str | None] = mapped_column(Text)

@@ -231,6 +231,22 @@ class AppointmentRepository(AppointmentLookups):
             sequence=_appointments.c.sequence + 1,
         )
 
+    def confirm(self, org_id: int, appointment_id: int) -> bool:
+        """Record the caller's confirmation of a booked appointment; False when it was
+        already confirmed (or is no longer booked): a repeated reply changes nothing."""
+        row = self.session.execute(
+            update(_appointments)
+            .where(
+                _appointments.c.org_id == org_id,
+                _appointments.c.id == appointment_id,
+                _appointments.c.status == "booked",
+                _appointments.c.confirmed_at.is_(None),
+            )
+            .values(confirmed_at=func.now())
+            .returning(_appointments.c.id)
+        ).first()
+        return row is not None
+
     def set_status(self, org_id: int, appointment_id: int, status: str) -> AppointmentRow:
         """Record how it went (completed, no_show)."""
         return self._update(org_id, appointment_id, status=status)

@@ -50,6 +50,7 @@ class ListedAppointment:
     phone: str | None
     email: str | None
     unconfirmed: bool
+    confirmed_at: datetime | None = None  # the caller confirmed it by text (#29)
 
 
 _LISTED_COLUMNS = (
@@ -66,6 +67,7 @@ _LISTED_COLUMNS = (
     _contacts.c.phone,
     _appointments.c.email,
     _appointments.c.unconfirmed,
+    _appointments.c.confirmed_at,
 )
 _LISTED = select(*_LISTED_COLUMNS).select_from(WITH_CONTACT_AND_RESOURCE)
 

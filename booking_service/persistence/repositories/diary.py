@@ -41,6 +41,7 @@ class AppointmentDetail:
     unconfirmed: bool
     vapi_call_id: str | None
     created_at: datetime
+    confirmed_at: datetime | None = None  # the caller confirmed it by text (#29)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ _DETAIL = select(
     _appointments.c.unconfirmed,
     _appointments.c.vapi_call_id,
     _appointments.c.created_at,
+    _appointments.c.confirmed_at,
 ).select_from(WITH_CONTACT_AND_RESOURCE)
 
 

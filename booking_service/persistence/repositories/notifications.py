@@ -353,6 +353,39 @@ class NotificationRepository:
         ).first()
         return row is not None
 
+    def answered(self, org_id: int, message_sid: str) -> str | None:
+        """The answer recorded for an inbound message already acted on (None: none)."""
+        return self.session.execute(
+            select(_inbound.c.answer).where(
+                _inbound.c.org_id == org_id, _inbound.c.message_sid == message_sid
+            )
+        ).scalar_one_or_none()
+
+    def record_answer(self, org_id: int, message_sid: str, answer: str | None) -> None:
+        """Keep the answer to an inbound reply with its sid, so a retry is answered the same."""
+        self.session.execute(
+            update(_inbound)
+            .where(_inbound.c.org_id == org_id, _inbound.c.message_sid == message_sid)
+            .values(answer=answer)
+        )
+
+    def last_about(self, org_id: int, phone: str, kinds: tuple[str, ...]) -> tuple[str, int] | None:
+        """The kind and appointment of the newest SMS of `kinds` sent to `phone`: what a reply
+        from that number answers (#29)."""
+        row = self.session.execute(
+            select(_notifications.c.kind, _notifications.c.appointment_id)
+            .where(
+                _notifications.c.org_id == org_id,
+                _notifications.c.channel == "sms",
+                _notifications.c.to_address == phone,
+                _notifications.c.status == "sent",
+                _notifications.c.kind.in_(kinds),
+            )
+            .order_by(_notifications.c.sent_at.desc(), _notifications.c.id.desc())
+            .limit(1)
+        ).first()
+        return (row.kind, row.appointment_id) if row is not None else None
+
     def forget_inbound(self, before: datetime) -> int:
         """Drop the records of inbound messages received before `before`, every organization;
         returns how many."""
