@@ -116,6 +116,8 @@ def disconnected_payload(
         "reason": reason,
     }
     return {"type": CALENDAR_DISCONNECTED, "timestamp": at.isoformat(), "data": data}
+
+
 def waitlist_payload(
     event_type: str,
     org_id: int,
@@ -125,10 +127,14 @@ def waitlist_payload(
     timezone: str,
     at: datetime,
     reference: str | None = None,
+) -> dict:
     """The body of `waitlist.offered` / `waitlist.booked`: the entry, the time offered (and the
     booking's reference once booked). No phone: the owner's page and CLI show it masked."""
+    data = {
+        "organizationId": org_id,
         "entryId": entry_id,
         "start": starts_at.astimezone(ZoneInfo(timezone)).isoformat(),
         "resource": resource,
         "reference": reference,
+    }
     return {"type": event_type, "timestamp": at.isoformat(), "data": data}
