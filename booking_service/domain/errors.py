@@ -210,3 +210,9 @@ class CancelledAppointment(Refusal):
 @dataclass(eq=False)
 class RequestIdReused(Refusal):
     """A tool call id answered before for another call, caller or arguments."""
+
+
+@dataclass(eq=False)
+class IdempotencyKeyReused(Refusal):
+    """A REST request's Idempotency-Key was answered before for another request (another
+    path or body): nothing is run and nothing of the first answer is shown."""

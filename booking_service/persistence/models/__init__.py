@@ -12,7 +12,8 @@ refuses to attach one organization's appointment to another's contact.
 - messages: messaging settings, notifications, SMS opt-outs and inbound SMS;
 - calendars: calendar links, busy times, pushes and ICS feeds;
 - users: who signs in to the web page, and the sign-in throttle;
-- counters: per-organization counts within a window.
+- counters: per-organization counts within a window;
+- api: the REST API's keys and its kept answers per Idempotency-Key.
 
 Importing this package registers every table on `Base.metadata` (alembic's env.py relies on
 it), and every model and constant is importable from here as before the split.
@@ -20,6 +21,11 @@ it), and every model and constant is importable from here as before the split.
 
 from __future__ import annotations
 
+from booking_service.persistence.models.api import (
+    UQ_API_REQUESTS_KEY_IDEMPOTENCY,
+    ApiKey,
+    ApiRequest,
+)
 from booking_service.persistence.models.appointments import (
     APPOINTMENT_STATUSES,
     CK_CONTACTS_PHONE_OR_EMAIL,
@@ -87,6 +93,7 @@ __all__ = [
     "EX_APPOINTMENTS_NO_OVERLAP",
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
+    "UQ_API_REQUESTS_KEY_IDEMPOTENCY",
     "UQ_APPOINTMENTS_ORG_REFERENCE",
     "UQ_CONTACTS_ORG_EMAIL_PHONELESS",
     "UQ_CONTACTS_ORG_ID",
@@ -98,6 +105,8 @@ __all__ = [
     "UQ_WEBHOOK_SIGNATURES",
     "USER_ROLES",
     "WHEN_STALE",
+    "ApiKey",
+    "ApiRequest",
     "Appointment",
     "CalendarBusy",
     "CalendarFeed",
