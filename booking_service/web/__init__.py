@@ -17,6 +17,7 @@ def init_web(app: Flask, settings: Settings) -> None:
     """Register the pages. Without SECRET_KEY nothing can be signed: the pages then answer 503
     (see auth.load_account) and the rest of the service runs as before."""
     from booking_service.web import auth, diary, settings_pages  # noqa: F401  (routes)
+    from booking_service.web.manage import manage_bp
 
     app.config.update(
         SECRET_KEY=session_key(settings.secret_key) if settings.secret_key else None,
@@ -34,3 +35,5 @@ def init_web(app: Flask, settings: Settings) -> None:
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     app.register_blueprint(bp)
+    # The callers' manage links (/b/<token>): same look and CSRF, no sign-in.
+    app.register_blueprint(manage_bp)
