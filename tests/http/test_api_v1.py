@@ -5,6 +5,7 @@ alternatives, problem documents, and the same events as a phone booking."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from datetime import datetime
@@ -342,3 +343,40 @@ def test_an_unknown_api_path_is_a_problem_document(client):
 
 def test_the_runtime_is_the_apps(app):
     assert app.extensions[KEY] is not None
+
+
+def test_owners_make_and_revoke_keys_on_the_settings_page(app, org, make_org, client, runtime):
+    from booking_service.use_cases.accounts import add_user
+    from tests.support.web import page_token, sign_in_as
+
+    add_user(runtime.uow(), org.id, "owner@bright.example", "owner", "a long enough password")
+    sign_in_as(client, "owner@bright.example", "a long enough password")
+    token = page_token(client, "/app/settings")
+    refused = client.post("/app/settings/api-keys", data={"csrf_token": token, "name": "x"})
+    assert refused.status_code == 400 and "Scopes" in refused.get_data(as_text=True)
+    made = client.post(
+        "/app/settings/api-keys",
+        data={"csrf_token": token, "name": "Website", "scope": ["slots:read", "bookings:write"]},
+    )
+    html = made.get_data(as_text=True)
+    assert made.status_code == 200
+    key = re.search(r'<code id="shown-once">([^<]+)</code>', html).group(1)
+    api = app.test_client()
+    assert api.get("/api/v1/slots", headers=auth(key)).status_code == 200
+    assert api.get("/api/v1/bookings", headers=auth(key)).status_code == 403
+    page = client.get("/app/settings").get_data(as_text=True)
+    assert key not in page and "Website" in page
+    key_id = int(key.split("_")[1])
+    revoked = client.post(
+        f"/app/settings/api-keys/{key_id}/revoke",
+        data={"csrf_token": page_token(client, "/app/settings")},
+    )
+    assert revoked.status_code == 302
+    assert api.get("/api/v1/slots", headers=auth(key)).status_code == 401
+    # Another organization's key is not this owner's to revoke.
+    foreign = new_key(app, make_org(name="Other").id)
+    other_id = int(foreign.split("_")[1])
+    token = page_token(client, "/app/settings")
+    answer = client.post(f"/app/settings/api-keys/{other_id}/revoke", data={"csrf_token": token})
+    assert answer.status_code == 404
+    assert api.get("/api/v1/slots", headers=auth(foreign)).status_code == 200
