@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from booking_service.runtime.extensions import KEY
 from tests.support.helpers import local_start
 
 ZONE = ZoneInfo("America/New_York")
@@ -341,8 +340,29 @@ def test_an_unknown_api_path_is_a_problem_document(client):
     assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
 
 
-def test_the_runtime_is_the_apps(app):
-    assert app.extensions[KEY] is not None
+def test_answers_are_kept_a_day_and_then_forgotten(client, key, runtime, database_url):
+    from datetime import UTC, timedelta
+
+    from booking_service.use_cases.api_requests import forget_api_requests
+
+    body = booking()
+    assert client.post("/api/v1/bookings", json=body, headers=auth(key, "kept")).status_code == 201
+    now = datetime.now(UTC)
+    assert forget_api_requests(runtime.uow(), now + timedelta(hours=25)) == 0
+    again = client.post("/api/v1/bookings", json=body, headers=auth(key, "kept"))
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert forget_api_requests(runtime.uow(), now + timedelta(hours=49)) == 1
+    assert count(database_url, "SELECT count(*) FROM api_requests") == 0
+
+
+@pytest.mark.parametrize(
+    "start", ["9999-12-31T23:59:00-23:59", "0001-01-01T00:00:00+23:59", "2200-01-01T10:00:00Z"]
+)
+def test_times_out_of_reach_are_422_not_500(client, key, start):
+    answer = client.post(
+        "/api/v1/bookings", json=booking(start=start), headers=auth(key, uuid.uuid4().hex)
+    )
+    assert answer.status_code == 422 and "start" in answer.json["errors"]
 
 
 def test_owners_make_and_revoke_keys_on_the_settings_page(app, org, make_org, client, runtime):
