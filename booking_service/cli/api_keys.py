@@ -3,6 +3,8 @@ printed once, when it is made; only its hash is stored."""
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask.cli import AppGroup
 
@@ -52,3 +54,12 @@ def apikey_list(org_id: int):
 def apikey_revoke(key_id: int):
     """Revoke a key: from now on every request with it gets 401."""
     echo(revoke_key(runtime().uow(), key_id).as_json())
+
+
+@apikey_cli.command("openapi")
+def apikey_openapi():
+    """Print the REST API's OpenAPI 3.1 document (what GET /api/v1/openapi.json serves);
+    docs/openapi.json is this output, and a test keeps the two the same."""
+    from booking_service.api.v1.openapi import document
+
+    click.echo(json.dumps(document(), indent=2, ensure_ascii=False))

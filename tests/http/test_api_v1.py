@@ -400,3 +400,14 @@ def test_owners_make_and_revoke_keys_on_the_settings_page(app, org, make_org, cl
     answer = client.post(f"/app/settings/api-keys/{other_id}/revoke", data={"csrf_token": token})
     assert answer.status_code == 404
     assert api.get("/api/v1/slots", headers=auth(foreign)).status_code == 200
+
+
+def test_the_committed_openapi_document_is_the_served_one(app, client):
+    """docs/openapi.json shows API changes in review; regenerate it with
+    `flask --app wsgi apikey openapi > docs/openapi.json`."""
+    from pathlib import Path
+
+    committed = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text())
+    assert client.get("/api/v1/openapi.json").json == committed
+    code, out = cli(app, "apikey", "openapi")
+    assert code == 0 and json.loads(out) == committed
