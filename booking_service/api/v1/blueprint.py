@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError
 from booking_service.api.v1.problems import problem, validation_problem
 from booking_service.domain.errors import DatabaseUnavailable, OutOfTime
 from booking_service.domain.times import utc_now
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.api_keys import ApiCaller, authenticate_key
 
@@ -29,6 +30,27 @@ class Rejected(Exception):
     def __init__(self, response):
         super().__init__(response.status)
         self.response = response
+
+
+def uow() -> AbstractUnitOfWork:
+    """A unit of work on the request's one pooled connection (checked out on first use,
+    returned when the request ends): a request authenticates and books on one connection."""
+    if "api_scope" not in g:
+        g.api_scope = runtime().connection_scope("api")
+    return g.api_scope.uow()
+
+
+def _reader() -> AbstractUnitOfWork:
+    """A lookup on the request's connection, in autocommit (one round trip)."""
+    uow()  # the scope
+    return g.api_scope.reader()
+
+
+@bp.teardown_request
+def _release(_exc) -> None:
+    scope = g.pop("api_scope", None)
+    if scope is not None:
+        scope.close()
 
 
 @bp.errorhandler(Rejected)
@@ -60,7 +82,7 @@ def requires(scope: str) -> Callable:
     def wrap(view: Callable) -> Callable:
         @functools.wraps(view)
         def run(*args, **kwargs):
-            caller = authenticate_key(runtime().uow("api"), _bearer())
+            caller = authenticate_key(_reader(), _bearer())
             if caller is None:
                 response = problem(
                     401, "Unauthorized", "Send a valid API key as Authorization: Bearer <key>."

@@ -16,6 +16,7 @@ from booking_service.api.v1.blueprint import (
     load_body,
     load_query,
     requires,
+    uow,
     within_reach,
 )
 from booking_service.api.v1.idempotency import answer_once
@@ -41,7 +42,6 @@ from booking_service.domain.normalize import (
 )
 from booking_service.domain.times import ParsedStart, utc_now
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
-from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.api_requests import ApiAnswer
 from booking_service.use_cases.appointments import (
     StaffAccess,
@@ -167,7 +167,7 @@ def list_bookings():
     first = args.get("date") or utc_now().astimezone(org.zone).date()
     within_reach(first, "date")
     try:
-        shown = agenda(runtime().uow("api"), org, first, args.get("days", 1))
+        shown = agenda(uow(), org, first, args.get("days", 1))
     except DiaryInputError as exc:
         return respond(422, refusal_problem(exc, org))
     rows = [row for day in shown.days for listed in day.appointments.values() for row in listed]
@@ -198,7 +198,7 @@ def get_booking(reference: str):
     """One booking of the organization by reference."""
     org = caller().org
     try:
-        page = appointment_page(runtime().uow("api"), org, _reference(reference))
+        page = appointment_page(uow(), org, _reference(reference))
     except NotFound:
         return respond(404, refusal_problem(NotFound("booking", reference), org))
     d = page.detail

@@ -8,12 +8,11 @@ from collections.abc import Callable
 
 from flask import request
 
-from booking_service.api.v1.blueprint import Rejected, caller
+from booking_service.api.v1.blueprint import Rejected, caller, uow
 from booking_service.api.v1.problems import problem, refusal_problem, respond
 from booking_service.api.v1.schemas import IDEMPOTENCY_KEY_PATTERN
 from booking_service.domain.errors import IdempotencyKeyReused
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
-from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.api_requests import (
     ApiAnswer,
     RequestKey,
@@ -65,7 +64,7 @@ def answer_once(
     )
     try:
         answer = answer_request_once(
-            runtime().uow("api"),
+            uow(),
             request_key,
             perform,
             refused=lambda exc: ApiAnswer((doc := refusal_problem(exc, who.org))["status"], doc),

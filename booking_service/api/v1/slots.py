@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from booking_service.api.v1.blueprint import bp, caller, load_query, requires, within_reach
+from booking_service.api.v1.blueprint import (
+    bp,
+    caller,
+    load_query,
+    requires,
+    uow,
+    within_reach,
+)
 from booking_service.api.v1.problems import local_iso, refusal_problem, respond
 from booking_service.api.v1.schemas import SlotsQuery
 from booking_service.domain.errors import Refusal
 from booking_service.domain.times import utc_now
-from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.availability import check_availability
 
 # Enough for a week of a busy diary; a client pages by window.
@@ -33,7 +39,7 @@ def slots():
     within_reach(last, "date" if "date" in args else "to")
     try:
         found = check_availability(
-            runtime().uow("api"),
+            uow(),
             org,
             first=first,
             last=last,
