@@ -164,6 +164,12 @@ def test_one_idempotency_key_books_once(client, key, database_url):
     assert other.status_code == 422 and other.json["type"].endswith("idempotency-key-reused")
     missing = client.post("/api/v1/bookings", json=body, headers=auth(key))
     assert missing.status_code == 400 and "Idempotency-Key" in missing.json["title"]
+    # Missing before anything else is read: a body that is wrong too still gets the 400.
+    for bad in ({"name": ""}, "not json"):
+        answer = client.post("/api/v1/bookings", json=bad, headers=auth(key))
+        assert answer.status_code == 400 and answer.json["type"].endswith("key-missing")
+    bad_key = client.post("/api/v1/bookings", json=body, headers=auth(key, "é"))
+    assert bad_key.status_code == 400
     assert count(database_url, "SELECT count(*) FROM appointments") == 1
 
 

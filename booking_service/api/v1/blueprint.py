@@ -4,6 +4,7 @@ marshmallow schema, and the errors every endpoint shares, as problem documents."
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -11,6 +12,7 @@ from flask import Blueprint, g, request
 from marshmallow import Schema, ValidationError
 
 from booking_service.api.v1.problems import problem, validation_problem
+from booking_service.api.v1.schemas import IDEMPOTENCY_KEY_PATTERN
 from booking_service.domain.errors import DatabaseUnavailable, OutOfTime
 from booking_service.domain.times import utc_now
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
@@ -92,11 +94,32 @@ def requires(scope: str) -> Callable:
             if not caller.may(scope):
                 return problem(403, "Forbidden", f"This API key lacks the {scope} scope.")
             g.api_caller = caller
+            if request.method == "POST":
+                idempotency_key()  # before the body is read: a missing key is the 400
             return view(*args, **kwargs)
 
         return run
 
     return wrap
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def idempotency_key() -> str:
+    """The request's Idempotency-Key; a 400 problem without a usable one."""
+    key = request.headers.get(IDEMPOTENCY_HEADER, "")
+    if not _IDEMPOTENCY_KEY.match(key):
+        detail = (
+            f"Send an {IDEMPOTENCY_HEADER} header (a new UUID for each change)."
+            if not key
+            else f"An {IDEMPOTENCY_HEADER} is 1 to 255 printable ASCII characters."
+        )
+        raise Rejected(
+            problem(400, "Idempotency-Key required", detail, kind="idempotency-key-missing")
+        )
+    return key
 
 
 def caller() -> ApiCaller:

@@ -3,14 +3,12 @@ gets the first answer and status; the key with another request is a 422."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from flask import request
 
-from booking_service.api.v1.blueprint import Rejected, caller, uow
-from booking_service.api.v1.problems import problem, refusal_problem, respond
-from booking_service.api.v1.schemas import IDEMPOTENCY_KEY_PATTERN
+from booking_service.api.v1.blueprint import caller, idempotency_key, uow
+from booking_service.api.v1.problems import refusal_problem, respond
 from booking_service.domain.errors import IdempotencyKeyReused
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.api_requests import (
@@ -19,33 +17,6 @@ from booking_service.use_cases.api_requests import (
     answer_request_once,
     request_fingerprint,
 )
-
-HEADER = "Idempotency-Key"
-_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-
-
-def idempotency_key() -> str:
-    """The request's Idempotency-Key; a 400 problem without a usable one."""
-    key = request.headers.get(HEADER, "")
-    if not key:
-        raise Rejected(
-            problem(
-                400,
-                "Idempotency-Key required",
-                f"Send an {HEADER} header (a UUID).",
-                kind="idempotency-key-missing",
-            )
-        )
-    if not _KEY.match(key):
-        raise Rejected(
-            problem(
-                400,
-                "Bad Idempotency-Key",
-                "Use 1 to 255 printable ASCII characters.",
-                kind="idempotency-key-missing",
-            )
-        )
-    return key
 
 
 def answer_once(
