@@ -128,3 +128,18 @@ def test_a_taken_time_is_refused_and_the_booking_stays(app, rt, org, twilio, db)
         "WHERE reference = %s",
         (mine,),
     ).fetchone() == ("10:00",)
+
+
+def test_the_link_is_dead_once_the_appointment_is_over(app, rt, org, twilio, db):
+    reference = book(app, org, local_start(hour=10))["appointment"]["reference"]
+    send(rt)
+    path = link_path(twilio.sent_to(CALLER)[0])
+    client = app.test_client()
+    assert client.get(path).status_code == 200
+    db.execute(
+        "UPDATE appointments SET starts_at = now() - interval '2 hours', "
+        "ends_at = now() - interval '90 minutes', blocked_until = now() - interval '90 minutes' "
+        "WHERE reference = %s",
+        (reference,),
+    )
+    assert client.get(path).status_code == 404
