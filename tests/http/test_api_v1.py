@@ -417,3 +417,9 @@ def test_the_committed_openapi_document_is_the_served_one(app, client):
     assert client.get("/api/v1/openapi.json").json == committed
     code, out = cli(app, "apikey", "openapi")
     assert code == 0 and json.loads(out) == committed
+
+
+def test_an_unreachable_database_is_a_503_problem(unreachable_app):
+    answer = unreachable_app.test_client().get("/api/v1/slots", headers=auth("bka_1_" + "x" * 43))
+    assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
+    assert answer.headers["Retry-After"]

@@ -15,7 +15,7 @@ from booking_service.api.v1.problems import problem, validation_problem
 from booking_service.api.v1.schemas import IDEMPOTENCY_KEY_PATTERN
 from booking_service.domain.errors import DatabaseUnavailable, OutOfTime
 from booking_service.domain.times import utc_now
-from booking_service.persistence.unit_of_work import AbstractUnitOfWork
+from booking_service.persistence.unit_of_work import AbstractUnitOfWork, ConnectionScope
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.api_keys import ApiCaller, authenticate_key
 
@@ -34,18 +34,22 @@ class Rejected(Exception):
         self.response = response
 
 
-def uow() -> AbstractUnitOfWork:
-    """A unit of work on the request's one pooled connection (checked out on first use,
-    returned when the request ends): a request authenticates and books on one connection."""
+def _scope() -> ConnectionScope:
+    """The request's one pooled connection (checked out on first use, returned when the
+    request ends): a request authenticates and books on one connection."""
     if "api_scope" not in g:
         g.api_scope = runtime().connection_scope("api")
-    return g.api_scope.uow()
+    return g.api_scope
+
+
+def uow() -> AbstractUnitOfWork:
+    """A unit of work (one transaction) on the request's connection."""
+    return _scope().uow()
 
 
 def _reader() -> AbstractUnitOfWork:
     """A lookup on the request's connection, in autocommit (one round trip)."""
-    uow()  # the scope
-    return g.api_scope.reader()
+    return _scope().reader()
 
 
 @bp.teardown_request
