@@ -6,10 +6,12 @@ the move, with the same link."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -112,6 +114,11 @@ def test_the_link_in_the_sms_moves_the_appointment(database_url, dav, twilio, ch
             for word in FORBIDDEN_IN_RESPONSES:
                 assert word not in source
             assert chrome.find_element(By.ID, "manage-reference").text == reference
+            # With SCREENSHOTS_DIR set, what the caller sees is kept (for a look, or docs).
+            if os.environ.get("SCREENSHOTS_DIR"):
+                chrome.save_screenshot(
+                    str(Path(os.environ["SCREENSHOTS_DIR"]) / "manage-phone.png")
+                )
             # Laid out for a phone: nothing wider than the screen.
             assert chrome.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
             choice = Select(chrome.find_element(By.ID, "move-start"))
