@@ -6,7 +6,8 @@ What it does, from a fresh clone:
    with deploy/nginx.conf (tests/support/stack.py starts both, as the end-to-end test does);
 3. wrk (Debian's package, driven by bench/book.lua) posts ~50 KB VAPI bodies at rising
    concurrency: distinct new callers, one caller over and over, availability+booking mixed, and
-   distinct callers again after pre-filling 1,000,000 contacts;
+   distinct callers again after pre-filling 1,000,000 contacts; and the REST API's booking
+   (bench/book_rest.lua: POST /api/v1/bookings with an API key and an Idempotency-Key);
 4. the same load against bench/floor.py (read and parse the body, no database) served the same
    way: the HTTP floor, what the transport alone allows;
 5. right after each level of distinct callers, pgbench at the same concurrency runs a
@@ -43,6 +44,8 @@ from tests.support import stack
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 LUA = Path(__file__).resolve().parent / "book.lua"
+# The REST booking path (#28): POST /api/v1/bookings with an API key and an Idempotency-Key.
+REST_LUA = Path(__file__).resolve().parent / "book_rest.lua"
 FIXTURE = ROOT / "tests" / "fixtures" / "vapi" / "tool-calls-book.json"
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
@@ -153,6 +156,29 @@ def setup_org(url: str) -> tuple[int, str]:
     return org["id"], org["secret"]
 
 
+def api_key(url: str, org: int) -> str:
+    """An API key of the organization that may book (the REST scenario's), and the 5-minute
+    service its bookings name (the REST body has no length of its own)."""
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    flask = [str(stack.VENV_BIN / "flask"), "--app", "wsgi"]
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [*flask, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    cli("service", "add", str(org), "--name", "Quick", "--minutes", "5")
+    out = cli("apikey", "add", str(org), "--scope", "bookings:write", "--name", "bench")
+    return json.loads(out)["key"]
+
+
+def wrk_rest(binary: str, port: int, connections: int, scenario: str, base: int, key: str) -> Run:
+    """One wrk run of the REST booking scenario (bench/book_rest.lua)."""
+    threads = min(2, connections)
+    script = [str(REST_LUA), f"http://127.0.0.1:{port}", "--", str(base), key, str(threads)]
+    return _wrk_run(binary, connections, threads, scenario, script)
+
+
 def rest_of_message(path: Path) -> Path:
     """The heavy members of a real message (assistant, artifact, ...) as a JSON fragment."""
     message = json.loads(FIXTURE.read_text())["message"]
@@ -173,14 +199,7 @@ def wrk(
     rest: Path,
 ) -> Run:
     threads = min(2, connections)
-    cmd = [
-        binary,
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{SECONDS}s",
-        "--timeout",
-        "10s",
-        "-s",
+    script = [
         str(LUA),
         f"http://127.0.0.1:{port}",
         "--",
@@ -190,6 +209,13 @@ def wrk(
         secret,
         str(threads),
     ]
+    return _wrk_run(binary, connections, threads, scenario, script)
+
+
+def _wrk_run(binary: str, connections: int, threads: int, scenario: str, script: list) -> Run:
+    """Run wrk with a Lua script (and its arguments) and read the BENCH line it prints."""
+    cmd = [binary, f"-t{threads}", f"-c{connections}", f"-d{SECONDS}s", "--timeout", "10s", "-s"]
+    cmd += script
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60, check=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
     data = json.loads(line[6:])
@@ -555,6 +581,18 @@ def main() -> int:
             unlink_calendar(url, link)
             runs.append(load(SCENARIO_CONNECTIONS, "same caller re-issuing", "same"))
             runs.append(load(SCENARIO_CONNECTIONS, "availability + booking", "mixed"))
+            # The REST API's booking beside the voice one: same steps, its own front end.
+            runs.append(
+                wrk_rest(
+                    wrk_bin,
+                    server.nginx_port,
+                    SCENARIO_CONNECTIONS,
+                    "REST API bookings",
+                    base,
+                    api_key(url, org),
+                )
+            )
+            base += 20 * 86400
             # Refusals: each asks for a taken time in a diary of 50,000 future bookings and is
             # answered with the nearest free starts (it must load only the days it searches).
             filled_from = base

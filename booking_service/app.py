@@ -17,6 +17,8 @@ from booking_service.api.health import bp as health_bp
 from booking_service.api.ical import bp as ical_bp
 from booking_service.api.metrics import bp as metrics_bp
 from booking_service.api.twilio import bp as twilio_bp
+from booking_service.api.v1.problems import http_problem
+from booking_service.api.v1.register import init_api_v1
 from booking_service.cli import register_cli
 from booking_service.config import Settings, parse_networks
 from booking_service.persistence.db import make_engine, make_session_factory
@@ -67,8 +69,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics_bp)
     app.register_blueprint(twilio_bp)
     app.register_blueprint(ical_bp)
+    init_api_v1(app)
     init_web(app, settings)
-    register_error_handlers(app, pages=("/app", error_page))
+    register_error_handlers(app, pages=("/app", error_page), problems=("/api/v1", http_problem))
     register_cli(app)
     # Exactly one proxy hop (nginx) is trusted, and only when it is the socket peer: a
     # client-sent X-Forwarded-For is not believed, only the address nginx appends.

@@ -155,8 +155,9 @@ class Settings:
         return self
 
     @property
-    def callback_base_url(self) -> str:
-        """Where OAuth providers send the owner back: PUBLIC_BASE_URL, else PUBLIC_URL."""
+    def base_url(self) -> str:
+        """This service's address in links that leave it (OAuth callbacks, callers' manage
+        links): PUBLIC_BASE_URL, else PUBLIC_URL."""
         return (self.public_base_url or self.public_url).rstrip("/")
 
     def session_url(self) -> str:

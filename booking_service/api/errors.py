@@ -28,19 +28,27 @@ _MESSAGES = {
 
 
 def register_error_handlers(
-    app: Flask, pages: tuple[str, Callable[[int], Response]] | None = None
+    app: Flask,
+    pages: tuple[str, Callable[[int], Response]] | None = None,
+    problems: tuple[str, Callable[[int], Response]] | None = None,
 ) -> None:
     """Answer HTTP errors with the JSON envelope; log unexpected ones with a traceback.
-    `pages`: (path prefix, page maker) for a part of the site that answers with HTML pages."""
+    `pages`: (path prefix, page maker) for a part of the site that answers with HTML pages;
+    `problems`: the same for a part that answers with problem documents (/api/v1)."""
+
+    def _for(part: tuple[str, Callable[[int], Response]] | None) -> bool:
+        return part is not None and (request.path + "/").startswith(part[0] + "/")
 
     def _for_pages() -> bool:
-        return pages is not None and (request.path + "/").startswith(pages[0] + "/")
+        return _for(pages)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
         if pages is not None and _for_pages():
             return pages[1](status)
+        if problems is not None and _for(problems):
+            return problems[1](status)
         return error_response(status, _MESSAGES.get(status, exc.name))
 
     @app.errorhandler(Exception)
@@ -53,4 +61,6 @@ def register_error_handlers(
         log.exception("unhandled error")
         if pages is not None and _for_pages():
             return pages[1](500)
+        if problems is not None and _for(problems):
+            return problems[1](500)
         return error_response(500, InternalServerError.description)

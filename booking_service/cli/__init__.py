@@ -16,6 +16,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from booking_service.cli.api_keys import apikey_cli
 from booking_service.cli.appointments import appointment_alias_cli, appointments_cli
 from booking_service.cli.calendars import calendar_cli
 from booking_service.cli.common import echo as _echo
@@ -380,6 +381,7 @@ def demo_setup(url: str):
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(webhook_cli)
+    app.cli.add_command(apikey_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(org_cli)
     app.cli.add_command(schema_cli)

@@ -164,7 +164,7 @@ def calendar_connect(
     url = start_connect(
         rt.uow(),
         oauth_clients(rt.settings),
-        rt.settings.callback_base_url,
+        rt.settings.base_url,
         resource_id,
         provider,
         calendar_id=calendar_id,

@@ -18,7 +18,7 @@ from booking_service.domain.errors import (
 from booking_service.persistence.secrets_box import SecretsUnavailable
 
 # Fields whose flag is not `--` + the field's name with dashes.
-_FLAGS = {"sms_from": "--from", "email_from": "--from"}
+_FLAGS = {"sms_from": "--from", "email_from": "--from", "scopes": "--scope"}
 
 
 def input_error_text(exc: InputError) -> str:

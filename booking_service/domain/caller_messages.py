@@ -92,6 +92,25 @@ def sms_text(kind: str, event: AppointmentEvent, business: str, zone: ZoneInfo) 
     return f"{text(kind, event, business, zone)}{answer} {STOP_LINE}"
 
 
+# The messages that carry the caller's manage link (a cancelled appointment's is dead).
+LINKED_KINDS = (CONFIRMATION, REMINDER, RESCHEDULED)
+
+
+def with_manage_link(kind: str, body: str, link: str | None) -> str:
+    """The body with the caller's manage link (#28), before an SMS's opt-out line; as it is
+    for a cancellation or without a link. Applied when the message is sent, so the stored
+    body stays free of the link (a credential) and any rule planning messages is untouched."""
+    if link is None or kind not in LINKED_KINDS:
+        return body
+    line = f"Change or cancel: {link}"
+    # The link goes before what the caller may answer (1 or 2, #29), so the text still ends
+    # with the replies and the opt-out line.
+    for tail in (f"{REPLY_LINE} {STOP_LINE}", STOP_LINE):
+        if body.endswith(tail):
+            return f"{body[: -len(tail)]}{line} {tail}"
+    return f"{body}\n\n{line}"
+
+
 def reminder_due(starts_at: datetime, minutes: int, zone: ZoneInfo) -> datetime:
     """When a reminder `minutes` before `starts_at` is due (whole days: same local time)."""
     if minutes % 1440 == 0:

@@ -223,3 +223,9 @@ class WaitlistFull(Refusal):
     """The caller already waits for `limit` times."""
 
     limit: int
+
+
+@dataclass(eq=False)
+class IdempotencyKeyReused(Refusal):
+    """A REST request's Idempotency-Key was answered before for another request (another
+    path or body): nothing is run and nothing of the first answer is shown."""

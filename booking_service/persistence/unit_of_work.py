@@ -28,6 +28,8 @@ from booking_service.domain.events import (
 from booking_service.persistence.message_planning import plan_messages
 from booking_service.persistence.org_cache import OrgCache
 from booking_service.persistence.repositories.adoption import AdoptionRepository
+from booking_service.persistence.repositories.api_keys import ApiKeyRepository
+from booking_service.persistence.repositories.api_requests import ApiRequestRepository
 from booking_service.persistence.repositories.appointments import AppointmentRepository
 from booking_service.persistence.repositories.calendars import CalendarRepository
 from booking_service.persistence.repositories.contacts import ContactRepository
@@ -75,6 +77,8 @@ class AbstractUnitOfWork(abc.ABC):
     users: UserRepository
     diary: DiaryRepository
     waitlist: WaitlistRepository
+    api_keys: ApiKeyRepository
+    api_requests: ApiRequestRepository
 
     # What the worker keeps of organizations between requests (org_cache); None: read each
     # time (the CLI, the web page, the worker).
@@ -239,6 +243,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.diary = DiaryRepository(self.session)
         self.counters = CounterRepository(self.session)
         self.waitlist = WaitlistRepository(self.session)
+        self.api_keys = ApiKeyRepository(self.session)
+        self.api_requests = ApiRequestRepository(self.session)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

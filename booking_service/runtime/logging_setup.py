@@ -111,9 +111,14 @@ _FEED_TOKEN = re.compile(
 )
 
 
+# A caller's manage link (/b/<token>, #28) is a credential the same way.
+_MANAGE_TOKEN = re.compile(r"/(?:b|%42|%62)(?:/|%2f)[^\s?\"]*", re.IGNORECASE)
+
+
 def redact_secret_paths(text: str) -> str:
-    """`/ical/<token>.ics` → `/ical/[token]`: access logs keep the request, not the key."""
-    return _FEED_TOKEN.sub("/ical/[token]", text)
+    """`/ical/<token>.ics` → `/ical/[token]`, `/b/<token>` → `/b/[token]`: access logs keep
+    the request, not the key."""
+    return _MANAGE_TOKEN.sub("/b/[token]", _FEED_TOKEN.sub("/ical/[token]", text))
 
 
 # Attributes every LogRecord has: anything else on a record came from `extra=` (or from our

@@ -242,10 +242,15 @@ def set_hmac(uow: AbstractUnitOfWork, org_id: int, *, enable: bool) -> str | Non
 def get_org(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo:
     """The organization with this id; NotFound without one."""
     with uow:
-        org = uow.organizations.get(org_id)
-        if org is None:
-            raise NotFound("organization", org_id)
-        return _info(org)
+        return get_org_in(uow, org_id)
+
+
+def get_org_in(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo:
+    """`get_org` as a step, in the caller's transaction."""
+    org = uow.organizations.get(org_id)
+    if org is None:
+        raise NotFound("organization", org_id)
+    return _info(org)
 
 
 def org_in(uow: AbstractUnitOfWork, org_id: int) -> OrgInfo | None:

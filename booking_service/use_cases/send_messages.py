@@ -32,6 +32,7 @@ from booking_service.ports.messages import (
     OutgoingMessage,
     SmsSender,
 )
+from booking_service.use_cases.manage_links import manage_link
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class Notifier:
                 sender = self._sms_sender(settings, box)
             except SecretsUnavailable as exc:
                 return Outcome("failed", error=str(exc))
-            message = OutgoingMessage(to=due.to_address, body=due.body)
+            message = OutgoingMessage(to=due.to_address, body=self._body(due))
         else:
             sender = EmailSender(
                 smtp_url=self._settings.smtp_url,
@@ -220,7 +221,7 @@ class Notifier:
             )
             message = OutgoingMessage(
                 to=due.to_address,
-                body=due.body,
+                body=self._body(due),
                 subject=caller_messages.email_subject(due.kind, due.business),
                 invitation=self._invitation(due, settings),
             )
@@ -232,6 +233,13 @@ class Notifier:
         if sent.in_doubt:
             return Outcome("sending", error=sent.error)
         return self._failed(due, sent.error, sent.retry)
+
+    def _body(self, due: DueMessage) -> str:
+        """The text as sent: the planned body with the caller's manage link (none without
+        SECRET_KEY, which signs it). The same every time, so a message in doubt is found."""
+        return caller_messages.with_manage_link(
+            due.kind, due.body, manage_link(self._settings, due.org_id, due.appointment_id)
+        )
 
     @staticmethod
     def _failed(due: DueMessage, error: str | None, retry: bool) -> Outcome:
@@ -303,7 +311,7 @@ class Notifier:
                 since = (due.attempted_at or utc_now()) - timedelta(minutes=1)
                 sid = self._channels[due.channel].find_sent(
                     self._sms_sender(settings, uow.secrets),
-                    OutgoingMessage(to=due.to_address, body=due.body),
+                    OutgoingMessage(to=due.to_address, body=self._body(due)),
                     since,
                     uow.notifications.provider_ids(due.org_id, due.to_address),
                     timeout_s=self._timeout_s,

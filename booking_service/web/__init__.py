@@ -23,6 +23,7 @@ def init_web(app: Flask, settings: Settings) -> None:
         settings_pages,
         waitlist_page,
     )
+    from booking_service.web.manage import manage_bp
     from booking_service.web.oauth_callbacks import oauth_bp
 
     app.config.update(
@@ -42,3 +43,5 @@ def init_web(app: Flask, settings: Settings) -> None:
     csrf.init_app(app)
     app.register_blueprint(bp)
     app.register_blueprint(oauth_bp)
+    # The callers' manage links (/b/<token>): same look and CSRF, no sign-in.
+    app.register_blueprint(manage_bp)

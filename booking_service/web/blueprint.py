@@ -29,6 +29,8 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 SESSION_HOURS = 12
+# Where the callers' manage links live (web/manage.py).
+MANAGE_PREFIX = "/b"
 
 
 def session_key(secret_key: str) -> str:
@@ -62,6 +64,13 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return not plain_local_request()
+
+    def get_cookie_path(self, app: Flask) -> str:
+        """/b for the callers' manage pages (their own cookie, holding only a CSRF token),
+        SESSION_COOKIE_PATH (/app) for everything else: neither is sent to the other."""
+        if has_request_context() and request.path.startswith(MANAGE_PREFIX + "/"):
+            return MANAGE_PREFIX
+        return super().get_cookie_path(app)
 
 
 @bp.after_request

@@ -44,7 +44,7 @@ def settings_connect_calendar():
         url = start_connect(
             uow(),
             oauth_clients(settings),
-            settings.callback_base_url,
+            settings.base_url,
             resource_id,
             request.form.get("provider", ""),
             calendar_id=request.form.get("calendar_id") or None,
@@ -71,7 +71,7 @@ def calendar_connected(provider: str):
             uow(),
             oauth_clients(settings),
             calendar_providers(settings),
-            settings.callback_base_url,
+            settings.base_url,
             provider,
             state=request.args.get("state", ""),
             code=request.args.get("code"),

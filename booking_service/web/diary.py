@@ -194,7 +194,11 @@ def _appointment_view(reference: str, *, error: str | None = None, status: int =
         page = appointment_page(uow(), g.org, reference)
     except NotFound:
         abort(404)
-    move_day = _day_argument("move_date") if request.method == "GET" else _today()
+    # The move form opens on the appointment's own day (today when that has passed): that
+    # is where a caller asking to move "a bit later" wants to look first.
+    own_day = max(page.detail.starts_at.astimezone(g.org.zone).date(), _today())
+    asked = request.args.get("move_date") if request.method == "GET" else None
+    move_day = _day_argument("move_date") if asked else own_day
     minutes = int((page.detail.ends_at - page.detail.starts_at).total_seconds() // 60)
     starts: list = []
     if page.changeable and page.detail.starts_at > utc_now():

@@ -1,5 +1,6 @@
 """Settings, for owners only: resources and their hours, closed days, services, booking rules,
-reminders, the VAPI set-up, webhook endpoints with their delivery log, calendar links, users.
+reminders, the VAPI set-up, webhook endpoints with their delivery log, calendar links, users,
+and the REST API's keys.
 
 A new secret or password is shown once, on the page that answers the POST that made it, and
 never again (the page is not cached: see security_headers).
@@ -24,6 +25,7 @@ from booking_service.use_cases.accounts import (
     remove_user,
     reset_password,
 )
+from booking_service.use_cases.api_keys import SCOPES, add_key, list_keys, revoke_key
 from booking_service.use_cases.calendar_connect import LABELS
 from booking_service.use_cases.calendar_connect import offered as offered_providers
 from booking_service.use_cases.calendar_links import calendar_status
@@ -93,6 +95,8 @@ def _settings_page(
             provider_labels=LABELS,
             users=list_users(uow(), org.id),
             roles=ROLES,
+            api_keys=list_keys(uow(), org.id),
+            scopes=SCOPES,
             rules=org.rules,
             max_upcoming=org.max_upcoming_per_caller,
             error=error,
@@ -316,3 +320,23 @@ def settings_remove_user(user_id: int):
     if user_id == g.account.id:
         return _settings_page(error="You cannot remove yourself.", status=400)
     return _changed(lambda: remove_user(uow(), g.org.id, user_id), "User removed.", "users")
+
+
+@bp.post("/settings/api-keys")
+@owners_only
+def settings_add_api_key():
+    """A new REST API key with the scopes ticked, shown once."""
+    try:
+        made = add_key(uow(), g.org.id, request.form.getlist("scope"), request.form.get("name", ""))
+    except InputError as exc:
+        return _settings_page(error=input_error_text(exc), error_field=exc.field, status=400)
+    what = f"The API key {made.info.name or made.info.id} ({', '.join(made.info.scopes)})"
+    return _settings_page(shown_once={"what": what, "value": made.key})
+
+
+@bp.post(f"/settings/api-keys/<int(max={MAX_ID}):key_id>/revoke")
+@owners_only
+def settings_revoke_api_key(key_id: int):
+    return _changed(
+        lambda: revoke_key(uow(), key_id, org_id=g.org.id), "API key revoked.", "api-keys"
+    )

@@ -16,6 +16,7 @@ LABELS = {
     "max_upcoming_per_caller": "Upcoming appointments per caller",
     "quiet_hours": "Quiet hours",
     "grace_minutes": "Grace period (minutes)",
+    "scopes": "Scopes:",
 }
 
 

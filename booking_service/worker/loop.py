@@ -26,6 +26,7 @@ from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.domain.times import retry_jitter, utc_now
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.use_cases.accounts import FAILURE_WINDOW
+from booking_service.use_cases.api_requests import forget_api_requests
 from booking_service.use_cases.deliver_webhooks import WebhookDelivery
 from booking_service.use_cases.housekeeping import forget_sign_in_failures, forget_signatures
 from booking_service.use_cases.messaging import INBOUND_SID_RETENTION, forget_old_inbound
@@ -164,3 +165,5 @@ class Worker:
             return
         self._forgot_sign_ins_at = now
         forget_sign_in_failures(self._uow(), self._clock() - FAILURE_WINDOW)
+        # The REST API's answers per Idempotency-Key, past their retention (at least a day).
+        forget_api_requests(self._uow(), self._clock())

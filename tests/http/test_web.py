@@ -430,6 +430,18 @@ def test_staff_cancel_reaches_the_voice_path_and_the_outbox_with_source_web(
     assert "bookAppointment" in page  # the assistant's tool call on that VAPI call
 
 
+def test_the_move_form_opens_on_the_appointments_own_day(app, signed_in, org):
+    """Not on today, which often has no free time left (#28)."""
+    ref = booked(post(app.test_client(), org, envelope(tool_call(**booking()))))["appointment"][
+        "reference"
+    ]
+    day = local_start()[:10]
+    page = signed_in.get(f"/app/appointments/{ref}").get_data(as_text=True)
+    assert f'name="move_date" type="date" value="{day}"' in page
+    starts = re.findall(r'<option value="([^"]+)"', page)
+    assert starts and all(start.startswith(day) for start in starts)
+
+
 def test_staff_move_to_a_free_time_keeps_the_reference(app, signed_in, org, db):
     ref = booked(post(app.test_client(), org, envelope(tool_call(**booking()))))["appointment"][
         "reference"

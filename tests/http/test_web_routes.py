@@ -20,6 +20,7 @@ from psycopg import sql
 
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.accounts import add_user
+from booking_service.use_cases.api_keys import add_key
 from booking_service.use_cases.webhooks import add_endpoint
 from tests.support.app import make_app
 from tests.support.helpers import booked, envelope, local_start, post, tool_call
@@ -86,6 +87,7 @@ class World:
     closed_day: str
     endpoint: int
     event_id: str
+    api_key: int = 0
 
 
 def _local(world: World, day: str, hour: int) -> str:
@@ -165,6 +167,11 @@ REQUESTS: dict[str, Request] = {
         "/app/calendars/oauth/google/done?state=made-up&code=made-up",
         {},
     ),
+    "web.settings_add_api_key": lambda w: (
+        "/app/settings/api-keys",
+        {"name": "Website", "scope": "slots:read"},
+    ),
+    "web.settings_revoke_api_key": lambda w: (f"/app/settings/api-keys/{w.api_key}/revoke", {}),
 }
 
 
@@ -239,6 +246,7 @@ def world(app, runtime, org, owner, db) -> World:
         closed_day=closed_day,
         endpoint=endpoint.endpoint.id,
         event_id=event_id,
+        api_key=add_key(runtime.uow(), org.id, ["slots:read"]).info.id,
     )
 
 

@@ -234,6 +234,23 @@ def test_port_80_only_redirects_to_https_and_https_answers_carry_hsts(live: Stac
     )
 
 
+def test_the_rest_api_and_manage_links_are_served_and_link_tokens_are_in_no_log(live: Stack):
+    """/api/v1 and /b/ pass nginx (#28); a manage link's token, like a feed's, is never logged."""
+    document = stack.http(live.nginx_port, "GET", "/api/v1/openapi.json")
+    assert document.status == 200 and json.loads(document.text)["openapi"] == "3.1.0"
+    assert stack.http(live.nginx_port, "GET", "/api/v1/slots").status == 401
+    token = "WzEsMl0.not-a-real-signature-e2e"
+    gone = stack.http(live.nginx_port, "GET", f"/b/{token}", headers={"X-Request-Id": "e2e-b-1"})
+    assert gone.status == 404
+    access_log = live.workdir / "booking_service.access.log"
+    stack.wait_until(
+        lambda: 'rid="e2e-b-1"' in access_log.read_text(), 5, "no access log line", live.nginx
+    )
+    assert "/b/[token]" in access_log.read_text()
+    assert token not in access_log.read_text()
+    assert token not in "\n".join(service.log_text() for service in live.services)
+
+
 @pytest.mark.parametrize("path", ["/metrics", "/", "/api/other"])
 def test_only_the_public_endpoints_are_exposed(live: Stack, path: str):
     reply = stack.http(live.nginx_port, "GET", path)

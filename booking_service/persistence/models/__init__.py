@@ -14,6 +14,7 @@ refuses to attach one organization's appointment to another's contact.
 - users: who signs in to the web page, and the sign-in throttle;
 - counters: per-organization counts within a window;
 - waitlist: callers waiting for a time, freed times and the offers made of them.
+- api: the REST API's keys and its kept answers per Idempotency-Key.
 
 Importing this package registers every table on `Base.metadata` (alembic's env.py relies on
 it), and every model and constant is importable from here as before the split.
@@ -21,6 +22,11 @@ it), and every model and constant is importable from here as before the split.
 
 from __future__ import annotations
 
+from booking_service.persistence.models.api import (
+    UQ_API_REQUESTS_KEY_IDEMPOTENCY,
+    ApiKey,
+    ApiRequest,
+)
 from booking_service.persistence.models.appointments import (
     APPOINTMENT_STATUSES,
     CK_CONTACTS_PHONE_OR_EMAIL,
@@ -98,6 +104,7 @@ __all__ = [
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
     "PROVIDERS",
+    "UQ_API_REQUESTS_KEY_IDEMPOTENCY",
     "UQ_APPOINTMENTS_ORG_REFERENCE",
     "UQ_CONTACTS_ORG_EMAIL_PHONELESS",
     "UQ_CONTACTS_ORG_ID",
@@ -110,6 +117,8 @@ __all__ = [
     "USER_ROLES",
     "WAITLIST_STATUSES",
     "WHEN_STALE",
+    "ApiKey",
+    "ApiRequest",
     "Appointment",
     "CalendarBusy",
     "CalendarConnectState",
