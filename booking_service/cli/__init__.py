@@ -28,6 +28,13 @@ from booking_service.cli.messaging import (
     secrets_cli,
 )
 from booking_service.cli.users import user_cli
+from booking_service.cli.voice_platforms import (
+    elevenlabs_cli,
+    org_elevenlabs,
+    org_retell,
+    org_vapi,
+    retell_cli,
+)
 from booking_service.cli.webhooks import webhook_cli, worker_command
 from booking_service.config import ConfigError
 from booking_service.domain.errors import DatabaseUnavailable
@@ -54,6 +61,7 @@ from booking_service.use_cases.resources import (
     list_resources,
     set_day,
 )
+from booking_service.use_cases.voice_platforms import update_platform_settings
 from booking_service.voice.vapi.definitions import tool_definitions
 
 DEMO_OWNER = "owner@demo.example"
@@ -174,6 +182,11 @@ def org_hmac(org_id: int, disable: bool):
 @click.option(
     "--quiet-hours", help='No SMS between these local times, e.g. "21:00-08:00"; "" for none.'
 )
+@click.option(
+    "--keep-recordings/--no-keep-recordings",
+    default=None,
+    help="Keep the recording URL of each call report (default: not kept).",
+)
 @_expected_errors
 def org_update(
     org_id: int,
@@ -187,6 +200,7 @@ def org_update(
     unverified_bookings_per_day,
     reminders,
     quiet_hours,
+    keep_recordings,
 ):
     """Change an organization's booking rules, per-caller cap, daily budgets, reminders and
     quiet hours; prints the organization (with --reminders/--quiet-hours: its messaging
@@ -204,6 +218,8 @@ def org_update(
         email_per_day=email_per_day,
         unverified_bookings_per_day=unverified_bookings_per_day,
     )
+    if keep_recordings is not None:
+        update_platform_settings(runtime().uow(), org_id, keep_recordings=keep_recordings)
     if reminders is not None or quiet_hours is not None:
         _echo({**_org_json(org), "messaging": show_messaging(runtime().uow(), org_id)})
     else:
@@ -393,4 +409,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(calendar_cli)
     app.cli.add_command(appointments_cli)
     org_cli.add_command(org_sms)
+    org_cli.add_command(org_retell)
+    org_cli.add_command(org_elevenlabs)
+    org_cli.add_command(org_vapi)
+    app.cli.add_command(retell_cli)
+    app.cli.add_command(elevenlabs_cli)
     org_cli.add_command(org_email)

@@ -41,6 +41,7 @@ from booking_service.persistence.repositories.organizations import OrganizationR
 from booking_service.persistence.repositories.outbox import OutboxRepository
 from booking_service.persistence.repositories.schedule import ScheduleRepository
 from booking_service.persistence.repositories.users import UserRepository
+from booking_service.persistence.repositories.voice_platforms import VoicePlatformRepository
 from booking_service.persistence.savepoints import savepoint
 from booking_service.persistence.secrets_box import NO_KEY, SecretBox
 
@@ -73,6 +74,7 @@ class AbstractUnitOfWork(abc.ABC):
     calendars: CalendarRepository
     users: UserRepository
     diary: DiaryRepository
+    voice_platforms: VoicePlatformRepository
 
     # What the worker keeps of organizations between requests (org_cache); None: read each
     # time (the CLI, the web page, the worker).
@@ -216,6 +218,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.calendars = CalendarRepository(self.session)
         self.users = UserRepository(self.session)
         self.diary = DiaryRepository(self.session)
+        self.voice_platforms = VoicePlatformRepository(self.session)
         self.counters = CounterRepository(self.session)
         return self
 

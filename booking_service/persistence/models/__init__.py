@@ -12,7 +12,8 @@ refuses to attach one organization's appointment to another's contact.
 - messages: messaging settings, notifications, SMS opt-outs and inbound SMS;
 - calendars: calendar links, busy times, pushes and ICS feeds;
 - users: who signs in to the web page, and the sign-in throttle;
-- counters: per-organization counts within a window.
+- counters: per-organization counts within a window;
+- calls: voice platform settings and the reports of finished calls.
 
 Importing this package registers every table on `Base.metadata` (alembic's env.py relies on
 it), and every model and constant is importable from here as before the split.
@@ -37,6 +38,11 @@ from booking_service.persistence.models.calendars import (
     CalendarFeed,
     CalendarLink,
     CalendarPush,
+)
+from booking_service.persistence.models.calls import (
+    UQ_CALL_REPORTS_ORG_PLATFORM_CALL,
+    CallReport,
+    VoicePlatformSettings,
 )
 from booking_service.persistence.models.counters import (
     OrgCounter,
@@ -88,6 +94,7 @@ __all__ = [
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
     "UQ_APPOINTMENTS_ORG_REFERENCE",
+    "UQ_CALL_REPORTS_ORG_PLATFORM_CALL",
     "UQ_CONTACTS_ORG_EMAIL_PHONELESS",
     "UQ_CONTACTS_ORG_ID",
     "UQ_CONTACTS_ORG_PHONE",
@@ -103,6 +110,7 @@ __all__ = [
     "CalendarFeed",
     "CalendarLink",
     "CalendarPush",
+    "CallReport",
     "Contact",
     "MessagingSettings",
     "Notification",
@@ -117,6 +125,7 @@ __all__ = [
     "SmsOptOut",
     "ToolCall",
     "User",
+    "VoicePlatformSettings",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -37,6 +37,9 @@ class ToolCall(Base):
         BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
     )
     tool_call_id: Mapped[str] = mapped_column(Text)
+    # The voice platform that sent it (vapi, retell, elevenlabs); `vapi_call_id` holds that
+    # platform's call id (the name predates the other platforms).
+    platform: Mapped[str] = mapped_column(Text, server_default="vapi")
     vapi_call_id: Mapped[str | None] = mapped_column(Text)
     # The verified caller's number (E.164), if any: a stored answer goes back only to the same
     # organization, VAPI call and caller.
