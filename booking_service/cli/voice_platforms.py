@@ -14,9 +14,8 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
-from booking_service.persistence.repositories.voice_platforms import PlatformSettings
 from booking_service.runtime.extensions import runtime
-from booking_service.use_cases.voice_platforms import update_platform_settings
+from booking_service.use_cases.voice_platforms import PlatformSettings, update_platform_settings
 from booking_service.voice.elevenlabs.definitions import SECRET_PLACEHOLDER, tool_configs
 from booking_service.voice.retell.definitions import tool_definitions as retell_definitions
 
