@@ -18,6 +18,7 @@ from flask.cli import AppGroup
 
 from booking_service.cli.appointments import appointment_alias_cli, appointments_cli
 from booking_service.cli.calendars import calendar_cli
+from booking_service.cli.calls import calls_cli
 from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
@@ -413,5 +414,6 @@ def register_cli(app: Flask) -> None:
     org_cli.add_command(org_elevenlabs)
     org_cli.add_command(org_vapi)
     app.cli.add_command(retell_cli)
+    app.cli.add_command(calls_cli)
     app.cli.add_command(elevenlabs_cli)
     org_cli.add_command(org_email)

@@ -28,7 +28,9 @@ COMPLETED = "appointment.completed"
 NO_SHOW = "appointment.no_show"
 # Not about one appointment: the organization's daily SMS or email budget is used up (#24).
 BUDGET_REACHED = "messages.budget_reached"
-EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED, COMPLETED, NO_SHOW, BUDGET_REACHED)
+# Not about one appointment: a voice platform reported a finished call (#27).
+CALL_ENDED = "call.ended"
+EVENT_TYPES = (BOOKED, RESCHEDULED, CANCELLED, COMPLETED, NO_SHOW, BUDGET_REACHED, CALL_ENDED)
 
 _TYPES: dict[type[AppointmentEvent], str] = {
     AppointmentBooked: BOOKED,
@@ -82,3 +84,10 @@ def budget_payload(org_id: int, channel: str, budget: int, day: str, at: datetim
     """The body of `messages.budget_reached`: which channel, its daily budget, the local day."""
     data = {"organizationId": org_id, "channel": channel, "budget": budget, "day": day}
     return {"type": BUDGET_REACHED, "timestamp": at.isoformat(), "data": data}
+
+
+def call_payload(org_id: int, call: dict, at: datetime) -> dict:
+    """The body of `call.ended`: the stored call report (`call`: platform, callId, startedAt,
+    endedAt, endedReason, summary, references, outcome), as the platform reported it."""
+    data = {"organizationId": org_id, **call}
+    return {"type": CALL_ENDED, "timestamp": at.isoformat(), "data": data}

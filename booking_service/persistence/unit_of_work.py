@@ -30,6 +30,7 @@ from booking_service.persistence.org_cache import OrgCache
 from booking_service.persistence.repositories.adoption import AdoptionRepository
 from booking_service.persistence.repositories.appointments import AppointmentRepository
 from booking_service.persistence.repositories.calendars import CalendarRepository
+from booking_service.persistence.repositories.call_reports import CallReportRepository
 from booking_service.persistence.repositories.contacts import ContactRepository
 from booking_service.persistence.repositories.counters import CounterRepository
 from booking_service.persistence.repositories.diary import DiaryRepository
@@ -75,6 +76,7 @@ class AbstractUnitOfWork(abc.ABC):
     users: UserRepository
     diary: DiaryRepository
     voice_platforms: VoicePlatformRepository
+    call_reports: CallReportRepository
 
     # What the worker keeps of organizations between requests (org_cache); None: read each
     # time (the CLI, the web page, the worker).
@@ -219,6 +221,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.users = UserRepository(self.session)
         self.diary = DiaryRepository(self.session)
         self.voice_platforms = VoicePlatformRepository(self.session)
+        self.call_reports = CallReportRepository(self.session)
         self.counters = CounterRepository(self.session)
         return self
 

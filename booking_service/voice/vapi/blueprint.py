@@ -13,10 +13,11 @@ from collections.abc import Callable
 from flask import Blueprint, g, jsonify, request
 
 from booking_service.api.errors import error_response
-from booking_service.domain.errors import StaleOrganization
+from booking_service.domain.errors import DatabaseUnavailable, StaleOrganization
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import Runtime, runtime
 from booking_service.runtime.logging_setup import log_context
+from booking_service.use_cases.call_reports import record_call
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.signatures import Verdict
 from booking_service.use_cases.tool_calls import Answer
@@ -31,6 +32,7 @@ from booking_service.voice.vapi.auth import (
     org_with_hmac,
     org_with_secret,
 )
+from booking_service.voice.vapi.call_report import call_end
 from booking_service.voice.vapi.envelope import PLATFORM, BadEnvelope, parse
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
@@ -127,6 +129,8 @@ def _respond(
     header_call_id = usable_id(request.headers.get("X-Call-Id"))
     call_id = envelope.vapi_call_id or header_call_id
     with log_context(org_id=org.id, call_id=call_id):
+        if envelope.type == "end-of-call-report":
+            return _report(scope, org, body, header_call_id)
         if envelope.type != "tool-calls":
             return jsonify({})
         refused = too_many_calls(envelope)
@@ -145,3 +149,17 @@ def _respond(
         if outcome.ran and verdict.signature is not None:
             keep_answer(scope, org.id, verdict.signature, result)
         return jsonify(result)
+
+
+def _report(scope: ConnectionScope, org: OrgInfo, body: bytes, header_call_id: str | None):
+    """Store the end-of-call report once (VAPI sends it once and never retries: duplicates
+    that happen anyway change nothing)."""
+    report = call_end(body, header_call_id)
+    if report is None:
+        return error_response(400, "The end-of-call report has no call id.")
+    try:
+        record_call(scope.uow(), org.id, report)
+    except DatabaseUnavailable:
+        log.exception("could not store the end-of-call report: database unavailable")
+        return error_response(503, "The report could not be stored; please send it again.")
+    return jsonify({})
