@@ -291,3 +291,34 @@ def test_without_a_webhook_secret_elevenlabs_events_are_refused(client, org, db)
     raw = _elevenlabs_event("conv_4")
 
     assert post_elevenlabs_event(client, org, raw, elevenlabs_signature(raw)).status_code == 401
+
+
+# --- the owner's page ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_in(app, owner):
+    from tests.support.web import sign_in_as
+
+    client = app.test_client()
+    assert sign_in_as(client, "owner@bright.example", "correct horse battery").status_code == 302
+    return client
+
+
+def test_the_owner_sees_the_summary_on_the_appointment_and_calls_without_booking(
+    app, client, org, signed_in
+):
+    reference = vapi_book(client, org, "booked-call")
+    post(client, org, vapi_report("booked-call"))
+    hostile = "<img src=x onerror=alert(1)> wanted a crown, no time suited"
+    post(client, org, vapi_report("asked-only", analysis={"summary": hostile}))
+
+    detail = signed_in.get(f"/app/appointments/{reference}").get_data(as_text=True)
+    agenda = signed_in.get("/app/agenda").get_data(as_text=True)
+
+    assert "What the call reported" in detail
+    assert "Maria Lopez booked a cleaning for Tuesday at 10 AM." in detail
+    assert "Calls without a booking" in agenda
+    assert "&lt;img src=x onerror=alert(1)&gt; wanted a crown" in agenda
+    assert "<img src=x" not in agenda
+    assert "Maria Lopez booked a cleaning" not in agenda  # a booking call needs no follow-up
