@@ -63,6 +63,10 @@ from booking_service.use_cases.resources import (
     set_day,
 )
 from booking_service.use_cases.voice_platforms import update_platform_settings
+from booking_service.voice.elevenlabs.definitions import SECRET_PLACEHOLDER, tool_configs
+from booking_service.voice.elevenlabs.definitions import tools_url as elevenlabs_url
+from booking_service.voice.retell.definitions import tool_definitions as retell_definitions
+from booking_service.voice.retell.definitions import tool_url as retell_url
 from booking_service.voice.vapi.definitions import tool_definitions
 
 DEMO_OWNER = "owner@demo.example"
@@ -350,11 +354,43 @@ def schema_adopt():
     _echo(report.as_json())
 
 
+# The demo business's services: the printed curl asks for "cleaning", which must be one of
+# them (a service outside the catalogue lands in notes).
+DEMO_SERVICES = (("cleaning", 45), ("check-up", 30), ("whitening", 60))
+
+
+def _platform_setup(url: str, org_id: int) -> list[tuple[str, str, object]]:
+    """(title, how to use it, the JSON to paste) for each voice platform."""
+    base = url.rstrip("/")
+    return [
+        (
+            "VAPI tools",
+            f"Server URL {base}/api/vapi/tools; credential: Bearer <the secret above>. "
+            "Paste each into Tools > Create (or POST /tool).",
+            tool_definitions(f"{base}/api/vapi/tools"),
+        ),
+        (
+            "Retell custom functions",
+            f"First: flask --app wsgi org retell {org_id} --api-key - (your Retell API key "
+            f"with the webhook badge, on standard input). Post-call webhook: "
+            f"{base}/api/retell/{org_id}/events.",
+            retell_definitions(retell_url(base, org_id)),
+        ),
+        (
+            "ElevenLabs webhook tools",
+            "Store 'Bearer <the secret above>' as a workspace secret and put its id in place of "
+            f"{SECRET_PLACEHOLDER}. Post-call webhook: {base}/api/elevenlabs/{org_id}/events "
+            f"(flask --app wsgi org elevenlabs {org_id} --webhook-secret -).",
+            tool_configs(elevenlabs_url(base)),
+        ),
+    ]
+
+
 @demo_cli.command("setup")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 def demo_setup(url: str):
-    """Create a demo organization and its owner on first run; print curls that check
-    availability and book, and how to sign in to the web page."""
+    """Create a demo organization (with services) and its owner on first run; print curls
+    that check availability and book, each voice platform's set-up, and how to sign in."""
     uow = runtime().uow
     existing = [org for org in list_orgs(uow()) if org.name == "Demo Dental"]
     if existing:
@@ -366,6 +402,8 @@ def demo_setup(url: str):
         )
         return
     created = create_org(uow(), name="Demo Dental", timezone="America/New_York")
+    for name, minutes in DEMO_SERVICES:
+        add_service(uow(), created.org.id, name, minutes)
     # The next weekday (default hours are Mon-Fri 09:00-17:00), at 10:00 local time.
     day = utc_now().astimezone(created.org.zone).date() + timedelta(days=1)
     while day.weekday() >= 5:
@@ -377,13 +415,20 @@ def demo_setup(url: str):
         {"name": "Maria Lopez", "start": f"{day.isoformat()}T10:00", "service": "cleaning"},
     )
     click.echo(
-        f"Created demo organization {created.org.id}. Webhook secret (shown once):", err=True
+        f"Created demo organization {created.org.id} with services "
+        f"{', '.join(name for name, _ in DEMO_SERVICES)}. Webhook secret (shown once):",
+        err=True,
     )
     click.echo(f"  {created.secret}", err=True)
     click.echo("Check availability:", err=True)
     click.echo(f"  {_curl(url, created.secret, check)}", err=True)
     click.echo("Book an appointment:", err=True)
     click.echo(f"  {_curl(url, created.secret, book)}", err=True)
+    for title, how, pasted in _platform_setup(url, created.org.id):
+        click.echo(f"--- {title} ---", err=True)
+        click.echo(how, err=True)
+        click.echo(json.dumps(pasted, indent=2, ensure_ascii=False), err=True)
+        click.echo(f"--- end of {title} ---", err=True)
     owner = add_user(uow(), created.org.id, DEMO_OWNER, "owner")
     click.echo(
         f"The diary's web page: {url}/app/ (sign in as {DEMO_OWNER} with the password "
