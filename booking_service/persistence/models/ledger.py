@@ -1,4 +1,4 @@
-"""The idempotency ledger: one row per answered VAPI tool call, written with its effects."""
+"""The idempotency ledger: one row per answered tool call of any platform, with its effects."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ UQ_TOOL_CALLS_ORG_TOOL_CALL = "uq_tool_calls_org_id_tool_call_id"
 
 
 class ToolCall(Base):
-    """The idempotency ledger: one row per answered VAPI tool call, written with its effects."""
+    """The idempotency ledger: one row per answered tool call of any platform, with its effects."""
 
     __tablename__ = "tool_calls"
     __table_args__ = (
