@@ -227,3 +227,12 @@ def test_the_exported_definitions_are_retells_custom_tools(app):
         assert tool.timeout_ms == 20000 and tool.args_at_root is False
         assert tool.speak_during_execution and tool.execution_message_description
         assert tool.parameters is not None and tool.parameters.type == "object"
+
+
+def test_unreadable_arguments_are_asked_for_again(client, retell_org, db):
+    body = {**_booking_body(), "args": "{not json"}
+
+    answer = post_retell(client, retell_org, body).get_json()
+
+    assert answer["status"] == "error" and "could not read the details" in answer["result"]
+    assert count(db, "SELECT count(*) FROM appointments") == 0

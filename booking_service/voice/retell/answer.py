@@ -3,6 +3,8 @@ model: `{"result": the sentence to speak, ...the structured fields}` (voice/repl
 
 from __future__ import annotations
 
+import json
+
 from flask import Response, jsonify
 
 from booking_service.use_cases.tool_calls import Answer
@@ -15,7 +17,7 @@ MAX_CHARACTERS = 15_000
 def answer_body(answer: Answer) -> dict:
     """The JSON for one answer; a listing too long for Retell keeps only its sentence."""
     body = replies.structured(answer)
-    if len(replies.result(body).result or "") > MAX_CHARACTERS:
+    if len(json.dumps(body, ensure_ascii=False)) > MAX_CHARACTERS:
         return {"result": body["result"][:MAX_CHARACTERS], "status": body.get("status")}
     return body
 

@@ -46,9 +46,11 @@ class FunctionCall:
             if self.is_inbound_phone_call and self.from_number
             else None
         )
+        # Unreadable arguments still get a key (of no arguments): the caller then hears that
+        # the details could not be read, not that the request had no id.
         key = (
-            invocation_key(PLATFORM, self.call_id, self.name, self.arguments)
-            if self.call_id is not None and self.name is not None and self.arguments is not None
+            invocation_key(PLATFORM, self.call_id, self.name, self.arguments or {})
+            if self.call_id is not None and self.name is not None
             else None
         )
         return Invocation(
