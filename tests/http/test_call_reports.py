@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from elevenlabs.client import ElevenLabs
 
-from tests.support.helpers import booked, cli, count, envelope, local_start, post, tool_call
+from tests.support.helpers import (
+    booked,
+    cli,
+    count,
+    envelope,
+    local_start,
+    post,
+    run_concurrently,
+    tool_call,
+)
 from tests.support.platforms import (
     enable_retell,
     post_elevenlabs,
@@ -23,6 +32,7 @@ from tests.support.platforms import (
     retell_body,
     retell_signature,
 )
+from tests.support.web import sign_in_as
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CALLER = "+14155550123"
@@ -298,8 +308,6 @@ def test_without_a_webhook_secret_elevenlabs_events_are_refused(client, org, db)
 
 @pytest.fixture
 def signed_in(app, owner):
-    from tests.support.web import sign_in_as
-
     client = app.test_client()
     assert sign_in_as(client, "owner@bright.example", "correct horse battery").status_code == 302
     return client
@@ -322,3 +330,16 @@ def test_the_owner_sees_the_summary_on_the_appointment_and_calls_without_booking
     assert "&lt;img src=x onerror=alert(1)&gt; wanted a crown" in agenda
     assert "<img src=x" not in agenda
     assert "Maria Lopez booked a cleaning" not in agenda  # a booking call needs no follow-up
+
+
+def test_concurrent_duplicates_of_a_report_store_one_call_and_one_event(app, client, org, db):
+    reference = vapi_book(client, org, "dup-call")
+    report = vapi_report("dup-call")
+
+    statuses = run_concurrently(4, lambda i: post(app.test_client(), org, report).status_code)
+
+    assert statuses == [200] * 4
+    assert db.execute('SELECT call_id, "references" FROM call_reports').fetchall() == [
+        ("dup-call", [reference])
+    ]
+    assert count(db, "SELECT count(*) FROM outbox_events WHERE type = 'call.ended'") == 1

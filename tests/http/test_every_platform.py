@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from booking_service.voice.refusals import HAND_OVER, NEED_PROOF, NO_MATCH
-from tests.support.helpers import count, local_start
+from tests.support.helpers import count, envelope, local_start, post, tool_call
 from tests.support.platforms import FRONTS, Front
 
 VICTIM = "+14155550123"
@@ -185,8 +185,6 @@ def test_one_call_makes_at_most_six_changes(client, org, db, front):
 def test_a_repeated_identical_request_books_once_with_the_same_answer(client, org, db, front):
     args = {"name": "Maria", "start": _start(0)}
     if front.name == "vapi":  # VAPI's repeat carries the same toolCallId
-        from tests.support.helpers import envelope, post, tool_call
-
         body = envelope(tool_call(call_id="tc-1", **args), customer=VICTIM, call_id="c1")
         first, again = (post(client, org, body).get_json() for _ in range(2))
     else:
