@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from booking_service.runtime.admission import Admission
 from booking_service.voice.refusals import HAND_OVER, NEED_PROOF, NO_MATCH
-from tests.support.helpers import count, envelope, local_start, post, tool_call
+from booking_service.voice.replies import BUSY
+from tests.support.helpers import cli, count, envelope, local_start, post, tool_call
 from tests.support.platforms import FRONTS, Front
 
 VICTIM = "+14155550123"
@@ -196,3 +198,75 @@ def test_a_repeated_identical_request_books_once_with_the_same_answer(client, or
     assert first == again
     assert count(db, "SELECT count(*) FROM appointments") == 1
     assert count(db, "SELECT count(*) FROM tool_calls") == 1
+
+
+def test_bookings_for_numbers_nobody_verified_stop_at_the_daily_limit(app, client, org, db, front):
+    cli(app, "org", "update", str(org.id), "--unverified-bookings-per-day", "2")
+
+    def book_for(n: int, caller: str | None):
+        args = {"name": "Sam", "start": _start(n), "phone": f"+1202555{n:04d}"}
+        return front.call(
+            client,
+            org,
+            "bookAppointment",
+            args,
+            caller=caller,
+            call_id=f"c{n}",
+            phone_call=caller is not None,
+        )
+
+    heard = [book_for(n, None) for n in range(3)]
+    own = front.call(
+        client,
+        org,
+        "bookAppointment",
+        {"name": "Maria", "start": _start(5)},
+        caller=VICTIM,
+        call_id="own",
+    )
+
+    assert [h.result is not None for h in heard] == [True, True, False]
+    assert heard[2].error and "other than the one you're calling from" in heard[2].error
+    assert own.result is not None  # a verified caller's own number is not limited
+    assert count(db, "SELECT count(*) FROM appointments") == 3
+
+
+def _metric(client, line_start: str) -> float:
+    text = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_data(as_text=True)
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)]
+    return values[0] if values else 0.0
+
+
+def test_every_tool_call_is_counted_in_the_same_metric(client, org, front):
+    counted = 'booking_tool_calls_total{outcome="ok",tool="checkAvailability"}'
+    before = _metric(client, counted)
+
+    front.call(
+        client,
+        org,
+        "checkAvailability",
+        {"date": local_start(days=6)[:10]},
+        caller=VICTIM,
+        call_id="m1",
+    )
+
+    assert _metric(client, counted) == before + 1
+
+
+def test_an_organization_over_its_share_of_the_worker_is_answered_busy(
+    client, runtime, org, db, front
+):
+    runtime.admission = Admission(1)  # this test's app: one request per organization
+    with runtime.admission.enter(org.id) as admitted:
+        assert admitted  # a request of the organization still in flight
+        heard = front.call(
+            client,
+            org,
+            "bookAppointment",
+            {"name": "Maria", "start": _start(0)},
+            caller=VICTIM,
+            call_id="busy",
+        )
+
+    assert heard.error == BUSY
+    assert count(db, "SELECT count(*) FROM appointments") == 0
