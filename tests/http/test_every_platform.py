@@ -4,6 +4,8 @@ the pipeline's, so each test here runs through VAPI, Retell and ElevenLabs alike
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from booking_service.runtime.admission import Admission
@@ -270,3 +272,17 @@ def test_an_organization_over_its_share_of_the_worker_is_answered_busy(
 
     assert heard.error == BUSY
     assert count(db, "SELECT count(*) FROM appointments") == 0
+
+
+def test_without_a_database_every_platform_hears_that_it_is_not_reachable(unreachable_app):
+    client = unreachable_app.test_client()
+    args = {"name": "Maria", "start": _start(0)}
+
+    secret = "bks_1_abcdefghijklmnopqrstuvwxyz"
+    somebody = SimpleNamespace(id=1, secret=secret, headers={"Authorization": f"Bearer {secret}"})
+    heard = [
+        front.call(client, somebody, "bookAppointment", args, caller=VICTIM, call_id="c1")
+        for front in FRONTS.values()
+    ]
+
+    assert all(h.error and "not reachable" in h.error for h in heard), heard

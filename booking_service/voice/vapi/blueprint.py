@@ -13,7 +13,7 @@ from collections.abc import Callable
 from flask import Blueprint, g, jsonify, request
 
 from booking_service.api.errors import error_response
-from booking_service.domain.errors import DatabaseUnavailable, StaleOrganization
+from booking_service.domain.errors import DatabaseUnavailable, OutOfTime, StaleOrganization
 from booking_service.domain.times import utc_now
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import Runtime, runtime
@@ -164,7 +164,7 @@ def _report(scope: ConnectionScope, org: OrgInfo, body: bytes, header_call_id: s
         return error_response(400, "The end-of-call report has no call id.")
     try:
         record_call(scope.uow(), org.id, report)
-    except DatabaseUnavailable:
+    except (DatabaseUnavailable, OutOfTime):
         log.exception("could not store the end-of-call report: database unavailable")
         return error_response(503, "The report could not be stored; please send it again.")
     return jsonify({})
@@ -175,7 +175,7 @@ def _assistant(scope: ConnectionScope, org: OrgInfo, envelope: Envelope):
     and next appointment."""
     try:
         found = greeting(scope.uow(), org, envelope.verified_caller(org), utc_now())
-    except DatabaseUnavailable:
+    except (DatabaseUnavailable, OutOfTime):
         log.exception("could not answer assistant-request: database unavailable")
         return jsonify({"error": "The booking service is not reachable right now."})
     return jsonify(assistant_answer(found))
