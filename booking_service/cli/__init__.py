@@ -223,12 +223,14 @@ def org_update(
         email_per_day=email_per_day,
         unverified_bookings_per_day=unverified_bookings_per_day,
     )
+    shown = _org_json(org)
     if keep_recordings is not None:
         update_platform_settings(runtime().uow(), org_id, keep_recordings=keep_recordings)
+        shown["keep_recordings"] = keep_recordings
     if reminders is not None or quiet_hours is not None:
-        _echo({**_org_json(org), "messaging": show_messaging(runtime().uow(), org_id)})
+        _echo({**shown, "messaging": show_messaging(runtime().uow(), org_id)})
     else:
-        _echo(_org_json(org))
+        _echo(shown)
 
 
 @resource_cli.command("add")

@@ -14,6 +14,7 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from booking_service.cli.common import echo, expected_errors
+from booking_service.domain.errors import InputError
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.voice_platforms import PlatformSettings, update_platform_settings
 from booking_service.voice.elevenlabs.definitions import SECRET_PLACEHOLDER, tool_configs
@@ -34,9 +35,14 @@ def settings_json(settings: PlatformSettings) -> dict:
     }
 
 
-def _read(value: str | None) -> str | None:
+def _read(value: str | None, field: str, disable: bool) -> str | None:
+    """The key given (from standard input for "-"); one of it and --disable is required."""
+    if disable:
+        return None
     if value == "-":
-        return sys.stdin.readline().strip()
+        value = sys.stdin.readline().strip()
+    if not value:
+        raise InputError(field, "is required (or --disable)")
     return value
 
 
@@ -55,7 +61,7 @@ def org_retell(org_id: int, api_key: str | None, disable: bool):
     settings = update_platform_settings(
         runtime().uow(),
         org_id,
-        retell_api_key=None if disable else _read(api_key),
+        retell_api_key=_read(api_key, "api_key", disable),
         clear=("retell_api_key",) if disable else (),
     )
     echo({**settings_json(settings), "tools_path": f"/api/retell/{org_id}/tools"})
@@ -76,7 +82,7 @@ def org_elevenlabs(org_id: int, webhook_secret: str | None, disable: bool):
     settings = update_platform_settings(
         runtime().uow(),
         org_id,
-        elevenlabs_webhook_secret=None if disable else _read(webhook_secret),
+        elevenlabs_webhook_secret=_read(webhook_secret, "webhook_secret", disable),
         clear=("elevenlabs_webhook_secret",) if disable else (),
     )
     echo({**settings_json(settings), "events_path": f"/api/elevenlabs/{org_id}/events"})
@@ -97,7 +103,7 @@ def org_vapi(org_id: int, assistant_id: str | None, disable: bool):
     settings = update_platform_settings(
         runtime().uow(),
         org_id,
-        vapi_assistant_id=None if disable else assistant_id,
+        vapi_assistant_id=_read(assistant_id, "assistant_id", disable),
         clear=("vapi_assistant_id",) if disable else (),
     )
     echo(settings_json(settings))

@@ -236,3 +236,15 @@ def test_unreadable_arguments_are_asked_for_again(client, retell_org, db):
 
     assert answer["status"] == "error" and "could not read the details" in answer["result"]
     assert count(db, "SELECT count(*) FROM appointments") == 0
+
+
+def test_the_cli_wants_a_key_or_disable_and_names_an_unknown_organization(app, org):
+    assert "--api-key is required" in cli(app, "org", "retell", str(org.id), ok=False)
+    assert "--api-key is required" in cli(
+        app, "org", "retell", str(org.id), "--api-key", "-", input="\n", ok=False
+    )
+    assert "no organization with id 424242" in cli(
+        app, "org", "retell", "424242", "--api-key", "k", ok=False
+    )
+    shown = json.loads(cli(app, "org", "update", str(org.id), "--keep-recordings"))
+    assert shown["keep_recordings"] is True
