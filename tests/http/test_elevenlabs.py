@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from elevenlabs.types import WebhookToolConfigInput
+from elevenlabs.types.tool_request_model_tool_config import ToolRequestModelToolConfig_Webhook
 
 from booking_service.voice.refusals import NEED_PROOF
 from tests.support.helpers import cli, count, local_start
@@ -100,10 +100,13 @@ def test_the_exported_configs_are_elevenlabs_webhook_tools(app):
 
     assert len(configs) == 5
     for config in configs:
-        tool = WebhookToolConfigInput.model_validate(config)
+        tool = ToolRequestModelToolConfig_Webhook.model_validate(config)
         assert tool.api_schema.url == f"{url}/{tool.name}"
         assert tool.response_timeout_secs == 20
         assert tool.tool_error_handling_mode == "passthrough"
+        assert tool.pre_tool_speech == "force"
+        # Every field is one the SDK knows (the tool's and its api_schema's).
+        assert not tool.model_extra and not tool.api_schema.model_extra
         headers = config["api_schema"]["request_headers"]
         assert headers == {"Authorization": {"secret_id": "sec_1"}}
         body = config["api_schema"]["request_body_schema"]

@@ -62,7 +62,7 @@ def tool_configs(url: str, secret_id: str = SECRET_PLACEHOLDER) -> list[dict]:
             "name": tool.name,
             "description": tool.description,
             "response_timeout_secs": RESPONSE_TIMEOUT_SECS,
-            "force_pre_tool_speech": True,
+            "pre_tool_speech": "force",  # the agent says it is checking before the call
             "execution_mode": "immediate",
             "tool_error_handling_mode": "passthrough",
             "api_schema": {
