@@ -28,6 +28,8 @@ from booking_service.runtime.admission import Admission
 from booking_service.runtime.extensions import Runtime, init_runtime
 from booking_service.runtime.logging_setup import configure_logging
 from booking_service.runtime.proxy import TrustedProxies
+from booking_service.voice.elevenlabs.blueprint import bp as elevenlabs_bp
+from booking_service.voice.retell.blueprint import bp as retell_bp
 from booking_service.voice.vapi.blueprint import bp as vapi_bp
 from booking_service.web import init_web
 from booking_service.web.errors import error_page
@@ -65,6 +67,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
 
     app.register_blueprint(vapi_bp)
+    app.register_blueprint(retell_bp)
+    app.register_blueprint(elevenlabs_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(metrics_bp)
     app.register_blueprint(twilio_bp)

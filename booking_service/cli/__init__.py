@@ -19,6 +19,7 @@ from flask.cli import AppGroup
 from booking_service.cli.api_keys import apikey_cli
 from booking_service.cli.appointments import appointment_alias_cli, appointments_cli
 from booking_service.cli.calendars import calendar_cli
+from booking_service.cli.calls import calls_cli
 from booking_service.cli.common import echo as _echo
 from booking_service.cli.common import expected_errors as _expected_errors
 from booking_service.cli.common import fail as _fail
@@ -29,6 +30,13 @@ from booking_service.cli.messaging import (
     secrets_cli,
 )
 from booking_service.cli.users import user_cli
+from booking_service.cli.voice_platforms import (
+    elevenlabs_cli,
+    org_elevenlabs,
+    org_retell,
+    org_vapi,
+    retell_cli,
+)
 from booking_service.cli.waitlist import waitlist_cli
 from booking_service.cli.webhooks import webhook_cli, worker_command
 from booking_service.config import ConfigError
@@ -56,6 +64,11 @@ from booking_service.use_cases.resources import (
     list_resources,
     set_day,
 )
+from booking_service.use_cases.voice_platforms import update_platform_settings
+from booking_service.voice.elevenlabs.definitions import SECRET_PLACEHOLDER, tool_configs
+from booking_service.voice.elevenlabs.definitions import tools_url as elevenlabs_url
+from booking_service.voice.retell.definitions import tool_definitions as retell_definitions
+from booking_service.voice.retell.definitions import tool_url as retell_url
 from booking_service.voice.vapi.definitions import tool_definitions
 
 DEMO_OWNER = "owner@demo.example"
@@ -176,6 +189,11 @@ def org_hmac(org_id: int, disable: bool):
 @click.option(
     "--quiet-hours", help='No SMS between these local times, e.g. "21:00-08:00"; "" for none.'
 )
+@click.option(
+    "--keep-recordings/--no-keep-recordings",
+    default=None,
+    help="Keep the recording URL of each call report (default: not kept).",
+)
 @_expected_errors
 def org_update(
     org_id: int,
@@ -189,6 +207,7 @@ def org_update(
     unverified_bookings_per_day,
     reminders,
     quiet_hours,
+    keep_recordings,
 ):
     """Change an organization's booking rules, per-caller cap, daily budgets, reminders and
     quiet hours; prints the organization (with --reminders/--quiet-hours: its messaging
@@ -206,10 +225,14 @@ def org_update(
         email_per_day=email_per_day,
         unverified_bookings_per_day=unverified_bookings_per_day,
     )
+    shown = _org_json(org)
+    if keep_recordings is not None:
+        update_platform_settings(runtime().uow(), org_id, keep_recordings=keep_recordings)
+        shown["keep_recordings"] = keep_recordings
     if reminders is not None or quiet_hours is not None:
-        _echo({**_org_json(org), "messaging": show_messaging(runtime().uow(), org_id)})
+        _echo({**shown, "messaging": show_messaging(runtime().uow(), org_id)})
     else:
-        _echo(_org_json(org))
+        _echo(shown)
 
 
 @resource_cli.command("add")
@@ -335,11 +358,43 @@ def schema_adopt():
     _echo(report.as_json())
 
 
+# The demo business's services: the printed curl asks for "cleaning", which must be one of
+# them (a service outside the catalogue lands in notes).
+DEMO_SERVICES = (("cleaning", 45), ("check-up", 30), ("whitening", 60))
+
+
+def _platform_setup(url: str, org_id: int) -> list[tuple[str, str, object]]:
+    """(title, how to use it, the JSON to paste) for each voice platform."""
+    base = url.rstrip("/")
+    return [
+        (
+            "VAPI tools",
+            f"Server URL {base}/api/vapi/tools; credential: Bearer <the secret above>. "
+            "Paste each into Tools > Create (or POST /tool).",
+            tool_definitions(f"{base}/api/vapi/tools"),
+        ),
+        (
+            "Retell custom functions",
+            f"First: flask --app wsgi org retell {org_id} --api-key - (your Retell API key "
+            f"with the webhook badge, on standard input). Post-call webhook: "
+            f"{base}/api/retell/{org_id}/events.",
+            retell_definitions(retell_url(base, org_id)),
+        ),
+        (
+            "ElevenLabs webhook tools",
+            "Store 'Bearer <the secret above>' as a workspace secret and put its id in place of "
+            f"{SECRET_PLACEHOLDER}. Post-call webhook: {base}/api/elevenlabs/{org_id}/events "
+            f"(flask --app wsgi org elevenlabs {org_id} --webhook-secret -).",
+            tool_configs(elevenlabs_url(base)),
+        ),
+    ]
+
+
 @demo_cli.command("setup")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 def demo_setup(url: str):
-    """Create a demo organization and its owner on first run; print curls that check
-    availability and book, and how to sign in to the web page."""
+    """Create a demo organization (with services) and its owner on first run; print curls
+    that check availability and book, each voice platform's set-up, and how to sign in."""
     uow = runtime().uow
     existing = [org for org in list_orgs(uow()) if org.name == "Demo Dental"]
     if existing:
@@ -351,6 +406,8 @@ def demo_setup(url: str):
         )
         return
     created = create_org(uow(), name="Demo Dental", timezone="America/New_York")
+    for name, minutes in DEMO_SERVICES:
+        add_service(uow(), created.org.id, name, minutes)
     # The next weekday (default hours are Mon-Fri 09:00-17:00), at 10:00 local time.
     day = utc_now().astimezone(created.org.zone).date() + timedelta(days=1)
     while day.weekday() >= 5:
@@ -362,13 +419,20 @@ def demo_setup(url: str):
         {"name": "Maria Lopez", "start": f"{day.isoformat()}T10:00", "service": "cleaning"},
     )
     click.echo(
-        f"Created demo organization {created.org.id}. Webhook secret (shown once):", err=True
+        f"Created demo organization {created.org.id} with services "
+        f"{', '.join(name for name, _ in DEMO_SERVICES)}. Webhook secret (shown once):",
+        err=True,
     )
     click.echo(f"  {created.secret}", err=True)
     click.echo("Check availability:", err=True)
     click.echo(f"  {_curl(url, created.secret, check)}", err=True)
     click.echo("Book an appointment:", err=True)
     click.echo(f"  {_curl(url, created.secret, book)}", err=True)
+    for title, how, pasted in _platform_setup(url, created.org.id):
+        click.echo(f"--- {title} ---", err=True)
+        click.echo(how, err=True)
+        click.echo(json.dumps(pasted, indent=2, ensure_ascii=False), err=True)
+        click.echo(f"--- end of {title} ---", err=True)
     owner = add_user(uow(), created.org.id, DEMO_OWNER, "owner")
     click.echo(
         f"The diary's web page: {url}/app/ (sign in as {DEMO_OWNER} with the password "
@@ -397,4 +461,10 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(appointments_cli)
     app.cli.add_command(waitlist_cli)
     org_cli.add_command(org_sms)
+    org_cli.add_command(org_retell)
+    org_cli.add_command(org_elevenlabs)
+    org_cli.add_command(org_vapi)
+    app.cli.add_command(retell_cli)
+    app.cli.add_command(calls_cli)
+    app.cli.add_command(elevenlabs_cli)
     org_cli.add_command(org_email)

@@ -31,6 +31,8 @@ NO_SHOW = "appointment.no_show"
 CONFIRMED = "appointment.confirmed"
 # Not about one appointment: the organization's daily SMS or email budget is used up (#24).
 BUDGET_REACHED = "messages.budget_reached"
+# Not about one appointment: a voice platform reported a finished call (#27).
+CALL_ENDED = "call.ended"
 # A linked calendar's grant was revoked or expired: its owner must connect it again (#26).
 CALENDAR_DISCONNECTED = "calendar.disconnected"
 # The waitlist (#29): a freed time was texted to a waiting caller; their YES booked it.
@@ -47,6 +49,7 @@ EVENT_TYPES = (
     CONFIRMED,
     WAITLIST_OFFERED,
     WAITLIST_BOOKED,
+    CALL_ENDED,
 )
 
 _TYPES: dict[type[AppointmentEvent], str] = {
@@ -138,3 +141,10 @@ def waitlist_payload(
         "reference": reference,
     }
     return {"type": event_type, "timestamp": at.isoformat(), "data": data}
+
+
+def call_payload(org_id: int, call: dict, at: datetime) -> dict:
+    """The body of `call.ended`: the stored call report (`call`: platform, callId, startedAt,
+    endedAt, endedReason, summary, references, outcome), as the platform reported it."""
+    data = {"organizationId": org_id, **call}
+    return {"type": CALL_ENDED, "timestamp": at.isoformat(), "data": data}

@@ -52,6 +52,12 @@ REQUIRED: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
         ("api_key_id", "idempotency_key"),
         None,
     ),
+    models.UQ_CALL_REPORTS_ORG_PLATFORM_CALL: (
+        "call_reports",
+        "u",
+        ("org_id", "platform", "call_id"),
+        None,
+    ),
     models.UQ_RESOURCES_ORG_ID: ("resources", "u", ("org_id", "id"), None),
     models.UQ_RESOURCES_ORG_NAME: ("resources", "u", ("org_id", "name_key"), None),
     models.UQ_SERVICES_ORG_NAME: ("services", "u", ("org_id", "name_key"), None),

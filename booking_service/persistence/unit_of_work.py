@@ -32,6 +32,7 @@ from booking_service.persistence.repositories.api_keys import ApiKeyRepository
 from booking_service.persistence.repositories.api_requests import ApiRequestRepository
 from booking_service.persistence.repositories.appointments import AppointmentRepository
 from booking_service.persistence.repositories.calendars import CalendarRepository
+from booking_service.persistence.repositories.call_reports import CallReportRepository
 from booking_service.persistence.repositories.contacts import ContactRepository
 from booking_service.persistence.repositories.counters import CounterRepository
 from booking_service.persistence.repositories.diary import DiaryRepository
@@ -43,6 +44,7 @@ from booking_service.persistence.repositories.organizations import OrganizationR
 from booking_service.persistence.repositories.outbox import OutboxRepository
 from booking_service.persistence.repositories.schedule import ScheduleRepository
 from booking_service.persistence.repositories.users import UserRepository
+from booking_service.persistence.repositories.voice_platforms import VoicePlatformRepository
 from booking_service.persistence.repositories.waitlist import WaitlistRepository
 from booking_service.persistence.savepoints import savepoint
 from booking_service.persistence.secrets_box import NO_KEY, SecretBox
@@ -79,6 +81,8 @@ class AbstractUnitOfWork(abc.ABC):
     waitlist: WaitlistRepository
     api_keys: ApiKeyRepository
     api_requests: ApiRequestRepository
+    voice_platforms: VoicePlatformRepository
+    call_reports: CallReportRepository
 
     # What the worker keeps of organizations between requests (org_cache); None: read each
     # time (the CLI, the web page, the worker).
@@ -241,6 +245,8 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.calendars = CalendarRepository(self.session)
         self.users = UserRepository(self.session)
         self.diary = DiaryRepository(self.session)
+        self.voice_platforms = VoicePlatformRepository(self.session)
+        self.call_reports = CallReportRepository(self.session)
         self.counters = CounterRepository(self.session)
         self.waitlist = WaitlistRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)

@@ -9,7 +9,7 @@ work's source ("web") is what the events record.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from booking_service.domain.errors import InputError, NotFound
@@ -21,6 +21,7 @@ from booking_service.domain.normalize import (
 )
 from booking_service.domain.times import ParsedStart
 from booking_service.persistence.repositories.calendars import ListedAppointment
+from booking_service.persistence.repositories.call_reports import CallRow
 from booking_service.persistence.repositories.diary import (
     AppointmentDetail,
     HistoryEntry,
@@ -113,6 +114,8 @@ class AppointmentPage:
     detail: AppointmentDetail
     history: list[HistoryEntry]
     tool_calls: list[ToolCallEntry]
+    # What the voice platforms reported of the calls that booked, moved or cancelled it.
+    calls: list[CallRow] = field(default_factory=list)
 
     @property
     def changeable(self) -> bool:
@@ -132,7 +135,8 @@ def appointment_page(uow: AbstractUnitOfWork, org: OrgInfo, reference: str) -> A
             if detail.vapi_call_id and not detail.vapi_call_id.startswith(WEB_FORM_PREFIX)
             else []
         )
-    return AppointmentPage(detail, history, calls)
+        reports = uow.call_reports.touching(org.id, detail.reference)
+    return AppointmentPage(detail, history, calls, reports)
 
 
 def cancel_by_staff(

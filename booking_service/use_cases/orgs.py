@@ -92,6 +92,11 @@ def _info(org: OrganizationRow, *, cached: bool = False) -> OrgInfo:
     )
 
 
+def org_info(org: OrganizationRow) -> OrgInfo:
+    """What a request needs to know of a stored organization."""
+    return _info(org)
+
+
 def hash_secret(secret: str) -> str:
     """SHA-256 hex of a secret (secrets are 256-bit random, so no slow KDF is needed)."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()

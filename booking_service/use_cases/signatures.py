@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -105,3 +106,62 @@ def store_answer(uow: AbstractUnitOfWork, org_id: int, signature: str, answer: d
     with uow:
         uow.organizations.store_signature_answer(org_id, signature, answer)
         uow.commit()
+
+
+# --- Retell and ElevenLabs -------------------------------------------------------------------
+
+_RETELL_HEADER = re.compile(r"^v=(\d{1,16}),d=([0-9a-fA-F]{64})$")
+# Retell's own SDK rejects a signature whose timestamp is more than five minutes off.
+RETELL_WINDOW_MS = 5 * 60 * 1000
+
+
+def retell_signature_ok(body: bytes, header: str | None, api_key: str, now_ms: int) -> bool:
+    """Retell's `X-Retell-Signature: v=<unix ms>,d=<hex>`: HMAC-SHA256 keyed with the API key
+    over the raw body followed by the millisecond timestamp, at most five minutes off.
+
+    Retell documents the raw body; older integrations signed the compact re-serialisation of
+    the JSON, which is accepted too (it carries the same content). Constant-time compare (the
+    SDK's own `==` is not)."""
+    match = _RETELL_HEADER.match((header or "").strip())
+    if match is None:
+        return False
+    stamp, digest = match.group(1), match.group(2).lower()
+    if abs(now_ms - int(stamp)) > RETELL_WINDOW_MS:
+        return False
+    key = api_key.encode("utf-8")
+    for signed in _retell_bodies(body):
+        want = hmac.new(key, signed + stamp.encode("ascii"), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(want, digest):
+            return True
+    return False
+
+
+def _retell_bodies(body: bytes):
+    yield body
+    try:
+        compact = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+    except (ValueError, RecursionError):
+        return
+    if compact != body:
+        yield compact
+
+
+_ELEVENLABS_HEADER = re.compile(r"^t=(\d{1,12}),v0=([0-9a-fA-F]{64})$")
+# The ElevenLabs SDK's construct_event refuses a timestamp older than 30 minutes.
+ELEVENLABS_WINDOW_S = 30 * 60
+
+
+def elevenlabs_signature_ok(body: bytes, header: str | None, secret: str, now_s: float) -> bool:
+    """ElevenLabs' `ElevenLabs-Signature: t=<unix s>,v0=<hex>`: HMAC-SHA256 keyed with the
+    webhook secret over "{t}.{raw body}", at most 30 minutes old (nor from the future)."""
+    match = _ELEVENLABS_HEADER.match((header or "").strip())
+    if match is None:
+        return False
+    stamp, digest = match.group(1), match.group(2).lower()
+    if abs(now_s - int(stamp)) > ELEVENLABS_WINDOW_S:
+        return False
+    message = stamp.encode("ascii") + b"." + body
+    want = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(want, digest)

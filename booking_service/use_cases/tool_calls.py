@@ -53,10 +53,11 @@ ToolCallKey = LedgerKey
 
 
 def may_see(key: ToolCallKey, stored: LedgerEntry) -> bool:
-    """The stored answer was produced for this same VAPI call and caller. Without a call id
+    """The stored answer was produced for this same platform, call and caller. Without a call id
     nothing proves it was the same call, so nothing is given back."""
     return (
         stored.fingerprint == key.fingerprint
+        and stored.platform == key.platform
         and key.vapi_call_id is not None
         and stored.vapi_call_id == key.vapi_call_id
         and stored.caller == key.caller

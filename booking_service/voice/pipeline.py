@@ -1,7 +1,7 @@
 """The platform-neutral tool pipeline: one request's invocations, answered in order.
 
-A voice platform's edge (voice/vapi/ is the one there is) does three things, and the pipeline
-does everything between them:
+A voice platform's edge (voice/vapi/, voice/retell/, voice/elevenlabs/) does three things, and
+the pipeline does everything between them:
 
 1. **Authenticate.** Read the platform's credential (a bearer secret, an HMAC signature over
    the raw body, ...) and find the organization with the use cases in use_cases/orgs.py.

@@ -260,3 +260,19 @@ def waitlisted(org: OrgInfo, joined: Joined) -> Answer:
             "message": message,
         }
     )
+
+
+def structured(answer: Answer) -> dict:
+    """An answer for a platform that takes any JSON (Retell, ElevenLabs): `result` is the
+    sentence to speak, beside the same structured fields VAPI's `result` string carries
+    (status, appointment, slots, ...); an error is `{"result": sentence, "status": "error"}`."""
+    if answer.error is not None:
+        return {"result": answer.error, "status": "error"}
+    try:
+        payload = json.loads(answer.result or "")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return {"result": answer.result or ""}
+    fields = {key: value for key, value in payload.items() if key != "message"}
+    return {"result": one_line(str(payload.get("message", ""))), **fields}

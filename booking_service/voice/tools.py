@@ -158,6 +158,7 @@ def _once(ctx: ToolContext, call: Invocation, perform) -> Answer:
         fingerprint=fingerprint(call.tool, call.arguments),
         # The claim reads the organization's version: a cached one is confirmed there.
         org_version=ctx.org.version if ctx.org.cached else None,
+        platform=call.platform,
     )
     answer = answer_once(
         ctx.uow_factory(),

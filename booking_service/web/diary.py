@@ -25,6 +25,7 @@ from booking_service.domain.errors import (
 )
 from booking_service.domain.times import utc_now
 from booking_service.use_cases.appointments import mark_outcome
+from booking_service.use_cases.call_reports import calls_without_booking
 from booking_service.use_cases.diary import (
     DiaryInputError,
     HandBooking,
@@ -183,6 +184,7 @@ def agenda_page():
         today=_today(),
         previous=first - timedelta(days=step),
         following=first + timedelta(days=step),
+        calls_without_booking=calls_without_booking(uow(), g.org.id),
     )
 
 

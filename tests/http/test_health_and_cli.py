@@ -141,6 +141,25 @@ def test_demo_setup_creates_one_org_and_prints_curls_that_work(app, client, db):
         response = client.post("/api/vapi/tools", data=body, headers=headers)
         result = json.loads(response.get_json()["results"][0]["result"])
         assert result["status"] == status
+    # "cleaning" is one of the demo's services, so it is the booking's service, not a note.
+    assert result["appointment"]["service"] == "cleaning"
+    assert db.execute("SELECT service, notes FROM appointments").fetchall() == [("cleaning", None)]
+    # Each platform's set-up prints as JSON to paste, with this organization's URLs.
+    org_id = db.execute("SELECT id FROM organizations").fetchone()[0]
+    pasted = {}
+    for title in ("VAPI tools", "Retell custom functions", "ElevenLabs webhook tools"):
+        block = first.stderr.split(f"--- {title} ---\n", 1)[1].split(f"--- end of {title}")[0]
+        pasted[title] = json.loads(block[block.index("[") :])
+    urls = {
+        pasted["VAPI tools"][0]["server"]["url"],
+        pasted["Retell custom functions"][0]["url"],
+        pasted["ElevenLabs webhook tools"][0]["api_schema"]["url"],
+    }
+    assert urls == {
+        "http://127.0.0.1:8000/api/vapi/tools",
+        f"http://127.0.0.1:8000/api/retell/{org_id}/tools",
+        "http://127.0.0.1:8000/api/elevenlabs/tools/checkAvailability",
+    }
     # And the printed password signs in to the web page, once made.
     line = next(x for x in first.stderr.splitlines() if "/app/" in x)
     password = re.search(r"with the password (\S+),", line).group(1)

@@ -23,6 +23,7 @@ from vapi.tools.types.create_tools_request import CreateToolsRequest, CreateTool
 from vapi.types import (
     Call,
     CreateFunctionToolDto,
+    ServerMessageAssistantRequest,
     ServerMessageEndOfCallReport,
     ServerMessageStatusUpdate,
     ServerMessageToolCalls,
@@ -42,6 +43,7 @@ SERVER_MESSAGE_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "tool-calls": ServerMessageToolCalls,
     "status-update": ServerMessageStatusUpdate,
     "end-of-call-report": ServerMessageEndOfCallReport,
+    "assistant-request": ServerMessageAssistantRequest,
 }
 
 # JSON Schema keywords the generated parameter schemas use that the SDK's `JsonSchema` model

@@ -42,6 +42,7 @@ def test_add_list_deliver_and_see_every_attempt(app, org, db):
             "appointment.completed",
             "appointment.no_show",
             "messages.budget_reached",
+            "call.ended",
         ]
         hooks.secrets.append(added["secret"])
         hooks.script = [Reply(500), Reply(200)]

@@ -31,6 +31,7 @@ from twilio.request_validator import RequestValidator
 from booking_service.use_cases.signatures import expected_signature
 from tests.support import stack
 from tests.support.helpers import local_start
+from tests.support.platforms import RETELL_KEY, elevenlabs_body, retell_body, retell_signature
 from tests.support.stack import Stack
 
 ZONE = ZoneInfo("America/New_York")
@@ -784,3 +785,50 @@ def test_twilio_opt_out_webhook_is_verified_through_nginx(live: Stack, secret: s
     assert forged.status == 401
     assert genuine.status == 200 and b"<Response>" in genuine.body
     assert one(sql, "SELECT count(*) FROM sms_opt_outs WHERE phone = '+12025550177'") == 1
+
+
+# --- Retell and ElevenLabs through nginx -------------------------------------------------
+
+
+def test_retell_and_elevenlabs_reach_the_app_through_nginx(live: Stack, secret: str, sql):
+    org_id = one(sql, "SELECT id FROM organizations WHERE name = 'Real Stack Dental'")
+    stored = live.flask("org", "retell", str(org_id), "--api-key", RETELL_KEY)
+    assert stored.returncode == 0, stored.stderr
+    assert RETELL_KEY not in stored.stdout
+    retell = json.dumps(
+        retell_body(
+            "bookAppointment",
+            {"name": "Maria", "start": slot(18, 0)},
+            caller=CALLER,
+            call_id=f"retell-{uuid.uuid4().hex[:12]}",
+        )
+    ).encode()
+    path = f"/api/retell/{org_id}/tools"
+    headers = {"Content-Type": "application/json"}
+
+    unsigned = stack.http(live.nginx_port, "POST", path, retell, headers)
+    signed = stack.http(
+        live.nginx_port,
+        "POST",
+        path,
+        retell,
+        {**headers, "X-Retell-Signature": retell_signature(retell)},
+    )
+    elevenlabs = live.post(
+        "/api/elevenlabs/tools/bookAppointment",
+        elevenlabs_body(
+            {"name": "Maria", "start": slot(18, 1)},
+            caller=CALLER,
+            call_id=f"conv_{uuid.uuid4().hex[:12]}",
+        ),
+        auth(secret),
+    )
+
+    assert unsigned.status == 401 and "error" in unsigned.json()
+    assert signed.status == 200, signed.text + live.logs()
+    assert signed.json()["status"] == "booked"
+    assert elevenlabs.status == 200, elevenlabs.text
+    assert elevenlabs.json()["status"] == "booked"
+    assert sql.execute(
+        "SELECT platform, count(*) FROM tool_calls WHERE platform <> 'vapi' GROUP BY 1 ORDER BY 1"
+    ).fetchall() == [("elevenlabs", 1), ("retell", 1)]

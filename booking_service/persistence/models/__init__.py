@@ -15,6 +15,7 @@ refuses to attach one organization's appointment to another's contact.
 - counters: per-organization counts within a window;
 - waitlist: callers waiting for a time, freed times and the offers made of them.
 - api: the REST API's keys and its kept answers per Idempotency-Key.
+- calls: voice platform settings and the reports of finished calls.
 
 Importing this package registers every table on `Base.metadata` (alembic's env.py relies on
 it), and every model and constant is importable from here as before the split.
@@ -47,6 +48,11 @@ from booking_service.persistence.models.calendars import (
     CalendarLink,
     CalendarPush,
     CalendarRemoteEvent,
+)
+from booking_service.persistence.models.calls import (
+    UQ_CALL_REPORTS_ORG_PLATFORM_CALL,
+    CallReport,
+    VoicePlatformSettings,
 )
 from booking_service.persistence.models.counters import (
     OrgCounter,
@@ -106,6 +112,7 @@ __all__ = [
     "PROVIDERS",
     "UQ_API_REQUESTS_KEY_IDEMPOTENCY",
     "UQ_APPOINTMENTS_ORG_REFERENCE",
+    "UQ_CALL_REPORTS_ORG_PLATFORM_CALL",
     "UQ_CONTACTS_ORG_EMAIL_PHONELESS",
     "UQ_CONTACTS_ORG_ID",
     "UQ_CONTACTS_ORG_PHONE",
@@ -126,6 +133,7 @@ __all__ = [
     "CalendarLink",
     "CalendarPush",
     "CalendarRemoteEvent",
+    "CallReport",
     "Contact",
     "MessagingSettings",
     "Notification",
@@ -140,6 +148,7 @@ __all__ = [
     "SmsOptOut",
     "ToolCall",
     "User",
+    "VoicePlatformSettings",
     "WaitlistEntry",
     "WaitlistOffer",
     "WaitlistOpening",

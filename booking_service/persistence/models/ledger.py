@@ -1,4 +1,4 @@
-"""The idempotency ledger: one row per answered VAPI tool call, written with its effects."""
+"""The idempotency ledger: one row per answered tool call of any platform, with its effects."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ UQ_TOOL_CALLS_ORG_TOOL_CALL = "uq_tool_calls_org_id_tool_call_id"
 
 
 class ToolCall(Base):
-    """The idempotency ledger: one row per answered VAPI tool call, written with its effects."""
+    """The idempotency ledger: one row per answered tool call of any platform, with its effects."""
 
     __tablename__ = "tool_calls"
     __table_args__ = (
@@ -37,6 +37,9 @@ class ToolCall(Base):
         BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
     )
     tool_call_id: Mapped[str] = mapped_column(Text)
+    # The voice platform that sent it (vapi, retell, elevenlabs); `vapi_call_id` holds that
+    # platform's call id (the name predates the other platforms).
+    platform: Mapped[str] = mapped_column(Text, server_default="vapi")
     vapi_call_id: Mapped[str | None] = mapped_column(Text)
     # The verified caller's number (E.164), if any: a stored answer goes back only to the same
     # organization, VAPI call and caller.

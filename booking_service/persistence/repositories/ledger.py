@@ -1,4 +1,5 @@
-"""The idempotency ledger of tool calls: the claim under the limit key's lock, the change count."""
+"""The idempotency ledger of tool calls: the claim under the limit key's lock, the change count,
+and what one platform call changed (for its call report)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class LedgerEntry:
     vapi_call_id: str | None
     caller: str | None
     org_version: int | None = None  # the organization's config_version, read with it
+    platform: str = "vapi"
 
 
 _tool_calls = table(ToolCall)
@@ -51,6 +53,7 @@ def _claim_statement():
         bindparam("p_limit_key"),
         bindparam("p_tool"),
         bindparam("p_fingerprint"),
+        bindparam("p_platform"),
     )
     claim = (
         insert(_tool_calls)
@@ -63,6 +66,7 @@ def _claim_statement():
                 "limit_key",
                 "tool_name",
                 "fingerprint",
+                "platform",
             ],
             values,
         )
@@ -135,6 +139,7 @@ class LedgerKey:
     fingerprint: str
     # The config_version of a cached organization, to confirm; None: read in this request.
     org_version: int | None = None
+    platform: str = "vapi"  # the voice platform that sent it (Invocation.platform)
 
     def values(self) -> dict:
         return {
@@ -145,6 +150,7 @@ class LedgerKey:
             "p_limit_key": self.limit_key,
             "p_tool": self.tool_name,
             "p_fingerprint": self.fingerprint,
+            "p_platform": self.platform,
         }
 
 
@@ -184,6 +190,7 @@ class ToolCallLedger:
                 ToolCall.vapi_call_id,
                 ToolCall.caller,
                 _org_version(),
+                ToolCall.platform,
             ).where(ToolCall.org_id == org_id, ToolCall.tool_call_id == tool_call_id),
             {"p_org": org_id},
         ).first()
@@ -215,3 +222,21 @@ class ToolCallLedger:
             "p_tools": list(tool_names),
         }
         return _RECORD_ANSWER.execute(self.session, values).scalar() or 0
+
+    def answers_of_call(self, org_id: int, platform: str, call_id: str) -> list[tuple[str, dict]]:
+        """(tool name, stored answer) of every answered tool call of one platform call, oldest
+        first: what the call did, for its report."""
+        rows = self.session.execute(
+            select(_tool_calls.c.tool_name, _tool_calls.c.answer)
+            .where(
+                _tool_calls.c.org_id == org_id,
+                # A call's limit key is "call:<id>", which the (org_id, limit_key) index covers.
+                _tool_calls.c.limit_key == f"call:{call_id}",
+                _tool_calls.c.vapi_call_id == call_id,
+                _tool_calls.c.platform == platform,
+                _tool_calls.c.answer.is_not(None),
+            )
+            .order_by(_tool_calls.c.created_at, _tool_calls.c.id)
+            .limit(200)
+        )
+        return [(name, answer) for name, answer in rows]

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from flask import Blueprint, g, jsonify, request
 
 from booking_service.api.errors import error_response
-from booking_service.domain.errors import StaleOrganization
+from booking_service.domain.errors import DatabaseUnavailable, OutOfTime, StaleOrganization
+from booking_service.domain.times import utc_now
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import Runtime, runtime
 from booking_service.runtime.logging_setup import log_context
+from booking_service.use_cases.call_reports import record_call
+from booking_service.use_cases.caller_greeting import greeting
 from booking_service.use_cases.orgs import OrgInfo
 from booking_service.use_cases.signatures import Verdict
 from booking_service.use_cases.tool_calls import Answer
@@ -25,13 +28,15 @@ from booking_service.voice.http import instrument, read_body
 from booking_service.voice.invocation import usable_id
 from booking_service.voice.pipeline import Confirmation
 from booking_service.voice.vapi.answer import answer_all, results_body, too_many_calls
+from booking_service.voice.vapi.assistant_request import answer_body as assistant_answer
 from booking_service.voice.vapi.auth import (
     check_signature,
     keep_answer,
     org_with_hmac,
     org_with_secret,
 )
-from booking_service.voice.vapi.envelope import PLATFORM, BadEnvelope, parse
+from booking_service.voice.vapi.call_report import call_end
+from booking_service.voice.vapi.envelope import PLATFORM, BadEnvelope, Envelope, parse
 
 bp = Blueprint("vapi", __name__, url_prefix="/api/vapi")
 instrument(bp, "vapi_tools")
@@ -127,6 +132,10 @@ def _respond(
     header_call_id = usable_id(request.headers.get("X-Call-Id"))
     call_id = envelope.vapi_call_id or header_call_id
     with log_context(org_id=org.id, call_id=call_id):
+        if envelope.type == "end-of-call-report":
+            return _report(scope, org, body, header_call_id)
+        if envelope.type == "assistant-request":
+            return _assistant(scope, org, envelope)
         if envelope.type != "tool-calls":
             return jsonify({})
         refused = too_many_calls(envelope)
@@ -145,3 +154,28 @@ def _respond(
         if outcome.ran and verdict.signature is not None:
             keep_answer(scope, org.id, verdict.signature, result)
         return jsonify(result)
+
+
+def _report(scope: ConnectionScope, org: OrgInfo, body: bytes, header_call_id: str | None):
+    """Store the end-of-call report once (VAPI sends it once and never retries: duplicates
+    that happen anyway change nothing)."""
+    report = call_end(body, header_call_id)
+    if report is None:
+        return error_response(400, "The end-of-call report has no call id.")
+    try:
+        record_call(scope.uow(), org.id, report)
+    except (DatabaseUnavailable, OutOfTime):
+        log.exception("could not store the end-of-call report: database unavailable")
+        return error_response(503, "The report could not be stored; please send it again.")
+    return jsonify({})
+
+
+def _assistant(scope: ConnectionScope, org: OrgInfo, envelope: Envelope):
+    """The organization's assistant with today's date and, for a verified caller, their name
+    and next appointment."""
+    try:
+        found = greeting(scope.uow(), org, envelope.verified_caller(org), utc_now())
+    except (DatabaseUnavailable, OutOfTime):
+        log.exception("could not answer assistant-request: database unavailable")
+        return jsonify({"error": "The booking service is not reachable right now."})
+    return jsonify(assistant_answer(found))

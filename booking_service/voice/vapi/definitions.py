@@ -11,6 +11,15 @@ from booking_service.voice.tools import TOOLS
 
 # VAPI's default is 20 s; the service answers well within it.
 TIMEOUT_SECONDS = 20
+# Past this the caller hears that we are still at it rather than silence.
+DELAYED_AFTER_MS = 4000
+STILL_CHECKING = "Still checking, one moment."
+# Spoken when the request fails outright (a timeout, our server unreachable): the caller must
+# not hear a model guess that it worked.
+FAILED = (
+    "Sorry, I couldn't reach the booking system just now, so nothing was changed. "
+    "Shall I try again?"
+)
 
 
 def tool_definitions(url: str) -> list[dict]:
@@ -25,7 +34,15 @@ def tool_definitions(url: str) -> list[dict]:
                 "parameters": parameters_schema(tool.schema),
             },
             "server": {"url": url, "timeoutSeconds": TIMEOUT_SECONDS},
-            "messages": [{"type": "request-start", "content": tool.request_start}],
+            "messages": [
+                {"type": "request-start", "content": tool.request_start},
+                {
+                    "type": "request-response-delayed",
+                    "content": STILL_CHECKING,
+                    "timingMilliseconds": DELAYED_AFTER_MS,
+                },
+                {"type": "request-failed", "content": FAILED},
+            ],
         }
         for tool in TOOLS.values()
     ]

@@ -59,11 +59,7 @@ class Envelope:
     def invocations(self, org: OrgInfo, call_id: str | None) -> list[Invocation]:
         """The tool calls for the pipeline, in order (`call_id`: the call's id, or the
         X-Call-Id header's)."""
-        # Only a phone call's caller ID is proof of who is calling; anything else that
-        # names a number (a web call, a chat, a withheld or SIP caller) is a claim.
-        verified = (
-            normalize_phone(self.caller_number, org.phone_region) if self.is_phone_call else None
-        )
+        verified = self.verified_caller(org)
         return [
             Invocation(
                 platform=PLATFORM,
@@ -76,6 +72,14 @@ class Envelope:
             )
             for call in self.calls
         ]
+
+    def verified_caller(self, org: OrgInfo) -> str | None:
+        """The caller ID, normalized, when this is a phone call whose number parses."""
+        # Only a phone call's caller ID is proof of who is calling; anything else that
+        # names a number (a web call, a chat, a withheld or SIP caller) is a claim.
+        if not self.is_phone_call:
+            return None
+        return normalize_phone(self.caller_number, org.phone_region)
 
     @property
     def is_phone_call(self) -> bool:

@@ -1,0 +1,121 @@
+"""POST /api/retell/ORG_ID/tools: verify Retell's signature, parse, and let the pipeline answer.
+
+A forged, stale or missing signature is 401 and runs nothing. Business outcomes are 200 with
+`{"result": sentence, ...}`; an unreadable body is 400, an oversized one 413. Retell retries a
+failed request with the same body: its invocation key (a hash of the call, tool and
+arguments) finds the stored answer, so a retry never books twice.
+POST /api/retell/ORG_ID/events: Retell's post-call webhook, signed the same way; the
+`call_analyzed` report is stored once per call (retell/call_report.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, g, jsonify
+
+from booking_service.api.errors import error_response
+from booking_service.domain.errors import DatabaseUnavailable, StaleOrganization
+from booking_service.persistence.unit_of_work import ConnectionScope
+from booking_service.runtime.extensions import Runtime, runtime
+from booking_service.runtime.logging_setup import log_context
+from booking_service.use_cases.call_reports import record_call
+from booking_service.use_cases.tool_calls import Answer
+from booking_service.voice import pipeline, replies
+from booking_service.voice.http import instrument, read_body
+from booking_service.voice.pipeline import Confirmation
+from booking_service.voice.retell.answer import respond, unauthenticated
+from booking_service.voice.retell.auth import signed_org
+from booking_service.voice.retell.call_report import BadReport, parse_event
+from booking_service.voice.retell.envelope import PLATFORM, BadRequest, parse
+
+bp = Blueprint("retell", __name__, url_prefix="/api/retell")
+instrument(bp, "retell_tools")
+log = logging.getLogger(__name__)
+
+
+@bp.post("/<int:org_id>/tools")
+def tools(org_id: int):
+    """Answer one Retell custom-function call for the organization the URL names."""
+    rt = runtime()
+    started = g.arrived
+    with log_context(request_id=g.request_id):
+        body = read_body(rt.settings.max_body_bytes)  # 413 before any database work
+        if pipeline.queued_too_long(rt, started):
+            log.warning("request queued past its budget; answered without running it")
+            return unauthenticated(replies.OUT_OF_TIME)
+
+        def answer(scope: ConnectionScope, use_cache: bool, answered: tuple[Answer, ...]):
+            return _authenticated(rt, scope, org_id, body, started, answered)
+
+        return pipeline.serve(rt, PLATFORM, started, answer)
+
+
+def _authenticated(
+    rt: Runtime,
+    scope: ConnectionScope,
+    org_id: int,
+    body: bytes,
+    started: float,
+    answered: tuple[Answer, ...],
+):
+    try:
+        found = signed_org(rt, scope, org_id, body)
+    except Exception as exc:
+        return unauthenticated(pipeline.unauthenticated_sentence(exc))
+    if found is None:
+        log.info("rejected Retell request: unknown organization or bad signature")
+        return error_response(401, "Missing or invalid signature.")
+    try:
+        call = parse(body)
+    except BadRequest as exc:
+        return error_response(400, str(exc))
+    org = found.org
+    with log_context(org_id=org.id, call_id=call.call_id):
+        confirmation = Confirmation()
+        outcome = pipeline.answer(
+            rt,
+            scope,
+            org,
+            [call.invocation(org)],
+            started=started,
+            confirmation=confirmation,
+            answered=answered,
+        )
+        try:
+            pipeline.confirm_cached(scope, org, confirmation)
+        except StaleOrganization:
+            raise
+        except Exception as exc:
+            return unauthenticated(pipeline.unauthenticated_sentence(exc))
+        return respond(outcome.answers[0])
+
+
+@bp.post("/<int:org_id>/events")
+def events(org_id: int):
+    """Store Retell's `call_analyzed` report once; acknowledge the other call events."""
+    rt = runtime()
+    with log_context(request_id=g.request_id):
+        body = read_body(rt.settings.max_body_bytes)
+        with rt.connection_scope(source=PLATFORM) as scope:
+            try:
+                found = signed_org(rt, scope, org_id, body)
+            except DatabaseUnavailable:
+                log.exception("could not check a Retell event's signature: database unavailable")
+                return error_response(503, "Not reachable; please send it again.")
+            if found is None:
+                log.info("rejected Retell event: unknown organization or bad signature")
+                return error_response(401, "Missing or invalid signature.")
+            try:
+                _, report = parse_event(body)
+            except BadReport as exc:
+                return error_response(400, str(exc))
+            if report is None:
+                return jsonify({})
+            with log_context(org_id=found.org.id, call_id=report.call_id):
+                try:
+                    record_call(scope.uow(), found.org.id, report)
+                except DatabaseUnavailable:
+                    log.exception("could not store a Retell call report: database unavailable")
+                    return error_response(503, "Not stored; please send it again.")
+            return jsonify({})
