@@ -20,6 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # A connection under way names the user who started it together with the organization.
+    op.create_unique_constraint("uq_users_org_id_id", "users", ["org_id", "id"])
     op.add_column(
         "calendar_links",
         sa.Column("provider", sa.Text(), server_default="caldav", nullable=False),
@@ -85,13 +87,18 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_calendar_connect_states_user_id_users"),
+            ["org_id", "user_id"],
+            ["users.org_id", "users.id"],
+            name="fk_calendar_connect_states_org_id_user_id_users",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_connect_states")),
-        sa.UniqueConstraint("state_hash", name="uq_calendar_connect_states_state_hash"),
+        sa.UniqueConstraint(
+            "org_id", "state_hash", name="uq_calendar_connect_states_org_id_state_hash"
+        ),
+    )
+    op.create_index(
+        "ix_calendar_connect_states_state_hash", "calendar_connect_states", ["state_hash"]
     )
 
 
@@ -102,3 +109,4 @@ def downgrade() -> None:
     op.drop_constraint(op.f("ck_calendar_links_provider_known"), "calendar_links")
     for column in ("sync_state", "reconnect_needed", "calendar_id", "account", "provider"):
         op.drop_column("calendar_links", column)
+    op.drop_constraint("uq_users_org_id_id", "users", type_="unique")

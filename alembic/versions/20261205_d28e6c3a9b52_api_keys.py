@@ -37,6 +37,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
+        sa.UniqueConstraint("org_id", "id", name="uq_api_keys_org_id_id"),
     )
     op.create_index("ix_api_keys_org_id", "api_keys", ["org_id"])
     op.create_table(
@@ -58,14 +59,17 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["api_key_id"],
-            ["api_keys.id"],
-            name="fk_api_requests_api_key_id_api_keys",
+            ["org_id", "api_key_id"],
+            ["api_keys.org_id", "api_keys.id"],
+            name="fk_api_requests_org_id_api_key_id_api_keys",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_api_requests"),
         sa.UniqueConstraint(
-            "api_key_id", "idempotency_key", name="uq_api_requests_api_key_id_idempotency_key"
+            "org_id",
+            "api_key_id",
+            "idempotency_key",
+            name="uq_api_requests_org_id_api_key_id_idempotency_key",
         ),
     )
     op.create_index("ix_api_requests_created_at", "api_requests", ["created_at"])

@@ -102,7 +102,9 @@ def with_manage_link(kind: str, body: str, link: str | None) -> str:
     body stays free of the link (a credential) and any rule planning messages is untouched."""
     if link is None or kind not in LINKED_KINDS:
         return body
-    line = f"Change or cancel: {link}"
+    # Not "change or cancel": a caller who reads "cancel" may text it back, and CANCEL is an
+    # opt-out keyword for Twilio and the carriers (it would end every text, not the booking).
+    line = f"Manage your appointment: {link}"
     # The link goes before what the caller may answer (1 or 2, #29), so the text still ends
     # with the replies and the opt-out line.
     for tail in (f"{REPLY_LINE} {STOP_LINE}", STOP_LINE):

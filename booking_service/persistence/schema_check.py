@@ -49,7 +49,7 @@ REQUIRED: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
     models.UQ_API_REQUESTS_KEY_IDEMPOTENCY: (
         "api_requests",
         "u",
-        ("api_key_id", "idempotency_key"),
+        ("org_id", "api_key_id", "idempotency_key"),
         None,
     ),
     models.UQ_CALL_REPORTS_ORG_PLATFORM_CALL: (

@@ -98,7 +98,14 @@ def test_the_exported_configs_are_elevenlabs_webhook_tools(app):
     url = "https://booking.example/api/elevenlabs/tools"
     configs = json.loads(cli(app, "elevenlabs", "tools", "--url", url, "--secret-id", "sec_1"))
 
-    assert len(configs) == 5
+    assert [c["name"] for c in configs] == [
+        "checkAvailability",
+        "bookAppointment",
+        "findAppointments",
+        "cancelAppointment",
+        "rescheduleAppointment",
+        "joinWaitlist",
+    ]
     for config in configs:
         tool = ToolRequestModelToolConfig_Webhook.model_validate(config)
         assert tool.api_schema.url == f"{url}/{tool.name}"

@@ -219,6 +219,7 @@ def test_the_exported_definitions_are_retells_custom_tools(app):
         "findAppointments",
         "cancelAppointment",
         "rescheduleAppointment",
+        "joinWaitlist",
     }
     for definition in definitions:
         tool = GeneralToolCustomTool.model_validate(definition)

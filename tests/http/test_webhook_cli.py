@@ -42,6 +42,10 @@ def test_add_list_deliver_and_see_every_attempt(app, org, db):
             "appointment.completed",
             "appointment.no_show",
             "messages.budget_reached",
+            "calendar.disconnected",
+            "appointment.confirmed",
+            "waitlist.offered",
+            "waitlist.booked",
             "call.ended",
         ]
         hooks.secrets.append(added["secret"])

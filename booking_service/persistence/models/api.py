@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from booking_service.persistence.db import Base
 
 # The name the idempotency claim's ON CONFLICT names (and schema_check.py asserts).
-UQ_API_REQUESTS_KEY_IDEMPOTENCY = "uq_api_requests_api_key_id_idempotency_key"
+UQ_API_REQUESTS_KEY_IDEMPOTENCY = "uq_api_requests_org_id_api_key_id_idempotency_key"
 
 
 class ApiKey(Base):
@@ -28,7 +29,11 @@ class ApiKey(Base):
     (`scopes`) and its SHA-256 hash (the key itself is shown once and never stored)."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (Index("ix_api_keys_org_id", "org_id"),)
+    __table_args__ = (
+        Index("ix_api_keys_org_id", "org_id"),
+        # What an answer's composite foreign key points at: a key of the same organization.
+        UniqueConstraint("org_id", "id", name="uq_api_keys_org_id_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(
@@ -48,7 +53,17 @@ class ApiRequest(Base):
 
     __tablename__ = "api_requests"
     __table_args__ = (
-        UniqueConstraint("api_key_id", "idempotency_key", name=UQ_API_REQUESTS_KEY_IDEMPOTENCY),
+        UniqueConstraint(
+            "org_id", "api_key_id", "idempotency_key", name=UQ_API_REQUESTS_KEY_IDEMPOTENCY
+        ),
+        # Keyed by organization like every tenant table: an answer cannot name another
+        # organization's key.
+        ForeignKeyConstraint(
+            ["org_id", "api_key_id"],
+            ["api_keys.org_id", "api_keys.id"],
+            ondelete="CASCADE",
+            name="fk_api_requests_org_id_api_key_id_api_keys",
+        ),
         # The worker forgets answers past their retention by age.
         Index("ix_api_requests_created_at", "created_at"),
     )
@@ -57,9 +72,7 @@ class ApiRequest(Base):
     org_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("organizations.id", ondelete="CASCADE")
     )
-    api_key_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("api_keys.id", ondelete="CASCADE")
-    )
+    api_key_id: Mapped[int] = mapped_column(BigInteger)
     idempotency_key: Mapped[str] = mapped_column(Text)
     # SHA-256 of method, path and canonical body: the same key with another request is refused.
     fingerprint: Mapped[str] = mapped_column(Text)

@@ -126,7 +126,18 @@ class CalendarConnectState(Base):
             ondelete="CASCADE",
             name="fk_calendar_connect_states_org_id_resource_id_resources",
         ),
-        UniqueConstraint("state_hash", name="uq_calendar_connect_states_state_hash"),
+        # Keyed by organization like every tenant table; the callback, which knows no
+        # organization yet, finds its row by the hash alone (a 256-bit random value).
+        UniqueConstraint(
+            "org_id", "state_hash", name="uq_calendar_connect_states_org_id_state_hash"
+        ),
+        Index("ix_calendar_connect_states_state_hash", "state_hash"),
+        ForeignKeyConstraint(
+            ["org_id", "user_id"],
+            ["users.org_id", "users.id"],
+            ondelete="CASCADE",
+            name="fk_calendar_connect_states_org_id_user_id_users",
+        ),
         CheckConstraint("provider IN ('google', 'microsoft')", name="provider_oauth"),
     )
 
@@ -139,9 +150,7 @@ class CalendarConnectState(Base):
     state_hash: Mapped[str] = mapped_column(Text)
     code_verifier: Mapped[str] = mapped_column(Text)  # sealed
     options: Mapped[dict] = mapped_column(JSONB)
-    user_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE")
-    )
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

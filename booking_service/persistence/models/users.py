@@ -32,6 +32,8 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("email", name="uq_users_email"),
+        # What a tenant table's composite foreign key to a user points at (#26).
+        UniqueConstraint("org_id", "id", name="uq_users_org_id_id"),
         CheckConstraint("role IN ('owner', 'staff')", name="role_known"),
         CheckConstraint("email = lower(email)", name="email_lower_case"),
         Index("ix_users_org_id", "org_id"),
