@@ -82,35 +82,57 @@ opening AS (
         SELECT 1 FROM schedule_exceptions x
         WHERE x.org_id = :p_org AND x.resource_id = h.resource_id AND x.day = d.day)
 ),
-starts AS (
-    SELECT o.resource_id,
-           CASE WHEN (w.ub AT TIME ZONE :p_zone) = w.wall AND w.ub < w.ua THEN w.ub
-                ELSE w.ua END AS start,
+-- Per opening range: its grid minutes, its closing instant and, on a day whose UTC offset
+-- holds from three hours before it to three after (every day but a clock change's), the
+-- instant of its midnight: then a start is that plus its minutes, with no zone lookup.
+spans AS MATERIALIZED (
+    SELECT o.resource_id, o.day,
+           (m.m_open + :p_slot - 1) / :p_slot * :p_slot AS m_first, m.m_close,
            CASE WHEN (c.ub AT TIME ZONE :p_zone) = c.wall AND c.ub < c.ua THEN c.ub
                 ELSE c.ua END AS close_at,
-           (w.ua AT TIME ZONE :p_zone) = w.wall AS on_clock
+           CASE WHEN z.next - z.midnight = interval '24 hours'
+                 AND (z.midnight AT TIME ZONE :p_zone) = o.day
+                 AND (z.next AT TIME ZONE :p_zone) = o.day + 1
+                 AND (z.midnight - interval '3 hours') AT TIME ZONE :p_zone
+                     = o.day - interval '3 hours'
+                 AND (z.next + interval '3 hours') AT TIME ZONE :p_zone
+                     = o.day + 1 + interval '3 hours'
+                THEN z.midnight END AS regular_midnight
     FROM opening o
     CROSS JOIN LATERAL (
         SELECT (extract(hour FROM o.opens) * 60 + extract(minute FROM o.opens))::int AS m_open,
                (extract(hour FROM o.closes) * 60 + extract(minute FROM o.closes))::int AS m_close
     ) m
-    CROSS JOIN LATERAL generate_series(
-        (m.m_open + :p_slot - 1) / :p_slot * :p_slot, m.m_close - 1, :p_slot
-    ) AS g (minute)
-    CROSS JOIN LATERAL (
-        SELECT o.day + g.minute * interval '1 minute' AS wall
-    ) l
-    CROSS JOIN LATERAL (
-        SELECT l.wall,
-               l.wall AT TIME ZONE :p_zone AS ua,
-               (l.wall - interval '3 hours') AT TIME ZONE :p_zone + interval '3 hours' AS ub
-    ) w
     CROSS JOIN LATERAL (
         SELECT o.day + o.closes AS wall,
                (o.day + o.closes) AT TIME ZONE :p_zone AS ua,
                (o.day + o.closes - interval '3 hours') AT TIME ZONE :p_zone
                    + interval '3 hours' AS ub
     ) c
+    CROSS JOIN LATERAL (
+        SELECT CAST(o.day AS TIMESTAMP) AT TIME ZONE :p_zone AS midnight,
+               CAST(o.day + 1 AS TIMESTAMP) AT TIME ZONE :p_zone AS next
+    ) z
+),
+starts AS MATERIALIZED (
+    SELECT sp.resource_id, sp.close_at,
+           CASE WHEN sp.regular_midnight IS NOT NULL
+                THEN sp.regular_midnight + g.minute * interval '1 minute'
+                ELSE (
+                    SELECT CASE WHEN (w.ua AT TIME ZONE :p_zone) <> w.wall THEN NULL
+                                WHEN (w.ub AT TIME ZONE :p_zone) = w.wall AND w.ub < w.ua
+                                THEN w.ub
+                                ELSE w.ua END
+                    FROM (
+                        SELECT l.wall,
+                               l.wall AT TIME ZONE :p_zone AS ua,
+                               (l.wall - interval '3 hours') AT TIME ZONE :p_zone
+                                   + interval '3 hours' AS ub
+                        FROM (SELECT sp.day + g.minute * interval '1 minute' AS wall) l
+                    ) w
+                ) END AS start
+    FROM spans sp
+    CROSS JOIN LATERAL generate_series(sp.m_first, sp.m_close - 1, :p_slot) AS g (minute)
 ),
 busy AS (
     SELECT b.resource_id, range_agg(b.span) AS busy
@@ -137,8 +159,7 @@ busy AS (
 )
 SELECT s.start, min(s.resource_id) AS resource_id
 FROM starts s LEFT JOIN busy USING (resource_id)
-WHERE s.on_clock
-  AND s.start >= CAST(:p_earliest AS TIMESTAMPTZ)
+WHERE s.start >= CAST(:p_earliest AS TIMESTAMPTZ)
   AND s.start > CAST(:p_now AS TIMESTAMPTZ)
   AND s.start <= CAST(:p_latest AS TIMESTAMPTZ)
   AND s.start + make_interval(secs => :p_duration) <= s.close_at
