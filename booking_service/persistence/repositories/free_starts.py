@@ -134,7 +134,7 @@ starts AS MATERIALIZED (
     FROM spans sp
     CROSS JOIN LATERAL generate_series(sp.m_first, sp.m_close - 1, :p_slot) AS g (minute)
 ),
-busy AS (
+busy AS MATERIALIZED (
     SELECT b.resource_id, range_agg(b.span) AS busy
     FROM (
         SELECT a.resource_id, tstzrange(a.starts_at, a.blocked_until, '[)') AS span
@@ -157,15 +157,6 @@ busy AS (
     ) b
     GROUP BY b.resource_id
 )
-SELECT s.start, min(s.resource_id) AS resource_id
-FROM starts s LEFT JOIN busy USING (resource_id)
-WHERE s.start >= CAST(:p_earliest AS TIMESTAMPTZ)
-  AND s.start > CAST(:p_now AS TIMESTAMPTZ)
-  AND s.start <= CAST(:p_latest AS TIMESTAMPTZ)
-  AND s.start + make_interval(secs => :p_duration) <= s.close_at
-  AND NOT coalesce(
-      busy.busy && tstzrange(s.start, s.start + make_interval(secs => :p_blocked), '[)'), false)
-GROUP BY s.start
 """
 
 _PARAMS = (
@@ -186,17 +177,38 @@ _PARAMS = (
     bindparam("p_limit", type_=Integer),
 )
 
+
+def _tail(order: str) -> str:
+    """The candidate starts within notice, horizon and closing, in `order` (its first key
+    decides; then the start; then the resource, so that DISTINCT ON names the lowest free
+    one), tested against the busy multirange only until `p_limit` starts are found: OFFSET 0
+    keeps that test out of the sorted subquery, so that it runs on its rows in order."""
+    # `order` is one of the two constant expressions below, never input.
+    return f"""SELECT DISTINCT ON (o.key, o.start) o.start, o.resource_id
+FROM (
+    SELECT s.start, s.resource_id, {order} AS key
+    FROM starts s
+    WHERE s.start >= CAST(:p_earliest AS TIMESTAMPTZ)
+      AND s.start > CAST(:p_now AS TIMESTAMPTZ)
+      AND s.start <= CAST(:p_latest AS TIMESTAMPTZ)
+      AND s.start + make_interval(secs => :p_duration) <= s.close_at
+    ORDER BY 3, 1, 2
+    OFFSET 0
+) o
+WHERE NOT coalesce((
+    SELECT b.busy && tstzrange(o.start, o.start + make_interval(secs => :p_blocked), '[)')
+    FROM busy b WHERE b.resource_id = o.resource_id), false)
+ORDER BY o.key, o.start, o.resource_id
+LIMIT :p_limit"""  # noqa: S608
+
+
 # Nearest first (a tie: the earlier), as scheduling.closest orders them.
 _NEAREST = HotStatement(
     text(
-        _FREE_STARTS
-        + "ORDER BY abs(extract(epoch FROM s.start - CAST(:p_around AS TIMESTAMPTZ))), s.start\n"
-        + "LIMIT :p_limit"
+        _FREE_STARTS + _tail("abs(extract(epoch FROM s.start - CAST(:p_around AS TIMESTAMPTZ)))")
     ).bindparams(*_PARAMS, bindparam("p_around", type_=DateTime(timezone=True)))
 )
-_EARLIEST = HotStatement(
-    text(_FREE_STARTS + "ORDER BY s.start\nLIMIT :p_limit").bindparams(*_PARAMS)
-)
+_EARLIEST = HotStatement(text(_FREE_STARTS + _tail("CAST(0 AS NUMERIC)")).bindparams(*_PARAMS))
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
