@@ -7,7 +7,7 @@ PGDIR := .pgdata
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast bench profile screenshots lint db-start db-stop clean _test-in-cluster
+.PHONY: run test test-fast bench profile profile-refusals screenshots lint db-start db-stop clean _test-in-cluster
 
 # Debian's python3 needs python3-venv for `-m venv`; root gets it installed, others are told.
 $(BIN)/python:
@@ -80,6 +80,11 @@ bench: $(VENV)/.installed-bench
 ## in-process against a throwaway cluster: the quick loop for making the booking path cheaper
 profile: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
+
+## profile-refusals: one refusal in a diary of 50,000 bookings, alternatives found by PostgreSQL
+## and by the Python engine, alternating (wall, CPU, statements, rows; EXPLAIN ANALYZE)
+profile-refusals: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.refusals $(PROFILE_ARGS)
 
 ## screenshots: the owner's web page at desktop and phone width, in headless Chromium, into
 ## docs/screenshots/ (the README shows them); the pages' browser test with a demo diary

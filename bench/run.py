@@ -37,6 +37,7 @@ from pathlib import Path
 import psycopg
 from alembic import command
 
+from bench.refusal_levers import REFUSAL_LEVERS
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
 from tests.support import stack
@@ -891,8 +892,8 @@ event); no calendar server is called.
 
 In "refusals, 50k bookings" every request asks for a taken time in a diary of 50,000 future
 bookings (every other 5-minute slot for a year) and is answered with the three nearest free
-starts; an accepted booking would count as an error. A refusal loads only the days its search
-looks at (two either side first), not the whole horizon.
+starts; an accepted booking would count as an error. A refusal loads no booking: PostgreSQL
+finds the nearest free starts and returns only those (see the levers of #30).
 
 ![latency vs load](latency.png)
 
@@ -944,7 +945,7 @@ the packages above; werkzeug's share is its test client, which stands in for gun
 **Half the maximum throughput:** wrk is a closed-loop generator (a fixed number of
 connections), so load levels are set by connections; the row nearest half the best
 throughput, among the rows up to the best one, is used.
-{LEVERS}"""
+{LEVERS}{REFUSAL_LEVERS}"""
     (DOCS / "PERFORMANCE.md").write_text(text)
     print(f"wrote {DOCS / 'PERFORMANCE.md'} and {DOCS / 'latency.png'}")
 

@@ -19,6 +19,7 @@ import time as time_module
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from booking_service.domain.errors import OutOfTime
@@ -246,6 +247,7 @@ _SETTLED = timedelta(hours=36)
 _BEFORE, _AFTER = timedelta(days=7), timedelta(days=21)
 # Long searches load schedules this many days (plus one) at a time.
 _CHUNK = timedelta(days=14)
+SEARCH_CHUNK = _CHUNK  # the database's engine loads nothing, but stops as early
 
 
 def free_slots_in_chunks(
@@ -286,6 +288,71 @@ def free_slots_in_chunks(
     return found
 
 
+class WindowSearch(Protocol):
+    """Free starts among local dates first..last, as free_slots finds them: one per start
+    time, named after the lowest resource id free then. The Python engine below
+    (`nearest_slots`) and PostgreSQL's (repositories/free_starts.py) both answer it."""
+
+    def nearest(self, first: date, last: date, around: datetime, limit: int) -> list[Slot]:
+        """Up to `limit` of them closest to `around`: by distance, then earlier first."""
+        ...
+
+    def earliest(self, first: date, last: date, limit: int) -> list[Slot]:
+        """At least the `limit` earliest of them (all if fewer), in any order."""
+        ...
+
+
+class _InPython:
+    """WindowSearch by free_slots over schedules loaded by `schedules_for`: the reference
+    engine (and the one a slot listing uses)."""
+
+    def __init__(
+        self,
+        schedules_for: Callable[[date, date], list[ResourceSchedule]],
+        rules: Rules,
+        zone: ZoneInfo,
+        now: datetime,
+        duration: timedelta,
+        deadline: float | None,
+    ):
+        self.schedules_for = schedules_for
+        self.rules, self.zone, self.now = rules, zone, now
+        self.duration, self.deadline = duration, deadline
+
+    def nearest(self, first: date, last: date, around: datetime, limit: int) -> list[Slot]:
+        if first > last:
+            return []
+        slots = free_slots(
+            self.schedules_for(first, last),
+            self.rules,
+            self.zone,
+            self.now,
+            first,
+            last,
+            self.duration,
+            deadline=self.deadline,
+        )
+        return closest(slots, around, limit)
+
+    def earliest(self, first: date, last: date, limit: int) -> list[Slot]:
+        return free_slots_in_chunks(
+            self.schedules_for,
+            self.rules,
+            self.zone,
+            self.now,
+            first,
+            last,
+            self.duration,
+            enough=limit,
+            deadline=self.deadline,
+        )
+
+
+def closest(slots: list[Slot], around: datetime, limit: int) -> list[Slot]:
+    """The `limit` slots nearest to `around`, nearest first (a tie: the earlier first)."""
+    return sorted(slots, key=lambda s: (abs((s.start - around).total_seconds()), s.start))[:limit]
+
+
 def nearest_slots(
     schedules_for: Callable[[date, date], list[ResourceSchedule]],
     rules: Rules,
@@ -297,59 +364,49 @@ def nearest_slots(
     limit: int = 3,
     deadline: float | None = None,
 ) -> list[Slot]:
+    """Up to `limit` bookable starts closest to `around`, computed in Python over the
+    schedules `schedules_for(first, last)` loads (every booking of the days searched).
+
+    The reference for the database's engine (repositories/free_starts.py), which refusals
+    use: tests/integration/test_free_starts_property.py holds the two to the same answers.
+    """
+    search = _InPython(schedules_for, rules, zone, now, duration, deadline)
+    return nearest_starts(search, rules, zone, now, around, limit=limit)
+
+
+def nearest_starts(
+    search: WindowSearch,
+    rules: Rules,
+    zone: ZoneInfo,
+    now: datetime,
+    around: datetime,
+    *,
+    limit: int = 3,
+) -> list[Slot]:
     """Up to `limit` bookable starts closest to `around` (before or after), nearest first.
 
-    `schedules_for(first, last)` loads the schedules of local dates first..last; the search asks
-    for as little as it can, since a refusal's cost is what it loads (the busy ranges of the
-    whole horizon were 0.9 s per refusal with 48,000 future bookings): two days either side
-    first, which settles it when `limit` starts lie within 36 hours; then a week before to three
-    weeks after; then the rest of the horizon, 14 days at a time, until `limit` are found.
+    The search asks for as little as it can, since a refusal's cost is the days it searches
+    (the busy ranges of the whole horizon were 0.9 s per refusal with 48,000 future bookings,
+    in Python): two days either side first, which settles it when `limit` starts lie within
+    36 hours; then a week before to three weeks after; then the rest of the horizon, 14 days
+    at a time, until `limit` are found.
     """
     around = around.astimezone(UTC)
     today = now.astimezone(zone).date()
     last_allowed = rules.latest(now).astimezone(zone).date()
     center = min(max(around, now).astimezone(zone).date(), last_allowed)
 
-    def nearest(slots: list[Slot]) -> list[Slot]:
-        slots.sort(key=lambda s: (abs((s.start - around).total_seconds()), s.start))
-        return slots[:limit]
-
-    def search(first: date, last: date, enough: int | None = None) -> list[Slot]:
-        if first > last:
-            return []
-        return free_slots(
-            schedules_for(first, last),
-            rules,
-            zone,
-            now,
-            first,
-            last,
-            duration,
-            enough=enough,
-            deadline=deadline,
-        )
-
-    near = nearest(search(max(today, center - _NEAR_DAYS), min(last_allowed, center + _NEAR_DAYS)))
+    near = search.nearest(
+        max(today, center - _NEAR_DAYS), min(last_allowed, center + _NEAR_DAYS), around, limit
+    )
     if len(near) == limit and abs(near[-1].start - around) <= _SETTLED:
         return near
     first, last = max(today, center - _BEFORE), min(last_allowed, center + _AFTER)
-    slots = search(first, last)
+    slots = search.nearest(first, last, around, limit)
     if slots:
-        return nearest(slots)
+        return slots
     # Nothing from a week before to three weeks after: the earliest starts after that.
-    return nearest(
-        free_slots_in_chunks(
-            schedules_for,
-            rules,
-            zone,
-            now,
-            last,
-            last_allowed,
-            duration,
-            enough=limit,
-            deadline=deadline,
-        )
-    )
+    return closest(search.earliest(last, last_allowed, limit), around, limit)
 
 
 def search_window(

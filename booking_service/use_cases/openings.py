@@ -214,10 +214,36 @@ def alternatives(
     *,
     exclude_appointment: int | None = None,
 ) -> list[Slot]:
-    """Up to three bookable starts nearest to `around`, loading only the days searched.
+    """Up to three bookable starts nearest to `around`, found by PostgreSQL
+    (repositories/free_starts.py): no booking row is loaded into Python.
 
     The search stops (OutOfTime) when the unit of work could no longer commit anyway.
     """
+    search = uow.schedule.free_starts(
+        org.id,
+        org.timezone,
+        {r.id: r.name for r in resources},
+        org.rules,
+        now,
+        duration,
+        exclude_id=exclude_appointment,
+        deadline=uow.commit_by,
+    )
+    return scheduling.nearest_starts(search, org.rules, org.zone, now, around)
+
+
+def alternatives_in_python(
+    uow: AbstractUnitOfWork,
+    org: OrgInfo,
+    resources: list[ResourceRow],
+    around: datetime,
+    duration: timedelta,
+    now: datetime,
+    *,
+    exclude_appointment: int | None = None,
+) -> list[Slot]:
+    """`alternatives` as computed before #30, loading every booking of the days searched and
+    searching them in Python: the reference the database's answers are tested against."""
 
     def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
         return load_schedules(

@@ -6,7 +6,7 @@ as of its config_version (what the organization cache keeps)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from booking_service.domain.scheduling import Rules
 from booking_service.persistence.models import (
     Appointment,
     CalendarBusy,
@@ -40,6 +41,7 @@ from booking_service.persistence.repositories.common import (
     link_fresh_until,
 )
 from booking_service.persistence.repositories.driver import HotStatement
+from booking_service.persistence.repositories.free_starts import FreeStarts
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,32 @@ class ScheduleReads:
             return None
         hours.sort(key=lambda h: h.opens)
         return OpeningHoursRows(version, first, last, hours, exceptions)
+
+    def free_starts(
+        self,
+        org_id: int,
+        timezone: str,
+        resources: dict[int, str],
+        rules: Rules,
+        now: datetime,
+        duration: timedelta,
+        *,
+        exclude_id: int | None = None,
+        deadline: float | None = None,
+    ) -> FreeStarts:
+        """The free starts of these resources (id -> name), searched window by window in
+        PostgreSQL (scheduling.WindowSearch): what a refusal offers."""
+        return FreeStarts(
+            self.session,
+            org_id,
+            timezone,
+            resources,
+            rules,
+            now,
+            duration,
+            exclude_id=exclude_id,
+            deadline=deadline,
+        )
 
     def weekly_hours(self, org_id: int, resource_ids: list[int]) -> list[WeeklyHours]:
         rows = self.session.execute(
