@@ -13,6 +13,13 @@ transaction, savepoints and time budgets. What SQLAlchemy gave for free is kept:
 - `before_cursor_execute` listeners still see every statement (tests and `make profile`
   count them).
 Only statements without expanding parameters (IN lists) can be hot; compiling says so.
+
+Statements whose answer nobody reads (a SAVEPOINT, the transaction's time budgets behind a
+pooler) need not cost a round trip of their own: `defer` queues them on the connection and
+the next statement sends them ahead of itself in one psycopg pipeline (one Sync, one trip),
+in order, in the same transaction. A statement that does not go through here (SQLAlchemy's
+own execution) sends what is queued first (`send_deferred`, a `before_cursor_execute`
+listener every engine has, db.py).
 """
 
 from __future__ import annotations
@@ -27,6 +34,44 @@ from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+# The connection's queued statements: a list of (SQL, parameters) in the pool record's info,
+# which lives as long as the DBAPI connection and is shared by every Connection over it.
+DEFERRED = "booking_service.deferred"
+
+
+def defer(session: Session, sql: str, params: Mapping[str, Any] | None = None) -> tuple:
+    """Queue `sql` to be sent just before the next statement of the session's transaction
+    (beginning it as SQLAlchemy would). Returns the entry, to `withdraw` it."""
+    entry = (sql, params)
+    info = session.connection().info
+    queued = info.get(DEFERRED)
+    if queued is None:
+        info[DEFERRED] = [entry]
+    else:
+        queued.append(entry)
+    return entry
+
+
+def withdraw(session: Session, entry: tuple) -> bool:
+    """Take back a deferred statement that has not been sent; False when it was sent."""
+    queued = session.connection().info.get(DEFERRED)
+    if queued:
+        for i, waiting in enumerate(queued):
+            if waiting is entry:
+                del queued[i]
+                return True
+    return False
+
+
+def send_deferred(connection, cursor, *_args) -> None:
+    """`before_cursor_execute` listener: what is queued goes first, for SQLAlchemy's own
+    statements (a round trip each, as before they were deferred)."""
+    queued = connection.info.get(DEFERRED)
+    if queued:
+        connection.info[DEFERRED] = []
+        for sql, params in queued:
+            cursor.connection.execute(sql, params)
 
 
 class HotResult:
@@ -94,12 +139,28 @@ class HotStatement:
             values[name] = process(values[name])
         dbapi = connection.connection.driver_connection
         assert isinstance(dbapi, psycopg.Connection)
+        info = connection.info
+        queued = info.get(DEFERRED)
         cursor = None
         try:
             cursor = dbapi.cursor(row_factory=namedtuple_row)
-            for listener in connection.dispatch.before_cursor_execute:
-                listener(connection, cursor, sql, values, None, False)
-            cursor.execute(sql, values)
+            listeners = connection.dispatch.before_cursor_execute
+            if queued:
+                info[DEFERRED] = []
+                for listener in listeners:
+                    for early, early_params in queued:
+                        listener(connection, cursor, early, early_params, None, False)
+                    listener(connection, cursor, sql, values, None, False)
+                # One trip: what was queued, then this statement, then one Sync (the
+                # pipeline's exit), which also collects the results (errors included).
+                with dbapi.pipeline():
+                    for early, early_params in queued:
+                        dbapi.execute(early, early_params)
+                    cursor.execute(sql, values)
+            else:
+                for listener in listeners:
+                    listener(connection, cursor, sql, values, None, False)
+                cursor.execute(sql, values)
             rows = cursor.fetchall() if cursor.description is not None else []
             return HotResult(rows)
         except psycopg.Error as exc:
