@@ -28,12 +28,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 # The connection's queued statements: a list of (SQL, parameters) in the pool record's info,
 # which lives as long as the DBAPI connection and is shared by every Connection over it.
@@ -161,7 +164,10 @@ class HotStatement:
                 for listener in listeners:
                     listener(connection, cursor, sql, values, None, False)
                 cursor.execute(sql, values)
-            rows = cursor.fetchall() if cursor.description is not None else []
+            # The result's status, not `description`: that builds a Column object per column
+            # on every call (about 60 Python calls per booking), only to be thrown away.
+            result = cursor.pgresult
+            rows = cursor.fetchall() if result is not None and result.status == TUPLES_OK else []
             return HotResult(rows)
         except psycopg.Error as exc:
             dialect = connection.dialect
