@@ -784,6 +784,13 @@ statement and its round trip on both sides.
     3,895 directly, 4,262 -> 4,016 through PgBouncer). *Risk:* none seen; a statement returns
     rows exactly when its result is TUPLES_OK (the driver tests are unchanged).
 
+13. **A hot statement's row class looked up once** (`driver.HotStatement._row_maker`): psycopg's
+    `namedtuple_row` read every column's name from each result to find the (cached) class;
+    one statement's SQL always returns the same columns, so the maker is kept on the
+    statement after its first result with rows. -44 Python calls per booking (3,895 ->
+    3,851 directly, 4,016 -> 3,970 through PgBouncer). *Risk:* none seen; statements are shared
+    by threads, and the kept maker is the same whichever thread keeps it.
+
 Before and after lever 11, run alternately (two pairs, minutes apart; the machine is shared):
 PostgreSQL CPU per booking directly 1.02 -> 0.98 and 1.20 -> 1.08 ms; through PgBouncer
 2.42 -> 2.20 and 2.04 -> 2.06 ms, PgBouncer's own 0.66 -> 0.42 and 0.52 -> 0.34 ms; wall per

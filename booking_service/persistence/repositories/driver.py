@@ -103,7 +103,7 @@ class HotResult:
 class HotStatement:
     """A Core statement compiled once and run through the session's psycopg connection."""
 
-    __slots__ = ("_defaults", "_processors", "_required", "_sql", "statement")
+    __slots__ = ("_defaults", "_make_row", "_processors", "_required", "_sql", "statement")
 
     def __init__(self, statement: ClauseElement):
         self.statement = statement
@@ -111,6 +111,7 @@ class HotStatement:
         self._defaults: dict[str, Any] = {}
         self._processors: dict[str, Any] = {}
         self._required: frozenset[str] = frozenset()
+        self._make_row: Any = None  # its rows' namedtuple maker, once a result has shown them
 
     def _compile(self, dialect: Dialect) -> str:
         compiled = self.statement.compile(dialect=dialect)
@@ -129,6 +130,17 @@ class HotStatement:
         self._sql = compiled.string
         return self._sql
 
+    def _row_maker(self, cursor: psycopg.Cursor) -> Any:
+        """psycopg's namedtuple rows, their class looked up once: one statement's SQL always
+        returns the same columns, and psycopg would read their names afresh every time."""
+        maker = self._make_row
+        if maker is None:
+            maker = namedtuple_row(cursor)
+            result = cursor.pgresult
+            if result is not None and result.status == TUPLES_OK:
+                self._make_row = maker
+        return maker
+
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> HotResult:
         """Run in the session's transaction (beginning it as SQLAlchemy would)."""
         given = params or {}
@@ -146,7 +158,7 @@ class HotStatement:
         queued = info.get(DEFERRED)
         cursor = None
         try:
-            cursor = dbapi.cursor(row_factory=namedtuple_row)
+            cursor = dbapi.cursor(row_factory=self._row_maker)
             listeners = connection.dispatch.before_cursor_execute
             if queued:
                 info[DEFERRED] = []
