@@ -41,11 +41,11 @@ def savepoint(session: Session, depth: int) -> Iterator[None]:
             # On a dead connection this fails too (a driver error, or SQLAlchemy refusing
             # an invalidated connection until rollback); the original error is the one to
             # raise, and leaving the unit of work rolls back whatever is left.
-            if not withdraw(session, entry):
+            if not withdraw(entry):
                 with contextlib.suppress(SQLAlchemyError):
                     undo.execute(session)
             raise
-        withdraw(session, entry)
+        withdraw(entry)
     except IntegrityError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import bindparam, event, select, text
 
-from booking_service.domain.errors import UniqueViolation
+from booking_service.domain.errors import DatabaseUnavailable, UniqueViolation
 from booking_service.persistence.models import Organization
 from booking_service.persistence.repositories.driver import HotStatement
 from booking_service.runtime.extensions import KEY
@@ -110,3 +110,17 @@ def test_nested_savepoints_sent_together_roll_back_to_the_inner_one(counted, org
         assert trips.value - before == 4
         uow.commit()
     assert db.execute("SELECT name FROM contacts").fetchall() == [("B",)]
+
+
+def test_a_connection_killed_inside_a_savepoint_block_is_an_outage(counted, org, db):
+    """The statement that carried the SAVEPOINT meets a dead connection: the caller hears
+    "unavailable" (not SQLAlchemy's complaint about an invalid transaction), and the pool
+    hands out a working connection next."""
+    runtime, _ = counted
+    with pytest.raises(DatabaseUnavailable), runtime.uow() as uow:
+        pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with uow.savepoint():
+            _NAMES.execute(uow.session, {"p_id": org.id})
+    with runtime.uow() as uow:
+        assert _NAMES.execute(uow.session, {"p_id": org.id}).scalar() == org.info.name

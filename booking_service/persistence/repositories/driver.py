@@ -45,7 +45,7 @@ DEFERRED = "booking_service.deferred"
 
 def defer(session: Session, sql: str, params: Mapping[str, Any] | None = None) -> tuple:
     """Queue `sql` to be sent just before the next statement of the session's transaction
-    (beginning it as SQLAlchemy would). Returns the entry, to `withdraw` it."""
+    (beginning it as SQLAlchemy would). Returns a handle to `withdraw` it with."""
     entry = (sql, params)
     info = session.connection().info
     queued = info.get(DEFERRED)
@@ -53,12 +53,15 @@ def defer(session: Session, sql: str, params: Mapping[str, Any] | None = None) -
         info[DEFERRED] = [entry]
     else:
         queued.append(entry)
-    return entry
+    return info, entry
 
 
-def withdraw(session: Session, entry: tuple) -> bool:
-    """Take back a deferred statement that has not been sent; False when it was sent."""
-    queued = session.connection().info.get(DEFERRED)
+def withdraw(handle: tuple) -> bool:
+    """Take back a deferred statement that has not been sent; False when it was sent (or its
+    connection was invalidated, which empties the queue). It never touches the session, so it
+    works on a connection that died too."""
+    info, entry = handle
+    queued = info.get(DEFERRED)
     if queued:
         for i, waiting in enumerate(queued):
             if waiting is entry:
