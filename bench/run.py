@@ -774,7 +774,9 @@ statement and its round trip on both sides.
     stays ours until COMMIT. Tests: `tests/integration/test_deferred_statements.py` (one trip
     for a savepoint and its block's first statement, counted on the wire; a unique violation
     rolls back to a savepoint sent with it, for hot and for SQLAlchemy statements; a savepoint
-    around no statement is never sent; nested ones), `tests/stack/test_pooler.py` (a hot
+    around no statement is never sent; nested ones; a connection killed inside a savepoint
+    block is an outage, as `tests/stack/test_database_restart.py` also requires: taking a
+    queued SAVEPOINT back must not touch the session), `tests/stack/test_pooler.py` (a hot
     first statement sees the budgets, is cancelled by a 300 ms timeout, and costs BEGIN plus
     one trip; no setting or prepared statement left on a server connection, unchanged).
 
