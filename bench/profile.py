@@ -9,6 +9,12 @@ Python function calls per booking (repeatable where timings on a shared machine 
 `--freeze` runs them after gc.freeze(), as production workers do.
 
     python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze] [--calendar-linked]
+                            [--pooler]
+
+Round trips are counted on the wire (bench/wire.py: a relay between the app and the database
+counts the Query and Sync messages after which the client waits), and PostgreSQL's CPU per
+booking is read from /proc for its client backends. `--pooler` puts PgBouncer (transaction
+mode, as `make bench` runs it) between them, with DB_POOLER=transaction, and adds its CPU.
 
 `--calendar-linked` first links the bench resource to a (never called) CalDAV calendar that
 pushes and blocks, with 1,000 busy times read from it: the same measure with calendars on.
@@ -19,6 +25,7 @@ It is the quick loop for making the booking path cheaper; `make bench` is the re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -40,6 +47,7 @@ from sqlalchemy import event
 from bench.run import link_calendar, rest_of_message, setup_org
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
+from tests.support.wire import counting_relay
 
 SLOTS_PER_DAY = 287  # 00:00 .. 23:50: the bench resource closes at 23:55
 
@@ -101,6 +109,31 @@ def _summary(sql: str) -> str:
     return f"{head:64} [{', '.join(tables)}]" if tables else head
 
 
+def _cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """User plus system CPU of each process, in clock ticks (/proc/<pid>/stat)."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _backends(conn: psycopg.Connection) -> list[int]:
+    """The cluster's client backends but this one (the app's, or PgBouncer's)."""
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        " AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def _spent_ms(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU milliseconds spent between two readings, by the processes in both."""
+    ticks = sum(after[pid] - before[pid] for pid in after if pid in before)
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="bookings to measure (default 300)")
@@ -120,9 +153,15 @@ def main() -> int:
         action="store_true",
         help="link the bench resource to a pushing, blocking calendar with 1,000 busy times",
     )
+    parser.add_argument(
+        "--pooler",
+        action="store_true",
+        help="through PgBouncer in transaction mode (DB_POOLER=transaction), as make bench",
+    )
     args = parser.parse_args()
 
-    with pgcluster.throwaway_cluster() as port:
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(pgcluster.throwaway_cluster())
         url = pgcluster.url_for(port)
         cfg = alembic_config(url)
         cfg.attributes["skip_logging_config"] = True
@@ -130,7 +169,16 @@ def main() -> int:
         org, secret = setup_org(url)
         with tempfile.TemporaryDirectory() as tmp:
             rest = rest_of_message(Path(tmp) / "rest.json").read_text()
-        os.environ.update(DATABASE_URL=url, LOG_FORMAT="json", LOG_LEVEL="INFO")
+        app_port, pooler_pid = port, None
+        if args.pooler:
+            from tests.support.pooler import PIDS, pgbouncer
+
+            app_port = stack.enter_context(pgbouncer("127.0.0.1", port, pool_size=20))
+            pooler_pid = PIDS[app_port]
+            os.environ.update(DB_POOLER="transaction", DIRECT_DATABASE_URL=url)
+        relay_port, round_trips = stack.enter_context(counting_relay(app_port))
+        app_url = url.replace(f":{port}/", f":{relay_port}/")
+        os.environ.update(DATABASE_URL=app_url, LOG_FORMAT="json", LOG_LEVEL="INFO")
         from booking_service.app import create_app
         from booking_service.runtime.extensions import KEY
 
@@ -175,6 +223,14 @@ def main() -> int:
                 conn.execute("ANALYZE")
             if args.freeze:
                 gc.freeze()
+            direct = stack.enter_context(
+                psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+            )
+            direct.autocommit = True
+            processes = _backends(direct)
+            server_before = _cpu_ticks(processes)
+            pooler_before = _cpu_ticks([pooler_pid] if pooler_pid else [])
+            trips_before = round_trips.value
             statements = 0
             profiler = None
             counter = cProfile.Profile() if args.calls else None
@@ -195,6 +251,9 @@ def main() -> int:
                 book(k)
                 latencies.append(time.perf_counter() - began)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            trips = round_trips.value - trips_before
+            server_ms = _spent_ms(server_before, _cpu_ticks(processes))
+            pooler_ms = _spent_ms(pooler_before, _cpu_ticks([pooler_pid] if pooler_pid else []))
             gc.callbacks.pop()
             if counter:
                 counter.disable()
@@ -203,7 +262,12 @@ def main() -> int:
         n = args.n
         print(
             f"{n} bookings: wall {wall / n * 1000:.2f} ms, CPU {cpu / n * 1000:.2f} ms, "
-            f"{statements / n:.1f} statements per booking"
+            f"{statements / n:.1f} statements and {trips / n:.1f} round trips per booking"
+            + (" (through PgBouncer, DB_POOLER=transaction)" if args.pooler else "")
+        )
+        print(
+            f"PostgreSQL CPU {server_ms / n:.2f} ms per booking"
+            + (f", PgBouncer CPU {pooler_ms / n:.2f} ms" if args.pooler else "")
         )
         print("the statements of the last booking:")
         for sql in seen:

@@ -410,17 +410,22 @@ def http_floor(wrk_bin, nginx_bin, url, connections, base, secret, rest) -> Run:
 
 
 def in_process_profile() -> str:
-    """`make profile`'s figures (CPU, statements, calls by package) for the report."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.profile", "-n", "1000", "--calls"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    print(out.stdout, flush=True)
-    return out.stdout.strip()
+    """`make profile`'s figures (CPU, statements, round trips, calls by package) for the
+    report, and its first lines through PgBouncer (`--pooler`)."""
+    outputs = []
+    for args in (["-n", "1000", "--calls"], ["-n", "500", "--pooler"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.profile", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        print(out.stdout, flush=True)
+        outputs.append(out.stdout.strip())
+    pooled = "\n".join(outputs[1].splitlines()[:2])
+    return f"{outputs[0]}\n\nthrough PgBouncer (make profile PROFILE_ARGS=--pooler):\n{pooled}"
 
 
 def worker_peak_rss_mb(master_pid: int) -> list[float]:
@@ -768,6 +773,96 @@ LEVERS = """
     terminated are replaced before use, and fail without the listener; keepalives are set on
     the socket), tests/stack/test_database_restart.py unchanged.
 
+## The pooler path (#30)
+
+**Where its time went.** `make profile PROFILE_ARGS=--pooler` books through PgBouncer 1.18 in
+transaction mode with `DB_POOLER=transaction`; every profile now counts round trips on the
+wire (`tests/support/wire.py`: a relay that counts the Query and Sync messages after which the
+client waits) and reads the CPU time of PostgreSQL's client backends and of PgBouncer from
+/proc. Before #30, per booking (500 bookings, fsync off, two runs minutes apart):
+
+| | round trips | statements | PostgreSQL CPU | PgBouncer CPU |
+|---|---|---|---|---|
+| direct | 8 | 6 | 1.14, 1.02 ms | |
+| direct without prepared statements (`prepare_threshold=None`) | 8 | 6 | 1.90 ms | |
+| through PgBouncer | 9 | 7 | 2.64, 2.42 ms | 0.74, 0.66 ms |
+
+Of the ~2 ms more CPU per booking that the pooler path costs on the same 2 cores, about 0.8 ms
+is PostgreSQL parsing and planning every statement afresh (no prepared statements: EXPLAIN's
+planning time alone is 0.21 ms for the outbox statement, 0.13 ms for the appointment insert,
+0.05 ms for the answer, 0.04 ms for the claim, 0.01 ms for the contact upsert), about 0.7 ms
+is PgBouncer's own (it reads and forwards every message), and the rest is the `set_config`
+statement and its round trip on both sides.
+
+11. **Statements nobody waits for travel with the next one** (`repositories/driver.defer`,
+    `HotStatement`, `savepoints.py`, `db.py`). Behind the pooler, the time budgets
+    (`set_config(..., true)`) are queued when the transaction begins and sent with its first
+    statement in one psycopg pipeline (one Sync: one round trip). Every SAVEPOINT, pooler or
+    not, travels the same way with the first statement of its block, and a block that sends no
+    statement sends no SAVEPOINT (nor ROLLBACK TO). A statement that SQLAlchemy runs itself
+    sends what is queued first (`driver.send_deferred`, a `before_cursor_execute` listener), a
+    round trip of its own as before. Round trips per booking: direct 8 -> 7, through PgBouncer
+    9 -> 7 (now the same as direct); statements unchanged. The budgets stay a statement of
+    their own rather than part of the claim's SQL: PostgreSQL arms `statement_timeout` when a
+    statement starts, so budgets set inside the claim would not bound the claim itself.
+    Python calls per booking: +92 direct, +55 through the pooler (psycopg's pipeline).
+    *Risk:* an error of a queued statement surfaces with the next statement (the SQL named in
+    the exception is that one's); in a pipeline the server skips what follows an error up to
+    the Sync, as separate trips would never have sent it. PgBouncer in transaction mode passes
+    a pipeline through: it ends in one Sync inside our transaction, and the server connection
+    stays ours until COMMIT. Tests: `tests/integration/test_deferred_statements.py` (one trip
+    for a savepoint and its block's first statement, counted on the wire; a unique violation
+    rolls back to a savepoint sent with it, for hot and for SQLAlchemy statements; a savepoint
+    around no statement is never sent; nested ones; a connection killed inside a savepoint
+    block is an outage, as `tests/stack/test_database_restart.py` also requires: taking a
+    queued SAVEPOINT back must not touch the session), `tests/stack/test_pooler.py` (a hot
+    first statement sees the budgets, is cancelled by a 300 ms timeout, and costs BEGIN plus
+    one trip; no setting or prepared statement left on a server connection, unchanged).
+
+12. **A hot statement's rows fetched by the result's status** (`driver.HotStatement`): it
+    asked psycopg for `cursor.description` to tell rows from a command, and psycopg builds a
+    Column object per column on every such call. -250 Python calls per booking (4,145 ->
+    3,895 directly, 4,262 -> 4,016 through PgBouncer). *Risk:* none seen; a statement returns
+    rows exactly when its result is TUPLES_OK (the driver tests are unchanged).
+
+13. **A hot statement's row class looked up once** (`driver.HotStatement._row_maker`): psycopg's
+    `namedtuple_row` read every column's name from each result to find the (cached) class;
+    one statement's SQL always returns the same columns, so the maker is kept on the
+    statement after its first result with rows. -44 Python calls per booking (3,895 ->
+    3,851 directly, 4,016 -> 3,970 through PgBouncer). *Risk:* none seen; statements are shared
+    by threads, and the kept maker is the same whichever thread keeps it.
+
+Before and after lever 11, run alternately (two pairs, minutes apart; the machine is shared):
+PostgreSQL CPU per booking directly 1.02 -> 0.98 and 1.20 -> 1.08 ms; through PgBouncer
+2.42 -> 2.20 and 2.04 -> 2.06 ms, PgBouncer's own 0.66 -> 0.42 and 0.52 -> 0.34 ms; wall per
+booking, one caller at a time, through PgBouncer 13.2 -> 8.6 and 7.6 -> 6.2 ms, directly
+8.5 -> 6.8 and 9.3 -> 7.7 ms. The extra round trips and part of PgBouncer's work are gone;
+PostgreSQL's extra ~1 ms per booking behind the pooler (parsing and planning every statement)
+is not, and is what still keeps the pooler path below the direct one on shared cores: the
+levers below are what would take it.
+
+**What is left, on paper:**
+- *BEGIN in the same trip.* psycopg sends its BEGIN and waits for it even in pipeline mode
+  (it needs the transaction status), so a transaction still costs BEGIN's trip: 7 -> 6 would
+  mean sending BEGIN ourselves with the driver in autocommit beneath SQLAlchemy, which would
+  make every transaction's start ours to get right (isolation levels, the readers that run in
+  autocommit). Not done. (#17's "not taken" pipeline measurement kept that trip too.)
+- *PgBouncer 1.21+ `max_prepared_statements`.* PgBouncer then tracks protocol-level prepared
+  statements per client and prepares each on whichever server connection it hands out (once
+  per server connection, under its own names), so psycopg's automatic preparation (after 5
+  executions) could stay on behind the pooler and the ~0.8 ms of parsing and planning per
+  booking would go, as directly connected. It would be a setting (prepared statements allowed
+  behind the pooler), `tests/stack/test_pooler.py`'s "no prepared statement left" would then
+  mean "none of ours under our names" (PgBouncer's are left by design), and it relies on
+  psycopg closing statements with the protocol's Close (libpq 17+) rather than SQL
+  `DEALLOCATE`, which PgBouncer does not intercept. Cost: PgBouncer's memory and CPU per
+  statement and server connection. Debian 12's PgBouncer is 1.18.
+- *Hot statements as PL/pgSQL functions.* A function's plans are cached per server backend
+  and shared by every client the pooler puts on it, with nothing named left in the session:
+  most of the planning would go on any pooler. It moves the statements out of SQLAlchemy Core
+  into migrations (a changed statement is a new migration); the next lever if the pooler path
+  must come nearer still.
+
 **Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
 tables start empty, and without statistics PostgreSQL planned the ledger's lookup by tool call
 id and the booked-times read as scans of every row of the organization (1.0 and 1.5 ms per
@@ -776,7 +871,8 @@ measured at the end, ran after ANALYZE. Runs before this change understated the 
 
 **Not taken:** BEGIN sent in the same round trip
 as the claim with psycopg's pipeline mode (measured: 2% less CPU per booking, within this
-machine's drift, for 114 more Python calls); dropping the pool's pre-ping with nothing in its
+machine's drift, for 114 more Python calls; psycopg waits for its BEGIN even in a pipeline,
+see #30 above); dropping the pool's pre-ping with nothing in its
 place (a restarted database would fail the first request on every pooled connection).
 
 **gunicorn and nginx:** `sync` workers and `gthread` workers with one thread were measured
@@ -933,7 +1029,8 @@ is {floor.throughput / ceiling:.0%} of the pgbench ceiling: an upper bound for a
 on this stack and machine, before a single round trip to PostgreSQL.
 
 **Where a booking's time goes:** `make profile` (bench/profile.py) books 1,000 new callers
-in-process against a throwaway cluster (fsync off), without nginx or gunicorn:
+in-process against a throwaway cluster (fsync off), without nginx or gunicorn, counting round
+trips on the wire and PostgreSQL's CPU from /proc (and 500 more through PgBouncer):
 
 ```
 {profile}

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from booking_service.config import Settings
+from booking_service.persistence.repositories.driver import DEFERRED, send_deferred
 
 # Stable, predictable names from the first migration on: upserts and the schema check name
 # constraints, and alembic autogenerate emits op.f(...) with these.
@@ -72,8 +73,8 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
     Behind a transaction-mode pooler (DB_POOLER=transaction) a server connection serves other
     clients between our transactions, so nothing may live in the session: no startup options
     (PgBouncer refuses them), no prepared statements (they would meet other clients' server
-    connections), and the budgets are set for each transaction with set_config(..., true) in
-    its first statement.
+    connections), and the budgets are set for each transaction with set_config(..., true),
+    sent in the same trip as the transaction's first statement (driver.defer).
     """
     connect_args: dict = {
         "connect_timeout": settings.db_connect_timeout_s,
@@ -122,21 +123,27 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             # The pool closes this connection and connects its slot afresh.
             raise exc.DisconnectionError("the server closed a pooled connection")
 
+    # Statements deferred to travel with the next one (savepoints, the budgets below) go
+    # first when that next one is SQLAlchemy's rather than a hot statement.
+    event.listen(engine, "before_cursor_execute", send_deferred)
+
     if pooled:
-        budgets = {
-            "statement": str(settings.db_statement_timeout_ms),
-            "lock": str(settings.db_lock_timeout_ms),
-        }
+        budgets = (
+            "SELECT set_config('statement_timeout', %(statement)s, true), "
+            "set_config('lock_timeout', %(lock)s, true), "
+            "set_config('timezone', 'UTC', true)",
+            {
+                "statement": str(settings.db_statement_timeout_ms),
+                "lock": str(settings.db_lock_timeout_ms),
+            },
+        )
 
         @event.listens_for(engine, "begin")
         def _transaction_budgets(connection):
-            # The first statement of the transaction; SET LOCAL semantics (is_local = true).
-            connection.exec_driver_sql(
-                "SELECT set_config('statement_timeout', %(statement)s, true), "
-                "set_config('lock_timeout', %(lock)s, true), "
-                "set_config('timezone', 'UTC', true)",
-                budgets,
-            )
+            # The transaction's first statement, SET LOCAL semantics (is_local = true): its
+            # own statement, so that it bounds the next one too, but in that one's trip (a
+            # pipeline, driver.HotStatement) rather than a trip of its own.
+            connection.info[DEFERRED] = [budgets]
 
     return engine
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from booking_service.domain.errors import ExclusionViolation, UniqueViolation
-from booking_service.persistence.repositories.driver import HotStatement
+from booking_service.persistence.repositories.driver import HotStatement, defer, withdraw
 
 UNIQUE_VIOLATION = "23505"
 EXCLUSION_VIOLATION = "23P01"
@@ -32,16 +32,20 @@ def savepoint(session: Session, depth: int) -> Iterator[None]:
     and raises UniqueViolation or ExclusionViolation."""
     take, undo = _savepoint_statements(depth)
     try:
-        take.execute(session)
+        # Sent with the block's first statement, in the same trip (driver.defer); a block
+        # that sends none needs no savepoint and leaves none.
+        entry = defer(session, take)
         try:
             yield
         except BaseException:
             # On a dead connection this fails too (a driver error, or SQLAlchemy refusing
             # an invalidated connection until rollback); the original error is the one to
             # raise, and leaving the unit of work rolls back whatever is left.
-            with contextlib.suppress(SQLAlchemyError):
-                undo.execute(session)
+            if not withdraw(entry):
+                with contextlib.suppress(SQLAlchemyError):
+                    undo.execute(session)
             raise
+        withdraw(entry)
     except IntegrityError as exc:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
@@ -52,16 +56,16 @@ def savepoint(session: Session, depth: int) -> Iterator[None]:
         raise
 
 
-_SAVEPOINTS: dict[int, tuple[HotStatement, HotStatement]] = {}
+_SAVEPOINTS: dict[int, tuple[str, HotStatement]] = {}
 
 
-def _savepoint_statements(depth: int) -> tuple[HotStatement, HotStatement]:
+def _savepoint_statements(depth: int) -> tuple[str, HotStatement]:
     """SAVEPOINT and ROLLBACK TO SAVEPOINT for one nesting depth (built once per depth)."""
     found = _SAVEPOINTS.get(depth)
     if found is None:
         name = f"uow_{depth}"
         found = _SAVEPOINTS[depth] = (
-            HotStatement(text(f"SAVEPOINT {name}")),
+            f"SAVEPOINT {name}",
             HotStatement(text(f"ROLLBACK TO SAVEPOINT {name}")),
         )
     return found

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from booking_service.devtools import pgcluster
 from booking_service.domain.errors import DatabaseUnavailable
+from booking_service.persistence.repositories.driver import HotStatement
 from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import update_rules
 from booking_service.use_cases.webhooks import add_endpoint
@@ -25,6 +26,7 @@ from tests.support.helpers import (
 )
 from tests.support.pooler import pgbouncer, through
 from tests.support.receiver import receiver
+from tests.support.wire import counting_relay
 
 SERVER_CONNECTIONS = 4  # fewer than the clients: server connections really are shared
 
@@ -238,3 +240,36 @@ def test_budgets_of_a_committed_transaction_do_not_outlive_it_on_the_server_conn
     assert before[3] == inside[3] == after_commit[3] == after_booking[3]
     assert after_commit == before
     assert after_booking == before
+
+
+_BUDGETS_SEEN = HotStatement(
+    text("SELECT current_setting('statement_timeout') AS s, current_setting('lock_timeout') AS l")
+)
+_SLEEP = HotStatement(text("SELECT pg_sleep(:seconds)"))
+
+
+def test_the_budgets_bound_a_hot_first_statement_and_share_its_trip(pooled_url):
+    """The budgets are their own statement, so they bound the transaction's first one too,
+    but they travel with it (driver.defer): behind the pooler a transaction costs the same
+    trips as directly connected (BEGIN, then each statement)."""
+    port = int(pooled_url.rsplit(":", 1)[1].split("/")[0])
+    with counting_relay(port) as (relay_port, trips):
+        app = make_app(
+            pooled_url.replace(f":{port}/", f":{relay_port}/"),
+            DB_POOLER="transaction",
+            DB_STATEMENT_TIMEOUT_MS=300,
+            DB_LOCK_TIMEOUT_MS=200,
+        )
+        rt = app.extensions[KEY]
+        try:
+            with rt.uow() as uow:  # connects (SQLAlchemy's first-connect queries included)
+                _BUDGETS_SEEN.execute(uow.session)
+            with rt.uow() as uow:
+                before = trips.value
+                seen = _BUDGETS_SEEN.execute(uow.session).one()
+                assert trips.value - before == 2  # BEGIN; the budgets with the statement
+            with pytest.raises(DatabaseUnavailable), rt.uow() as uow:
+                _SLEEP.execute(uow.session, {"seconds": 5})  # cancelled after 300 ms
+        finally:
+            rt.engine.dispose()
+    assert tuple(seen) == ("300ms", "200ms")

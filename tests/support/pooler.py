@@ -23,6 +23,8 @@ from tests.support.stack import _apt
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 APT_TIMEOUT_S = 600
+# The process id of each running PgBouncer, by its port (`make profile` reads its CPU time).
+PIDS: dict[int, int] = {}
 
 
 class PgBouncerUnavailable(RuntimeError):
@@ -97,8 +99,10 @@ pidfile = {workdir}/pgbouncer.pid
                     log = (workdir / "pgbouncer.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"pgbouncer did not start:\n{log}") from None
                 time.sleep(0.1)
+        PIDS[port] = proc.pid
         yield port
     finally:
+        PIDS.pop(port, None)
         proc.terminate()
         try:
             proc.wait(timeout=10)

@@ -13,6 +13,13 @@ transaction, savepoints and time budgets. What SQLAlchemy gave for free is kept:
 - `before_cursor_execute` listeners still see every statement (tests and `make profile`
   count them).
 Only statements without expanding parameters (IN lists) can be hot; compiling says so.
+
+Statements whose answer nobody reads (a SAVEPOINT, the transaction's time budgets behind a
+pooler) need not cost a round trip of their own: `defer` queues them on the connection and
+the next statement sends them ahead of itself in one psycopg pipeline (one Sync, one trip),
+in order, in the same transaction. A statement that does not go through here (SQLAlchemy's
+own execution) sends what is queued first (`send_deferred`, a `before_cursor_execute`
+listener every engine has, db.py).
 """
 
 from __future__ import annotations
@@ -21,12 +28,56 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+TUPLES_OK = ExecStatus.TUPLES_OK
+
+# The connection's queued statements: a list of (SQL, parameters) in the pool record's info,
+# which lives as long as the DBAPI connection and is shared by every Connection over it.
+DEFERRED = "booking_service.deferred"
+
+
+def defer(session: Session, sql: str, params: Mapping[str, Any] | None = None) -> tuple:
+    """Queue `sql` to be sent just before the next statement of the session's transaction
+    (beginning it as SQLAlchemy would). Returns a handle to `withdraw` it with."""
+    entry = (sql, params)
+    info = session.connection().info
+    queued = info.get(DEFERRED)
+    if queued is None:
+        info[DEFERRED] = [entry]
+    else:
+        queued.append(entry)
+    return info, entry
+
+
+def withdraw(handle: tuple) -> bool:
+    """Take back a deferred statement that has not been sent; False when it was sent (or its
+    connection was invalidated, which empties the queue). It never touches the session, so it
+    works on a connection that died too."""
+    info, entry = handle
+    queued = info.get(DEFERRED)
+    if queued:
+        for i, waiting in enumerate(queued):
+            if waiting is entry:
+                del queued[i]
+                return True
+    return False
+
+
+def send_deferred(connection, cursor, *_args) -> None:
+    """`before_cursor_execute` listener: what is queued goes first, for SQLAlchemy's own
+    statements (a round trip each, as before they were deferred)."""
+    queued = connection.info.get(DEFERRED)
+    if queued:
+        connection.info[DEFERRED] = []
+        for sql, params in queued:
+            cursor.connection.execute(sql, params)
 
 
 class HotResult:
@@ -55,7 +106,7 @@ class HotResult:
 class HotStatement:
     """A Core statement compiled once and run through the session's psycopg connection."""
 
-    __slots__ = ("_defaults", "_processors", "_required", "_sql", "statement")
+    __slots__ = ("_defaults", "_make_row", "_processors", "_required", "_sql", "statement")
 
     def __init__(self, statement: ClauseElement):
         self.statement = statement
@@ -63,6 +114,7 @@ class HotStatement:
         self._defaults: dict[str, Any] = {}
         self._processors: dict[str, Any] = {}
         self._required: frozenset[str] = frozenset()
+        self._make_row: Any = None  # its rows' namedtuple maker, once a result has shown them
 
     def _compile(self, dialect: Dialect) -> str:
         compiled = self.statement.compile(dialect=dialect)
@@ -81,6 +133,17 @@ class HotStatement:
         self._sql = compiled.string
         return self._sql
 
+    def _row_maker(self, cursor: psycopg.Cursor) -> Any:
+        """psycopg's namedtuple rows, their class looked up once: one statement's SQL always
+        returns the same columns, and psycopg would read their names afresh every time."""
+        maker = self._make_row
+        if maker is None:
+            maker = namedtuple_row(cursor)
+            result = cursor.pgresult
+            if result is not None and result.status == TUPLES_OK:
+                self._make_row = maker
+        return maker
+
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> HotResult:
         """Run in the session's transaction (beginning it as SQLAlchemy would)."""
         given = params or {}
@@ -94,13 +157,32 @@ class HotStatement:
             values[name] = process(values[name])
         dbapi = connection.connection.driver_connection
         assert isinstance(dbapi, psycopg.Connection)
+        info = connection.info
+        queued = info.get(DEFERRED)
         cursor = None
         try:
-            cursor = dbapi.cursor(row_factory=namedtuple_row)
-            for listener in connection.dispatch.before_cursor_execute:
-                listener(connection, cursor, sql, values, None, False)
-            cursor.execute(sql, values)
-            rows = cursor.fetchall() if cursor.description is not None else []
+            cursor = dbapi.cursor(row_factory=self._row_maker)
+            listeners = connection.dispatch.before_cursor_execute
+            if queued:
+                info[DEFERRED] = []
+                for listener in listeners:
+                    for early, early_params in queued:
+                        listener(connection, cursor, early, early_params, None, False)
+                    listener(connection, cursor, sql, values, None, False)
+                # One trip: what was queued, then this statement, then one Sync (the
+                # pipeline's exit), which also collects the results (errors included).
+                with dbapi.pipeline():
+                    for early, early_params in queued:
+                        dbapi.execute(early, early_params)
+                    cursor.execute(sql, values)
+            else:
+                for listener in listeners:
+                    listener(connection, cursor, sql, values, None, False)
+                cursor.execute(sql, values)
+            # The result's status, not `description`: that builds a Column object per column
+            # on every call (about 60 Python calls per booking), only to be thrown away.
+            result = cursor.pgresult
+            rows = cursor.fetchall() if result is not None and result.status == TUPLES_OK else []
             return HotResult(rows)
         except psycopg.Error as exc:
             dialect = connection.dialect

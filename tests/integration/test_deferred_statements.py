@@ -1,0 +1,126 @@
+"""Statements deferred to the next one's trip (repositories/driver.defer): a SAVEPOINT travels
+with the first statement inside its block, in one round trip (counted on the wire), and still
+does exactly what a SAVEPOINT sent on its own did."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import bindparam, event, select, text
+
+from booking_service.domain.errors import DatabaseUnavailable, UniqueViolation
+from booking_service.persistence.models import Organization
+from booking_service.persistence.repositories.driver import HotStatement
+from booking_service.runtime.extensions import KEY
+from tests.support.app import make_app
+from tests.support.wire import counting_relay
+
+_INSERT = HotStatement(
+    text("INSERT INTO contacts (org_id, phone, name) VALUES (:org, :phone, :name)")
+)
+_NAMES = HotStatement(select(Organization.name).where(Organization.id == bindparam("p_id")))
+_COUNT = "SELECT count(*) FROM contacts"
+
+
+@pytest.fixture
+def counted(database_url, db):
+    """The test's database behind the counting relay: (runtime, round trips so far)."""
+    port = int(database_url.rsplit(":", 1)[1].split("/")[0])
+    with counting_relay(port) as (relay_port, trips):
+        app = make_app(database_url.replace(f":{port}/", f":{relay_port}/"))
+        try:
+            yield app.extensions[KEY], trips
+        finally:
+            app.extensions[KEY].engine.dispose()
+
+
+def _statements(runtime):
+    seen: list[str] = []
+    event.listen(runtime.engine, "before_cursor_execute", lambda _c, _k, sql, *_a: seen.append(sql))
+    return seen
+
+
+def test_a_savepoint_travels_with_the_first_statement_of_its_block(counted, org):
+    runtime, trips = counted
+    with runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_id": org.id})  # BEGIN, then the statement
+        before = trips.value
+        with uow.savepoint():
+            _NAMES.execute(uow.session, {"p_id": org.id})
+        assert trips.value - before == 1  # SAVEPOINT and the statement: one trip
+
+
+def test_a_violation_rolls_back_to_the_savepoint_sent_with_it(counted, org, db):
+    runtime, _ = counted
+    with runtime.uow() as uow:
+        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550100", "name": "Kept"})
+        with pytest.raises(UniqueViolation), uow.savepoint():
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550101", "name": "A"})
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550101", "name": "B"})
+        # The transaction goes on, with the work before the savepoint and none inside it.
+        assert uow.session.execute(text(_COUNT)).scalar() == 1
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("Kept",)]
+
+
+def test_a_violation_in_sqlalchemys_own_statement_rolls_back_to_the_savepoint(counted, org, db):
+    """A statement that is not hot sends the deferred SAVEPOINT ahead of itself."""
+    runtime, _ = counted
+    insert = text("INSERT INTO contacts (org_id, phone, name) VALUES (:org, :phone, :name)")
+    with runtime.uow() as uow:
+        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550100", "name": "Kept"})
+        with pytest.raises(UniqueViolation), uow.savepoint():
+            uow.session.execute(insert, {"org": org.id, "phone": "+14155550102", "name": "A"})
+            uow.session.execute(insert, {"org": org.id, "phone": "+14155550102", "name": "B"})
+        assert uow.session.execute(text(_COUNT)).scalar() == 1
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("Kept",)]
+
+
+def test_a_savepoint_around_no_statement_is_never_sent(counted, org):
+    runtime, trips = counted
+    seen = _statements(runtime)
+    with runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_id": org.id})
+        before = trips.value
+        with uow.savepoint():
+            pass
+        with pytest.raises(KeyError), uow.savepoint():
+            raise KeyError("nothing was sent inside")
+        assert trips.value == before
+        # The next statement does not carry them either.
+        assert _NAMES.execute(uow.session, {"p_id": org.id}).scalar() == org.info.name
+    assert not any("SAVEPOINT" in sql for sql in seen)
+
+
+def test_nested_savepoints_sent_together_roll_back_to_the_inner_one(counted, org, db):
+    runtime, trips = counted
+    with runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_id": org.id})
+        before = trips.value
+        with uow.savepoint():
+            with pytest.raises(UniqueViolation), uow.savepoint():
+                _INSERT.execute(
+                    uow.session, {"org": org.id, "phone": "+14155550103", "name": "Outer"}
+                )
+                _INSERT.execute(
+                    uow.session, {"org": org.id, "phone": "+14155550103", "name": "Again"}
+                )
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550104", "name": "B"})
+        # Both SAVEPOINTs with the first insert, the duplicate, ROLLBACK TO, the last insert.
+        assert trips.value - before == 4
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("B",)]
+
+
+def test_a_connection_killed_inside_a_savepoint_block_is_an_outage(counted, org, db):
+    """The statement that carried the SAVEPOINT meets a dead connection: the caller hears
+    "unavailable" (not SQLAlchemy's complaint about an invalid transaction), and the pool
+    hands out a working connection next."""
+    runtime, _ = counted
+    with pytest.raises(DatabaseUnavailable), runtime.uow() as uow:
+        pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with uow.savepoint():
+            _NAMES.execute(uow.session, {"p_id": org.id})
+    with runtime.uow() as uow:
+        assert _NAMES.execute(uow.session, {"p_id": org.id}).scalar() == org.info.name
