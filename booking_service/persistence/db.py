@@ -53,6 +53,10 @@ def _closed_by_server(dbapi_connection) -> bool:
     """
     if dbapi_connection.closed:
         return True
+    if dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        # Not idle: a statement or pipeline cut off by a failure (a restart mid-flight) left
+        # answers unread, and a reset could not run. It cannot serve another request.
+        return True
     try:
         poller = select.poll()
         poller.register(dbapi_connection.fileno(), select.POLLIN)  # hang-ups come unasked

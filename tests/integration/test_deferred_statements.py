@@ -4,10 +4,12 @@ does exactly what a SAVEPOINT sent on its own did."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, event, select, text
 
 from booking_service.domain.errors import DatabaseUnavailable, UniqueViolation
+from booking_service.persistence.db import _closed_by_server
 from booking_service.persistence.models import Organization
 from booking_service.persistence.repositories.driver import HotStatement
 from booking_service.runtime.extensions import KEY
@@ -124,3 +126,17 @@ def test_a_connection_killed_inside_a_savepoint_block_is_an_outage(counted, org,
             _NAMES.execute(uow.session, {"p_id": org.id})
     with runtime.uow() as uow:
         assert _NAMES.execute(uow.session, {"p_id": org.id}).scalar() == org.info.name
+
+
+def test_a_pooled_connection_left_mid_statement_is_replaced_not_reused(database_url):
+    """A pipeline cut off by a failure can leave a connection ACTIVE with answers unread
+    (seen once in the database-restart stack test: the next request's autocommit switch
+    failed with "connection in transaction status ACTIVE"). The checkout treats it as closed."""
+    idle = psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True)
+    try:
+        assert not _closed_by_server(idle)
+        idle.pgconn.send_query(b"SELECT pg_sleep(0.2)")  # sent, its answer never read
+        assert idle.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE
+        assert _closed_by_server(idle)
+    finally:
+        idle.close()
