@@ -10,6 +10,8 @@ the Google-linked one need, straight in SQL like the bench's other pre-fills.
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -38,8 +40,6 @@ def phone(n: int, exchange_from: int) -> str:
 def retell_pool(path: Path, org: int, base: int, count: int) -> Path:
     """`count` Retell bookAppointment requests, signed now: a new call id, an inbound phone
     call from a caller of its own, and a free start each (the bench resource's k-th slot)."""
-    from datetime import UTC, datetime
-
     lines = []
     for k in range(count):
         start = datetime.fromtimestamp(slot_epoch(base, k), UTC).strftime("%Y-%m-%dT%H:%M:00Z")
@@ -63,8 +63,6 @@ def seed_replies(url: str, org: int, resource: int, first_epoch: int, count: int
     """`count` callers, each with one upcoming booking (on `resource`, from `first_epoch`,
     past the other scenarios' days) and the SMS confirmation of it sent: what a reply "1"
     confirms. Returns the seconds taken."""
-    import time
-
     started = time.monotonic()
     with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
         conn.execute(
