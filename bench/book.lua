@@ -3,7 +3,7 @@
 --   rest_file   the JSON members of a realistic `message` (assistant, artifact, ...) that ride
 --               along unchanged, written by bench/run.py
 --   base_epoch  first start (UTC seconds); request k books the k-th free 5-minute slot after it
---   mode        distinct | same | mixed | refused
+--   mode        distinct | named | same | mixed | refused
 -- Every request gets a unique toolCallId and VAPI call id. In `distinct` and `mixed` each also has
 -- a caller number and a start of its own, so that every booking can succeed. In `same` one
 -- caller re-issues one booking over and over (a model repeating itself, from new calls): the
@@ -11,7 +11,8 @@
 -- bookings, so booking new times for one number is not a load the service takes). Either way,
 -- errors mean something is wrong. In `refused` every request asks for a start that bench/run.py
 -- filled beforehand (every other 5-minute slot from base_epoch on, 50,000 of them): each must be
--- refused with alternatives, and a booking that succeeds counts as an error.
+-- refused with alternatives, and a booking that succeeds counts as an error. `named` is
+-- `distinct` naming the bench resource, so every booking lands on it (the Google-linked one).
 
 local rest, base, mode, secret
 local counter = 0
@@ -55,7 +56,7 @@ function request()
     -- Refusals name the filled resource: the organization's default one ("Main") keeps
     -- office hours and is free then.
     local resource = ""
-    if mode == "refused" then resource = ',"resource":"Bench"' end
+    if mode == "refused" or mode == "named" then resource = ',"resource":"Bench"' end
     call = '{"id":"b' .. tag .. '","type":"function","function":{"name":"bookAppointment",'
       .. '"arguments":{"name":"Bench Caller","start":"' .. start .. '","durationMinutes":5'
       .. resource .. '}}}'

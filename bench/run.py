@@ -37,6 +37,7 @@ from pathlib import Path
 import psycopg
 from alembic import command
 
+from bench import signed
 from bench.refusal_levers import REFUSAL_LEVERS
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
@@ -47,9 +48,15 @@ DOCS = ROOT / "docs"
 LUA = Path(__file__).resolve().parent / "book.lua"
 # The REST booking path (#28): POST /api/v1/bookings with an API key and an Idempotency-Key.
 REST_LUA = Path(__file__).resolve().parent / "book_rest.lua"
+# Requests signed beforehand in Python (bench/signed.py), each sent once: Retell, Twilio SMS.
+REPLAY_LUA = Path(__file__).resolve().parent / "replay.lua"
 FIXTURE = ROOT / "tests" / "fixtures" / "vapi" / "tool-calls-book.json"
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+# BENCH_ONLY=vapi,rest,retell,google,sms runs only those scenarios at c=8 after the warm-up,
+# prints them and leaves docs/PERFORMANCE.md alone: a quick check of a scenario.
+ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
+SCENARIO_NAMES = {"vapi", "rest", "retell", "google", "sms"}
 LEVELS = [1, 2, 4, 8, 16, 32]
 SCENARIO_CONNECTIONS = 8
 PREFILL = 1_000_000
@@ -173,11 +180,53 @@ def api_key(url: str, org: int) -> str:
     return json.loads(out)["key"]
 
 
+def platform_credentials(url: str, org: int, secret_key: str) -> None:
+    """The organization's Retell API key and Twilio auth token (bench/signed.py's), through
+    the CLI an owner uses. SMS sending is then turned off again: the replies scenario needs
+    only the token that checks X-Twilio-Signature, and the other scenarios must not start
+    writing confirmations. `secret_key`: the stack's SECRET_KEY, which seals them."""
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "SECRET_KEY": secret_key}
+    flask = [str(stack.VENV_BIN / "flask"), "--app", "wsgi"]
+
+    def cli(*args: str, stdin: str | None = None) -> None:
+        done = subprocess.run(
+            [*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True, input=stdin
+        )
+        if done.returncode:
+            sys.exit(f"flask {' '.join(args[:2])} failed: {done.stderr.strip()[-500:]}")
+
+    cli("org", "retell", str(org), "--api-key", "-", stdin=signed.RETELL_KEY + "\n")
+    cli(
+        "org",
+        "sms",
+        str(org),
+        "--account-sid",
+        "AC" + "0" * 32,
+        "--auth-token",
+        "-",
+        "--from",
+        "+14155550100",
+        stdin=signed.TWILIO_TOKEN + "\n",
+    )
+    cli("org", "sms", str(org), "--disable")
+
+
 def wrk_rest(binary: str, port: int, connections: int, scenario: str, base: int, key: str) -> Run:
     """One wrk run of the REST booking scenario (bench/book_rest.lua)."""
     threads = min(2, connections)
     script = [str(REST_LUA), f"http://127.0.0.1:{port}", "--", str(base), key, str(threads)]
     return _wrk_run(binary, connections, threads, scenario, script)
+
+
+def wrk_replay(
+    binary: str, port: int, connections: int, scenario: str, pool: Path, expect: tuple
+) -> Run:
+    """One wrk run replaying pre-signed requests (bench/replay.lua); `expect`: the status, a
+    string the answer must contain and one it must not ("-": none)."""
+    threads = min(2, connections)
+    status, good, bad = expect
+    script = [str(REPLAY_LUA), f"http://127.0.0.1:{port}", "--", str(pool), str(threads)]
+    return _wrk_run(binary, connections, threads, scenario, [*script, str(status), good, bad])
 
 
 def rest_of_message(path: Path) -> Path:
@@ -524,6 +573,97 @@ def unlink_calendar(url: str, link: int) -> None:
         conn.execute("DELETE FROM calendar_links WHERE id = %s", (link,))
 
 
+# Retell's and the replies' pools: 20 days of the bench resource's slots (5,740 requests, past
+# what an 8-second run at today's rates sends; a run that exhausts its pool shows errors).
+POOL = 20 * signed.SLOTS_PER_DAY * max(1, -(-SECONDS // 8))
+
+
+def check_effects(url: str, run: Run, sql: str, params: tuple) -> Run:
+    """Count in the database what the run's requests did (`sql`: one count) and add any
+    shortfall to its errors: every answer counted must be one new booking or confirmation (a
+    request still in flight when wrk stopped may add one more per connection)."""
+    time.sleep(0.5)  # the requests in flight when wrk stopped
+    with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+        made = conn.execute(sql, params).fetchone()[0]
+    if not run.requests <= made <= run.requests + run.connections:
+        print(f"{run.scenario}: {run.requests} answers but {made} in the database", flush=True)
+        run.errors += abs(made - run.requests)
+    return run
+
+
+_BOOKED_SQL = (
+    "SELECT count(*) FROM appointments WHERE org_id = %s AND resource_id = %s "
+    "AND starts_at >= to_timestamp(%s) AND starts_at < to_timestamp(%s)"
+)
+
+
+def platform_scenarios(
+    wrk_bin, port, url, org, resource, base, workdir, vapi: tuple, wanted: set
+) -> tuple:
+    """The paths beside VAPI's booking (#30), at c=8, each a new booking or reply per request:
+    a Retell-signed booking, a booking on a Google-linked resource (VAPI), the SMS reply "1".
+    Returns the runs, the next free base and whether the Google link was left untouched."""
+    runs: list[Run] = []
+    untouched = True
+    c = SCENARIO_CONNECTIONS
+    if "retell" in wanted:
+        # Signed seconds before the run: Retell's signature is good for 5 minutes.
+        pool = signed.retell_pool(workdir / "retell.txt", org, base, POOL)
+        run = wrk_replay(wrk_bin, port, c, "Retell-signed bookings", pool, (200, "-", '"error"'))
+        runs.append(check_effects(url, run, _BOOKED_SQL, (org, resource, base, base + 20 * 86400)))
+        base += 20 * 86400
+    if "google" in wanted:
+        link = signed.link_google(url, org, resource, base)
+        runs.append(wrk(wrk_bin, port, c, "distinct, Google linked", "named", base, *vapi))
+        base += 20 * 86400
+        untouched = signed.google_untouched(url, link)
+        unlink_calendar(url, link)
+    if "sms" in wanted:
+        with psycopg.connect(stack.psycopg_conninfo(url), autocommit=True) as conn:
+            other = conn.execute(
+                "SELECT id FROM resources WHERE org_id = %s AND name <> 'Bench' ORDER BY id",
+                (org,),
+            ).fetchone()[0]
+        # On the organization's other resource, past every day the bookings scenarios use.
+        first = int(time.time()) + 800 * 86400
+        seed_s = signed.seed_replies(url, org, other, first, POOL)
+        print(f"seeded {POOL:,} bookings with a confirmation sent in {seed_s:.0f} s", flush=True)
+        pool = signed.sms_pool(workdir / "sms.txt", port, org, POOL, base)
+        runs.append(
+            wrk_replay(wrk_bin, port, c, "SMS replies (confirm)", pool, (200, "is confirmed", "-"))
+        )
+    return runs, base, untouched
+
+
+def only(wrk_bin, server, url, org, resource, secret, rest, base, workdir) -> int:
+    """BENCH_ONLY: the named scenarios at c=8 after a warm-up, printed, no report."""
+    unknown = ONLY - SCENARIO_NAMES
+    if unknown:
+        sys.exit(f"BENCH_ONLY: unknown {sorted(unknown)}; known: {sorted(SCENARIO_NAMES)}")
+    port = server.nginx_port
+    c = SCENARIO_CONNECTIONS
+    wrk(wrk_bin, port, 4, "warm-up", "distinct", base, secret, rest)
+    base += 20 * 86400
+    analyze(url)
+    runs = []
+    if "vapi" in ONLY:
+        runs.append(wrk(wrk_bin, port, c, "distinct callers", "distinct", base, secret, rest))
+        base += 20 * 86400
+    if "rest" in ONLY:
+        key = api_key(url, org)
+        run = wrk_rest(wrk_bin, port, c, "REST API bookings", base, key)
+        runs.append(check_effects(url, run, _BOOKED_SQL, (org, resource, base, base + 20 * 86400)))
+        base += 20 * 86400
+    platform_credentials(url, org, server.env()["SECRET_KEY"])
+    more, base, untouched = platform_scenarios(
+        wrk_bin, port, url, org, resource, base, workdir, (secret, rest), ONLY
+    )
+    runs += more
+    if "google" in ONLY:
+        print(f"Google link untouched by the booking path: {untouched}", flush=True)
+    return 1 if any(r.errors for r in runs) or not untouched else 0
+
+
 def main() -> int:
     wrk_bin = ensure_wrk()
     nginx_bin = stack.ensure_nginx()
@@ -558,6 +698,11 @@ def main() -> int:
             base += 20 * 86400
             return run
 
+        if ONLY:
+            try:
+                return only(wrk_bin, server, url, org, resource, secret, rest, base, workdir)
+            finally:
+                server.stop()
         try:
             load(4, "warm-up", "distinct")  # connections, prepared statements, caches
             # A production database has statistics; these tables were empty a moment ago, and
@@ -589,16 +734,35 @@ def main() -> int:
             runs.append(load(SCENARIO_CONNECTIONS, "availability + booking", "mixed"))
             # The REST API's booking beside the voice one: same steps, its own front end.
             runs.append(
-                wrk_rest(
-                    wrk_bin,
-                    server.nginx_port,
-                    SCENARIO_CONNECTIONS,
-                    "REST API bookings",
-                    base,
-                    api_key(url, org),
+                check_effects(
+                    url,
+                    wrk_rest(
+                        wrk_bin,
+                        server.nginx_port,
+                        SCENARIO_CONNECTIONS,
+                        "REST API bookings",
+                        base,
+                        api_key(url, org),
+                    ),
+                    _BOOKED_SQL,
+                    (org, resource, base, base + 20 * 86400),
                 )
             )
             base += 20 * 86400
+            # Retell's signed booking, a Google-linked resource and the SMS reply, beside them.
+            platform_credentials(url, org, server.env()["SECRET_KEY"])
+            more, base, google_untouched = platform_scenarios(
+                wrk_bin,
+                server.nginx_port,
+                url,
+                org,
+                resource,
+                base,
+                workdir,
+                (secret, rest),
+                {"retell", "google", "sms"},
+            )
+            runs += more
             # Refusals: each asks for a taken time in a diary of 50,000 future bookings and is
             # answered with the nearest free starts (it must load only the days it searches).
             filled_from = base
@@ -645,7 +809,7 @@ def main() -> int:
             ).fetchone()[0]
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         profile = in_process_profile()
-        report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile)
+        report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile, google_untouched)
         return 0
     finally:
         pgcluster.stop(workdir / "pg")
@@ -901,9 +1065,12 @@ calls and statements are the measure of each lever, and the bench of all of them
 """
 
 
-def report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile) -> None:
+def report(
+    runs, best, floor, ceilings, rss, duplicates, pg_version, profile, google_untouched
+) -> None:
     """Write docs/PERFORMANCE.md and docs/latency.png. `ceilings`: per level of the distinct
-    series, pgbench of the reference script and of today's statements, run right after it."""
+    series, pgbench of the reference script and of today's statements, run right after it;
+    `google_untouched`: the Google link as seeded after its scenario (no call to Google)."""
     ceiling, today = ceilings[best.connections]
     ceiling_at_8 = ceilings[SCENARIO_CONNECTIONS][0]
     import matplotlib
@@ -946,6 +1113,17 @@ def report(runs, best, floor, ceilings, rss, duplicates, pg_version, profile) ->
     )
     filled = next(r for r in runs if r.scenario == "distinct, 1M contacts")
     linked = next(r for r in runs if r.scenario == "distinct, calendar linked")
+    beside = [
+        next(r for r in runs if r.scenario == name)
+        for name in ("REST API bookings", "Retell-signed bookings", "distinct, Google linked")
+    ]
+    beside_text = ", ".join(
+        f"{r.scenario} {r.throughput:.0f}/s = {r.throughput / c8.throughput:.0%} "
+        f"(p99 {r.p99_ms:.1f} ms)"
+        for r in beside
+    )
+    beside_ok = all(r.throughput >= c8.throughput * 0.9 for r in beside)
+    replies = next(r for r in runs if r.scenario == "SMS replies (confirm)")
     total_errors = sum(r.errors for r in runs)
     ratio = best.throughput / ceiling if ceiling else 0.0
 
@@ -986,6 +1164,21 @@ with 1,000 busy times read from the owner's calendar: each booking checks them (
 on a day the kept hours open) and queues one calendar push (in the same statement as its
 event); no calendar server is called.
 
+The paths beside VAPI's booking (#30), each at c={SCENARIO_CONNECTIONS} and each request a new
+booking (or reply) that must succeed, counted afterwards in the database too:
+"REST API bookings" (`POST /api/v1/bookings`, an API key, a new `Idempotency-Key` each);
+"Retell-signed bookings" (`POST /api/retell/ORG_ID/tools`, each body signed with the
+organization's Retell key in `X-Retell-Signature` seconds before the run, as Retell's 5-minute
+window requires: wrk's Lua has no HMAC, so `bench/signed.py` signs a pool of bodies that
+`bench/replay.lua` sends once each); "distinct, Google linked" (the VAPI booking naming a
+resource with a blocking, pushing Google Calendar link, last read at the start, 1,000 busy
+times in our tables: the link's token is fake and no worker runs, so any call to Google would
+fail and show); "SMS replies (confirm)" (`POST /api/twilio/sms/ORG_ID`, a reply "1" with its
+own MessageSid, signed with twilio's RequestValidator, each from another number with an
+upcoming booking whose SMS confirmation was sent: its "bookings/s" are replies/s, here
+{replies.throughput:.0f}/s with p99 {replies.p99_ms:.1f} ms, each confirming one booking and
+answering with TwiML).
+
 In "refusals, 50k bookings" every request asks for a taken time in a diary of 50,000 future
 bookings (every other 5-minute slot for a year) and is answered with the three nearest free
 starts; an accepted booking would count as an error. A refusal loads no booking: PostgreSQL
@@ -1003,6 +1196,8 @@ finds the nearest free starts and returns only those (see the levers of #30).
 | zero errors | {total_errors} | {verdict(total_errors == 0)} |
 | exactly one contact per phone afterwards | {duplicates} phones with more than one contact | {verdict(duplicates == 0)} |
 | latency flat with 1,000,000 contacts | p50 {c8.p50_ms:.1f} → {filled.p50_ms:.1f} ms, p99 {c8.p99_ms:.1f} → {filled.p99_ms:.1f} ms at c={SCENARIO_CONNECTIONS} | {verdict(filled.p50_ms <= c8.p50_ms * 1.5)} |
+| REST, Retell and Google-linked bookings within 10% of the VAPI booking (#30) | VAPI distinct callers {c8.throughput:.0f}/s at c={SCENARIO_CONNECTIONS}; {beside_text} | {verdict(beside_ok)} |
+| the Google-linked booking calls no provider | the link as seeded after the run (no poll, no error, no reconnect): {google_untouched} | {verdict(google_untouched)} |
 | booking path unchanged with a calendar linked (busy times read from our own tables) | {c8.throughput:.0f} → {linked.throughput:.0f} bookings/s, p50 {c8.p50_ms:.1f} → {linked.p50_ms:.1f} ms, p99 {c8.p99_ms:.1f} → {linked.p99_ms:.1f} ms at c={SCENARIO_CONNECTIONS} | {verdict(linked.throughput >= c8.throughput * 0.9)} |
 
 Peak RSS per gunicorn worker: {", ".join(f"{m:.0f} MiB" for m in rss) or "n/a"}.

@@ -1,0 +1,72 @@
+-- wrk script: replay requests that bench/run.py signed beforehand, each exactly once.
+-- wrk's Lua has no HMAC, so the signed scenarios (Retell's X-Retell-Signature, Twilio's
+-- X-Twilio-Signature) are made in Python right before the run and written one per line:
+--   path TAB content-type TAB header-name TAB header-value TAB body
+-- Arguments (after --): file threads status good bad
+--   status  the only HTTP status that counts as success (200, 201, ...)
+--   good    a string the answer must contain ("-": none)
+--   bad     a string the answer must not contain ("-": none)
+-- Thread t sends lines t, t + threads, ...: no line goes twice. A pool that runs out counts
+-- every further request as an error (the pool is sized well past the run's length).
+
+local lines = {}
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  for line in io.lines(args[1]) do
+    table.insert(lines, line)
+  end
+  nthreads = tonumber(args[2])
+  status_ok = tonumber(args[3])
+  good = args[4]
+  bad = args[5]
+  errors = 0
+  exhausted = 0
+  wrk.method = "POST"
+end
+
+function request()
+  local k = counter * nthreads + id + 1
+  counter = counter + 1
+  if k > #lines then
+    exhausted = exhausted + 1
+    k = #lines -- sent again: answered as a replay, counted as an error below
+  end
+  local path, ctype, name, value, body = string.match(lines[k], "^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+  local headers = {["Content-Type"] = ctype, [name] = value}
+  return wrk.format(nil, path, headers, body)
+end
+
+function response(status, headers, body)
+  local ok = status == status_ok
+  if ok and good ~= "-" then ok = string.find(body, good, 1, true) ~= nil end
+  if ok and bad ~= "-" then ok = string.find(body, bad, 1, true) == nil end
+  if not ok or exhausted > 0 then
+    errors = errors + 1
+    if errors <= 3 then
+      local why = ""
+      if exhausted > 0 then why = "(signed pool exhausted) " end
+      io.stderr:write("bench error: " .. why .. status .. " " .. string.sub(body, 1, 300) .. "\n")
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local app_errors = 0
+  for _, t in ipairs(threads) do
+    app_errors = app_errors + t:get("errors")
+  end
+  io.write(string.format(
+    'BENCH {"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,'
+      .. '"max_ms":%.3f,"socket_errors":%d,"http_errors":%d,"app_errors":%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, app_errors))
+end
