@@ -53,6 +53,7 @@ __all__ = [
     "Answered",
     "Confirmation",
     "answer",
+    "answer_one",
     "confirm_cached",
     "queued_too_long",
     "serve",
@@ -100,6 +101,39 @@ def serve(
             log.info("the cached organization changed; the request runs again")
             rt.org_cache.forget(exc.org_id)
             return respond(scope, False, exc.answered)
+
+
+def answer_one(
+    rt: Runtime,
+    scope: ConnectionScope,
+    org: OrgInfo,
+    invocation: Invocation,
+    *,
+    started: float,
+    answered: tuple[Answer, ...],
+    respond: Callable[[Answer], R],
+    unauthenticated: Callable[[str], R],
+) -> R:
+    """Answer a platform's single tool call (Retell, ElevenLabs: one invocation per request)
+    and confirm a cached organization before that answer leaves; `respond` and
+    `unauthenticated` are the platform's answer shapes."""
+    confirmation = Confirmation()
+    outcome = answer(
+        rt,
+        scope,
+        org,
+        [invocation],
+        started=started,
+        confirmation=confirmation,
+        answered=answered,
+    )
+    try:
+        confirm_cached(scope, org, confirmation)
+    except StaleOrganization:
+        raise
+    except Exception as exc:
+        return unauthenticated(unauthenticated_sentence(exc))
+    return respond(outcome.answers[0])
 
 
 def unauthenticated_sentence(exc: Exception) -> str:

@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, g, jsonify
 
 from booking_service.api.errors import error_response
-from booking_service.domain.errors import DatabaseUnavailable, StaleOrganization
+from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import Runtime, runtime
 from booking_service.runtime.logging_setup import log_context
@@ -25,7 +25,6 @@ from booking_service.voice.elevenlabs.auth import org_with_secret
 from booking_service.voice.elevenlabs.call_report import BadReport, parse_event, signed_org
 from booking_service.voice.elevenlabs.envelope import PLATFORM, BadRequest, parse
 from booking_service.voice.http import instrument, read_body
-from booking_service.voice.pipeline import Confirmation
 
 bp = Blueprint("elevenlabs", __name__, url_prefix="/api/elevenlabs")
 instrument(bp, "elevenlabs_tools")
@@ -70,23 +69,16 @@ def _authenticated(
     except BadRequest as exc:
         return error_response(400, str(exc))
     with log_context(org_id=org.id, call_id=request.conversation_id):
-        confirmation = Confirmation()
-        outcome = pipeline.answer(
+        return pipeline.answer_one(
             rt,
             scope,
             org,
-            [request.invocation(org)],
+            request.invocation(org),
             started=started,
-            confirmation=confirmation,
             answered=answered,
+            respond=respond,
+            unauthenticated=unauthenticated,
         )
-        try:
-            pipeline.confirm_cached(scope, org, confirmation)
-        except StaleOrganization:
-            raise
-        except Exception as exc:
-            return unauthenticated(pipeline.unauthenticated_sentence(exc))
-        return respond(outcome.answers[0])
 
 
 @bp.post("/<int:org_id>/events")

@@ -15,7 +15,7 @@ import logging
 from flask import Blueprint, g, jsonify
 
 from booking_service.api.errors import error_response
-from booking_service.domain.errors import DatabaseUnavailable, StaleOrganization
+from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import Runtime, runtime
 from booking_service.runtime.logging_setup import log_context
@@ -23,7 +23,6 @@ from booking_service.use_cases.call_reports import record_call
 from booking_service.use_cases.tool_calls import Answer
 from booking_service.voice import pipeline, replies
 from booking_service.voice.http import instrument, read_body
-from booking_service.voice.pipeline import Confirmation
 from booking_service.voice.retell.answer import respond, unauthenticated
 from booking_service.voice.retell.auth import signed_org
 from booking_service.voice.retell.call_report import BadReport, parse_event
@@ -72,23 +71,16 @@ def _authenticated(
         return error_response(400, str(exc))
     org = found.org
     with log_context(org_id=org.id, call_id=call.call_id):
-        confirmation = Confirmation()
-        outcome = pipeline.answer(
+        return pipeline.answer_one(
             rt,
             scope,
             org,
-            [call.invocation(org)],
+            call.invocation(org),
             started=started,
-            confirmation=confirmation,
             answered=answered,
+            respond=respond,
+            unauthenticated=unauthenticated,
         )
-        try:
-            pipeline.confirm_cached(scope, org, confirmation)
-        except StaleOrganization:
-            raise
-        except Exception as exc:
-            return unauthenticated(pipeline.unauthenticated_sentence(exc))
-        return respond(outcome.answers[0])
 
 
 @bp.post("/<int:org_id>/events")
