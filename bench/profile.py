@@ -9,7 +9,7 @@ Python function calls per booking (repeatable where timings on a shared machine 
 `--freeze` runs them after gc.freeze(), as production workers do.
 
     python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze] [--calendar-linked]
-                            [--pooler]
+                            [--pooler] [--path vapi|rest|retell|google]
 
 Round trips are counted on the wire (bench/wire.py: a relay between the app and the database
 counts the Query and Sync messages after which the client waits), and PostgreSQL's CPU per
@@ -18,6 +18,11 @@ mode, as `make bench` runs it) between them, with DB_POOLER=transaction, and add
 
 `--calendar-linked` first links the bench resource to a (never called) CalDAV calendar that
 pushes and blocks, with 1,000 busy times read from it: the same measure with calendars on.
+
+`--path` books through another front end instead of VAPI's (the #30 bench scenarios): `rest`
+(POST /api/v1/bookings with an API key and a new Idempotency-Key each), `retell` (a signed
+Retell tool call each) or `google` (the VAPI booking on a resource with a blocking, pushing
+Google Calendar link and 1,000 busy times in our tables): where they differ from VAPI's.
 
 It is the quick loop for making the booking path cheaper; `make bench` is the real measure.
 """
@@ -44,9 +49,11 @@ import psycopg
 from alembic import command
 from sqlalchemy import event
 
-from bench.run import link_calendar, rest_of_message, setup_org
+from bench import signed
+from bench.run import api_key, link_calendar, platform_credentials, rest_of_message, setup_org
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
+from tests.support.platforms import retell_body, retell_signature
 from tests.support.wire import counting_relay
 
 SLOTS_PER_DAY = 287  # 00:00 .. 23:50: the bench resource closes at 23:55
@@ -134,6 +141,58 @@ def _spent_ms(before: dict[int, int], after: dict[int, int]) -> float:
     return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def _booker(path: str, client, url: str, org: int, secret: str, base: int, rest: str, n: int):
+    """book(k): the k-th booking through the front end `path`, its request made beforehand
+    (so that building or signing it is not measured); raises SystemExit unless it booked."""
+    if path == "rest":
+        key = api_key(url, org)
+        requests = []
+        for k in range(n):
+            start = datetime.fromtimestamp(signed.slot_epoch(base, k), UTC)
+            payload = {
+                "start": start.strftime("%Y-%m-%dT%H:%M:00Z"),
+                "name": "Bench Caller",
+                "phone": signed.phone(k, 220),
+                "resource": "Bench",
+                "service": "Quick",
+            }
+            headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"profile-{k}"}
+            requests.append(("/api/v1/bookings", json.dumps(payload).encode(), headers))
+        expect = (201, b'"reference"')
+    elif path == "retell":
+        platform_credentials(url, org, os.environ["SECRET_KEY"])
+        requests = []
+        for k in range(n):
+            start = datetime.fromtimestamp(signed.slot_epoch(base, k), UTC)
+            args = {
+                "name": "Bench Caller",
+                "start": start.strftime("%Y-%m-%dT%H:%M:00Z"),
+                "durationMinutes": 5,
+                "resource": "Bench",
+            }
+            raw = json.dumps(
+                retell_body("bookAppointment", args, caller=signed.phone(k, 300), call_id=f"r{k}"),
+                separators=(",", ":"),
+            ).encode()
+            headers = {"X-Retell-Signature": retell_signature(raw, signed.RETELL_KEY)}
+            requests.append((f"/api/retell/{org}/tools", raw, headers))
+        expect = (200, b"booked")
+    else:
+        headers = {"Authorization": f"Bearer {secret}"}
+        requests = [("/api/vapi/tools", body(k, base, rest), headers) for k in range(n)]
+        expect = (200, b"booked")
+
+    def book(k: int) -> None:
+        where, data, headers = requests[k]
+        response = client.post(
+            where, data=data, headers={**headers, "Content-Type": "application/json"}
+        )
+        if response.status_code != expect[0] or expect[1] not in response.data:
+            raise SystemExit(f"booking {k} failed: {response.status_code} {response.data[:300]}")
+
+    return book
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="bookings to measure (default 300)")
@@ -158,7 +217,15 @@ def main() -> int:
         action="store_true",
         help="through PgBouncer in transaction mode (DB_POOLER=transaction), as make bench",
     )
+    parser.add_argument(
+        "--path",
+        choices=("vapi", "rest", "retell", "google"),
+        default="vapi",
+        help="the front end that books (default vapi; see above)",
+    )
     args = parser.parse_args()
+    # The CLI that stores the Retell key seals it with the SECRET_KEY the app then unseals with.
+    os.environ.setdefault("SECRET_KEY", "bench-profile-secret-key-0123456789abcdef")
 
     with contextlib.ExitStack() as stack:
         port = stack.enter_context(pgcluster.throwaway_cluster())
@@ -195,22 +262,17 @@ def main() -> int:
         # (No pool pre-ping to count: a checkout checks the socket locally, see db.py.)
 
         client = app.test_client()
-        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         base = int((datetime.now(UTC) + timedelta(days=2)).timestamp()) // 86400 * 86400
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            resource = conn.execute(
+                "SELECT id FROM resources WHERE org_id = %s AND name = 'Bench'", (org,)
+            ).fetchone()[0]
         if args.calendar_linked:
-            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-                resource = conn.execute(
-                    "SELECT id FROM resources WHERE org_id = %s AND name = 'Bench'", (org,)
-                ).fetchone()[0]
             link_calendar(url, org, resource, base)
+        if args.path == "google":
+            signed.link_google(url, org, resource, base)
         warm = 200
-        bodies = [body(k, base, rest) for k in range(warm + args.n)]
-
-        def book(k: int) -> None:
-            response = client.post("/api/vapi/tools", data=bodies[k], headers=headers)
-            result = response.get_json()["results"][0]
-            if "result" not in result or "booked" not in result["result"]:
-                raise SystemExit(f"booking {k} failed: {result}")
+        book = _booker(args.path, client, url, org, secret, base, rest, warm + args.n)
 
         sink = io.StringIO()
         with redirect_stderr(sink):

@@ -17,7 +17,7 @@ from datetime import datetime
 from booking_service.domain.errors import InputError, NotFound
 from booking_service.persistence.repositories.api_keys import ApiKeyRow
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
-from booking_service.use_cases.orgs import OrgInfo, get_org_in, hash_secret
+from booking_service.use_cases.orgs import OrgInfo, get_org_in, hash_secret, org_info
 
 SCOPES = ("slots:read", "bookings:read", "bookings:write")
 MAX_NAME_LENGTH = 100
@@ -130,11 +130,11 @@ def authenticate_key(uow: AbstractUnitOfWork, presented: str | None) -> ApiCalle
     match = _KEY.match(presented)
     digest = hash_secret(presented)
     with uow:
-        row = uow.api_keys.get(int(match.group(1))) if match else None
-        if row is None:
-            hmac.compare_digest(digest, _DUMMY_HASH)  # as long as a real comparison
-            return None
-        if not hmac.compare_digest(digest, row.key_hash) or row.revoked_at is not None:
-            return None
-        org = get_org_in(uow, row.org_id)
-    return ApiCaller(org, row.id, frozenset(row.scopes))
+        found = uow.api_keys.get_with_org(int(match.group(1))) if match else None
+    if found is None:
+        hmac.compare_digest(digest, _DUMMY_HASH)  # as long as a real comparison
+        return None
+    row, org = found
+    if not hmac.compare_digest(digest, row.key_hash) or row.revoked_at is not None:
+        return None
+    return ApiCaller(org_info(org), row.id, frozenset(row.scopes))

@@ -32,10 +32,11 @@ def org_platform(uow: AbstractUnitOfWork, org_id: int) -> OrgPlatform | None:
     if not 0 < org_id < 2**63:
         return None
     with uow:
-        row = uow.organizations.get(org_id)
-        if row is None:
-            return None
-        return OrgPlatform(org_info(row), uow.voice_platforms.get(org_id))
+        found = uow.voice_platforms.get_with_org(org_id)
+    if found is None:
+        return None
+    row, settings = found
+    return OrgPlatform(org_info(row), settings)
 
 
 def _key(field: str, value: str | None) -> str | None:

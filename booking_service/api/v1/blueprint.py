@@ -36,9 +36,12 @@ class Rejected(Exception):
 
 def _scope() -> ConnectionScope:
     """The request's one pooled connection (checked out on first use, returned when the
-    request ends): a request authenticates and books on one connection."""
+    request ends): a request authenticates and books on one connection. Its units of work
+    take the catalogue and opening hours the worker keeps for the organization's version
+    (org_cache.py); the version is the one the key's lookup just read, so nothing kept for
+    another version is used, and the booking's insert checks it again."""
     if "api_scope" not in g:
-        g.api_scope = runtime().connection_scope("api")
+        g.api_scope = runtime().connection_scope("api", cached=True)
     return g.api_scope
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from booking_service.persistence.db import table
-from booking_service.persistence.models import ApiKey
+from booking_service.persistence.models import ApiKey, Organization
+from booking_service.persistence.repositories.driver import HotStatement
+from booking_service.persistence.repositories.organizations import (
+    ORGANIZATION_COLUMNS,
+    OrganizationRow,
+    organization_from,
+)
 
 _keys = table(ApiKey)
 
@@ -28,6 +34,15 @@ class ApiKeyRow:
 
 
 _COLUMNS = [_keys.c[f.name] for f in fields(ApiKeyRow)]
+
+
+_organizations = table(Organization)
+# Every REST request authenticates: the key and its organization in one statement.
+_KEY_AND_ORG = HotStatement(
+    select(*_COLUMNS, *ORGANIZATION_COLUMNS)
+    .select_from(_keys.join(_organizations, _organizations.c.id == _keys.c.org_id))
+    .where(_keys.c.id == bindparam("p_id"))
+)
 
 
 def _row(row) -> ApiKeyRow | None:
@@ -53,6 +68,14 @@ class ApiKeyRepository:
 
     def get(self, key_id: int) -> ApiKeyRow | None:
         return _row(self.session.execute(select(*_COLUMNS).where(_keys.c.id == key_id)).first())
+
+    def get_with_org(self, key_id: int) -> tuple[ApiKeyRow, OrganizationRow] | None:
+        """The key and its organization (one statement), or None without such key."""
+        row = _KEY_AND_ORG.execute(self.session, {"p_id": key_id}).first()
+        if row is None:
+            return None
+        n = len(_COLUMNS)
+        return ApiKeyRow(*row[:n]), organization_from(row[n:])
 
     def of_org(self, org_id: int) -> list[ApiKeyRow]:
         rows = self.session.execute(

@@ -70,6 +70,16 @@ def _organization(row) -> OrganizationRow:
     return OrganizationRow(**row._asdict())
 
 
+# For reads that fetch the organization beside another row in one statement (an API key, a
+# voice platform's settings): its columns labelled apart, and the row made from them.
+ORGANIZATION_COLUMNS = [c.label(f"organization_{c.name}") for c in _organizations.c]
+
+
+def organization_from(values) -> OrganizationRow:
+    """The OrganizationRow in `values`, in the order of ORGANIZATION_COLUMNS."""
+    return OrganizationRow(**{c.name: v for c, v in zip(_organizations.c, values, strict=True)})
+
+
 class OrganizationRepository:
     """Organizations and their webhook secret hashes."""
 

@@ -47,7 +47,9 @@ def tools(org_id: int):
         def answer(scope: ConnectionScope, use_cache: bool, answered: tuple[Answer, ...]):
             return _authenticated(rt, scope, org_id, body, started, answered)
 
-        return pipeline.serve(rt, PLATFORM, started, answer)
+        # The organization is read afresh with its key on every request (its version with
+        # it), so the catalogue and opening hours kept for that version may be used.
+        return pipeline.serve(rt, PLATFORM, started, answer, cached=True)
 
 
 def _authenticated(

@@ -54,13 +54,15 @@ def tools():
 @bp.post("/tools/<int:org_id>")
 def signed_tools(org_id: int):
     """The same for VAPI's HMAC credential, which carries no bearer secret: the URL names the
-    organization and only a valid signature with its key is accepted."""
-    return _serve(runtime(), lambda scope, use_cache: org_with_hmac(scope, org_id))
+    organization and only a valid signature with its key is accepted. The organization is
+    read afresh every time (its version with it), so the catalogue and opening hours kept for
+    that version may be used."""
+    return _serve(runtime(), lambda scope, use_cache: org_with_hmac(scope, org_id), cached=True)
 
 
 def _serve(rt: Runtime, find_org: FindOrg, cached: bool = False):
     """Answer a webhook request; `cached`: its units of work may use the organization cache
-    (and find_org is asked to use it first)."""
+    (and find_org is asked to use it first, where it can)."""
     started = g.arrived
     with log_context(request_id=g.request_id):
         body = read_body(rt.settings.max_body_bytes)  # 413 before any database work
