@@ -20,6 +20,7 @@ from typing import Any
 from booking_service.domain.errors import StartRefused, TooManyUpcoming, UnverifiedBookingsLimit
 from booking_service.domain.events import AppointmentBooked, appointment_event
 from booking_service.domain.recipients import day_start
+from booking_service.domain.scheduling import TAKEN
 from booking_service.domain.times import ParsedStart
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
 from booking_service.runtime.metrics import BOOKING_CONFLICTS
@@ -165,14 +166,17 @@ def book_appointment(
     ends_at = starts_at + duration
     notes = _notes(choice.asked, request.notes)
 
-    def book_on(free: Openings, *, at_version: int | None = None) -> Booking | None:
+    def book_on(
+        free: Openings, *, at_version: int | None = None, why: list[str] | None = None
+    ) -> Booking | None:
         """Book the first of `free` the exclusion constraint lets in, or None.
 
         `at_version`: `free` came from the opening hours kept for this version of the
         organization, and nothing is booked unless it still holds; else the busy times were
-        read, so a refusal means a booking made meanwhile."""
+        read, so a refusal means a booking made meanwhile. `why` gets the reason each
+        resource refused the insert (see `_insert`)."""
         for resource_id in free.resources:
-            appointment = _insert(
+            appointment, reason = _insert(
                 uow,
                 org,
                 contact.id,
@@ -189,6 +193,8 @@ def book_appointment(
                 now=now,
             )
             if appointment is None:
+                if why is not None:
+                    why.append(reason)
                 if at_version is None:
                     BOOKING_CONFLICTS.inc()
                     log.info("slot taken concurrently on resource %s; trying the next", resource_id)
@@ -213,10 +219,17 @@ def book_appointment(
     # before the insert came first.
     hopeful = cached_openings(uow, org, resources, request.start, duration, now)
     if hopeful is not None:
-        if (booked := book_on(hopeful, at_version=org.version)) is not None:
+        why: list[str] = []
+        if (booked := book_on(hopeful, at_version=org.version, why=why)) is not None:
             return booked
         if (already := holdings()[1]) is not None:
             return already
+        if why and all(reason == "taken" for reason in why):
+            # Open by the hours of the organization's current version, no calendar busy or
+            # stale, and every resource that is open then refused for a booking: the diary
+            # read below would reach this same refusal (#30: a refusal in a full diary
+            # costs one statement less).
+            raise refused(uow, org, resources, TAKEN, starts_at, duration, now)
     free = openings_at(uow, org, resources, request.start, duration, now)
     if (booked := book_on(free)) is not None:
         return booked
@@ -243,10 +256,11 @@ def _insert(
     at_version: int | None,
     now: datetime,
 ):
-    """The inserted appointment, or None when the resource is taken at that time (by a
-    committed booking or a concurrent one, which the insert waits for) or, `at_version`
-    given, when the organization's config_version is no longer that or a blocking calendar
-    of the resource is busy then or stale at `now`."""
+    """(the inserted appointment, None) or (None, why not): "taken" when the resource is
+    taken at that time (by a committed booking or a concurrent one, which the insert waits
+    for) or, `at_version` given, "stale" when the organization's config_version is no longer
+    that and "calendar" when a blocking calendar of the resource is busy then or stale at
+    `now`."""
     for _ in range(_REFERENCE_ATTEMPTS):
         reference = new_reference()
         values: dict[str, Any] = dict(
@@ -270,7 +284,7 @@ def _insert(
         else:
             appointment = uow.appointments.insert_at_version(at_version, now, **values)
         if appointment is not None:
-            return appointment
+            return appointment, None
         why = uow.appointments.why_not_inserted(
             org.id,
             reference,
@@ -281,11 +295,11 @@ def _insert(
             now,
         )
         if why == "taken":
-            return None  # the exclusion constraint said no
+            return None, why  # the exclusion constraint said no
         if why in ("stale", "calendar"):
             # The hours changed since they were kept, or a calendar is busy or stale: the
             # diary read decides (and applies the calendar's policy).
-            return None
+            return None, why
         if why is None:
             # DO NOTHING has no target, so any unique index can refuse the row (a primary key
             # behind its sequence, an index added later). Telling the caller the time was

@@ -298,8 +298,9 @@ def test_a_booking_on_an_open_day_inserts_without_reading_the_diary(app, client,
 
 
 def test_a_taken_time_is_refused_with_alternatives_after_the_insert(app, client, org, db):
-    """The constraint refuses the insert; the diary is read then, and the refusal is the one
-    a read-first booking gave: taken, with the nearest free times."""
+    """The constraint refuses the insert at the organization's current version: the refusal
+    is the one a read-first booking gave (taken, with the nearest free times), and the diary
+    is not read again for it (#30)."""
     booked(post(client, org, envelope(tool_call(**booking()))))
     seen = _statements(app)
 
@@ -308,8 +309,36 @@ def test_a_taken_time_is_refused_with_alternatives_after_the_insert(app, client,
 
     assert "already taken" in refusal and "10:30 AM" in refusal, refusal
     inserts = [i for i, s in enumerate(seen) if s.startswith("INSERT INTO appointments")]
-    reads = [i for i, s in enumerate(_schedule_reads(seen))]
-    assert inserts and reads, seen
+    assert inserts and _schedule_reads(seen) == [], seen
+    assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_a_taken_time_whose_hours_changed_meanwhile_is_refused_by_the_new_hours(
+    app, client, org, database_url, db
+):
+    """Taken, and the day closed after the claim read the version: the insert's refusal is
+    not the answer (the hours it was tried under no longer hold); the diary read is, and it
+    says closed."""
+    booked(post(client, org, envelope(tool_call(**booking()))))
+    rid = _resource_id(db, org)
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+    closed = []
+
+    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
+    def _close_the_day_after_the_claim(_conn, _cursor, sql, *_args):
+        if sql.startswith("INSERT INTO contacts") and not closed:
+            with psycopg.connect(plain, autocommit=True) as other:
+                other.execute(
+                    "INSERT INTO schedule_exceptions (org_id, resource_id, day) "
+                    "VALUES (%s, %s, %s)",
+                    (org.id, rid, local_start()[:10]),
+                )
+            closed.append(True)
+
+    rival = envelope(tool_call(**booking(name="Rival")), customer="+14155550999")
+    refusal = error_of(post(client, org, rival))
+
+    assert closed and "closed" in refusal and "taken" not in refusal, refusal
     assert count(db, "SELECT count(*) FROM appointments") == 1
 
 

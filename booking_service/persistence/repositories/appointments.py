@@ -185,9 +185,9 @@ class AppointmentRepository(AppointmentLookups):
     ) -> str | None:
         """After `insert` returned nothing: "reference" when the reference is used, "taken"
         when a booked appointment overlaps on the resource; after `insert_at_version`,
-        "stale" when the organization's version is no longer `version` and "calendar" when
-        a blocking calendar is busy then or stale at `now`; else None (another
-        constraint)."""
+        "stale" (before "taken") when the organization's version is no longer `version` and
+        "calendar" when a blocking calendar is busy then or stale at `now`; else None
+        (another constraint)."""
         reference_used = exists().where(
             Appointment.org_id == org_id, Appointment.reference == reference
         )
@@ -216,9 +216,13 @@ class AppointmentRepository(AppointmentLookups):
         ).one()
         if row.reference_used:
             return "reference"
+        if row.stale:
+            # Before "taken": a refusal decided on hours that no longer hold would be wrong
+            # (use_cases/booking.py answers "taken" at the current version without a diary read).
+            return "stale"
         if row.overlap:
             return "taken"
-        return "stale" if row.stale else "calendar" if row.calendar else None
+        return "calendar" if row.calendar else None
 
     def cancel(self, org_id: int, appointment_id: int, reason: str | None) -> AppointmentRow:
         """Mark it cancelled (never a delete) and return it as it is now."""
