@@ -1,6 +1,6 @@
-"""The refusal's lever (#30) and its risk, written into docs/PERFORMANCE.md by `make bench`
-after the booking path's levers (bench/run.py's LEVERS): kept apart so that each issue's
-section is edited in one place."""
+"""The levers of #30 beyond the pooler (refusals, the other ways in, how the bench measures)
+and their risks, written into docs/PERFORMANCE.md by `make bench` after the booking path's
+levers (bench/run.py's LEVERS): kept apart so that each part is edited in one place."""
 
 REFUSAL_LEVERS = """
 ## Levers taken (#30): refusals
@@ -48,4 +48,58 @@ REFUSAL_LEVERS = """
    it. The work moves to the database server: a wide search over many resources on a fine
    grid (resources x days x starts) is paid there, chunked as before; and it is planned at
    every execution, prepared or not (0.7 ms warm).
+
+2. **A refusal at the current version is answered without the diary read**
+   (`use_cases/booking.py`, `repositories/appointments.why_not_inserted`). A booking on a day
+   the kept hours open tries the insert first (#17); when every resource open then refused it
+   for a booking, with the organization's version unchanged and no calendar busy or stale,
+   the one-start diary read that followed could only reach the same refusal ("taken"), so it
+   is skipped and the alternatives are asked for at once. `why_not_inserted` now says "stale"
+   before "taken": a refusal is never decided on hours that changed meanwhile (then the
+   diary read decides, as before). `make profile-refusals`: 9 -> 8 statements per refusal;
+   per refusal wall 5.4 ms, CPU 2.9 ms, p99 7-8 ms in-process (the Python engine on the same
+   diary: 13.6-14.6 ms, p99 89-95 ms). *Risk:* a booking cancelled between the insert and the
+   answer is no longer seen by a second read (the answer is the one the insert's snapshot
+   gave, as for any refusal an instant earlier). Tests: `tests/http/test_org_cache.py` (a
+   taken time is refused with the nearest free times and no diary read; a taken time whose day
+   was closed after the claim is refused as closed, which fails if "taken" comes first).
+"""
+
+OTHER_PATHS_LEVERS = """
+## Levers taken (#30): the other ways in, and how the bench measures
+
+1. **REST, Retell and VAPI's signed path use the kept catalogue and hours**
+   (`api/v1/blueprint._scope`, `voice/retell/blueprint`, `voice/vapi/blueprint.signed_tools`).
+   These paths read their organization afresh with the credential on every request, so its
+   version is current: the catalogue and opening hours the worker keeps for exactly that
+   version (org_cache.py) are safe to use, and the insert checks the version again. And the
+   credential comes with its organization in one statement (`api_keys.get_with_org`,
+   `voice_platforms.get_with_org`, driver hot statements). `make profile --path rest`: 10 -> 7
+   statements, 11 -> 8 round trips, 5,338 -> 4,616 Python calls, wall 6.4 -> 4.5 ms, CPU 4.9
+   -> 3.5 ms per booking; `--path retell`: 10 -> 7, 5,079 -> 4,396 calls, wall 6.3 -> 4.6 ms
+   (VAPI's bearer path: 6 statements, 3,967 calls, wall 4.0 ms). *Risk:* a change made between
+   the credential's read and the booking's transaction is seen by the insert's version check
+   (then the diary is read, as on VAPI's path). Tests: `tests/http/test_org_cache_other_ways_in.py`
+   (no catalogue, hours or separate organization read on a second booking; a new resource and
+   changed hours apply on the next REST request, a new resource and a changed Retell key on the
+   next Retell request; 3 of its 5 tests fail without the change).
+
+2. **Each measured run starts settled** (`bench/run.py` `settle`): a CHECKPOINT before every
+   wrk and pgbench run. The level series had c=8 below c=4, and below the heavier
+   calendar-linked run that followed it: every wrk run came right after pgbench had written
+   thousands of bookings a second, and the checkpoint that followed landed in it (c=8 on the
+   same machine: 423/s before, 637/s with it; pgbench is settled the same way). *Risk:* a
+   production database checkpoints under load; these runs now measure the booking path
+   between checkpoints (the default `checkpoint_timeout` is 5 minutes, a run 8 s).
+
+3. **Comparisons made side by side**: REST, Retell and Google-linked bookings are compared with
+   a VAPI run made right before them ("VAPI, beside the other paths"), and the pooler run with
+   the direct run made just before it on the same database ("distinct, 1M contacts"; the
+   share against the level series' c=8 run is printed too). The level series ran minutes
+   earlier, on a database with far fewer rows; on this machine minutes apart can differ by
+   tens of percent.
+
+4. **Where the cores go, per program** (`cpu_by_program`): each run's CPU split (gunicorn,
+   PostgreSQL, PgBouncer, nginx, the load generator) is printed and written above, so that a
+   target out of reach on 2 cores shows why.
 """

@@ -30,15 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from resource import RUSAGE_CHILDREN, getrusage
 
 import psycopg
 from alembic import command
 
 from bench import signed
-from bench.refusal_levers import REFUSAL_LEVERS
+from bench.refusal_levers import OTHER_PATHS_LEVERS, REFUSAL_LEVERS
 from booking_service.devtools import pgcluster
 from booking_service.persistence.schema_check import alembic_config
 from tests.support import stack
@@ -53,10 +54,10 @@ REPLAY_LUA = Path(__file__).resolve().parent / "replay.lua"
 FIXTURE = ROOT / "tests" / "fixtures" / "vapi" / "tool-calls-book.json"
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-# BENCH_ONLY=vapi,rest,retell,google,sms runs only those scenarios at c=8 after the warm-up,
+# BENCH_ONLY=vapi,rest,retell,google,sms,pooler runs only those scenarios at c=8 after the warm-up,
 # prints them and leaves docs/PERFORMANCE.md alone: a quick check of a scenario.
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
-SCENARIO_NAMES = {"vapi", "rest", "retell", "google", "sms"}
+SCENARIO_NAMES = {"vapi", "rest", "retell", "google", "sms", "pooler"}
 LEVELS = [1, 2, 4, 8, 16, 32]
 SCENARIO_CONNECTIONS = 8
 PREFILL = 1_000_000
@@ -88,10 +89,56 @@ class Run:
     p90_ms: float
     p99_ms: float
     errors: int
+    # CPU milliseconds per request spent by each program on the machine during the run
+    # (cpu_by_program), "idle" included: where the 2 cores went.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    def cpu_text(self) -> str:
+        """The CPU split per request, largest first, and the cores that were busy."""
+        busy = {k: v for k, v in self.cpu_ms.items() if k != "idle" and v >= 0.005}
+        if not busy:
+            return "n/a"
+        cores = sum(busy.values()) * self.throughput / 1000
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
+        return f"{parts} ms (total {sum(busy.values()):.2f} ms: {cores:.2f} cores busy)"
+
+
+# Programs by their process name (/proc/PID/stat): gunicorn's workers run as python.
+_PROGRAMS = {"postgres": "PostgreSQL", "nginx": "nginx", "wrk": "wrk", "pgbouncer": "PgBouncer"}
+
+
+def cpu_by_program() -> dict[str, int]:
+    """CPU clock ticks (user + system) spent so far by each program running now, summed by
+    name (gunicorn's workers under "gunicorn", everything else "other"), and the machine's
+    idle ticks. Two readings around a run split its CPU (a process that ends in between is
+    lost: none of the measured programs does)."""
+    totals: dict[str, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        if stat.parent.name == str(os.getpid()):
+            continue  # this script (python too), waiting for wrk
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        program = _PROGRAMS.get(name) or (
+            "gunicorn" if "gunicorn" in name or name.startswith("python") else "other"
+        )
+        totals[program] = totals.get(program, 0) + int(fields[11]) + int(fields[12])
+    # The load generator (wrk, pgbench) has ended by the second reading: its CPU is that of
+    # this script's waited-for children.
+    children = getrusage(RUSAGE_CHILDREN)
+    totals["load generator"] = int(
+        (children.ru_utime + children.ru_stime) * os.sysconf("SC_CLK_TCK")
+    )
+    cpu_line = Path("/proc/stat").read_text().splitlines()[0].split()
+    totals["idle"] = int(cpu_line[4]) + int(cpu_line[5])  # idle + iowait
+    return totals
 
 
 def ensure_wrk() -> str:
@@ -281,7 +328,9 @@ def _wrk_run(binary: str, connections: int, threads: int, scenario: str, script:
     cmd = [binary, f"-t{threads}", f"-c{connections}", f"-d{SECONDS}s", "--timeout", "10s", "-s"]
     cmd += script
     settle()
+    before = cpu_by_program()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 60, check=True)
+    after = cpu_by_program()
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
     data = json.loads(line[6:])
     if out.stderr.strip():
@@ -297,11 +346,17 @@ def _wrk_run(binary: str, connections: int, threads: int, scenario: str, script:
         data["p99_ms"],
         errors,
     )
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    if run.requests:
+        run.cpu_ms = {
+            k: (after[k] - before.get(k, 0)) * tick_ms / run.requests for k in after if k in before
+        }
     print(
         f"{scenario:>22} c={connections:<3} {run.throughput:8.1f} req/s  p50 {run.p50_ms:6.1f} "
         f"p90 {run.p90_ms:6.1f} p99 {run.p99_ms:6.1f} ms  errors {errors}",
         flush=True,
     )
+    print(f"{'':>22} CPU per request: {run.cpu_text()}", flush=True)
     return run
 
 
@@ -428,6 +483,7 @@ def pgbench(
     script = workdir / "booking.sql"
     script.write_text(text)
     settle()
+    before = cpu_by_program()
     binary = str((pgcluster.find_bindir() or Path("/usr/bin")) / "pgbench")
     out = subprocess.run(
         [
@@ -458,9 +514,24 @@ def pgbench(
         timeout=SECONDS + 60,
         check=True,
     )
+    after = cpu_by_program()
     match = re.search(r"tps = ([0-9.]+)", out.stdout)
-    print(f"{label:>22} c={connections:<3} {float(match[1]):8.1f} tx/s", flush=True)
-    return float(match[1])
+    tps = float(match[1])
+    split = Run(label, connections, int(tps * SECONDS), SECONDS, 0, 0, 0, 0)
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    split.cpu_ms = {
+        k: (after[k] - before.get(k, 0)) * tick_ms / max(split.requests, 1)
+        for k in after
+        if k in before
+    }
+    PGBENCH_CPU[(label, connections)] = split
+    print(f"{label:>22} c={connections:<3} {tps:8.1f} tx/s", flush=True)
+    print(f"{'':>22} CPU per transaction: {split.cpu_text()}", flush=True)
+    return tps
+
+
+# The CPU split of each pgbench run, by (label, connections), for the report.
+PGBENCH_CPU: dict[tuple[str, int], Run] = {}
 
 
 def http_floor(wrk_bin, nginx_bin, url, connections, base, secret, rest) -> Run:
@@ -651,7 +722,9 @@ def platform_scenarios(
     return runs, base, untouched
 
 
-def only(wrk_bin, server, url, org, resource, secret, rest, base, workdir) -> int:
+def only(
+    wrk_bin, server, url, org, resource, secret, rest, base, workdir, nginx_bin, pg_port
+) -> int:
     """BENCH_ONLY: the named scenarios at c=8 after a warm-up, printed, no report."""
     unknown = ONLY - SCENARIO_NAMES
     if unknown:
@@ -677,6 +750,17 @@ def only(wrk_bin, server, url, org, resource, secret, rest, base, workdir) -> in
     runs += more
     if "google" in ONLY:
         print(f"Google link untouched by the booking path: {untouched}", flush=True)
+    if "pooler" in ONLY:
+        runs.append(
+            via_pgbouncer(
+                nginx_bin,
+                url,
+                pg_port,
+                lambda p: wrk(
+                    wrk_bin, p, c, "distinct, via PgBouncer", "distinct", base, secret, rest
+                ),
+            )
+        )
     return 1 if any(r.errors for r in runs) or not untouched else 0
 
 
@@ -717,7 +801,19 @@ def main() -> int:
 
         if ONLY:
             try:
-                return only(wrk_bin, server, url, org, resource, secret, rest, base, workdir)
+                return only(
+                    wrk_bin,
+                    server,
+                    url,
+                    org,
+                    resource,
+                    secret,
+                    rest,
+                    base,
+                    workdir,
+                    nginx_bin,
+                    port,
+                )
             finally:
                 server.stop()
         try:
@@ -1086,6 +1182,43 @@ calls and statements are the measure of each lever, and the bench of all of them
 """
 
 
+def _total(run: Run) -> float:
+    return sum(v for k, v in run.cpu_ms.items() if k != "idle")
+
+
+def cores_text(c8: Run, direct: Run, pooled: Run, refusals: Run, ceiling_at_8: float) -> str:
+    """Where the 2 cores went in the runs the unmet #30 targets are about, from /proc."""
+    pg_run = PGBENCH_CPU.get(("pgbench ceiling", SCENARIO_CONNECTIONS))
+    if not c8.cpu_ms or pg_run is None:
+        return ""
+    cores = os.cpu_count() or 2
+    need = cores * 1000 / (0.6 * ceiling_at_8)  # CPU ms per booking for 60% of the ceiling
+    need_50 = cores * 1000 / (0.5 * ceiling_at_8)
+    python = c8.cpu_ms.get("gunicorn", 0.0)
+    extra_pg = pooled.cpu_ms.get("PostgreSQL", 0.0) - direct.cpu_ms.get("PostgreSQL", 0.0)
+    return f"""**Where the {cores} cores went (#30).** Every run reads each program's CPU time from
+/proc before and after it (`bench/run.py` `cpu_by_program`; the load generator's from this
+script's waited-for children), per request:
+
+- distinct callers, c={SCENARIO_CONNECTIONS}: {c8.cpu_text()}
+- pgbench ceiling, c={SCENARIO_CONNECTIONS}, per transaction: {pg_run.cpu_text()}
+- distinct, 1M contacts (direct, just before the pooler run): {direct.cpu_text()}
+- distinct, via PgBouncer: {pooled.cpu_text()}
+- refusals, 50k bookings: {refusals.cpu_text()}
+
+At c={SCENARIO_CONNECTIONS} the machine is saturated, so throughput is the cores divided by
+the CPU one booking costs everything on the machine. The reference transaction costs PostgreSQL
+alone what the pgbench line shows; for 60% of its {ceiling_at_8:.0f} tx/s a booking could cost
+at most {need:.2f} ms of CPU in all (50%: {need_50:.2f} ms), of which the booking's Python in
+gunicorn spends {python:.2f} ms by itself. Behind the pooler a booking costs
+{_total(pooled) - _total(direct):.2f} ms more than directly: PgBouncer's own
+{pooled.cpu_ms.get("PgBouncer", 0.0):.2f} ms and PostgreSQL's {extra_pg:+.2f} ms (each statement
+parsed and planned afresh, see the levers of #30), for a share of at most
+{_total(direct) / _total(pooled) if _total(pooled) else 0:.0%} of the direct path on the same
+cores.
+"""
+
+
 def report(
     runs, best, floor, ceilings, rss, duplicates, pg_version, profile, google_untouched
 ) -> None:
@@ -1231,6 +1364,8 @@ finds the nearest free starts and returns only those (see the levers of #30).
 
 Peak RSS per gunicorn worker: {", ".join(f"{m:.0f} MiB" for m in rss) or "n/a"}.
 
+{cores_text(c8, filled, pooled, refusals, ceiling_at_8)}
+
 **Ceiling:** pgbench at the same concurrency against the same database, run right after each
 level (this machine's speed drifts by tens of percent within minutes), running as one
 transaction the statements one booking of a new caller needed when issue #17 was filed: the
@@ -1266,7 +1401,7 @@ the packages above; werkzeug's share is its test client, which stands in for gun
 **Half the maximum throughput:** wrk is a closed-loop generator (a fixed number of
 connections), so load levels are set by connections; the row nearest half the best
 throughput, among the rows up to the best one, is used.
-{LEVERS}{REFUSAL_LEVERS}"""
+{LEVERS}{REFUSAL_LEVERS}{OTHER_PATHS_LEVERS}"""
     (DOCS / "PERFORMANCE.md").write_text(text)
     print(f"wrote {DOCS / 'PERFORMANCE.md'} and {DOCS / 'latency.png'}")
 
