@@ -54,10 +54,10 @@ REPLAY_LUA = Path(__file__).resolve().parent / "replay.lua"
 FIXTURE = ROOT / "tests" / "fixtures" / "vapi" / "tool-calls-book.json"
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-# BENCH_ONLY=vapi,rest,retell,google,sms,pooler runs only those scenarios at c=8 after the warm-up,
+# BENCH_ONLY=vapi,rest,retell,google,sms,refusals,pooler runs only those scenarios at c=8 after the warm-up,
 # prints them and leaves docs/PERFORMANCE.md alone: a quick check of a scenario.
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
-SCENARIO_NAMES = {"vapi", "rest", "retell", "google", "sms", "pooler"}
+SCENARIO_NAMES = {"vapi", "rest", "retell", "google", "sms", "refusals", "pooler"}
 LEVELS = [1, 2, 4, 8, 16, 32]
 SCENARIO_CONNECTIONS = 8
 PREFILL = 1_000_000
@@ -750,6 +750,10 @@ def only(
     runs += more
     if "google" in ONLY:
         print(f"Google link untouched by the booking path: {untouched}", flush=True)
+    if "refusals" in ONLY:
+        prefill_bookings(url, org, resource, base, REFUSAL_PREFILL)
+        runs.append(wrk(wrk_bin, port, c, "refusals, 50k bookings", "refused", base, secret, rest))
+        base += 400 * 86400
     if "pooler" in ONLY:
         runs.append(
             via_pgbouncer(

@@ -127,6 +127,49 @@ _INSERT_APPOINTMENT_AT_VERSION = HotStatement(
 )
 
 
+def _why_not(at_version: bool) -> HotStatement:
+    """Why an insert made nothing (AppointmentRepository.why_not_inserted), as of a statement
+    run after it: the reference used, a booked appointment overlapping, and `at_version`, the
+    organization's version changed or a blocking calendar busy or stale."""
+    org = bindparam("p_org", type_=BigInteger)
+    resource = bindparam("p_resource", type_=BigInteger)
+    starts = bindparam("p_starts", type_=_appointments.c.starts_at.type)
+    blocked = bindparam("p_blocked", type_=_appointments.c.blocked_until.type)
+    reference_used = exists().where(
+        _appointments.c.org_id == org,
+        _appointments.c.reference == bindparam("p_reference", type_=_appointments.c.reference.type),
+    )
+    overlap = exists().where(
+        _appointments.c.org_id == org,
+        _appointments.c.resource_id == resource,
+        _appointments.c.status != CANCELLED,
+        blocked_range(_appointments.c.starts_at, _appointments.c.blocked_until).op("&&")(
+            blocked_range(starts, blocked)
+        ),
+    )
+    stale: ColumnElement[bool] = literal(False)
+    calendar: ColumnElement[bool] = literal(False)
+    if at_version:
+        stale = ~exists().where(
+            _organizations.c.id == org,
+            _organizations.c.config_version == bindparam("p_version", type_=BigInteger),
+        )
+        now = bindparam("p_now", type_=_appointments.c.starts_at.type)
+        calendar = _calendar_says_no(org, resource, starts, blocked, now)
+    return HotStatement(
+        select(
+            reference_used.label("reference_used"),
+            overlap.label("overlap"),
+            stale.label("stale"),
+            calendar.label("calendar"),
+        )
+    )
+
+
+_WHY_NOT = _why_not(at_version=False)
+_WHY_NOT_AT_VERSION = _why_not(at_version=True)
+
+
 def _insert_params(values: dict) -> dict:
     """The insert's parameters from its arguments (by column name)."""
     return {p: values[column] for column, p in _INSERTED.items()}
@@ -187,33 +230,19 @@ class AppointmentRepository(AppointmentLookups):
         when a booked appointment overlaps on the resource; after `insert_at_version`,
         "stale" (before "taken") when the organization's version is no longer `version` and
         "calendar" when a blocking calendar is busy then or stale at `now`; else None
-        (another constraint)."""
-        reference_used = exists().where(
-            Appointment.org_id == org_id, Appointment.reference == reference
-        )
-        overlap = exists().where(
-            Appointment.org_id == org_id,
-            Appointment.resource_id == resource_id,
-            Appointment.status != CANCELLED,
-            blocked_range(Appointment.starts_at, Appointment.blocked_until).op("&&")(
-                blocked_range(starts_at, blocked_until)
-            ),
-        )
-        stale: ColumnElement[bool] = literal(False)
-        calendar: ColumnElement[bool] = literal(False)
+        (another constraint). One hot statement: every refusal asks it (#30)."""
+        params = {
+            "p_org": org_id,
+            "p_reference": reference,
+            "p_resource": resource_id,
+            "p_starts": starts_at,
+            "p_blocked": blocked_until,
+        }
         if version is not None and now is not None:
-            stale = ~exists().where(
-                _organizations.c.id == org_id, _organizations.c.config_version == version
-            )
-            calendar = _calendar_says_no(org_id, resource_id, starts_at, blocked_until, now)
-        row = self.session.execute(
-            select(
-                reference_used.label("reference_used"),
-                overlap.label("overlap"),
-                stale.label("stale"),
-                calendar.label("calendar"),
-            )
-        ).one()
+            params.update(p_version=version, p_now=now)
+            row = _WHY_NOT_AT_VERSION.execute(self.session, params).one()
+        else:
+            row = _WHY_NOT.execute(self.session, params).one()
         if row.reference_used:
             return "reference"
         if row.stale:
