@@ -149,6 +149,15 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             # pipeline, driver.HotStatement) rather than a trip of its own.
             connection.info[DEFERRED] = [budgets]
 
+    else:
+
+        @event.listens_for(engine, "begin")
+        def _nothing_left_over(connection):
+            # What the last transaction queued and never sent (a setting to put back after
+            # its last statement, repositories/free_starts.py) was transaction-local: it must
+            # not ride into this one.
+            connection.info.pop(DEFERRED, None)
+
     return engine
 
 

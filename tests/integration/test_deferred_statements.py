@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, event, select, text
 from booking_service.domain.errors import DatabaseUnavailable, UniqueViolation
 from booking_service.persistence.db import _closed_by_server
 from booking_service.persistence.models import Organization
-from booking_service.persistence.repositories.driver import HotStatement
+from booking_service.persistence.repositories.driver import HotStatement, defer
 from booking_service.runtime.extensions import KEY
 from tests.support.app import make_app
 from tests.support.wire import counting_relay
@@ -140,3 +140,20 @@ def test_a_pooled_connection_left_mid_statement_is_replaced_not_reused(database_
         assert _closed_by_server(idle)
     finally:
         idle.close()
+
+
+def test_what_a_transaction_queued_and_never_sent_does_not_ride_into_the_next(counted, org):
+    """A setting queued to be put back after a transaction's last statement (free_starts.py)
+    is that transaction's: once it ended, the next one on the connection must not send it."""
+    runtime, _ = counted
+    seen = _statements(runtime)
+    with runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_id": org.id})
+        defer(uow.session, "SELECT set_config('application_name', 'left over', true)")
+        uow.commit()
+    with runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_id": org.id})
+        name = uow.session.execute(text("SHOW application_name")).scalar()
+
+    assert name != "left over"
+    assert not [s for s in seen if "left over" in s], seen

@@ -364,10 +364,9 @@ def _compare(runtime, orgs, diary: Diary) -> None:
     assert got == expected
 
 
-def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
-    """Fifty bookings around the asked time: the database's search is one statement whose
-    rows are the three starts offered (the Python engine loaded the fifty bookings)."""
-    diary = Diary(
+def _busy_diary() -> Diary:
+    """Fifty bookings, every other 5-minute start from 01:00 on, London, before a clock change."""
+    return Diary(
         zone="Europe/London",
         now=datetime(2027, 3, 27, 12, tzinfo=UTC),
         rules=Rules(slot_minutes=5, min_notice_minutes=0, horizon_days=30, buffer_minutes=0),
@@ -382,6 +381,12 @@ def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
         duration=5,
         exclude=None,
     )
+
+
+def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
+    """Fifty bookings around the asked time: the database's search is one statement whose
+    rows are the three starts offered (the Python engine loaded the fifty bookings)."""
+    diary = _busy_diary()
     org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
     statements: list[str] = []
 
@@ -406,6 +411,32 @@ def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
         around + timedelta(minutes=5),
         around - timedelta(minutes=15),
     ]
-    # One statement (the near window settles it), answering with the three rows it offers.
-    assert len(statements) == 1
-    assert "range_agg" in statements[0] and "LIMIT" in statements[0]
+    # One search (the near window settles it), answering with the three rows it offers; the
+    # setting that forces its generic plan travels with it (see the test below).
+    searches = [s for s in statements if "set_config" not in s]
+    assert len(searches) == 1
+    assert "range_agg" in searches[0] and "LIMIT" in searches[0]
+
+
+def test_the_search_runs_on_a_generic_plan_and_puts_the_setting_back(runtime, orgs):
+    """Prepared (directly connected), the search runs with its generic plan: PostgreSQL would
+    plan it afresh at every execution. The setting is the transaction's and is put back before
+    the transaction's next statement."""
+    diary = _busy_diary()
+    org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
+    with runtime.uow() as uow:
+        resources, _ = _write(uow, org.id, diary)
+        around = diary.now + timedelta(minutes=diary.around_minutes)
+        args = (uow, org, resources, around, timedelta(minutes=5), diary.now)
+        offers = [alternatives(*args) for _ in range(8)]  # psycopg prepares from the 6th
+        mode = uow.session.execute(sqlalchemy.text("SHOW plan_cache_mode")).scalar()
+        generic, custom = uow.session.execute(
+            sqlalchemy.text(
+                "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) "
+                "FROM pg_prepared_statements WHERE strpos(statement, 'range_agg') > 0"
+            )
+        ).one()
+
+    assert all(o == offers[0] for o in offers) and len(offers[0]) == 3
+    assert mode == "auto"
+    assert generic > 0 and custom == 0, (generic, custom)
