@@ -139,6 +139,50 @@ def test_nearest_slots_are_sorted_by_distance():
     assert asked == [(date(2026, 11, 29), date(2026, 12, 3))]
 
 
+def _day_first(around: datetime, schedule: ResourceSchedule, rules: Rules):
+    """nearest_starts with the asked day first (#30): (slots, windows searched)."""
+    asked: list[tuple[date, date]] = []
+
+    def schedules_for(first: date, last: date) -> list[ResourceSchedule]:
+        asked.append((first, last))
+        return [schedule]
+
+    search = scheduling._InPython(schedules_for, rules, NY, NOW, timedelta(minutes=60), None)
+    return scheduling.nearest_starts(search, rules, NY, NOW, around), asked
+
+
+def test_the_asked_day_alone_settles_three_starts_nearer_than_its_ends():
+    schedule = ResourceSchedule(1, "Main", WEEKDAYS_9_TO_5)
+    rules = Rules(slot_minutes=60)
+
+    around = at("2026-12-01", "12:10")
+    slots, asked = _day_first(around, schedule, rules)
+
+    assert [s.start.astimezone(NY).hour for s in slots] == [12, 13, 11]
+    assert asked == [(date(2026, 12, 1), date(2026, 12, 1))]
+    # The same answer as the windows before #30 (the reference engine's).
+    assert slots == scheduling.nearest_slots(
+        lambda first, last: [schedule], rules, NY, NOW, around, timedelta(hours=1)
+    )
+
+
+def test_a_start_nearer_on_the_next_day_is_not_missed():
+    # Asked at 22:00 on a day open until 17:00 and the next from 00:00: the starts of the next
+    # morning are nearer than the afternoon's, so the asked day alone cannot settle it.
+    hours = {1: [(time(9), time(17))], 2: [(time(0), time(17))]}  # Tue, Wed
+    schedule = ResourceSchedule(1, "Main", hours)
+    rules = Rules(slot_minutes=60)
+
+    slots, asked = _day_first(at("2026-12-01", "22:00"), schedule, rules)
+
+    assert [s.start.astimezone(NY).isoformat() for s in slots] == [
+        "2026-12-02T00:00:00-05:00",
+        "2026-12-02T01:00:00-05:00",
+        "2026-12-02T02:00:00-05:00",
+    ]
+    assert asked[0] == (date(2026, 12, 1), date(2026, 12, 1)) and len(asked) == 2
+
+
 def test_nearest_slots_widen_only_as_far_as_needed():
     # Fully booked until 2026-12-20 (busy), free after: the search widens to a week before
     # and three weeks after, then goes on 14 days at a time until three are found.
