@@ -63,6 +63,41 @@ REFUSAL_LEVERS = """
    gave, as for any refusal an instant earlier). Tests: `tests/http/test_org_cache.py` (a
    taken time is refused with the nearest free times and no diary read; a taken time whose day
    was closed after the claim is refused as closed, which fails if "taken" comes first).
+
+3. **Why an insert made nothing, as a hot statement** (`repositories/appointments._why_not`).
+   Every refusal asks it, and it was built with SQLAlchemy's expression language on every
+   call: cProfile had it at 1.9 ms per call against 0.28 ms for the insert. Two hot statements
+   now (with and without the version and calendar checks), the same columns and order of
+   reasons. `make profile-refusals`: CPU per refusal 2.7-2.9 -> 2.2-2.4 ms; the bench's
+   gunicorn CPU per refusal 5.1 -> 3.7 ms. *Risk:* none seen (the reasons are tested by the
+   org cache, concurrency and request-path tests).
+
+4. **The free-starts search on its generic plan** (`repositories/free_starts._run`).
+   PostgreSQL kept choosing custom plans for it (0 generic of 426 executions), planning it
+   afresh at 0.7 ms each time; forced generic it answered in 1.24-1.32 ms against 1.90-2.30 ms
+   (500 executions each on the 50,000-booking diary). When the connection prepares statements
+   (directly connected), `set_config('plan_cache_mode', 'force_generic_plan', true)` travels
+   with the search in its pipeline and `auto` is put back with the transaction's next
+   statement; behind a pooler nothing is prepared and nothing is sent. Direct connections now
+   also drop, at BEGIN, whatever a finished transaction queued and never sent.
+   `make profile-refusals`: wall 4.9-5.1 -> 4.1-4.5 ms per refusal, no extra round trip.
+   *Risk:* a generic plan is chosen without the parameters' values; for this statement it
+   was faster on every diary measured, but a very different diary (many resources, long
+   ranges) could plan worse. Tests: the search runs on a generic plan and the setting is
+   `auto` again afterwards (`test_free_starts_property.py`); a queued statement never rides
+   into the next transaction (`test_deferred_statements.py`).
+
+5. **The asked day alone first** (`domain/scheduling.nearest_starts`). A search costs what
+   it spans (1,435 candidate starts over five days, 288 over one), and in a busy diary the
+   three nearest starts are usually on the asked day. The day settles the answer only when
+   the last start found is strictly nearer to the asked time than either end of the day (less
+   an hour for a clock change), so no start of another day can sort before it; otherwise the
+   two-day window runs as before (one statement more). The reference engine keeps the windows
+   before #30 (`day_first=False`), so the property test holds the new step to the old answers
+   over random diaries and clock changes (with the settling check removed, it fails).
+   `make profile-refusals`: wall 4.1-4.5 -> 3.2 ms per refusal; `BENCH_ONLY=refusals` at c=8:
+   333 -> 420 answers/s, p99 51.7 -> 41.8 ms. *Risk:* a time asked near midnight, or in a
+   sparse diary, costs the one-day statement on top of the two-day one.
 """
 
 OTHER_PATHS_LEVERS = """
