@@ -11,16 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import Select, and_, bindparam, false, func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from booking_service.persistence.db import table
 from booking_service.persistence.models import (
-    Contact,
     MessagingSettings,
     Notification,
-    Organization,
     SmsInbound,
     SmsOptOut,
 )
@@ -28,8 +26,6 @@ from booking_service.persistence.models import (
 _settings = table(MessagingSettings)
 _notifications = table(Notification)
 _opt_outs = table(SmsOptOut)
-_organizations = table(Organization)
-_contacts = table(Contact)
 _inbound = table(SmsInbound)
 
 
@@ -51,7 +47,8 @@ class SettingsRow:
 
 @dataclass(frozen=True)
 class AudienceRow:
-    """What planning needs in the change's transaction."""
+    """What planning needs in the change's transaction (the outbox's booking_add_event
+    returns it with the event it writes, repositories/outbox.py)."""
 
     business: str
     timezone: str
@@ -112,33 +109,6 @@ class NotificationRow:
 
 
 _SETTINGS_COLUMNS = [c for c in _settings.c if c.name in SettingsRow.__dataclass_fields__]
-
-
-def audience_select() -> Select:
-    """What planning needs of the organization and the contact (p_org, p_contact), one row;
-    the outbox's statement selects it, so that the event and its audience are one round trip."""
-    org, contact, settings = _organizations, _contacts, _settings
-    return (
-        select(
-            org.c.name.label("business"),
-            org.c.timezone,
-            org.c.phone_region,
-            org.c.reminder_minutes,
-            org.c.quiet_from,
-            org.c.quiet_until,
-            contact.c.phone,
-            func.coalesce(settings.c.sms_enabled, false()).label("sms_enabled"),
-            settings.c.sms_countries,
-            func.coalesce(settings.c.email_enabled, false()).label("email_enabled"),
-        )
-        .select_from(
-            org.join(
-                contact,
-                and_(contact.c.org_id == org.c.id, contact.c.id == bindparam("p_contact")),
-            ).outerjoin(settings, settings.c.org_id == org.c.id)
-        )
-        .where(org.c.id == bindparam("p_org"))
-    )
 
 
 # The columns of a claimed message: its row, the appointment as it is now, and whether the
