@@ -423,3 +423,31 @@ def test_an_unreachable_database_is_a_503_problem(unreachable_app):
     answer = unreachable_app.test_client().get("/api/v1/slots", headers=auth("bka_1_" + "x" * 43))
     assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
     assert answer.headers["Retry-After"]
+
+
+def test_a_key_held_by_a_running_request_is_a_503_after_the_lock_waits(org, database_url):
+    """Another request holds the Idempotency-Key (its claim not yet committed): this one
+    waits lock_timeout at most three times, then answers 503 with nothing changed."""
+    from tests.support.app import make_app
+
+    app = make_app(database_url, DB_LOCK_TIMEOUT_MS=150)
+    key = new_key(app, org.id)
+    key_id = int(key.split("_")[1])
+    plain = database_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(plain) as holder:
+        holder.execute(
+            "INSERT INTO api_requests (org_id, api_key_id, idempotency_key, fingerprint) "
+            "VALUES (%s, %s, 'held', 'x')",
+            (org.id, key_id),
+        )
+        try:
+            answer = app.test_client().post(
+                "/api/v1/bookings", json=booking(), headers=auth(key, "held")
+            )
+        finally:
+            holder.rollback()
+            app.extensions["booking_service"].engine.dispose()
+
+    assert answer.status_code == 503, answer.json
+    assert answer.headers["Retry-After"]
+    assert count(database_url, "SELECT count(*) FROM appointments") == 0

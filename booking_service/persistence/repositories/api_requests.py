@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import BigInteger, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -15,8 +15,33 @@ from booking_service.domain.errors import LockTimeout
 from booking_service.persistence.db import table
 from booking_service.persistence.models import UQ_API_REQUESTS_KEY_IDEMPOTENCY, ApiRequest
 from booking_service.persistence.repositories.common import LOCK_NOT_AVAILABLE
+from booking_service.persistence.repositories.driver import HotStatement
 
 _requests = table(ApiRequest)
+
+# Every REST change claims its key and records its answer: both on the driver (#30).
+_CLAIM = HotStatement(
+    insert(_requests)
+    .values(
+        org_id=bindparam("p_org", type_=BigInteger),
+        api_key_id=bindparam("p_key", type_=BigInteger),
+        idempotency_key=bindparam("p_idempotency", type_=_requests.c.idempotency_key.type),
+        fingerprint=bindparam("p_fingerprint", type_=_requests.c.fingerprint.type),
+    )
+    .on_conflict_do_nothing(constraint=UQ_API_REQUESTS_KEY_IDEMPOTENCY)
+    .returning(_requests.c.id)
+)
+_RECORD = HotStatement(
+    update(_requests)
+    .where(
+        _requests.c.api_key_id == bindparam("p_key", type_=BigInteger),
+        _requests.c.idempotency_key == bindparam("p_idempotency"),
+    )
+    .values(
+        status=bindparam("p_status", type_=_requests.c.status.type),
+        answer=bindparam("p_answer", type_=_requests.c.answer.type),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -40,16 +65,14 @@ class ApiRequestRepository:
         A concurrent claim of the same key waits here (the unique index) until the first
         commits (then False) or rolls back (then True); past lock_timeout, LockTimeout."""
         try:
-            claimed = self.session.execute(
-                insert(_requests)
-                .values(
-                    org_id=org_id,
-                    api_key_id=api_key_id,
-                    idempotency_key=key,
-                    fingerprint=fingerprint,
-                )
-                .on_conflict_do_nothing(constraint=UQ_API_REQUESTS_KEY_IDEMPOTENCY)
-                .returning(_requests.c.id)
+            claimed = _CLAIM.execute(
+                self.session,
+                {
+                    "p_org": org_id,
+                    "p_key": api_key_id,
+                    "p_idempotency": key,
+                    "p_fingerprint": fingerprint,
+                },
             ).first()
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
@@ -66,10 +89,9 @@ class ApiRequestRepository:
         return StoredRequest(*row) if row is not None else None
 
     def record(self, api_key_id: int, key: str, status: int, answer: dict) -> None:
-        self.session.execute(
-            update(_requests)
-            .where(_requests.c.api_key_id == api_key_id, _requests.c.idempotency_key == key)
-            .values(status=status, answer=answer)
+        _RECORD.execute(
+            self.session,
+            {"p_key": api_key_id, "p_idempotency": key, "p_status": status, "p_answer": answer},
         )
 
     def forget(self, before: datetime) -> int:
