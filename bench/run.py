@@ -393,17 +393,13 @@ _INSERT_SQL = r"""INSERT INTO appointments (org_id, contact_id, resource_id, ref
   ON CONFLICT DO NOTHING RETURNING id, org_id, contact_id, resource_id, reference, starts_at, ends_at, status, service, name, email;
 """
 _PAYLOAD = r"""'{"type": "appointment.booked", "timestamp": "2026-11-30T14:02:11+00:00", "data": {"organizationId": 1, "reference": "K7M2QX", "status": "booked", "start": "2030-01-01T10:00:00-05:00", "end": "2030-01-01T10:30:00-05:00", "timezone": "America/New_York", "resource": "Main", "service": null, "name": "Bench Caller", "phone": null, "email": null, "source": "vapi"}}'::jsonb"""
-_EVENT_SQL = (
-    r"""WITH event AS (
+_EVENT_SQL = r"""WITH event AS (
   INSERT INTO outbox_events (org_id, event_id, type, payload)
   VALUES (:org, 'msg_' || :client_id || '-' || :n, 'appointment.booked', jsonb_set(
-    """
-    + _PAYLOAD
-    + r""",
+    PAYLOAD,
     '{data,phone}'::text[],
     coalesce((SELECT to_jsonb(phone) FROM contacts WHERE org_id = :org AND id = :contact), 'null'::jsonb)))
-  RETURNING id, org_id, type)"""
-)  # noqa: S608 - this module's constants only
+  RETURNING id, org_id, type)""".replace("PAYLOAD", _PAYLOAD)
 
 PGBENCH_SCRIPT = (
     r"""

@@ -127,4 +127,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION booking_add_event(bigint, bigint, bigint, text, text, jsonb, boolean)")
+    op.execute(
+        "DROP FUNCTION booking_add_event(bigint, bigint, bigint, text, text, jsonb, boolean)"
+    )
