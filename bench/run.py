@@ -596,6 +596,9 @@ def prefill_contacts(url: str, org: int, count: int) -> float:
 
 
 REFUSAL_PREFILL = 50_000
+# The days the refusal diary fills (one booking every 10 minutes), and a margin: the runs after
+# it book past it, and all of them must stay within the organization's 730-day horizon.
+REFUSAL_DAYS = REFUSAL_PREFILL * 600 // 86400 + 2
 
 
 def analyze(url: str) -> None:
@@ -757,7 +760,7 @@ def only(
     if "refusals" in ONLY:
         prefill_bookings(url, org, resource, base, REFUSAL_PREFILL)
         runs.append(wrk(wrk_bin, port, c, "refusals, 50k bookings", "refused", base, secret, rest))
-        base += 400 * 86400
+        base += REFUSAL_DAYS * 86400
     if "pooler" in ONLY:
         runs.append(
             via_pgbouncer(
@@ -915,7 +918,7 @@ def main() -> int:
                     rest,
                 )
             )
-            base += 400 * 86400  # past the filled diary
+            base += REFUSAL_DAYS * 86400  # past the filled diary
             fill_s = prefill_contacts(url, org, PREFILL)
             print(f"pre-filled {PREFILL:,} contacts in {fill_s:.0f} s", flush=True)
             runs.append(load(SCENARIO_CONNECTIONS, "distinct, 1M contacts", "distinct"))
