@@ -138,9 +138,12 @@ OTHER_PATHS_LEVERS = """
    PostgreSQL, PgBouncer, nginx, the load generator) is printed and written above, so that a
    target out of reach on 2 cores shows why.
 
-**Run to run.** The same code (all of the levers above), four full `make bench` runs within 20
+**Run to run.** The same code (all of the levers above), five full `make bench` runs within 30
 minutes on this machine, 2026-12-05 (A's PgBouncer run had no warm-up yet, C's PgBouncer run
-booked past the horizon and had 92 errors; both fixed before D):
+booked past the horizon and had 92 errors, both fixed before D; after E, every prefill is
+vacuumed as well as analyzed, since autovacuum's vacuum of the 50,000 bookings or the million
+contacts landed in a measured run: E's "1M contacts" run fell to 330/s). The report above is
+from a later run:
 
 | run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
 |---|---|---|---|---|---|---|
@@ -148,8 +151,9 @@ booked past the horizon and had 92 errors; both fixed before D):
 | B 07:05 | 3.04 ms | 524/783 = 67% (c=2) | 42% | 72% | 61.7 ms | 102%, 101%, 93% |
 | C 07:11 | 3.10 ms | 526/1151 = 46% (c=4) | 42% | 78% | 48.0 ms | 82%, 92%, 95% |
 | D 07:17 | 3.17 ms | 456/1077 = 42% (c=4) | 38% | 67% | 71.0 ms | 105%, 95%, 103% |
+| E 07:22 | 2.45 ms | 545/1258 = 43% (c=8) | 43% | 81% (direct run slow) | 67.9 ms | 102%, 100%, 90% |
 
-The Python of one booking cost 26% more CPU in D than in A, while pgbench's ceiling moved by a
+The Python of one booking cost 26% more CPU in D than in A (and E's was A's again), while pgbench's ceiling moved by a
 few percent: the machine's speed for this Python drifts more than for PostgreSQL, and every
 share above moves with it. Every #30 target was met in at least one of these runs; none of
 them met all at once. The arithmetic in "Where the cores went" is what bounds them: at c=8

@@ -82,9 +82,9 @@ def seed_replies(url: str, org: int, resource: int, first_epoch: int, count: int
             "  1, 'Bench Clinic: booked' FROM a JOIN c ON c.id = a.contact_id",
             {"org": org, "resource": resource, "n": count, "first": first_epoch},
         )
-        conn.execute("ANALYZE contacts")
-        conn.execute("ANALYZE appointments")
-        conn.execute("ANALYZE notifications")
+        conn.execute("VACUUM ANALYZE contacts")
+        conn.execute("VACUUM ANALYZE appointments")
+        conn.execute("VACUUM ANALYZE notifications")
     return time.monotonic() - started
 
 
@@ -135,7 +135,7 @@ def link_google(url: str, org: int, resource: int, around_epoch: int) -> int:
             ") t",
             {"org": org, "link": link, "resource": resource, "around": around_epoch},
         )
-        conn.execute("ANALYZE calendar_busy")
+        conn.execute("VACUUM ANALYZE calendar_busy")
     return link
 
 
