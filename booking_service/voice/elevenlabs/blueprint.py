@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g
 
 from booking_service.api.errors import error_response
-from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import Runtime, runtime
 from booking_service.runtime.logging_setup import log_context
-from booking_service.use_cases.call_reports import record_call
 from booking_service.use_cases.tool_calls import Answer
-from booking_service.voice import pipeline, replies
+from booking_service.voice import call_events, pipeline, replies
 from booking_service.voice.elevenlabs.answer import respond, unauthenticated
 from booking_service.voice.elevenlabs.auth import org_with_secret
 from booking_service.voice.elevenlabs.call_report import BadReport, parse_event, signed_org
@@ -84,28 +82,11 @@ def _authenticated(
 @bp.post("/<int:org_id>/events")
 def events(org_id: int):
     """Store ElevenLabs' `post_call_transcription` once; acknowledge the other post-call types."""
-    rt = runtime()
-    with log_context(request_id=g.request_id):
-        body = read_body(rt.settings.max_body_bytes)
-        with rt.connection_scope(source=PLATFORM) as scope:
-            try:
-                found = signed_org(rt, scope, org_id, body)
-            except DatabaseUnavailable:
-                log.exception("could not check an ElevenLabs event: database unavailable")
-                return error_response(503, "Not reachable; please send it again.")
-            if found is None:
-                log.info("rejected ElevenLabs event: unknown organization or bad signature")
-                return error_response(401, "Missing or invalid signature.")
-            try:
-                _, report = parse_event(body)
-            except BadReport as exc:
-                return error_response(400, str(exc))
-            if report is None:
-                return jsonify({})
-            with log_context(org_id=found.org.id, call_id=report.call_id):
-                try:
-                    record_call(scope.uow(), found.org.id, report)
-                except DatabaseUnavailable:
-                    log.exception("could not store an ElevenLabs call report")
-                    return error_response(503, "Not stored; please send it again.")
-            return jsonify({})
+    return call_events.receive(
+        org_id,
+        platform=PLATFORM,
+        name="ElevenLabs",
+        signed_org=signed_org,
+        parse_event=parse_event,
+        bad_report=BadReport,
+    )
