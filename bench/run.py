@@ -119,6 +119,15 @@ class Run:
 _PROGRAMS = {"postgres": "PostgreSQL", "nginx": "nginx", "wrk": "wrk", "pgbouncer": "PgBouncer"}
 
 
+def cpu_per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict:
+    """CPU milliseconds per request of each program between two cpu_by_program readings
+    (none for a run without requests)."""
+    if not requests:
+        return {}
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    return {k: (after[k] - before[k]) * tick_ms / requests for k in after if k in before}
+
+
 def cpu_by_program() -> dict[str, int]:
     """CPU clock ticks (user + system) spent so far by each program running now, summed by
     name (gunicorn's workers under "gunicorn", everything else "other"), and the machine's
@@ -355,11 +364,7 @@ def _wrk_run(binary: str, connections: int, threads: int, scenario: str, script:
         data["p99_ms"],
         errors,
     )
-    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
-    if run.requests:
-        run.cpu_ms = {
-            k: (after[k] - before.get(k, 0)) * tick_ms / run.requests for k in after if k in before
-        }
+    run.cpu_ms = cpu_per_request(before, after, run.requests)
     print(
         f"{scenario:>22} c={connections:<3} {run.throughput:8.1f} req/s  p50 {run.p50_ms:6.1f} "
         f"p90 {run.p90_ms:6.1f} p99 {run.p99_ms:6.1f} ms  errors {errors}",
@@ -522,12 +527,7 @@ def pgbench(
     match = re.search(r"tps = ([0-9.]+)", out.stdout)
     tps = float(match[1])
     split = Run(label, connections, int(tps * SECONDS), SECONDS, 0, 0, 0, 0)
-    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
-    split.cpu_ms = {
-        k: (after[k] - before.get(k, 0)) * tick_ms / max(split.requests, 1)
-        for k in after
-        if k in before
-    }
+    split.cpu_ms = cpu_per_request(before, after, split.requests)
     PGBENCH_CPU[(label, connections)] = split
     print(f"{label:>22} c={connections:<3} {tps:8.1f} tx/s", flush=True)
     print(f"{'':>22} CPU per transaction: {split.machine_text()}", flush=True)

@@ -34,19 +34,9 @@ from tests.support.helpers import (
     post,
     result_of,
     run_concurrently,
+    statements_sent,
     tool_call,
 )
-
-
-def _statements(app) -> list[str]:
-    """Every SQL statement the app's engine sends from now on (appended as they go)."""
-    seen: list[str] = []
-
-    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
-    def _record(_conn, _cursor, sql, *_args):
-        seen.append(" ".join(sql.split()))
-
-    return seen
 
 
 def _availability(**arguments) -> dict:
@@ -59,7 +49,7 @@ def _status_update() -> dict:
 
 def test_a_cached_organization_costs_no_lookup_and_its_catalogue_no_read(app, client, org):
     booked(post(client, org, envelope(tool_call(**booking()))))
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=11))))))
 
@@ -289,7 +279,7 @@ def _resource_id(db, org) -> int:
 
 def test_a_booking_on_an_open_day_inserts_without_reading_the_diary(app, client, org):
     booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=9))))))
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=11))))))
 
@@ -302,7 +292,7 @@ def test_a_taken_time_is_refused_with_alternatives_after_the_insert(app, client,
     is the one a read-first booking gave (taken, with the nearest free times), and the diary
     is not read again for it (#30)."""
     booked(post(client, org, envelope(tool_call(**booking()))))
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     rival = envelope(tool_call(**booking(name="Rival")), customer="+14155550999")
     refusal = error_of(post(client, org, rival))
@@ -538,7 +528,7 @@ def test_a_resource_with_a_fresh_calendar_books_without_reading_the_diary(app, c
     so a linked resource needs no diary read either."""
     _link(db, org, _resource_id(db, org), local_start(hour=15))  # busy 15:00-16:00
     booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=9))))))
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     booked(post(client, org, envelope(tool_call(**booking()))))
     refusal = error_of(

@@ -8,26 +8,20 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import event
-
-from booking_service.runtime.extensions import KEY
 from booking_service.use_cases.orgs import set_hmac
 from booking_service.use_cases.resources import add_resource, set_weekly_hours
 from booking_service.use_cases.signatures import expected_signature
 from tests.http.test_api_v1 import auth, new_key, start_at
-from tests.support.helpers import booked, booking, count, envelope, local_start, tool_call
+from tests.support.helpers import (
+    booked,
+    booking,
+    count,
+    envelope,
+    local_start,
+    statements_sent,
+    tool_call,
+)
 from tests.support.platforms import enable_retell, post_retell, retell_body
-
-
-def _statements(app) -> list[str]:
-    """Every SQL statement the app's engine sends from now on (appended as they go)."""
-    seen: list[str] = []
-
-    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
-    def _record(_conn, _cursor, sql, *_args):
-        seen.append(" ".join(sql.split()))
-
-    return seen
 
 
 def _reads_of_what_is_kept(seen: list[str]) -> list[str]:
@@ -49,7 +43,7 @@ def _rest_book(client, key: str, idem: str, **over):
 def test_a_rest_booking_reads_its_key_and_organization_once_and_nothing_kept(app, client, org):
     key = new_key(app, org.id)
     assert _rest_book(client, key, "first", start=start_at(hour=9)).status_code == 201
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     assert _rest_book(client, key, "second").status_code == 201
 
@@ -87,7 +81,7 @@ def test_a_retell_booking_reads_its_organization_and_key_once_and_nothing_kept(
     enable_retell(runtime, org)
     warm = _retell(org, "warm", "+14155550123", start=local_start(days=7, hour=9))
     assert post_retell(client, org, warm).get_json()["status"] == "booked"
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     answer = post_retell(client, org, _retell(org, "second", "+14155550124")).get_json()
 
@@ -129,7 +123,7 @@ def test_a_signed_vapi_booking_reads_nothing_kept(app, client, runtime, org):
         )
 
     booked(send(local_start(hour=9)))
-    seen = _statements(app)
+    seen = statements_sent(app)
 
     booked(send(local_start(hour=11)))
 

@@ -10,8 +10,22 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from booking_service.domain.times import utc_now
+from booking_service.runtime.extensions import KEY
+
+
+def statements_sent(app) -> list[str]:
+    """Every SQL statement the app's engine sends from now on, whitespace folded (appended
+    as they go)."""
+    seen: list[str] = []
+
+    @event.listens_for(app.extensions[KEY].engine, "before_cursor_execute")
+    def _record(_conn, _cursor, sql, *_args):
+        seen.append(" ".join(sql.split()))
+
+    return seen
 
 
 def business_day(zone: ZoneInfo | str = "America/New_York", days: int = 7):
