@@ -9,6 +9,8 @@
 -- Thread t sends lines t, t + threads, ...: no line goes twice. A pool that runs out counts
 -- every further request as an error (the pool is sized well past the run's length).
 
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
+
 local lines = {}
 local counter = 0
 local threads = {}
@@ -58,15 +60,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local app_errors = 0
-  for _, t in ipairs(threads) do
-    app_errors = app_errors + t:get("errors")
-  end
-  io.write(string.format(
-    'BENCH {"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,'
-      .. '"max_ms":%.3f,"socket_errors":%d,"http_errors":%d,"app_errors":%d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status, app_errors))
+  bench_report(threads, summary, latency)
 end
