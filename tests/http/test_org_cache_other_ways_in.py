@@ -6,12 +6,12 @@ catalogue or schedule read, and a change made between two requests applies on th
 from __future__ import annotations
 
 import json
-import time
 
 from booking_service.use_cases.orgs import set_hmac
 from booking_service.use_cases.resources import add_resource, set_weekly_hours
-from booking_service.use_cases.signatures import expected_signature
 from tests.http.test_api_v1 import auth, new_key, start_at
+from tests.http.test_api_v1 import booking as rest_booking
+from tests.http.test_hmac import send as send_signed
 from tests.support.helpers import (
     booked,
     booking,
@@ -36,8 +36,7 @@ def _reads_of_what_is_kept(seen: list[str]) -> list[str]:
 
 
 def _rest_book(client, key: str, idem: str, **over):
-    body = {"start": start_at(), "name": "Ada Lovelace", "phone": "+14155550123", **over}
-    return client.post("/api/v1/bookings", json=body, headers=auth(key, idem))
+    return client.post("/api/v1/bookings", json=rest_booking(**over), headers=auth(key, idem))
 
 
 def test_a_rest_booking_reads_its_key_and_organization_once_and_nothing_kept(app, client, org):
@@ -110,16 +109,8 @@ def test_a_signed_vapi_booking_reads_nothing_kept(app, client, runtime, org):
     org.hmac_key = set_hmac(runtime.uow(), org.id, enable=True)
 
     def send(start: str):
-        raw = json.dumps(envelope(tool_call(**booking(start=start)))).encode()
-        stamp = str(int(time.time()))
-        return client.post(
-            f"/api/vapi/tools/{org.id}",
-            data=raw,
-            headers={
-                "Content-Type": "application/json",
-                "X-Signature": expected_signature(org.hmac_key, stamp, raw),
-                "X-Timestamp": stamp,
-            },
+        return send_signed(
+            client, org, json.dumps(envelope(tool_call(**booking(start=start)))).encode()
         )
 
     booked(send(local_start(hour=9)))
