@@ -54,17 +54,22 @@ def test_a_phone_caller_checks_books_finds_moves_and_cancels(client, org, db, fr
     assert platforms == {front.name}
 
 
-def test_without_a_phone_call_a_number_lists_and_changes_nothing(client, org, db, front):
+def _victim_books(front, client, org, call_id: str) -> dict:
+    """The victim's own phone call books a time (the first free start); its appointment."""
     booked = front.call(
         client,
         org,
         "bookAppointment",
         {"name": "Sam", "start": _start(0)},
         caller=VICTIM,
-        call_id="c1",
+        call_id=call_id,
     ).result
     assert booked is not None
-    start = booked["appointment"]["start"][:16]
+    return booked["appointment"]
+
+
+def test_without_a_phone_call_a_number_lists_and_changes_nothing(client, org, db, front):
+    start = _victim_books(front, client, org, "c1")["start"][:16]
 
     def web(tool, **args):
         return front.call(
@@ -81,16 +86,7 @@ def test_without_a_phone_call_a_number_lists_and_changes_nothing(client, org, db
 
 
 def test_a_verified_caller_cannot_reach_another_callers_booking(client, org, db, front):
-    victim = front.call(
-        client,
-        org,
-        "bookAppointment",
-        {"name": "Sam", "start": _start(0)},
-        caller=VICTIM,
-        call_id="v1",
-    ).result
-    assert victim is not None
-    reference = victim["appointment"]["reference"]
+    reference = _victim_books(front, client, org, "v1")["reference"]
 
     listed = front.call(client, org, "findAppointments", {}, caller=ATTACKER, call_id="a1")
     cancel = front.call(
@@ -108,16 +104,7 @@ def test_a_verified_caller_cannot_reach_another_callers_booking(client, org, db,
 
 
 def test_a_web_caller_with_reference_and_phone_may_cancel(client, org, db, front):
-    victim = front.call(
-        client,
-        org,
-        "bookAppointment",
-        {"name": "Sam", "start": _start(0)},
-        caller=VICTIM,
-        call_id="v1",
-    ).result
-    assert victim is not None
-    reference = victim["appointment"]["reference"]
+    reference = _victim_books(front, client, org, "v1")["reference"]
 
     wrong = front.call(
         client,
