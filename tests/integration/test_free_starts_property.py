@@ -440,3 +440,70 @@ def test_the_search_runs_on_a_generic_plan_and_puts_the_setting_back(runtime, or
     assert all(o == offers[0] for o in offers) and len(offers[0]) == 3
     assert mode == "auto"
     assert generic > 0 and custom == 0, (generic, custom)
+
+
+def _one_day(runtime, orgs, diary: Diary, day: date) -> list[datetime]:
+    """The three starts of `day` nearest the asked time, by one search of that day alone."""
+    from booking_service.persistence.repositories.free_starts import FreeStarts
+
+    with runtime.uow() as uow:
+        resources, _ = _write(uow, orgs[diary.zone], diary)
+        search = FreeStarts(
+            uow.session,
+            orgs[diary.zone],
+            diary.zone,
+            {r.id: r.name for r in resources},
+            diary.rules,
+            diary.now,
+            timedelta(minutes=diary.duration),
+        )
+        around = diary.now + timedelta(minutes=diary.around_minutes)
+        return [s.start for s in search.nearest(day, day, around, 3)]
+
+
+def _edge_diary(bookings: list, around: datetime, buffer: int) -> Diary:
+    now = datetime(2027, 5, 10, 12, tzinfo=UTC)
+    return Diary(
+        zone="UTC",
+        now=now,
+        rules=Rules(slot_minutes=5, min_notice_minutes=0, horizon_days=30, buffer_minutes=buffer),
+        resources=1,
+        asked=[0],
+        weekly=[(0, d, time(0), time(23, 55)) for d in range(7)],
+        exceptions=[],
+        bookings=[
+            (0, int((starts - now).total_seconds() // 60), length, 0, "booked")
+            for starts, length in bookings
+        ],
+        calendars=[],
+        busy=[],
+        around_minutes=int((around - now).total_seconds() // 60),
+        duration=5,
+        exclude=None,
+    )
+
+
+def test_a_one_day_search_sees_the_bookings_across_its_midnights(runtime, orgs):
+    """A search reads only the bookings that can overlap its starts (#30): one that began the
+    evening before still blocks the first starts of the day, and one early the next morning
+    still blocks the last starts whose buffer reaches it."""
+    day = date(2027, 5, 12)
+    midnight = datetime(2027, 5, 12, tzinfo=UTC)
+    m = timedelta(minutes=1)
+
+    evening_before = _edge_diary([(midnight - 60 * m, 90)], midnight + 5 * m, buffer=0)
+    assert _one_day(runtime, orgs, evening_before, day) == [
+        midnight + 30 * m,
+        midnight + 35 * m,
+        midnight + 40 * m,
+    ]
+
+    # With a 4-hour buffer a start at 23:05 blocks until 03:10: the 03:05 booking is in the way.
+    next_morning = _edge_diary(
+        [(midnight + 1440 * m + 185 * m, 30)], midnight + 1430 * m, buffer=240
+    )
+    assert _one_day(runtime, orgs, next_morning, day) == [
+        midnight + 1380 * m,
+        midnight + 1375 * m,
+        midnight + 1370 * m,
+    ]
