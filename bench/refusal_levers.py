@@ -129,12 +129,15 @@ OTHER_PATHS_LEVERS = """
    production database checkpoints under load; these runs now measure the booking path
    between checkpoints (the default `checkpoint_timeout` is 5 minutes, a run 8 s).
 
-3. **Comparisons made side by side**: REST, Retell and Google-linked bookings are compared with
-   a VAPI run made right before them ("VAPI, beside the other paths"), and the pooler run with
-   the direct run made just before it on the same database ("distinct, 1M contacts"; the
-   share against the level series' c=8 run is printed too). The level series ran minutes
-   earlier, on a database with far fewer rows; on this machine minutes apart can differ by
-   tens of percent.
+3. **Comparisons made side by side, and in turn**: REST, Retell and Google-linked bookings are
+   compared with the mean of a VAPI run made right before them ("VAPI, beside the other
+   paths") and one made right after them ("VAPI, after the other paths"); the pooler with the
+   direct path in turn on the same database, direct, pooled, direct, pooled ("distinct, 1M
+   contacts", "distinct, via PgBouncer", then each "again"), the share taken over both pairs.
+   The level series ran minutes earlier, on a database with far fewer rows; on this machine
+   minutes apart can differ by tens of percent, and a single run before the others was once
+   off by a third (F below: the VAPI run before the other paths at 258/s, the level series'
+   c=8 at 404/s), which made the other paths look 60-70% faster than VAPI's.
 
 4. **Where the cores go, per program** (`cpu_by_program`): each run's CPU split (gunicorn,
    PostgreSQL, PgBouncer, nginx, the load generator) is printed and written above, so that a

@@ -7,8 +7,8 @@ bookAppointment requests for taken times through the WSGI app, each answered wit
 nearest free starts. The two engines alternate, pass by pass, on the same diary (this
 machine's speed drifts): `python` (the alternatives computed in Python over every booking of
 the days searched, as before #30) and `database` (repositories/free_starts.py). Per refusal:
-wall and CPU time, statements, rows fetched; then EXPLAIN ANALYZE of the database engine's
-statement for one refusal.
+wall and CPU time, statements, round trips (counted on the wire, as bench/profile.py counts
+them), rows fetched; then EXPLAIN ANALYZE of the database engine's statement for one refusal.
 
     python -m bench.refusals [-n 200] [--passes 2]
 """
@@ -35,6 +35,7 @@ from booking_service.devtools import pgcluster
 from booking_service.persistence.repositories import driver, free_starts
 from booking_service.persistence.schema_check import alembic_config
 from booking_service.use_cases import openings
+from tests.support.wire import counting_relay
 
 
 def body(k: int, first_epoch: int, rest: str) -> bytes:
@@ -59,7 +60,7 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=2, help="passes of each engine")
     args = parser.parse_args()
 
-    with pgcluster.throwaway_cluster() as port:
+    with pgcluster.throwaway_cluster() as port, counting_relay(port) as (relay, round_trips):
         url = pgcluster.url_for(port)
         plain = url.replace("postgresql+psycopg://", "postgresql://")
         cfg = alembic_config(url)
@@ -75,7 +76,9 @@ def main() -> int:
         print(f"pre-filled {REFUSAL_PREFILL:,} bookings in {filled:.0f} s")
         with tempfile.TemporaryDirectory() as tmp:
             rest = rest_of_message(Path(tmp) / "rest.json").read_text()
-        os.environ.update(DATABASE_URL=url, LOG_FORMAT="json", LOG_LEVEL="INFO")
+        # The app reaches the database through a relay that counts its round trips.
+        app_url = url.replace(f":{port}/", f":{relay}/")
+        os.environ.update(DATABASE_URL=app_url, LOG_FORMAT="json", LOG_LEVEL="INFO")
         from booking_service.app import create_app
         from booking_service.runtime.extensions import KEY
 
@@ -115,7 +118,7 @@ def main() -> int:
                 raise SystemExit(f"not refused with alternatives: {result}")
 
         sink = io.StringIO()
-        results: dict[str, list[tuple[float, float, float, float, list[float]]]] = {}
+        results: dict[str, list[tuple[float, float, int, int, float, list[float]]]] = {}
         with redirect_stderr(sink):
             logging.getLogger().handlers[0].setStream(sink)
             for engine in engines.values():  # warm-up: prepared statements, caches
@@ -128,14 +131,16 @@ def main() -> int:
                     statements.clear()
                     rows = 0
                     latencies = []
+                    trips = round_trips.value
                     wall, cpu = time.perf_counter(), time.process_time()
                     for _ in range(args.n):
                         began = time.perf_counter()
                         refuse()
                         latencies.append(time.perf_counter() - began)
                     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                    trips = round_trips.value - trips
                     results.setdefault(name, []).append(
-                        (wall, cpu, len(statements), rows, sorted(latencies))
+                        (wall, cpu, len(statements), trips, rows, sorted(latencies))
                     )
             openings.alternatives = database_engine
             statements.clear()
@@ -150,11 +155,11 @@ def main() -> int:
                 ).all()
         n = args.n
         for name, passes in results.items():
-            for wall, cpu, count, fetched, latencies in passes:
+            for wall, cpu, count, trips, fetched, latencies in passes:
                 print(
                     f"{name:8} {n} refusals: wall {wall / n * 1000:6.2f} ms, CPU "
-                    f"{cpu / n * 1000:6.2f} ms, {count / n:.1f} statements, {fetched / n:6.1f}"
-                    f" rows per refusal; p50 {latencies[n // 2] * 1000:.2f} ms, p99 "
+                    f"{cpu / n * 1000:6.2f} ms, {count / n:.1f} statements, {trips / n:.1f} "
+                    f"round trips, {fetched / n:6.1f} rows per refusal; p50 {latencies[n // 2] * 1000:.2f} ms, p99 "
                     f"{latencies[n * 99 // 100] * 1000:.2f} ms"
                 )
         print(f"prepared free-starts statements (generic plans, custom plans): {plans}")
