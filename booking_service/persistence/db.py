@@ -14,7 +14,12 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from booking_service.config import Settings
-from booking_service.persistence.repositories.driver import DEFERRED, send_deferred
+from booking_service.persistence.repositories.driver import (
+    DEFERRED,
+    forget_deferred,
+    send_deferred,
+    send_required,
+)
 
 # Stable, predictable names from the first migration on: upserts and the schema check name
 # constraints, and alembic autogenerate emits op.f(...) with these.
@@ -130,6 +135,8 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
     # Statements deferred to travel with the next one (savepoints, the budgets below) go
     # first when that next one is SQLAlchemy's rather than a hot statement.
     event.listen(engine, "before_cursor_execute", send_deferred)
+    # ... and what COMMIT must not go without (a ROLLBACK TO SAVEPOINT) goes before it.
+    event.listen(engine, "commit", send_required)
 
     if pooled:
         budgets = (
@@ -147,6 +154,7 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             # The transaction's first statement, SET LOCAL semantics (is_local = true): its
             # own statement, so that it bounds the next one too, but in that one's trip (a
             # pipeline, driver.HotStatement) rather than a trip of its own.
+            forget_deferred(connection.info)
             connection.info[DEFERRED] = [budgets]
 
     else:
@@ -156,7 +164,7 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             # What the last transaction queued and never sent (a setting to put back after
             # its last statement, repositories/free_starts.py) was transaction-local: it must
             # not ride into this one.
-            connection.info.pop(DEFERRED, None)
+            forget_deferred(connection.info)
 
     return engine
 

@@ -1,7 +1,9 @@
 """Savepoints for the unit of work, sent straight to the driver, and the constraint
 violations that roll back to one, raised as the domain's UniqueViolation or ExclusionViolation.
 
-SAVEPOINT and, on an error, ROLLBACK TO SAVEPOINT go straight to the driver; never RELEASE:
+SAVEPOINT and, on an error, ROLLBACK TO SAVEPOINT go straight to the driver, each in the trip
+of the statement after it (driver.defer; a ROLLBACK TO that nothing follows goes before
+COMMIT); never RELEASE:
 COMMIT releases it with the transaction, and a savepoint left open costs PostgreSQL nothing
 more than a released one (its subtransaction id stays in the transaction either way). Names go
 by nesting depth: a later savepoint at the same depth shadows the name, and ROLLBACK TO takes
@@ -15,12 +17,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from booking_service.domain.errors import ExclusionViolation, UniqueViolation
-from booking_service.persistence.repositories.driver import HotStatement, defer, withdraw
+from booking_service.persistence.repositories.driver import defer, withdraw
 
 UNIQUE_VIOLATION = "23505"
 EXCLUSION_VIOLATION = "23P01"
@@ -38,12 +39,14 @@ def savepoint(session: Session, depth: int) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            # On a dead connection this fails too (a driver error, or SQLAlchemy refusing
-            # an invalidated connection until rollback); the original error is the one to
-            # raise, and leaving the unit of work rolls back whatever is left.
             if not withdraw(entry):
+                # The ROLLBACK TO goes with the transaction's next statement, before it (a
+                # refusal's is its answer's UPDATE: one round trip fewer, #30), or before
+                # COMMIT if none follows (driver.send_required). On a dead connection the
+                # session refuses even this (SQLAlchemy wants a rollback first); the original
+                # error is the one to raise, and leaving the unit of work rolls back the rest.
                 with contextlib.suppress(SQLAlchemyError):
-                    undo.execute(session)
+                    defer(session, undo, required=True)
             raise
         withdraw(entry)
     except IntegrityError as exc:
@@ -56,16 +59,13 @@ def savepoint(session: Session, depth: int) -> Iterator[None]:
         raise
 
 
-_SAVEPOINTS: dict[int, tuple[str, HotStatement]] = {}
+_SAVEPOINTS: dict[int, tuple[str, str]] = {}
 
 
-def _savepoint_statements(depth: int) -> tuple[str, HotStatement]:
+def _savepoint_statements(depth: int) -> tuple[str, str]:
     """SAVEPOINT and ROLLBACK TO SAVEPOINT for one nesting depth (built once per depth)."""
     found = _SAVEPOINTS.get(depth)
     if found is None:
         name = f"uow_{depth}"
-        found = _SAVEPOINTS[depth] = (
-            f"SAVEPOINT {name}",
-            HotStatement(text(f"ROLLBACK TO SAVEPOINT {name}")),
-        )
+        found = _SAVEPOINTS[depth] = (f"SAVEPOINT {name}", f"ROLLBACK TO SAVEPOINT {name}")
     return found

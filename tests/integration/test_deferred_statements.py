@@ -1,6 +1,7 @@
 """Statements deferred to the next one's trip (repositories/driver.defer): a SAVEPOINT travels
-with the first statement inside its block, in one round trip (counted on the wire), and still
-does exactly what a SAVEPOINT sent on its own did."""
+with the first statement inside its block, and a ROLLBACK TO with the first statement after
+it, in one round trip (counted on the wire), and still do exactly what they did sent on their
+own; a ROLLBACK TO that no statement follows goes before COMMIT."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ _INSERT = HotStatement(
 )
 _NAMES = HotStatement(select(Organization.name).where(Organization.id == bindparam("p_id")))
 _COUNT = "SELECT count(*) FROM contacts"
+_COUNTED = HotStatement(text(_COUNT))
 
 
 @pytest.fixture
@@ -108,8 +110,8 @@ def test_nested_savepoints_sent_together_roll_back_to_the_inner_one(counted, org
                     uow.session, {"org": org.id, "phone": "+14155550103", "name": "Again"}
                 )
             _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550104", "name": "B"})
-        # Both SAVEPOINTs with the first insert, the duplicate, ROLLBACK TO, the last insert.
-        assert trips.value - before == 4
+        # Both SAVEPOINTs with the first insert, the duplicate, ROLLBACK TO with the last insert.
+        assert trips.value - before == 3
         uow.commit()
     assert db.execute("SELECT name FROM contacts").fetchall() == [("B",)]
 
@@ -157,3 +159,66 @@ def test_what_a_transaction_queued_and_never_sent_does_not_ride_into_the_next(co
 
     assert name != "left over"
     assert not [s for s in seen if "left over" in s], seen
+
+
+def test_a_rollback_to_travels_with_the_next_statement(counted, org, db):
+    """A block that raised after its savepoint was sent: its ROLLBACK TO costs no trip of its
+    own (a refusal's rides with its answer's UPDATE, #30)."""
+    runtime, trips = counted
+    with runtime.uow() as uow:
+        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550110", "name": "Kept"})
+        with pytest.raises(KeyError), uow.savepoint():
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550111", "name": "Gone"})
+            raise KeyError("refused")
+        before = trips.value
+        assert _COUNTED.execute(uow.session).scalar() == 1  # the block's row is gone
+        assert trips.value - before == 1
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("Kept",)]
+
+
+def test_a_rollback_to_that_nothing_follows_goes_before_commit(counted, org, db):
+    """Committing right after a block that raised: without its ROLLBACK TO, COMMIT would keep
+    the block's row."""
+    runtime, _ = counted
+    with runtime.uow() as uow:
+        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550112", "name": "Kept"})
+        with pytest.raises(KeyError), uow.savepoint():
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550113", "name": "Gone"})
+            raise KeyError("refused")
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("Kept",)]
+
+
+def test_commit_after_a_violation_rolled_back_to_its_savepoint_keeps_the_work_before(
+    counted, org, db
+):
+    """After a violation the transaction is aborted until ROLLBACK TO; PostgreSQL answers a
+    COMMIT then with ROLLBACK, silently. Sent before the COMMIT, the ROLLBACK TO keeps the
+    transaction's work."""
+    runtime, _ = counted
+    with runtime.uow() as uow:
+        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550114", "name": "Kept"})
+        with pytest.raises(UniqueViolation), uow.savepoint():
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550114", "name": "Dup"})
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("Kept",)]
+
+
+def test_a_rollback_to_does_not_outlive_its_transaction(counted, org, db):
+    """A transaction rolled back whole takes its queued ROLLBACK TO along: the next
+    transaction on the connection neither sends it nor fails on it."""
+    runtime, _ = counted
+    seen = _statements(runtime)
+    with runtime.uow() as uow:
+        _NAMES.execute(uow.session, {"p_id": org.id})
+        with pytest.raises(KeyError), uow.savepoint():
+            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550115", "name": "Gone"})
+            raise KeyError("refused")
+        uow.rollback()
+    seen.clear()
+    with runtime.uow() as uow:
+        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550116", "name": "Next"})
+        uow.commit()
+    assert db.execute("SELECT name FROM contacts").fetchall() == [("Next",)]
+    assert not [s for s in seen if "ROLLBACK TO" in s], seen

@@ -15,11 +15,15 @@ transaction, savepoints and time budgets. What SQLAlchemy gave for free is kept:
 Only statements without expanding parameters (IN lists) can be hot; compiling says so.
 
 Statements whose answer nobody reads (a SAVEPOINT, the transaction's time budgets behind a
-pooler) need not cost a round trip of their own: `defer` queues them on the connection and
-the next statement sends them ahead of itself in one psycopg pipeline (one Sync, one trip),
-in order, in the same transaction. A statement that does not go through here (SQLAlchemy's
-own execution) sends what is queued first (`send_deferred`, a `before_cursor_execute`
-listener every engine has, db.py).
+pooler, a ROLLBACK TO SAVEPOINT) need not cost a round trip of their own: `defer` queues them
+on the connection and the next statement sends them ahead of itself in one psycopg pipeline
+(one Sync, one trip), in order, in the same transaction. A statement that does not go through
+here (SQLAlchemy's own execution) sends what is queued first (`send_deferred`, a
+`before_cursor_execute` listener every engine has, db.py). What must reach the server even when
+no statement follows it (a ROLLBACK TO SAVEPOINT: committing without it would keep what its
+block did) is queued `required`, and COMMIT sends it first (`send_required`, a `commit`
+listener, db.py); the rest of a queue is transaction-local and is dropped with the
+transaction.
 """
 
 from __future__ import annotations
@@ -41,11 +45,16 @@ TUPLES_OK = ExecStatus.TUPLES_OK
 # The connection's queued statements: a list of (SQL, parameters) in the pool record's info,
 # which lives as long as the DBAPI connection and is shared by every Connection over it.
 DEFERRED = "booking_service.deferred"
+# Set while the queue holds a statement COMMIT must not go without (defer's `required`).
+REQUIRED = "booking_service.deferred.required"
 
 
-def defer(session: Session, sql: str, params: Mapping[str, Any] | None = None) -> tuple:
+def defer(
+    session: Session, sql: str, params: Mapping[str, Any] | None = None, *, required: bool = False
+) -> tuple:
     """Queue `sql` to be sent just before the next statement of the session's transaction
-    (beginning it as SQLAlchemy would). Returns a handle to `withdraw` it with."""
+    (beginning it as SQLAlchemy would); `required`: before COMMIT too, when no statement took
+    it along. Returns a handle to `withdraw` it with."""
     entry = (sql, params)
     info = session.connection().info
     queued = info.get(DEFERRED)
@@ -53,6 +62,8 @@ def defer(session: Session, sql: str, params: Mapping[str, Any] | None = None) -
         info[DEFERRED] = [entry]
     else:
         queued.append(entry)
+    if required:
+        info[REQUIRED] = True
     return info, entry
 
 
@@ -76,8 +87,26 @@ def send_deferred(connection, cursor, *_args) -> None:
     queued = connection.info.get(DEFERRED)
     if queued:
         connection.info[DEFERRED] = []
+        connection.info.pop(REQUIRED, None)
         for sql, params in queued:
             cursor.connection.execute(sql, params)
+
+
+def send_required(connection) -> None:
+    """`commit` listener: a queued statement COMMIT must not go without is sent first (with
+    whatever was queued before it, in order, by send_deferred ahead of a `SELECT 1`); a queue
+    of transaction-local settings only is dropped with the transaction. A driver error here
+    fails the commit, as SQLAlchemy's own execution reports it."""
+    info = connection.info
+    if info.pop(REQUIRED, False) and info.get(DEFERRED):
+        connection.exec_driver_sql("SELECT 1")
+
+
+def forget_deferred(info: dict) -> None:
+    """Drop what a finished transaction queued and never sent (its transaction-local
+    settings; anything required went before its COMMIT, or went with its ROLLBACK)."""
+    info.pop(DEFERRED, None)
+    info.pop(REQUIRED, None)
 
 
 class HotResult:
@@ -165,6 +194,7 @@ class HotStatement:
             listeners = connection.dispatch.before_cursor_execute
             if queued:
                 info[DEFERRED] = []
+                info.pop(REQUIRED, None)
                 for listener in listeners:
                     for early, early_params in queued:
                         listener(connection, cursor, early, early_params, None, False)
