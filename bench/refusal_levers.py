@@ -98,6 +98,45 @@ REFUSAL_LEVERS = """
    `make profile-refusals`: wall 4.1-4.5 -> 3.2 ms per refusal; `BENCH_ONLY=refusals` at c=8:
    333 -> 420 answers/s, p99 51.7 -> 41.8 ms. *Risk:* a time asked near midnight, or in a
    sparse diary, costs the one-day statement on top of the two-day one.
+
+6. **Only the bookings that can overlap a searched start** (`repositories/free_starts._run`).
+   A one-day search read the bookings of three days (a day either side, as the Python engine
+   loads them) into its busy multirange. Every start lies at or after the first day's local
+   midnight and every candidate's blocked span ends by the last day's closing plus the buffer,
+   so it now reads [midnight - 6 h, next midnight + 6 h + duration and buffer). Measured on
+   the 50,000-booking diary, one-day searches alternating, client included: 1.10-1.36 ->
+   0.97-1.01 ms per search; in pg_stat_statements the search was 950 of the 1,417 us of server
+   time per refusal. Under load (`BENCH_ONLY=refusals`, four runs of each, alternating) the
+   difference was inside this machine's run-to-run spread (215-257 against 242-270 answers/s),
+   so the bench does not show it. *Risk:* a booking reaching into the searched days from
+   further away than the margin would be missed; bookings end after they start and a blocked
+   span is the booking plus its buffer (at most 4 hours), and a new test checks both edges
+   (a booking from the evening before, one early the next morning reached by a 4-hour buffer;
+   each fails with a narrower window, which the random property test did not catch).
+
+7. **A ROLLBACK TO SAVEPOINT rides with the next statement** (`persistence/savepoints.py`,
+   `repositories/driver.send_required`). Every refusal rolls back to its savepoint (the
+   contact it made for a booking that was not made) and then records its answer; the
+   ROLLBACK TO was a round trip of its own. It is now deferred like the SAVEPOINT and travels
+   in the answer's UPDATE's pipeline. `make profile-refusals`: 9.1 -> 8.1 round trips per
+   refusal. *Risk:* a deferred ROLLBACK TO that never reached the server would let COMMIT keep
+   what the savepoint's block did, or, after a constraint violation, end the transaction in a
+   ROLLBACK that PostgreSQL reports as a successful COMMIT. So it is queued as required, and
+   a `commit` listener sends the queue before COMMIT when no statement took it along. Tests
+   (`test_deferred_statements.py`): committing right after a block that raised keeps nothing
+   of it; committing after a violation keeps the work before it; a whole rollback takes the
+   queued ROLLBACK TO along. The two commit tests fail without the listener.
+
+8. **Long hot statements converted once** (`repositories/driver._native`). psycopg converts a
+   query's `%(name)s` placeholders to `$n` once per text and keeps the result, but only for
+   texts up to 4,096 bytes; the free-starts search (6.3 KB, 44 placeholders) was parsed again
+   with a regular expression at every execution, the largest item in a cProfile diff of a
+   refusal against a booking. A hot statement that long is now converted at compile time and
+   run on psycopg's `RawCursor`, which takes `$n` as is. Python calls per refusal (in-process,
+   300 refusals on the 50,000-booking diary): 4,916 -> 4,175 (a booking: 3,802). *Risk:* the
+   conversion is ours for those statements (a `%%` is a literal percent sign; a name used
+   twice is one parameter); `test_driver.py` runs a long statement with both and checks that
+   psycopg parses it zero times where its own cursor parses the same text at every execution.
 """
 
 OTHER_PATHS_LEVERS = """
@@ -139,7 +178,14 @@ OTHER_PATHS_LEVERS = """
    off by a third (F below: the VAPI run before the other paths at 258/s, the level series'
    c=8 at 404/s), which made the other paths look 60-70% faster than VAPI's.
 
-4. **Where the cores go, per program** (`cpu_by_program`): each run's CPU split (gunicorn,
+4. **The refusal diary off the runs' timeline.** The 50,000 bookings sat in the middle of the
+   runs' days, which skipped its 349 days; with the two runs added for the comparisons in turn,
+   the last runs booked past the 730-day horizon (835 errors in one run). The diary now starts
+   on day 440 and every run books before it (the refusal run asks only its first weeks; the
+   rest of the seeded diary may lie past the horizon, as data). *Risk:* more runs than 22 would
+   reach it; `load()` stops the bench with a message rather than book into it.
+
+5. **Where the cores go, per program** (`cpu_by_program`): each run's CPU split (gunicorn,
    PostgreSQL, PgBouncer, nginx, the load generator) is printed and written above, so that a
    target out of reach on 2 cores shows why.
 
