@@ -210,4 +210,26 @@ share above moves with it. Every #30 target was met in at least one of these run
 them met all at once. The arithmetic in "Where the cores went" is what bounds them: at c=8
 a booking costs 3.0-3.2 ms of Python alone in gunicorn on the slower runs, and the ceiling's
 share needs everything on the machine to cost no more than that.
+
+**Run to run, later the same day** (the levers 6-8 of the refusals and 3-4 above were made
+between these runs; K is the report above, with all of them). The machine was slower
+throughout than in A-F: pgbench's ceiling at c=8 678-739 tx/s against 980-1,258, gunicorn's
+CPU per booking at c=8 3.9-4.8 ms against 2.5-3.4:
+
+| run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
+|---|---|---|---|---|---|---|
+| G 09:02 | 3.86 ms | 369/750 = 49% (c=16) | 350/701 = 49.9% | 55% (one pair) | 71.2 ms | 133%, 146%, 152% (one VAPI run, 226/s) |
+| H 09:11 | 4.42 ms | 333/678 = 49% (c=4) | 43% | 72% (one pair) | 102.2 ms | 106%, 96%, 107% (one VAPI run) |
+| I 09:20 | 4.22 ms | 326/739 = 44% (c=8) | 44% | 60% (835 errors past the horizon, fixed by 4 above) | 72.9 ms | 89%, 104%, 103% |
+| J 09:28 | 4.77 ms | 328/690 = 48% (c=4) | 43% | 76% | 87.3 ms | 97%, 80%, 81% |
+| K 09:53 | 4.17 ms | 403/509 = 79% (c=2) | 335/719 = 47% | 75% | 69.8 ms | 93%, 97%, 107% |
+
+In K everything on the machine cost 5.89 ms per booking at c=8 against the 5.56 ms that 50%
+of the ceiling allows (6% over), and a refusal 8.37 ms (5.25 of it gunicorn's, 2.66
+PostgreSQL's: the free-starts search alone executes in 0.93 ms per refusal under this load,
+pg_stat_statements). A refusal's p99 follows from its cost on a saturated box: at 237
+answers/s with 8 in flight the mean wait is 34 ms, and the tail of this machine's scheduling
+puts p99 at twice that. For 50 ms the refusal would need to cost about 5.5 ms in all, a third
+less than today; the levers above took a round trip and about 740 Python calls off it, which
+this machine's drift hides under load (the in-process figures are in the levers).
 """
