@@ -104,9 +104,14 @@ class Run:
     def throughput(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    def programs_ms(self) -> dict[str, float]:
+        """CPU per request of each program measured (cpu_ms without the machine's idle time
+        and its total)."""
+        return {k: v for k, v in self.cpu_ms.items() if k not in ("idle", "machine")}
+
     def cpu_text(self) -> str:
         """The CPU split per request, largest first, and the cores that were busy."""
-        busy = {k: v for k, v in self.cpu_ms.items() if k not in ("idle", "machine") and v >= 0.005}
+        busy = {k: v for k, v in self.programs_ms().items() if v >= 0.005}
         if not busy:
             return "n/a"
         cores = sum(busy.values()) * self.throughput / 1000
@@ -1243,8 +1248,8 @@ calls and statements are the measure of each lever, and the bench of all of them
 
 
 def _total(run: Run) -> float:
-    """CPU per request of the programs measured (not idle, not the machine's total)."""
-    return sum(v for k, v in run.cpu_ms.items() if k not in ("idle", "machine"))
+    """CPU per request of the programs measured, together."""
+    return sum(run.programs_ms().values())
 
 
 def cores_text(c8: Run, direct: Run, pooled: Run, refusals: Run, ceiling_at_8: float) -> str:
