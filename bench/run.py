@@ -913,36 +913,33 @@ def main() -> int:
                 )
             )
             base += 20 * 86400
-            # Retell's signed booking and a Google-linked resource, beside them.
             platform_credentials(url, org, server.env()["SECRET_KEY"])
-            more, base, google_untouched = platform_scenarios(
-                wrk_bin,
-                server.nginx_port,
-                url,
-                org,
-                resource,
-                base,
-                workdir,
-                (secret, rest),
-                {"retell", "google"},
-            )
-            runs += more
+
+            def platforms(wanted: set[str]) -> bool:
+                """platform_scenarios on the main stack from the current base (moved past
+                what they booked); whether the Google link was left untouched."""
+                nonlocal base
+                more, base, untouched = platform_scenarios(
+                    wrk_bin,
+                    server.nginx_port,
+                    url,
+                    org,
+                    resource,
+                    base,
+                    workdir,
+                    (secret, rest),
+                    wanted,
+                )
+                runs.extend(more)
+                return untouched
+
+            # Retell's signed booking and a Google-linked resource, beside them.
+            google_untouched = platforms({"retell", "google"})
             # VAPI's booking once more after them: each path is compared with the mean of the
             # VAPI runs before and after it, so that the machine's drift over these minutes
             # counts against neither side (one VAPI run alone was off by a third, #30).
             runs.append(load(SCENARIO_CONNECTIONS, VAPI_AFTER, "distinct"))
-            more, base, _ = platform_scenarios(
-                wrk_bin,
-                server.nginx_port,
-                url,
-                org,
-                resource,
-                base,
-                workdir,
-                (secret, rest),
-                {"sms"},
-            )
-            runs += more
+            platforms({"sms"})
             # Refusals: each asks for a taken time in a diary of 50,000 future bookings and is
             # answered with the nearest free starts (it must load only the days it searches).
             fill_s = prefill_bookings(url, org, resource, diary_from, REFUSAL_PREFILL)
