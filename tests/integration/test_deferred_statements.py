@@ -161,15 +161,21 @@ def test_what_a_transaction_queued_and_never_sent_does_not_ride_into_the_next(co
     assert not [s for s in seen if "left over" in s], seen
 
 
+def _kept_then_a_block_that_raises(uow, org, kept: str, gone: str) -> None:
+    """A row "Kept" before a savepoint, then a block that inserts "Gone" (sending the
+    SAVEPOINT with it) and raises: its ROLLBACK TO is left queued."""
+    _INSERT.execute(uow.session, {"org": org.id, "phone": kept, "name": "Kept"})
+    with pytest.raises(KeyError), uow.savepoint():
+        _INSERT.execute(uow.session, {"org": org.id, "phone": gone, "name": "Gone"})
+        raise KeyError("refused")
+
+
 def test_a_rollback_to_travels_with_the_next_statement(counted, org, db):
     """A block that raised after its savepoint was sent: its ROLLBACK TO costs no trip of its
     own (a refusal's rides with its answer's UPDATE, #30)."""
     runtime, trips = counted
     with runtime.uow() as uow:
-        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550110", "name": "Kept"})
-        with pytest.raises(KeyError), uow.savepoint():
-            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550111", "name": "Gone"})
-            raise KeyError("refused")
+        _kept_then_a_block_that_raises(uow, org, "+14155550110", "+14155550111")
         before = trips.value
         assert _COUNTED.execute(uow.session).scalar() == 1  # the block's row is gone
         assert trips.value - before == 1
@@ -182,10 +188,7 @@ def test_a_rollback_to_that_nothing_follows_goes_before_commit(counted, org, db)
     the block's row."""
     runtime, _ = counted
     with runtime.uow() as uow:
-        _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550112", "name": "Kept"})
-        with pytest.raises(KeyError), uow.savepoint():
-            _INSERT.execute(uow.session, {"org": org.id, "phone": "+14155550113", "name": "Gone"})
-            raise KeyError("refused")
+        _kept_then_a_block_that_raises(uow, org, "+14155550112", "+14155550113")
         uow.commit()
     assert db.execute("SELECT name FROM contacts").fetchall() == [("Kept",)]
 
