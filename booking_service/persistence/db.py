@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from booking_service.config import Settings
 from booking_service.persistence.repositories.driver import (
     DEFERRED,
-    forget_deferred,
+    clear_deferred,
     send_deferred,
     send_required,
 )
@@ -154,7 +154,7 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             # The transaction's first statement, SET LOCAL semantics (is_local = true): its
             # own statement, so that it bounds the next one too, but in that one's trip (a
             # pipeline, driver.HotStatement) rather than a trip of its own.
-            forget_deferred(connection.info)
+            clear_deferred(connection.info)
             connection.info[DEFERRED] = [budgets]
 
     else:
@@ -164,7 +164,7 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
             # What the last transaction queued and never sent (a setting to put back after
             # its last statement, repositories/free_starts.py) was transaction-local: it must
             # not ride into this one.
-            forget_deferred(connection.info)
+            clear_deferred(connection.info)
 
     return engine
 

@@ -111,8 +111,7 @@ def send_deferred(connection, cursor, *_args) -> None:
     statements (a round trip each, as before they were deferred)."""
     queued = connection.info.get(DEFERRED)
     if queued:
-        connection.info[DEFERRED] = []
-        connection.info.pop(REQUIRED, None)
+        clear_deferred(connection.info)
         for sql, params in queued:
             cursor.connection.execute(sql, params)
 
@@ -127,9 +126,10 @@ def send_required(connection) -> None:
         connection.exec_driver_sql("SELECT 1")
 
 
-def forget_deferred(info: dict) -> None:
-    """Drop what a finished transaction queued and never sent (its transaction-local
-    settings; anything required went before its COMMIT, or went with its ROLLBACK)."""
+def clear_deferred(info: dict) -> None:
+    """Empty a connection's queue: what it held has just been taken to be sent, or a finished
+    transaction queued it and never sent it (its transaction-local settings; anything required
+    went before its COMMIT, or went with its ROLLBACK)."""
     info.pop(DEFERRED, None)
     info.pop(REQUIRED, None)
 
@@ -237,8 +237,7 @@ class HotStatement:
             )
             listeners = connection.dispatch.before_cursor_execute
             if queued:
-                info[DEFERRED] = []
-                info.pop(REQUIRED, None)
+                clear_deferred(info)
                 for listener in listeners:
                     for early, early_params in queued:
                         listener(connection, cursor, early, early_params, None, False)
