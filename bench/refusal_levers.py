@@ -72,7 +72,8 @@ REFUSAL_LEVERS = """
    gunicorn CPU per refusal 5.1 -> 3.7 ms. *Risk:* none seen (the reasons are tested by the
    org cache, concurrency and request-path tests).
 
-4. **The free-starts search on its generic plan** (`repositories/free_starts._run`).
+4. **The free-starts search on its generic plan** (`repositories/free_starts._run`;
+   superseded by lever 9, which keeps the generic plan without the two settings).
    PostgreSQL kept choosing custom plans for it (0 generic of 426 executions), planning it
    afresh at 0.7 ms each time; forced generic it answered in 1.24-1.32 ms against 1.90-2.30 ms
    (500 executions each on the 50,000-booking diary). When the connection prepares statements
@@ -137,6 +138,38 @@ REFUSAL_LEVERS = """
    conversion is ours for those statements (a `%%` is a literal percent sign; a name used
    twice is one parameter); `test_driver.py` runs a long statement with both and checks that
    psycopg parses it zero times where its own cursor parses the same text at every execution.
+   Since lever 9 no hot statement is that long; the conversion stays for one that grows so.
+
+9. **The search as a PL/pgSQL function with its own plan setting** (migration abe15f4c4cbd,
+   `repositories/free_starts._SEARCH`). Lever 4's two `set_config` statements went with every
+   refusal, and behind a transaction pooler nothing was prepared, so every refusal there sent
+   the 6.3 KB statement to be parsed and planned afresh. The statement is now the body of
+   `free_starts(...)`, declared `SET plan_cache_mode = force_generic_plan`: PL/pgSQL keeps
+   its generic plan per server connection, for every client a pooler puts on it, and the
+   setting is the function's alone (the session's stays `auto`, with nothing to put back).
+   Measured on the 50,000-booking diary, one-day searches, three alternating rounds of
+   1,000-2,000: directly connected, server CPU 590-700 -> 530-565 us per search (its two
+   settings included); unprepared, as behind PgBouncer, 1,530-1,620 -> 500-530 us, client
+   wall 1.86-1.95 -> 0.61-0.68 ms. `make profile-refusals`: 10.3 -> 8.1 statements per refusal,
+   round trips unchanged (8.1). *Risk:* the generic plan now also serves the pooler path,
+   which planned with the values before (lever 4's risk, on one more path); a change to the
+   statement is a new migration (`CREATE OR REPLACE FUNCTION`), like `booking_add_event`.
+   Tests (`test_free_starts_property.py`, unchanged in what they compare): the function gives
+   the Python engine's answers over random diaries and clock changes; a refusal's search is
+   one statement and nothing else; the function carries the setting and the session's stays
+   `auto`; a new test holds the earliest starts (no asked time) to time order.
+
+**Measured, not taken (refusals).**
+- *Per-candidate GiST probes instead of the busy multirange* (each candidate, nearest first,
+  tested by an `EXISTS` on the exclusion constraint's index; calendar busy times kept as a
+  multirange). On the bench's diary (every other slot taken) it saved ~100 us of server CPU
+  per one-day search (420 against 515 us, three rounds of 3,000), since only about six
+  candidates are tested. On a fully booked day with one free start it cost 5.1-5.3 ms
+  against 0.73-0.80 ms: every candidate became an index probe. A refusal in a full diary
+  would pay seven times as much for a saving of a fifth in a half-full one; not taken.
+- *The distance as an interval instead of numeric seconds* (`greatest(start - asked, asked -
+  start)` as the order key): no difference beyond the rounds' spread (390-487 against
+  406-503 us).
 """
 
 OTHER_PATHS_LEVERS = """

@@ -8,7 +8,7 @@ nearest free starts. The two engines alternate, pass by pass, on the same diary 
 machine's speed drifts): `python` (the alternatives computed in Python over every booking of
 the days searched, as before #30) and `database` (repositories/free_starts.py). Per refusal:
 wall and CPU time, statements, round trips (counted on the wire, as bench/profile.py counts
-them), rows fetched; then EXPLAIN ANALYZE of the database engine's statement for one refusal.
+them), rows fetched; then EXPLAIN ANALYZE, on its generic plan, of the one-day search a refusal runs first.
 
     python -m bench.refusals [-n 200] [--passes 2]
 """
@@ -19,6 +19,7 @@ import argparse
 import io
 import logging
 import os
+import re
 import tempfile
 import time
 from contextlib import redirect_stderr
@@ -146,13 +147,6 @@ def main() -> int:
             statements.clear()
             refuse()
             last = list(statements)
-            # Whether PostgreSQL kept a generic plan of the prepared statement (psycopg
-            # prepares a statement run five times on a connection; not through a pooler).
-            with app.extensions[KEY].engine.connect() as conn:
-                plans = conn.exec_driver_sql(
-                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                    "WHERE strpos(statement, 'range_agg') > 0"
-                ).all()
         n = args.n
         for name, passes in results.items():
             for wall, cpu, count, trips, fetched, latencies in passes:
@@ -162,7 +156,6 @@ def main() -> int:
                     f"round trips, {fetched / n:6.1f} rows per refusal; p50 {latencies[n // 2] * 1000:.2f} ms, p99 "
                     f"{latencies[n * 99 // 100] * 1000:.2f} ms"
                 )
-        print(f"prepared free-starts statements (generic plans, custom plans): {plans}")
         print("the statements of a refusal (database engine):")
         for sql in last:
             print(f"  {_summary(sql)}")
@@ -170,45 +163,58 @@ def main() -> int:
             asked = datetime.fromtimestamp(first + 600 * 25_000, UTC)
             now = datetime.now(UTC)
             day = asked.date()
-            # The last of five on one connection: the first plans with cold catalog caches.
-            for _ in range(5):
-                plan = conn.execute(
-                    "EXPLAIN (ANALYZE, BUFFERS, TIMING) " + _sql(free_starts._NEAREST),
-                    {
-                        "p_org": org,
-                        "p_resources": [resource],
-                        "p_first": day - timedelta(days=2),
-                        "p_last": day + timedelta(days=2),
-                        "p_zone": "UTC",
-                        "p_slot": 5,
-                        "p_now": now,
-                        "p_earliest": now,
-                        "p_latest": now + timedelta(days=730),
-                        "p_busy_from": datetime.combine(
-                            day - timedelta(days=3), datetime.min.time(), UTC
-                        ),
-                        "p_busy_to": datetime.combine(
-                            day + timedelta(days=4), datetime.min.time(), UTC
-                        ),
-                        "p_duration": 300.0,
-                        "p_blocked": 300.0,
-                        "p_exclude": 0,
-                        "p_limit": 3,
-                        "p_around": asked,
-                    },
-                ).fetchall()
-        print("EXPLAIN ANALYZE of the database engine's statement (one refusal):")
-        for (line,) in plan:
+            midnight = datetime.combine(day, datetime.min.time(), UTC)
+            # The one-day search a refusal runs first (and which settles it in this diary),
+            # with the busy window free_starts.FreeStarts reads for it.
+            plan = _explain_generic(
+                conn,
+                {
+                    "p_org": org,
+                    "p_resources": [resource],
+                    "p_first": day,
+                    "p_last": day,
+                    "p_zone": "UTC",
+                    "p_slot": 5,
+                    "p_now": now,
+                    "p_earliest": now,
+                    "p_latest": now + timedelta(days=730),
+                    "p_busy_from": midnight - free_starts._BUSY_MARGIN,
+                    "p_busy_to": midnight + timedelta(days=1, minutes=5) + free_starts._BUSY_MARGIN,
+                    "p_duration": 300.0,
+                    "p_blocked": 300.0,
+                    "p_exclude": 0,
+                    "p_limit": 3,
+                    "p_around": asked,
+                },
+            )
+        print("EXPLAIN ANALYZE of the free_starts function's statement, generic plan (one day):")
+        for line in plan:
             print(f"  {line}")
     return 0
 
 
-def _sql(statement) -> str:
-    """The psycopg SQL of a hot statement."""
-    from sqlalchemy.dialects import postgresql
-
-    compiled = statement.statement.compile(dialect=postgresql.psycopg.dialect())
-    return compiled.string
+def _explain_generic(conn: psycopg.Connection, params: dict) -> list[str]:
+    """EXPLAIN ANALYZE of the free_starts function's statement on its generic plan, as the
+    function runs it (EXPLAIN of the call would show only a function scan): its SQL read back
+    from pg_proc, prepared with the function's parameter types, executed with `params`."""
+    source, names, arguments = conn.execute(
+        "SELECT prosrc, proargnames, pg_get_function_arguments(oid) FROM pg_proc "
+        "WHERE proname = 'free_starts'"
+    ).fetchone()
+    query = source[source.index("RETURN QUERY") + len("RETURN QUERY") : source.rindex(";")]
+    types = [argument.split(" ", 1)[1] for argument in arguments.split(", ")]
+    names = names[: len(types)]  # the IN parameters; the OUT columns follow
+    for n, name in enumerate(names, 1):
+        query = re.sub(rf"\b{name}\b", f"${n}", query)
+    conn.execute(f"PREPARE search ({', '.join(types)}) AS {query}")
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    values = ", ".join(f"%({name})s" for name in names)
+    with psycopg.ClientCursor(conn) as cursor:
+        # The last of five: the first runs with cold catalog caches.
+        for _ in range(5):
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE search ({values})", params)
+            rows = cursor.fetchall()
+    return [row[0] for row in rows]
 
 
 if __name__ == "__main__":

@@ -411,35 +411,31 @@ def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
         around + timedelta(minutes=5),
         around - timedelta(minutes=15),
     ]
-    # One search (the near window settles it), answering with the three rows it offers; the
-    # setting that forces its generic plan travels with it (see the test below).
-    searches = [s for s in statements if "set_config" not in s]
-    assert len(searches) == 1
-    assert "range_agg" in searches[0] and "LIMIT" in searches[0]
+    # One search (the near window settles it), answering with the three rows it offers, and
+    # no other statement: the search's plan is generic by the function's own setting.
+    assert len(statements) == 1
+    assert "free_starts(" in statements[0]
 
 
-def test_the_search_runs_on_a_generic_plan_and_puts_the_setting_back(runtime, orgs):
-    """Prepared (directly connected), the search runs with its generic plan: PostgreSQL would
-    plan it afresh at every execution. The setting is the transaction's and is put back before
-    the transaction's next statement."""
+def test_the_search_runs_on_a_generic_plan_and_leaves_the_setting_alone(runtime, orgs):
+    """The search is a function whose statement runs on its generic plan: PostgreSQL would
+    otherwise plan it afresh at every execution (it kept choosing custom plans). The setting
+    is the function's own, so the session's is untouched, directly and behind a pooler."""
     diary = _busy_diary()
     org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
     with runtime.uow() as uow:
         resources, _ = _write(uow, org.id, diary)
         around = diary.now + timedelta(minutes=diary.around_minutes)
         args = (uow, org, resources, around, timedelta(minutes=5), diary.now)
-        offers = [alternatives(*args) for _ in range(8)]  # psycopg prepares from the 6th
+        offers = [alternatives(*args) for _ in range(8)]
         mode = uow.session.execute(sqlalchemy.text("SHOW plan_cache_mode")).scalar()
-        generic, custom = uow.session.execute(
-            sqlalchemy.text(
-                "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) "
-                "FROM pg_prepared_statements WHERE strpos(statement, 'range_agg') > 0"
-            )
-        ).one()
+        config = uow.session.execute(
+            sqlalchemy.text("SELECT proconfig FROM pg_proc WHERE proname = 'free_starts'")
+        ).scalar_one()
 
     assert all(o == offers[0] for o in offers) and len(offers[0]) == 3
     assert mode == "auto"
-    assert generic > 0 and custom == 0, (generic, custom)
+    assert config == ["plan_cache_mode=force_generic_plan"]
 
 
 def _one_day(runtime, orgs, diary: Diary, day: date) -> list[datetime]:
@@ -507,3 +503,31 @@ def test_a_one_day_search_sees_the_bookings_across_its_midnights(runtime, orgs):
         midnight + 1375 * m,
         midnight + 1370 * m,
     ]
+
+
+def test_the_earliest_starts_come_by_time_not_by_distance(runtime, orgs):
+    """The same function answers "the earliest" (no asked time): the first free starts of the
+    window in time order, skipping the taken ones, whatever time was asked elsewhere."""
+    from booking_service.persistence.repositories.free_starts import FreeStarts
+
+    day = date(2027, 5, 12)
+    midnight = datetime(2027, 5, 12, tzinfo=UTC)
+    m = timedelta(minutes=1)
+    # Taken: 00:00-00:20 and 00:30-00:35; asked: noon.
+    diary = _edge_diary([(midnight, 20), (midnight + 30 * m, 5)], midnight + 720 * m, buffer=0)
+    with runtime.uow() as uow:
+        resources, _ = _write(uow, orgs[diary.zone], diary)
+        search = FreeStarts(
+            uow.session,
+            orgs[diary.zone],
+            diary.zone,
+            {r.id: r.name for r in resources},
+            diary.rules,
+            diary.now,
+            timedelta(minutes=diary.duration),
+        )
+        earliest = [s.start for s in search.earliest(day, day, 3)]
+        nearest = [s.start for s in search.nearest(day, day, midnight + 720 * m, 3)]
+
+    assert earliest == [midnight + 20 * m, midnight + 25 * m, midnight + 35 * m]
+    assert nearest == [midnight + 720 * m, midnight + 715 * m, midnight + 725 * m]

@@ -46,8 +46,9 @@ TUPLES_OK = ExecStatus.TUPLES_OK
 # psycopg turns a query's %(name)s placeholders into PostgreSQL's $n once per query text and
 # keeps the result, but only for texts up to 4,096 bytes (psycopg/_queries.py,
 # MAX_CACHED_STATEMENT_LENGTH): a longer one is parsed again at every execution. The free-starts
-# search (6.3 KB, 44 placeholders) cost ~740 Python calls per refusal that way (#30). A hot
-# statement that long is converted once here and run on a RawCursor, which takes $n as is.
+# search (6.3 KB, 44 placeholders) cost ~740 Python calls per refusal that way (#30), until it
+# became a function. No hot statement is that long now; one that grows so is converted once
+# here and run on a RawCursor, which takes $n as is.
 _PARSED_EVERY_TIME = 4096
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
 
