@@ -10,7 +10,14 @@ from datetime import timedelta
 from flask import Flask
 
 from booking_service.config import Settings
-from booking_service.web.blueprint import SESSION_HOURS, SessionInterface, bp, csrf, session_key
+from booking_service.web.blueprint import (
+    PAGES_PREFIX,
+    SESSION_HOURS,
+    SessionInterface,
+    bp,
+    csrf,
+    session_key,
+)
 
 
 def init_web(app: Flask, settings: Settings) -> None:
@@ -29,7 +36,7 @@ def init_web(app: Flask, settings: Settings) -> None:
     app.config.update(
         SECRET_KEY=session_key(settings.secret_key) if settings.secret_key else None,
         SESSION_COOKIE_NAME="booking_session",
-        SESSION_COOKIE_PATH="/app",
+        SESSION_COOKIE_PATH=PAGES_PREFIX,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),

@@ -8,14 +8,16 @@ import hashlib
 import hmac
 import ipaddress
 
-from flask import Blueprint, Flask, g, has_request_context, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Blueprint, Flask, Request, g, has_request_context, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
+# Where the owner's pages live (and their session cookie's path, SESSION_COOKIE_PATH).
+PAGES_PREFIX = "/app"
 bp = Blueprint(
     "web",
     __name__,
-    url_prefix="/app",
+    url_prefix=PAGES_PREFIX,
     template_folder="templates",
     static_folder="static",
     static_url_path="/static",
@@ -57,10 +59,31 @@ def plain_local_request() -> bool:
         return False
 
 
+def _carries_the_cookie(path: str) -> bool:
+    """Whether a browser sends a session cookie with a request for `path`: the cookie's path is
+    /app (the owner's pages) or /b (a caller's manage page), and a cookie path matches itself
+    and what lies below it, never "/apple"."""
+    for prefix in (PAGES_PREFIX, MANAGE_PREFIX):
+        if path == prefix or path.startswith(prefix + "/"):
+            return True
+    return False
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, `Secure` on every request but a local plain one. Decided
     per request, not from PUBLIC_URL: a production left at the default PUBLIC_URL, or reached
-    by a name PUBLIC_URL does not give, must not send the cookie in clear."""
+    by a name PUBLIC_URL does not give, must not send the cookie in clear.
+
+    Only the pages have one. Every other request (the voice platforms' tools, the REST API,
+    the SMS replies, health) gets Flask's null session: no cookie is ever sent to those paths,
+    so a session there would always be empty, and opening it (a signing serializer built
+    afresh) and saving it cost about 2% of a booking's Python under load (#30). Writing to the
+    null session raises, so nothing can set a cookie from those paths unnoticed."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not _carries_the_cookie(request.path):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return not plain_local_request()

@@ -94,6 +94,31 @@ def test_the_session_cookie_is_http_only_lax_and_scoped_to_the_pages(app, owner)
     assert "Secure" not in cookie
 
 
+@pytest.mark.parametrize(
+    ("path", "real"),
+    [
+        ("/app", True),
+        ("/app/login", True),
+        ("/b/some-token", True),
+        ("/api/vapi/tools", False),
+        ("/api/v1/bookings", False),
+        ("/api/twilio/sms/1", False),
+        ("/apple", False),
+        ("/bookings", False),
+    ],
+)
+def test_only_the_pages_open_a_session(app, path, real):
+    """The cookie's paths (/app, /b) are the only ones a browser sends it to: elsewhere the
+    session is Flask's null one, which refuses a write, so no path can set a cookie unseen."""
+    from flask import session
+
+    with app.test_request_context(path):
+        assert app.session_interface.is_null_session(session) is not real
+        if not real:
+            with pytest.raises(RuntimeError):
+                session["uid"] = 1
+
+
 def test_behind_tls_the_session_cookie_is_secure(database_url, runtime, org):
     secure_app = make_app(database_url, PUBLIC_URL="https://diary.example")
     try:
