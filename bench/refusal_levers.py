@@ -265,4 +265,30 @@ answers/s with 8 in flight the mean wait is 34 ms, and the tail of this machine'
 puts p99 at twice that. For 50 ms the refusal would need to cost about 5.5 ms in all, a third
 less than today; the levers above took a round trip and about 740 Python calls off it, which
 this machine's drift hides under load (the in-process figures are in the levers).
+
+**Run to run, a later session** (lever 9 above; the access line's atoms and the null session
+in "Where gunicorn's CPU goes"). PostgreSQL was faster than in G-K (pgbench at c=8 940 tx/s
+against 678-739) and the Python about as fast as in K. N is the report above:
+
+| run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
+|---|---|---|---|---|---|---|
+| M 11:57 | 3.44 ms | 422/920 = 46% (c=16) | 376/940 = 40% | 88% | 58.5 ms (302/s) | 110%, 101%, 95% |
+| N 12:03 | 3.92 ms | 402/877 = 46% (c=16) | 354/854 = 41% | 78% | 58.4 ms (286/s) | 89%, 93%, 101% (VAPI's two runs 359 and 414/s) |
+
+**Why the two shares and the refusal tail stay out of reach here.** At c=8 the box is
+saturated, so the share of the ceiling is pgbench's CPU per transaction over the booking's,
+everything on the machine counted: in M 2.11 ms against 4.96 ms. gunicorn's Python alone
+cost 3.44 ms per booking, 1.6 times pgbench's whole transaction, and of that 0.78 ms is the
+HTTP floor (nginx, gunicorn, Flask and the 50 KB body's parse, no database: `bench/floor.py`
+in the same run). For 50% the booking would have to cost 4.22 ms in all; gunicorn and
+PostgreSQL's 1.22 ms for its statements already make 4.66 ms before nginx (0.13) and the load
+generator (0.11). In K, with PostgreSQL slower (2.78 ms per pgbench transaction), the same
+booking at 5.89 ms came to 47% and its best share to 79%: the shares move with this machine's
+ratio of Python speed to PostgreSQL speed, not only with the code. The refusal's tail follows
+the same way: at 302 answers/s with eight in flight the mean is 26.5 ms and p99 was 2.2 times
+that; for p99 within 50 ms at that ratio a refusal could cost about 5.5 ms of the machine,
+against 6.2 ms measured (gunicorn 3.87, PostgreSQL 1.96). What is left to take is spread
+thinly (py-spy above: psycopg's calls about a fifth of the Python, the rest in pieces of 1-4%);
+a booking's Python would have to lose about a fifth more to meet 50% at c=8 with
+PostgreSQL this fast.
 """

@@ -1228,7 +1228,38 @@ keep-alive, and gunicorn with `worker_connections = threads`, were measured agai
 configuration, three alternating rounds, each run followed by pgbench at the same concurrency:
 share of the ceiling at c=4 today 35/39/38%, without keep-alive 32/33/36%, with
 worker_connections 31/32/36%; at c=8 today 37/41/40%, 32/27/31%, 34/39/33%. Today's
-configuration stays.
+configuration stays. Measured again for the refusal's tail (#30, `BENCH_ONLY=vapi,refusals`,
+8 s runs, two alternating rounds): nginx's upstream `keepalive_requests` 1000 (today), 50 (a
+connection re-dealt to whichever worker accepts first, every 50 requests) and no upstream
+keep-alive gave bookings at c=8 398/333, 353/377 and 332/308/s, refusal p99 49.7/55.1,
+60.4/65.9 and 106.8/71.0 ms; gunicorn workers x threads 4x4 (today), 8x2 and 4x2 gave bookings
+370/408, 384/395 and 414/361/s, refusal p99 63.8/51.5, 50.2/79.0 and 73.0/55.2 ms. None won
+both rounds; the round-to-round spread of one configuration was as large as any difference.
+
+**Where gunicorn's CPU goes under load** (py-spy `--gil`, the four workers sampled at 200 Hz for
+8 s during a c=8 booking run; only threads holding the GIL, so what Python itself spends): the
+booking's use case 44% (of which psycopg's statement calls about 21%, the contact's upsert 9%),
+Flask and werkzeug around it about 8%, logging 14% (the app's three lines 6.5%; gunicorn's
+access line 7.8%, of which building its atoms, every header and environ entry, 3.3%), the
+body's parse 7%, opening and committing the unit of work (the event's statement included)
+12%. No part is large enough alone to give the 6-10% the c=8 share lacks; two were cut:
+
+- *gunicorn's access line from the atoms its format names* (`deploy/gunicorn.conf.py`
+  `_RedactingLogger.atoms`): for a format without `{...}` atoms (the default), the base atoms
+  are made from the environ entries gunicorn reads for them, with no header or environ atoms
+  to build and quote-escape. The same line, redacted as before (`tests/unit/
+  test_access_line.py` compares it with gunicorn's own for every plain atom, and fails if an
+  entry the atoms read is left out); a format naming a header still gets them all. Access
+  line under load 7.8% -> 3.2% of gunicorn's Python; alone, about 40 -> 32 us per line.
+- *No cookie session outside the pages* (`web/blueprint.SessionInterface`): the cookie's
+  paths are /app and /b, so every other request (tools, REST, SMS replies, health) had an
+  always-empty session opened (a signing serializer built afresh) and saved. They now get
+  Flask's null session, which refuses a write. 2.0% -> 0.4% of gunicorn's Python under load;
+  `make profile --calls`: 3,975 -> 3,836 Python calls per booking.
+
+*Risk:* a custom access-log format is read for `{` on every line (a format naming a header
+takes gunicorn's full atoms, as before); code on an API path that wrote to the session would
+now fail loudly instead of setting a cookie the browser never sends back.
 
 **Python calls per booking** (`make profile --calls`, today's profile.py run on each commit;
 unlike timings, they repeat exactly): 5,933 before these levers; 5,594 with orjson and the
