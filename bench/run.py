@@ -1235,6 +1235,11 @@ keep-alive gave bookings at c=8 398/333, 353/377 and 332/308/s, refusal p99 49.7
 60.4/65.9 and 106.8/71.0 ms; gunicorn workers x threads 4x4 (today), 8x2 and 4x2 gave bookings
 370/408, 384/395 and 414/361/s, refusal p99 63.8/51.5, 50.2/79.0 and 73.0/55.2 ms. None won
 both rounds; the round-to-round spread of one configuration was as large as any difference.
+Eight workers of one thread each (no GIL shared by two requests), three more rounds against
+4x4: bookings 344/376/367 against 330/398/368/s, refusal p99 63.3/48.9/73.5 against
+51.5/46.3/53.2 ms. The median fell and p90 rose (refusals 51.1/38.3/54.6 against
+39.3/34.0/38.8 ms): a request that lands behind another in a one-thread worker waits for all
+of it.
 
 **Where gunicorn's CPU goes under load** (py-spy `--gil`, the four workers sampled at 200 Hz for
 8 s during a c=8 booking run; only threads holding the GIL, so what Python itself spends): the
