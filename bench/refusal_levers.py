@@ -138,7 +138,9 @@ REFUSAL_LEVERS = """
    conversion is ours for those statements (a `%%` is a literal percent sign; a name used
    twice is one parameter); `test_driver.py` runs a long statement with both and checks that
    psycopg parses it zero times where its own cursor parses the same text at every execution.
-   Since lever 9 no hot statement is that long; the conversion stays for one that grows so.
+   Since lever 9 no hot statement is that long, and the conversion went with its only user:
+   a hot statement past 4,096 bytes is now refused when first run (a `TypeError`, as an
+   expanding `IN` list is); one that long belongs in a function.
 
 9. **The search as a PL/pgSQL function with its own plan setting** (migration abe15f4c4cbd,
    `repositories/free_starts._SEARCH`). Lever 4's two `set_config` statements went with every

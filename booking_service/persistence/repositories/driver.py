@@ -28,7 +28,6 @@ transaction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,27 +44,10 @@ TUPLES_OK = ExecStatus.TUPLES_OK
 
 # psycopg turns a query's %(name)s placeholders into PostgreSQL's $n once per query text and
 # keeps the result, but only for texts up to 4,096 bytes (psycopg/_queries.py,
-# MAX_CACHED_STATEMENT_LENGTH): a longer one is parsed again at every execution. The free-starts
-# search (6.3 KB, 44 placeholders) cost ~740 Python calls per refusal that way (#30), until it
-# became a function. No hot statement is that long now; one that grows so is converted once
-# here and run on a RawCursor, which takes $n as is.
+# MAX_CACHED_STATEMENT_LENGTH): a longer one is parsed again at every execution (the free-starts
+# search, 6.3 KB, cost ~740 Python calls per refusal that way, #30). A statement that long
+# belongs in a PL/pgSQL function, as that search now is; a hot statement is refused past it.
 _PARSED_EVERY_TIME = 4096
-_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
-
-
-def _native(sql: str) -> tuple[str, tuple[str, ...]]:
-    """`sql` with PostgreSQL's own $n placeholders, and the parameter name of each n."""
-    names: list[str] = []
-
-    def number(match: re.Match) -> str:
-        name = match.group(1)
-        if name is None:
-            return "%"  # a literal percent sign, doubled for psycopg's format
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    return _PLACEHOLDER.sub(number, sql), tuple(names)
 
 
 # The connection's queued statements: a list of (SQL, parameters) in the pool record's info,
@@ -164,7 +146,6 @@ class HotStatement:
     __slots__ = (
         "_defaults",
         "_make_row",
-        "_order",
         "_processors",
         "_required",
         "_sql",
@@ -178,8 +159,6 @@ class HotStatement:
         self._processors: dict[str, Any] = {}
         self._required: frozenset[str] = frozenset()
         self._make_row: Any = None  # its rows' namedtuple maker, once a result has shown them
-        # Set for a statement past psycopg's cache: its parameters' names in $n order.
-        self._order: tuple[str, ...] | None = None
 
     def _compile(self, dialect: Dialect) -> str:
         compiled = self.statement.compile(dialect=dialect)
@@ -197,7 +176,7 @@ class HotStatement:
         )
         sql = compiled.string
         if len(sql.encode()) > _PARSED_EVERY_TIME:
-            sql, self._order = _native(sql)
+            raise TypeError("a hot statement past 4,096 bytes is parsed at every execution")
         self._sql = sql
         return sql
 
@@ -223,36 +202,30 @@ class HotStatement:
         values = {**self._defaults, **given}
         for name, process in self._processors.items():
             values[name] = process(values[name])
-        order = self._order
-        arguments: Any = values if order is None else [values[name] for name in order]
         dbapi = connection.connection.driver_connection
         assert isinstance(dbapi, psycopg.Connection)
         info = connection.info
         queued = info.get(DEFERRED)
         cursor = None
         try:
-            cursor = (
-                dbapi.cursor(row_factory=self._row_maker)
-                if order is None
-                else psycopg.RawCursor(dbapi, row_factory=self._row_maker)
-            )
+            cursor = dbapi.cursor(row_factory=self._row_maker)
             listeners = connection.dispatch.before_cursor_execute
             if queued:
                 clear_deferred(info)
                 for listener in listeners:
                     for early, early_params in queued:
                         listener(connection, cursor, early, early_params, None, False)
-                    listener(connection, cursor, sql, arguments, None, False)
+                    listener(connection, cursor, sql, values, None, False)
                 # One trip: what was queued, then this statement, then one Sync (the
                 # pipeline's exit), which also collects the results (errors included).
                 with dbapi.pipeline():
                     for early, early_params in queued:
                         dbapi.execute(early, early_params)
-                    cursor.execute(sql, arguments)
+                    cursor.execute(sql, values)
             else:
                 for listener in listeners:
-                    listener(connection, cursor, sql, arguments, None, False)
-                cursor.execute(sql, arguments)
+                    listener(connection, cursor, sql, values, None, False)
+                cursor.execute(sql, values)
             # The result's status, not `description`: that builds a Column object per column
             # on every call (about 60 Python calls per booking), only to be thrown away.
             result = cursor.pgresult
