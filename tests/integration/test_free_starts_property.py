@@ -438,23 +438,27 @@ def test_the_search_runs_on_a_generic_plan_and_leaves_the_setting_alone(runtime,
     assert config == ["plan_cache_mode=force_generic_plan"]
 
 
-def _one_day(runtime, orgs, diary: Diary, day: date) -> list[datetime]:
-    """The three starts of `day` nearest the asked time, by one search of that day alone."""
+def _search(uow, orgs, diary: Diary):
+    """The diary written, and the database's search over its resources."""
     from booking_service.persistence.repositories.free_starts import FreeStarts
 
+    resources, _ = _write(uow, orgs[diary.zone], diary)
+    return FreeStarts(
+        uow.session,
+        orgs[diary.zone],
+        diary.zone,
+        {r.id: r.name for r in resources},
+        diary.rules,
+        diary.now,
+        timedelta(minutes=diary.duration),
+    )
+
+
+def _one_day(runtime, orgs, diary: Diary, day: date) -> list[datetime]:
+    """The three starts of `day` nearest the asked time, by one search of that day alone."""
     with runtime.uow() as uow:
-        resources, _ = _write(uow, orgs[diary.zone], diary)
-        search = FreeStarts(
-            uow.session,
-            orgs[diary.zone],
-            diary.zone,
-            {r.id: r.name for r in resources},
-            diary.rules,
-            diary.now,
-            timedelta(minutes=diary.duration),
-        )
         around = diary.now + timedelta(minutes=diary.around_minutes)
-        return [s.start for s in search.nearest(day, day, around, 3)]
+        return [s.start for s in _search(uow, orgs, diary).nearest(day, day, around, 3)]
 
 
 def _edge_diary(bookings: list, around: datetime, buffer: int) -> Diary:
@@ -508,24 +512,13 @@ def test_a_one_day_search_sees_the_bookings_across_its_midnights(runtime, orgs):
 def test_the_earliest_starts_come_by_time_not_by_distance(runtime, orgs):
     """The same function answers "the earliest" (no asked time): the first free starts of the
     window in time order, skipping the taken ones, whatever time was asked elsewhere."""
-    from booking_service.persistence.repositories.free_starts import FreeStarts
-
     day = date(2027, 5, 12)
     midnight = datetime(2027, 5, 12, tzinfo=UTC)
     m = timedelta(minutes=1)
     # Taken: 00:00-00:20 and 00:30-00:35; asked: noon.
     diary = _edge_diary([(midnight, 20), (midnight + 30 * m, 5)], midnight + 720 * m, buffer=0)
     with runtime.uow() as uow:
-        resources, _ = _write(uow, orgs[diary.zone], diary)
-        search = FreeStarts(
-            uow.session,
-            orgs[diary.zone],
-            diary.zone,
-            {r.id: r.name for r in resources},
-            diary.rules,
-            diary.now,
-            timedelta(minutes=diary.duration),
-        )
+        search = _search(uow, orgs, diary)
         earliest = [s.start for s in search.earliest(day, day, 3)]
         nearest = [s.start for s in search.nearest(day, day, midnight + 720 * m, 3)]
 
