@@ -8,7 +8,8 @@ nearest free starts. The two engines alternate, pass by pass, on the same diary 
 machine's speed drifts): `python` (the alternatives computed in Python over every booking of
 the days searched, as before #30) and `database` (repositories/free_starts.py). Per refusal:
 wall and CPU time, statements, round trips (counted on the wire, as bench/profile.py counts
-them), rows fetched; then EXPLAIN ANALYZE, on its generic plan, of the one-day search a refusal runs first.
+them), rows fetched; then EXPLAIN ANALYZE, on its generic plan, of the one-day search a
+refusal runs first.
 
     python -m bench.refusals [-n 200] [--passes 2]
 """
@@ -153,7 +154,8 @@ def main() -> int:
                 print(
                     f"{name:8} {n} refusals: wall {wall / n * 1000:6.2f} ms, CPU "
                     f"{cpu / n * 1000:6.2f} ms, {count / n:.1f} statements, {trips / n:.1f} "
-                    f"round trips, {fetched / n:6.1f} rows per refusal; p50 {latencies[n // 2] * 1000:.2f} ms, p99 "
+                    f"round trips, {fetched / n:6.1f} rows per refusal; "
+                    f"p50 {latencies[n // 2] * 1000:.2f} ms, p99 "
                     f"{latencies[n * 99 // 100] * 1000:.2f} ms"
                 )
         print("the statements of a refusal (database engine):")
