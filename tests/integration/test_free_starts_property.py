@@ -524,3 +524,51 @@ def test_the_earliest_starts_come_by_time_not_by_distance(runtime, orgs):
 
     assert earliest == [midnight + 20 * m, midnight + 25 * m, midnight + 35 * m]
     assert nearest == [midnight + 720 * m, midnight + 715 * m, midnight + 725 * m]
+
+
+@pytest.mark.parametrize(
+    ("taken", "offered", "searches"),
+    [
+        # Three free starts within two hours of noon: one search settles it.
+        ([], [(12, 0), (11, 55), (12, 5)], 1),
+        # Two there, the third three hours away: the whole day is searched.
+        ([((9, 0), 175), ((12, 5), 175)], [(12, 0), (11, 55), (15, 0)], 2),
+        # None there: the nearest beyond, equally far ones by time.
+        ([((8, 0), 480)], [(16, 0), (7, 55), (16, 5)], 2),
+    ],
+)
+def test_the_hours_around_the_asked_time_are_searched_first(
+    runtime, orgs, taken, offered, searches
+):
+    """A refusal's first search looks within two hours of the asked time (free_starts
+    NEAR_FIRST) and is the answer only when it finds all three starts there: any other start
+    lies farther away. Otherwise the day is searched whole, and the answer is the Python
+    engine's."""
+    midnight = datetime(2027, 5, 12, tzinfo=UTC)
+
+    def at(hour: int, minute: int) -> datetime:
+        return midnight + timedelta(hours=hour, minutes=minute)
+
+    noon = at(12, 0)
+    diary = _edge_diary([(at(*start), length) for start, length in taken], noon, buffer=0)
+    org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, sql, *_args) -> None:
+        statements.append(sql)
+
+    with runtime.uow() as uow:
+        resources, _ = _write(uow, org.id, diary)
+        args = (uow, org, resources, noon, timedelta(minutes=5), diary.now)
+        expected = alternatives_in_python(*args)
+        engine = uow.session.get_bind()
+        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+        try:
+            got = alternatives(*args)
+        finally:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+
+    assert [s.start for s in got] == [at(*hm) for hm in offered]
+    assert got == expected
+    assert len(statements) == searches
+    assert all("free_starts(" in sql for sql in statements)
