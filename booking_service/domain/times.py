@@ -53,9 +53,28 @@ def minutes(n: int) -> timedelta:
     return timedelta(minutes=n)
 
 
+# The names the assistant says, in English as its sentences are, whatever the process's locale
+# (strftime's %A and %B follow it, and cost ten times as much: a refusal says several dates).
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
 def spoken_date(moment: datetime) -> str:
     """'Tuesday, December 1, 2026' (weekday and year make a wrong date audible or visible)."""
-    return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
+    return f"{_WEEKDAYS[moment.weekday()]}, {_MONTHS[moment.month - 1]} {moment.day}, {moment.year}"
 
 
 def spoken_time(moment: datetime) -> str:

@@ -53,27 +53,32 @@ def reason_sentence(reason: str, org: OrgInfo, start: datetime, now: datetime) -
     zone = org.zone
     local = start.astimezone(zone)
     rules = org.rules
-    sentences = {
-        scheduling.PAST: f"{spoken_datetime(local)} is in the past. {today_sentence(zone, now)}",
-        scheduling.TOO_SOON: (
+    # Only the sentence asked for is built: each names a date or two, and a refusal is on
+    # the path whose speed #30 measures.
+    if reason == scheduling.PAST:
+        return f"{spoken_datetime(local)} is in the past. {today_sentence(zone, now)}"
+    if reason == scheduling.TOO_SOON:
+        return (
             f"{spoken_datetime(local)} is too soon: bookings need at least "
             f"{minutes_words(rules.min_notice_minutes)} notice."
-        ),
-        scheduling.BEYOND_HORIZON: (
+        )
+    if reason == scheduling.BEYOND_HORIZON:
+        return (
             f"{spoken_datetime(local)} is too far ahead: we take bookings up to "
             f"{rules.horizon_days} days in advance. {today_sentence(zone, now)}"
-        ),
-        scheduling.CLOSED_DAY: f"We are closed on {spoken_date(local)}.",
-        scheduling.OUTSIDE_HOURS: (
-            f"{spoken_time(local)} on {spoken_date(local)} is outside our opening hours."
-        ),
-        scheduling.OFF_GRID: (
+        )
+    if reason == scheduling.CLOSED_DAY:
+        return f"We are closed on {spoken_date(local)}."
+    if reason == scheduling.OUTSIDE_HOURS:
+        return f"{spoken_time(local)} on {spoken_date(local)} is outside our opening hours."
+    if reason == scheduling.OFF_GRID:
+        return (
             f"Appointments start every {rules.slot_minutes} minutes, so "
             f"{spoken_time(local)} is not a start time we can offer."
-        ),
-        scheduling.TAKEN: f"{spoken_datetime(local)} is already taken.",
-    }
-    return sentences[reason]
+        )
+    if reason == scheduling.TAKEN:
+        return f"{spoken_datetime(local)} is already taken."
+    raise KeyError(reason)
 
 
 def minutes_words(minutes: int) -> str:

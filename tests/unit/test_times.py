@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from booking_service.domain.times import spoken_datetime
+from booking_service.domain.times import spoken_date, spoken_datetime
 from booking_service.voice.arguments import ToolError, parse_start
 
 NY = ZoneInfo("America/New_York")
@@ -56,3 +56,12 @@ def test_unusable_start_asks_again_with_today(raw):
 
 def test_spoken_datetime_has_weekday_date_and_time():
     assert spoken_datetime(datetime(2026, 12, 1, 14, 5)) == "Tuesday, December 1, 2026 at 2:05 PM"
+
+
+def test_spoken_dates_name_weekdays_and_months_as_english_strftime_does():
+    """The names come from tables (strftime costs ten times as much): every day of a leap
+    year reads as strftime reads it in the C locale these tests run in."""
+    first = datetime(2028, 1, 1, 9, 30, tzinfo=NY)
+    for offset in range(366):
+        day = first + timedelta(days=offset)
+        assert spoken_date(day) == f"{day:%A}, {day:%B} {day.day}, {day.year}"
