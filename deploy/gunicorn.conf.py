@@ -88,11 +88,8 @@ if os.environ["LOG_FORMAT"] == "json":
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-                "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
-            }
+            # The app's: the same fields, orjson-encoded with a fallback, masked tracebacks.
+            "json": {"()": "booking_service.runtime.logging_setup.JsonFormatter"}
         },
         "handlers": {
             "error": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import logging.config
 import re
@@ -205,18 +206,30 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 class JsonFormatter(MaskingFormatter):
-    """One JSON object per line (python-json-logger), with our ids and masked tracebacks."""
+    """One JSON object per line (python-json-logger), with our ids and masked tracebacks.
+
+    Encoded by orjson (python-json-logger's OrjsonFormatter: a line costs a sixth less than
+    with the standard library, #30), which writes UTF-8 as it is; what orjson refuses (a lone
+    surrogate a caller's text can carry) is encoded by the standard library instead, so that
+    no line is lost."""
 
     def __init__(self, *args, **kwargs):
         super().__init__()
-        from pythonjsonlogger.json import JsonFormatter as _Json
+        from pythonjsonlogger.json import JsonEncoder
+        from pythonjsonlogger.orjson import OrjsonFormatter
 
         masking = self
 
-        class _MaskedJson(_Json):
+        class _MaskedJson(OrjsonFormatter):
             # Tracebacks go through our masking (phone numbers in locals or messages).
             def formatException(self, ei) -> str:
                 return masking.formatException(ei)
+
+            def jsonify_log_record(self, log_data) -> str:
+                try:
+                    return super().jsonify_log_record(log_data)
+                except TypeError:  # orjson.JSONEncodeError: surrogates, integers past 64 bits
+                    return json.dumps(log_data, cls=JsonEncoder, ensure_ascii=False)
 
         self._json = _MaskedJson(
             JSON_FIELDS,
@@ -240,6 +253,12 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger().setLevel(level)
         return
     _configured = True
+    # No format here names the caller's file, line or function, or the thread: the logging
+    # HOWTO's "Optimization" switches spare every record a walk up the stack (findCaller) and
+    # two lookups. The process id stays, for gunicorn's text lines.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     logging.config.dictConfig(
         {
             "version": 1,
