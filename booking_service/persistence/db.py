@@ -161,9 +161,8 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _nothing_left_over(connection):
-            # What the last transaction queued and never sent (a setting to put back after
-            # its last statement, repositories/free_starts.py) was transaction-local: it must
-            # not ride into this one.
+            # What the last transaction queued and never sent (driver.defer: anything not
+            # `required`) was transaction-local: it must not ride into this one.
             clear_deferred(connection.info)
 
     return engine

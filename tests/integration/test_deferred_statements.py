@@ -145,8 +145,9 @@ def test_a_pooled_connection_left_mid_statement_is_replaced_not_reused(database_
 
 
 def test_what_a_transaction_queued_and_never_sent_does_not_ride_into_the_next(counted, org):
-    """A setting queued to be put back after a transaction's last statement (free_starts.py)
-    is that transaction's: once it ended, the next one on the connection must not send it."""
+    """A transaction-local setting queued after a transaction's last statement (driver.defer,
+    not `required`) is that transaction's: once it ended, the next one on the connection must
+    not send it."""
     runtime, _ = counted
     seen = _statements(runtime)
     with runtime.uow() as uow:
