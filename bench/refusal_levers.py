@@ -161,6 +161,36 @@ REFUSAL_LEVERS = """
    one statement and nothing else; the function carries the setting and the session's stays
    `auto`; a new test holds the earliest starts (no asked time) to time order.
 
+10. **The two hours around the asked time searched first** (`repositories/free_starts.
+    FreeStarts.nearest`, migration b904fd1f287d). A one-day search read the whole day's
+    bookings into its busy multirange (217 in the bench's diary, with the margins) and
+    ordered every grid start of the day (287) to offer three that lay minutes away. The
+    search now narrows the function's notice and horizon bounds and its busy window to
+    `NEAR_FIRST` (two hours) either side of the asked time, and takes that answer only when it
+    holds all three starts: every other start of the day lies farther away, so it is the
+    whole day's answer; otherwise the day is searched whole, one statement more. The
+    migration makes the function generate only the grid minutes between its bounds on a day
+    with a regular UTC offset (a clock change's day still generates them all; the filters
+    after it are unchanged). Server CPU per one-day search on the 50,000-booking diary, 1,500
+    searches, three alternating rounds: whole day 1,110-1,280 us; narrowed 640-730 us;
+    narrowed and clipped 500-580 us. `make profile-refusals` with the two variants
+    alternating (four passes of 300 refusals each): wall 11.50-12.17 -> 10.85-11.21 ms,
+    PostgreSQL CPU 3.7-5.1 -> 3.5-4.5 ms per refusal (this session's machine was about half
+    as fast as the one of levers 1-9). *Risk:* a day with fewer than three free starts near
+    the asked time pays a small statement more; the window's correctness rests on the busy
+    window covering every candidate's blocked span, which the random property tests check
+    (a busy window without the blocked time fails them, as does a clip one slot too late:
+    both checked), and a new test pins one search when three starts lie near, two when
+    fewer do (two near and the third three hours off; none near).
+
+11. **A refusal says only its own sentence** (`voice/speech.reason_sentence`,
+    `domain/times.spoken_date`). The reason's sentence was picked from a dict that built all
+    seven, eight spoken dates for one, and a spoken date cost two `strftime` calls (11 us on
+    this machine, 0.8 us from English tables, which also keep the words English whatever the
+    process's locale). About 120 us of Python per refusal. *Risk:* none in the words:
+    `tests/unit/test_speech.py` pins every reason's sentence and passes on the code before and
+    after; `test_times` checks the tables against `strftime` over a leap year.
+
 **Measured, not taken (refusals).**
 - *Per-candidate GiST probes instead of the busy multirange* (each candidate, nearest first,
   tested by an `EXISTS` on the exclusion constraint's index; calendar busy times kept as a
@@ -172,6 +202,13 @@ REFUSAL_LEVERS = """
 - *The distance as an interval instead of numeric seconds* (`greatest(start - asked, asked -
   start)` as the order key): no difference beyond the rounds' spread (390-487 against
   406-503 us).
+- *The search's wrapper*: calling the function costs what its statement costs prepared with
+  a generic plan (server CPU 707-787 against 773-833 us per narrowed search, three rounds);
+  as a `LANGUAGE sql` function, which PostgreSQL 15 plans at every call, 3,650-4,120 us.
+  Where the rest goes (perf, the backend sampled during 6,000 narrowed searches): executor
+  start-up of the statement's 40-node plan 27%, the scans 44%, the busy test's subplan 18%.
+  A plan with fewer nodes (a variant without the calendar branches for an organization with
+  no calendar) would take a part of the 27%; not done.
 """
 
 OTHER_PATHS_LEVERS = """

@@ -1190,6 +1190,11 @@ levers below are what would take it.
   mean sending BEGIN ourselves with the driver in autocommit beneath SQLAlchemy, which would
   make every transaction's start ours to get right (isolation levels, the readers that run in
   autocommit). Not done. (#17's "not taken" pipeline measurement kept that trip too.)
+  Measured again in a later session, on a machine about half as fast: BEGIN, `SELECT 1` and
+  COMMIT cost 162-167 us of client CPU and 80-90 us of server CPU, three trips; the same
+  with the statement in a psycopg pipeline 241-255 and 97-107 us, BEGIN's trip kept. So the
+  first statement is not put in a pipeline to carry BEGIN, and a trip is worth about 55 us of
+  client and 30 us of server CPU here, about 1% of a booking.
 - *PgBouncer 1.21+ `max_prepared_statements`.* PgBouncer then tracks protocol-level prepared
   statements per client and prepares each on whichever server connection it hands out (once
   per server connection, under its own names), so psycopg's automatic preparation (after 5
@@ -1247,7 +1252,8 @@ booking's use case 44% (of which psycopg's statement calls about 21%, the contac
 Flask and werkzeug around it about 8%, logging 14% (the app's three lines 6.5%; gunicorn's
 access line 7.8%, of which building its atoms, every header and environ entry, 3.3%), the
 body's parse 7%, opening and committing the unit of work (the event's statement included)
-12%. No part is large enough alone to give the 6-10% the c=8 share lacks; two were cut:
+12%. No part is large enough alone to give the 6-10% the c=8 share lacks; three were cut (the
+third in a later session):
 
 - *gunicorn's access line from the atoms its format names* (`deploy/gunicorn.conf.py`
   `_RedactingLogger.atoms`): for a format without `{...}` atoms (the default), the base atoms
@@ -1261,6 +1267,16 @@ body's parse 7%, opening and committing the unit of work (the event's statement 
   always-empty session opened (a signing serializer built afresh) and saved. They now get
   Flask's null session, which refuses a write. 2.0% -> 0.4% of gunicorn's Python under load;
   `make profile --calls`: 3,975 -> 3,836 Python calls per booking.
+
+- *JSON lines encoded by orjson, and no stack walk per record* (`runtime/logging_setup.
+  JsonFormatter`, `configure_logging`; gunicorn's JSON lines use the same formatter):
+  python-json-logger's `OrjsonFormatter`, falling back to the standard library for what
+  orjson refuses (a lone surrogate, an integer past 64 bits: a test fails without it), and
+  the logging HOWTO's switches `logging._srcfile = None`, `logThreads` and
+  `logMultiprocessing` off (no format names the file, line, function or thread; the process
+  id stays for gunicorn's text lines). One app line, 20,000 in a loop, three rounds: 76-77
+  -> 52-55 us on this session's machine. Non-ASCII text is now written as UTF-8 rather than
+  `\\u` escapes.
 
 *Risk:* a custom access-log format is read for `{` on every line (a format naming a header
 takes gunicorn's full atoms, as before); code on an API path that wrote to the session would
