@@ -157,9 +157,13 @@ def test_an_answer_larger_than_any_diary_is_cut_off_and_fails_the_read(app, org,
 
 
 def test_a_recurrence_bomb_in_a_real_calendar_fails_its_read_and_the_worker_stays_small(
-    app, org, main_id, dav, sync, db
+    app, org, main_id, dav, rt, clock, db
 ):
-    """The finding: a 274-byte FREQ=SECONDLY event took a worker from 805 MB to 3.1 GB."""
+    """The finding: a 274-byte FREQ=SECONDLY event took a worker from 805 MB to 3.1 GB.
+
+    Radicale expands the event for the read's time range before it answers: 5-6 s on a slow
+    machine, past the 3 s the other calendar tests allow. What is tested is what our reader
+    does with the answer, so the server gets the time it needs."""
     calendar = new_calendar(dav)
     made = link(app, main_id, calendar)
     add_event(
@@ -171,7 +175,8 @@ def test_a_recurrence_bomb_in_a_real_calendar_fails_its_read_and_the_worker_stay
         "RRULE:FREQ=SECONDLY",
     )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sync.sync_due()
+    patient = rt.settings.with_overrides({"CALENDAR_TIMEOUT_S": 20})
+    CalendarSync(rt.uow, patient, clock=clock, jitter=lambda: 1.0).sync_due()
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kb < 50 * 1024
     shown = status(app, org.id)
