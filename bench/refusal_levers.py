@@ -314,6 +314,22 @@ against 678-739) and the Python about as fast as in K. N is the report above:
 | M 11:57 | 3.44 ms | 422/920 = 46% (c=16) | 376/940 = 40% | 88% | 58.5 ms (302/s) | 110%, 101%, 95% |
 | N 12:03 | 3.92 ms | 402/877 = 46% (c=16) | 354/854 = 41% | 78% | 58.4 ms (286/s) | 89%, 93%, 101% (VAPI's two runs 359 and 414/s) |
 
+**Run to run, the session after** (levers 10 and 11 above; the log lines in "Where gunicorn's
+CPU goes"). The machine ran at about half the speed of M and N, and drifted: a plain Python
+loop took 2.0 s at the session's start and 3.3 s twenty minutes later, idle; pgbench's
+transaction cost the machine 5.27 ms at c=8 (2.34 in N) and a booking's Python in gunicorn
+8.50 ms (3.92). O is the report above:
+
+| run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
+|---|---|---|---|---|---|---|
+| O 14:34 | 8.50 ms | 170/378 = 45% (c=32) | 168/381 = 44% | 74.6% (pairs 79%, 71%) | 125.1 ms (145/s) | 111%, 90%, 94% (VAPI's two runs 120 and 144/s) |
+
+The absolute figures (the refusal's p99 among them) follow the machine's speed; the shares
+follow its ratio of Python to PostgreSQL speed, which was about N's (both slowed by a factor
+of about 2.2). A refusal cost the machine 17% more than a booking in O (13.55 against
+11.60 ms), 22% more in N (6.86 against 5.60 ms): levers 10 and 11 took most of what they
+were measured to take.
+
 **Why the two shares and the refusal tail stay out of reach here.** At c=8 the box is
 saturated, so the share of the ceiling is pgbench's CPU per transaction over the booking's,
 everything on the machine counted: in M 2.11 ms against 4.96 ms. gunicorn's Python alone
