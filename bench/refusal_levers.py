@@ -168,8 +168,9 @@ REFUSAL_LEVERS = """
     search now narrows the function's notice and horizon bounds and its busy window to
     `NEAR_FIRST` (two hours) either side of the asked time, and takes that answer only when it
     holds all three starts: every other start of the day lies farther away, so it is the
-    whole day's answer; otherwise the day is searched whole, one statement more. The
-    migration makes the function generate only the grid minutes between its bounds on a day
+    whole day's answer; otherwise the day is searched whole, one statement more (a time
+    asked hours from any bookable start, in the past, too soon or too far ahead, skips the
+    first search: it could find nothing). The migration makes the function generate only the grid minutes between its bounds on a day
     with a regular UTC offset (a clock change's day still generates them all; the filters
     after it are unchanged). Server CPU per one-day search on the 50,000-booking diary, 1,500
     searches, three alternating rounds: whole day 1,110-1,280 us; narrowed 640-730 us;

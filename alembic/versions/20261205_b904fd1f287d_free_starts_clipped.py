@@ -13,19 +13,18 @@ Measured on `make bench`'s 50,000-booking diary (1,500 one-day searches, three a
 rounds, server CPU per search): the whole day 1,110-1,280 us; within two hours of the asked
 time 640-730 us before this, 500-580 us with it.
 
-The SQL is the previous revision's with that one change, read from its module so that the two
-cannot drift apart.
+The SQL is the previous revision's with that one change, read from its module (which, as every
+applied migration, is history and is not edited); upgrade refuses to run if the line it
+replaces is not there.
 
 Revision ID: b904fd1f287d
 Revises: abe15f4c4cbd
 Create Date: 2026-12-05 13:40:00
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
-from alembic import op
+from alembic import context, op
 
 revision: str = "b904fd1f287d"
 down_revision: str | Sequence[str] | None = "abe15f4c4cbd"
@@ -34,12 +33,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _previous() -> str:
-    """The function as revision abe15f4c4cbd created it."""
-    path = Path(__file__).with_name("20261205_abe15f4c4cbd_free_starts_function.py")
-    spec = importlib.util.spec_from_file_location("free_starts_function", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The function as revision abe15f4c4cbd created it (alembic has loaded its module)."""
+    module = context.script.get_revision("abe15f4c4cbd").module
     return module.FREE_STARTS.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 

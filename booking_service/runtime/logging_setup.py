@@ -229,7 +229,9 @@ class JsonFormatter(MaskingFormatter):
                 try:
                     return super().jsonify_log_record(log_data)
                 except TypeError:  # orjson.JSONEncodeError: surrogates, integers past 64 bits
-                    return json.dumps(log_data, cls=JsonEncoder, ensure_ascii=False)
+                    # Escaped to ASCII, as before orjson: a lone surrogate written as it is
+                    # would fail the write to a strict UTF-8 stream (a file, gunicorn's stdout).
+                    return json.dumps(log_data, cls=JsonEncoder)
 
         self._json = _MaskedJson(
             JSON_FIELDS,

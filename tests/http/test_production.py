@@ -159,17 +159,21 @@ def test_json_log_lines_carry_the_ids_outcome_and_duration():
 def test_a_json_line_is_written_whatever_text_it_carries():
     """orjson encodes the lines and refuses some text (a lone surrogate, which a caller's
     JSON may carry, and integers past 64 bits): the standard library writes those lines
-    instead. Other text is written as UTF-8, as it is."""
-    record = logging.LogRecord(
-        "booking_service.voice.pipeline", logging.INFO, __file__, 1, "%s", ("\ud800 José",), None
-    )
-    record.big = 2**70
-    line = JsonFormatter().format(record)
-    assert json.loads(line)["message"] == "\ud800 José"
-    assert json.loads(line)["big"] == 2**70
+    instead, escaped to ASCII so that a strict UTF-8 stream takes them. Other text is
+    written as UTF-8, as it is."""
 
-    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "José", None, None)
-    assert '"message":"José"' in JsonFormatter().format(plain)
+    def line(*args, **extra) -> str:
+        record = logging.LogRecord(
+            "booking_service.voice.pipeline", logging.INFO, __file__, 1, *args, None
+        )
+        record.__dict__.update(extra)
+        return JsonFormatter().format(record)
+
+    surrogate = line("%s", ("\ud800 José",))
+    assert json.loads(surrogate)["message"] == "\ud800 José"
+    surrogate.encode("utf-8")  # strict: raises on an unescaped surrogate
+    assert json.loads(line("big", (), big=2**70))["big"] == 2**70
+    assert '"message":"José"' in line("José", ())
 
 
 def test_rotation_with_grace_keeps_both_secrets_working_until_it_ends(client, org, runtime, db):

@@ -16,7 +16,7 @@ the clock changes of Europe/London and America/New_York (and UTC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -526,6 +526,40 @@ def test_the_earliest_starts_come_by_time_not_by_distance(runtime, orgs):
     assert nearest == [midnight + 720 * m, midnight + 715 * m, midnight + 725 * m]
 
 
+_MIDNIGHT = datetime(2027, 5, 12, tzinfo=UTC)
+
+
+def _at(hour: int, minute: int) -> datetime:
+    return _MIDNIGHT + timedelta(hours=hour, minutes=minute)
+
+
+def _offers_around_noon(runtime, orgs, taken: list, notice: int = 0):
+    """The alternatives around noon of a day open around the clock (5-minute grid) with
+    `taken` booked, from the database and from the Python engine, and the statements the
+    database's search sent."""
+    noon = _at(12, 0)
+    diary = _edge_diary([(_at(*start), length) for start, length in taken], noon, buffer=0)
+    diary = replace(diary, rules=replace(diary.rules, min_notice_minutes=notice))
+    org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, sql, *_args) -> None:
+        statements.append(sql)
+
+    with runtime.uow() as uow:
+        resources, _ = _write(uow, org.id, diary)
+        args = (uow, org, resources, noon, timedelta(minutes=5), diary.now)
+        expected = alternatives_in_python(*args)
+        engine = uow.session.get_bind()
+        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+        try:
+            got = alternatives(*args)
+        finally:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+    assert all("free_starts(" in sql for sql in statements)
+    return got, expected, statements
+
+
 @pytest.mark.parametrize(
     ("taken", "offered", "searches"),
     [
@@ -544,31 +578,18 @@ def test_the_hours_around_the_asked_time_are_searched_first(
     NEAR_FIRST) and is the answer only when it finds all three starts there: any other start
     lies farther away. Otherwise the day is searched whole, and the answer is the Python
     engine's."""
-    midnight = datetime(2027, 5, 12, tzinfo=UTC)
+    got, expected, statements = _offers_around_noon(runtime, orgs, taken)
 
-    def at(hour: int, minute: int) -> datetime:
-        return midnight + timedelta(hours=hour, minutes=minute)
-
-    noon = at(12, 0)
-    diary = _edge_diary([(at(*start), length) for start, length in taken], noon, buffer=0)
-    org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
-    statements: list[str] = []
-
-    def count(_conn, _cursor, sql, *_args) -> None:
-        statements.append(sql)
-
-    with runtime.uow() as uow:
-        resources, _ = _write(uow, org.id, diary)
-        args = (uow, org, resources, noon, timedelta(minutes=5), diary.now)
-        expected = alternatives_in_python(*args)
-        engine = uow.session.get_bind()
-        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
-        try:
-            got = alternatives(*args)
-        finally:
-            sqlalchemy.event.remove(engine, "before_cursor_execute", count)
-
-    assert [s.start for s in got] == [at(*hm) for hm in offered]
+    assert [s.start for s in got] == [_at(*hm) for hm in offered]
     assert got == expected
     assert len(statements) == searches
-    assert all("free_starts(" in sql for sql in statements)
+
+
+def test_a_time_asked_hours_before_the_first_bookable_start_costs_one_search(runtime, orgs):
+    """Asked at noon with notice until 17:00: no start can lie within two hours of it, so the
+    day is searched whole straight away (no search certain to find nothing)."""
+    got, expected, statements = _offers_around_noon(runtime, orgs, [], notice=2 * 1440 + 300)
+
+    assert [s.start for s in got] == [_at(17, 0), _at(17, 5), _at(17, 10)]
+    assert got == expected
+    assert len(statements) == 1
