@@ -257,7 +257,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     _configured = True
     # No format here names the caller's file, line or function, or the thread: the logging
     # HOWTO's "Optimization" switches spare every record a walk up the stack (findCaller) and
-    # two lookups. The process id stays, for gunicorn's text lines.
+    # two lookups. The process id stays, for gunicorn's text lines. (A call with
+    # stack_info=True then logs no stack; nothing here asks for one.)
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
