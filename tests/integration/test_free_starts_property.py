@@ -383,10 +383,9 @@ def _busy_diary() -> Diary:
     )
 
 
-def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
-    """Fifty bookings around the asked time: the database's search is one statement whose
-    rows are the three starts offered (the Python engine loaded the fifty bookings)."""
-    diary = _busy_diary()
+def _offers(runtime, orgs, diary: Diary):
+    """The alternatives to the diary's asked time, from the Python engine and from the
+    database, with the statements the database's search sent, and the asked time."""
     org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
     statements: list[str] = []
 
@@ -396,7 +395,7 @@ def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
     with runtime.uow() as uow:
         resources, _ = _write(uow, org.id, diary)
         around = diary.now + timedelta(minutes=diary.around_minutes)
-        args = (uow, org, resources, around, timedelta(minutes=5), diary.now)
+        args = (uow, org, resources, around, timedelta(minutes=diary.duration), diary.now)
         expected = alternatives_in_python(*args)
         engine = uow.session.get_bind()
         sqlalchemy.event.listen(engine, "before_cursor_execute", count)
@@ -404,6 +403,13 @@ def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
             got = alternatives(*args)
         finally:
             sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+    return got, expected, statements, around
+
+
+def test_a_busy_diary_is_searched_without_loading_its_bookings(runtime, orgs):
+    """Fifty bookings around the asked time: the database's search is one statement whose
+    rows are the three starts offered (the Python engine loaded the fifty bookings)."""
+    got, expected, statements, around = _offers(runtime, orgs, _busy_diary())
 
     assert got == expected
     assert [s.start for s in got] == [
@@ -534,28 +540,11 @@ def _at(hour: int, minute: int) -> datetime:
 
 
 def _offers_around_noon(runtime, orgs, taken: list, notice: int = 0):
-    """The alternatives around noon of a day open around the clock (5-minute grid) with
-    `taken` booked, from the database and from the Python engine, and the statements the
-    database's search sent."""
-    noon = _at(12, 0)
-    diary = _edge_diary([(_at(*start), length) for start, length in taken], noon, buffer=0)
+    """`_offers` around noon of a day open around the clock (5-minute grid) with `taken`
+    booked and `notice` minutes of notice."""
+    diary = _edge_diary([(_at(*start), length) for start, length in taken], _at(12, 0), buffer=0)
     diary = replace(diary, rules=replace(diary.rules, min_notice_minutes=notice))
-    org = OrgInfo(orgs[diary.zone], "Diary", diary.zone, "US", 30, rules=diary.rules)
-    statements: list[str] = []
-
-    def count(_conn, _cursor, sql, *_args) -> None:
-        statements.append(sql)
-
-    with runtime.uow() as uow:
-        resources, _ = _write(uow, org.id, diary)
-        args = (uow, org, resources, noon, timedelta(minutes=5), diary.now)
-        expected = alternatives_in_python(*args)
-        engine = uow.session.get_bind()
-        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
-        try:
-            got = alternatives(*args)
-        finally:
-            sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+    got, expected, statements, _ = _offers(runtime, orgs, diary)
     assert all("free_starts(" in sql for sql in statements)
     return got, expected, statements
 
