@@ -63,6 +63,27 @@ def test_a_unit_after_an_autocommit_lookup_is_a_real_transaction(runtime, org, d
     assert count(db, "SELECT count(*) FROM contacts WHERE phone = '+14155550199'") == 1
 
 
+def test_a_pooled_connection_an_autocommit_lookup_used_is_transactional_again(database_url, org):
+    """A request's first unit of work sets no isolation level on its connection (#30): that
+    relies on the pool putting back the default when the last request's autocommit lookup
+    returned the connection."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        with ConnectionScope(engine, sessionmaker(bind=engine)) as scope, scope.reader() as r:
+            assert r.session.connection().connection.dbapi_connection.autocommit
+            pid = r.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        with ConnectionScope(engine, sessionmaker(bind=engine)) as scope:
+            with scope.uow() as uow:
+                assert uow.session.execute(text("SELECT pg_backend_pid()")).scalar() == pid
+                assert not uow.session.connection().connection.dbapi_connection.autocommit
+                uow.contacts.upsert_by_phone(org.id, "+14155550198", "Gone", None, owner=True)
+            # Left without commit: rolled back, not autocommitted.
+            with scope.reader() as reader:
+                assert reader.contacts.find_by_phone(org.id, "+14155550198") is None
+    finally:
+        engine.dispose()
+
+
 def test_a_connection_that_dies_mid_request_is_replaced_for_the_next_unit(runtime, org, db):
     with runtime.connection_scope() as scope:
         with scope.reader() as reader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 import pytest
 
@@ -205,3 +206,21 @@ def test_clean_text_collapses_whitespace_and_line_breaks():
 )
 def test_unstorable_characters_are_named(value, problem):
     assert unstorable_character(value) == problem
+
+
+def test_unstorable_character_agrees_with_unicode_categories_on_every_code_point():
+    """The search's character class is Unicode's Cc (less tab, newline, carriage return) and
+    Cs; checked against unicodedata for every code point, alone and after allowed text."""
+
+    def by_category(ch: str) -> str | None:
+        category = unicodedata.category(ch)
+        if ch in "\t\n\r" or category not in ("Cc", "Cs"):
+            return None
+        return "an invalid character" if category == "Cs" else "a control character"
+
+    for code_point in range(0x110000):
+        ch = chr(code_point)
+        expected = by_category(ch)
+        assert unstorable_character(ch) == expected, hex(code_point)
+        if expected is not None:
+            assert unstorable_character(f"Ana\t{ch}\ud800") == expected, hex(code_point)
