@@ -1210,6 +1210,19 @@ levers below are what would take it.
   most of the planning would go on any pooler. It moves the statements out of SQLAlchemy Core
   into migrations (a changed statement is a new migration); the next lever if the pooler path
   must come nearer still.
+- *One packet per pipeline.* Under load (py-spy, c=8) psycopg's pipeline communication was
+  5.9% of gunicorn's Python in a booking run (one pipeline per booking: the SAVEPOINT with
+  the contact's upsert) and 9.8% in a refusal run (two: also the ROLLBACK TO with the
+  answer). strace shows why: psycopg flushes after every statement it queues, so a SAVEPOINT,
+  its statement and the Sync leave in three packets, with five polls, and the server wakes up
+  for each, where libpq alone would buffer them until the Sync. Sending the queued
+  statements as trips of their own instead is worse: three alternating rounds of
+  `BENCH_ONLY=vapi,refusals` (a later session) gave bookings 345/342/325/s with the pipeline
+  against 237/289/226/s without it, refusals 291/298/192 against 237/280/239/s. One packet
+  would need psycopg's pipeline to send without flushing (its `pipeline_communicate`
+  generator, which psycopg's C extension implements), or the statements sent through libpq
+  by hand, beneath psycopg's parameter adaptation, prepared statements and result handling.
+  Not done.
 
 **Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
 tables start empty, and without statistics PostgreSQL planned the ledger's lookup by tool call
@@ -1244,7 +1257,12 @@ Eight workers of one thread each (no GIL shared by two requests), three more rou
 4x4: bookings 344/376/367 against 330/398/368/s, refusal p99 63.3/48.9/73.5 against
 51.5/46.3/53.2 ms. The median fell and p90 rose (refusals 51.1/38.3/54.6 against
 39.3/34.0/38.8 ms): a request that lands behind another in a one-thread worker waits for all
-of it.
+of it. A later session, two more alternating rounds each (`BENCH_ONLY=vapi,refusals`, 8 s):
+Python's GIL switch interval (`sys.setswitchinterval` in each worker) at its default 5 ms,
+1 ms and 0.2 ms gave bookings 403/378, 369/329 and 358/357/s, refusal p99 56.4/52.8,
+62.0/73.2 and 52.0/57.9 ms; and 4 (today), 2 and 3 workers of 4 threads bookings 333/336,
+276/236 and 284/354/s, refusal p99 61.9/52.3, 62.0/64.1 and 61.9/63.3 ms. Neither beat
+today's settings.
 
 **Where gunicorn's CPU goes under load** (py-spy `--gil`, the four workers sampled at 200 Hz for
 8 s during a c=8 booking run; only threads holding the GIL, so what Python itself spends): the
@@ -1252,8 +1270,8 @@ booking's use case 44% (of which psycopg's statement calls about 21%, the contac
 Flask and werkzeug around it about 8%, logging 14% (the app's three lines 6.5%; gunicorn's
 access line 7.8%, of which building its atoms, every header and environ entry, 3.3%), the
 body's parse 7%, opening and committing the unit of work (the event's statement included)
-12%. No part is large enough alone to give the 6-10% the c=8 share lacks; three were cut (the
-third in a later session):
+12%. No part is large enough alone to give the 6-10% the c=8 share lacks; five were cut (the
+third to fifth in later sessions):
 
 - *gunicorn's access line from the atoms its format names* (`deploy/gunicorn.conf.py`
   `_RedactingLogger.atoms`): for a format without `{...}` atoms (the default), the base atoms
@@ -1277,6 +1295,25 @@ third in a later session):
   id stays for gunicorn's text lines). One app line, 20,000 in a loop, three rounds: 76-77
   -> 52-55 us on this session's machine. Non-ASCII text is now written as UTF-8 rather than
   `\\u` escapes.
+- *No isolation level set and reset per request* (`unit_of_work.ConnectionScope.
+  _checked_out`): a request's first unit of work set the engine's default isolation level on
+  its freshly checked-out connection, which SQLAlchemy then reset when the connection went
+  back to the pool: 1.7% of gunicorn's Python under load (py-spy, this session). A
+  connection with no level of its own is at the default (the engine sets none; the pool puts
+  back a level set here), so only a change is set now: the autocommit lookup and the unit of
+  work after it. A new test (`test_request_path.py`) checks out, after an autocommit lookup,
+  the same pooled connection for a unit of work and finds it transactional; it fails when
+  the pool does not reset the level (checked by disabling the reset).
+- *Control characters found by one search* (`domain/normalize.unstorable_character`): every
+  text argument a caller gives was checked character by character with
+  `unicodedata.category`; one regular expression of Unicode's Cc (less tab, newline and
+  carriage return) and Cs classes does it in C. A new test compares it with `unicodedata`
+  on every code point (and fails with one control character left out: checked).
+
+Together, `make profile --calls`: 3,770 -> 3,645 Python calls per booking. Their time is
+below what in-process timings on this machine can show: in five alternating pairs of 1,000
+bookings, PostgreSQL's CPU per booking (which neither lever touches) moved with the Python's,
+by up to 50% from one run to the next.
 
 *Risk:* a custom access-log format is read for `{` on every line (a format naming a header
 takes gunicorn's full atoms, as before); code on an API path that wrote to the session would
