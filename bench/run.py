@@ -1210,21 +1210,23 @@ levers below are what would take it.
   most of the planning would go on any pooler. It moves the statements out of SQLAlchemy Core
   into migrations (a changed statement is a new migration); the next lever if the pooler path
   must come nearer still.
-- *One packet per pipeline* (measured, not taken). Under load (py-spy, c=8) psycopg's
-  pipeline communication was 5.9% of gunicorn's Python in a booking run (one pipeline per
-  booking: the SAVEPOINT with the contact's upsert) and 9.8% in a refusal run (two: also the
-  ROLLBACK TO with the answer). strace shows that psycopg flushes after every statement it
-  queues, so a SAVEPOINT, its statement and the Sync leave in three packets, with five
-  polls, where libpq alone would buffer them until the Sync. Sending the queued statements
-  as trips of their own is worse: three alternating rounds of `BENCH_ONLY=vapi,refusals` (a
-  later session) gave bookings 345/342/325/s with the pipeline against 237/289/226/s
-  without it. But one packet is not better: with psycopg's `pipeline_communicate` replaced,
-  for the experiment only, by one that sends without flushing (the Sync then flushes all
-  at once: one 737-byte packet, checked with strace), three more alternating rounds gave
-  bookings 306/335/278/s (today) against 360/317/347/s, refusals 207/308/158 against
-  275/280/142/s, and the machine's speed moved as much: nginx's CPU per request, the same
-  work in every run, was 0.16-0.19 against 0.15-0.17 ms, and everything's CPU per booking
-  divided by nginx's came to 36-38 in both. Replacing a psycopg internal is not worth a
+- *One packet per pipeline* (measured, not taken). Under load (py-spy, c=8) psycopg's pipeline
+  communication was 5.9% of gunicorn's Python in a booking run (one pipeline per booking: the
+  SAVEPOINT with the contact's upsert) and 9.8% in a refusal run (two: also the ROLLBACK TO
+  with the answer). strace shows that psycopg flushes after every statement it queues, so a
+  SAVEPOINT, its statement and the Sync leave in three packets, with five polls, where libpq
+  alone would buffer them until the Sync. Sending the queued statements as trips of their own
+  is not better: three alternating rounds of `BENCH_ONLY=vapi,refusals` (a later session) gave
+  bookings 345/342/325/s with the pipeline against 237/289/226/s without it, though nginx's
+  CPU per request rose with them (0.16-0.17 against 0.19-0.24 ms), and everything's CPU per
+  booking divided by nginx's came to 36-37 in both: the machine's speed may account for all of
+  it. Nor is one packet: with psycopg's `pipeline_communicate` replaced, for the experiment
+  only, by one that sends without flushing (the Sync then flushes all at once: one 737-byte
+  packet, checked with strace), three more alternating rounds gave bookings 306/335/278/s
+  (today) against 360/317/347/s, refusals 207/308/158 against 275/280/142/s, and the machine's
+  speed moved as much: nginx's CPU per request, the same work in every run, was 0.16-0.19
+  against 0.15-0.17 ms, and everything's CPU per booking divided by nginx's came to 36-38 in
+  both. The pipeline stays (a trip fewer); replacing a psycopg internal is not worth a
   gain this machine cannot show.
 
 **Measured in the bench itself:** it gathers statistics after its warm-up (`analyze()`). The
