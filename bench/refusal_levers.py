@@ -346,15 +346,17 @@ above):
 | Q 16:13 | 4.56 ms | 302/708 = 43% (c=8) | 302/708 = 43% | 76% (pairs 74%, 79%) | 64.8 ms (290/s) | 104%, 82%, 79% (VAPI's two runs 288 and 248/s) |
 | R 16:32 | 4.20 ms | 390/663 = 59% (c=2) | 330/630 = 52% | 79% (pairs 86%, 73%) | 72.6 ms (257/s) | 103%, 95%, 95% (VAPI's two runs 340 and 293/s) |
 
-P met the best share (66%) and the pooler; R met the share at c=8 (52%, with PostgreSQL
-slower than in P: pgbench's transaction cost the machine 3.14 ms against 2.45), the pooler
-and the other paths, and missed the best share by a point (59%). Every #30 target but the
-refusal's tail was met in at least one of the three runs, none of them in all; Retell and
-Google fell below 90% in P and Q, with VAPI's own two runs 20% and 15% apart around them. Eleven `BENCH_ONLY=vapi,refusals` runs of today's configuration in this
-session (the baselines of the A/B rounds) gave refusal p99 52.3-109.8 ms (median 59.5 ms) at
-158-346 answers/s, never 50 ms, and in the same runs the bookings' p99 at c=8 42.5-67.1 ms
-(median 48.8 ms) at 278-403/s: at c=8 on this box a booking's own p99 is about 50 ms, and a
-refusal costs the machine 10-20% more than a booking.
+P met the best share (66%) and the pooler; R met the share at c=8 (52%, with PostgreSQL slower
+than in P: pgbench's transaction cost the machine 3.14 ms against 2.45), the pooler and the
+other paths, and missed the best share by a point (59%). Every #30 target but the refusal's
+tail was met in at least one of the three runs, none of them in all; Retell and Google fell
+below 90% in P and Q, with VAPI's own two runs 20% and 15% apart around them. Eleven
+`BENCH_ONLY=vapi,refusals` runs of today's configuration in this session (the baselines of the
+A/B rounds) gave refusal p99 52.3-109.8 ms (median 59.5 ms) at 158-346 answers/s, never 50 ms,
+and in the same runs the bookings' p99 at c=8 42.5-67.1 ms (median 48.8 ms) at 278-403/s: at
+c=8 on this box a booking's own p99 is about 50 ms, and a refusal cost the machine 8-19% more
+than the booking run just before it in nine of them (48% and 70% in two where the machine
+slowed or stalled; 29% in R, whose refusal run came minutes after its booking run).
 
 **Why the two shares and the refusal tail are not met together here.** At c=8 the box is
 saturated, so the share of the ceiling is pgbench's CPU per transaction over the booking's,
