@@ -400,11 +400,14 @@ def nearest_starts(
     last_allowed = rules.latest(now).astimezone(zone).date()
     center = min(max(around, now).astimezone(zone).date(), last_allowed)
 
-    if day_first and center >= today:
+    inside_by = _inside_day_by(center, zone, around)
+    # A time within an hour of the day's ends (or outside the day) is never settled by the
+    # day alone, so its search would be thrown away.
+    if day_first and center >= today and inside_by > timedelta(0):
         day = search.nearest(center, center, around, limit)
         # Strictly nearer than the day's ends: a start of another day at the same distance
         # could otherwise sort before the last one found.
-        if len(day) == limit and abs(day[-1].start - around) < _inside_day_by(center, zone, around):
+        if len(day) == limit and abs(day[-1].start - around) < inside_by:
             return day
 
     near = search.nearest(

@@ -582,3 +582,36 @@ def test_a_time_asked_hours_before_the_first_bookable_start_costs_one_search(run
     assert [s.start for s in got] == [_at(17, 0), _at(17, 5), _at(17, 10)]
     assert got == expected
     assert len(statements) == 1
+
+
+@pytest.mark.parametrize(
+    ("asked", "taken", "offered", "searches"),
+    [
+        # Ten minutes into the day: the day alone cannot settle it (a start of the day before
+        # may be as near), so it is not searched; the two-day window's near hours are.
+        (10, [], [10, 5, 15], 1),
+        # Five minutes before midnight (the day closes then, so its last start is 23:50):
+        # the answer holds the next day's first start.
+        (-5, [], [-10, 0, -15], 1),
+        # Nothing free within two hours either side of midnight: the two-day window whole.
+        (0, [(-120, 245)], [-125, 125, -130], 2),
+    ],
+)
+def test_a_time_asked_near_midnight_searches_the_hours_around_it_across_the_days(
+    runtime, orgs, asked, taken, offered, searches
+):
+    """A time asked within an hour of midnight is never settled by its own day, and the
+    window after it spans five days: its near hours (which cross midnight) are searched
+    first, as a one-day search's are (#30; about one refusal in ten in make bench's diary)."""
+    m = timedelta(minutes=1)
+    diary = _edge_diary(
+        [(_MIDNIGHT + start * m, length) for start, length in taken],
+        _MIDNIGHT + asked * m,
+        buffer=0,
+    )
+    got, expected, statements, _ = _offers(runtime, orgs, diary)
+
+    assert [s.start for s in got] == [_MIDNIGHT + minute * m for minute in offered]
+    assert got == expected
+    assert all("free_starts(" in sql for sql in statements)
+    assert len(statements) == searches
