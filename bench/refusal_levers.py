@@ -192,6 +192,26 @@ REFUSAL_LEVERS = """
     `tests/unit/test_speech.py` pins every reason's sentence and passes on the code before and
     after; `test_times` checks the tables against `strftime` over a leap year.
 
+12. **A time asked near midnight: its near hours first, across the days**
+    (`domain/scheduling.nearest_starts`, `repositories/free_starts.FreeStarts.nearest`). A
+    time asked within an hour of midnight is never settled by its own day (a start of the
+    other day may lie as near), so its one-day search was thrown away, and the two-day
+    window that followed searched five whole days (1,435 candidate starts, the diary's
+    bookings of five days in its busy multirange). In make bench's diary, which asks around
+    the clock, that was about one refusal in ten, and the slowest of them. The day is now
+    skipped when it cannot settle, and a window of several days searches its near hours
+    first, as one day's does: `limit` starts found within two hours of the asked time are the
+    answer, since every start outside lies farther. `make profile-refusals`, the code before
+    and after alternating (two rounds of two passes of 300): statements per refusal 8.1 ->
+    8.0, p99 9.4/13.3/10.2/13.1 -> 8.4/8.7/8.3/7.8 ms, p99 over p50 1.8-2.2 -> 1.4-1.7.
+    `BENCH_ONLY=vapi,refusals`, three alternating rounds: refusal p99 49.7/52.5/66.7 ->
+    51.2/48.7/49.8 ms at 368/349/294 -> 348/345/345 answers/s, PostgreSQL's CPU per refusal
+    1.62/1.69/1.94 -> 1.50/1.52/1.53 ms. *Risk:* a time near midnight with fewer than
+    `limit` free starts within two hours pays a small statement before the five days' (as a
+    day's search does); the answers are held to the Python engine's by the random property
+    tests, and a new test pins one search either side of midnight (the answer crossing it)
+    and two when nothing is free within two hours (it fails without the change).
+
 **Measured, not taken (refusals).**
 - *Per-candidate GiST probes instead of the busy multirange* (each candidate, nearest first,
   tested by an `EXISTS` on the exclusion constraint's index; calendar busy times kept as a
@@ -333,12 +353,12 @@ were measured to take.
 
 **Run to run, a fourth session** (this one: no isolation level set per request and control
 characters found by one search, both in "Where gunicorn's CPU goes", 3,770 -> 3,645 Python
-calls per booking; the GIL's switch interval, worker counts and the pipeline's packets
-measured and not taken). The machine was as fast as M and N's at first, then slowed: nginx,
+calls per booking; lever 12 above, after run R; the GIL's switch interval, worker counts and
+the pipeline's packets measured and not taken). The machine was as fast as M and N's at first, then slowed: nginx,
 whose work per request never changes, cost 0.12-0.15 ms per request in P's first runs and
 0.17-0.22 ms in Q's, and the HTTP floor's gunicorn 1.05 ms against 1.42 ms (R: 1.11 ms). P
-ran the code before the session's two levers, Q and R the code after them (R is the report
-above):
+ran the code before the session's two levers, Q and R the code after them, S (the report
+above) the code with lever 12 too:
 
 | run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
 |---|---|---|---|---|---|---|
