@@ -390,7 +390,8 @@ def nearest_starts(
     (the busy ranges of the whole horizon were 0.9 s per refusal with 48,000 future bookings,
     in Python): the asked day first, which settles it when `limit` starts lie nearer than
     either end of that day (#30: a busy day usually has them, and a search costs what it
-    spans); then two days either side, which settles it when they lie within 36 hours; then a
+    spans; a time within an hour of either end skips it, as it could not settle); then two
+    days either side, which settles it when they lie within 36 hours; then a
     week before to three weeks after; then the rest of the horizon, 14 days at a time, until
     `limit` are found. `day_first=False` skips the first step (the windows before #30, which
     the reference engine keeps, so that tests hold the step to the answers without it).
