@@ -195,22 +195,24 @@ REFUSAL_LEVERS = """
 12. **A time asked near midnight: its near hours first, across the days**
     (`domain/scheduling.nearest_starts`, `repositories/free_starts.FreeStarts.nearest`). A
     time asked within an hour of midnight is never settled by its own day (a start of the
-    other day may lie as near), so its one-day search was thrown away, and the two-day
-    window that followed searched five whole days (1,435 candidate starts, the diary's
-    bookings of five days in its busy multirange). In make bench's diary, which asks around
-    the clock, that was about one refusal in ten, and the slowest of them. The day is now
-    skipped when it cannot settle, and a window of several days searches its near hours
-    first, as one day's does: `limit` starts found within two hours of the asked time are the
-    answer, since every start outside lies farther. `make profile-refusals`, the code before
-    and after alternating (two rounds of two passes of 300): statements per refusal 8.1 ->
-    8.0, p99 9.4/13.3/10.2/13.1 -> 8.4/8.7/8.3/7.8 ms, p99 over p50 1.8-2.2 -> 1.4-1.7.
+    other day may lie as near), so its one-day search was thrown away, and the two-day window
+    that followed searched five whole days (1,435 candidate starts, the diary's bookings of
+    five days in its busy multirange). In make bench's diary, which asks around the clock,
+    that was about one refusal in ten, and the slowest of them. The day is now skipped when it
+    cannot settle, and a window of several days searches its near hours first, as one day's
+    does: `limit` starts found within two hours of the asked time are the answer, since every
+    start outside lies farther. `make profile-refusals`, the code before and after alternating
+    (two rounds of two passes of 300): statements per refusal 8.1 -> 8.0, p99
+    9.4/13.3/10.2/13.1 -> 8.4/8.7/8.3/7.8 ms, p99 over p50 1.8-2.2 -> 1.4-1.7.
     `BENCH_ONLY=vapi,refusals`, three alternating rounds: refusal p99 49.7/52.5/66.7 ->
     51.2/48.7/49.8 ms at 368/349/294 -> 348/345/345 answers/s, PostgreSQL's CPU per refusal
-    1.62/1.69/1.94 -> 1.50/1.52/1.53 ms. *Risk:* a time near midnight with fewer than
-    `limit` free starts within two hours pays a small statement before the five days' (as a
-    day's search does); the answers are held to the Python engine's by the random property
-    tests, and a new test pins one search either side of midnight (the answer crossing it)
-    and two when nothing is free within two hours (it fails without the change).
+    1.62/1.69/1.94 -> 1.50/1.52/1.53 ms. *Risk:* a time near midnight with fewer than `limit`
+    free starts within two hours pays a small statement before the five days' (as a day's
+    search does), and a sparse diary whose five days hold no three starts within 36 hours pays
+    one more before the next window's (a week before to three weeks after), which finds what
+    the first found; the answers are held to the Python engine's by the random property tests,
+    and a new test pins one search either side of midnight (the answer crossing it) and two
+    when nothing is free within two hours (it fails without the change).
 
 **Measured, not taken (refusals).**
 - *Per-candidate GiST probes instead of the busy multirange* (each candidate, nearest first,
