@@ -208,11 +208,11 @@ REFUSAL_LEVERS = """
     51.2/48.7/49.8 ms at 368/349/294 -> 348/345/345 answers/s, PostgreSQL's CPU per refusal
     1.62/1.69/1.94 -> 1.50/1.52/1.53 ms. *Risk:* a time near midnight with fewer than `limit`
     free starts within two hours pays a small statement before the five days' (as a day's
-    search does), and a sparse diary whose five days hold no three starts within 36 hours pays
-    one more before the next window's (a week before to three weeks after), which finds what
-    the first found; the answers are held to the Python engine's by the random property tests,
-    and a new test pins one search either side of midnight (the answer crossing it) and two
-    when nothing is free within two hours (it fails without the change).
+    search does); near hours already searched whole and found short are not searched again by
+    a wider window (a test fails if they are); the answers are held to the Python engine's by
+    the random property tests, and a new test pins one search either side of midnight (the
+    answer crossing it) and two when nothing is free within two hours (it fails without the
+    change).
 
 **Measured, not taken (refusals).**
 - *Per-candidate GiST probes instead of the busy multirange* (each candidate, nearest first,

@@ -615,3 +615,18 @@ def test_a_time_asked_near_midnight_searches_the_hours_around_it_across_the_days
     assert got == expected
     assert all("free_starts(" in sql for sql in statements)
     assert len(statements) == searches
+
+
+def test_near_hours_found_short_are_not_searched_again_by_a_wider_window(runtime, orgs):
+    """Asked at 02:30 with 00:30-04:35 taken: the day's near hours hold no start and the whole
+    day's three (two hours off) do not settle it, so the two-day window runs. Its near hours
+    are the day's, already searched: it searches its whole five days straight away."""
+    m = timedelta(minutes=1)
+    diary = _edge_diary([(_MIDNIGHT + 30 * m, 245)], _MIDNIGHT + 150 * m, buffer=0)
+    got, expected, statements, _ = _offers(runtime, orgs, diary)
+
+    assert [s.start for s in got] == [_MIDNIGHT + minute * m for minute in (25, 275, 20)]
+    assert got == expected
+    assert all("free_starts(" in sql for sql in statements)
+    # The day's near hours, the whole day, the whole two-day window.
+    assert len(statements) == 3

@@ -128,6 +128,9 @@ class FreeStarts:
         self.deadline = deadline
         self.blocked = duration + rules.buffer
         self.first_start, self.last_start = rules.earliest(now), rules.latest(now)
+        # An asked time whose near hours were searched whole and held fewer than `limit`
+        # starts: they hold as few for every later window, so they are not searched again.
+        self._short_near: tuple[datetime, int] | None = None
         self.params = {
             "p_org": org_id,
             "p_resources": sorted(resources),
@@ -188,11 +191,22 @@ class FreeStarts:
         start of the next may be nearer), and the two-day window that follows costs what
         five whole days cost unless its near hours answer first (about one refusal in ten
         in make bench's diary, which asks around the clock)."""
-        if self._near_holds_starts(first, last, around):
+        known = self._short_near
+        searched = known is not None and known[0] == around and known[1] < limit
+        if not searched and self._near_holds_starts(first, last, around):
             near = self._run(first, last, limit, around, NEAR_FIRST)
             if len(near) == limit:
                 return near
+            if self._near_days_within(first, last, around):
+                self._short_near = (around, len(near))
         return self._run(first, last, limit, around)
+
+    def _near_days_within(self, first: date, last: date, around: datetime) -> bool:
+        """Every local day the hours around `around` touch is one of first..last: a search
+        of them then found every start they hold, whatever days a later window adds."""
+        lo = (around - NEAR_FIRST).astimezone(self.zone).date()
+        hi = (around + NEAR_FIRST).astimezone(self.zone).date()
+        return first <= lo and hi <= last
 
     def _near_holds_starts(self, first: date, last: date, around: datetime) -> bool:
         """The hours around `around` can hold starts of the days first..last: they overlap
