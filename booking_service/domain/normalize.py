@@ -114,3 +114,8 @@ def unstorable_character(value: str) -> str | None:
     if found is None:
         return None
     return "an invalid character" if found.group() >= "\ud800" else "a control character"
+
+
+def without_unstorable(value: str) -> str:
+    """`value` with every character `unstorable_character` refuses taken out."""
+    return _UNSTORABLE.sub("", value)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from booking_service.domain import outbox
 from booking_service.domain.errors import InputError, NotFound
-from booking_service.domain.normalize import unstorable_character
+from booking_service.domain.normalize import without_unstorable
 from booking_service.domain.times import utc_now
 from booking_service.persistence.repositories.call_reports import CallRow
 from booking_service.persistence.unit_of_work import AbstractUnitOfWork
@@ -63,7 +63,7 @@ def _text(value: object, limit: int) -> str | None:
     refuses (NUL, lone surrogates), at most `limit` characters."""
     if not isinstance(value, str):
         return None
-    text = "".join(c for c in value if not unstorable_character(c)).strip()
+    text = without_unstorable(value).strip()
     return text[:limit] or None
 
 

@@ -14,6 +14,7 @@ from booking_service.domain.normalize import (
     normalize_email,
     normalize_phone,
     unstorable_character,
+    without_unstorable,
 )
 from booking_service.runtime.logging_setup import ContextFilter, log_context, mask_digits
 from booking_service.voice.arguments import ToolError, identify_caller
@@ -224,3 +225,11 @@ def test_unstorable_character_agrees_with_unicode_categories_on_every_code_point
         assert unstorable_character(ch) == expected, hex(code_point)
         if expected is not None:
             assert unstorable_character(f"Ana\t{ch}\ud800") == expected, hex(code_point)
+
+
+def test_without_unstorable_takes_out_exactly_what_unstorable_character_refuses():
+    text = "".join(chr(code_point) for code_point in range(0x110000))
+    kept = without_unstorable(text)
+
+    assert kept == "".join(ch for ch in text if unstorable_character(ch) is None)
+    assert "\t\n\r" in kept and unstorable_character(kept) is None
