@@ -539,14 +539,24 @@ def _at(hour: int, minute: int) -> datetime:
     return _MIDNIGHT + timedelta(hours=hour, minutes=minute)
 
 
-def _offers_around_noon(runtime, orgs, taken: list, notice: int = 0):
-    """`_offers` around noon of a day open around the clock (5-minute grid) with `taken`
-    booked and `notice` minutes of notice."""
-    diary = _edge_diary([(_at(*start), length) for start, length in taken], _at(12, 0), buffer=0)
+def _minutes(minutes: int) -> datetime:
+    return _MIDNIGHT + timedelta(minutes=minutes)
+
+
+def _offers_around(runtime, orgs, asked: datetime, taken: list, notice: int = 0):
+    """`_offers` for `asked` in days open around the clock (5-minute grid) with `taken`
+    ((start, minutes) pairs) booked and `notice` minutes of notice."""
+    diary = _edge_diary(taken, asked, buffer=0)
     diary = replace(diary, rules=replace(diary.rules, min_notice_minutes=notice))
     got, expected, statements, _ = _offers(runtime, orgs, diary)
     assert all("free_starts(" in sql for sql in statements)
     return got, expected, statements
+
+
+def _offers_around_noon(runtime, orgs, taken: list, notice: int = 0):
+    """`_offers_around` noon, `taken` given as ((hour, minute), minutes) pairs."""
+    booked = [(_at(*start), length) for start, length in taken]
+    return _offers_around(runtime, orgs, _at(12, 0), booked, notice)
 
 
 @pytest.mark.parametrize(
@@ -603,17 +613,11 @@ def test_a_time_asked_near_midnight_searches_the_hours_around_it_across_the_days
     """A time asked within an hour of midnight is never settled by its own day, and the
     window after it spans five days: its near hours (which cross midnight) are searched
     first, as a one-day search's are (#30; about one refusal in ten in make bench's diary)."""
-    m = timedelta(minutes=1)
-    diary = _edge_diary(
-        [(_MIDNIGHT + start * m, length) for start, length in taken],
-        _MIDNIGHT + asked * m,
-        buffer=0,
-    )
-    got, expected, statements, _ = _offers(runtime, orgs, diary)
+    booked = [(_minutes(start), length) for start, length in taken]
+    got, expected, statements = _offers_around(runtime, orgs, _minutes(asked), booked)
 
-    assert [s.start for s in got] == [_MIDNIGHT + minute * m for minute in offered]
+    assert [s.start for s in got] == [_minutes(minute) for minute in offered]
     assert got == expected
-    assert all("free_starts(" in sql for sql in statements)
     assert len(statements) == searches
 
 
@@ -621,12 +625,9 @@ def test_near_hours_found_short_are_not_searched_again_by_a_wider_window(runtime
     """Asked at 02:30 with 00:30-04:35 taken: the day's near hours hold no start and the whole
     day's three (two hours off) do not settle it, so the two-day window runs. Its near hours
     are the day's, already searched: it searches its whole five days straight away."""
-    m = timedelta(minutes=1)
-    diary = _edge_diary([(_MIDNIGHT + 30 * m, 245)], _MIDNIGHT + 150 * m, buffer=0)
-    got, expected, statements, _ = _offers(runtime, orgs, diary)
+    got, expected, statements = _offers_around(runtime, orgs, _minutes(150), [(_minutes(30), 245)])
 
-    assert [s.start for s in got] == [_MIDNIGHT + minute * m for minute in (25, 275, 20)]
+    assert [s.start for s in got] == [_minutes(minute) for minute in (25, 275, 20)]
     assert got == expected
-    assert all("free_starts(" in sql for sql in statements)
     # The day's near hours, the whole day, the whole two-day window.
     assert len(statements) == 3
