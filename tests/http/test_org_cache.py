@@ -273,6 +273,16 @@ def _schedule_reads(seen: list[str]) -> list[str]:
     return [s for s in seen if "FROM working_hours" in s]
 
 
+def _appointment_inserts(seen: list[str]) -> list[str]:
+    return [s for s in seen if "INSERT INTO appointments" in s]
+
+
+def _why_not_asked(seen: list[str]) -> list[str]:
+    """The statements asking why an insert made nothing (AppointmentRepository.
+    why_not_inserted)."""
+    return [s for s in seen if s.startswith("SELECT EXISTS") and "AS reference_used" in s]
+
+
 def _resource_id(db, org) -> int:
     return count(db, "SELECT id FROM resources WHERE org_id = %s ORDER BY id LIMIT 1", org.id)
 
@@ -284,7 +294,7 @@ def test_a_booking_on_an_open_day_inserts_without_reading_the_diary(app, client,
     booked(post(client, org, envelope(tool_call(**booking(start=local_start(hour=11))))))
 
     assert _schedule_reads(seen) == [], seen
-    assert len([s for s in seen if s.startswith("INSERT INTO appointments")]) == 1
+    assert len(_appointment_inserts(seen)) == 1
 
 
 def test_a_taken_time_is_refused_with_alternatives_after_the_insert(app, client, org, db):
@@ -298,9 +308,54 @@ def test_a_taken_time_is_refused_with_alternatives_after_the_insert(app, client,
     refusal = error_of(post(client, org, rival))
 
     assert "already taken" in refusal and "10:30 AM" in refusal, refusal
-    inserts = [i for i, s in enumerate(seen) if s.startswith("INSERT INTO appointments")]
+    inserts = _appointment_inserts(seen)
     assert inserts and _schedule_reads(seen) == [], seen
     assert count(db, "SELECT count(*) FROM appointments") == 1
+
+
+def test_a_time_booked_by_a_transaction_the_insert_waited_for_is_refused_as_taken(
+    app, client, org, database_url, db
+):
+    """The insert waits for a rival booking of the same time, uncommitted when it started,
+    and makes nothing once the rival commits; asked why, as of a statement after the insert,
+    the database names the rival's booking. The caller hears "taken", never an error (a
+    reason read in the insert's own snapshot would see no rival: see PERFORMANCE.md)."""
+    other = envelope(tool_call(**booking(start=local_start(hour=14))), customer="+14155550999")
+    booked(post(client, org, other))  # the rival's contact
+    contact = count(db, "SELECT id FROM contacts WHERE org_id = %s", org.id)
+    zone = count(db, "SELECT timezone FROM organizations WHERE id = %s", org.id)
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+    rival = psycopg.connect(plain)
+    try:
+        rival.execute(
+            "INSERT INTO appointments (org_id, contact_id, resource_id, reference, starts_at, "
+            "ends_at, blocked_until) SELECT %s, %s, %s, 'RIVAL1', s, s + interval '30 min', "
+            "s + interval '30 min' FROM (SELECT %s::timestamp AT TIME ZONE %s AS s) t",
+            (org.id, contact, _resource_id(db, org), local_start(), zone),
+        )
+        seen = statements_sent(app)
+        answers: list = []
+        caller = threading.Thread(
+            target=lambda: answers.append(
+                post(app.test_client(), org, envelope(tool_call(**booking(name="Late")))),
+            )
+        )
+        caller.start()
+        for _ in range(200):  # the caller's insert waits for the rival's transaction
+            if count(db, "SELECT count(*) FROM pg_locks WHERE NOT granted"):
+                break
+            caller.join(0.05)
+        else:
+            pytest.fail("the caller's insert never waited for the rival booking")
+        rival.commit()
+        caller.join(10)
+    finally:
+        rival.close()
+
+    refusal = error_of(answers[0])
+    assert "already taken" in refusal, refusal
+    assert len(_why_not_asked(seen)) == 1, seen
+    assert count(db, "SELECT count(*) FROM appointments WHERE reference = 'RIVAL1'") == 1
 
 
 def test_a_taken_time_whose_hours_changed_meanwhile_is_refused_by_the_new_hours(
@@ -536,7 +591,7 @@ def test_a_resource_with_a_fresh_calendar_books_without_reading_the_diary(app, c
     )
 
     assert "already taken" in refusal, refusal
-    inserts = [s for s in seen if s.startswith("INSERT INTO appointments")]
+    inserts = _appointment_inserts(seen)
     assert len(inserts) == 2 and len(_schedule_reads(seen)) >= 1, seen
     assert seen.index(inserts[0]) < seen.index(_schedule_reads(seen)[0])  # booked: no read
 
