@@ -9,7 +9,7 @@ Python function calls per booking (repeatable where timings on a shared machine 
 `--freeze` runs them after gc.freeze(), as production workers do.
 
     python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze] [--calendar-linked]
-                            [--pooler] [--path vapi|rest|retell|google]
+                            [--pooler] [--path vapi|rest|retell|google|call]
 
 Round trips are counted on the wire (bench/wire.py: a relay between the app and the database
 counts the Query and Sync messages after which the client waits), and PostgreSQL's CPU per
@@ -23,6 +23,9 @@ pushes and blocks, with 1,000 busy times read from it: the same measure with cal
 (POST /api/v1/bookings with an API key and a new Idempotency-Key each), `retell` (a signed
 Retell tool call each) or `google` (the VAPI booking on a resource with a blocking, pushing
 Google Calendar link and 1,000 busy times in our tables): where they differ from VAPI's.
+`call` is a caller's whole call as assistants make it: an availability check for the day, then
+the booking (two VAPI requests; the figures are per call). An availability check reads and
+rolls back, which must not cost the booking after it its prepared statements (#30).
 
 It is the quick loop for making the booking path cheaper; `make bench` is the real measure.
 """
@@ -71,6 +74,22 @@ def body(k: int, base: int, rest: str) -> bytes:
             "name": "bookAppointment",
             "arguments": {"name": "Bench Caller", "start": start, "durationMinutes": 5},
         },
+    }
+    head = json.dumps(
+        {"type": "tool-calls", "call": {"id": f"c{k}"}, "customer": {"number": phone}}
+    )[:-1]
+    return f'{{"message":{head},"toolCallList":[{json.dumps(call)}],{rest}}}}}'.encode()
+
+
+def availability(k: int, base: int, rest: str) -> bytes:
+    """The availability check the k-th caller makes before booking (`--path call`): the day
+    of its booking, in the same call."""
+    day = datetime.fromtimestamp(base + 86400 * (k // SLOTS_PER_DAY), UTC).strftime("%Y-%m-%d")
+    phone = f"+1415{220 + (k // 10000) % 70:03d}{k % 10000:04d}"
+    call = {
+        "id": f"a{k}",
+        "type": "function",
+        "function": {"name": "checkAvailability", "arguments": {"date": day}},
     }
     head = json.dumps(
         {"type": "tool-calls", "call": {"id": f"c{k}"}, "customer": {"number": phone}}
@@ -181,8 +200,18 @@ def _booker(path: str, client, url: str, org: int, secret: str, base: int, rest:
         headers = {"Authorization": f"Bearer {secret}"}
         requests = [("/api/vapi/tools", body(k, base, rest), headers) for k in range(n)]
         expect = (200, b"booked")
+    checks = [availability(k, base, rest) for k in range(n)] if path == "call" else None
+    bearer = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
     def book(k: int) -> None:
+        if checks is not None:
+            response = client.post(
+                "/api/vapi/tools",
+                data=checks[k],
+                headers=bearer,
+            )
+            if response.status_code != 200 or b'"available' not in response.data:
+                raise SystemExit(f"check {k} failed: {response.status_code} {response.data[:300]}")
         where, data, headers = requests[k]
         response = client.post(
             where, data=data, headers={**headers, "Content-Type": "application/json"}
@@ -219,7 +248,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--path",
-        choices=("vapi", "rest", "retell", "google"),
+        choices=("vapi", "rest", "retell", "google", "call"),
         default="vapi",
         help="the front end that books (default vapi; see above)",
     )

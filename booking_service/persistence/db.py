@@ -10,6 +10,7 @@ import select
 from typing import cast
 
 import psycopg
+from psycopg import pq
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -42,6 +43,37 @@ def table(model: type[Base]) -> Table:
     """The model's Table, for Core statements (SQLAlchemy types `__table__` as any FromClause,
     though a declarative model's is always a Table)."""
     return cast(Table, model.__table__)
+
+
+_IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+def rollback_keeping_statements(dbapi_connection: psycopg.Connection) -> None:
+    """ROLLBACK the connection's transaction, leaving the statements psycopg prepared on it.
+
+    psycopg's `rollback()` forgets every statement it prepared and sends DEALLOCATE ALL,
+    since a rolled-back transaction may have made objects they name. The app's connections
+    never run DDL, and the server keeps prepared statements across a rollback. Without this,
+    every unit of work left without commit (an availability check reads and rolls back) threw
+    the hot statements away, and the connection's next five executions of each were parsed
+    and planned afresh: a booking after an availability check cost PostgreSQL as much as one
+    behind the pooler (#30). The ROLLBACK goes through libpq (PQexec, GIL released), which
+    psycopg reads its transaction status from, so its next statement begins a transaction.
+    Anything unusual (a pipeline open, an error) takes psycopg's own rollback, cache and all.
+    """
+    pgconn = dbapi_connection.pgconn
+    if (
+        pgconn.transaction_status in _IN_TRANSACTION
+        and pgconn.pipeline_status == pq.PipelineStatus.OFF
+    ):
+        try:
+            result = pgconn.exec_(b"ROLLBACK")
+        except psycopg.Error:
+            result = None
+        if result is not None and result.status == pq.ExecStatus.COMMAND_OK:
+            return
+    # Idle (nothing to do), or a broken connection: psycopg raises what SQLAlchemy classifies.
+    dbapi_connection.rollback()
 
 
 def _closed_by_server(dbapi_connection) -> bool:
@@ -117,6 +149,10 @@ def make_engine(settings: Settings, url: str | None = None) -> Engine:
         hide_parameters=True,
         connect_args=connect_args,
     )
+
+    if not pooled:
+        # Prepared statements are used only when directly connected.
+        engine.dialect.do_rollback = rollback_keeping_statements  # type: ignore[method-assign, assignment]
 
     @event.listens_for(engine, "connect")
     def _mark_new(_dbapi_connection, record):
