@@ -56,10 +56,11 @@ REPLAY_LUA = Path(__file__).resolve().parent / "replay.lua"
 FIXTURE = ROOT / "tests" / "fixtures" / "vapi" / "tool-calls-book.json"
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-# BENCH_ONLY=vapi,rest,retell,google,sms,refusals,pooler runs only those scenarios at c=8 after the warm-up,
-# prints them and leaves docs/PERFORMANCE.md alone: a quick check of a scenario.
+# BENCH_ONLY=vapi,mixed,rest,retell,google,sms,refusals,pooler runs only those scenarios at c=8
+# after the warm-up, prints them and leaves docs/PERFORMANCE.md alone: a quick check of a
+# scenario ("mixed" is "availability + booking").
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
-SCENARIO_NAMES = {"vapi", "rest", "retell", "google", "sms", "refusals", "pooler"}
+SCENARIO_NAMES = {"vapi", "mixed", "rest", "retell", "google", "sms", "refusals", "pooler"}
 LEVELS = [1, 2, 4, 8, 16, 32]
 SCENARIO_CONNECTIONS = 8
 PREFILL = 1_000_000
@@ -767,6 +768,9 @@ def only(
     if "vapi" in ONLY:
         runs.append(wrk(wrk_bin, port, c, "distinct callers", "distinct", base, secret, rest))
         base += 20 * 86400
+    if "mixed" in ONLY:
+        runs.append(wrk(wrk_bin, port, c, "availability + booking", "mixed", base, secret, rest))
+        base += 20 * 86400
     if "rest" in ONLY:
         key = api_key(url, org)
         run = wrk_rest(wrk_bin, port, c, "REST API bookings", base, key)
@@ -1174,6 +1178,31 @@ statement and its round trip on both sides.
     statement after its first result with rows. -44 Python calls per booking (3,895 ->
     3,851 directly, 4,016 -> 3,970 through PgBouncer). *Risk:* none seen; statements are shared
     by threads, and the kept maker is the same whichever thread keeps it.
+
+14. **Prepared statements kept across a rollback** (`persistence/db.rollback_keeping_statements`,
+    the engine's `do_rollback` when directly connected; a later session). psycopg's
+    `rollback()` forgets every statement it prepared on the connection and sends DEALLOCATE
+    ALL (a rolled-back transaction may have made objects they name). A request that only
+    reads ends its unit of work in ROLLBACK: after an availability check, the pooled
+    connection's statements were parsed and planned afresh until psycopg prepared them again
+    at their fifth execution, and in a real call (availability, then the booking) they never
+    were. The bench's booking and refusal runs never roll back, so only the "availability +
+    booking" row showed it. The ROLLBACK now goes through libpq (`PQexec`, which releases
+    the GIL), and psycopg reads its transaction status from there; a pipeline, an idle
+    connection or any error takes psycopg's own rollback. `make profile --path call` (an
+    availability check, then the booking; three alternating rounds of 500 calls): PostgreSQL
+    CPU per call 1.26/1.58/2.00 ms against 3.20/3.58/3.30 ms before. `BENCH_ONLY=vapi,mixed`,
+    two alternating rounds: "availability + booking" at c=8 390 and 362 requests/s against
+    290 and 380/s, PostgreSQL's CPU per request 0.71 and 0.83 against 1.77 and 1.38 ms, the
+    same run's distinct bookings 491, 437 against 425, 515/s. *Risk:* the objects psycopg
+    guards against are made by DDL, which the app's connections never run (migrations use
+    their own); a table changed under live workers is replanned by PostgreSQL, as before.
+    psycopg still forgets its statements once per connection at the first ROLLBACK TO
+    SAVEPOINT it sees (a refusal's, in a pipeline): after that it knows the command and does
+    not look again. Tests: `tests/http/test_prepared_statements.py` (one pooled connection:
+    the same prepared statements before and after an availability check and after refusals;
+    the rollback undoes the transaction's work; a broken connection raises psycopg's error),
+    which fail without the override.
 
 Before and after lever 11, run alternately (two pairs, minutes apart; the machine is shared):
 PostgreSQL CPU per booking directly 1.02 -> 0.98 and 1.20 -> 1.08 ms; through PgBouncer
