@@ -398,6 +398,29 @@ about 50 ms, and a refusal cost the machine 8-19% more than the booking run just
 nine of them (48% and 70% in two where the machine slowed or stalled; 29% in R, whose refusal
 run came minutes after its booking run).
 
+**Run to run, a fifth session** (lever 14 above; the why-not fold measured and not taken).
+The machine was fast at first (a 10-million-addition Python loop 0.82 s) and half as fast by
+U (1.66 s): the HTTP floor's gunicorn cost 0.99 ms per request in T and 1.64 ms in U. Both
+ran the same code, with lever 14; U is the report above:
+
+| run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
+|---|---|---|---|---|---|---|
+| T 18:45 | 3.36 ms | 440/779 = 56.6% (c=4) | 418/844 = 49.5% | 74.6% (pairs 73%, 76%) | 53.6 ms (350/s) | 97%, 85%, 87% (VAPI's two runs 356 and 378/s) |
+| U 18:54 | 4.42 ms | 356/704 = 50.6% (c=4) | 317/754 = 42.0% | 68.4% (pairs 63%, 75%) | 61.1 ms (292/s) | 88%, 93%, 113% (VAPI's two runs 295 and 326/s) |
+
+T missed the share at c=8 and the pooler by half a point each (until this session the table
+above rounded to whole percents, so T's would have read 50% and 75%, "not met"; the #30
+rows now show one decimal). "availability + booking", the one row whose requests roll back,
+ran 313/s in T and 223/s in U against 268/s in S, 75%, 70% and 75% of the same run's distinct
+bookings at c=8: lever 14 shows in PostgreSQL's CPU per request there (1.21 and 1.52 ms in T
+and U, the distinct bookings' 1.21 and 1.57 ms; before it, in the quick A/B rounds, 1.38-1.77
+against 0.95-1.16 ms), not in the row's rate, which an availability check's Python sets:
+gunicorn 4.90 and 7.00 ms per request against the bookings' 3.36 and 4.42 ms, so about twice
+a booking's per check. The bench's organization is open around the clock on a 5-minute grid,
+every slot of the day booked: a check computes 288 starts (`scheduling._grid_starts`, each a
+wall-to-UTC conversion with its DST test, 1.1 of the check's 3.9 ms in-process) over 288
+booked ranges, where a business open eight hours on a 15-minute grid has 32.
+
 **Why the two shares and the refusal tail are not met together here.** At c=8 the box is
 saturated, so the share of the ceiling is pgbench's CPU per transaction over the booking's,
 everything on the machine counted: in M 2.11 ms against 4.96 ms. gunicorn's Python alone
