@@ -284,6 +284,38 @@ def test_fall_back_hour_is_offered_once_at_its_first_occurrence():
     ]
 
 
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago"]
+)
+def test_a_regular_days_starts_are_its_midnight_plus_their_minutes(zone):
+    """Grid starts skip the zone on a day whose offset holds (#30): every quarter hour of a
+    year, the instant so found is the one the zone gives, and the days it calls irregular are
+    the clock changes' (Lord Howe moves by half an hour, Santiago at midnight)."""
+    tz = ZoneInfo(zone)
+    irregular = []
+    day = date(2027, 1, 1)
+    while day.year == 2027:
+        midnight = scheduling.regular_midnight(day, tz)
+        if midnight is None:
+            irregular.append(day)
+        else:
+            for minute in range(0, 24 * 60, 15):
+                wall = time(minute // 60, minute % 60)
+                assert midnight + timedelta(minutes=minute) == scheduling.wall_to_aware(
+                    day, wall, tz
+                ), (day, wall)
+        day += timedelta(days=1)
+    changes = {
+        d
+        for d in (date(2027, 1, 1) + timedelta(days=n) for n in range(366))
+        if d.year == 2027
+        and tz.utcoffset(datetime.combine(d, time(0)))
+        != tz.utcoffset(datetime.combine(d + timedelta(days=1), time(0)))
+    }
+    assert changes and changes <= set(irregular), (changes, irregular)
+    assert len(irregular) <= 3 * len(changes)  # the day of a change and its neighbours only
+
+
 # --- properties -----------------------------------------------------------------------------
 
 slot_sizes = st.sampled_from([5, 10, 15, 20, 30, 45, 60])
