@@ -308,8 +308,11 @@ OTHER_PATHS_LEVERS = """
    minutes; a clock change's day goes the old way. The rules' buffer is also read once per
    search instead of once per start. `make profile --path call`, three alternating rounds of
    500 calls: CPU per call (availability check and booking, in-process) 9.00/8.14/6.96 ms
-   against 12.50/9.71/11.92 ms; Python calls per call 13,640 -> 10,615. A business open eight
-   hours on a 15-minute grid has 32 starts a day, so it gains less. *Risk:* a zone with two
+   against 12.50/9.71/11.92 ms; Python calls per call 13,640 -> 10,615.
+   `BENCH_ONLY=vapi,mixed`, two alternating rounds: "availability + booking" at c=8 626 and
+   619 requests/s against 497 and 508/s, gunicorn's CPU per request 2.39 and 2.41 against
+   3.22 and 3.13 ms (the same runs' distinct bookings 588 and 585 against 543 and 569/s). A
+   business open eight hours on a 15-minute grid has 32 starts a day, so it gains less. *Risk:* a zone with two
    opposite changes within one day would pass the test; no zone has had one, and the
    free-starts function makes the same assumption. Tests: `tests/unit/test_scheduling.py`
    (every quarter hour of 2027 in New York, London, Lord Howe and Santiago: the same instant
