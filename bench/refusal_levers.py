@@ -423,13 +423,14 @@ run came minutes after its booking run).
 
 **Run to run, a fifth session** (lever 14 above; the why-not fold measured and not taken).
 The machine was fast at first (a 10-million-addition Python loop 0.82 s) and half as fast by
-U (1.66 s): the HTTP floor's gunicorn cost 0.99 ms per request in T and 1.64 ms in U. Both
-ran the same code, with lever 14; U is the report above:
+U (1.66 s): the HTTP floor's gunicorn cost 0.99 ms per request in T and 1.64 ms in U. T
+and U ran the same code, with lever 14; V ran it with lever 6 of the other ways in as well:
 
 | run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
 |---|---|---|---|---|---|---|
 | T 18:45 | 3.36 ms | 440/779 = 56.6% (c=4) | 418/844 = 49.5% | 74.6% (pairs 73%, 76%) | 53.6 ms (350/s) | 97%, 85%, 87% (VAPI's two runs 356 and 378/s) |
 | U 18:54 | 4.42 ms | 356/704 = 50.6% (c=4) | 317/754 = 42.0% | 68.4% (pairs 63%, 75%) | 61.1 ms (292/s) | 88%, 93%, 113% (VAPI's two runs 295 and 326/s) |
+| V 19:51 | 2.78 ms | 566/1176 = 48.1% (c=4) | 506/1183 = 42.7% | 74.8% (pairs 67%, 83%) | 28.9 ms (534/s) | 96%, 99%, 109% (VAPI's two runs 462 and 594/s) |
 
 T missed the share at c=8 and the pooler by half a point each (until this session the table
 above rounded to whole percents, so T's would have read 50% and 75%, "not met"; the #30
@@ -444,6 +445,15 @@ every slot of the day booked: a check computed 288 starts (`scheduling._grid_sta
 wall-to-UTC conversion with its DST test, 1.1 of the check's 3.9 ms in-process) over 288
 booked ranges, where a business open eight hours on a 15-minute grid has 32. Lever 6 of the
 other ways in, made after U, takes most of that conversion.
+
+V, the report above, ran after lever 6 of the other ways in, on a machine fast again (the
+Python loop 0.72 s; the HTTP floor's gunicorn 0.66 ms per request): the refusal's tail was
+met with room (28.9 ms; a refusal cost the machine 3.71 ms against a booking's 3.93), and
+so were the other paths, while PostgreSQL was faster still (pgbench 1,183 tx/s at c=8
+against 844 in T), so the shares fell to 48.1% and 42.7%; the
+pooler missed by 0.2 points, and the calendar-linked row, which follows the level series,
+read 506 -> 409/s. "availability + booking" ran 475/s, 94% of the distinct bookings at c=8
+(75% in T).
 
 **Why the two shares and the refusal tail are not met together here.** At c=8 the box is
 saturated, so the share of the ceiling is pgbench's CPU per transaction over the booking's,
