@@ -66,31 +66,22 @@ def body(k: int, base: int, rest: str) -> bytes:
     """The k-th booking, like bench/book.lua's `distinct` mode: a new caller and a free slot."""
     epoch = base + 86400 * (k // SLOTS_PER_DAY) + 300 * (k % SLOTS_PER_DAY)
     start = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:00Z")
-    phone = f"+1415{220 + (k // 10000) % 70:03d}{k % 10000:04d}"
-    call = {
-        "id": f"b{k}",
-        "type": "function",
-        "function": {
-            "name": "bookAppointment",
-            "arguments": {"name": "Bench Caller", "start": start, "durationMinutes": 5},
-        },
-    }
-    head = json.dumps(
-        {"type": "tool-calls", "call": {"id": f"c{k}"}, "customer": {"number": phone}}
-    )[:-1]
-    return f'{{"message":{head},"toolCallList":[{json.dumps(call)}],{rest}}}}}'.encode()
+    arguments = {"name": "Bench Caller", "start": start, "durationMinutes": 5}
+    return _tool_calls(k, f"b{k}", "bookAppointment", arguments, rest)
 
 
 def availability(k: int, base: int, rest: str) -> bytes:
     """The availability check the k-th caller makes before booking (`--path call`): the day
     of its booking, in the same call."""
     day = datetime.fromtimestamp(base + 86400 * (k // SLOTS_PER_DAY), UTC).strftime("%Y-%m-%d")
+    return _tool_calls(k, f"a{k}", "checkAvailability", {"date": day}, rest)
+
+
+def _tool_calls(k: int, call_id: str, tool: str, arguments: dict, rest: str) -> bytes:
+    """A VAPI tool-calls body of the k-th caller (its own number and phone call) with one
+    tool call, and the ~50 KB `rest` of a real message."""
     phone = f"+1415{220 + (k // 10000) % 70:03d}{k % 10000:04d}"
-    call = {
-        "id": f"a{k}",
-        "type": "function",
-        "function": {"name": "checkAvailability", "arguments": {"date": day}},
-    }
+    call = {"id": call_id, "type": "function", "function": {"name": tool, "arguments": arguments}}
     head = json.dumps(
         {"type": "tool-calls", "call": {"id": f"c{k}"}, "customer": {"number": phone}}
     )[:-1]
