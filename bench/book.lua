@@ -35,6 +35,7 @@ function init(args)
   secret = args[4]
   nthreads = tonumber(args[5])
   errors = 0
+  slots = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. secret
@@ -43,6 +44,7 @@ end
 function request()
   local k = counter * nthreads + id
   counter = counter + 1
+  slots = math.max(slots, k + 1)
   local tag = id .. "-" .. counter .. "-" .. base
   local call
   if mode == "mixed" and counter % 2 == 0 then

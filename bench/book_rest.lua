@@ -24,12 +24,14 @@ function init(args)
   key = args[2]
   nthreads = tonumber(args[3])
   errors = 0
+  slots = 0
   wrk.method = "POST"
 end
 
 function request()
   local k = counter * nthreads + id
   counter = counter + 1
+  slots = math.max(slots, k + 1)
   local epoch = base + 86400 * math.floor(k / SLOTS_PER_DAY) + 300 * (k % SLOTS_PER_DAY)
   local start = os.date("!%Y-%m-%dT%H:%M:00Z", epoch)
   -- valid NANP numbers (415, exchanges 220-289): 700,000 distinct callers

@@ -290,9 +290,14 @@ OTHER_PATHS_LEVERS = """
 4. **The refusal diary off the runs' timeline.** The 50,000 bookings sat in the middle of the
    runs' days, which skipped its 349 days; with the two runs added for the comparisons in turn,
    the last runs booked past the 730-day horizon (835 errors in one run). The diary now starts
-   on day 440 and every run books before it (the refusal run asks only its first weeks; the
-   rest of the seeded diary may lie past the horizon, as data). *Risk:* more runs than 22 would
-   reach it; `load()` stops the bench with a message rather than book into it.
+   late enough in the horizon to leave its asked weeks inside it (day 644 with 8-second runs:
+   room for asks at 1,500 a second) and every run books before it (the refusal run asks only
+   its first weeks; the rest of the seeded diary may lie past the horizon, as data). Each run
+   takes the days it booked (`past`, from the highest slot its wrk script named) rather than
+   a fixed 20: those held 5,740 bookings, 717 a second for 8 s, and a 20-second run at 390/s
+   booked into the next run's days (1,561 errors). *Risk:* a machine or BENCH_SECONDS that
+   makes the runs book more than the days before the diary stops the bench with a message
+   (`load()`) rather than book into it.
 
 5. **Where the cores go, per program** (`cpu_by_program`): each run's CPU split (gunicorn,
    PostgreSQL, PgBouncer, nginx, the load generator) is printed and written above, so that a

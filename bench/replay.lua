@@ -29,6 +29,7 @@ function init(args)
   good = args[4]
   bad = args[5]
   errors = 0
+  slots = 0
   exhausted = 0
   wrk.method = "POST"
 end
@@ -40,6 +41,7 @@ function request()
     exhausted = exhausted + 1
     k = #lines -- sent again: answered as a replay, counted as an error below
   end
+  slots = math.max(slots, k) -- line k is signed.slot_epoch's slot k - 1
   local path, ctype, name, value, body = string.match(lines[k], "^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
   local headers = {["Content-Type"] = ctype, [name] = value}
   return wrk.format(nil, path, headers, body)
