@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 from marshmallow import ValidationError
@@ -14,6 +14,17 @@ _email_validator = Email()
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{\{|\}\}")
 # Control characters (category Cc) but tab, newline and carriage return; lone surrogates (Cs).
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# What a stored name drops: control (Cc) and format (Cf) characters that are not whitespace
+# (zero-width and direction marks, soft hyphens, tags...), as of Unicode 14.0, this Python's
+# unicodedata. One search in C instead of a category lookup per character (#30);
+# tests/unit/test_normalize.py compares it with unicodedata on every code point and says how
+# to regenerate it when a newer Python brings a newer Unicode.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f"
+    "\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 
 
 def looks_like_template(value: str) -> bool:
@@ -28,7 +39,15 @@ def normalize_phone(raw: object, region: str) -> str | None:
     """
     if not isinstance(raw, str):
         return None
-    value = raw.strip()
+    return _e164(raw.strip(), region)
+
+
+# A request reads its caller's number more than once (the envelope's caller, the contact),
+# and a call's tool calls read it again: phonenumbers' parse and validation are about a
+# hundred Python calls each time. The answer depends only on the text and the region, and
+# phonenumbers' metadata does not change while a process runs; the entries are bounded.
+@lru_cache(maxsize=4096)
+def _e164(value: str, region: str) -> str | None:
     if not value or looks_like_template(value) or len(value) > 64:
         return None
     try:
@@ -92,12 +111,8 @@ def clean_name(value: str | None) -> str | None:
     characters. Empty becomes None."""
     if value is None:
         return None
-    kept = "".join(
-        " " if ch.isspace() else ch
-        for ch in value
-        if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
-    )
-    collapsed = " ".join(kept.split())[:MAX_NAME_LENGTH].rstrip()
+    # Whitespace (control characters such as tab among it) separates words; split() finds it.
+    collapsed = " ".join(_INVISIBLE.sub("", value).split())[:MAX_NAME_LENGTH].rstrip()
     return collapsed or None
 
 

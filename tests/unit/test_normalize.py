@@ -6,7 +6,10 @@ import logging
 import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from booking_service.domain import normalize
 from booking_service.domain.normalize import (
     clean_name,
     clean_text,
@@ -41,6 +44,16 @@ from booking_service.voice.arguments import ToolError, identify_caller
 )
 def test_phone_numbers_become_e164_or_absent(raw, region, expected):
     assert normalize_phone(raw, region) == expected
+    # Asked again (kept per process now): the same answer, and a text's answer in one region
+    # is not another region's.
+    assert normalize_phone(raw, region) == expected
+
+
+def test_a_kept_phone_answer_belongs_to_its_text_and_region():
+    assert normalize_phone("020 7946 0958", "GB") == "+442079460958"
+    assert normalize_phone("020 7946 0958", "US") is None
+    assert normalize_phone(" 020 7946 0958 ", "GB") == "+442079460958"
+    assert normalize_phone(["+14155550123"], "US") is None  # not text: never looked up
 
 
 @pytest.mark.parametrize(
@@ -112,6 +125,41 @@ def test_unreadable_phone_or_email_is_asked_again_never_replaced(phone, email, w
 )
 def test_names_lose_control_and_format_characters_and_are_cut_to_80(raw, expected):
     assert clean_name(raw) == expected
+
+
+def _clean_name_by_category(value: str) -> str | None:
+    """clean_name as it was written before its one search (#30): the reference."""
+    kept = "".join(
+        " " if ch.isspace() else ch
+        for ch in value
+        if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    return " ".join(kept.split())[:80].rstrip() or None
+
+
+def test_names_drop_exactly_the_non_space_control_and_format_characters():
+    """The search's class against unicodedata on every code point, between two letters. A
+    newer Python's Unicode may add format characters; then regenerate `_INVISIBLE` from
+    unicodedata (the ranges of code points that are not whitespace and are Cc or Cf)."""
+    for code_point in range(0x110000):
+        ch = chr(code_point)
+        dropped = not ch.isspace() and unicodedata.category(ch) in ("Cc", "Cf")
+        assert (normalize._INVISIBLE.fullmatch(ch) is not None) == dropped, hex(code_point)
+        if dropped:
+            assert clean_name(f"A{ch}b") == "Ab", hex(code_point)
+
+
+@given(
+    st.text(
+        st.one_of(
+            st.characters(),
+            st.sampled_from("\t\n\x0b\x1c\x85\xa0\u2028\u200b\u202e\xad\x00\x7f \u180e"),
+        ),
+        max_size=120,
+    )
+)
+def test_clean_name_agrees_with_the_character_by_character_rule(value):
+    assert clean_name(value) == _clean_name_by_category(value)
 
 
 def test_masking_keeps_only_the_last_four_digits():
