@@ -285,7 +285,13 @@ OTHER_PATHS_LEVERS = """
    The level series ran minutes earlier, on a database with far fewer rows; on this machine
    minutes apart can differ by tens of percent, and a single run before the others was once
    off by a third (F below: the VAPI run before the other paths at 258/s, the level series'
-   c=8 at 404/s), which made the other paths look 60-70% faster than VAPI's.
+   c=8 at 404/s), which made the other paths look 60-70% faster than VAPI's. The
+   calendar-linked booking (#17's "unchanged with a calendar linked") is now one of the
+   paths between the two VAPI runs too (a sixth session). It followed the level series and was
+   compared with its c=8 run, two pgbench runs earlier, and read "not met" in P, Q, R, V and
+   W: in W 499 -> 347/s, while nginx's CPU per request, the same work in every run, rose from
+   0.11 to 0.15 ms between the two (the machine slowed by about a third); everything's CPU
+   per request divided by nginx's was 34 and 38, about the calendar push's extra row.
 
 4. **The refusal diary off the runs' timeline.** The 50,000 bookings sat in the middle of the
    runs' days, which skipped its 349 days; with the two runs added for the comparisons in turn,
