@@ -457,7 +457,7 @@ wall-to-UTC conversion with its DST test, 1.1 of the check's 3.9 ms in-process) 
 booked ranges, where a business open eight hours on a 15-minute grid has 32. Lever 6 of the
 other ways in, made after U, takes most of that conversion.
 
-V, the report above, ran after lever 6 of the other ways in, on a machine fast again (the
+V ran after lever 6 of the other ways in, on a machine fast again (the
 Python loop 0.72 s; the HTTP floor's gunicorn 0.66 ms per request): the refusal's tail was
 met with room (28.9 ms; a refusal cost the machine 3.71 ms against a booking's 3.93), and
 so were the other paths, while PostgreSQL was faster still (pgbench 1,183 tx/s at c=8
@@ -465,6 +465,47 @@ against 844 in T), so the shares fell to 48.1% and 42.7%; the
 pooler missed by 0.2 points, and the calendar-linked row, which follows the level series,
 read 506 -> 409/s. "availability + booking" ran 475/s, 94% of the distinct bookings at c=8
 (75% in T).
+
+**Run to run, a sixth session** (the bench's runs take the days they booked, lever 4 above;
+the calendar-linked booking compared with the VAPI runs beside it, lever 3; names cleaned by
+one search and a caller's number parsed once per process, 3,647 -> 3,552 Python calls per
+booking). W ran before the calendar-linked change, X (the report above) after it:
+
+| run | gunicorn CPU per booking, c=8 | best share of the ceiling | share at c=8 | pooler / direct | refusal p99, c=8 | REST, Retell, Google / VAPI |
+|---|---|---|---|---|---|---|
+| W 21:10 | 2.54 ms | 525/965 = 54.4% (c=16) | 499/1007 = 49.6% | 80.1% (pairs 78%, 82%) | 56.0 ms (361/s) | 102%, 102%, 93% (VAPI's two runs 357 and 335/s) |
+| X 21:19 | 4.07 ms | 455/926 = 49.1% (c=4) | 340/905 = 37.6% | 74.4% (pairs 73%, 76%) | 41.6 ms (400/s) | 125%, 108%, 118% (VAPI's two runs 328 and 465/s) |
+
+In W the machine slowed during the run: nginx's CPU per request, the same work in every run,
+was 0.11 ms at the level series' c=8 and 0.14-0.18 ms in the runs after it, and the
+calendar-linked row (still after the level series then) read 499 -> 347/s. In X the level
+series' c=8 ran slow instead (gunicorn 4.07 ms per booking against 3.00 at c=4 a minute
+earlier; nginx 0.16 against 0.12 ms), and "VAPI, beside the other paths" kept only 1.40 of
+the 2 cores busy with eight requests in flight (328/s; the VAPI run after the other paths
+465/s on 1.95 cores), which put REST at 125% of the mean; the calendar-linked booking, now
+between the two VAPI runs, read 100.3%.
+
+**Every full run, target by target.** The 22 full `make bench` runs in the tables above (A to
+X; F and L are not in them), over six sessions whose levers changed the code between them:
+
+| #30 target | runs that met it | range over the 22 runs |
+|---|---|---|
+| best share of the ceiling ≥ 60% | A, B, K, P (4), all at c=1 or c=2 | 42-79% |
+| share at c=8 ≥ 50% | R (1); G, T and W within half a point | 37.6-52% |
+| pooler ≥ 75% of direct at c=8 | C, E, J, K, M, N, P, Q, R, W (10) | 55-88% |
+| refusals' p99 ≤ 50 ms at c=8 | C, V, X (3) | 28.9-125.1 ms |
+| REST, Retell and Google each ≥ 90% of VAPI | B, D, E, G, H, K, M, O, R, S, V, W, X (13) | 79-152% |
+| all five at once | none; R missed only the best share (59%) and the refusals' tail (72.6 ms); T missed all five, each by 0.4 to 5 points (or ms) | |
+
+The share at c=8 is the binding one: met once in 22 runs, and within a point in three more.
+It is the ratio of pgbench's CPU per transaction to everything a booking costs the machine,
+and of that, gunicorn's Python alone cost 1.3 to 1.9 times pgbench's whole transaction
+(W 2.54 against 1.97 ms, V 2.78 against 1.64, X 4.07 against 2.20). The profiles under load
+(py-spy, this session again) find no part of that Python above 7%: psycopg's pipeline I/O
+6.9%, the body's parse (orjson) 4.8%, and then pieces of 2% and less through psycopg,
+SQLAlchemy's session, Flask, gunicorn's access line, logging and the stdlib's json. For 50%
+at c=8 with PostgreSQL as fast as in V, the booking's Python would have to lose about a
+fifth; for 60% at the best concurrency, about two fifths.
 
 **Why the two shares and the refusal tail are not met together here.** At c=8 the box is
 saturated, so the share of the ceiling is pgbench's CPU per transaction over the booking's,
