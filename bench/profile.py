@@ -9,7 +9,7 @@ Python function calls per booking (repeatable where timings on a shared machine 
 `--freeze` runs them after gc.freeze(), as production workers do.
 
     python -m bench.profile [-n 300] [--pyinstrument] [--calls] [--freeze] [--calendar-linked]
-                            [--pooler] [--path vapi|rest|retell|google|call]
+                            [--pooler] [--path vapi|rest|retell|google|call|sms]
 
 Round trips are counted on the wire (bench/wire.py: a relay between the app and the database
 counts the Query and Sync messages after which the client waits), and PostgreSQL's CPU per
@@ -25,7 +25,9 @@ Retell tool call each) or `google` (the VAPI booking on a resource with a blocki
 Google Calendar link and 1,000 busy times in our tables): where they differ from VAPI's.
 `call` is a caller's whole call as assistants make it: an availability check for the day, then
 the booking (two VAPI requests; the figures are per call). An availability check reads and
-rolls back, which must not cost the booking after it its prepared statements (#30).
+rolls back, which must not cost the booking after it its prepared statements (#30). `sms` is
+the two-way SMS reply (POST /api/twilio/sms/ORG_ID, signed): a reply "1" that confirms an
+upcoming booking whose SMS confirmation was sent, per booking confirmed.
 
 It is the quick loop for making the booking path cheaper; `make bench` is the real measure.
 """
@@ -47,10 +49,12 @@ import time
 from contextlib import redirect_stderr
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psycopg
 from alembic import command
 from sqlalchemy import event
+from twilio.request_validator import RequestValidator
 
 from bench import signed
 from bench.run import api_key, link_calendar, platform_credentials, rest_of_message, setup_org
@@ -167,6 +171,7 @@ def _booker(path: str, client, url: str, org: int, secret: str, base: int, rest:
                 "service": "Quick",
             }
             headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"profile-{k}"}
+            headers["Content-Type"] = "application/json"
             requests.append(("/api/v1/bookings", json.dumps(payload).encode(), headers))
         expect = (201, b'"reference"')
     elif path == "retell":
@@ -184,11 +189,35 @@ def _booker(path: str, client, url: str, org: int, secret: str, base: int, rest:
                 retell_body("bookAppointment", args, caller=signed.phone(k, 300), call_id=f"r{k}"),
                 separators=(",", ":"),
             ).encode()
-            headers = {"X-Retell-Signature": retell_signature(raw, signed.RETELL_KEY)}
+            headers = {
+                "X-Retell-Signature": retell_signature(raw, signed.RETELL_KEY),
+                "Content-Type": "application/json",
+            }
             requests.append((f"/api/retell/{org}/tools", raw, headers))
         expect = (200, b"booked")
+    elif path == "sms":
+        # The #30 scenario "SMS replies (confirm)": callers with an upcoming booking whose SMS
+        # confirmation was sent, each replying "1" once, signed for the test client's address.
+        platform_credentials(url, org, os.environ["SECRET_KEY"])
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            other = conn.execute(
+                "SELECT id FROM resources WHERE org_id = %s AND name <> 'Bench' ORDER BY id",
+                (org,),
+            ).fetchone()[0]
+        signed.seed_replies(url, org, other, base + 800 * 86400, n)
+        where = f"/api/twilio/sms/{org}"
+        validator = RequestValidator(signed.TWILIO_TOKEN)
+        requests = []
+        for k in range(n):
+            form, signature = signed.sms_reply(validator, f"http://localhost{where}", k, base)
+            headers = {
+                "X-Twilio-Signature": signature,
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
+            requests.append((where, urlencode(form).encode(), headers))
+        expect = (200, b"is confirmed")
     else:
-        headers = {"Authorization": f"Bearer {secret}"}
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         requests = [("/api/vapi/tools", body(k, base, rest), headers) for k in range(n)]
         expect = (200, b"booked")
     checks = [availability(k, base, rest) for k in range(n)] if path == "call" else None
@@ -204,9 +233,7 @@ def _booker(path: str, client, url: str, org: int, secret: str, base: int, rest:
             if response.status_code != 200 or b'"available' not in response.data:
                 raise SystemExit(f"check {k} failed: {response.status_code} {response.data[:300]}")
         where, data, headers = requests[k]
-        response = client.post(
-            where, data=data, headers={**headers, "Content-Type": "application/json"}
-        )
+        response = client.post(where, data=data, headers=headers)
         if response.status_code != expect[0] or expect[1] not in response.data:
             raise SystemExit(f"booking {k} failed: {response.status_code} {response.data[:300]}")
 
@@ -239,7 +266,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--path",
-        choices=("vapi", "rest", "retell", "google", "call"),
+        choices=("vapi", "rest", "retell", "google", "call", "sms"),
         default="vapi",
         help="the front end that books (default vapi; see above)",
     )

@@ -96,19 +96,25 @@ def sms_pool(path: Path, port: int, org: int, count: int, tag: int) -> Path:
     validator = RequestValidator(TWILIO_TOKEN)
     lines = []
     for k in range(count):
-        form = {
-            "From": f"+1415{380 + k // 10000 % 70:03d}{k % 10000:04d}",
-            "To": "+14155550100",
-            "Body": "1",
-            "MessageSid": f"SM{tag:012d}{k:020d}",
-        }
-        signature = validator.compute_signature(url, form)
+        form, signature = sms_reply(validator, url, k, tag)
         lines.append(
             f"{sms_path}\tapplication/x-www-form-urlencoded\tX-Twilio-Signature\t{signature}"
             f"\t{urlencode(form)}"
         )
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def sms_reply(validator: RequestValidator, url: str, k: int, tag: int) -> tuple[dict, str]:
+    """The reply "1" of the k-th seeded caller (seed_replies), with a MessageSid of its own,
+    and its X-Twilio-Signature for `url` (the address the service is called at)."""
+    form = {
+        "From": f"+1415{380 + k // 10000 % 70:03d}{k % 10000:04d}",
+        "To": "+14155550100",
+        "Body": "1",
+        "MessageSid": f"SM{tag:012d}{k:020d}",
+    }
+    return form, validator.compute_signature(url, form)
 
 
 def link_google(url: str, org: int, resource: int, around_epoch: int) -> int:

@@ -29,6 +29,7 @@ from booking_service.api.errors import error_response
 from booking_service.domain.errors import DatabaseUnavailable
 from booking_service.domain.normalize import mask_phone
 from booking_service.persistence.secrets_box import SecretsUnavailable
+from booking_service.persistence.unit_of_work import ConnectionScope
 from booking_service.runtime.extensions import runtime
 from booking_service.use_cases.messaging import inbound_sms, twilio_auth_token
 
@@ -45,11 +46,20 @@ _MESSAGE_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 @bp.post("/sms/<int:org_id>")
 def sms(org_id: int):
     """An SMS sent to the organization's number: apply STOP/START or the reply, answer TwiML."""
-    rt = runtime()
     if not 0 < org_id <= _MAX_ID:
         return error_response(401, "Missing or invalid signature.")
+    # One pooled connection for the whole request (#30): the token's lookup (in autocommit
+    # where no pooler needs a transaction), then the reply's transaction. Its units may use the
+    # catalogue the worker keeps for an organization's version: the reply reads the
+    # organization afresh in its own transaction, so the version it looks up is current.
+    with runtime().connection_scope("sms", cached=True) as scope:
+        return _answer(scope, org_id)
+
+
+def _answer(scope: ConnectionScope, org_id: int):
+    """The request on its one connection: check the signature, act once, answer TwiML."""
     try:
-        token = twilio_auth_token(rt.uow(), org_id)
+        token = twilio_auth_token(scope.reader(), org_id)
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")
     except SecretsUnavailable:
@@ -66,7 +76,7 @@ def sms(org_id: int):
         return error_response(400, "MessageSid is missing or malformed.")
     try:
         answered = inbound_sms(
-            rt.uow("sms"), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
+            scope.uow(), org_id, fields.get("From", ""), fields.get("Body", ""), message_sid
         )
     except DatabaseUnavailable:
         return error_response(503, "Temporarily unavailable; Twilio will retry.")

@@ -87,7 +87,7 @@ def _act(
         change, answer = take_offer(uow, org, phone, now)
         return Answered(change, answer)
     upcoming = [a for a in uow.appointments.upcoming(org.id, contact_id, now) if a.starts_at > now]
-    target = _target(uow, org, contact_id, phone, reply, now)
+    target = _target(uow, org, contact_id, phone, reply, last)
     if target is None or target.starts_at <= now or target.status not in ("booked", "cancelled"):
         if not upcoming:
             return Answered(None, None)
@@ -124,19 +124,21 @@ def _target(
     contact_id: int,
     phone: str,
     reply: sms_replies.Reply,
-    now: datetime,
+    last: tuple[str, int] | None,
 ) -> AppointmentRow | None:
     """The appointment a reply is about, row-locked: the one it names by reference (the
-    caller's own only), else the one the last confirmation or reminder was about."""
+    caller's own only), else the one the last confirmation or reminder was about. `last`:
+    the newest text of any kind a reply answers (a waitlist offer among them)."""
     if reply.reference is not None:
         return uow.appointments.of_contact(org.id, contact_id, reference=reply.reference)
-    last = uow.notifications.last_about(org.id, phone, _ABOUT_APPOINTMENT)
-    if last is None:
+    if last is not None and last[0] not in _ABOUT_APPOINTMENT:
+        # The newest text was an offer: the newest about an appointment may be older. When
+        # the newest of all is about one, it is the newest of those too.
+        last = uow.notifications.last_about(org.id, phone, _ABOUT_APPOINTMENT)
+    if last is None or last[1] is None:
         return None
-    found = uow.appointments.get(org.id, last[1])
-    if found is None or found.contact_id != contact_id:
-        return None  # the number moved to another contact since: not theirs to change
-    return uow.appointments.of_contact(org.id, contact_id, reference=found.reference)
+    # Only the contact's own: the number may have moved to another contact since.
+    return uow.appointments.of_contact(org.id, contact_id, appointment_id=last[1])
 
 
 def _cancel(

@@ -23,6 +23,7 @@ from booking_service.persistence.models import (
     Appointment,
     Contact,
 )
+from booking_service.persistence.repositories.driver import HotStatement
 
 _appointments = table(Appointment)
 
@@ -74,6 +75,39 @@ _HOLDINGS = select(
 )
 
 
+# A contact's own appointments as every SMS reply reads them (#29), on the driver (#30).
+_UPCOMING = HotStatement(
+    select(*APPOINTMENT_COLUMNS)
+    .where(
+        _appointments.c.org_id == bindparam("p_org"),
+        _appointments.c.contact_id == bindparam("p_contact"),
+        _appointments.c.status == "booked",
+        _appointments.c.ends_at > bindparam("p_now"),
+    )
+    .order_by(_appointments.c.starts_at)
+    .limit(20)
+)
+# (org_id, reference) and (org_id, id) are unique: one row at most, nothing to order.
+_OF_CONTACT_BY_REFERENCE = HotStatement(
+    select(*APPOINTMENT_COLUMNS)
+    .where(
+        _appointments.c.org_id == bindparam("p_org"),
+        _appointments.c.contact_id == bindparam("p_contact"),
+        _appointments.c.reference == bindparam("p_reference"),
+    )
+    .with_for_update()
+)
+_OF_CONTACT_BY_ID = HotStatement(
+    select(*APPOINTMENT_COLUMNS)
+    .where(
+        _appointments.c.org_id == bindparam("p_org"),
+        _appointments.c.contact_id == bindparam("p_contact"),
+        _appointments.c.id == bindparam("p_id"),
+    )
+    .with_for_update()
+)
+
+
 class AppointmentLookups:
     """Reads of appointments; the base of AppointmentRepository (uow.appointments)."""
 
@@ -117,17 +151,9 @@ class AppointmentLookups:
 
     def upcoming(self, org_id: int, contact_id: int, now: datetime) -> list[AppointmentRow]:
         """The contact's booked appointments that have not ended, soonest first."""
-        rows = self.session.execute(
-            select(*APPOINTMENT_COLUMNS)
-            .where(
-                _appointments.c.org_id == org_id,
-                _appointments.c.contact_id == contact_id,
-                _appointments.c.status == "booked",
-                _appointments.c.ends_at > now,
-            )
-            .order_by(_appointments.c.starts_at)
-            .limit(20)
-        )
+        rows = _UPCOMING.execute(
+            self.session, {"p_org": org_id, "p_contact": contact_id, "p_now": now}
+        ).all()
         return [appointment_row(row) for row in rows]
 
     def of_contact(
@@ -137,11 +163,22 @@ class AppointmentLookups:
         *,
         reference: str | None = None,
         starts_at: datetime | None = None,
+        appointment_id: int | None = None,
     ) -> AppointmentRow | None:
-        """The contact's own appointment by reference or start (booked ones first), locked.
+        """The contact's own appointment by reference, start or id (booked ones first), locked.
 
         FOR UPDATE: a cancel and a reschedule of the same appointment run one after the other.
         """
+        params: dict[str, object] = {"p_org": org_id, "p_contact": contact_id}
+        hot = None
+        if starts_at is None and (reference is None) != (appointment_id is None):
+            if reference is not None:
+                hot, params["p_reference"] = _OF_CONTACT_BY_REFERENCE, reference
+            else:
+                hot, params["p_id"] = _OF_CONTACT_BY_ID, appointment_id
+        if hot is not None:
+            row = hot.execute(self.session, params).first()
+            return appointment_row(row) if row is not None else None
         stmt = select(*APPOINTMENT_COLUMNS).where(
             _appointments.c.org_id == org_id, _appointments.c.contact_id == contact_id
         )
@@ -149,6 +186,8 @@ class AppointmentLookups:
             stmt = stmt.where(_appointments.c.reference == reference)
         if starts_at is not None:
             stmt = stmt.where(_appointments.c.starts_at == starts_at)
+        if appointment_id is not None:
+            stmt = stmt.where(_appointments.c.id == appointment_id)
         stmt = stmt.order_by((_appointments.c.status == "booked").desc(), _appointments.c.id.desc())
         row = self.session.execute(stmt.limit(1).with_for_update()).first()
         return appointment_row(row) if row is not None else None

@@ -127,6 +127,20 @@ _INSERT_APPOINTMENT_AT_VERSION = HotStatement(
 )
 
 
+# A caller's "1" by text (#29), on the driver as every SMS reply's statements are (#30).
+_CONFIRM = HotStatement(
+    update(_appointments)
+    .where(
+        _appointments.c.org_id == bindparam("p_org"),
+        _appointments.c.id == bindparam("p_id"),
+        _appointments.c.status == "booked",
+        _appointments.c.confirmed_at.is_(None),
+    )
+    .values(confirmed_at=func.now())
+    .returning(_appointments.c.id)
+)
+
+
 def _why_not(at_version: bool) -> HotStatement:
     """Why an insert made nothing (AppointmentRepository.why_not_inserted), as of a statement
     run after it: the reference used, a booked appointment overlapping, and `at_version`, the
@@ -267,17 +281,7 @@ class AppointmentRepository(AppointmentLookups):
     def confirm(self, org_id: int, appointment_id: int) -> bool:
         """Record the caller's confirmation of a booked appointment; False when it was
         already confirmed (or is no longer booked): a repeated reply changes nothing."""
-        row = self.session.execute(
-            update(_appointments)
-            .where(
-                _appointments.c.org_id == org_id,
-                _appointments.c.id == appointment_id,
-                _appointments.c.status == "booked",
-                _appointments.c.confirmed_at.is_(None),
-            )
-            .values(confirmed_at=func.now())
-            .returning(_appointments.c.id)
-        ).first()
+        row = _CONFIRM.execute(self.session, {"p_org": org_id, "p_id": appointment_id}).first()
         return row is not None
 
     def set_status(self, org_id: int, appointment_id: int, status: str) -> AppointmentRow:

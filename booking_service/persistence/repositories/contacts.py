@@ -78,6 +78,12 @@ _UPSERT_CONTACT = _new_contact.on_conflict_do_update(
     literal_column("(xmax = 0)").label("inserted"),
 )
 _UPSERT_CONTACT_HOT = HotStatement(_UPSERT_CONTACT)
+# Who a text's number is (every SMS reply, #29), on the driver (#30).
+_BY_PHONE = HotStatement(
+    select(*_CONTACT_COLUMNS).where(
+        Contact.org_id == bindparam("p_org"), Contact.phone == bindparam("p_phone")
+    )
+)
 
 
 class ContactRepository:
@@ -108,9 +114,7 @@ class ContactRepository:
         return _contact(row), bool(row.inserted)
 
     def find_by_phone(self, org_id: int, phone: str) -> ContactRow | None:
-        row = self.session.execute(
-            select(*_CONTACT_COLUMNS).where(Contact.org_id == org_id, Contact.phone == phone)
-        ).first()
+        row = _BY_PHONE.execute(self.session, {"p_org": org_id, "p_phone": phone}).first()
         return _contact(row) if row else None
 
     def find_phoneless_by_email(self, org_id: int, email: str) -> ContactRow | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Text, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from booking_service.persistence.models import (
     SmsInbound,
     SmsOptOut,
 )
+from booking_service.persistence.repositories.driver import HotStatement
 
 _settings = table(MessagingSettings)
 _notifications = table(Notification)
@@ -110,6 +112,34 @@ class NotificationRow:
 
 _SETTINGS_COLUMNS = [c for c in _settings.c if c.name in SettingsRow.__dataclass_fields__]
 
+# The statements of every SMS reply (the Twilio webhook, #29), on the driver as the booking
+# path's are (#30): built and compiled once, run through the session's psycopg connection.
+_SETTINGS = HotStatement(select(*_SETTINGS_COLUMNS).where(_settings.c.org_id == bindparam("p_org")))
+_REMEMBER_INBOUND = HotStatement(
+    pg_insert(_inbound)
+    .values(org_id=bindparam("p_org"), message_sid=bindparam("p_sid"))
+    .on_conflict_do_nothing(index_elements=[_inbound.c.org_id, _inbound.c.message_sid])
+    .returning(_inbound.c.message_sid)
+)
+_RECORD_ANSWER = HotStatement(
+    update(_inbound)
+    .where(_inbound.c.org_id == bindparam("p_org"), _inbound.c.message_sid == bindparam("p_sid"))
+    .values(answer=bindparam("p_answer", type_=Text))
+)
+# The kinds as one array parameter: an IN list would make the SQL change with its length.
+_LAST_ABOUT = HotStatement(
+    select(_notifications.c.kind, _notifications.c.appointment_id)
+    .where(
+        _notifications.c.org_id == bindparam("p_org"),
+        _notifications.c.channel == "sms",
+        _notifications.c.to_address == bindparam("p_phone"),
+        _notifications.c.status == "sent",
+        _notifications.c.kind == any_(bindparam("p_kinds", type_=ARRAY(Text))),
+    )
+    .order_by(_notifications.c.sent_at.desc(), _notifications.c.id.desc())
+    .limit(1)
+)
+
 
 # The columns of a claimed message: its row, the appointment as it is now, and whether the
 # number opted out. (How many went to the address in a day is read by claim_due, under a lock.)
@@ -159,10 +189,8 @@ class NotificationRepository:
     # --- settings --------------------------------------------------------------------------
 
     def settings(self, org_id: int) -> SettingsRow | None:
-        row = self.session.execute(
-            select(*_SETTINGS_COLUMNS).where(_settings.c.org_id == org_id)
-        ).first()
-        return SettingsRow(**row._mapping) if row is not None else None
+        row = _SETTINGS.execute(self.session, {"p_org": org_id}).first()
+        return SettingsRow(**row._asdict()) if row is not None else None
 
     def save_settings(self, org_id: int, values: dict) -> SettingsRow:
         """Insert or change an organization's settings (only the given columns)."""
@@ -315,13 +343,8 @@ class NotificationRepository:
         transaction; False when it already was (a retry or a replay: act on nothing). A
         second request with the same sid waits for the first one's transaction and then
         gets False."""
-        row = self.session.execute(
-            pg_insert(_inbound)
-            .values(org_id=org_id, message_sid=message_sid)
-            .on_conflict_do_nothing(index_elements=[_inbound.c.org_id, _inbound.c.message_sid])
-            .returning(_inbound.c.message_sid)
-        ).first()
-        return row is not None
+        row = _REMEMBER_INBOUND.execute(self.session, {"p_org": org_id, "p_sid": message_sid})
+        return row.first() is not None
 
     def answered(self, org_id: int, message_sid: str) -> str | None:
         """The answer recorded for an inbound message already acted on (None: none)."""
@@ -333,26 +356,15 @@ class NotificationRepository:
 
     def record_answer(self, org_id: int, message_sid: str, answer: str | None) -> None:
         """Keep the answer to an inbound reply with its sid, so a retry is answered the same."""
-        self.session.execute(
-            update(_inbound)
-            .where(_inbound.c.org_id == org_id, _inbound.c.message_sid == message_sid)
-            .values(answer=answer)
+        _RECORD_ANSWER.execute(
+            self.session, {"p_org": org_id, "p_sid": message_sid, "p_answer": answer}
         )
 
     def last_about(self, org_id: int, phone: str, kinds: tuple[str, ...]) -> tuple[str, int] | None:
         """The kind and appointment of the newest SMS of `kinds` sent to `phone`: what a reply
         from that number answers (#29)."""
-        row = self.session.execute(
-            select(_notifications.c.kind, _notifications.c.appointment_id)
-            .where(
-                _notifications.c.org_id == org_id,
-                _notifications.c.channel == "sms",
-                _notifications.c.to_address == phone,
-                _notifications.c.status == "sent",
-                _notifications.c.kind.in_(kinds),
-            )
-            .order_by(_notifications.c.sent_at.desc(), _notifications.c.id.desc())
-            .limit(1)
+        row = _LAST_ABOUT.execute(
+            self.session, {"p_org": org_id, "p_phone": phone, "p_kinds": list(kinds)}
         ).first()
         return (row.kind, row.appointment_id) if row is not None else None
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from sqlalchemy import event
 from twilio.request_validator import RequestValidator
 
 from booking_service.domain.caller_messages import calendar_uid
@@ -33,6 +34,7 @@ from tests.support.helpers import (
     local_start,
     post,
     run_concurrently,
+    statements_sent,
     tool_call,
 )
 from tests.support.notifications import CALLER, TOKEN, StoppedClock, book
@@ -294,3 +296,79 @@ def test_concurrent_replies_confirm_once_and_cancel_once(app, rt, org, db, twili
     assert sum("is cancelled" in (a[1] or "") for a in answers) == 1
     assert sum("already cancelled" in (a[1] or "") for a in answers) == 5
     assert events_of(db, "appointment.cancelled", reference) == 1
+
+
+def test_a_reply_runs_on_one_connection_and_takes_the_catalogue_the_worker_keeps(
+    app, rt, org, db, twilio
+):
+    """#30: the token's lookup and the reply's transaction share one pooled connection, and
+    a confirmation names its resource from the catalogue kept for the organization's version
+    (the reply reads the organization afresh, so the version is current)."""
+    first = book(app, org, local_start(days=3, hour=9))["appointment"]["reference"]
+    second = book(app, org, local_start(days=4, hour=9))["appointment"]["reference"]
+    Notifier(rt.uow, rt.settings, clock=StoppedClock()).send_due()
+    assert "is confirmed" in (reply(app, org.id, f"1 {first}")[1] or "")
+    seen = statements_sent(app)
+    checkouts = []
+    event.listen(app.extensions[KEY].engine, "checkout", lambda *args: checkouts.append(1))
+
+    assert "is confirmed" in (reply(app, org.id, f"1 {second}")[1] or "")
+
+    assert len(checkouts) == 1
+    assert not [s for s in seen if "FROM resources" in s], seen
+    assert appointment(db, second)[1] is not None
+    (payload,) = db.execute(
+        "SELECT payload FROM outbox_events WHERE type = 'appointment.confirmed' "
+        "AND payload->'data'->>'reference' = %s",
+        (second,),
+    ).fetchone()
+    assert payload["data"]["resource"]  # named from the kept catalogue
+
+
+def test_a_1_after_a_newer_waitlist_offer_confirms_what_the_confirmation_was_about(
+    app, rt, org, db, twilio
+):
+    """A reply is about the newest text about an appointment, even when a waitlist offer
+    (answered by YES; about the appointment that freed its time) came after it."""
+    reference = book(app, org, local_start(days=3, hour=11))["appointment"]["reference"]
+    Notifier(rt.uow, rt.settings, clock=StoppedClock()).send_due()
+    someone_else = envelope(
+        tool_call(**booking(start=local_start(days=5, hour=11))), customer=STRANGER
+    )
+    freed = booked(post(app.test_client(), org, someone_else))["appointment"]["reference"]
+    db.execute(
+        "INSERT INTO notifications (org_id, appointment_id, kind, channel, to_address, due_at, "
+        "status, attempted_at, sent_at, attempts, body) "
+        "SELECT org_id, id, 'waitlist_offer', 'sms', %s, now(), 'sent', now(), "
+        "now() + interval '1 minute', 1, 'A time came free' FROM appointments "
+        "WHERE reference = %s",
+        (CALLER, freed),
+    )
+    db.commit()
+
+    status, answer = reply(app, org.id, "1")
+
+    assert status == 200 and "is confirmed" in (answer or "")
+    assert appointment(db, reference)[1] is not None
+    assert appointment(db, freed) == ("booked", None)
+
+
+def test_a_reply_about_the_numbers_former_contacts_appointment_changes_nothing(
+    app, rt, org, db, twilio
+):
+    """The text went to this number when it was another contact's: the new contact's "1"
+    reaches none of the former contact's appointments."""
+    reference = book(app, org, local_start(days=3, hour=16))["appointment"]["reference"]
+    Notifier(rt.uow, rt.settings, clock=StoppedClock()).send_due()
+    db.execute(
+        "UPDATE contacts SET phone = '+14155550177' WHERE org_id = %s AND phone = %s",
+        (org.id, CALLER),
+    )
+    db.execute(
+        "INSERT INTO contacts (org_id, phone, name) VALUES (%s, %s, 'New Owner')", (org.id, CALLER)
+    )
+    db.commit()
+
+    assert reply(app, org.id, "1") == (200, None)
+    assert reply(app, org.id, f"2 {reference}") == (200, None)
+    assert appointment(db, reference) == ("booked", None)
