@@ -332,6 +332,35 @@ OTHER_PATHS_LEVERS = """
    and DST days); the new test and a property test fail when the fast path is taken on
    every day (checked).
 
+7. **The SMS reply on one connection, with the kept catalogue and hot statements**
+   (`api/twilio.py`, `use_cases/sms_replies._target`; the settings, contact, inbound-sid,
+   last-text, upcoming, locked-appointment, confirm and answer statements as `HotStatement`s
+   in their repositories; a sixth session). The two-way SMS reply cost twice a booking's
+   Python (gunicorn 7.90 ms per reply against 4.06 per booking in W), and py-spy under load
+   found SQLAlchemy building and caching its 13 Core statements (`coercions.expect` and
+   `_generate_cache_key` the largest). Now the token's lookup (in autocommit) and the reply's
+   transaction share one pooled connection whose units take the catalogue the worker keeps
+   for the organization's version (the reply reads the organization afresh in its own
+   transaction, as REST and Retell do, lever 1); the statements are hot (the last text's
+   kinds one array parameter instead of an IN list); the newest text of any kind is reused
+   when it is about an appointment (read again only when a waitlist offer came after it);
+   and the appointment is read once, locked, by id and contact, instead of by id and then
+   again by its reference. `make profile --path sms` (new): 13 -> 10 statements, 17 -> 12
+   round trips, 8,668 -> 3,947 Python calls per reply; three alternating rounds of 1,000
+   replies, CPU 6.45/6.40/5.59 -> 2.34/2.19/2.24 ms and PostgreSQL's 1.26/1.22/1.05 ->
+   0.79/0.72/0.72 ms per reply. `BENCH_ONLY=vapi,sms`, two alternating rounds: replies at c=8
+   227 and 242/s -> 458 and 441/s (the same runs' VAPI bookings 428, 460 -> 447, 419/s),
+   gunicorn's CPU per reply 6.70, 6.42 -> 3.00, 3.18 ms, p99 69.0, 58.0 -> 36.7, 40.9 ms.
+   *Risk:* a change to the organization's resources made between the reply's organization
+   read and its event is named as it was at that read (the event's resource name), as on
+   the REST path; the rest of the reply is unchanged. Tests:
+   `tests/integration/notifications/test_sms_replies.py` (one checkout and no catalogue read
+   on a reply, which fails on the old endpoint; a "1" after a newer waitlist offer confirms
+   the appointment the confirmation was about; a number's former contact's appointment stays
+   out of reach: both pass on the old code and fail when the offer is taken for the text
+   about the appointment or the contact is left out of the locked read), with the #29 tests
+   unchanged.
+
 **Run to run.** The same code (all of the levers above), five full `make bench` runs within 30
 minutes on this machine, 2026-12-05 (A's PgBouncer run had no warm-up yet, C's PgBouncer run
 booked past the horizon and had 92 errors, both fixed before D; after E, every prefill is
