@@ -63,13 +63,10 @@ from booking_service.persistence.schema_check import alembic_config
 from tests.support.platforms import retell_body, retell_signature
 from tests.support.wire import counting_relay
 
-SLOTS_PER_DAY = 287  # 00:00 .. 23:50: the bench resource closes at 23:55
-
 
 def body(k: int, base: int, rest: str) -> bytes:
     """The k-th booking, like bench/book.lua's `distinct` mode: a new caller and a free slot."""
-    epoch = base + 86400 * (k // SLOTS_PER_DAY) + 300 * (k % SLOTS_PER_DAY)
-    start = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+    start = datetime.fromtimestamp(signed.slot_epoch(base, k), UTC).strftime("%Y-%m-%dT%H:%M:00Z")
     arguments = {"name": "Bench Caller", "start": start, "durationMinutes": 5}
     return _tool_calls(k, f"b{k}", "bookAppointment", arguments, rest)
 
@@ -77,7 +74,7 @@ def body(k: int, base: int, rest: str) -> bytes:
 def availability(k: int, base: int, rest: str) -> bytes:
     """The availability check the k-th caller makes before booking (`--path call`): the day
     of its booking, in the same call."""
-    day = datetime.fromtimestamp(base + 86400 * (k // SLOTS_PER_DAY), UTC).strftime("%Y-%m-%d")
+    day = datetime.fromtimestamp(signed.slot_epoch(base, k), UTC).strftime("%Y-%m-%d")
     return _tool_calls(k, f"a{k}", "checkAvailability", {"date": day}, rest)
 
 

@@ -730,6 +730,12 @@ _BOOKED_SQL = (
 )
 
 
+def check_booked(url: str, run: Run, org: int, resource: int, base: int) -> Run:
+    """check_effects for a bookings run: the bench resource's bookings on the days it took
+    from `base` (up to `past(base, run)`, where the next run starts)."""
+    return check_effects(url, run, _BOOKED_SQL, (org, resource, base, past(base, run)))
+
+
 def platform_scenarios(
     wrk_bin, port, url, org, resource, base, workdir, vapi: tuple, wanted: set
 ) -> tuple:
@@ -743,7 +749,7 @@ def platform_scenarios(
         # Signed seconds before the run: Retell's signature is good for 5 minutes.
         pool = signed.retell_pool(workdir / "retell.txt", org, base, POOL)
         run = wrk_replay(wrk_bin, port, c, "Retell-signed bookings", pool, (200, "-", '"error"'))
-        runs.append(check_effects(url, run, _BOOKED_SQL, (org, resource, base, past(base, run))))
+        runs.append(check_booked(url, run, org, resource, base))
         base = past(base, run)
     if "google" in wanted:
         link = signed.link_google(url, org, resource, base)
@@ -789,7 +795,7 @@ def only(
     if "rest" in ONLY:
         key = api_key(url, org)
         run = wrk_rest(wrk_bin, port, c, "REST API bookings", base, key)
-        runs.append(check_effects(url, run, _BOOKED_SQL, (org, resource, base, past(base, run))))
+        runs.append(check_booked(url, run, org, resource, base))
         base = past(base, run)
     platform_credentials(url, org, server.env()["SECRET_KEY"])
     more, base, untouched = platform_scenarios(
@@ -928,9 +934,7 @@ def main() -> int:
                 base,
                 api_key(url, org),
             )
-            runs.append(
-                check_effects(url, run, _BOOKED_SQL, (org, resource, base, past(base, run)))
-            )
+            runs.append(check_booked(url, run, org, resource, base))
             base = past(base, run)
             platform_credentials(url, org, server.env()["SECRET_KEY"])
 

@@ -87,25 +87,24 @@ _UPCOMING = HotStatement(
     .order_by(_appointments.c.starts_at)
     .limit(20)
 )
-# (org_id, reference) and (org_id, id) are unique: one row at most, nothing to order.
-_OF_CONTACT_BY_REFERENCE = HotStatement(
-    select(*APPOINTMENT_COLUMNS)
-    .where(
-        _appointments.c.org_id == bindparam("p_org"),
-        _appointments.c.contact_id == bindparam("p_contact"),
-        _appointments.c.reference == bindparam("p_reference"),
+
+
+def _locked_of_contact(key: str) -> HotStatement:
+    """The contact's own appointment by `key` (bound as p_key), locked. (org_id, reference)
+    and (org_id, id) are unique: one row at most, nothing to order."""
+    return HotStatement(
+        select(*APPOINTMENT_COLUMNS)
+        .where(
+            _appointments.c.org_id == bindparam("p_org"),
+            _appointments.c.contact_id == bindparam("p_contact"),
+            _appointments.c[key] == bindparam("p_key"),
+        )
+        .with_for_update()
     )
-    .with_for_update()
-)
-_OF_CONTACT_BY_ID = HotStatement(
-    select(*APPOINTMENT_COLUMNS)
-    .where(
-        _appointments.c.org_id == bindparam("p_org"),
-        _appointments.c.contact_id == bindparam("p_contact"),
-        _appointments.c.id == bindparam("p_id"),
-    )
-    .with_for_update()
-)
+
+
+_OF_CONTACT_BY_REFERENCE = _locked_of_contact("reference")
+_OF_CONTACT_BY_ID = _locked_of_contact("id")
 
 
 class AppointmentLookups:
@@ -169,14 +168,13 @@ class AppointmentLookups:
 
         FOR UPDATE: a cancel and a reschedule of the same appointment run one after the other.
         """
-        params: dict[str, object] = {"p_org": org_id, "p_contact": contact_id}
-        hot = None
         if starts_at is None and (reference is None) != (appointment_id is None):
-            if reference is not None:
-                hot, params["p_reference"] = _OF_CONTACT_BY_REFERENCE, reference
-            else:
-                hot, params["p_id"] = _OF_CONTACT_BY_ID, appointment_id
-        if hot is not None:
+            hot, key = (
+                (_OF_CONTACT_BY_REFERENCE, reference)
+                if reference is not None
+                else (_OF_CONTACT_BY_ID, appointment_id)
+            )
+            params = {"p_org": org_id, "p_contact": contact_id, "p_key": key}
             row = hot.execute(self.session, params).first()
             return appointment_row(row) if row is not None else None
         stmt = select(*APPOINTMENT_COLUMNS).where(
